@@ -1,0 +1,48 @@
+package executor
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// Attempt is what the engine hands an action for one try of one step instance. Built-in
+// actions (provision, buildx cache, verify, publish) do their work through it so that their
+// processes, output, secrets and records are handled exactly like a run step's.
+type Attempt struct {
+	RunID    string
+	Plan     *plan.Plan
+	Instance *plan.Instance
+	N        int          // 1-based attempt number
+	Log      *slog.Logger // carries plan, run, step and attempt attributes
+	// Output receives process output; each line is logged live, redacted, and stored in the
+	// attempt's log file.
+	Output io.Writer
+	// Secrets holds the plan's secret values, read at the start of the run. Every one of them
+	// is redacted from output, logs, history and errors.
+	Secrets map[string]string
+	// Exec runs argv in its own process group, in dir (the instance's workdir if ""), with the
+	// step's environment plus extraEnv ("K=V"), streaming to Output. Cancelling ctx or the
+	// step's timeout kills the whole group (SIGTERM, grace, SIGKILL).
+	Exec func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error)
+	// Record updates this instance's history record (node, caches, publish, warnings).
+	Record func(func(*history.Step))
+	// Warn records a warning on the run (and logs it).
+	Warn func(msg string)
+	// StateDir is the daemon's (or run --local's) state directory.
+	StateDir string
+}
+
+// ExitStatus is how a process ended.
+type ExitStatus struct {
+	Code   int    // -1 if killed by a signal
+	Signal string // signal name if killed
+}
+
+// actionFunc does one attempt of a built-in action. A returned error fails the attempt;
+// the step's retry policy applies to it as to a run step: its output and the error text
+// are matched against retry_on patterns.
+type actionFunc func(ctx context.Context, a *Attempt) error

@@ -1,0 +1,93 @@
+// Package history is refreshd's record of what happened: runs, step instances, attempts,
+// digests pushed and commits made, in one embedded store file that survives restarts and crashes.
+package history
+
+import "time"
+
+// Trigger says why a run started.
+type Trigger string
+
+const (
+	TriggerSchedule Trigger = "schedule"
+	TriggerManual   Trigger = "manual"
+	TriggerCatchUp  Trigger = "catch-up"
+)
+
+// Status of a run or a step instance.
+type Status string
+
+const (
+	StatusWaiting     Status = "waiting" // steps only
+	StatusRunning     Status = "running"
+	StatusSucceeded   Status = "succeeded"
+	StatusFailed      Status = "failed"
+	StatusInterrupted Status = "interrupted" // cancelled, shut down, or found running after a crash
+	StatusSkipped     Status = "skipped"     // a need failed, skip_if held, or overlap skipped the trigger
+)
+
+// Run is one execution of a plan.
+type Run struct {
+	ID        string    `json:"id"`
+	Plan      string    `json:"plan"`
+	Trigger   Trigger   `json:"trigger"`
+	Scheduled time.Time `json:"scheduled,omitzero"` // the cron time it was started for
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end,omitzero"`
+	Status    Status    `json:"status"`
+	Reason    string    `json:"reason,omitempty"` // why it failed, was skipped or interrupted
+	Warnings  []string  `json:"warnings,omitempty"`
+	Steps     []Step    `json:"steps,omitempty"`
+}
+
+// Step is one step instance of a run.
+type Step struct {
+	Instance string    `json:"instance"`
+	Status   Status    `json:"status"`
+	Reason   string    `json:"reason,omitempty"`
+	Start    time.Time `json:"start,omitzero"`
+	End      time.Time `json:"end,omitzero"`
+	Attempts []Attempt `json:"attempts,omitempty"`
+	Node     string    `json:"node,omitempty"` // the builder node that really built (buildx.build.ref)
+	Caches   []Cache   `json:"caches,omitempty"`
+	Publish  *Publish  `json:"publish,omitempty"`
+	Warnings []string  `json:"warnings,omitempty"`
+}
+
+// Attempt is one try of a step instance.
+type Attempt struct {
+	N        int       `json:"n"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end,omitzero"`
+	ExitCode int       `json:"exit_code"`        // -1 when killed by a signal or not started
+	Signal   string    `json:"signal,omitempty"` // e.g. "killed"
+	Error    string    `json:"error,omitempty"`
+	Log      string    `json:"log,omitempty"` // path of the attempt's log file
+}
+
+// Cache is one registry cache ref checked by a run: its digest before and after.
+type Cache struct {
+	Ref      string `json:"ref"`
+	Before   string `json:"before,omitempty"` // digest before the build, "" if absent
+	After    string `json:"after,omitempty"`  // digest after, "" if missing
+	Changed  bool   `json:"changed"`
+	Verified bool   `json:"verified"`
+}
+
+// Publish is what a publish_constraints step did.
+type Publish struct {
+	Repo         string          `json:"repo"` // with any credentials removed
+	Branch       string          `json:"branch"`
+	Commit       string          `json:"commit,omitempty"` // "" when unchanged or dry run
+	Changed      bool            `json:"changed"`
+	Summary      string          `json:"summary"` // "14 upgraded, 2 added, 1 removed"
+	Changes      []PackageChange `json:"changes,omitempty"`
+	PushAttempts int             `json:"push_attempts"`
+}
+
+// PackageChange is one package pin that changed in one constraints file.
+type PackageChange struct {
+	File    string `json:"file"`
+	Package string `json:"package"`
+	Old     string `json:"old,omitempty"` // "" when added
+	New     string `json:"new,omitempty"` // "" when removed
+}

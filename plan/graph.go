@@ -1,0 +1,74 @@
+package plan
+
+import "time"
+
+// Graph is a plan expanded into concrete step instances, in a deterministic topological order.
+type Graph struct {
+	Plan      *Plan
+	Instances []*Instance
+}
+
+// Instance is one concrete step run: a step with its matrix values bound and every template
+// rendered. Its Action is exactly one of the *Action types below.
+type Instance struct {
+	ID     string // step id, plus "[k=v,...]" for matrix instances and "[platform]" for builds
+	Step   *Step
+	Values []KV      // matrix bindings, in axis order
+	Needs  []string  // instance IDs that must all succeed first
+	Level  int       // 0 for no needs; instances of one level may run in parallel
+	// ConcurrencyKey groups instances that share the step's Concurrency budget: the step id,
+	// plus the platform for buildx builds (builds on different nodes run side by side).
+	ConcurrencyKey string
+	Builder        string // builder this instance uses and locks, if any
+	Timeout        time.Duration
+	Retry          Retry
+	Workdir        string
+	Env            map[string]string
+	Action         Action
+}
+
+// KV is one bound matrix value.
+type KV struct {
+	Key   string
+	Value string
+}
+
+// Action is what an instance does: one of *RunAction, *ProvisionAction, *BuildxCacheAction,
+// *PublishAction, *VerifyAction. The exact commands each performs are the executor's to say
+// (the dry run), since they depend on the outside programs it drives.
+type Action interface {
+	Kind() string
+}
+
+// RunAction executes an argv directly, never through a shell.
+type RunAction struct {
+	Argv []string
+}
+
+// ProvisionAction makes a buildx builder match its declaration and checks its nodes
+// (running, native platform). Expansion adds one before the first instance using a builder.
+type ProvisionAction struct {
+	Builder *Builder
+}
+
+// BuildxCacheAction is one `docker buildx build` for one platform with registry cache.
+type BuildxCacheAction struct {
+	Builder   string
+	Node      string // the node pinned to Platform: the one expected to build
+	Platform  string
+	Context   string
+	File      string
+	Target    string
+	BuildArgs []KV // sorted by key
+	CacheRef  string // repository:cache-<os>-<arch>[-<variant>]
+}
+
+// PublishAction publishes constraint files to a branch.
+type PublishAction struct {
+	PublishConstraints
+}
+
+// VerifyAction checks cache refs in the registry.
+type VerifyAction struct {
+	Refs []string
+}

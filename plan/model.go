@@ -1,0 +1,207 @@
+// Package plan is refreshd's plan model: strict YAML decoding with positions, defaults,
+// validation, templates, and the expansion of matrices into a graph of concrete step runs.
+//
+// A Plan is what an operator wrote, checked and with defaults applied. A Graph is what a run
+// executes: every matrix expanded, every template rendered into exact argv elements.
+// The package does no I/O beyond reading plan files.
+package plan
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Pos is a place in a plan file. Every error about a plan names one.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Overlap says what a trigger does while the same plan is already running. A running refresh
+// is never cancelled by a trigger.
+type Overlap string
+
+const (
+	OverlapSkip  Overlap = "skip"  // the trigger is recorded as skipped
+	OverlapQueue Overlap = "queue" // at most one trigger waits; later ones are skipped
+)
+
+// Emulation says what a builder may do when a node would build a platform it does not run
+// natively (QEMU emulation is over 10x slower: the seed's "better to fail than to emulate").
+type Emulation string
+
+const (
+	EmulationForbid Emulation = "forbid"
+	EmulationWarn   Emulation = "warn"
+	EmulationAllow  Emulation = "allow"
+)
+
+// Plan is one refresh, as loaded and validated from a YAML file.
+type Plan struct {
+	Pos      Pos    // where the document starts
+	File     string // the file it was loaded from
+	Name     string
+	Schedule string         // robfig/cron v3 spec; empty means manual runs only
+	Timezone string         // IANA name; default UTC
+	Location *time.Location // Timezone, loaded
+	Overlap  Overlap        // default skip
+	CatchUp  bool
+	Timeout  time.Duration // whole run; 0 means none
+	// Concurrency caps the step instances running at once in one run; 0 means no cap.
+	Concurrency int
+	// KillGrace is the time between SIGTERM and SIGKILL for a step's process group.
+	KillGrace time.Duration // default 30s
+	Workdir   string        // absolute; default the state directory's work/<plan>
+	Env       map[string]string
+	Secrets   map[string]Secret
+	Vars      map[string]Var
+	Builders  map[string]*Builder // declared in the plan or in a shared file and referenced
+	SkipIf    []SkipCondition
+	Notify    []Webhook
+	KeepRuns  int // history retention per plan; default 50
+	Steps     []*Step
+}
+
+// Secret is a reference to a value read at run time; plans never hold secret values.
+type Secret struct {
+	Pos  Pos
+	File string // absolute path
+	Env  string // name of an environment variable of the daemon
+}
+
+// Var is a plan variable: a string or a list of strings.
+type Var struct {
+	Pos    Pos
+	List   []string
+	Scalar string
+	IsList bool
+}
+
+// Builder is a buildx builder the plan needs to exist with exactly these nodes.
+type Builder struct {
+	Pos       Pos
+	Name      string
+	Driver    string // docker-container | remote | kubernetes
+	Emulation Emulation
+	Nodes     []Node
+}
+
+// Node is one node of a builder, pinned to its native platform.
+type Node struct {
+	Pos        Pos
+	Name       string
+	Endpoint   string
+	Platform   string // os/arch[/variant]
+	DriverOpts map[string]string
+}
+
+// SkipCondition skips a whole run when the project's own CI refreshed recently.
+// Exactly one of Branch and Image is set.
+type SkipCondition struct {
+	Pos    Pos
+	Branch *BranchFreshness
+	Image  *ImageFreshness
+}
+
+// BranchFreshness: skip when the branch's last commit is newer than Within.
+type BranchFreshness struct {
+	Repo   string
+	Branch string
+	Within time.Duration
+}
+
+// ImageFreshness: skip when the image config's `created` is newer than Within.
+type ImageFreshness struct {
+	Ref    string
+	Within time.Duration
+}
+
+// Webhook is a notification target for a plan's failures and recoveries.
+type Webhook struct {
+	Pos    Pos
+	URL    string // may reference a secret: {{ .secrets.SLACK_URL }}
+	Format string // json | slack
+	On     []string
+}
+
+// Step is one step of a plan as written; a matrix step stands for several instances.
+type Step struct {
+	Pos   Pos
+	ID    string
+	Needs []string
+	// Matrix axes in the order written; expansion iterates the first axis slowest.
+	Matrix      []Axis
+	Concurrency int           // instances of this step at once (per node for buildx_cache); 0 means no cap
+	Timeout     time.Duration // per attempt; 0 means the plan's
+	Retry       Retry
+	Workdir     string
+	Env         map[string]string
+	// Builder names a builder this step uses (a run step driving buildx itself, like breeze
+	// --builder). The builder is provisioned and checked before the step and locked while it runs.
+	Builder string
+
+	// Exactly one action.
+	Run                []string // argv templates, one element each
+	BuildxCache        *BuildxCache
+	PublishConstraints *PublishConstraints
+	VerifyCache        *VerifyCache
+}
+
+// Axis is one matrix dimension: a name and its values (literal, or a list variable).
+type Axis struct {
+	Pos    Pos
+	Name   string
+	Values []string
+}
+
+// Retry is a step's retry policy.
+type Retry struct {
+	Attempts   int           // total attempts, default 1
+	Backoff    time.Duration // first delay, default 10s
+	MaxBackoff time.Duration // cap, default 5m
+	Jitter     float64       // fraction of the delay, 0..1, default 0.2
+	// RetryOn: an attempt is retried only if its exit code is listed or its output matches a
+	// pattern. Empty means the default transient patterns (TransientPatterns).
+	ExitCodes []int
+	Output    []*regexp.Regexp
+}
+
+// BuildxCache is the built-in per-platform registry cache refresh of a plain buildx project.
+type BuildxCache struct {
+	Builder   string
+	Context   string // relative to the workdir
+	File      string
+	Target    string
+	BuildArgs map[string]string
+	Platforms []string // templates; each renders to one os/arch[/variant]
+	// Ref is the cache repository (templated); the tag is cache-<os>-<arch>[-<variant>].
+	Ref string
+}
+
+// PublishConstraints publishes generated constraint files to a git branch.
+type PublishConstraints struct {
+	Repo        string
+	Branch      string
+	Files       string // glob relative to the workdir
+	Dir         string // subdirectory of the branch; default the root
+	IgnoreLines *regexp.Regexp
+	AuthorName  string
+	AuthorEmail string
+	Message     string // template over .run, .plan, .summary
+	Token       string // name of a plan secret holding an HTTPS token
+	MaxAttempts int    // push attempts on a non-fast-forward, default 5
+}
+
+// VerifyCache checks that cache refs exist in the registry.
+type VerifyCache struct {
+	Ref string // template
+}

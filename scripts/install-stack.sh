@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# install-stack.sh installs the real build stack refreshd is tested against and demoed on:
+# runc, docker-registry, htpasswd, busybox-static, git, promtool (Debian), buildx and
+# buildkitd/buildctl (built from source through the Go module proxy), and ajv-cli (npm).
+#
+# Built binaries are cached in $REFRESHD_STACK_CACHE (default /var/cache/refreshd-stack) so a
+# second call takes seconds. Everything is idempotent; nothing is downloaded but packages.
+set -euo pipefail
+
+BUILDX_VERSION=${BUILDX_VERSION:-v0.38.2}
+BUILDKIT_VERSION=${BUILDKIT_VERSION:-v0.34.2}
+CACHE=${REFRESHD_STACK_CACHE:-/var/cache/refreshd-stack}
+PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
+BIN=$CACHE/bin
+mkdir -p "$BIN" "$PLUGIN_DIR"
+
+log() { printf 'install-stack: %s\n' "$*" >&2; }
+
+need_apt=()
+for pair in runc:runc docker-registry:docker-registry htpasswd:apache2-utils \
+  busybox:busybox-static git:git promtool:prometheus systemd-analyze:systemd; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# The Debian registry and prometheus packages start services on install where an init
+# system runs; tests start their own, so stop any that came up.
+pkill -x docker-registry 2>/dev/null || true
+pkill -x prometheus 2>/dev/null || true
+
+if [ ! -x "$BIN/docker-buildx-$BUILDX_VERSION" ]; then
+  log "building buildx $BUILDX_VERSION (a few minutes)"
+  GOBIN="$BIN/tmp-buildx" go install "github.com/docker/buildx/cmd/buildx@$BUILDX_VERSION"
+  mv "$BIN/tmp-buildx/buildx" "$BIN/docker-buildx-$BUILDX_VERSION"
+  rmdir "$BIN/tmp-buildx"
+fi
+install -m 0755 "$BIN/docker-buildx-$BUILDX_VERSION" "$PLUGIN_DIR/docker-buildx"
+
+if [ ! -x "$BIN/buildkitd-$BUILDKIT_VERSION" ] || [ ! -x "$BIN/buildctl-$BUILDKIT_VERSION" ]; then
+  log "building buildkitd and buildctl $BUILDKIT_VERSION (a few minutes)"
+  # buildkit's go.mod has exclude directives, so `go install pkg@version` refuses it; a
+  # throw-away module that requires it builds the same commands.
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (
+    cd "$tmp"
+    go mod init refreshd-stack-tools >/dev/null 2>&1
+    cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "github.com/moby/buildkit/cmd/buildctl"
+	_ "github.com/moby/buildkit/cmd/buildkitd"
+)
+GO
+    go get "github.com/moby/buildkit@$BUILDKIT_VERSION" >/dev/null 2>&1
+    go mod tidy >/dev/null 2>&1
+    GOBIN="$tmp/bin" go install github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
+  )
+  mv "$tmp/bin/buildkitd" "$BIN/buildkitd-$BUILDKIT_VERSION"
+  mv "$tmp/bin/buildctl" "$BIN/buildctl-$BUILDKIT_VERSION"
+fi
+install -m 0755 "$BIN/buildkitd-$BUILDKIT_VERSION" /usr/local/bin/buildkitd
+install -m 0755 "$BIN/buildctl-$BUILDKIT_VERSION" /usr/local/bin/buildctl
+
+if ! command -v ajv >/dev/null 2>&1; then
+  log "npm install -g ajv-cli ajv-formats"
+  npm install -g --silent ajv-cli@5 ajv-formats@3 >/dev/null 2>&1
+fi
+
+log "ready: $(docker buildx version 2>/dev/null | head -1); buildkitd $(buildkitd --version | awk '{print $3}'); $(docker-registry --version 2>/dev/null | head -1)"
