@@ -14,4 +14,3 @@ import (
 	_ "golang.org/x/term"
 	_ "gopkg.in/yaml.v3"
 )
-

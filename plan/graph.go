@@ -13,9 +13,9 @@ type Graph struct {
 type Instance struct {
 	ID     string // step id, plus "[k=v,...]" for matrix instances and "[platform]" for builds
 	Step   *Step
-	Values []KV      // matrix bindings, in axis order
-	Needs  []string  // instance IDs that must all succeed first
-	Level  int       // 0 for no needs; instances of one level may run in parallel
+	Values []KV     // matrix bindings, in axis order
+	Needs  []string // instance IDs that must all succeed first
+	Level  int      // 0 for no needs; instances of one level may run in parallel
 	// ConcurrencyKey groups instances that share the step's Concurrency budget: the step id,
 	// plus the platform for buildx builds (builds on different nodes run side by side).
 	ConcurrencyKey string
@@ -59,7 +59,7 @@ type BuildxCacheAction struct {
 	Context   string
 	File      string
 	Target    string
-	BuildArgs []KV // sorted by key
+	BuildArgs []KV   // sorted by key
 	CacheRef  string // repository:cache-<os>-<arch>[-<variant>]
 }
 
