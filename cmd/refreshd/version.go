@@ -1,0 +1,13 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// PLACEHOLDER: replaced by the owner of this subcommand.
+func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "refreshd: not implemented yet")
+	return 2
+}
