@@ -1,0 +1,41 @@
+# refreshd — developer entry points. `make help` lists them.
+
+GO      ?= go
+BIN     ?= bin/refreshd
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: help build test check install-stack demo demo-down fuzz bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/refreshd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/refreshd
+
+check: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: check ## all tests: unit, integration and end-to-end on the real stack
+	$(GO) test -count=1 -timeout 40m ./...
+
+install-stack: ## install the real build stack (buildkitd, buildx, registry, git, ...)
+	bash scripts/install-stack.sh
+
+demo: install-stack build ## the main job: a real refresh of the sample project on a local stack
+	bash scripts/demo.sh
+
+fuzz: ## fuzz the plan loader for 2 minutes
+	$(GO) test ./plan -run '^$$' -fuzz FuzzLoad -fuzztime 2m
+
+bench: build ## benchmarks (numbers in the README)
+	$(GO) test ./plan -run '^$$' -bench BenchmarkLoad -benchmem
+	bash bench/overhead.sh
+	bash bench/fanout.sh
+	bash bench/parallel-platforms.sh
+	bash bench/idle.sh
+	bash bench/latency.sh
+
+clean:
+	rm -rf bin
