@@ -1,0 +1,287 @@
+package buildx
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// BuilderSpec is the builder a caller wants: its name, driver and nodes, each pinned to one
+// platform. All nodes of a builder share its driver.
+type BuilderSpec struct {
+	Name   string
+	Driver string // remote | docker-container | kubernetes | ...
+	Nodes  []NodeSpec
+}
+
+// NodeSpec is one node of a builder.
+type NodeSpec struct {
+	Name       string
+	Endpoint   string // tcp://, unix://, ssh://, a docker context, or "" where the driver needs none
+	Platform   string // os/arch[/variant]: the node's native platform, the one it is pinned to
+	DriverOpts map[string]string
+}
+
+// ChangeKind is one kind of builder change.
+type ChangeKind string
+
+const (
+	ChangeCreate ChangeKind = "create" // the builder with its first node
+	ChangeAppend ChangeKind = "append" // a node the builder lacks
+	ChangeUpdate ChangeKind = "update" // a node whose endpoint, platform or driver options differ
+	ChangeLeave  ChangeKind = "leave"  // a node the spec no longer has
+	ChangeRemove ChangeKind = "rm"     // the whole builder (driver change), before create
+)
+
+// Change is one command that moves a builder towards its spec.
+type Change struct {
+	Kind   ChangeKind
+	Node   string
+	Reason string
+	Argv   []string
+}
+
+func (ch Change) String() string {
+	return fmt.Sprintf("%s %s: %s", ch.Kind, ch.Node, ch.Reason)
+}
+
+// Diff returns the commands that make cur (nil when the builder does not exist) match spec, in
+// the order to run them: rm, create, leave, update, append. An unchanged builder gives none.
+func Diff(docker string, spec BuilderSpec, cur *BuilderState) []Change {
+	if docker == "" {
+		docker = "docker"
+	}
+	var changes []Change
+	fresh := func(reason string) {
+		for i, n := range spec.Nodes {
+			kind, why := ChangeAppend, "declared node missing"
+			if i == 0 {
+				kind, why = ChangeCreate, reason
+			}
+			changes = append(changes, Change{Kind: kind, Node: n.Name, Reason: why, Argv: createArgv(docker, spec, n, i > 0)})
+		}
+	}
+	switch {
+	case cur == nil:
+		fresh("builder does not exist")
+		return changes
+	case cur.Driver != spec.Driver:
+		// buildx cannot change a builder's driver in place.
+		changes = append(changes, Change{Kind: ChangeRemove, Reason: fmt.Sprintf("driver %q, want %q", cur.Driver, spec.Driver),
+			Argv: []string{docker, "buildx", "rm", "--force", "--keep-state", spec.Name}})
+		fresh("recreate with driver " + spec.Driver)
+		return changes
+	}
+	want := map[string]bool{}
+	for _, n := range spec.Nodes {
+		want[n.Name] = true
+	}
+	kept := 0
+	for _, n := range cur.Nodes {
+		if want[n.Name] {
+			kept++
+		}
+	}
+	if kept == 0 {
+		// Leaving every node is refused by buildx; recreate instead.
+		changes = append(changes, Change{Kind: ChangeRemove, Reason: "no declared node exists",
+			Argv: []string{docker, "buildx", "rm", "--force", "--keep-state", spec.Name}})
+		fresh("recreate with the declared nodes")
+		return changes
+	}
+	for _, n := range cur.Nodes {
+		if !want[n.Name] {
+			changes = append(changes, Change{Kind: ChangeLeave, Node: n.Name, Reason: "node not declared",
+				Argv: []string{docker, "buildx", "create", "--name", spec.Name, "--leave", "--node", n.Name}})
+		}
+	}
+	var appends []Change
+	for _, n := range spec.Nodes {
+		have := cur.Node(n.Name)
+		if have == nil {
+			appends = append(appends, Change{Kind: ChangeAppend, Node: n.Name, Reason: "declared node missing", Argv: createArgv(docker, spec, n, true)})
+			continue
+		}
+		if why := nodeDiff(n, have); why != "" {
+			changes = append(changes, Change{Kind: ChangeUpdate, Node: n.Name, Reason: why, Argv: createArgv(docker, spec, n, true)})
+		}
+	}
+	return append(changes, appends...)
+}
+
+// nodeDiff says how a node differs from its spec, "" when it does not.
+func nodeDiff(want NodeSpec, have *NodeState) string {
+	var why []string
+	if want.Endpoint != "" && strings.TrimRight(want.Endpoint, "/") != strings.TrimRight(have.Endpoint, "/") {
+		why = append(why, fmt.Sprintf("endpoint %q, want %q", have.Endpoint, want.Endpoint))
+	}
+	if want.Platform != "" {
+		wp, err := ParsePlatform(want.Platform)
+		if err != nil || len(have.Pinned) != 1 || have.Pinned[0] != wp.String() {
+			why = append(why, fmt.Sprintf("pinned %v, want [%s]", have.Pinned, want.Platform))
+		}
+	}
+	if len(want.DriverOpts) > 0 || len(have.DriverOpts) > 0 {
+		if !maps.Equal(want.DriverOpts, have.DriverOpts) {
+			why = append(why, "driver options differ")
+		}
+	}
+	return strings.Join(why, ", ")
+}
+
+// createArgv is `docker buildx create` for one node: a new builder, or --append (which also
+// updates an existing node of that name). --driver is always passed: without it a tcp:// or
+// ssh:// endpoint silently becomes a remote builder (buildx#1293).
+func createArgv(docker string, spec BuilderSpec, n NodeSpec, appendNode bool) []string {
+	argv := []string{docker, "buildx", "create", "--name", spec.Name, "--driver", spec.Driver}
+	if appendNode {
+		argv = append(argv, "--append")
+	}
+	argv = append(argv, "--node", n.Name)
+	if n.Platform != "" {
+		argv = append(argv, "--platform", n.Platform)
+	}
+	for _, k := range slices.Sorted(maps.Keys(n.DriverOpts)) {
+		argv = append(argv, "--driver-opt", k+"="+n.DriverOpts[k])
+	}
+	if n.Endpoint != "" {
+		argv = append(argv, n.Endpoint)
+	}
+	return argv
+}
+
+// Provision makes the builder match spec and returns the changes it made (none for a builder
+// that already matches). It checks the result: a builder that still differs is an error.
+func (c *Client) Provision(ctx context.Context, spec BuilderSpec) ([]Change, error) {
+	if len(spec.Nodes) == 0 {
+		return nil, fmt.Errorf("provision builder %s: no nodes declared", spec.Name)
+	}
+	var done []Change
+	// Two rounds: an --append that pins a platform unpins it from the other nodes, so a
+	// swap of platforms between nodes needs a second pass.
+	for round := 0; round < 2; round++ {
+		cur, found, err := c.Builder(ctx, spec.Name)
+		if err != nil {
+			return done, fmt.Errorf("provision builder %s: %w", spec.Name, err)
+		}
+		if !found {
+			cur = nil
+		}
+		changes := Diff(c.docker(), spec, cur)
+		if len(changes) == 0 {
+			return done, nil
+		}
+		for _, ch := range changes {
+			c.log().Info("builder change", "builder", spec.Name, "node", ch.Node, "change", string(ch.Kind), "reason", ch.Reason)
+			if err := c.run(ctx, ch.Argv...); err != nil {
+				return done, fmt.Errorf("provision builder %s: %s node %s: %w", spec.Name, ch.Kind, ch.Node, err)
+			}
+			done = append(done, ch)
+		}
+	}
+	cur, found, err := c.Builder(ctx, spec.Name)
+	if err != nil {
+		return done, fmt.Errorf("provision builder %s: %w", spec.Name, err)
+	}
+	if !found {
+		cur = nil
+	}
+	if rest := Diff(c.docker(), spec, cur); len(rest) > 0 {
+		return done, fmt.Errorf("provision builder %s: still differs after provisioning: %v", spec.Name, rest)
+	}
+	return done, nil
+}
+
+// WaitPolicy bounds WaitRunning.
+type WaitPolicy struct {
+	Attempts         int           // checks in all; default 3
+	Backoff          time.Duration // delay after the first failed check, doubled each time; default 2s
+	BootstrapTimeout time.Duration // one `docker buildx inspect --bootstrap`; default 30s
+}
+
+func (p WaitPolicy) withDefaults() WaitPolicy {
+	if p.Attempts <= 0 {
+		p.Attempts = 3
+	}
+	if p.Backoff <= 0 {
+		p.Backoff = 2 * time.Second
+	}
+	if p.BootstrapTimeout <= 0 {
+		p.BootstrapTimeout = 30 * time.Second
+	}
+	return p
+}
+
+// NodeNotRunningError says which node of a builder is not running, where, and how it looked.
+type NodeNotRunningError struct {
+	Builder, Node, Endpoint, Status string
+	Checks                          int
+	Detail                          string // the node's error, or the bootstrap's, if any
+}
+
+func (e *NodeNotRunningError) Error() string {
+	msg := fmt.Sprintf("builder %s node %s (%s) is %s, not running, after %d checks", e.Builder, e.Node, e.Endpoint, e.Status, e.Checks)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// WaitRunning requires every node of the builder to be running. A node that is not is
+// bootstrapped (`docker buildx inspect --bootstrap`) and checked again with backoff; after the
+// last check the first such node is returned as a *NodeNotRunningError.
+func (c *Client) WaitRunning(ctx context.Context, name string, policy WaitPolicy) (*BuilderState, error) {
+	policy = policy.withDefaults()
+	delay := policy.Backoff
+	var bootErr error
+	for check := 1; ; check++ {
+		cur, found, err := c.Builder(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("check builder %s nodes: %w", name, err)
+		}
+		if !found {
+			return nil, fmt.Errorf("check builder %s nodes: builder does not exist", name)
+		}
+		var down *NodeState
+		for i := range cur.Nodes {
+			if cur.Nodes[i].Status != StatusRunning {
+				down = &cur.Nodes[i]
+				break
+			}
+		}
+		if down == nil {
+			return cur, nil
+		}
+		if check >= policy.Attempts {
+			e := &NodeNotRunningError{Builder: name, Node: down.Name, Endpoint: down.Endpoint, Status: down.Status, Checks: check, Detail: down.Err}
+			if e.Status == "" {
+				e.Status = "unknown"
+			}
+			if e.Detail == "" && bootErr != nil {
+				e.Detail = lastLine(bootErr.Error())
+			}
+			return cur, e
+		}
+		c.log().Warn("builder node not running", "builder", name, "node", down.Name, "endpoint", down.Endpoint, "status", down.Status, "check", check)
+		bctx, cancel := context.WithTimeout(ctx, policy.BootstrapTimeout)
+		bootErr = c.run(bctx, c.docker(), "buildx", "inspect", "--bootstrap", name)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("check builder %s nodes: %w", name, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

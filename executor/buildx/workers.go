@@ -1,0 +1,137 @@
+package buildx
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// workerInfo is the subset of `buildctl debug workers --format '{{json .}}'` we read.
+type workerInfo struct {
+	Platforms []struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	} `json:"platforms"`
+}
+
+// ParseWorkers returns the platforms of the first worker in `buildctl debug workers --format
+// '{{json .}}'` output, native first.
+func ParseWorkers(out []byte) ([]string, error) {
+	var ws []workerInfo
+	if err := json.Unmarshal(out, &ws); err != nil {
+		return nil, fmt.Errorf("parse buildctl debug workers output: %w", err)
+	}
+	if len(ws) == 0 || len(ws[0].Platforms) == 0 {
+		return nil, fmt.Errorf("buildctl debug workers: no worker with platforms")
+	}
+	var ps []string
+	for _, p := range ws[0].Platforms {
+		ps = append(ps, Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant}.normalize().String())
+	}
+	return ps, nil
+}
+
+// buildctlAddr is the address buildctl reaches a node at, "" when it cannot (kubernetes pods
+// have generated names).
+func buildctlAddr(driver string, n NodeState) string {
+	switch driver {
+	case "docker-container":
+		return "docker-container://buildx_buildkit_" + n.Name
+	case "remote":
+		return n.Endpoint
+	}
+	return ""
+}
+
+// NativeFromLs infers a running node's native platform from its `buildx ls` platform list when
+// buildctl cannot reach it: ls lists the pinned platforms first, then the worker's own
+// (native first) without duplicates. If the first worker platform is in the pinned
+// platform's native family, the pinned platform was the native one and was deduplicated away.
+func NativeFromLs(pinned, platforms []string) (string, error) {
+	pin := map[string]bool{}
+	for _, p := range pinned {
+		pin[p] = true
+	}
+	var rest []string
+	for _, p := range platforms {
+		np, err := ParsePlatform(p)
+		if err != nil {
+			return "", err
+		}
+		if !pin[np.String()] {
+			rest = append(rest, np.String())
+		}
+	}
+	switch {
+	case len(rest) == 0 && len(pinned) > 0:
+		return pinned[0], nil
+	case len(rest) == 0:
+		return "", fmt.Errorf("node lists no platforms")
+	case len(pinned) > 0:
+		if ok, _ := Native(pinned[0], rest[0]); ok {
+			return pinned[0], nil
+		}
+	}
+	return rest[0], nil
+}
+
+// NativePlatform returns a running node's native platform: the first platform of its worker
+// as `buildctl --addr ADDR debug workers` lists it (remote and docker-container drivers), or,
+// for drivers buildctl cannot address, inferred from `buildx ls` (NativeFromLs).
+func (c *Client) NativePlatform(ctx context.Context, driver string, n NodeState) (string, error) {
+	addr := buildctlAddr(driver, n)
+	if addr == "" {
+		native, err := NativeFromLs(n.Pinned, n.Platforms)
+		if err != nil {
+			return "", fmt.Errorf("native platform of node %s (%s): %w", n.Name, n.Endpoint, err)
+		}
+		return native, nil
+	}
+	out, err := c.query(ctx, c.buildctl(), "--addr", addr, "debug", "workers", "--format", "{{json .}}")
+	if err != nil {
+		return "", fmt.Errorf("native platform of node %s (%s): %w", n.Name, addr, err)
+	}
+	ps, err := ParseWorkers(out)
+	if err != nil {
+		return "", fmt.Errorf("native platform of node %s (%s): %w", n.Name, addr, err)
+	}
+	return ps[0], nil
+}
+
+// PlatformCheck is the emulation check of one node: its declared (pinned) platform against
+// its worker's native platform.
+type PlatformCheck struct {
+	Node, Endpoint   string
+	Declared, Native string
+	Emulated         bool // Declared is neither Native nor in its native family
+}
+
+func (p PlatformCheck) String() string {
+	return fmt.Sprintf("node %s (%s) declared %s, native %s", p.Node, p.Endpoint, p.Declared, p.Native)
+}
+
+// CheckPlatforms compares each declared node's platform with its worker's native platform.
+// state must come from WaitRunning (every node running).
+func (c *Client) CheckPlatforms(ctx context.Context, spec BuilderSpec, state *BuilderState) ([]PlatformCheck, error) {
+	var checks []PlatformCheck
+	for _, n := range spec.Nodes {
+		if n.Platform == "" {
+			continue
+		}
+		ns := state.Node(n.Name)
+		if ns == nil {
+			return nil, fmt.Errorf("check platforms of builder %s: node %s is missing", spec.Name, n.Name)
+		}
+		native, err := c.NativePlatform(ctx, state.Driver, *ns)
+		if err != nil {
+			return nil, fmt.Errorf("check platforms of builder %s: %w", spec.Name, err)
+		}
+		ok, err := Native(native, n.Platform)
+		if err != nil {
+			return nil, fmt.Errorf("check platforms of builder %s node %s: %w", spec.Name, n.Name, err)
+		}
+		checks = append(checks, PlatformCheck{Node: n.Name, Endpoint: ns.Endpoint, Declared: n.Platform, Native: native, Emulated: !ok})
+	}
+	return checks, nil
+}

@@ -1,0 +1,63 @@
+package teststack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Buildkitd is a running buildkitd with the OCI worker, its own root, on a tcp port.
+type Buildkitd struct {
+	Name     string
+	Endpoint string // tcp://127.0.0.1:PORT
+	Root     string
+	proc     *process
+}
+
+// StartBuildkitd starts buildkitd on a free 127.0.0.1 port with its own root under a temp
+// directory (removed at cleanup: roots grow large) and waits until `buildctl debug workers`
+// answers. Registries on 127.0.0.1 are reached over plain HTTP.
+func StartBuildkitd(t testing.TB, name string) *Buildkitd {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "refreshd-buildkitd-"+name+"-")
+	if err != nil {
+		t.Fatalf("create buildkitd dir: %v", err)
+	}
+	b := &Buildkitd{
+		Name:     name,
+		Endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", FreePort(t)),
+		Root:     filepath.Join(dir, "root"),
+	}
+	// Registered before start so it runs after the process is stopped (cleanups are LIFO).
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	cfg := `[registry."127.0.0.1"]
+  http = true
+  insecure = true
+[worker.oci]
+  enabled = true
+  gc = false
+[worker.containerd]
+  enabled = false
+`
+	cfgPath := filepath.Join(dir, "buildkitd.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatalf("write buildkitd config: %v", err)
+	}
+	logPath := filepath.Join(dir, "buildkitd.log")
+	b.proc = start(t, logPath, "buildkitd", "--config", cfgPath, "--root", b.Root, "--addr", b.Endpoint)
+	waitUntil(t, "buildkitd "+name+" on "+b.Endpoint, b.proc, logPath, 15*time.Second, func(ctx context.Context) error {
+		out, err := exec.CommandContext(ctx, "buildctl", "--addr", b.Endpoint, "debug", "workers").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("buildctl debug workers: %v: %s", err, out)
+		}
+		return nil
+	})
+	return b
+}
+
+// Kill stops buildkitd at once (SIGKILL), the way a crashed or unreachable node looks.
+func (b *Buildkitd) Kill() { b.proc.kill() }
