@@ -165,4 +165,3 @@ func tail(b []byte, n int) string {
 	}
 	return string(b)
 }
-
