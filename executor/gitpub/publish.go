@@ -1,0 +1,270 @@
+// Package gitpub publishes generated constraint files to a git branch with the real git CLI,
+// so that the user's credential helpers and SSH keys work exactly as for their own git.
+//
+// Each repository and branch has its own clone under the state directory, fetched and reset
+// to the remote branch on every publish; the user's checkout is never touched. Generated
+// files are copied flat into the branch (or a subdirectory); a file counts as changed only
+// when a line not matching the ignore pattern changed (the header holds a generation
+// timestamp). Files on the branch that the run did not generate are never deleted. Changes
+// become one commit, pushed without force; when someone else pushed first, the publish
+// fetches, re-applies and tries again, so the remote keeps both commits. A lock per
+// repository and branch keeps two plans or two daemons from publishing it at once.
+package gitpub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// Options say what to publish where.
+type Options struct {
+	Repo   string // URL or path; credentials in it are used but never shown or stored
+	Branch string
+	// Token, if set, authenticates to HTTPS remotes (user "x-access-token") instead of the
+	// user's credential helpers.
+	Token   string
+	Workdir string   // absolute; Files are relative to it
+	Files   []string // glob patterns (filepath.Glob syntax)
+	Dir     string   // subdirectory of the branch to copy into; "" is the root
+	// Ignore matches lines that do not count as a change; nil means DefaultIgnore.
+	Ignore      *regexp.Regexp
+	AuthorName  string // default "refreshd"
+	AuthorEmail string // default "refreshd@localhost"
+	// Message renders the commit message for a change summary. It is called again when a
+	// race makes the publish re-compare.
+	Message func(summary string) string
+	// MaxAttempts bounds push attempts when the branch keeps moving; default 5.
+	MaxAttempts int
+	// FetchAttempts and FetchBackoff bound the tries to reach the remote; default 3 and 2s
+	// (doubling).
+	FetchAttempts int
+	FetchBackoff  time.Duration
+	StateDir      string // the clone lives in StateDir/git/KEY, the lock in StateDir/locks
+	DryRun        bool   // compare and report, but commit and push nothing
+	Env           []string
+	Runner        Runner       // default an ExecRunner writing to Output
+	Output        io.Writer    // the human-readable diff (and git's output with the default Runner)
+	Log           *slog.Logger // default discards
+	// LockWait is how often a waiting publish retries the branch lock; default 1s.
+	LockWait time.Duration
+}
+
+// DefaultIgnore: comment lines, where constraint files keep their generation timestamp.
+const DefaultIgnore = `^#`
+
+// Result is what a publish did.
+type Result struct {
+	Repo         string // without credentials
+	Branch       string
+	Clone        string // the clone's directory
+	Commit       string // "" when unchanged or dry run
+	Changed      bool
+	Summary      string // "14 upgraded, 2 added, 1 removed across 3 files" or "no change"
+	Files        []FileChange
+	PushAttempts int
+}
+
+// Changes lists every package change of every file.
+func (r *Result) Changes() []Change {
+	var out []Change
+	for _, f := range r.Files {
+		out = append(out, f.Changes...)
+	}
+	return out
+}
+
+// Publish copies the generated files into the branch and, when something meaningful
+// changed, commits and pushes them. The returned Result is filled as far as the publish got,
+// also on error.
+func Publish(ctx context.Context, o Options) (*Result, error) {
+	rem, err := parseRemote(o.Repo, o.Token)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Repo: rem.URL, Branch: o.Branch}
+	if err := o.validate(); err != nil {
+		return res, err
+	}
+	o.defaults(rem)
+	key := Key(o.Repo, o.Branch)
+	res.Clone = filepath.Join(o.StateDir, "git", key)
+	log := o.Log.With("branch", o.Branch, "repo", rem.URL)
+
+	unlock, err := lockBranch(ctx, filepath.Join(o.StateDir, "locks", "branch-"+key+".lock"), o.LockWait, log)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+
+	c := &clone{
+		dir: res.Clone, remote: rem, branch: o.Branch, run: o.Runner, log: log,
+		env:           append(append([]string(nil), o.Env...), rem.env()...),
+		fetchAttempts: o.FetchAttempts, fetchBackoff: o.FetchBackoff,
+	}
+	for attempt := 1; ; attempt++ {
+		if _, err := c.sync(ctx); err != nil {
+			return res, fmt.Errorf("update constraints clone of %s: %w", o.Branch, err)
+		}
+		// Read the sources on every attempt: a race retry compares against the new head.
+		sources, err := collect(o.Workdir, o.Files)
+		if err != nil {
+			return res, err
+		}
+		files, err := apply(c.dir, o.Dir, sources, o.Ignore)
+		if err != nil {
+			return res, err
+		}
+		res.Files = files
+		res.Changed = len(files) > 0
+		res.Summary = summarize(res.Changes(), len(files))
+		if attempt == 1 || !res.Changed {
+			o.report(res)
+		}
+		if !res.Changed {
+			log.Info("constraints unchanged", "files", len(sources))
+			return res, nil
+		}
+		if o.DryRun {
+			fmt.Fprintf(o.Output, "dry run: would commit and push to %s branch %s\n", rem.URL, o.Branch)
+			return res, nil
+		}
+		paths := make([]string, len(files))
+		for i, f := range files {
+			paths[i] = f.Path
+		}
+		commit, err := c.commit(ctx, paths, o.AuthorName, o.AuthorEmail, o.Message(res.Summary))
+		if err != nil {
+			return res, err
+		}
+		res.PushAttempts = attempt
+		err = c.push(ctx)
+		if err == nil {
+			res.Commit = commit
+			log.Info("constraints published", "commit", commit, "summary", res.Summary, "push_attempts", attempt)
+			fmt.Fprintf(o.Output, "pushed %s to %s branch %s: %s\n", commit, rem.URL, o.Branch, res.Summary)
+			return res, nil
+		}
+		if !errors.Is(err, errRaced) {
+			return res, err
+		}
+		if attempt >= o.MaxAttempts {
+			return res, fmt.Errorf("push constraints to %s: the branch moved on every one of %d attempts", o.Branch, attempt)
+		}
+		log.Warn("constraints branch moved during publish; fetching and re-applying", "push_attempt", attempt)
+		fmt.Fprintf(o.Output, "branch %s moved on the remote; fetching and re-applying (attempt %d of %d)\n", o.Branch, attempt+1, o.MaxAttempts)
+	}
+}
+
+func (o *Options) validate() error {
+	if o.Branch == "" {
+		return errors.New("publish constraints: no branch")
+	}
+	if o.StateDir == "" {
+		return errors.New("publish constraints: no state directory")
+	}
+	if len(o.Files) == 0 {
+		return errors.New("publish constraints: no files pattern")
+	}
+	if o.Dir != "" {
+		if err := checkRelative(o.Dir); err != nil {
+			return fmt.Errorf("publish constraints: dir %q: %w", o.Dir, err)
+		}
+		o.Dir = filepath.Clean(o.Dir)
+		if o.Dir == "." {
+			o.Dir = ""
+		}
+	}
+	return nil
+}
+
+func (o *Options) defaults(rem remote) {
+	if o.Ignore == nil {
+		o.Ignore = regexp.MustCompile(DefaultIgnore)
+	}
+	if o.AuthorName == "" {
+		o.AuthorName = "refreshd"
+	}
+	if o.AuthorEmail == "" {
+		o.AuthorEmail = "refreshd@localhost"
+	}
+	if o.Message == nil {
+		o.Message = func(summary string) string { return "Update constraints: " + summary }
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.FetchAttempts <= 0 {
+		o.FetchAttempts = 3
+	}
+	if o.FetchBackoff <= 0 {
+		o.FetchBackoff = 2 * time.Second
+	}
+	if o.Output == nil {
+		o.Output = io.Discard
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Runner == nil {
+		o.Runner = &ExecRunner{Output: o.Output}
+	}
+	if er, ok := o.Runner.(*ExecRunner); ok && er.Redact == nil {
+		withRedact := *er
+		withRedact.Redact = rem.redactor()
+		o.Runner = &withRedact
+	}
+	if o.LockWait <= 0 {
+		o.LockWait = time.Second
+	}
+}
+
+// report prints the package-level diff.
+func (o *Options) report(res *Result) {
+	if !res.Changed {
+		fmt.Fprintf(o.Output, "constraints on %s: no change\n", res.Branch)
+		return
+	}
+	fmt.Fprintf(o.Output, "constraints on %s: %s\n", res.Branch, res.Summary)
+	for _, f := range res.Files {
+		state := ""
+		if f.New {
+			state = " (new file)"
+		}
+		fmt.Fprintf(o.Output, "%s%s:\n", f.Path, state)
+		for _, c := range f.Changes {
+			fmt.Fprintf(o.Output, "  %s\n", c)
+		}
+		if len(f.Changes) == 0 {
+			fmt.Fprintf(o.Output, "  (lines changed, no package pins)\n")
+		}
+	}
+}
+
+// lockBranch takes the per-branch lock, waiting (as long as ctx allows) for another plan or
+// daemon publishing the same branch.
+func lockBranch(ctx context.Context, path string, every time.Duration, log *slog.Logger) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create lock directory: %w", err)
+	}
+	fl := flock.New(path)
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if !ok {
+		log.Info("waiting for the branch lock: another publish of this branch is running", "lock", path)
+		if ok, err = fl.TryLockContext(ctx, every); !ok || err != nil {
+			return nil, fmt.Errorf("wait for branch lock %s: %w", path, err)
+		}
+	}
+	return func() { fl.Unlock() }, nil
+}
