@@ -43,7 +43,7 @@ func (e *ExitError) Error() string {
 // redacted, to Output.
 type ExecRunner struct {
 	Program string    // path of git; default "git"
-	Output io.Writer // receives "$ git ..." and the command's output, redacted; nil discards
+	Output  io.Writer // receives "$ git ..." and the command's output, redacted; nil discards
 	// Redact scrubs secrets from everything written to Output and from errors.
 	// Publish sets it from the repository URL and token when it is nil.
 	Redact func(string) string
