@@ -49,11 +49,13 @@ port_busy() {
 	ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
 }
 
-# pick_port WANT: WANT if free, else the first free port above it (bounded search).
+# pick_port WANT [TAKEN...]: WANT if free, else the first free port above it that is not
+# one of TAKEN (ports chosen for pieces not started yet); a bounded search.
 pick_port() {
 	local p=$1 i
+	shift
 	for ((i = 0; i < 200; i++)); do
-		if ! port_busy "$p"; then
+		if ! port_busy "$p" && [[ " $* " != *" $p "* ]]; then
 			echo "$p"
 			return 0
 		fi
@@ -72,10 +74,13 @@ alive() {
 	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$DIR/"
 }
 
-# start NAME CMD...: run CMD in its own session with its output in logs/NAME.log.
+# start NAME PORT CMD...: run CMD, which will listen on PORT, in its own session with its
+# output in logs/NAME.log. A port taken since it was chosen is an error, not a silent
+# connection to someone else's server.
 start() {
-	local name=$1
-	shift
+	local name=$1 port=$2
+	shift 2
+	port_busy "$port" && die "port $port (for $name) is taken by another program; see: ss -ltnp 'sport = :$port'"
 	setsid "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
 	echo $! >"$DIR/pids/$name.pid"
 }
@@ -115,15 +120,16 @@ NODE1_PORT=$NODE1_PORT
 EOF
 }
 
-# choose_port NAME VAR DEFAULT: keep the recorded port while NAME runs on it; otherwise take
-# DEFAULT or the next free port, and say so when it is not the default.
+# choose_port NAME VAR DEFAULT [TAKEN...]: keep the recorded port while NAME runs on it;
+# otherwise take DEFAULT or the next free port not in TAKEN, and say so when it is not the
+# default.
 choose_port() {
 	local name=$1 var=$2 def=$3 cur
-	cur=${!var}
+	shift 3
 	if alive "$name"; then
 		return 0
 	fi
-	cur=$(pick_port "$def")
+	cur=$(pick_port "$def" "$@")
 	if [ "$cur" != "$def" ]; then
 		log "port $def is busy: $name uses $cur (recorded in $DIR/stack.env)"
 	fi
@@ -167,7 +173,7 @@ storage:
 http:
   addr: 127.0.0.1:$REGISTRY_PORT
 EOF
-	start registry docker-registry serve "$DIR/registry/config.yml"
+	start registry "$REGISTRY_PORT" docker-registry serve "$DIR/registry/config.yml"
 	wait_for registry "registry on 127.0.0.1:$REGISTRY_PORT" curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/"
 	log "registry 127.0.0.1:$REGISTRY_PORT (pid $(cat "$DIR/pids/registry.pid"))"
 }
@@ -178,7 +184,7 @@ up_node() {
 		return 0
 	fi
 	mkdir -p "$DIR/buildkit/$name"
-	start "$name" buildkitd --config "$DIR/buildkit/buildkitd.toml" --root "$DIR/buildkit/$name" \
+	start "$name" "$port" buildkitd --config "$DIR/buildkit/buildkitd.toml" --root "$DIR/buildkit/$name" \
 		--addr "tcp://127.0.0.1:$port"
 	wait_for "$name" "buildkitd $name on 127.0.0.1:$port" buildctl --addr "tcp://127.0.0.1:$port" debug workers
 	log "buildkitd $name tcp://127.0.0.1:$port (pid $(cat "$DIR/pids/$name.pid"))"
@@ -271,8 +277,8 @@ cmd_up() {
 	mkdir -p "$DIR/pids" "$DIR/logs" "$DIR/buildkit" "$DIR/docker-config"
 	load_env
 	choose_port registry REGISTRY_PORT "$DEFAULT_REGISTRY_PORT"
-	choose_port node0 NODE0_PORT "$DEFAULT_NODE0_PORT"
-	choose_port node1 NODE1_PORT "$DEFAULT_NODE1_PORT"
+	choose_port node0 NODE0_PORT "$DEFAULT_NODE0_PORT" "$REGISTRY_PORT"
+	choose_port node1 NODE1_PORT "$DEFAULT_NODE1_PORT" "$NODE0_PORT"
 	save_env
 	cat >"$DIR/buildkit/buildkitd.toml" <<EOF
 [registry."127.0.0.1:$REGISTRY_PORT"]
