@@ -2,17 +2,111 @@ package executor
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
+	"github.com/refreshd/refreshd/executor/buildx"
+	"github.com/refreshd/refreshd/executor/history"
 	"github.com/refreshd/refreshd/plan"
 )
 
-// PLACEHOLDER: replaced by the owner of this action.
+// buildCache runs one per-platform `docker buildx build` with registry cache and checks its
+// result: the cache ref's digest before and after (a ref missing after the build fails the
+// attempt, since buildx may exit 0 when a cache export failed), and the node that really
+// built it (buildx.build.ref in the metadata file) against the node pinned to the platform.
 func (t *Tools) buildCache(ctx context.Context, a *Attempt, act *plan.BuildxCacheAction) error {
-	return errors.New("buildCache: not implemented yet")
+	reg := t.registryClient(a.Log)
+	before, _, err := reg.Digest(ctx, act.CacheRef)
+	if err != nil {
+		return fmt.Errorf("read cache %s before the build: %w", act.CacheRef, err)
+	}
+	mdFile := t.metadataFile(a)
+	if err := os.MkdirAll(filepath.Dir(mdFile), 0o755); err != nil {
+		return fmt.Errorf("create run directory: %w", err)
+	}
+	_ = os.Remove(mdFile) // a stale file from an earlier attempt must not vouch for this one
+	md, err := t.buildxClient(a).Build(ctx, buildOptions(act, mdFile))
+	if err != nil {
+		return err
+	}
+	after, found, err := reg.Digest(ctx, act.CacheRef)
+	if err != nil {
+		return fmt.Errorf("verify cache %s after the build: %w", act.CacheRef, err)
+	}
+	a.Record(func(s *history.Step) {
+		s.Node = md.Node
+		s.Caches = setCache(s.Caches, history.Cache{Ref: act.CacheRef, Before: before, After: after, Changed: found && before != after, Verified: found})
+	})
+	if !found {
+		return fmt.Errorf("cache %s missing in the registry after the build of %s (the cache export failed or went elsewhere)", act.CacheRef, act.Platform)
+	}
+	a.Log.Info("cache verified", "ref", act.CacheRef, "node", md.Node, "digest", after, "changed", before != after)
+	if md.Node != act.Node {
+		msg := fmt.Sprintf("build of %s on builder %s ran on node %s, not on %s, the node pinned to %s", act.Platform, act.Builder, md.Node, act.Node, act.Platform)
+		if t.emulation(a, act.Builder) == plan.EmulationForbid {
+			return fmt.Errorf("emulation: forbid: %s", msg)
+		}
+		a.Warn(msg)
+	}
+	return nil
+}
+
+func buildOptions(act *plan.BuildxCacheAction, mdFile string) buildx.BuildOptions {
+	o := buildx.BuildOptions{
+		Builder: act.Builder, Platform: act.Platform, Context: act.Context, File: act.File, Target: act.Target,
+		CacheRef: act.CacheRef, MetadataFile: mdFile,
+	}
+	for _, kv := range act.BuildArgs {
+		o.BuildArgs = append(o.BuildArgs, buildx.BuildArg{Key: kv.Key, Value: kv.Value})
+	}
+	return o
+}
+
+// emulation is the builder's emulation policy, forbid when unknown.
+func (t *Tools) emulation(a *Attempt, builder string) plan.Emulation {
+	if a.Plan != nil {
+		if b := a.Plan.Builders[builder]; b != nil && b.Emulation != "" {
+			return b.Emulation
+		}
+	}
+	return plan.EmulationForbid
+}
+
+// metadataFile is DIR/runs/RUN/INSTANCE.json, the instance id made safe for a file name.
+func (t *Tools) metadataFile(a *Attempt) string {
+	return filepath.Join(a.StateDir, "runs", a.RunID, safeName(a.Instance.ID)+".json")
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// setCache replaces the entry for c.Ref (an earlier attempt's) or appends it.
+func setCache(caches []history.Cache, c history.Cache) []history.Cache {
+	for i := range caches {
+		if caches[i].Ref == c.Ref {
+			caches[i] = c
+			return caches
+		}
+	}
+	return append(caches, c)
 }
 
 // describeBuildCache returns the exact operations the action performs, for the dry run.
 func (t *Tools) describeBuildCache(act *plan.BuildxCacheAction) []string {
-	return []string{"buildCache (not implemented yet)"}
+	argv := buildx.BuildArgv(t.Docker, buildOptions(act, "STATE/runs/RUN/INSTANCE.json"))
+	return []string{
+		"HEAD " + act.CacheRef + "  # digest before",
+		strings.Join(argv, " "),
+		"HEAD " + act.CacheRef + "  # digest after: must exist",
+		"check buildx.build.ref names node " + act.Node,
+	}
 }

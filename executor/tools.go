@@ -1,5 +1,11 @@
 package executor
 
+import (
+	"time"
+
+	"github.com/refreshd/refreshd/executor/buildx"
+)
+
 // Tools are the outside programs and clients that built-in actions drive. The zero value
 // uses the programs on PATH and the default docker configuration.
 type Tools struct {
@@ -7,4 +13,17 @@ type Tools struct {
 	Buildctl     string // buildctl, for the emulation guard; default "buildctl"
 	Git          string // default "git"
 	DockerConfig string // DOCKER_CONFIG for buildx builder state and registry credentials; "" = default
+
+	// NodeWait bounds how long provisioning waits for every builder node to be running
+	// (checks, backoff, one bootstrap's timeout). Zero values take buildx's defaults:
+	// 3 checks, 2 s doubling, 30 s per bootstrap.
+	NodeWait buildx.WaitPolicy
+	// PlainHTTPRegistries are registries reached over http ("host" or "host:port"), e.g. a
+	// registry on 127.0.0.1 without TLS. Every other registry is https.
+	PlainHTTPRegistries []string
+	// RegistryAttempts is the number of tries of one registry request on 5xx/429 (default 5);
+	// RegistryRetryWaitMin/Max bound the backoff (defaults 500ms/15s; Retry-After honoured).
+	RegistryAttempts     int
+	RegistryRetryWaitMin time.Duration
+	RegistryRetryWaitMax time.Duration
 }

@@ -1,0 +1,62 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/refreshd/refreshd/executor/buildx"
+	"github.com/refreshd/refreshd/executor/registry"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// buildxClient is a buildx.Client whose changing commands (create, bootstrap, build) run
+// through the attempt, so their output is streamed, logged, redacted and killed on timeout.
+// Queries whose stdout is parsed (ls, buildctl debug workers) run directly, bounded by ctx.
+func (t *Tools) buildxClient(a *Attempt) *buildx.Client {
+	return &buildx.Client{
+		Docker:       t.Docker,
+		Buildctl:     t.Buildctl,
+		DockerConfig: t.DockerConfig,
+		Run: func(ctx context.Context, argv, env []string, stdout io.Writer) error {
+			if stdout != nil {
+				return buildx.ExecRunner(nil)(ctx, argv, env, stdout)
+			}
+			st, err := a.Exec(ctx, "", argv, env...)
+			if err != nil {
+				return err
+			}
+			if st.Code != 0 {
+				if st.Signal != "" {
+					return fmt.Errorf("%s: killed by %s", strings.Join(argv[:min(3, len(argv))], " "), st.Signal)
+				}
+				return fmt.Errorf("%s: exit code %d (output in the attempt log)", strings.Join(argv[:min(3, len(argv))], " "), st.Code)
+			}
+			return nil
+		},
+		Log: a.Log,
+	}
+}
+
+// registryClient is a registry client logging to log.
+func (t *Tools) registryClient(log *slog.Logger) *registry.Client {
+	return registry.New(registry.Options{
+		DockerConfig: t.DockerConfig,
+		PlainHTTP:    t.PlainHTTPRegistries,
+		Attempts:     t.RegistryAttempts,
+		RetryWaitMin: t.RegistryRetryWaitMin,
+		RetryWaitMax: t.RegistryRetryWaitMax,
+		Log:          log,
+	})
+}
+
+// builderSpec translates a plan builder into buildx's own terms.
+func builderSpec(b *plan.Builder) buildx.BuilderSpec {
+	spec := buildx.BuilderSpec{Name: b.Name, Driver: b.Driver}
+	for _, n := range b.Nodes {
+		spec.Nodes = append(spec.Nodes, buildx.NodeSpec{Name: n.Name, Endpoint: n.Endpoint, Platform: n.Platform, DriverOpts: n.DriverOpts})
+	}
+	return spec
+}
