@@ -186,7 +186,12 @@ func (c *clone) commit(ctx context.Context, paths []string, name, email, msg str
 	if _, err := c.git(ctx, add...); err != nil {
 		return "", fmt.Errorf("stage constraints: %w", err)
 	}
-	if _, err := c.git(ctx, "-c", "user.name="+name, "-c", "user.email="+email, "-c", "commit.gpgsign=false",
+	// The environment, not -c user.name, so a GIT_AUTHOR_NAME inherited by the daemon cannot
+	// override the configured author (os/exec keeps the last of duplicate variables).
+	env := append(append([]string(nil), c.env...),
+		"GIT_AUTHOR_NAME="+name, "GIT_AUTHOR_EMAIL="+email,
+		"GIT_COMMITTER_NAME="+name, "GIT_COMMITTER_EMAIL="+email)
+	if _, err := c.run.Git(ctx, c.dir, env, "-c", "commit.gpgsign=false",
 		"commit", "--quiet", "--no-verify", "-m", msg); err != nil {
 		return "", fmt.Errorf("commit constraints: %w", err)
 	}

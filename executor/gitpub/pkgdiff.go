@@ -35,8 +35,10 @@ func (c Change) String() string {
 		return fmt.Sprintf("+ %s %s", c.Package, c.New)
 	case Removed:
 		return fmt.Sprintf("- %s %s", c.Package, c.Old)
+	case Downgraded:
+		return fmt.Sprintf("%s: %s -> %s (DOWNGRADE)", c.Package, c.Old, c.New)
 	default:
-		return fmt.Sprintf("  %s: %s -> %s", c.Package, c.Old, c.New)
+		return fmt.Sprintf("%s: %s -> %s", c.Package, c.Old, c.New)
 	}
 }
 

@@ -1,0 +1,134 @@
+package gitpub
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gitEnv isolates every git of the tests from the user's and system configuration.
+func gitEnv() []string {
+	return []string{"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=other", "GIT_AUTHOR_EMAIL=other@example.com",
+		"GIT_COMMITTER_NAME=other", "GIT_COMMITTER_EMAIL=other@example.com"}
+}
+
+// requireGit skips without git, unless REFRESHD_REQUIRE_STACK is set (CI), then it fails.
+func requireGit(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
+			t.Fatalf("git is required: %v", err)
+		}
+		t.Skipf("git not installed: %v", err)
+	}
+}
+
+// git runs a git command for the test's own side (the bare remote, another clone).
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), gitEnv()...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const branch = "constraints-main"
+
+// constraints renders a constraints file with a generation header.
+func constraints(stamp string, pins ...string) string {
+	return "#\n# This constraints file was automatically generated on " + stamp + "\n# via refreshd tests.\n#\n" +
+		strings.Join(pins, "\n") + "\n"
+}
+
+var seedPins = []string{"apache-beam==2.50.0", "boto3==1.28.0", "celery==5.3.1", "requests==2.31.0"}
+
+// fixture is a bare remote seeded with one constraints commit, a workdir with generated
+// files laid out like Airflow's, and a state directory.
+type fixture struct {
+	remote, workdir, state string
+	seed               string // the remote head after seeding
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	requireGit(t)
+	f := &fixture{remote: filepath.Join(t.TempDir(), "constraints.git"), workdir: t.TempDir(), state: t.TempDir()}
+	git(t, "", "init", "--quiet", "--bare", f.remote)
+	// Record every update of the branch so tests can prove nothing was forced.
+	git(t, f.remote, "config", "core.logAllRefUpdates", "always")
+	seed := t.TempDir()
+	git(t, seed, "init", "--quiet", "-b", branch)
+	writeFile(t, filepath.Join(seed, "constraints-3.11.txt"), constraints("2024-01-01T00:00:00Z", seedPins...))
+	writeFile(t, filepath.Join(seed, "constraints-no-providers-3.11.txt"), constraints("2024-01-01T00:00:00Z", "requests==2.31.0"))
+	writeFile(t, filepath.Join(seed, "README.md"), "not generated: must survive publishes\n")
+	git(t, seed, "add", ".")
+	git(t, seed, "commit", "--quiet", "-m", "seed")
+	git(t, seed, "push", "--quiet", f.remote, "HEAD:refs/heads/"+branch)
+	f.seed = f.head(t)
+	// Files that must never be published sit beside the constraints, as breeze leaves them.
+	writeFile(t, filepath.Join(f.workdir, "files/constraints-3.11/original-constraints-3.11.txt"), "x==1\n")
+	writeFile(t, filepath.Join(f.workdir, "files/constraints-3.11/diff-constraints-3.11.md"), "# diff\n")
+	return f
+}
+
+// generate writes the run's constraints files into the workdir.
+func (f *fixture) generate(t *testing.T, stamp string, pins []string, noProviders []string) {
+	t.Helper()
+	writeFile(t, filepath.Join(f.workdir, "files/constraints-3.11/constraints-3.11.txt"), constraints(stamp, pins...))
+	writeFile(t, filepath.Join(f.workdir, "files/constraints-3.11/constraints-no-providers-3.11.txt"), constraints(stamp, noProviders...))
+}
+
+func (f *fixture) head(t *testing.T) string {
+	return git(t, f.remote, "rev-parse", "refs/heads/"+branch)
+}
+
+func (f *fixture) options() Options {
+	return Options{
+		Repo: f.remote, Branch: branch, Workdir: f.workdir,
+		Files:       []string{"files/constraints-*/constraints*.txt"},
+		AuthorName:  "refreshd-test", AuthorEmail: "refreshd@example.com",
+		StateDir:    f.state, Env: gitEnv(),
+		FetchAttempts: 2, FetchBackoff: 10 * time.Millisecond, LockWait: 20 * time.Millisecond,
+	}
+}
+
+// assertNoForce checks the remote's reflog of the branch: every head it ever had is an
+// ancestor of the next one, so no update rewrote history.
+func assertNoForce(t *testing.T, remote string) {
+	t.Helper()
+	heads := strings.Fields(git(t, remote, "reflog", "show", "--format=%H", "refs/heads/"+branch))
+	for i := 0; i+1 < len(heads); i++ { // newest first
+		cmd := exec.Command("git", "merge-base", "--is-ancestor", heads[i+1], heads[i])
+		cmd.Dir = remote
+		if err := cmd.Run(); err != nil {
+			t.Errorf("remote history was rewritten: %s is not an ancestor of %s", heads[i+1], heads[i])
+		}
+	}
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
