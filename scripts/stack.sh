@@ -74,7 +74,8 @@ alive() {
 	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$DIR/"
 }
 
-# start NAME PORT CMD...: run CMD, which will listen on PORT, in its own session with its
+# start NAME PORT CMD...: run CMD, which will listen on PORT, in its own session (so its pid
+# is its process group; this script has no job control, so setsid execs without forking) with its
 # output in logs/NAME.log. A port taken since it was chosen is an error, not a silent
 # connection to someone else's server.
 start() {
@@ -302,20 +303,22 @@ EOF
 	log "up: $DIR (eval \"\$(scripts/stack.sh env $DIR)\")"
 }
 
-# stop NAME: SIGTERM, then SIGKILL after 10 s; the pid file goes once the process is gone.
+# stop NAME: SIGTERM, then SIGKILL after 10 s, to the process group NAME leads (start ran it
+# under setsid, so the group is exactly NAME and its children, e.g. buildkitd's runc); the pid
+# file goes once the process is gone.
 stop() {
 	local name=$1 pid i
 	[ -f "$DIR/pids/$name.pid" ] || return 0
 	if alive "$name"; then
 		pid=$(cat "$DIR/pids/$name.pid")
-		kill -TERM "$pid" 2>/dev/null || true
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 100; i++)); do
 			alive "$name" || break
 			sleep 0.1
 		done
 		if alive "$name"; then
 			log "$name (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
+			kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 			for ((i = 0; i < 50; i++)); do
 				alive "$name" || break
 				sleep 0.1
