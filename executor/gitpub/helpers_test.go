@@ -67,7 +67,7 @@ var seedPins = []string{"apache-beam==2.50.0", "boto3==1.28.0", "celery==5.3.1",
 // files laid out like Airflow's, and a state directory.
 type fixture struct {
 	remote, workdir, state string
-	seed               string // the remote head after seeding
+	seed                   string // the remote head after seeding
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -106,9 +106,9 @@ func (f *fixture) head(t *testing.T) string {
 func (f *fixture) options() Options {
 	return Options{
 		Repo: f.remote, Branch: branch, Workdir: f.workdir,
-		Files:       []string{"files/constraints-*/constraints*.txt"},
-		AuthorName:  "refreshd-test", AuthorEmail: "refreshd@example.com",
-		StateDir:    f.state, Env: gitEnv(),
+		Files:      []string{"files/constraints-*/constraints*.txt"},
+		AuthorName: "refreshd-test", AuthorEmail: "refreshd@example.com",
+		StateDir: f.state, Env: gitEnv(),
 		FetchAttempts: 2, FetchBackoff: 10 * time.Millisecond, LockWait: 20 * time.Millisecond,
 	}
 }
