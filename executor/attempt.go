@@ -34,6 +34,7 @@ type Attempt struct {
 	Warn func(msg string)
 	// StateDir is the daemon's (or run --local's) state directory.
 	StateDir string
+	DryRun   bool // the dry run: change nothing outside the state directory
 }
 
 // ExitStatus is how a process ended.

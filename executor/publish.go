@@ -2,17 +2,131 @@ package executor
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/template"
 
+	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/executor/history"
 	"github.com/refreshd/refreshd/plan"
 )
 
-// PLACEHOLDER: replaced by the owner of this action.
+// defaultPublishMessage is the commit message when the plan sets none.
+const defaultPublishMessage = "Update constraints: {{ .summary }}\n\nrefreshd run {{ .run }} of plan {{ .plan }}"
+
+// publish copies the run's generated constraints into refreshd's clone of the branch and,
+// when a meaningful line changed, commits and pushes them without force. The engine runs it
+// only when every step it needs succeeded in the same run, so constraints never come from a
+// run whose upgrade build failed. What it did (or, in the dry run, would do) is recorded even
+// when it fails half-way.
 func (t *Tools) publish(ctx context.Context, a *Attempt, act *plan.PublishAction) error {
-	return errors.New("publish: not implemented yet")
+	token := ""
+	if act.Token != "" {
+		v, ok := a.Secrets[act.Token]
+		if !ok || v == "" {
+			return fmt.Errorf("publish constraints to %s: secret %s (the token) has no value", act.Branch, act.Token)
+		}
+		token = v
+	}
+	msgText := act.Message
+	if msgText == "" {
+		msgText = defaultPublishMessage
+	}
+	msgTmpl, err := template.New("message").Option("missingkey=error").Parse(msgText)
+	if err != nil {
+		return fmt.Errorf("publish constraints to %s: message template: %w", act.Branch, err)
+	}
+	var msgErr error
+	message := func(summary string) string {
+		var b strings.Builder
+		data := map[string]string{"run": a.RunID, "plan": a.Plan.Name, "summary": summary}
+		if err := msgTmpl.Execute(&b, data); err != nil {
+			msgErr = err
+			return "Update constraints: " + summary
+		}
+		return b.String()
+	}
+	workdir := a.Plan.Workdir
+	var env []string // the step's environment, as a run step would have it (GIT_SSH_COMMAND, ...)
+	if a.Instance != nil {
+		if a.Instance.Workdir != "" {
+			workdir = a.Instance.Workdir
+		}
+		for _, k := range slices.Sorted(maps.Keys(a.Instance.Env)) {
+			env = append(env, k+"="+a.Instance.Env[k])
+		}
+	}
+	o := gitpub.Options{
+		Repo: act.Repo, Branch: act.Branch, Token: token,
+		Workdir: workdir, Files: []string{act.Files}, Dir: act.Dir, Ignore: act.IgnoreLines, // nil: comment lines
+		AuthorName: act.AuthorName, AuthorEmail: act.AuthorEmail, Message: message,
+		MaxAttempts: act.MaxAttempts, StateDir: a.StateDir, DryRun: a.DryRun, Env: env,
+		Output: a.Output, Log: a.Log,
+		Runner: &gitpub.ExecRunner{Program: t.git(), Output: a.Output},
+	}
+	res, err := gitpub.Publish(ctx, o)
+	if res != nil {
+		a.Record(func(s *history.Step) { s.Publish = publishRecord(res) })
+		for _, c := range res.Changes() {
+			if c.Kind == gitpub.Downgraded {
+				a.Warn(fmt.Sprintf("constraints %s: %s downgraded %s -> %s", c.File, c.Package, c.Old, c.New))
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("publish constraints to %s: %w", act.Branch, err)
+	}
+	if msgErr != nil {
+		a.Warn(fmt.Sprintf("publish constraints to %s: message template: %v (used a default message)", act.Branch, msgErr))
+	}
+	return nil
+}
+
+// publishRecord is the history form of a publish result.
+func publishRecord(res *gitpub.Result) *history.Publish {
+	p := &history.Publish{
+		Repo: res.Repo, Branch: res.Branch, Commit: res.Commit, Changed: res.Changed,
+		Summary: res.Summary, PushAttempts: res.PushAttempts,
+	}
+	for _, c := range res.Changes() {
+		p.Changes = append(p.Changes, history.PackageChange{File: c.File, Package: c.Package, Old: c.Old, New: c.New})
+	}
+	return p
 }
 
 // describePublish returns the exact operations the action performs, for the dry run.
 func (t *Tools) describePublish(act *plan.PublishAction) []string {
-	return []string{"publish (not implemented yet)"}
+	repo := gitpub.RedactURLs(act.Repo)
+	dest := "the branch root"
+	if act.Dir != "" {
+		dest = act.Dir + "/"
+	}
+	ignore := gitpub.DefaultIgnore
+	if act.IgnoreLines != nil {
+		ignore = act.IgnoreLines.String()
+	}
+	attempts := act.MaxAttempts
+	if attempts <= 0 {
+		attempts = 5
+	}
+	auth := "the user's git credentials (credential helpers, SSH keys)"
+	if act.Token != "" {
+		auth = "the token in secret " + act.Token
+	}
+	return []string{
+		fmt.Sprintf("lock branch %s of %s (STATE/locks/branch-%s.lock)", act.Branch, repo, gitpub.Key(act.Repo, act.Branch)),
+		fmt.Sprintf("%s fetch origin %s into STATE/git/%s, reset --hard, clean -fdx (auth: %s)", t.git(), act.Branch, gitpub.Key(act.Repo, act.Branch), auth),
+		fmt.Sprintf("copy %s (relative to the workdir) flat into %s", act.Files, dest),
+		fmt.Sprintf("compare ignoring lines matching %s; commit only if another line changed", ignore),
+		fmt.Sprintf("%s push origin HEAD:refs/heads/%s (never --force; on a race fetch, re-apply and retry, %d attempts)", t.git(), act.Branch, attempts),
+	}
+}
+
+func (t *Tools) git() string {
+	if t.Git == "" {
+		return "git"
+	}
+	return t.Git
 }

@@ -1,0 +1,131 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/plan"
+)
+
+func gitT(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writeT(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPublishGlue runs the publish action through the Attempt contract against a real bare
+// remote: the history record, the rendered message, the downgrade warning, the dry run, and
+// the plan token never reaching output, record or warnings.
+func TestPublishGlue(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil && os.Getenv("REFRESHD_REQUIRE_STACK") == "" {
+		t.Skip("git not installed")
+	}
+	const secret = "glue-s3cret-token"
+	remote := filepath.Join(t.TempDir(), "c.git")
+	gitT(t, "", "init", "--quiet", "--bare", remote)
+	seed := t.TempDir()
+	gitT(t, seed, "init", "--quiet", "-b", "constraints-main")
+	writeT(t, filepath.Join(seed, "constraints-3.12.txt"), "# 2024\na==1.0\nb==2.0\n")
+	gitT(t, seed, "add", ".")
+	gitT(t, seed, "commit", "--quiet", "-m", "seed")
+	gitT(t, seed, "push", "--quiet", remote, "HEAD:refs/heads/constraints-main")
+	seedHead := gitT(t, remote, "rev-parse", "constraints-main")
+
+	work, state := t.TempDir(), t.TempDir()
+	writeT(t, filepath.Join(work, "files/constraints-3.12/constraints-3.12.txt"), "# 2025\na==1.1\nb==1.9\n")
+
+	for _, dry := range []bool{true, false} {
+		var out bytes.Buffer
+		var rec history.Step
+		var warnings []string
+		act := &plan.PublishAction{PublishConstraints: plan.PublishConstraints{
+			Repo: remote, Branch: "constraints-main", Files: "files/constraints-*/constraints*.txt",
+			AuthorName: "bot", AuthorEmail: "bot@example.com", Token: "GH",
+			Message: "Constraints {{ .plan }}/{{ .run }}: {{ .summary }}",
+		}}
+		a := &Attempt{
+			RunID: "r-42", Plan: &plan.Plan{Name: "airflow-main", Workdir: work},
+			Instance: &plan.Instance{ID: "publish-constraints", Workdir: work,
+				Env: map[string]string{"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}},
+			N: 1, Log: slog.New(slog.DiscardHandler), Output: &out,
+			Secrets:  map[string]string{"GH": secret},
+			Record:   func(f func(*history.Step)) { f(&rec) },
+			Warn:     func(m string) { warnings = append(warnings, m) },
+			StateDir: state, DryRun: dry,
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := (&Tools{}).publish(ctx, a, act)
+		cancel()
+		if err != nil {
+			t.Fatalf("dry=%v: publish: %v\n%s", dry, err, out.String())
+		}
+		p := rec.Publish
+		if p == nil || !p.Changed || p.Summary != "1 upgraded, 1 downgraded in 1 file" || len(p.Changes) != 2 {
+			t.Fatalf("dry=%v: record = %+v", dry, p)
+		}
+		head := gitT(t, remote, "rev-parse", "constraints-main")
+		if dry {
+			if p.Commit != "" || head != seedHead || !strings.Contains(out.String(), "b: 2.0 -> 1.9 (DOWNGRADE)") {
+				t.Errorf("dry run: commit %q, head moved %v, output:\n%s", p.Commit, head != seedHead, out.String())
+			}
+		} else {
+			if p.Commit != head || p.PushAttempts != 1 {
+				t.Errorf("record %+v, remote head %s", p, head)
+			}
+			if msg := gitT(t, remote, "log", "-1", "--format=%an|%s", head); msg != "bot|Constraints airflow-main/r-42: 1 upgraded, 1 downgraded in 1 file" {
+				t.Errorf("commit = %q", msg)
+			}
+		}
+		if len(warnings) != 1 || !strings.Contains(warnings[0], "b downgraded 2.0 -> 1.9") {
+			t.Errorf("dry=%v: warnings = %q, want one downgrade warning", dry, warnings)
+		}
+		js, _ := json.Marshal(rec)
+		if strings.Contains(out.String()+string(js)+strings.Join(warnings, ""), secret) {
+			t.Errorf("the token leaked")
+		}
+	}
+}
+
+func TestPublishMissingSecret(t *testing.T) {
+	act := &plan.PublishAction{PublishConstraints: plan.PublishConstraints{Repo: "/nonexistent", Branch: "b", Files: "*.txt", Token: "GH"}}
+	a := &Attempt{Plan: &plan.Plan{Name: "p"}, Secrets: map[string]string{}, StateDir: t.TempDir()}
+	err := (&Tools{}).publish(context.Background(), a, act)
+	if err == nil || !strings.Contains(err.Error(), "secret GH") {
+		t.Fatalf("err = %v, want one naming the missing secret", err)
+	}
+}
+
+func TestDescribePublishHidesCredentials(t *testing.T) {
+	act := &plan.PublishAction{PublishConstraints: plan.PublishConstraints{
+		Repo: "https://x:tok123456@github.com/apache/airflow.git", Branch: "constraints-main", Files: "files/*.txt"}}
+	ops := strings.Join((&Tools{}).describePublish(act), "\n")
+	if strings.Contains(ops, "tok123456") || !strings.Contains(ops, "never --force") || !strings.Contains(ops, "https://github.com/apache/airflow.git") {
+		t.Errorf("describePublish:\n%s", ops)
+	}
+}
