@@ -228,6 +228,7 @@ func TestPublishRemoteUnreachableThenBack(t *testing.T) {
 	if err == nil {
 		t.Fatal("publish to a missing remote succeeded")
 	}
+	t.Logf("error as shown: %v", err)
 	for _, want := range []string{f.remote, branch, "after 2 tries"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)

@@ -77,6 +77,7 @@ func TestTokenNeverShown(t *testing.T) {
 			places := map[string]string{"output": out.String(), "result": string(record), "clone config": string(config)}
 			if err != nil {
 				places["error"] = err.Error()
+				t.Logf("error as shown: %v", err)
 			}
 			for where, text := range places {
 				if strings.Contains(text, token) || strings.Contains(text, "s3cret") {
