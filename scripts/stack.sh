@@ -26,10 +26,16 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DEFAULT_DIR=/tmp/refreshd-demo
-DEFAULT_REGISTRY_PORT=5000
-DEFAULT_NODE0_PORT=12340
-DEFAULT_NODE1_PORT=12341
+# What plans/demo.yaml names; up renders DIR/plans/demo.yaml when the stack differs.
+PLAN_DIR=/tmp/refreshd-demo
+PLAN_REGISTRY_PORT=5000
+PLAN_NODE0_PORT=12340
+PLAN_NODE1_PORT=12341
+# The ports tried first (tests set them to ports the kernel chose); a busy one moves up.
+DEFAULT_DIR=$PLAN_DIR
+DEFAULT_REGISTRY_PORT=${STACK_REGISTRY_PORT:-$PLAN_REGISTRY_PORT}
+DEFAULT_NODE0_PORT=${STACK_NODE0_PORT:-$PLAN_NODE0_PORT}
+DEFAULT_NODE1_PORT=${STACK_NODE1_PORT:-$PLAN_NODE1_PORT}
 PYTHONS=${STACK_PYTHONS:-3.11 3.12}
 BUILDER=demo_stack # used only to push the base; refreshd provisions the plan's own builder
 
@@ -121,12 +127,13 @@ NODE1_PORT=$NODE1_PORT
 EOF
 }
 
-# choose_port NAME VAR DEFAULT [TAKEN...]: keep the recorded port while NAME runs on it;
-# otherwise take DEFAULT or the next free port not in TAKEN, and say so when it is not the
-# default.
+# choose_port NAME VAR [TAKEN...]: keep the port in VAR (recorded in stack.env, else the
+# default) while NAME runs on it or while it is free; otherwise take the next free port not
+# in TAKEN, and say so.
 choose_port() {
-	local name=$1 var=$2 def=$3 cur
-	shift 3
+	local name=$1 var=$2 def cur
+	shift 2
+	def=${!var}
 	if alive "$name"; then
 		return 0
 	fi
@@ -263,10 +270,10 @@ up_project() {
 	# The shipped plan names the default DIR and ports; fill in this stack's.
 	mkdir -p "$DIR/plans"
 	if [ -f "$ROOT/plans/demo.yaml" ]; then
-		sed -e "s#127\.0\.0\.1:$DEFAULT_REGISTRY_PORT\\b#127.0.0.1:$REGISTRY_PORT#g" \
-			-e "s#tcp://127\.0\.0\.1:$DEFAULT_NODE0_PORT\\b#tcp://127.0.0.1:$NODE0_PORT#g" \
-			-e "s#tcp://127\.0\.0\.1:$DEFAULT_NODE1_PORT\\b#tcp://127.0.0.1:$NODE1_PORT#g" \
-			-e "s#$DEFAULT_DIR\\b#$DIR#g" \
+		sed -e "s#127\.0\.0\.1:$PLAN_REGISTRY_PORT\\b#127.0.0.1:$REGISTRY_PORT#g" \
+			-e "s#tcp://127\.0\.0\.1:$PLAN_NODE0_PORT\\b#tcp://127.0.0.1:$NODE0_PORT#g" \
+			-e "s#tcp://127\.0\.0\.1:$PLAN_NODE1_PORT\\b#tcp://127.0.0.1:$NODE1_PORT#g" \
+			-e "s#$PLAN_DIR\\b#$DIR#g" \
 			"$ROOT/plans/demo.yaml" >"$DIR/plans/demo.yaml.tmp"
 		mv "$DIR/plans/demo.yaml.tmp" "$DIR/plans/demo.yaml"
 	fi
@@ -277,9 +284,9 @@ cmd_up() {
 	docker buildx version >/dev/null 2>&1 || die "docker buildx plugin missing: run scripts/install-stack.sh"
 	mkdir -p "$DIR/pids" "$DIR/logs" "$DIR/buildkit" "$DIR/docker-config"
 	load_env
-	choose_port registry REGISTRY_PORT "$DEFAULT_REGISTRY_PORT"
-	choose_port node0 NODE0_PORT "$DEFAULT_NODE0_PORT" "$REGISTRY_PORT"
-	choose_port node1 NODE1_PORT "$DEFAULT_NODE1_PORT" "$NODE0_PORT"
+	choose_port registry REGISTRY_PORT
+	choose_port node0 NODE0_PORT "$REGISTRY_PORT"
+	choose_port node1 NODE1_PORT "$REGISTRY_PORT" "$NODE0_PORT"
 	save_env
 	cat >"$DIR/buildkit/buildkitd.toml" <<EOF
 [registry."127.0.0.1:$REGISTRY_PORT"]

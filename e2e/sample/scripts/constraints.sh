@@ -10,6 +10,7 @@
 # GENERATED_AT (UTC, RFC 3339) overrides the clock, for reproducible seeds.
 set -eu
 set -o pipefail
+export LC_ALL=C # one sort order everywhere
 if [ $# -ne 5 ]; then
 	echo "usage: constraints.sh MODE PYTHON_VERSION RESOLVED ORIGINAL OUTDIR" >&2
 	exit 2

@@ -10,6 +10,7 @@
 # and on the host (scripts/stack.sh seeds the constraints branch with it).
 set -eu
 set -o pipefail
+export LC_ALL=C # one sort order everywhere
 if [ $# -ne 4 ]; then
 	echo "usage: resolve.sh DEPS INDEX PYTHON_VERSION UPGRADE" >&2
 	exit 2
