@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // Node statuses as `docker buildx ls` reports them. An unreachable remote node is inactive.
@@ -160,7 +159,7 @@ func (c *Client) readStore(b *BuilderState) error {
 		}
 		n.Pinned = nil
 		for _, p := range sn.Platforms {
-			n.Pinned = append(n.Pinned, strings.TrimSuffix(Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant}.normalize().String(), "/"))
+			n.Pinned = append(n.Pinned, Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant}.normalize().String())
 		}
 		n.DriverOpts = sn.DriverOpts
 	}
