@@ -22,7 +22,11 @@ func (t *Tools) buildCache(ctx context.Context, a *Attempt, act *plan.BuildxCach
 	if err != nil {
 		return fmt.Errorf("read cache %s before the build: %w", act.CacheRef, err)
 	}
-	mdFile := t.metadataFile(a)
+	// Absolute: buildx runs in the instance's workdir, not ours.
+	mdFile, err := filepath.Abs(t.metadataFile(a))
+	if err != nil {
+		return fmt.Errorf("metadata file path: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(mdFile), 0o755); err != nil {
 		return fmt.Errorf("create run directory: %w", err)
 	}
