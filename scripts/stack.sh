@@ -90,7 +90,9 @@ start() {
 	port_busy "$port" && die "port $port (for $name) is taken by another program; see: ss -ltnp 'sport = :$port'"
 	setsid "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
 	echo $! >"$DIR/pids/$name.pid"
+	STARTED=("$name" "${STARTED[@]}")
 }
+STARTED=() # what this call started, newest first
 
 # wait_for NAME WHAT CMD...: retry CMD up to 150 times, 0.1 s apart (about 15 s plus the
 # commands' own time), failing early if the process NAME died.
@@ -299,7 +301,7 @@ cmd_up() {
 EOF
 	# On a failure half-way, stop what this call started: nothing is left behind.
 	UP_DONE=0
-	trap 'if [ "$UP_DONE" != 1 ]; then log "up failed: stopping what runs under $DIR"; cmd_down; fi' EXIT
+	trap 'if [ "$UP_DONE" != 1 ] && [ ${#STARTED[@]} -gt 0 ]; then log "up failed: stopping ${STARTED[*]}"; for n in "${STARTED[@]}"; do stop "$n"; done; fi' EXIT
 	up_registry
 	up_node node0 "$NODE0_PORT"
 	up_node node1 "$NODE1_PORT"
@@ -345,7 +347,9 @@ cmd_down() {
 	stop registry
 	# buildkitd's runc containers die with it; a leftover would name DIR in its command line.
 	local left
-	left=$(pgrep -f -- "$DIR/" | grep -vx "$$" || true)
+	left=$(pgrep -f -- "$DIR/" | while read -r p; do
+		grep -qF stack.sh "/proc/$p/cmdline" 2>/dev/null || echo "$p"
+	done)
 	[ -z "$left" ] || die "processes still use $DIR: $(echo "$left" | tr '\n' ' ')"
 }
 
