@@ -347,7 +347,7 @@ cmd_down() {
 	stop registry
 	# buildkitd's runc containers die with it; a leftover would name DIR in its command line.
 	local left
-	left=$(pgrep -f -- "$DIR/" | while read -r p; do
+	left=$({ pgrep -f -- "$DIR/" || true; } | while read -r p; do
 		grep -qF stack.sh "/proc/$p/cmdline" 2>/dev/null || echo "$p"
 	done)
 	[ -z "$left" ] || die "processes still use $DIR: $(echo "$left" | tr '\n' ' ')"
