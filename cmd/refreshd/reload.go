@@ -2,12 +2,40 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+
+	"github.com/refreshd/refreshd/daemon/control"
 )
 
-// PLACEHOLDER: replaced by the owner of this subcommand.
+// cmdReload makes the daemon re-read its plans (like systemctl reload refreshd). Plans
+// that fail to load keep their previous version; their errors are printed and exit 1.
 func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "refreshd: not implemented yet")
-	return 2
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := socketFlag(fs)
+	out := outputFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !checkOutput(*out, stderr) {
+		return 2
+	}
+	res, err := control.NewClient(*socket).Reload(ctx)
+	if err != nil {
+		return clientError(stderr, err)
+	}
+	if *out == "json" {
+		printJSON(stdout, res)
+	} else {
+		fmt.Fprintf(stdout, "reloaded: %d plans scheduled\n", res.Plans)
+		for _, e := range res.LoadErrors {
+			fmt.Fprintf(stdout, "  %s\n", e.Error)
+		}
+	}
+	if len(res.LoadErrors) > 0 {
+		return 1
+	}
+	return 0
 }

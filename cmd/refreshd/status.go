@@ -2,12 +2,70 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon/control"
 )
 
-// PLACEHOLDER: replaced by the owner of this subcommand.
+// cmdStatus shows the daemon's plans, next run times, running runs, last results and plan
+// load errors.
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "refreshd: not implemented yet")
-	return 2
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := socketFlag(fs)
+	out := outputFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !checkOutput(*out, stderr) {
+		return 2
+	}
+	st, err := control.NewClient(*socket).Status(ctx)
+	if err != nil {
+		return clientError(stderr, err)
+	}
+	if *out == "json" {
+		printJSON(stdout, st)
+		return 0
+	}
+	fmt.Fprintf(stdout, "refreshd %s, pid %d, up %s, plans from %s\n\n", st.Version, st.PID,
+		time.Since(st.Started).Round(time.Second), st.PlansDir)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PLAN\tSCHEDULE\tNEXT\tRUNNING\tLAST")
+	for _, p := range st.Plans {
+		sched, next := p.Schedule, "-"
+		if sched == "" {
+			sched = "(manual)"
+		} else if p.Timezone != "" && p.Timezone != "UTC" {
+			sched += " " + p.Timezone
+		}
+		if !p.Next.IsZero() {
+			next = p.Next.Local().Format("2006-01-02 15:04:05 MST")
+		}
+		running := p.Running
+		if p.Queued != "" {
+			running += " (+1 queued)"
+		}
+		if running == "" {
+			running = "-"
+		}
+		last := "-"
+		if p.Last != nil {
+			last = fmt.Sprintf("%s %s", p.Last.Status, p.Last.ID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Plan, sched, next, running, last)
+	}
+	tw.Flush()
+	if len(st.LoadErrors) > 0 {
+		fmt.Fprintf(stdout, "\nPlan load errors (the previous version of these plans keeps running):\n")
+		for _, e := range st.LoadErrors {
+			fmt.Fprintf(stdout, "  %s\n", e.Error)
+		}
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/refreshd/refreshd/daemon/control"
+)
+
+// socketFlag registers --socket, defaulting to $REFRESHD_SOCKET or the systemd unit's path.
+func socketFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("REFRESHD_SOCKET")
+	if def == "" {
+		def = control.DefaultSocket
+	}
+	return fs.String("socket", def, "control socket of the daemon (env REFRESHD_SOCKET)")
+}
+
+// outputFlag registers -o text|json.
+func outputFlag(fs *flag.FlagSet) *string {
+	return fs.String("o", "text", "output format: text or json")
+}
+
+func checkOutput(o string, stderr io.Writer) bool {
+	if o != "text" && o != "json" {
+		fmt.Fprintf(stderr, "refreshd: -o %q: want text or json\n", o)
+		return false
+	}
+	return true
+}
+
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// clientError prints a daemon error; a missing daemon gets the operator's next step.
+func clientError(stderr io.Writer, err error) int {
+	if errors.Is(err, control.ErrNoDaemon) {
+		fmt.Fprintf(stderr, "refreshd: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "refreshd: %v\n", err)
+	return 1
+}
+
+// runViaDaemon is `refreshd run PLAN [--wait]` without --local: it asks the daemon to start
+// the plan now, prints the run id, and with --wait follows its output to the end and exits
+// like run --local would (0 succeeded, 1 failed, 130 interrupted).
+func runViaDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := socketFlag(fs)
+	out := outputFlag(fs)
+	wait := fs.Bool("wait", false, "follow the run to its end; exit 0 if it succeeded, 1 if it failed, 130 if interrupted")
+	fs.Bool("local", false, "run in the foreground without a daemon")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !checkOutput(*out, stderr) {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "refreshd: run needs exactly one PLAN name")
+		return 2
+	}
+	c := control.NewClient(*socket)
+	t, err := c.Trigger(ctx, fs.Arg(0))
+	if err != nil {
+		return clientError(stderr, err)
+	}
+	if *out == "json" && !*wait {
+		printJSON(stdout, t)
+		return 0
+	}
+	if *out == "text" {
+		if t.Queued {
+			fmt.Fprintf(stdout, "%s (queued behind the running run)\n", t.Run)
+		} else {
+			fmt.Fprintln(stdout, t.Run)
+		}
+	}
+	if !*wait {
+		return 0
+	}
+	err = c.Logs(ctx, t.Run, "", true, func(line string) error {
+		if *out == "text" {
+			fmt.Fprintln(stdout, line)
+		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "refreshd: stopped following %s; the run goes on (refreshd cancel %s)\n", t.Run, t.Run)
+		return 130
+	}
+	if err != nil {
+		return clientError(stderr, err)
+	}
+	r, err := c.Run(ctx, t.Run)
+	if err != nil {
+		return clientError(stderr, err)
+	}
+	if *out == "json" {
+		printJSON(stdout, r)
+	} else {
+		fmt.Fprintf(stdout, "run %s %s", r.ID, r.Status)
+		if r.Reason != "" {
+			fmt.Fprintf(stdout, ": %s", r.Reason)
+		}
+		fmt.Fprintln(stdout)
+	}
+	return control.ExitCode(r.Status)
+}

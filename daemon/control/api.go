@@ -1,0 +1,105 @@
+// Package control is refreshd's control API: HTTP/1.1 with JSON bodies over a Unix socket
+// (never TCP: file permissions on the socket are the access control), the server side that
+// serves a Service, and the client the CLI uses.
+//
+//	GET  /v1/status
+//	POST /v1/plans/{plan}/run
+//	GET  /v1/runs?plan=&limit=
+//	GET  /v1/runs/{id}
+//	GET  /v1/runs/{id}/logs?step=&follow=1   (text/plain, streamed line by line)
+//	POST /v1/runs/{id}/cancel
+//	POST /v1/reload
+//
+// Errors are JSON {"error": "..."} with a status code that says whose fault it was.
+package control
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/executor/schedule"
+)
+
+// Status is the answer to GET /v1/status.
+type Status struct {
+	PID        int          `json:"pid"`
+	Version    string       `json:"version"`
+	Started    time.Time    `json:"started"`
+	PlansDir   string       `json:"plans_dir"`
+	Plans      []PlanStatus `json:"plans"`
+	LoadErrors []LoadError  `json:"load_errors,omitempty"`
+	LastReload time.Time    `json:"last_reload"`
+}
+
+// PlanStatus is one plan: its schedule, what runs now, and how the last run ended.
+type PlanStatus struct {
+	schedule.PlanState
+	Last *RunSummary `json:"last,omitempty"`
+}
+
+// RunSummary is the short form of a run.
+type RunSummary struct {
+	ID     string         `json:"id"`
+	Status history.Status `json:"status"`
+	End    time.Time      `json:"end,omitzero"`
+	Reason string         `json:"reason,omitempty"`
+}
+
+// LoadError is a plan file that did not load; its plan keeps its old version, if any.
+type LoadError struct {
+	File  string `json:"file"`
+	Error string `json:"error"` // FILE:LINE:COL: message
+}
+
+// Triggered is the answer to POST /v1/plans/{plan}/run.
+type Triggered struct {
+	Run    string `json:"run"`
+	Plan   string `json:"plan"`
+	Queued bool   `json:"queued"` // waits behind a running run (overlap: queue)
+}
+
+// Reloaded is the answer to POST /v1/reload.
+type Reloaded struct {
+	Plans      int         `json:"plans"`
+	LoadErrors []LoadError `json:"load_errors,omitempty"`
+}
+
+// Service is what the daemon offers through the socket.
+type Service interface {
+	Status(ctx context.Context) (*Status, error)
+	Trigger(ctx context.Context, plan string) (*Triggered, error)
+	Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error)
+	RunRecord(ctx context.Context, id string) (*history.Run, error)
+	// Logs writes the run's output lines to w; with follow it returns when the run has
+	// ended (or ctx is done). step filters by step id or instance id.
+	Logs(ctx context.Context, id, step string, follow bool, w LineWriter) error
+	Cancel(ctx context.Context, id string) error
+	Reload(ctx context.Context) (*Reloaded, error)
+}
+
+// LineWriter receives log lines; the server flushes each one to the client.
+type LineWriter interface {
+	WriteLine(line string) error
+}
+
+// Errors a Service wraps to pick the HTTP status.
+var (
+	ErrNotFound = errors.New("not found")          // 404
+	ErrConflict = errors.New("conflict")           // 409
+	ErrInvalid  = errors.New("invalid request")    // 400
+	ErrStopping = errors.New("daemon is stopping") // 503
+)
+
+// ExitCode is the process exit code for a finished run, as `run --local` uses it.
+func ExitCode(s history.Status) int {
+	switch s {
+	case history.StatusSucceeded:
+		return 0
+	case history.StatusInterrupted:
+		return 130
+	default:
+		return 1
+	}
+}

@@ -1,0 +1,178 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"syscall"
+
+	"github.com/refreshd/refreshd/executor/history"
+)
+
+// DefaultSocket is where the systemd unit's daemon listens.
+const DefaultSocket = "/run/refreshd/refreshd.sock"
+
+// ErrNoDaemon means nothing listens on the socket; callers may fall back to reading the
+// state directory directly.
+var ErrNoDaemon = errors.New("no daemon listening")
+
+// Client talks to a daemon over its socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the daemon listening on socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableCompression: true,
+	}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// Socket is the path the client dials.
+func (c *Client) Socket() string { return c.socket }
+
+// dialError turns a failed connect into a message an operator can act on.
+func (c *Client) dialError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w on %s (is refreshd.service running?)", ErrNoDaemon, c.socket)
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("permission denied on %s: the socket is for root and the daemon's group (is your user in it?)", c.socket)
+	}
+	return fmt.Errorf("connect to %s: %w", c.socket, err)
+}
+
+// APIError is an error answer from the daemon.
+type APIError struct {
+	Code    int
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values) (*http.Response, error) {
+	u := "http://refreshd" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request %s %s: %w", method, path, err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, c.dialError(err)
+		}
+		return nil, fmt.Errorf("%s %s on %s: %w", method, path, c.socket, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		var e struct {
+			Error string `json:"error"`
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(body, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+		}
+		return nil, &APIError{Code: resp.StatusCode, Message: e.Error}
+	}
+	return resp, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, method, path string, query url.Values, v any) error {
+	resp, err := c.do(ctx, method, path, query)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("decode answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	return &s, c.getJSON(ctx, http.MethodGet, "/v1/status", nil, &s)
+}
+
+// Trigger starts a run of plan now.
+func (c *Client) Trigger(ctx context.Context, plan string) (*Triggered, error) {
+	var t Triggered
+	return &t, c.getJSON(ctx, http.MethodPost, "/v1/plans/"+url.PathEscape(plan)+"/run", nil, &t)
+}
+
+// Runs lists runs, newest first; plan "" means all plans.
+func (c *Client) Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error) {
+	q := url.Values{}
+	if plan != "" {
+		q.Set("plan", plan)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var runs []*history.Run
+	return runs, c.getJSON(ctx, http.MethodGet, "/v1/runs", q, &runs)
+}
+
+// Run returns one run.
+func (c *Client) Run(ctx context.Context, id string) (*history.Run, error) {
+	var r history.Run
+	return &r, c.getJSON(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id), nil, &r)
+}
+
+// Cancel interrupts a running run.
+func (c *Client) Cancel(ctx context.Context, id string) error {
+	var v map[string]string
+	return c.getJSON(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/cancel", nil, &v)
+}
+
+// Reload makes the daemon re-read its plans.
+func (c *Client) Reload(ctx context.Context) (*Reloaded, error) {
+	var r Reloaded
+	return &r, c.getJSON(ctx, http.MethodPost, "/v1/reload", nil, &r)
+}
+
+// Logs calls line for each output line of the run (or of one step); with follow it
+// returns when the run has ended.
+func (c *Client) Logs(ctx context.Context, id, step string, follow bool, line func(string) error) error {
+	q := url.Values{}
+	if step != "" {
+		q.Set("step", step)
+	}
+	if follow {
+		q.Set("follow", "1")
+	}
+	resp, err := c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id)+"/logs", q)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if err := line(sc.Text()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read logs of %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Listen opens the control socket at path with mode 0660 and, if group is not empty, that
+// group. A socket file left by a dead daemon is removed; one that still answers is an error,
+// so two daemons never share a socket.
+func Listen(path, group string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen on %s: another daemon is listening there", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	gid := -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return nil, fmt.Errorf("socket group %q: %w", group, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return nil, fmt.Errorf("socket group %q: gid %q: %w", group, g.Gid, err)
+		}
+	}
+	// The umask makes the socket 0660 from the first moment: no window in which others
+	// could connect before the chmod.
+	old := syscall.Umask(0o117)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("chown socket %s to group %s: %w", path, group, err)
+		}
+	}
+	return l, nil
+}
+
+// Handler serves svc's API.
+func Handler(svc Service, log *slog.Logger) http.Handler {
+	h := &handler{svc: svc, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", h.status)
+	mux.HandleFunc("POST /v1/plans/{plan}/run", h.trigger)
+	mux.HandleFunc("GET /v1/runs", h.runs)
+	mux.HandleFunc("GET /v1/runs/{id}", h.run)
+	mux.HandleFunc("GET /v1/runs/{id}/logs", h.logs)
+	mux.HandleFunc("POST /v1/runs/{id}/cancel", h.cancel)
+	mux.HandleFunc("POST /v1/reload", h.reload)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+type handler struct {
+	svc Service
+	log *slog.Logger
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	st, err := h.svc.Status(r.Context())
+	h.reply(w, r, st, err)
+}
+
+func (h *handler) trigger(w http.ResponseWriter, r *http.Request) {
+	t, err := h.svc.Trigger(r.Context(), r.PathValue("plan"))
+	if err == nil {
+		w.Header().Set("Location", "/v1/runs/"+t.Run)
+	}
+	h.reply(w, r, t, err)
+}
+
+func (h *handler) runs(w http.ResponseWriter, r *http.Request) {
+	limit := 20
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("query parameter limit=%q: want a positive integer", s))
+			return
+		}
+		limit = n
+	}
+	runs, err := h.svc.Runs(r.Context(), r.URL.Query().Get("plan"), limit)
+	h.reply(w, r, runs, err)
+}
+
+func (h *handler) run(w http.ResponseWriter, r *http.Request) {
+	run, err := h.svc.RunRecord(r.Context(), r.PathValue("id"))
+	h.reply(w, r, run, err)
+}
+
+func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
+	err := h.svc.Cancel(r.Context(), r.PathValue("id"))
+	h.reply(w, r, map[string]string{"cancelled": r.PathValue("id")}, err)
+}
+
+func (h *handler) reload(w http.ResponseWriter, r *http.Request) {
+	res, err := h.svc.Reload(r.Context())
+	h.reply(w, r, res, err)
+}
+
+func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	follow := false
+	if s := q.Get("follow"); s != "" {
+		var err error
+		if follow, err = strconv.ParseBool(s); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("query parameter follow=%q: want 1 or 0", s))
+			return
+		}
+	}
+	// Check the run exists before committing to a 200 and a stream.
+	if _, err := h.svc.RunRecord(r.Context(), r.PathValue("id")); err != nil && !errors.Is(err, ErrConflict) {
+		h.reply(w, r, nil, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	lw := &flushWriter{w: w, rc: http.NewResponseController(w)}
+	if err := h.svc.Logs(r.Context(), r.PathValue("id"), q.Get("step"), follow, lw); err != nil {
+		if !lw.started {
+			h.reply(w, r, nil, err)
+			return
+		}
+		h.log.Warn("log stream ended early", "run", r.PathValue("id"), "err", err)
+	}
+}
+
+type flushWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (f *flushWriter) WriteLine(line string) error {
+	f.started = true
+	if _, err := io.WriteString(f.w, strings.TrimRight(line, "\n")+"\n"); err != nil {
+		return err
+	}
+	return f.rc.Flush()
+}
+
+func (h *handler) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrNotFound):
+			code = http.StatusNotFound
+		case errors.Is(err, ErrConflict):
+			code = http.StatusConflict
+		case errors.Is(err, ErrInvalid):
+			code = http.StatusBadRequest
+		case errors.Is(err, ErrStopping), errors.Is(err, context.Canceled):
+			code = http.StatusServiceUnavailable
+		}
+		if code == http.StatusInternalServerError {
+			h.log.Error("control request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		writeError(w, code, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		h.log.Warn("write control response", "path", r.URL.Path, "err", err)
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// Serve serves the API on l until ctx is done, then shuts down, giving open requests (log
+// followers) a moment to finish.
+func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) error {
+	srv := &http.Server{Handler: Handler(svc, log), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve control socket: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	return nil
+}

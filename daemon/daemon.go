@@ -1,0 +1,324 @@
+// Package daemon is refreshd's long-running process: it loads the plans, schedules them,
+// runs them through the engine, serves the control socket and (if asked) metrics, sends
+// webhooks, and speaks the systemd notify protocol. SIGHUP reloads; cancelling Run's
+// context (SIGTERM) stops scheduling, interrupts running runs and returns.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/metrics"
+	"github.com/refreshd/refreshd/daemon/webhook"
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/executor/schedule"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// RunRequest is what the daemon asks the engine to run.
+type RunRequest struct {
+	ID        string
+	Trigger   history.Trigger
+	Scheduled time.Time
+}
+
+// Engine runs one plan to its end (an adapter over executor.Engine: plan.Expand, then
+// Engine.Run). Cancelling ctx interrupts the run: its process groups are killed with the
+// grace period and the run is recorded interrupted.
+type Engine interface {
+	Run(ctx context.Context, p *plan.Plan, req RunRequest) (*history.Run, error)
+}
+
+// Store is the part of the history store the daemon uses (an adapter over history.Store).
+type Store interface {
+	Run(id string) (*history.Run, error)
+	Runs(plan string, limit int) ([]*history.Run, error) // newest first; plan "" = all
+	// PutRun records a run the engine never ran: a skipped trigger, a run that panicked.
+	PutRun(r *history.Run) error
+	schedule.Marks
+}
+
+// Loader loads every plan in dir: the valid ones, and an error naming each invalid file
+// (one FILE:LINE:COL: message per line), as plan.LoadDir does.
+type Loader func(dir string) ([]*plan.Plan, error)
+
+// Config configures a Daemon.
+type Config struct {
+	PlansDir    string
+	Load        Loader
+	Engine      Engine
+	Store       Store
+	Logger      *slog.Logger
+	Version     string
+	Socket      string // control socket path
+	SocketGroup string // group owning the socket ("" keeps the daemon's)
+	// MetricsAddr serves /metrics when not empty (see metrics.ListenAddr).
+	MetricsAddr string
+	// Webhooks are global targets, notified for every plan.
+	Webhooks []webhook.Target
+	// Notify speaks sd_notify; nil sends nothing.
+	Notify Notifier
+	// RunID makes run ids (executor.NewRunID); nil uses the scheduler's default.
+	RunID func(plan string, t time.Time) string
+}
+
+// Daemon is a running refreshd. Build it with New, then call Run.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	sched   *schedule.Scheduler
+	metrics *metrics.Metrics
+	hooks   *webhook.Sender
+	streams *streams
+	started time.Time
+
+	mu         sync.Mutex // guards the fields below
+	plans      map[string]*plan.Plan
+	loadErrors []control.LoadError
+	lastReload time.Time
+	lastStatus map[string]history.Status // per plan, for recovery notifications
+	running    map[string]string         // run id -> plan, started runs
+}
+
+// New checks cfg and builds a daemon; nothing runs until Run.
+func New(cfg Config) (*Daemon, error) {
+	switch {
+	case cfg.Load == nil, cfg.Engine == nil, cfg.Store == nil:
+		return nil, errors.New("daemon config: Load, Engine and Store are required")
+	case cfg.Socket == "":
+		return nil, errors.New("daemon config: no control socket path")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = nopNotifier{}
+	}
+	d := &Daemon{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		hooks:      webhook.NewSender(cfg.Logger, 4, 10*time.Second),
+		streams:    newStreams(),
+		plans:      map[string]*plan.Plan{},
+		lastStatus: map[string]history.Status{},
+		running:    map[string]string{},
+	}
+	if cfg.MetricsAddr != "" {
+		d.metrics = metrics.New(cfg.Version)
+	}
+	opts := []schedule.Option{schedule.WithLogger(cfg.Logger), schedule.WithMarks(cfg.Store)}
+	if cfg.RunID != nil {
+		opts = append(opts, schedule.WithRunID(cfg.RunID))
+	}
+	d.sched = schedule.New(&runner{d: d}, opts...)
+	return d, nil
+}
+
+// Observer returns the engine observer that feeds metrics, live logs and notifications.
+// Pass it as executor.Config.Observer.
+func (d *Daemon) Observer() *Observer { return &Observer{d: d} }
+
+// Run runs the daemon until ctx is cancelled, then shuts down: scheduling stops, running
+// runs are interrupted (the engine kills their process groups) and recorded, and Run
+// returns once they have.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.started = time.Now()
+	d.cfg.Notify.Notify("STATUS=loading plans")
+	plans := d.loadPlans(nil)
+	d.rememberLastStatus(plans)
+
+	l, err := control.Listen(d.cfg.Socket, d.cfg.SocketGroup)
+	if err != nil {
+		return err
+	}
+	var ml net.Listener
+	if d.metrics != nil {
+		addr, err := metrics.ListenAddr(d.cfg.MetricsAddr)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		if ml, err = net.Listen("tcp", addr); err != nil {
+			l.Close()
+			return fmt.Errorf("listen for metrics on %s: %w", addr, err)
+		}
+	}
+
+	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSched()
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSrv()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.sched.Run(schedCtx, plans)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := control.Serve(srvCtx, l, d, d.log); err != nil {
+			d.log.Error("control socket", "err", err)
+		}
+	}()
+	if ml != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.metrics.Serve(srvCtx, ml, d.log); err != nil {
+				d.log.Error("metrics", "err", err)
+			}
+		}()
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchdog := d.cfg.Notify.WatchdogTicker()
+	defer watchdog.Stop()
+
+	d.log.Info("daemon ready", "plans", len(plans), "socket", d.cfg.Socket, "plans_dir", d.cfg.PlansDir)
+	d.cfg.Notify.Notify("READY=1\nSTATUS=" + d.statusLine(ctx))
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down: interrupting running runs")
+			d.cfg.Notify.Notify("STOPPING=1\nSTATUS=stopping: interrupting running runs")
+			stopSched()
+			<-d.sched.Done()
+			stopSrv()
+			wg.Wait()
+			d.hooks.Wait()
+			d.log.Info("daemon stopped")
+			return nil
+		case <-hup:
+			d.log.Info("SIGHUP: reloading plans")
+			d.Reload(ctx)
+		case <-watchdog.C():
+			d.cfg.Notify.Notify("WATCHDOG=1")
+		}
+	}
+}
+
+// loadPlans loads the plans directory. A file that fails to load keeps the plan it held
+// before (old, by file), so a typo never unschedules a plan.
+func (d *Daemon) loadPlans(old map[string]*plan.Plan) []*plan.Plan {
+	loaded, err := d.cfg.Load(d.cfg.PlansDir)
+	var loadErrs []control.LoadError
+	failed := map[string]bool{}
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line == "" {
+				continue
+			}
+			file, _, _ := strings.Cut(line, ":")
+			loadErrs = append(loadErrs, control.LoadError{File: file, Error: line})
+			failed[file] = true
+			d.log.Error("plan did not load", "file", file, "err", line)
+		}
+	}
+	byName := map[string]*plan.Plan{}
+	for _, p := range loaded {
+		byName[p.Name] = p
+	}
+	for name, p := range old {
+		if _, ok := byName[name]; !ok && failed[p.File] {
+			d.log.Warn("keeping the previous version of a plan whose file did not load", "plan", name, "file", p.File)
+			byName[name] = p
+		}
+	}
+	plans := make([]*plan.Plan, 0, len(byName))
+	for _, p := range byName {
+		plans = append(plans, p)
+		if d.metrics != nil {
+			d.metrics.PlanKnown(p.Name)
+		}
+	}
+	d.mu.Lock()
+	d.plans, d.loadErrors, d.lastReload = byName, loadErrs, time.Now()
+	d.mu.Unlock()
+	if d.metrics != nil {
+		files := make([]string, 0, len(failed))
+		for f := range failed {
+			files = append(files, f)
+		}
+		d.metrics.LoadErrors(files)
+	}
+	return plans
+}
+
+// Reload re-reads the plans and reschedules; running runs are not touched.
+func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
+	d.cfg.Notify.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading plans", monotonicUsec()))
+	d.mu.Lock()
+	old := d.plans
+	d.mu.Unlock()
+	plans := d.loadPlans(old)
+	if err := d.sched.Reload(ctx, plans); err != nil {
+		d.log.Error("reschedule plans", "err", err)
+		d.mu.Lock()
+		d.loadErrors = append(d.loadErrors, control.LoadError{Error: err.Error()})
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	res := &control.Reloaded{Plans: len(plans), LoadErrors: d.loadErrors}
+	d.mu.Unlock()
+	d.log.Info("plans reloaded", "plans", len(plans), "errors", len(res.LoadErrors))
+	d.cfg.Notify.Notify("READY=1\nSTATUS=" + d.statusLine(ctx))
+	return res, nil
+}
+
+// rememberLastStatus seeds the per-plan last status so that the first success after a
+// restart still counts as a recovery.
+func (d *Daemon) rememberLastStatus(plans []*plan.Plan) {
+	for _, p := range plans {
+		runs, err := d.cfg.Store.Runs(p.Name, 5)
+		if err != nil {
+			d.log.Warn("read last run", "plan", p.Name, "err", err)
+			continue
+		}
+		for _, r := range runs {
+			if r.Status == history.StatusSucceeded || r.Status == history.StatusFailed {
+				d.mu.Lock()
+				d.lastStatus[p.Name] = r.Status
+				d.mu.Unlock()
+				break
+			}
+		}
+	}
+}
+
+// statusLine is the short STATUS= text: "3 plans, 1 running: airflow-main".
+func (d *Daemon) statusLine(ctx context.Context) string {
+	states, err := d.sched.Plans(ctx)
+	if err != nil {
+		return "stopping"
+	}
+	var running []string
+	for _, s := range states {
+		if s.Running != "" {
+			running = append(running, s.Plan)
+		}
+	}
+	d.mu.Lock()
+	nerr := len(d.loadErrors)
+	d.mu.Unlock()
+	s := fmt.Sprintf("%d plans, %d running", len(states), len(running))
+	if len(running) > 0 {
+		s += ": " + strings.Join(running, ", ")
+	}
+	if nerr > 0 {
+		s += fmt.Sprintf("; %d plan load errors", nerr)
+	}
+	return s
+}

@@ -1,0 +1,224 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon/webhook"
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// Observer receives the engine's events (it satisfies executor.Observer).
+type Observer struct{ d *Daemon }
+
+// RunStarted implements executor.Observer.
+func (o *Observer) RunStarted(r *history.Run) {
+	d := o.d
+	d.mu.Lock()
+	d.running[r.ID] = r.Plan
+	d.mu.Unlock()
+	d.streams.open(r.ID)
+	if d.metrics != nil {
+		d.metrics.RunStarted(r.Plan)
+	}
+	d.cfg.Notify.Notify("STATUS=" + d.statusLine(context.Background()))
+}
+
+// StepChanged implements executor.Observer.
+func (o *Observer) StepChanged(runID string, s *history.Step) {
+	d := o.d
+	if d.metrics == nil || s.Start.IsZero() || s.End.IsZero() {
+		return
+	}
+	switch s.Status {
+	case history.StatusSucceeded, history.StatusFailed, history.StatusInterrupted:
+		d.mu.Lock()
+		plan := d.running[runID]
+		d.mu.Unlock()
+		if plan != "" {
+			d.metrics.StepFinished(plan, s.Instance, s.End.Sub(s.Start))
+		}
+	}
+}
+
+// Line implements executor.Observer: one line of live output.
+func (o *Observer) Line(runID, instance, line string) {
+	o.d.streams.line(runID, instance, line)
+}
+
+// RunFinished implements executor.Observer.
+func (o *Observer) RunFinished(r *history.Run) {
+	d := o.d
+	d.mu.Lock()
+	_, started := d.running[r.ID]
+	delete(d.running, r.ID)
+	prev := d.lastStatus[r.Plan]
+	if r.Status == history.StatusSucceeded || r.Status == history.StatusFailed {
+		d.lastStatus[r.Plan] = r.Status
+	}
+	p := d.plans[r.Plan]
+	d.mu.Unlock()
+	d.streams.finish(r.ID)
+	if d.metrics != nil {
+		d.metrics.RunFinished(r.Plan, string(r.Status), r.End, started)
+		verified, missing := 0, 0
+		for _, s := range r.Steps {
+			for _, c := range s.Caches {
+				if c.Verified {
+					verified++
+				} else {
+					missing++
+				}
+			}
+		}
+		if verified+missing > 0 {
+			d.metrics.CacheTags(r.Plan, verified, missing)
+		}
+	}
+	d.cfg.Notify.Notify("STATUS=" + d.statusLine(context.Background()))
+
+	event := ""
+	switch {
+	case r.Status == history.StatusFailed:
+		event = webhook.OnFailure
+	case r.Status == history.StatusSucceeded && prev == history.StatusFailed:
+		event = webhook.OnRecovery
+	}
+	if event == "" {
+		return
+	}
+	targets := append([]webhook.Target(nil), d.cfg.Webhooks...)
+	if p != nil {
+		for _, w := range p.Notify {
+			url, secrets := resolveSecrets(w.URL, p.Secrets)
+			targets = append(targets, webhook.Target{URL: url, Format: w.Format, On: w.On, Secrets: secrets})
+		}
+	}
+	reason := r.Reason
+	for _, t := range targets {
+		for _, s := range t.Secrets {
+			reason = strings.ReplaceAll(reason, s, "***")
+		}
+	}
+	d.hooks.Send(context.Background(), targets, webhook.Event{
+		Event: event, Plan: r.Plan, Run: r.ID, Status: string(r.Status), Previous: string(prev),
+		Reason: reason, Started: r.Start, Ended: r.End,
+	})
+}
+
+var secretRef = regexp.MustCompile(`\{\{\s*\.secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
+
+// resolveSecrets fills {{ .secrets.NAME }} in a webhook URL from the plan's secrets (read
+// now, never stored) and returns the values used, for redaction.
+func resolveSecrets(raw string, secrets map[string]plan.Secret) (string, []string) {
+	var used []string
+	out := secretRef.ReplaceAllStringFunc(raw, func(m string) string {
+		name := secretRef.FindStringSubmatch(m)[1]
+		s, ok := secrets[name]
+		if !ok {
+			return m
+		}
+		var v string
+		switch {
+		case s.File != "":
+			b, err := os.ReadFile(s.File)
+			if err != nil {
+				return m
+			}
+			v = strings.TrimRight(string(b), "\r\n")
+		case s.Env != "":
+			v = os.Getenv(s.Env)
+		}
+		if v != "" {
+			used = append(used, v)
+		}
+		return v
+	})
+	return out, used
+}
+
+// streams keeps the live output of started runs for `logs -f` and `run --wait`: every line
+// so far (bounded) and the followers waiting for more.
+type streams struct {
+	mu   sync.Mutex
+	runs map[string]*stream
+}
+
+type stream struct {
+	lines []streamLine
+	done  bool
+	wake  chan struct{} // closed and replaced on each new line or at the end
+}
+
+type streamLine struct{ instance, text string }
+
+// maxBuffered bounds memory per run; followers that join later read older lines from the
+// attempt log files instead.
+const maxBuffered = 20000
+
+func newStreams() *streams { return &streams{runs: map[string]*stream{}} }
+
+func (s *streams) open(id string) *stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.runs[id]
+	if st == nil {
+		st = &stream{wake: make(chan struct{})}
+		s.runs[id] = st
+	}
+	return st
+}
+
+func (s *streams) get(id string) *stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs[id]
+}
+
+func (s *streams) line(id, instance, text string) {
+	st := s.open(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(st.lines) >= maxBuffered {
+		st.lines = st.lines[1:]
+	}
+	st.lines = append(st.lines, streamLine{instance, text})
+	close(st.wake)
+	st.wake = make(chan struct{})
+}
+
+// finish marks a run's stream ended; it is forgotten a minute later, when every follower
+// has had time to read the end.
+func (s *streams) finish(id string) {
+	st := s.open(id)
+	s.mu.Lock()
+	if !st.done {
+		st.done = true
+		close(st.wake)
+		st.wake = make(chan struct{})
+	}
+	s.mu.Unlock()
+	time.AfterFunc(time.Minute, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.runs[id] == st {
+			delete(s.runs, id)
+		}
+	})
+}
+
+// read returns lines from index from, whether the stream has ended, and a channel closed
+// when there is more.
+func (s *streams) read(st *stream, from int) ([]streamLine, bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if from > len(st.lines) {
+		from = len(st.lines)
+	}
+	return append([]streamLine(nil), st.lines[from:]...), st.done, st.wake
+}

@@ -1,0 +1,58 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/executor/schedule"
+)
+
+// runner carries out the scheduler's decisions through the engine.
+type runner struct{ d *Daemon }
+
+// Run runs one plan through the engine. A panic in the engine fails this run only.
+func (r *runner) Run(ctx context.Context, f schedule.Fire) {
+	d := r.d
+	log := d.log.With("plan", f.Plan.Name, "run", f.RunID)
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("run panicked", "panic", p, "stack", string(debug.Stack()))
+			run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
+				Start: time.Now(), End: time.Now(), Status: history.StatusFailed, Reason: fmt.Sprintf("internal error: %v", p)}
+			if prev, err := d.cfg.Store.Run(f.RunID); err == nil && prev != nil {
+				run.Start, run.Steps = prev.Start, prev.Steps
+			}
+			if err := d.cfg.Store.PutRun(run); err != nil {
+				log.Error("record panicked run", "err", err)
+			}
+			d.Observer().RunFinished(run)
+		}
+	}()
+	log.Info("run starting", "trigger", f.Trigger, "scheduled", f.Scheduled)
+	run, err := d.cfg.Engine.Run(ctx, f.Plan, RunRequest{ID: f.RunID, Trigger: f.Trigger, Scheduled: f.Scheduled})
+	switch {
+	case err != nil && run == nil:
+		log.Error("run did not start", "err", err)
+		d.streams.finish(f.RunID)
+	case err != nil:
+		log.Error("run ended with an error", "status", run.Status, "err", err)
+	default:
+		log.Info("run ended", "status", run.Status)
+	}
+}
+
+// Skipped records a trigger dropped because the plan was running.
+func (r *runner) Skipped(f schedule.Fire, reason string) {
+	now := time.Now()
+	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
+		Start: now, End: now, Status: history.StatusSkipped, Reason: reason}
+	if err := r.d.cfg.Store.PutRun(run); err != nil {
+		r.d.log.Error("record skipped trigger", "plan", f.Plan.Name, "run", f.RunID, "err", err)
+	}
+	if r.d.metrics != nil {
+		r.d.metrics.RunFinished(f.Plan.Name, string(history.StatusSkipped), now, false)
+	}
+}

@@ -1,0 +1,181 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/executor/schedule"
+)
+
+// The Daemon is the control socket's Service.
+var _ control.Service = (*Daemon)(nil)
+
+// Status implements control.Service.
+func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
+	states, err := d.sched.Plans(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read schedule: %w", mapErr(err))
+	}
+	st := &control.Status{PID: os.Getpid(), Version: d.cfg.Version, Started: d.started, PlansDir: d.cfg.PlansDir}
+	for _, s := range states {
+		ps := control.PlanStatus{PlanState: s}
+		if runs, err := d.cfg.Store.Runs(s.Plan, 1); err == nil && len(runs) > 0 {
+			r := runs[0]
+			ps.Last = &control.RunSummary{ID: r.ID, Status: r.Status, End: r.End, Reason: r.Reason}
+		}
+		st.Plans = append(st.Plans, ps)
+	}
+	d.mu.Lock()
+	st.LoadErrors = append(st.LoadErrors, d.loadErrors...)
+	st.LastReload = d.lastReload
+	d.mu.Unlock()
+	return st, nil
+}
+
+// Trigger implements control.Service.
+func (d *Daemon) Trigger(ctx context.Context, plan string) (*control.Triggered, error) {
+	id, queued, err := d.sched.Trigger(ctx, plan)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	d.streams.open(id) // followers may attach before the engine starts it
+	d.log.Info("manual run requested", "plan", plan, "run", id, "queued", queued)
+	return &control.Triggered{Run: id, Plan: plan, Queued: queued}, nil
+}
+
+// Runs implements control.Service.
+func (d *Daemon) Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error) {
+	runs, err := d.cfg.Store.Runs(plan, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs of %q: %w", plan, err)
+	}
+	return runs, nil
+}
+
+// RunRecord implements control.Service. A run that was triggered but has not reached the store
+// yet (queued, or starting) is reported as a conflict, not as missing.
+func (d *Daemon) RunRecord(ctx context.Context, id string) (*history.Run, error) {
+	r, err := d.cfg.Store.Run(id)
+	if err == nil && r != nil {
+		return r, nil
+	}
+	if d.streams.get(id) != nil {
+		return nil, fmt.Errorf("%w: run %s has not started yet", control.ErrConflict, id)
+	}
+	if err == nil {
+		err = errors.New("not in history")
+	}
+	return nil, fmt.Errorf("%w: run %q: %v", control.ErrNotFound, id, err)
+}
+
+// Cancel implements control.Service.
+func (d *Daemon) Cancel(ctx context.Context, id string) error {
+	if err := d.sched.Cancel(ctx, id); err != nil {
+		return mapErr(err)
+	}
+	d.log.Info("run cancel requested", "run", id)
+	return nil
+}
+
+// Logs implements control.Service: live lines for a run this daemon is running (or ran
+// within the last minute), the attempt log files otherwise.
+func (d *Daemon) Logs(ctx context.Context, id, step string, follow bool, w control.LineWriter) error {
+	st := d.streams.get(id)
+	if st == nil {
+		return d.logFiles(id, step, w)
+	}
+	for from := 0; ; {
+		lines, done, more := d.streams.read(st, from)
+		from += len(lines)
+		for _, l := range lines {
+			if !matchStep(l.instance, step) {
+				continue
+			}
+			text := l.text
+			if step == "" {
+				text = l.instance + " | " + text
+			}
+			if err := w.WriteLine(text); err != nil {
+				return err
+			}
+		}
+		if done || !follow {
+			return nil
+		}
+		select {
+		case <-more:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func matchStep(instance, step string) bool {
+	return step == "" || instance == step || strings.HasPrefix(instance, step+"[")
+}
+
+// logFiles writes a finished run's attempt logs, step by step.
+func (d *Daemon) logFiles(id, step string, w control.LineWriter) error {
+	r, err := d.RunRecord(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, s := range r.Steps {
+		if !matchStep(s.Instance, step) {
+			continue
+		}
+		found = true
+		for _, a := range s.Attempts {
+			if a.Log == "" {
+				continue
+			}
+			if err := copyLog(a.Log, s.Instance, step == "", w); err != nil {
+				return err
+			}
+		}
+	}
+	if step != "" && !found {
+		return fmt.Errorf("%w: run %s has no step %q", control.ErrNotFound, id, step)
+	}
+	return nil
+}
+
+func copyLog(path, instance string, prefix bool, w control.LineWriter) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read log of %s: %w", instance, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if prefix {
+			line = instance + " | " + line
+		}
+		if err := w.WriteLine(line); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// mapErr gives scheduler errors the control API's status codes.
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, schedule.ErrUnknownPlan), errors.Is(err, schedule.ErrUnknownRun):
+		return fmt.Errorf("%w: %w", control.ErrNotFound, err)
+	case errors.Is(err, schedule.ErrRunning):
+		return fmt.Errorf("%w: %w", control.ErrConflict, err)
+	case errors.Is(err, schedule.ErrStopped):
+		return fmt.Errorf("%w: %w", control.ErrStopping, err)
+	}
+	return err
+}
