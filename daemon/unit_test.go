@@ -1,0 +1,46 @@
+package daemon
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSystemdUnitVerifies runs systemd-analyze verify on the shipped unit. verify wants the
+// ExecStart binary to exist, so the unit is checked with its path pointed at a copy.
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
+			t.Fatal("systemd-analyze not installed")
+		}
+		t.Skip("systemd-analyze not installed")
+	}
+	unit, err := os.ReadFile("../systemd/refreshd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Type=notify", "ExecReload=", "Restart=on-failure", "StateDirectory=refreshd",
+		"LogsDirectory=refreshd", "ConfigurationDirectory=refreshd", "RuntimeDirectory=refreshd", "User=refreshd",
+		"SupplementaryGroups=docker", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+		"RestrictAddressFamilies=", "WatchdogSec=", "KillMode=mixed"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("unit lacks %s", want)
+		}
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "refreshd")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "refreshd.service")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(unit), "/usr/local/bin/refreshd", bin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
