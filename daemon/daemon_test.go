@@ -1,0 +1,334 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/webhook"
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// procEngine runs each step's argv as a real process in its own process group, streaming
+// its output lines to the observer: the engine's contract, without the executor's features.
+type procEngine struct {
+	store *memStore
+	obs   *Observer
+}
+
+func (e *procEngine) Run(ctx context.Context, p *plan.Plan, req RunRequest) (*history.Run, error) {
+	r := &history.Run{ID: req.ID, Plan: p.Name, Trigger: req.Trigger, Scheduled: req.Scheduled, Start: time.Now(), Status: history.StatusRunning}
+	e.store.PutRun(r)
+	e.obs.RunStarted(r)
+	r.Status = history.StatusSucceeded
+	for _, s := range p.Steps {
+		st := history.Step{Instance: s.ID, Start: time.Now()}
+		cmd := exec.Command(s.Run[0], s.Run[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = cmd.Stdout
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		stop := context.AfterFunc(ctx, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			e.obs.Line(r.ID, s.ID, sc.Text())
+		}
+		err := cmd.Wait()
+		stop()
+		st.End, st.Status = time.Now(), history.StatusSucceeded
+		switch {
+		case ctx.Err() != nil:
+			st.Status, r.Status, r.Reason = history.StatusInterrupted, history.StatusInterrupted, "cancelled"
+		case err != nil:
+			st.Status, r.Status, r.Reason = history.StatusFailed, history.StatusFailed, fmt.Sprintf("step %s: %v", s.ID, err)
+		}
+		r.Steps = append(r.Steps, st)
+		e.obs.StepChanged(r.ID, &r.Steps[len(r.Steps)-1])
+		if st.Status != history.StatusSucceeded {
+			break
+		}
+	}
+	r.End = time.Now()
+	e.store.PutRun(r)
+	e.obs.RunFinished(r)
+	return r, nil
+}
+
+type memStore struct {
+	mu    sync.Mutex
+	runs  []*history.Run
+	marks map[string]time.Time
+}
+
+func (s *memStore) Run(id string) (*history.Run, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.runs {
+		if r.ID == id {
+			c := *r
+			return &c, nil
+		}
+	}
+	return nil, errors.New("no such run")
+}
+
+func (s *memStore) Runs(plan string, limit int) ([]*history.Run, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*history.Run
+	for i := len(s.runs) - 1; i >= 0 && len(out) < limit; i-- {
+		if plan == "" || s.runs[i].Plan == plan {
+			c := *s.runs[i]
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
+func (s *memStore) PutRun(r *history.Run) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := *r
+	for i, old := range s.runs {
+		if old.ID == r.ID {
+			s.runs[i] = &c
+			return nil
+		}
+	}
+	s.runs = append(s.runs, &c)
+	return nil
+}
+
+func (s *memStore) LastScheduled(p string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.marks[p], nil
+}
+
+func (s *memStore) SetLastScheduled(p string, t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marks[p] = t
+	return nil
+}
+
+// notifyListener is a NOTIFY_SOCKET, as systemd offers one.
+func notifyListener(t *testing.T) (msgs func() string) {
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	var mu sync.Mutex
+	var all []string
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			all = append(all, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(all, "\n---\n")
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDaemonControlNotifyMetricsWebhooks(t *testing.T) {
+	notified := notifyListener(t)
+	var hookMu sync.Mutex
+	var hooks []string
+	hookCalls := 0
+	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		hookCalls++
+		if hookCalls == 1 {
+			http.Error(w, "try again", http.StatusServiceUnavailable) // the retry must cover it
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		hooks = append(hooks, string(b))
+	}))
+	defer hookSrv.Close()
+
+	dir := t.TempDir()
+	good := &plan.Plan{Name: "echo", File: filepath.Join(dir, "echo.yaml"), Schedule: "0 3 1 1 *", Location: time.UTC, Overlap: plan.OverlapSkip,
+		Steps: []*plan.Step{{ID: "say", Run: []string{"sh", "-c", "echo one; sleep 0.3; echo two"}}}}
+	failing := &plan.Plan{Name: "fails", File: filepath.Join(dir, "fails.yaml"), Location: time.UTC,
+		Steps: []*plan.Step{{ID: "boom", Run: []string{"sh", "-c", "echo bad; exit 3"}}}}
+	var loadMu sync.Mutex
+	loadErr := error(nil)
+	load := func(string) ([]*plan.Plan, error) {
+		loadMu.Lock()
+		defer loadMu.Unlock()
+		if loadErr != nil {
+			return []*plan.Plan{failing}, loadErr
+		}
+		return []*plan.Plan{good, failing}, nil
+	}
+	store := &memStore{marks: map[string]time.Time{}}
+	eng := &procEngine{store: store}
+	sock := filepath.Join(dir, "run", "refreshd.sock")
+	metricsAddr := freePort(t)
+	d, err := New(Config{PlansDir: dir, Load: load, Engine: eng, Store: store, Socket: sock, MetricsAddr: metricsAddr,
+		Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notify: SystemdNotifier{Log: slog.Default()},
+		Webhooks: []webhook.Target{{URL: hookSrv.URL + "/hook/s3cr3t"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.obs = d.Observer()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	defer func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop within 10s")
+		}
+	}()
+	waitFor(t, "READY=1", 5*time.Second, func() bool { return strings.Contains(notified(), "READY=1") })
+
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket %s: %v mode %v, want a 0660 socket", sock, err, fi.Mode())
+	}
+	c := control.NewClient(sock)
+	bg := context.Background()
+
+	// run --wait: trigger, follow the live lines to the end.
+	tr, err := c.Trigger(bg, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	if err := c.Logs(bg, tr.Run, "", true, func(l string) error { lines = append(lines, l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(lines, "\n") != "say | one\nsay | two" {
+		t.Errorf("followed lines %q, want both lines of step say", lines)
+	}
+	r, err := c.Run(bg, tr.Run)
+	if err != nil || r.Status != history.StatusSucceeded {
+		t.Fatalf("run %s: %+v %v", tr.Run, r, err)
+	}
+	if _, err := c.Trigger(bg, "nope"); err == nil || !strings.Contains(err.Error(), "no such plan") {
+		t.Errorf("trigger unknown plan: %v", err)
+	}
+	var apiErr *control.APIError
+	if _, err := c.Run(bg, "missing-run"); !errors.As(err, &apiErr) || apiErr.Code != 404 {
+		t.Errorf("unknown run: %v, want a 404", err)
+	}
+
+	// Failure then webhook (after one 503).
+	ft, _ := c.Trigger(bg, "fails")
+	waitFor(t, "failed run", 5*time.Second, func() bool { r, _ := store.Run(ft.Run); return r != nil && r.Status == history.StatusFailed })
+	waitFor(t, "webhook", 10*time.Second, func() bool { hookMu.Lock(); defer hookMu.Unlock(); return len(hooks) == 1 })
+	var ev webhook.Event
+	if err := json.Unmarshal([]byte(hooks[0]), &ev); err != nil || ev.Event != "failure" || ev.Plan != "fails" || ev.Run != ft.Run {
+		t.Errorf("webhook payload %s (%v), want a failure event for %s", hooks[0], err, ft.Run)
+	}
+
+	// Reload with a broken file: the old version of echo stays scheduled, the error shows.
+	loadMu.Lock()
+	loadErr = fmt.Errorf("%s:3:11: schedule: expected 5 or 6 fields", good.File)
+	loadMu.Unlock()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "RELOADING=1", 5*time.Second, func() bool { return strings.Contains(notified(), "RELOADING=1") })
+	st, err := c.Status(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Plans) != 2 || st.Plans[0].Plan != "echo" || st.Plans[0].Next.IsZero() {
+		t.Errorf("status after broken reload: %+v, want echo still scheduled", st.Plans)
+	}
+	if len(st.LoadErrors) != 1 || !strings.Contains(st.LoadErrors[0].Error, "echo.yaml:3:11: schedule") {
+		t.Errorf("load errors %+v, want echo.yaml:3:11", st.LoadErrors)
+	}
+
+	// Metrics: promtool must accept the exposition.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`refreshd_runs_total{plan="echo",status="succeeded"} 1`, `refreshd_runs_total{plan="fails",status="failed"} 1`,
+		`refreshd_plan_load_errors 1`, `refreshd_last_success_timestamp_seconds{plan="echo"}`, `refreshd_step_duration_seconds_count{plan="echo",step="say"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(string(body))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	} else if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
+		t.Error("promtool not installed")
+	}
+
+	stop()
+	<-done
+	waitFor(t, "STOPPING=1", 2*time.Second, func() bool { return strings.Contains(notified(), "STOPPING=1") })
+	if _, err := c.Status(bg); !errors.Is(err, control.ErrNoDaemon) {
+		t.Errorf("status after stop: %v, want ErrNoDaemon", err)
+	}
+}
