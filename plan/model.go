@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Pos is a place in a plan file. Every error about a plan names one.
@@ -69,6 +71,9 @@ type Plan struct {
 	Notify    []Webhook
 	KeepRuns  int // history retention per plan; default 50
 	Steps     []*Step
+
+	namePos Pos           // where the name is, for duplicate names in a directory
+	sched   cron.Schedule // Schedule, parsed; nil for manual runs only
 }
 
 // Secret is a reference to a value read at run time; plans never hold secret values.
@@ -154,6 +159,9 @@ type Step struct {
 	BuildxCache        *BuildxCache
 	PublishConstraints *PublishConstraints
 	VerifyCache        *VerifyCache
+
+	at       map[string]Pos // places of templated values ("run.2", "buildx_cache.ref", ...)
+	needsPos []Pos
 }
 
 // Axis is one matrix dimension: a name and its values (literal, or a list variable).
@@ -161,6 +169,9 @@ type Axis struct {
 	Pos    Pos
 	Name   string
 	Values []string
+
+	ref    string // the list var named by "{{ .vars.NAME }}", resolved into Values
+	refPos Pos
 }
 
 // Retry is a step's retry policy.

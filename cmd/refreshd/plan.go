@@ -2,12 +2,140 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/refreshd/refreshd/executor"
+	"github.com/refreshd/refreshd/plan"
 )
 
-// PLACEHOLDER: replaced by the owner of this subcommand.
+// cmdPlan is the dry run: it loads and expands one plan and prints, level by level, the
+// instances that may run in parallel and the exact commands each would run. Nothing runs.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "refreshd: not implemented yet")
-	return 2
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd plan FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance. Nothing is executed.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	p, err := plan.LoadFile(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	g, err := plan.Expand(p)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	printGraph(stdout, g, &executor.Tools{})
+	return 0
+}
+
+func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
+	p := g.Plan
+	fmt.Fprintf(w, "plan %s (%s): %d steps, %d instances\n", p.Name, p.File, len(p.Steps), len(g.Instances))
+	if p.Schedule != "" {
+		fmt.Fprintf(w, "schedule %q in %s, overlap %s, catch_up %t", p.Schedule, p.Timezone, p.Overlap, p.CatchUp)
+	} else {
+		fmt.Fprintf(w, "manual runs only, overlap %s", p.Overlap)
+	}
+	if p.Timeout > 0 {
+		fmt.Fprintf(w, ", timeout %s", shortDuration(p.Timeout))
+	}
+	fmt.Fprintln(w)
+	if p.Workdir != "" {
+		fmt.Fprintf(w, "workdir %s\n", p.Workdir)
+	}
+	for _, c := range p.SkipIf {
+		switch {
+		case c.Branch != nil:
+			fmt.Fprintf(w, "skip the run if branch %s of %s has a commit newer than %s\n", c.Branch.Branch, c.Branch.Repo, shortDuration(c.Branch.Within))
+		case c.Image != nil:
+			fmt.Fprintf(w, "skip the run if image %s was created less than %s ago\n", c.Image.Ref, shortDuration(c.Image.Within))
+		}
+	}
+	byID := make(map[string]*plan.Instance, len(g.Instances))
+	maxLevel := 0
+	for _, in := range g.Instances {
+		byID[in.ID] = in
+		maxLevel = max(maxLevel, in.Level)
+	}
+	for level := 0; level <= maxLevel; level++ {
+		fmt.Fprintf(w, "\nlevel %d: may run in parallel\n", level)
+		for _, in := range g.Instances {
+			if in.Level != level {
+				continue
+			}
+			fmt.Fprintf(w, "  %s%s\n", in.ID, details(in, byID))
+			for _, line := range executor.Describe(in, tools) {
+				if _, ok := in.Action.(*plan.RunAction); ok {
+					line = "$ " + line
+				}
+				fmt.Fprintf(w, "      %s\n", line)
+			}
+		}
+	}
+}
+
+// details summarises what limits an instance: its needs (by step), its concurrency group,
+// builder, timeout and retries.
+func details(in *plan.Instance, byID map[string]*plan.Instance) string {
+	var parts []string
+	var needs []string
+	for _, n := range in.Needs {
+		name := n
+		if dep := byID[n]; dep != nil && dep.Step != nil {
+			name = dep.Step.ID
+		}
+		if !slices.Contains(needs, name) {
+			needs = append(needs, name)
+		}
+	}
+	if len(needs) > 0 {
+		parts = append(parts, "after "+strings.Join(needs, ", "))
+	}
+	if in.Step != nil && in.Step.Concurrency > 0 {
+		parts = append(parts, fmt.Sprintf("concurrency %d in %s", in.Step.Concurrency, in.ConcurrencyKey))
+	}
+	if in.Builder != "" {
+		parts = append(parts, "builder "+in.Builder)
+	}
+	if in.Timeout > 0 {
+		parts = append(parts, "timeout "+shortDuration(in.Timeout))
+	}
+	if in.Retry.Attempts > 1 {
+		parts = append(parts, fmt.Sprintf("%d attempts", in.Retry.Attempts))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "  (" + strings.Join(parts, "; ") + ")"
+}
+
+// shortDuration prints 2h instead of 2h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -2,12 +2,57 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 )
 
-// PLACEHOLDER: replaced by the owner of this subcommand.
+// version is set at build time with -ldflags "-X main.version=v1.2.3" (see the Makefile);
+// without it the module version and VCS revision from the build info are shown.
+var version string
+
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "refreshd: not implemented yet")
-	return 2
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: refreshd version\n\nPrint the version, Go version and VCS revision.") }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	fmt.Fprintln(stdout, versionString())
+	return 0
+}
+
+func versionString() string {
+	v := version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		if v == "" {
+			v = "(devel)"
+		}
+		return "refreshd " + v
+	}
+	if v == "" {
+		v = info.Main.Version
+	}
+	rev, modified := "", ""
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+dirty"
+			}
+		}
+	}
+	out := fmt.Sprintf("refreshd %s %s", v, info.GoVersion)
+	if rev != "" {
+		out += " " + rev + modified
+	}
+	return out
 }

@@ -1,0 +1,308 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// MaxInstances bounds the step instances of one plan: a matrix typo like a 10-axis cross
+// product must be a load error, not a daemon holding millions of instances.
+const MaxInstances = 10000
+
+// Expand turns a loaded plan into its graph of concrete instances: every matrix expanded
+// (first axis slowest), every template rendered into exact argv elements, steps in file
+// order within a topological sort, one provision instance per builder before its first use.
+func Expand(p *Plan) (*Graph, error) {
+	g, errs := expand(p)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func expand(p *Plan) (*Graph, ErrorList) {
+	x := &expander{p: p, g: &Graph{Plan: p}, byStep: make(map[string][]string), byID: make(map[string]*Instance), provisioned: make(map[string]string)}
+	order, err := topoOrder(p.Steps)
+	if err != nil {
+		return nil, ErrorList{err}
+	}
+	total := 0
+	for _, s := range order {
+		n := 1
+		for _, ax := range s.Matrix {
+			n *= max(len(ax.Values), 1)
+			if n > MaxInstances {
+				break
+			}
+		}
+		if s.BuildxCache != nil {
+			n *= max(len(s.BuildxCache.Platforms), 1)
+		}
+		total += n
+		if n > MaxInstances || total > MaxInstances {
+			return nil, ErrorList{{Pos: s.Pos, Msg: fmt.Sprintf("step %s makes the plan expand to more than %d instances; reduce the matrix", s.ID, MaxInstances)}}
+		}
+	}
+	planData := map[string]any{"vars": varData(p.Vars), "plan": p.Name}
+	x.planEnv = make(map[string]string, len(p.Env))
+	for k, v := range p.Env {
+		out, err := render(v, planData)
+		if err != nil {
+			x.errorf(p.Pos, "env %s: %v", k, err)
+		}
+		x.planEnv[k] = out
+	}
+	for _, s := range order {
+		x.step(s)
+	}
+	return x.g, x.errs
+}
+
+type expander struct {
+	p           *Plan
+	g           *Graph
+	planEnv     map[string]string
+	byStep      map[string][]string // step id -> its instance ids
+	byID        map[string]*Instance
+	provisioned map[string]string // builder -> provision instance id
+	errs        ErrorList
+}
+
+func (x *expander) errorf(p Pos, format string, args ...any) {
+	x.errs = append(x.errs, &Error{Pos: p, Msg: fmt.Sprintf(format, args...)})
+}
+
+// topoOrder sorts steps so every step comes after what it needs, keeping file order where
+// the needs allow it.
+func topoOrder(steps []*Step) ([]*Step, *Error) {
+	done := make(map[string]bool, len(steps))
+	var order []*Step
+	for len(order) < len(steps) {
+		progressed := false
+		for _, s := range steps {
+			if done[s.ID] {
+				continue
+			}
+			ready := true
+			for _, n := range s.Needs {
+				if !done[n] {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				done[s.ID] = true
+				order = append(order, s)
+				progressed = true
+				break // restart from the top: file order among the ready steps
+			}
+		}
+		if !progressed {
+			for _, s := range steps {
+				if !done[s.ID] {
+					return nil, &Error{Pos: s.Pos, Msg: fmt.Sprintf("step %s: needs form a cycle or name unknown steps", s.ID)}
+				}
+			}
+		}
+	}
+	return order, nil
+}
+
+// combos returns the matrix bindings of s, first axis slowest; one empty binding without
+// a matrix.
+func combos(axes []Axis) [][]KV {
+	out := [][]KV{nil}
+	for _, ax := range axes {
+		next := make([][]KV, 0, len(out)*len(ax.Values))
+		for _, c := range out {
+			for _, v := range ax.Values {
+				next = append(next, append(slices.Clone(c), KV{Key: ax.Name, Value: v}))
+			}
+		}
+		out = next
+	}
+	return out
+}
+
+func (x *expander) step(s *Step) {
+	builder := s.Builder
+	if s.BuildxCache != nil {
+		builder = s.BuildxCache.Builder
+	}
+	provision := ""
+	if builder != "" {
+		provision = x.provision(builder)
+	}
+	var needs []string
+	for _, n := range s.Needs {
+		needs = append(needs, x.byStep[n]...)
+	}
+	if provision != "" {
+		needs = append(needs, provision)
+	}
+	for _, c := range combos(s.Matrix) {
+		data := map[string]any{"vars": varData(x.p.Vars), "plan": x.p.Name}
+		id := s.ID
+		if len(c) > 0 {
+			parts := make([]string, len(c))
+			for i, kv := range c {
+				data[kv.Key] = kv.Value
+				parts[i] = kv.Key + "=" + kv.Value
+			}
+			id += "[" + strings.Join(parts, ",") + "]"
+		}
+		base := &Instance{
+			ID: id, Step: s, Values: c, Needs: slices.Clone(needs), ConcurrencyKey: s.ID,
+			Builder: builder, Timeout: s.Timeout, Retry: s.Retry, Workdir: s.Workdir,
+			Env: x.env(s, data),
+		}
+		if base.Workdir == "" {
+			base.Workdir = x.p.Workdir
+		}
+		switch {
+		case s.Run != nil:
+			argv := make([]string, len(s.Run))
+			for i, a := range s.Run {
+				argv[i] = x.render(s, fmt.Sprintf("run.%d", i), a, data)
+			}
+			base.Action = &RunAction{Argv: argv}
+			x.add(base)
+		case s.BuildxCache != nil:
+			x.buildxCache(s, base, data)
+		case s.PublishConstraints != nil:
+			pc := *s.PublishConstraints
+			pc.Repo = x.render(s, "publish_constraints.repo", pc.Repo, data)
+			pc.Branch = x.render(s, "publish_constraints.branch", pc.Branch, data)
+			pc.Files = x.render(s, "publish_constraints.files", pc.Files, data)
+			pc.Dir = x.render(s, "publish_constraints.dir", pc.Dir, data)
+			base.Action = &PublishAction{PublishConstraints: pc}
+			x.add(base)
+		case s.VerifyCache != nil:
+			ref := x.render(s, "verify_cache.ref", s.VerifyCache.Ref, data)
+			if !hasTag(ref) {
+				x.errorf(s.at["verify_cache.ref"], "verify_cache ref renders to %q, which has no :TAG or @DIGEST", ref)
+			}
+			base.Action = &VerifyAction{Refs: []string{ref}}
+			x.add(base)
+		}
+	}
+}
+
+func (x *expander) buildxCache(s *Step, base *Instance, data map[string]any) {
+	bc := s.BuildxCache
+	b := x.p.Builders[bc.Builder]
+	repo := x.render(s, "buildx_cache.ref", bc.Ref, data)
+	if hasTag(repo) {
+		x.errorf(s.at["buildx_cache.ref"], "buildx_cache ref %q must be a repository without a tag; refreshd adds cache-<os>-<arch> per platform", repo)
+	}
+	var args []KV
+	for _, k := range slices.Sorted(maps.Keys(bc.BuildArgs)) {
+		args = append(args, KV{Key: k, Value: x.render(s, "buildx_cache.build_args."+k, bc.BuildArgs[k], data)})
+	}
+	for i, pt := range bc.Platforms {
+		key := fmt.Sprintf("buildx_cache.platforms.%d", i)
+		platform := x.render(s, key, pt, data)
+		if msg := checkPlatform(platform); msg != "" {
+			x.errorf(s.at[key], "%s", msg)
+			continue
+		}
+		node := ""
+		var nodes []string
+		for _, n := range b.Nodes {
+			nodes = append(nodes, n.Name+" ("+n.Platform+")")
+			if n.Platform == platform {
+				node = n.Name
+			}
+		}
+		if node == "" {
+			x.errorf(s.at[key], "no node of builder %s is pinned to %s, so it would build in emulation or not at all; nodes: %s", b.Name, platform, strings.Join(nodes, ", "))
+			continue
+		}
+		inst := *base
+		inst.ID = base.ID + "[" + platform + "]"
+		inst.ConcurrencyKey = s.ID + "[" + platform + "]"
+		inst.Needs = slices.Clone(base.Needs)
+		inst.Action = &BuildxCacheAction{
+			Builder: bc.Builder, Node: node, Platform: platform,
+			Context:   x.render(s, "buildx_cache.context", bc.Context, data),
+			File:      x.render(s, "buildx_cache.file", bc.File, data),
+			Target:    x.render(s, "buildx_cache.target", bc.Target, data),
+			BuildArgs: args, CacheRef: repo + ":cache-" + PlatformTag(platform),
+		}
+		x.add(&inst)
+	}
+}
+
+// provision returns the provision instance of a builder, adding it on first use.
+func (x *expander) provision(name string) string {
+	if id, ok := x.provisioned[name]; ok {
+		return id
+	}
+	id := "provision[" + name + "]"
+	x.provisioned[name] = id
+	x.add(&Instance{
+		ID: id, ConcurrencyKey: id, Builder: name, Retry: defaultRetry(), Workdir: x.p.Workdir,
+		Env: maps.Clone(x.planEnv), Action: &ProvisionAction{Builder: x.p.Builders[name]},
+	})
+	return id
+}
+
+func (x *expander) add(inst *Instance) {
+	if _, dup := x.byID[inst.ID]; dup {
+		pos := x.p.Pos
+		if inst.Step != nil {
+			pos = inst.Step.Pos
+		}
+		x.errorf(pos, "two instances are both named %s; matrix values must differ", inst.ID)
+		return
+	}
+	for _, n := range inst.Needs {
+		inst.Level = max(inst.Level, x.byID[n].Level+1)
+	}
+	x.byID[inst.ID] = inst
+	if inst.Step != nil {
+		x.byStep[inst.Step.ID] = append(x.byStep[inst.Step.ID], inst.ID)
+	}
+	x.g.Instances = append(x.g.Instances, inst)
+}
+
+func (x *expander) env(s *Step, data map[string]any) map[string]string {
+	env := maps.Clone(x.planEnv)
+	if env == nil {
+		env = make(map[string]string, len(s.Env))
+	}
+	for k, v := range s.Env {
+		env[k] = x.render(s, "env."+k, v, data)
+	}
+	return env
+}
+
+func (x *expander) render(s *Step, key, text string, data map[string]any) string {
+	out, err := render(text, data)
+	if err != nil {
+		pos, ok := s.at[key]
+		if !ok {
+			pos = s.Pos
+		}
+		x.errorf(pos, "%v", err)
+	}
+	return out
+}
+
+// hasTag reports whether an image reference names a tag or a digest.
+func hasTag(ref string) bool {
+	if strings.Contains(ref, "@") {
+		return true
+	}
+	last := ref[strings.LastIndex(ref, "/")+1:]
+	return strings.Contains(last, ":")
+}
+
+// Kind names of the actions, as shown by the dry run and stored in history.
+func (*RunAction) Kind() string         { return "run" }
+func (*ProvisionAction) Kind() string   { return "provision" }
+func (*BuildxCacheAction) Kind() string { return "buildx_cache" }
+func (*PublishAction) Kind() string     { return "publish_constraints" }
+func (*VerifyAction) Kind() string      { return "verify_cache" }

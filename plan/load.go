@@ -1,0 +1,319 @@
+package plan
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// maxFileSize bounds what a plan file may be; real plans are a few kilobytes.
+const maxFileSize = 1 << 20
+
+// LoadFile loads and validates one plan file. Builders referenced by name are looked up in
+// the shared builders files of the same directory (files with a top-level builders: list and
+// no plan:). Every problem of the file is in the returned ErrorList.
+func LoadFile(path string) (*Plan, error) {
+	dir := filepath.Dir(path)
+	l := newLoader()
+	files, err := l.read(dir, path)
+	if err != nil {
+		return nil, err
+	}
+	var target *parsedFile
+	for _, f := range files {
+		if f.path == filepath.Clean(path) {
+			target = f
+		}
+	}
+	if target == nil {
+		return nil, fmt.Errorf("load plan %s: not found", path)
+	}
+	l.sharedBuilders(files)
+	if target.kind == kindBuilders {
+		l.errs = append(l.errs, &Error{Pos: Pos{File: target.path, Line: 1, Col: 1},
+			Msg: "this is a shared builders file (builders: and no plan:), not a plan; validate its directory instead"})
+		return nil, l.errs.err()
+	}
+	p := l.plan(target)
+	if err := l.errs.err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// LoadDir loads every *.yaml and *.yml file of dir (not recursively, in name order). It
+// returns the valid plans AND, when any file is invalid, an ErrorList of all their problems:
+// a daemon keeps running the last good version of an invalid plan.
+func LoadDir(dir string) ([]*Plan, error) {
+	l := newLoader()
+	files, err := l.read(dir, "")
+	if err != nil {
+		return nil, err
+	}
+	l.sharedBuilders(files)
+	var plans []*Plan
+	names := make(map[string]Pos)
+	for _, f := range files {
+		if f.kind != kindPlan {
+			continue
+		}
+		p := l.plan(f)
+		if p == nil {
+			continue
+		}
+		if first, dup := names[p.Name]; dup {
+			l.errs = append(l.errs, &Error{Pos: p.namePos, Msg: fmt.Sprintf("plan name %q is already used by %s; plan names must be unique in a directory", p.Name, first)})
+			continue
+		}
+		names[p.Name] = p.namePos
+		plans = append(plans, p)
+	}
+	return plans, l.errs.err()
+}
+
+// Parse loads one plan from data, as if read from file, with no shared builders. It is what
+// the fuzz target drives.
+func Parse(file string, data []byte) (*Plan, error) {
+	l := newLoader()
+	f := l.parse(file, data)
+	if f == nil {
+		return nil, l.errs.err()
+	}
+	if f.kind != kindPlan {
+		l.errs = append(l.errs, &Error{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: "no plan: key; a plan needs plan: NAME and steps:"})
+		return nil, l.errs.err()
+	}
+	p := l.plan(f)
+	if err := l.errs.err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+type fileKind int
+
+const (
+	kindPlan fileKind = iota
+	kindBuilders
+)
+
+type parsedFile struct {
+	path string
+	doc  *yaml.Node // the top-level mapping
+	kind fileKind
+}
+
+// loader holds what one load of a directory shares: the builders declared so far (shared
+// files first, then plans in name order) and every error.
+type loader struct {
+	builders map[string]*Builder
+	errs     ErrorList
+}
+
+func newLoader() *loader { return &loader{builders: make(map[string]*Builder)} }
+
+// read parses the plan files of dir (only only, when set, plus the shared builders files).
+func (l *loader) read(dir, only string) ([]*parsedFile, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read plans directory %s: %w", dir, err)
+	}
+	var out []*parsedFile
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		data, err := readLimited(path)
+		if err != nil {
+			if only != "" && path != filepath.Clean(only) {
+				continue // an unreadable sibling does not make this plan invalid
+			}
+			l.errs = append(l.errs, &Error{Pos: Pos{File: path}, Msg: err.Error()})
+			continue
+		}
+		if only != "" && path != filepath.Clean(only) && !bytes.Contains(data, []byte("builders")) {
+			continue // cannot be a shared builders file: do not parse it
+		}
+		f := l.parse(path, data)
+		if f == nil {
+			continue
+		}
+		if only != "" && path != filepath.Clean(only) && f.kind != kindBuilders {
+			continue
+		}
+		out = append(out, f)
+	}
+	if only != "" && !slices.ContainsFunc(out, func(f *parsedFile) bool { return f.path == filepath.Clean(only) }) {
+		if _, err := os.Stat(only); err != nil {
+			return nil, fmt.Errorf("load plan: %w", err)
+		}
+		if len(l.errs) == 0 {
+			return nil, fmt.Errorf("load plan %s: not a .yaml or .yml file", only)
+		}
+		return nil, l.errs.err()
+	}
+	return out, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("larger than %d bytes; plan files are small", maxFileSize)
+	}
+	return data, nil
+}
+
+// parse reads the YAML of one file and classifies it. Syntax errors are recorded with the
+// line yaml.v3 reports.
+func (l *loader) parse(path string, data []byte) *parsedFile {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			l.errs = append(l.errs, &Error{Pos: Pos{File: path, Line: 1, Col: 1}, Msg: "empty file; a plan needs plan: NAME and steps:"})
+			return nil
+		}
+		l.errs = append(l.errs, yamlError(path, err))
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		l.errs = append(l.errs, &Error{Pos: Pos{File: path, Line: extra.Line, Col: extra.Column}, Msg: "a second YAML document; one plan per file"})
+		return nil
+	} else if !errors.Is(err, io.EOF) {
+		l.errs = append(l.errs, yamlError(path, err))
+		return nil
+	}
+	root := resolve(&doc)
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = resolve(root.Content[0])
+	}
+	if root.Kind != yaml.MappingNode {
+		l.errs = append(l.errs, &Error{Pos: Pos{File: path, Line: root.Line, Col: root.Column}, Msg: "a plan file must be a mapping with plan:, schedule:, steps: ..."})
+		return nil
+	}
+	f := &parsedFile{path: path, doc: root, kind: kindPlan}
+	hasPlan, hasBuilders := false, false
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		switch root.Content[i].Value {
+		case "plan":
+			hasPlan = true
+		case "builders":
+			hasBuilders = true
+		}
+	}
+	if !hasPlan && hasBuilders {
+		f.kind = kindBuilders
+	}
+	return f
+}
+
+// yamlError turns a yaml.v3 error ("yaml: line 3: did not find expected key") into a placed
+// Error. yaml.v3 gives no column, so column 1 is used.
+func yamlError(path string, err error) *Error {
+	msg := err.Error()
+	line := 1
+	var rest string
+	if n, _ := fmt.Sscanf(msg, "yaml: line %d:", &line); n == 1 {
+		if i := strings.Index(msg[len("yaml: line "):], ":"); i >= 0 {
+			rest = strings.TrimSpace(msg[len("yaml: line ")+i+1:])
+		}
+	} else {
+		rest = strings.TrimPrefix(msg, "yaml: ")
+	}
+	return &Error{Pos: Pos{File: path, Line: line, Col: 1}, Msg: "YAML syntax: " + rest}
+}
+
+// sharedBuilders registers the builders of every shared builders file.
+func (l *loader) sharedBuilders(files []*parsedFile) {
+	for _, f := range files {
+		if f.kind != kindBuilders {
+			continue
+		}
+		d := &decoder{file: f.path}
+		var list []*yaml.Node
+		d.fields(f.doc, "builders file", []field{
+			{"builders", func(v *yaml.Node) {
+				v = resolve(v)
+				if v.Kind != yaml.SequenceNode {
+					d.errorf(v, "builders must be a list of builders, not %s", kindName(v))
+					return
+				}
+				list = v.Content
+			}},
+		})
+		for _, n := range list {
+			if b := d.builder(n); b != nil {
+				l.register(d, b)
+			}
+		}
+		l.errs = append(l.errs, d.errs...)
+	}
+}
+
+// register records a builder definition; a different definition of a known name is an error
+// naming both places, since both would fight over one real buildx builder.
+func (l *loader) register(d *decoder, b *Builder) bool {
+	if first, ok := l.builders[b.Name]; ok {
+		if !sameBuilder(first, b) {
+			d.errorAt(b.Pos, "builder %q is defined differently at %s; one builder name has one definition (declare it once in a shared builders file and use {ref: %s})", b.Name, first.Pos, b.Name)
+			return false
+		}
+		return true
+	}
+	l.builders[b.Name] = b
+	return true
+}
+
+func sameBuilder(a, b *Builder) bool {
+	if a.Name != b.Name || a.Driver != b.Driver || a.Emulation != b.Emulation || len(a.Nodes) != len(b.Nodes) {
+		return false
+	}
+	for i := range a.Nodes {
+		x, y := a.Nodes[i], b.Nodes[i]
+		if x.Name != y.Name || x.Endpoint != y.Endpoint || x.Platform != y.Platform || !mapsEqual(x.DriverOpts, y.DriverOpts) {
+			return false
+		}
+	}
+	return true
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// plan decodes and validates one plan file; nil when it has errors (recorded in l.errs).
+func (l *loader) plan(f *parsedFile) *Plan {
+	d := &decoder{file: f.path}
+	p := d.plan(f.doc, l)
+	l.errs = append(l.errs, d.errs...)
+	if len(d.errs) > 0 {
+		return nil
+	}
+	return p
+}

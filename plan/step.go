@@ -1,0 +1,504 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// actionKeys are the step keys of which exactly one must be present.
+var actionKeys = [...]string{"run", "buildx_cache", "publish_constraints", "verify_cache"}
+
+func (pd *planDecoder) steps(n *yaml.Node) []*Step {
+	n = resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		pd.errorf(n, "steps must be a list of steps, not %s", kindName(n))
+		return nil
+	}
+	var out []*Step
+	for _, e := range n.Content {
+		if s := pd.step(e); s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (pd *planDecoder) step(n *yaml.Node) *Step {
+	n = resolve(n)
+	s := &Step{Pos: pd.pos(n), at: make(map[string]Pos), Retry: defaultRetry()}
+	var actions []string
+	action := func(name string) { actions = append(actions, name) }
+	hasID := false
+	ok := pd.fields(n, "step", []field{
+		{"id", func(v *yaml.Node) {
+			hasID = true
+			s.ID = pd.nonEmpty(v, "step id")
+			s.at["id"] = pd.pos(v)
+			if s.ID != "" && !namePattern.MatchString(s.ID) {
+				pd.errorf(v, "step id %q: use %s", s.ID, nameRule)
+			}
+		}},
+		{"needs", func(v *yaml.Node) {
+			s.Needs, s.needsPos = pd.strList(v, "needs")
+		}},
+		{"matrix", func(v *yaml.Node) { s.Matrix = pd.matrix(v) }},
+		{"concurrency", func(v *yaml.Node) { s.Concurrency = pd.integer(v, "concurrency", 1, 1000) }},
+		{"timeout", func(v *yaml.Node) { s.Timeout = pd.duration(v, "timeout") }},
+		{"retry", func(v *yaml.Node) { pd.retry(v, &s.Retry) }},
+		{"workdir", func(v *yaml.Node) {
+			s.Workdir = pd.absPath(v, "workdir")
+			s.at["workdir"] = pd.pos(v)
+		}},
+		{"env", func(v *yaml.Node) { s.Env = pd.env(v, s) }},
+		{"builder", func(v *yaml.Node) {
+			s.Builder = pd.nonEmpty(v, "builder")
+			s.at["builder"] = pd.pos(v)
+		}},
+		{"run", func(v *yaml.Node) {
+			action("run")
+			var pos []Pos
+			s.Run, pos = pd.strList(v, "run")
+			if resolve(v).Kind == yaml.ScalarNode {
+				pd.errorf(v, "run is an argv list, never a shell string: write run: [prog, arg, ...]")
+				return
+			}
+			if len(s.Run) == 0 && resolve(v).Kind == yaml.SequenceNode {
+				pd.errorf(v, "run is empty; want [program, args...]")
+			}
+			for i, a := range s.Run {
+				key := fmt.Sprintf("run.%d", i)
+				s.at[key] = pos[i]
+				pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pos[i], text: a, kind: tmplStep, step: s})
+			}
+			if len(s.Run) > 0 && s.Run[0] == "" {
+				pd.errorAt(pos[0], "run's program (first element) is empty")
+			}
+		}},
+		{"buildx_cache", func(v *yaml.Node) { action("buildx_cache"); s.BuildxCache = pd.buildxCache(v, s) }},
+		{"publish_constraints", func(v *yaml.Node) {
+			action("publish_constraints")
+			s.PublishConstraints = pd.publish(v, s)
+		}},
+		{"verify_cache", func(v *yaml.Node) {
+			action("verify_cache")
+			vc := &VerifyCache{}
+			pd.fields(v, "verify_cache", []field{
+				{"ref", func(v *yaml.Node) { vc.Ref = pd.tmpl(v, "ref", s, "verify_cache.ref") }},
+			})
+			if vc.Ref == "" && resolve(v).Kind == yaml.MappingNode {
+				pd.errorf(v, "verify_cache needs ref: REPOSITORY:TAG (a template)")
+			}
+			s.VerifyCache = vc
+		}},
+	})
+	if !ok {
+		return nil
+	}
+	if !hasID {
+		pd.errorf(n, "step needs id:")
+	}
+	switch len(actions) {
+	case 0:
+		pd.errorf(n, "step %s has no action; want exactly one of %s", s.ID, strings.Join(actionKeys[:], ", "))
+	case 1:
+	default:
+		pd.errorf(n, "step %s has %d actions (%s); want exactly one of %s", s.ID, len(actions), strings.Join(actions, ", "), strings.Join(actionKeys[:], ", "))
+	}
+	if s.BuildxCache != nil && s.Builder != "" && s.Builder != s.BuildxCache.Builder {
+		pd.errorAt(s.at["builder"], "step builder %q differs from buildx_cache builder %q; a buildx_cache step uses its own builder", s.Builder, s.BuildxCache.Builder)
+	}
+	return s
+}
+
+// tmpl reads a non-empty string that may be a template over the step's names.
+func (pd *planDecoder) tmpl(v *yaml.Node, what string, s *Step, key string) string {
+	t := pd.nonEmpty(v, what)
+	s.at[key] = pd.pos(v)
+	pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: t, kind: tmplStep, step: s})
+	return t
+}
+
+func (pd *planDecoder) matrix(n *yaml.Node) []Axis {
+	pairs := pd.pairs(n, "matrix")
+	if pairs == nil && resolve(n).Kind == yaml.MappingNode {
+		pd.errorf(n, "matrix is empty; want axes like {python: [\"3.11\", \"3.12\"]} or {python: \"{{ .vars.python }}\"}")
+	}
+	var out []Axis
+	for _, kv := range pairs {
+		k, v := kv[0], kv[1]
+		ax := Axis{Pos: pd.pos(k), Name: k.Value}
+		if !identPattern.MatchString(k.Value) {
+			pd.errorf(k, "matrix axis name %q: use %s (templates name it as .%s)", k.Value, identRule, k.Value)
+		}
+		if k.Value == "vars" || k.Value == "plan" || k.Value == "secrets" {
+			pd.errorf(k, "matrix axis name %q is reserved; choose another", k.Value)
+		}
+		switch v.Kind {
+		case yaml.SequenceNode:
+			vals, pos := pd.strList(v, "matrix "+k.Value)
+			if len(vals) == 0 {
+				pd.errorf(v, "matrix axis %s is empty; an empty matrix runs nothing", k.Value)
+			}
+			seen := make(map[string]bool)
+			for i, val := range vals {
+				if isTemplate(val) {
+					pd.errorAt(pos[i], "matrix values are literal; to use a list var write %s: \"{{ .vars.NAME }}\"", k.Value)
+				}
+				if seen[val] {
+					pd.errorAt(pos[i], "matrix axis %s repeats value %q", k.Value, val)
+				}
+				seen[val] = true
+			}
+			ax.Values = vals
+		case yaml.ScalarNode:
+			m := listRefPattern.FindStringSubmatch(v.Value)
+			if m == nil {
+				pd.errorf(v, "matrix axis %s must be a list of values or exactly \"{{ .vars.NAME }}\" naming a list var, not %s", k.Value, describe(v))
+				continue
+			}
+			ax.ref, ax.refPos = m[1], pd.pos(v)
+		default:
+			pd.errorf(v, "matrix axis %s must be a list of values or \"{{ .vars.NAME }}\", not %s", k.Value, kindName(v))
+		}
+		out = append(out, ax)
+	}
+	return out
+}
+
+func (pd *planDecoder) retry(n *yaml.Node, r *Retry) {
+	maxSet := false
+	pd.fields(n, "retry", []field{
+		{"attempts", func(v *yaml.Node) { r.Attempts = pd.integer(v, "attempts", 1, 100) }},
+		{"backoff", func(v *yaml.Node) { r.Backoff = pd.duration(v, "backoff") }},
+		{"max_backoff", func(v *yaml.Node) { maxSet = true; r.MaxBackoff = pd.duration(v, "max_backoff") }},
+		{"jitter", func(v *yaml.Node) { r.Jitter = pd.number(v, "jitter", 0, 1) }},
+		{"retry_on", func(v *yaml.Node) {
+			pd.fields(v, "retry_on", []field{
+				{"exit_codes", func(v *yaml.Node) {
+					v = resolve(v)
+					if v.Kind != yaml.SequenceNode {
+						pd.errorf(v, "exit_codes must be a list of exit codes (1-255), not %s", kindName(v))
+						return
+					}
+					for _, e := range v.Content {
+						r.ExitCodes = append(r.ExitCodes, pd.integer(e, "exit code", 1, 255))
+					}
+				}},
+				{"output", func(v *yaml.Node) {
+					v = resolve(v)
+					if v.Kind != yaml.SequenceNode {
+						pd.errorf(v, "output must be a list of regular expressions, not %s", kindName(v))
+						return
+					}
+					for _, e := range v.Content {
+						if re := pd.regex(e, "retry_on output"); re != nil {
+							r.Output = append(r.Output, re)
+						}
+					}
+				}},
+			})
+		}},
+	})
+	if !maxSet && r.Backoff > r.MaxBackoff {
+		r.MaxBackoff = r.Backoff
+	}
+	if r.Backoff > r.MaxBackoff && r.MaxBackoff > 0 {
+		pd.errorf(n, "retry backoff %s is longer than max_backoff %s", r.Backoff, r.MaxBackoff)
+	}
+}
+
+func defaultRetry() Retry {
+	return Retry{Attempts: DefaultAttempts, Backoff: DefaultBackoff, MaxBackoff: DefaultMaxBackoff, Jitter: DefaultJitter}
+}
+
+func (pd *planDecoder) buildxCache(n *yaml.Node, s *Step) *BuildxCache {
+	bc := &BuildxCache{Context: "."}
+	var platformsNode *yaml.Node
+	pd.fields(n, "buildx_cache", []field{
+		{"builder", func(v *yaml.Node) {
+			bc.Builder = pd.nonEmpty(v, "builder")
+			s.at["buildx_cache.builder"] = pd.pos(v)
+		}},
+		{"context", func(v *yaml.Node) { bc.Context = pd.tmpl(v, "context", s, "buildx_cache.context") }},
+		{"file", func(v *yaml.Node) { bc.File = pd.tmpl(v, "file", s, "buildx_cache.file") }},
+		{"target", func(v *yaml.Node) { bc.Target = pd.tmpl(v, "target", s, "buildx_cache.target") }},
+		{"build_args", func(v *yaml.Node) {
+			var pos map[string]Pos
+			bc.BuildArgs, pos = pd.strMap(v, "build_args")
+			for k, p := range pos {
+				s.at["buildx_cache.build_args."+k] = p
+				pd.tmpls = append(pd.tmpls, pendingTemplate{pos: p, text: bc.BuildArgs[k], kind: tmplStep, step: s})
+			}
+		}},
+		{"platforms", func(v *yaml.Node) {
+			platformsNode = v
+			v = resolve(v)
+			if v.Kind == yaml.ScalarNode {
+				if m := listRefPattern.FindStringSubmatch(v.Value); m != nil {
+					bc.Platforms = []string{v.Value}
+					s.at["buildx_cache.platforms.0"] = pd.pos(v)
+					return
+				}
+			}
+			var pos []Pos
+			bc.Platforms, pos = pd.strList(v, "platforms")
+			for i, p := range bc.Platforms {
+				s.at[fmt.Sprintf("buildx_cache.platforms.%d", i)] = pos[i]
+				if isTemplate(p) {
+					pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pos[i], text: p, kind: tmplStep, step: s})
+				} else if msg := checkPlatform(p); msg != "" {
+					pd.errorAt(pos[i], "%s", msg)
+				}
+			}
+		}},
+		{"ref", func(v *yaml.Node) { bc.Ref = pd.tmpl(v, "ref", s, "buildx_cache.ref") }},
+	})
+	if resolve(n).Kind != yaml.MappingNode {
+		return bc
+	}
+	if bc.Builder == "" {
+		pd.errorf(n, "buildx_cache needs builder: NAME (a builder of the plan)")
+	}
+	if bc.Ref == "" {
+		pd.errorf(n, "buildx_cache needs ref: REPOSITORY (the cache tag is added per platform)")
+	}
+	if platformsNode == nil {
+		pd.errorf(n, "buildx_cache needs platforms: [linux/amd64, ...]")
+	} else if len(bc.Platforms) == 0 && resolve(platformsNode).Kind == yaml.SequenceNode {
+		pd.errorf(platformsNode, "platforms is empty; want at least one, like [linux/amd64, linux/arm64]")
+	}
+	return bc
+}
+
+func (pd *planDecoder) publish(n *yaml.Node, s *Step) *PublishConstraints {
+	pc := &PublishConstraints{AuthorName: DefaultAuthorName, AuthorEmail: DefaultAuthorEmail,
+		Message: DefaultMessage, MaxAttempts: DefaultPublishTry}
+	pc.IgnoreLines = mustCompileDefault()
+	pd.fields(n, "publish_constraints", []field{
+		{"repo", func(v *yaml.Node) { pc.Repo = pd.tmpl(v, "repo", s, "publish_constraints.repo") }},
+		{"branch", func(v *yaml.Node) { pc.Branch = pd.tmpl(v, "branch", s, "publish_constraints.branch") }},
+		{"files", func(v *yaml.Node) {
+			pc.Files = pd.tmpl(v, "files", s, "publish_constraints.files")
+			if filepath.IsAbs(pc.Files) || slices.Contains(strings.Split(pc.Files, "/"), "..") {
+				pd.errorf(v, "files %q must be a glob relative to the workdir, like files/constraints-*/constraints*.txt", pc.Files)
+			} else if _, err := filepath.Match(pc.Files, ""); err != nil {
+				pd.errorf(v, "files %q: bad glob: %v", pc.Files, err)
+			}
+		}},
+		{"dir", func(v *yaml.Node) {
+			pc.Dir = pd.tmpl(v, "dir", s, "publish_constraints.dir")
+			if filepath.IsAbs(pc.Dir) || slices.Contains(strings.Split(pc.Dir, "/"), "..") {
+				pd.errorf(v, "dir %q must be a relative directory of the branch", pc.Dir)
+			}
+		}},
+		{"ignore_lines", func(v *yaml.Node) { pc.IgnoreLines = pd.regex(v, "ignore_lines") }},
+		{"author_name", func(v *yaml.Node) { pc.AuthorName = pd.nonEmpty(v, "author_name") }},
+		{"author_email", func(v *yaml.Node) { pc.AuthorEmail = pd.nonEmpty(v, "author_email") }},
+		{"message", func(v *yaml.Node) {
+			pc.Message = pd.nonEmpty(v, "message")
+			pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: pc.Message, kind: tmplMessage, step: s})
+		}},
+		{"token", func(v *yaml.Node) {
+			pc.Token = pd.nonEmpty(v, "token")
+			s.at["publish_constraints.token"] = pd.pos(v)
+		}},
+		{"max_attempts", func(v *yaml.Node) { pc.MaxAttempts = pd.integer(v, "max_attempts", 1, 100) }},
+	})
+	if resolve(n).Kind == yaml.MappingNode {
+		for _, req := range []struct{ v, k string }{{pc.Repo, "repo"}, {pc.Branch, "branch"}, {pc.Files, "files"}} {
+			if req.v == "" {
+				pd.errorf(n, "publish_constraints needs %s:", req.k)
+			}
+		}
+	}
+	return pc
+}
+
+// checkSteps checks what spans steps: unique ids, needs, cycles, builders, list vars of
+// matrix axes and secrets named by steps.
+func (pd *planDecoder) checkSteps() {
+	p := pd.p
+	ids := make(map[string]*Step)
+	for _, s := range p.Steps {
+		if s.ID == "" {
+			continue
+		}
+		if first, dup := ids[s.ID]; dup {
+			pd.errorAt(s.at["id"], "step id %q repeated (first at %s); step ids must be unique", s.ID, first.at["id"])
+			continue
+		}
+		ids[s.ID] = s
+	}
+	valid := strings.Join(slices.Sorted(maps.Keys(ids)), ", ")
+	for _, s := range p.Steps {
+		seen := make(map[string]bool)
+		for i, need := range s.Needs {
+			switch {
+			case need == s.ID:
+				pd.errorAt(s.needsPos[i], "step %s needs itself", s.ID)
+			case ids[need] == nil:
+				pd.errorAt(s.needsPos[i], "step %s needs unknown step %q; steps: %s", s.ID, need, valid)
+			case seen[need]:
+				pd.errorAt(s.needsPos[i], "step %s needs %q twice", s.ID, need)
+			}
+			seen[need] = true
+		}
+		pd.checkBuilder(s, s.Builder, "builder")
+		if s.BuildxCache != nil {
+			pd.checkBuilder(s, s.BuildxCache.Builder, "buildx_cache.builder")
+			pd.resolvePlatforms(s)
+		}
+		for i := range s.Matrix {
+			ax := &s.Matrix[i]
+			if ax.ref == "" {
+				continue
+			}
+			v, ok := p.Vars[ax.ref]
+			switch {
+			case !ok:
+				pd.errorAt(ax.refPos, "matrix axis %s names unknown var %q; vars: %s", ax.Name, ax.ref, scope{vars: p.Vars}.valid())
+			case !v.IsList:
+				pd.errorAt(ax.refPos, "matrix axis %s names var %q, which is not a list", ax.Name, ax.ref)
+			case len(v.List) == 0:
+				pd.errorAt(ax.refPos, "matrix axis %s: var %q is an empty list; an empty matrix runs nothing", ax.Name, ax.ref)
+			default:
+				ax.Values = v.List
+				seen := make(map[string]bool)
+				for _, val := range v.List {
+					if seen[val] {
+						pd.errorAt(ax.refPos, "matrix axis %s: var %q repeats value %q", ax.Name, ax.ref, val)
+					}
+					seen[val] = true
+				}
+			}
+		}
+		if pc := s.PublishConstraints; pc != nil && pc.Token != "" {
+			if _, ok := p.Secrets[pc.Token]; !ok {
+				pd.errorAt(s.at["publish_constraints.token"], "token %q is not a secret of the plan; secrets: %s", pc.Token, secretNames(p.Secrets))
+			}
+		}
+	}
+	if cycle := findCycle(p.Steps, ids); cycle != nil {
+		pd.errorAt(ids[cycle[0]].Pos, "needs form a cycle: %s", strings.Join(cycle, " -> "))
+	}
+}
+
+func secretNames(m map[string]Secret) string {
+	if len(m) == 0 {
+		return "none are declared"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(m)), ", ")
+}
+
+func (pd *planDecoder) checkBuilder(s *Step, name, key string) {
+	if name == "" {
+		return
+	}
+	if _, ok := pd.p.Builders[name]; !ok {
+		valid := "none are declared; add builders: to the plan or {ref: NAME} to a shared one"
+		if len(pd.p.Builders) > 0 {
+			valid = "builders: " + strings.Join(slices.Sorted(maps.Keys(pd.p.Builders)), ", ")
+		}
+		pd.errorAt(s.at[key], "step %s uses undeclared builder %q; %s", s.ID, name, valid)
+	}
+}
+
+// resolvePlatforms replaces a "{{ .vars.LIST }}" platforms value by the list and checks it.
+func (pd *planDecoder) resolvePlatforms(s *Step) {
+	bc := s.BuildxCache
+	if len(bc.Platforms) != 1 {
+		return
+	}
+	m := listRefPattern.FindStringSubmatch(bc.Platforms[0])
+	if m == nil {
+		return
+	}
+	pos := s.at["buildx_cache.platforms.0"]
+	v, ok := pd.p.Vars[m[1]]
+	if !ok || !v.IsList {
+		pd.errorAt(pos, "platforms names %q, which is not a list var; vars: %s", m[1], scope{vars: pd.p.Vars}.valid())
+		return
+	}
+	bc.Platforms = slices.Clone(v.List)
+	for i, p := range bc.Platforms {
+		s.at[fmt.Sprintf("buildx_cache.platforms.%d", i)] = pos
+		if msg := checkPlatform(p); msg != "" {
+			pd.errorAt(pos, "%s (from var %s)", msg, m[1])
+		}
+	}
+	if len(bc.Platforms) == 0 {
+		pd.errorAt(pos, "platforms: var %q is an empty list", m[1])
+	}
+}
+
+// findCycle returns the step ids of one needs cycle (first id repeated at the end), or nil.
+func findCycle(steps []*Step, ids map[string]*Step) []string {
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := make(map[string]int)
+	var stack []string
+	var visit func(id string) []string
+	visit = func(id string) []string {
+		switch state[id] {
+		case active:
+			i := slices.Index(stack, id)
+			return append(slices.Clone(stack[i:]), id)
+		case done:
+			return nil
+		}
+		state[id] = active
+		stack = append(stack, id)
+		for _, need := range ids[id].Needs {
+			if ids[need] == nil || need == id {
+				continue
+			}
+			if c := visit(need); c != nil {
+				return c
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[id] = done
+		return nil
+	}
+	for _, s := range steps {
+		if ids[s.ID] != s {
+			continue
+		}
+		if c := visit(s.ID); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// checkTemplates checks every template of the plan against the names it may use.
+func (pd *planDecoder) checkTemplates() {
+	p := pd.p
+	for _, t := range pd.tmpls {
+		var sc scope
+		switch t.kind {
+		case tmplPlan:
+			sc = scope{vars: p.Vars, names: []string{"plan"}}
+		case tmplStep:
+			sc = scope{vars: p.Vars, names: []string{"plan"}}
+			for _, ax := range t.step.Matrix {
+				sc.names = append(sc.names, ax.Name)
+			}
+		case tmplMessage:
+			sc = scope{names: []string{"plan", "run", "summary"}}
+		case tmplNotify:
+			sc = scope{secrets: p.Secrets}
+		}
+		for _, msg := range checkTemplate(t.text, sc) {
+			pd.errorAt(t.pos, "%s", msg)
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+	"text/template/parse"
+)
+
+// Templates are Go text/template strings restricted to three forms, so that a plan cannot
+// loop, branch or call anything but these two functions, and every name is checked at load:
+//
+//	{{ .python }}  {{ .vars.registry }}  {{ .plan }}        a scalar value
+//	{{ join .vars.python " " }}                              a list var joined into one string
+//	{{ platformTag .platform }}                              linux/arm/v7 -> linux-arm-v7
+//
+// A template always renders to exactly one string, which becomes exactly one argv element:
+// nothing is split on spaces and nothing reaches a shell, so no value can inject an argument.
+
+// templateFuncs are the only functions templates may call.
+func templateFuncs() template.FuncMap {
+	return template.FuncMap{
+		"join":        func(list []string, sep string) string { return strings.Join(list, sep) },
+		"platformTag": PlatformTag,
+	}
+}
+
+// PlatformTag turns a platform into the suffix of its cache tag: linux/arm64 -> linux-arm64.
+func PlatformTag(platform string) string { return strings.ReplaceAll(platform, "/", "-") }
+
+// isTemplate reports whether s needs rendering.
+func isTemplate(s string) bool { return strings.Contains(s, "{{") }
+
+// listRefPattern matches a value that is exactly one list var: "{{ .vars.python }}".
+var listRefPattern = regexp.MustCompile(`^\s*\{\{-?\s*\.vars\.([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}\s*$`)
+
+// scope is what a template may name.
+type scope struct {
+	vars    map[string]Var    // .vars.NAME; nil means vars are not allowed here
+	secrets map[string]Secret // .secrets.NAME; nil means not allowed
+	names   []string          // plain names: matrix axes, plan, run, summary
+}
+
+func (s scope) valid() string {
+	var v []string
+	for _, n := range s.names {
+		v = append(v, "."+n)
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.vars)) {
+		v = append(v, ".vars."+n)
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.secrets)) {
+		v = append(v, ".secrets."+n)
+	}
+	if len(v) == 0 {
+		return "nothing (no names are defined here)"
+	}
+	return strings.Join(v, ", ")
+}
+
+// parseTemplate parses s with the template functions and missing keys as errors.
+func parseTemplate(s string) (*template.Template, error) {
+	return template.New("t").Funcs(templateFuncs()).Option("missingkey=error").Parse(s)
+}
+
+// checkTemplate parses s and checks it uses only the allowed forms and names in sc.
+// It returns the problems as messages (the caller adds the place).
+func checkTemplate(s string, sc scope) []string {
+	if !isTemplate(s) {
+		return nil
+	}
+	t, err := parseTemplate(s)
+	if err != nil {
+		return []string{"template: " + strings.TrimPrefix(err.Error(), "template: t:")}
+	}
+	var msgs []string
+	for _, n := range t.Tree.Root.Nodes {
+		switch n := n.(type) {
+		case *parse.TextNode:
+		case *parse.ActionNode:
+			msgs = append(msgs, checkAction(n, sc)...)
+		default:
+			msgs = append(msgs, fmt.Sprintf("template: %s is not allowed; use only {{ .name }}, {{ join .vars.LIST SEP }} and {{ platformTag .name }}", n))
+		}
+	}
+	return msgs
+}
+
+const allowedForms = "use {{ .name }}, {{ join .vars.LIST \"SEP\" }} or {{ platformTag .name }}"
+
+func checkAction(a *parse.ActionNode, sc scope) []string {
+	p := a.Pipe
+	if len(p.Decl) > 0 || len(p.Cmds) != 1 {
+		return []string{fmt.Sprintf("template: %s is not allowed; %s", a, allowedForms)}
+	}
+	args := p.Cmds[0].Args
+	switch first := args[0].(type) {
+	case *parse.FieldNode:
+		if len(args) != 1 {
+			break
+		}
+		list, msg := checkField(first.Ident, sc)
+		if msg != "" {
+			return []string{msg}
+		}
+		if list {
+			return []string{fmt.Sprintf("template: %s is a list; use {{ join %s \" \" }} to make it one value", first, first)}
+		}
+		return nil
+	case *parse.StringNode:
+		if len(args) == 1 {
+			return nil
+		}
+	case *parse.IdentifierNode:
+		switch first.Ident {
+		case "join":
+			if len(args) != 3 {
+				return []string{fmt.Sprintf("template: %s: join takes a list var and a separator string: {{ join .vars.LIST \" \" }}", a)}
+			}
+			f, ok := args[1].(*parse.FieldNode)
+			if !ok {
+				return []string{fmt.Sprintf("template: %s: join's first argument must be a list var like .vars.python", a)}
+			}
+			list, msg := checkField(f.Ident, sc)
+			if msg != "" {
+				return []string{msg}
+			}
+			if !list {
+				return []string{fmt.Sprintf("template: %s: %s is not a list", a, f)}
+			}
+			if _, ok := args[2].(*parse.StringNode); !ok {
+				return []string{fmt.Sprintf("template: %s: join's separator must be a quoted string", a)}
+			}
+			return nil
+		case "platformTag":
+			if len(args) != 2 {
+				return []string{fmt.Sprintf("template: %s: platformTag takes one platform: {{ platformTag .platform }}", a)}
+			}
+			switch arg := args[1].(type) {
+			case *parse.StringNode:
+				return nil
+			case *parse.FieldNode:
+				list, msg := checkField(arg.Ident, sc)
+				if msg != "" {
+					return []string{msg}
+				}
+				if list {
+					return []string{fmt.Sprintf("template: %s: %s is a list, platformTag takes one platform", a, arg)}
+				}
+				return nil
+			}
+		}
+	}
+	return []string{fmt.Sprintf("template: %s is not allowed; %s", a, allowedForms)}
+}
+
+// checkField checks a field reference and says whether it is a list.
+func checkField(ident []string, sc scope) (list bool, msg string) {
+	name := "." + strings.Join(ident, ".")
+	unknown := func() (bool, string) {
+		return false, fmt.Sprintf("template: unknown name %s; valid here: %s", name, sc.valid())
+	}
+	switch {
+	case len(ident) == 2 && ident[0] == "vars" && sc.vars != nil:
+		v, ok := sc.vars[ident[1]]
+		if !ok {
+			return unknown()
+		}
+		return v.IsList, ""
+	case len(ident) == 2 && ident[0] == "secrets" && sc.secrets != nil:
+		if _, ok := sc.secrets[ident[1]]; !ok {
+			return unknown()
+		}
+		return false, ""
+	case len(ident) == 1 && slices.Contains(sc.names, ident[0]):
+		return false, ""
+	}
+	return unknown()
+}
+
+// render executes a checked template with data. Values without "{{" are returned as is.
+func render(s string, data map[string]any) (string, error) {
+	if !isTemplate(s) {
+		return s, nil
+	}
+	t, err := parseTemplate(s)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// varData is the .vars map of template data: strings and string lists.
+func varData(vars map[string]Var) map[string]any {
+	m := make(map[string]any, len(vars))
+	for k, v := range vars {
+		if v.IsList {
+			m[k] = v.List
+		} else {
+			m[k] = v.Scalar
+		}
+	}
+	return m
+}
