@@ -193,7 +193,7 @@ func (d *decoder) duration(n *yaml.Node, what string) time.Duration {
 			return v
 		}
 	}
-	d.errorf(n, "%s: bad duration %s; want a positive Go duration like 90s, 30m or 2h", what, describe(n))
+	d.errorf(n, "%s must be a positive Go duration like 90s, 30m or 2h, not %s", what, describe(n))
 	return 0
 }
 

@@ -66,10 +66,13 @@ type planDecoder struct {
 	p     *Plan
 	tmpls []pendingTemplate
 	refs  map[string]Pos // builders referenced with {ref: NAME}
+	// broken are builder names whose declaration or reference already has an error: steps
+	// using them are not reported again.
+	broken map[string]bool
 }
 
 func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
-	pd := &planDecoder{decoder: d, l: l, refs: make(map[string]Pos)}
+	pd := &planDecoder{decoder: d, l: l, refs: make(map[string]Pos), broken: make(map[string]bool)}
 	p := &Plan{
 		Pos: d.pos(doc), File: d.file, Timezone: DefaultTimezone, Overlap: OverlapSkip,
 		KillGrace: DefaultKillGrace, KeepRuns: DefaultKeepRuns,
@@ -130,13 +133,17 @@ func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
 	} else if tzNode == nil {
 		p.Location = time.UTC
 	}
-	if scheduleNode != nil && p.Schedule != "" && p.Location != nil {
+	if scheduleNode != nil && p.Schedule != "" {
 		// @nightly is what operators say; robfig/cron calls it @daily. Normalised here so
 		// every later parser of Plan.Schedule (the scheduler) accepts it.
 		if strings.TrimSpace(p.Schedule) == "@nightly" {
 			p.Schedule = "@daily"
 		}
-		sched, err := parseSchedule(p.Schedule, p.Location)
+		loc := p.Location
+		if loc == nil {
+			loc = time.UTC // still check the spec when the timezone is bad
+		}
+		sched, err := parseSchedule(p.Schedule, loc)
 		if err != nil {
 			d.errorf(scheduleNode, "%v", err)
 		} else {
@@ -166,7 +173,11 @@ func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
 func (d *decoder) absPath(n *yaml.Node, what string) string {
 	s := d.nonEmpty(n, what)
 	if s != "" && !filepath.IsAbs(s) {
-		d.errorf(n, "%s %q is relative; want an absolute path like /var/lib/refreshd/work", what, s)
+		example := "/var/lib/refreshd/work"
+		if strings.Contains(what, "secret") {
+			example = "/etc/refreshd/github-token"
+		}
+		d.errorf(n, "%s %q is relative; want an absolute path like %s", what, s, example)
 	}
 	return s
 }
@@ -358,6 +369,9 @@ func (pd *planDecoder) builders(n *yaml.Node) {
 		}
 		b := pd.builder(e)
 		if b == nil {
+			if name := builderName(e); name != "" {
+				pd.broken[name] = true
+			}
 			continue
 		}
 		if first, dup := pd.p.Builders[b.Name]; dup {
@@ -368,6 +382,19 @@ func (pd *planDecoder) builders(n *yaml.Node) {
 			pd.p.Builders[b.Name] = b
 		}
 	}
+}
+
+// builderName returns the name: of a builder mapping, whatever else is wrong with it.
+func builderName(n *yaml.Node) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" {
+			return resolve(n.Content[i+1]).Value
+		}
+	}
+	return ""
 }
 
 func isRef(n *yaml.Node) bool {
@@ -397,6 +424,7 @@ func (pd *planDecoder) resolveRefs() {
 				valid = "declared: " + strings.Join(known, ", ")
 			}
 			pd.errorAt(pos, "builder %q is not declared in a shared builders file of this directory (%s)", name, valid)
+			pd.broken[name] = true
 			continue
 		}
 		pd.p.Builders[name] = b

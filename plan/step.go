@@ -61,12 +61,12 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		}},
 		{"run", func(v *yaml.Node) {
 			action("run")
-			var pos []Pos
-			s.Run, pos = pd.strList(v, "run")
 			if resolve(v).Kind == yaml.ScalarNode {
 				pd.errorf(v, "run is an argv list, never a shell string: write run: [prog, arg, ...]")
 				return
 			}
+			var pos []Pos
+			s.Run, pos = pd.strList(v, "run")
 			if len(s.Run) == 0 && resolve(v).Kind == yaml.SequenceNode {
 				pd.errorf(v, "run is empty; want [program, args...]")
 			}
@@ -159,9 +159,9 @@ func (pd *planDecoder) matrix(n *yaml.Node) []Axis {
 			m := listRefPattern.FindStringSubmatch(v.Value)
 			if m == nil {
 				pd.errorf(v, "matrix axis %s must be a list of values or exactly \"{{ .vars.NAME }}\" naming a list var, not %s", k.Value, describe(v))
-				continue
+			} else {
+				ax.ref, ax.refPos = m[1], pd.pos(v)
 			}
-			ax.ref, ax.refPos = m[1], pd.pos(v)
 		default:
 			pd.errorf(v, "matrix axis %s must be a list of values or \"{{ .vars.NAME }}\", not %s", k.Value, kindName(v))
 		}
@@ -396,7 +396,7 @@ func secretNames(m map[string]Secret) string {
 }
 
 func (pd *planDecoder) checkBuilder(s *Step, name, key string) {
-	if name == "" {
+	if name == "" || pd.broken[name] {
 		return
 	}
 	if _, ok := pd.p.Builders[name]; !ok {

@@ -37,6 +37,10 @@ func isTemplate(s string) bool { return strings.Contains(s, "{{") }
 // listRefPattern matches a value that is exactly one list var: "{{ .vars.python }}".
 var listRefPattern = regexp.MustCompile(`^\s*\{\{-?\s*\.vars\.([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}\s*$`)
 
+// templateErrPrefix is text/template's "template: NAME:LINE:" prefix, which names our
+// internal template, not the plan.
+var templateErrPrefix = regexp.MustCompile(`^template: t:\d+:(\d+:)? ?`)
+
 // scope is what a template may name.
 type scope struct {
 	vars    map[string]Var    // .vars.NAME; nil means vars are not allowed here
@@ -74,7 +78,7 @@ func checkTemplate(s string, sc scope) []string {
 	}
 	t, err := parseTemplate(s)
 	if err != nil {
-		return []string{"template: " + strings.TrimPrefix(err.Error(), "template: t:")}
+		return []string{"template: " + templateErrPrefix.ReplaceAllString(err.Error(), "")}
 	}
 	var msgs []string
 	for _, n := range t.Tree.Root.Nodes {
@@ -83,7 +87,7 @@ func checkTemplate(s string, sc scope) []string {
 		case *parse.ActionNode:
 			msgs = append(msgs, checkAction(n, sc)...)
 		default:
-			msgs = append(msgs, fmt.Sprintf("template: %s is not allowed; use only {{ .name }}, {{ join .vars.LIST SEP }} and {{ platformTag .name }}", n))
+			msgs = append(msgs, fmt.Sprintf("template: %s is not allowed; %s", n, allowedForms))
 		}
 	}
 	return msgs

@@ -16,7 +16,9 @@ var version string
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: refreshd version\n\nPrint the version, Go version and VCS revision.") }
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd version\n\nPrint the version, Go version and VCS revision.")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
