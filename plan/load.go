@@ -115,6 +115,7 @@ type parsedFile struct {
 type loader struct {
 	builders map[string]*Builder
 	errs     ErrorList
+	known    map[string][]string // when set, the keys each object kind accepts (schema test)
 }
 
 func newLoader() *loader { return &loader{builders: make(map[string]*Builder)} }
@@ -247,7 +248,7 @@ func (l *loader) sharedBuilders(files []*parsedFile) {
 		if f.kind != kindBuilders {
 			continue
 		}
-		d := &decoder{file: f.path}
+		d := &decoder{file: f.path, known: l.known}
 		var list []*yaml.Node
 		d.fields(f.doc, "builders file", []field{
 			{"builders", func(v *yaml.Node) {
@@ -309,7 +310,7 @@ func mapsEqual(a, b map[string]string) bool {
 
 // plan decodes and validates one plan file; nil when it has errors (recorded in l.errs).
 func (l *loader) plan(f *parsedFile) *Plan {
-	d := &decoder{file: f.path}
+	d := &decoder{file: f.path, known: l.known}
 	p := d.plan(f.doc, l)
 	l.errs = append(l.errs, d.errs...)
 	if len(d.errs) > 0 {

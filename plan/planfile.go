@@ -380,6 +380,8 @@ func (pd *planDecoder) builders(n *yaml.Node) {
 		}
 		if pd.l.register(pd.decoder, b) {
 			pd.p.Builders[b.Name] = b
+		} else {
+			pd.broken[b.Name] = true
 		}
 	}
 }
