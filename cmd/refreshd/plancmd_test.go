@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (go test -update creates it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -update rewrites it; the built-in describers' lines change as they land)\ngot:\n%s", path, got)
+	}
+}
+
+// TestPlanAirflow is the dry run of the shipped Airflow plan. The breeze lines are run steps
+// and must be exactly the seed's.
+func TestPlanAirflow(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"plan", "../../plans/airflow.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("refreshd plan: exit %d: %s", code, errb.String())
+	}
+	for _, line := range []string{
+		"$ breeze ci-image build --run-in-parallel --upgrade-to-newer-dependencies --answer yes",
+		"$ breeze release-management generate-constraints --airflow-constraints-mode constraints --run-in-parallel --answer yes",
+		"$ breeze release-management generate-constraints --airflow-constraints-mode constraints-source-providers --run-in-parallel --answer yes",
+		"$ breeze release-management generate-constraints --airflow-constraints-mode constraints-no-providers --run-in-parallel --answer yes",
+		"$ breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python 3.12",
+		"ghcr.io/apache/airflow/main/ci/python3.13:cache-linux-arm64",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("dry run lacks %q", line)
+		}
+	}
+	golden(t, "testdata/plan-airflow.golden", out.String())
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"shipped", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plans"}, 0},
+		{"bad", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plan/testdata/bad/many-errors.yaml", "../../plans/airflow.yaml"}, 1},
+		{"usage", []string{"validate"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := dispatch(tt.args, &out, &errb)
+			if code != tt.code {
+				t.Fatalf("exit %d; want %d\n%s%s", code, tt.code, out.String(), errb.String())
+			}
+			if tt.name != "usage" {
+				golden(t, "testdata/validate-"+tt.name+".golden", out.String()+"--- stderr\n"+errb.String())
+			}
+		})
+	}
+}
+
+func TestSchemaAndVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"schema"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"$schema": "https://json-schema.org/draft/2020-12/schema"`) {
+		t.Errorf("schema: exit %d, %.80s", code, out.String())
+	}
+	out.Reset()
+	if code := dispatch([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "refreshd ") {
+		t.Errorf("version: exit %d, %q", code, out.String())
+	}
+	for _, c := range []string{"validate", "plan", "schema", "version"} {
+		errb.Reset()
+		if code := dispatch([]string{c, "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Usage: refreshd "+c) {
+			t.Errorf("%s --help: exit %d, %q", c, code, errb.String())
+		}
+	}
+}

@@ -1,0 +1,143 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// TestSchemaMatchesDecoder keeps the JSON Schema in step with the decoder: for every object
+// kind the decoder reads (recorded while loading testdata/full, which uses every key), the
+// schema's $defs entry has exactly the same properties.
+func TestSchemaMatchesDecoder(t *testing.T) {
+	l := newLoader()
+	l.known = make(map[string][]string)
+	files, err := l.read("testdata/full", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.sharedBuilders(files)
+	for _, f := range files {
+		if f.kind == kindPlan && l.plan(f) == nil {
+			t.Fatalf("testdata/full does not load: %v", l.errs)
+		}
+	}
+	var schema struct {
+		Defs map[string]struct {
+			Properties map[string]any `json:"properties"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(Schema(), &schema); err != nil {
+		t.Fatalf("schema is not JSON: %v", err)
+	}
+	covered := make(map[string]bool)
+	for kind, keys := range l.known {
+		def := strings.ReplaceAll(kind, " ", "_")
+		covered[def] = true
+		d, ok := schema.Defs[def]
+		if !ok {
+			t.Errorf("schema has no $defs/%s for the decoder's %s", def, kind)
+			continue
+		}
+		got := slices.Sorted(maps.Keys(d.Properties))
+		want := slices.Sorted(slices.Values(keys))
+		if !slices.Equal(got, want) {
+			t.Errorf("$defs/%s properties %q; the decoder accepts %q", def, got, want)
+		}
+	}
+	for def, d := range schema.Defs {
+		if len(d.Properties) > 0 && !covered[def] {
+			t.Errorf("$defs/%s is an object the decoder never read in testdata/full: add it there", def)
+		}
+	}
+}
+
+// TestSchemaAjv runs a real JSON Schema validator (ajv-cli, installed by
+// scripts/install-stack.sh) on every shipped plan (must pass) and on each bad plan marked
+// "# schema: reject" (must fail).
+func TestSchemaAjv(t *testing.T) {
+	ajv, err := exec.LookPath("ajv")
+	if err != nil {
+		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
+			t.Fatal("ajv not found on PATH (npm install -g ajv-cli)")
+		}
+		t.Skip("ajv not found on PATH; CI installs it (REFRESHD_REQUIRE_STACK)")
+	}
+	dir := t.TempDir()
+	schema := filepath.Join(dir, "schema.json")
+	if err := os.WriteFile(schema, Schema(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := filepath.Glob("../plans/*.yaml")
+	full, _ := filepath.Glob("testdata/full/*.yaml")
+	good = append(good, full...)
+	bad, _ := filepath.Glob("testdata/bad/*.yaml")
+	var reject []string
+	for _, f := range bad {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.HasPrefix(data, []byte("# schema: reject\n")) {
+			reject = append(reject, f)
+		}
+	}
+	if len(reject) < 20 {
+		t.Fatalf("only %d bad plans marked # schema: reject", len(reject))
+	}
+	run := func(files []string) map[string]string {
+		args := []string{"validate", "--spec=draft2020", "--errors=line", "-s", schema}
+		names := make(map[string]string)
+		for i, f := range files {
+			var v any
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.Unmarshal(data, &v); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			js, err := json.Marshal(v)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			out := filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(f, "../"), "/", "_")+".json")
+			if err := os.WriteFile(out, js, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			names[out] = files[i]
+			args = append(args, "-d", out)
+		}
+		out, _ := exec.Command(ajv, args...).CombinedOutput()
+		verdict := make(map[string]string)
+		for _, line := range strings.Split(string(out), "\n") {
+			for js, f := range names {
+				if strings.HasPrefix(line, js+" ") {
+					verdict[f] = strings.TrimPrefix(line, js+" ")
+				}
+			}
+		}
+		if len(verdict) != len(files) {
+			t.Fatalf("ajv gave %d verdicts for %d files:\n%s", len(verdict), len(files), out)
+		}
+		return verdict
+	}
+	for f, v := range run(good) {
+		if v != "valid" {
+			t.Errorf("ajv rejects shipped plan %s: %s", f, v)
+		}
+	}
+	for f, v := range run(reject) {
+		if v != "invalid" {
+			t.Errorf("ajv accepts %s, which the schema should reject", f)
+		}
+	}
+}
