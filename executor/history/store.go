@@ -1,0 +1,309 @@
+package history
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrNotFound is wrapped by lookups of a run that is not in the store.
+var ErrNotFound = errors.New("not found")
+
+// ErrLocked is wrapped by Open when another process holds the store file.
+var ErrLocked = errors.New("history store in use by another process")
+
+const (
+	bucketRuns  = "runs"  // run id -> JSON Run
+	bucketMarks = "marks" // plan -> last scheduled time (RFC 3339, nanoseconds)
+)
+
+// openTimeout bounds the wait for bbolt's file lock: a second daemon (or a run --local next
+// to a daemon) on the same state directory fails in a second with a clear error instead of
+// hanging.
+const openTimeout = time.Second
+
+// Store is the history of runs in one bbolt file. bbolt was chosen because it is a single
+// file, pure Go (no cgo, one static binary), transactional with fsync on commit (a record
+// written before a crash is there after it) and takes an exclusive file lock, so two
+// processes cannot corrupt it. Every run is one JSON value keyed by its id; retention keeps
+// the number of runs per plan small, so listing by decoding is cheap.
+//
+// A Store is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens (creating if needed) the store at path.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open history %s: %w (is a refreshd daemon or run --local using this state directory?)", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open history %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{bucketRuns, bucketMarks} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise history %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the store file.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close history %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// SaveRun inserts or replaces r.
+func (s *Store) SaveRun(r *Run) error {
+	if r.ID == "" {
+		return errors.New("save run: empty run id")
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("save run %s: %w", r.ID, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketRuns)).Put([]byte(r.ID), data)
+	})
+	if err != nil {
+		return fmt.Errorf("save run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// PutRun is SaveRun, under the name the daemon's store interface uses.
+func (s *Store) PutRun(r *Run) error { return s.SaveRun(r) }
+
+// Run returns the run with this id, or an error wrapping ErrNotFound.
+func (s *Store) Run(id string) (*Run, error) {
+	var r *Run
+	err := s.db.View(func(tx *bolt.Tx) error {
+		data := tx.Bucket([]byte(bucketRuns)).Get([]byte(id))
+		if data == nil {
+			return fmt.Errorf("run %s: %w", id, ErrNotFound)
+		}
+		var err error
+		r, err = decodeRun(id, data)
+		return err
+	})
+	return r, err
+}
+
+// Runs returns the runs of plan ("" for every plan), newest first, at most limit of them
+// (limit <= 0: all).
+func (s *Store) Runs(plan string, limit int) ([]*Run, error) {
+	var runs []*Run
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketRuns)).ForEach(func(k, v []byte) error {
+			r, err := decodeRun(string(k), v)
+			if err != nil {
+				return err
+			}
+			if plan == "" || r.Plan == plan {
+				runs = append(runs, r)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	sortNewestFirst(runs)
+	if limit > 0 && len(runs) > limit {
+		runs = runs[:limit]
+	}
+	return runs, nil
+}
+
+// InterruptRunning marks every run still recorded as running (its process died without
+// finishing it: a crash, kill -9, power loss) as interrupted with reason, and its running
+// steps and attempts too. Call it at start-up while holding the state directory lock, so
+// no live run is touched. It returns the ids of the runs it marked.
+func (s *Store) InterruptRunning(reason string) ([]string, error) {
+	var ids []string
+	now := time.Now().UTC()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketRuns))
+		type change struct {
+			key  []byte
+			data []byte
+		}
+		var changes []change
+		err := b.ForEach(func(k, v []byte) error {
+			r, err := decodeRun(string(k), v)
+			if err != nil {
+				return err
+			}
+			if r.Status != StatusRunning {
+				return nil
+			}
+			markInterrupted(r, reason, now)
+			data, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			changes = append(changes, change{slices.Clone(k), data})
+			ids = append(ids, r.ID)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// Not inside ForEach: bbolt forbids changing a bucket while iterating it.
+		for _, c := range changes {
+			if err := b.Put(c.key, c.data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mark runs left running as interrupted: %w", err)
+	}
+	return ids, nil
+}
+
+func markInterrupted(r *Run, reason string, now time.Time) {
+	r.Status = StatusInterrupted
+	r.Reason = reason
+	if r.End.IsZero() {
+		r.End = now
+	}
+	for i := range r.Steps {
+		st := &r.Steps[i]
+		switch st.Status {
+		case StatusRunning:
+			st.Status, st.Reason = StatusInterrupted, reason
+			if st.End.IsZero() {
+				st.End = now
+			}
+			for j := range st.Attempts {
+				at := &st.Attempts[j]
+				if at.End.IsZero() {
+					at.End, at.ExitCode, at.Error = now, -1, reason
+				}
+			}
+		case StatusWaiting:
+			st.Status, st.Reason = StatusInterrupted, "run interrupted before the step started"
+		}
+	}
+}
+
+// Prune deletes the oldest runs of plan beyond the newest keep and returns them, so the
+// caller can delete their log files. Running runs are never deleted.
+func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
+	if keep <= 0 {
+		return nil, fmt.Errorf("prune runs of %s: keep must be positive, got %d", plan, keep)
+	}
+	var removed []*Run
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketRuns))
+		var runs []*Run
+		err := b.ForEach(func(k, v []byte) error {
+			r, err := decodeRun(string(k), v)
+			if err != nil {
+				return err
+			}
+			if r.Plan == plan {
+				runs = append(runs, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		sortNewestFirst(runs)
+		if len(runs) <= keep {
+			return nil
+		}
+		for _, r := range runs[keep:] {
+			if r.Status == StatusRunning {
+				continue
+			}
+			if err := b.Delete([]byte(r.ID)); err != nil {
+				return err
+			}
+			removed = append(removed, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prune runs of %s: %w", plan, err)
+	}
+	return removed, nil
+}
+
+// LastScheduled is the last scheduled time recorded for plan; zero if none.
+func (s *Store) LastScheduled(plan string) (time.Time, error) {
+	var t time.Time
+	err := s.db.View(func(tx *bolt.Tx) error {
+		data := tx.Bucket([]byte(bucketMarks)).Get([]byte(plan))
+		if data == nil {
+			return nil
+		}
+		return t.UnmarshalText(data)
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read last scheduled time of %s: %w", plan, err)
+	}
+	return t, nil
+}
+
+// SetLastScheduled records the last scheduled time of plan.
+func (s *Store) SetLastScheduled(plan string, t time.Time) error {
+	data, err := t.UTC().MarshalText()
+	if err != nil {
+		return fmt.Errorf("record last scheduled time of %s: %w", plan, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketMarks)).Put([]byte(plan), data)
+	})
+	if err != nil {
+		return fmt.Errorf("record last scheduled time of %s: %w", plan, err)
+	}
+	return nil
+}
+
+func decodeRun(id string, data []byte) (*Run, error) {
+	r := new(Run)
+	if err := json.Unmarshal(data, r); err != nil {
+		return nil, fmt.Errorf("decode run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// sortNewestFirst orders by start time, then id (ids are sortable by time) for ties.
+func sortNewestFirst(runs []*Run) {
+	slices.SortFunc(runs, func(a, b *Run) int {
+		if c := b.Start.Compare(a.Start); c != 0 {
+			return c
+		}
+		switch {
+		case a.ID > b.ID:
+			return -1
+		case a.ID < b.ID:
+			return 1
+		}
+		return 0
+	})
+}
