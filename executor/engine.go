@@ -1,0 +1,439 @@
+// Package executor runs plans: the run graph, processes in their own groups, output
+// streaming and redaction, retries, timeouts, locks and the history record of every run.
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// Config configures an Engine.
+type Config struct {
+	StateDir  string
+	Store     *history.Store
+	Logger    *slog.Logger
+	Tools     *Tools
+	Observer  Observer      // optional
+	KillGrace time.Duration // overrides the plan's if non-zero (tests)
+	Output    io.Writer     // optional: also receives every redacted output line, "INSTANCE | line"
+}
+
+// Observer receives a run's events as they happen (the daemon's metrics and live tails, the
+// terminal's live view). Calls for one run come in order, from the engine's goroutines; an
+// observer must be quick and must not call back into the engine.
+type Observer interface {
+	RunStarted(r *history.Run)
+	StepChanged(runID string, s *history.Step)
+	RunFinished(r *history.Run)
+	Line(runID, instance string, line string) // redacted; for live tails
+}
+
+// Engine runs plan graphs. One Engine may run several runs at once (of different plans).
+type Engine struct {
+	cfg  Config
+	log  *slog.Logger
+	rand func() float64
+}
+
+// defaultKillGrace is used when neither the plan nor the Config sets a grace period.
+const defaultKillGrace = 30 * time.Second
+
+// defaultKeepRuns is the retention when a plan does not set keep_runs.
+const defaultKeepRuns = 50
+
+// New checks cfg and makes an engine. It makes this process a child subreaper, so that the
+// grandchildren of killed steps are reaped here rather than left as zombies under a PID 1
+// that does not reap.
+func New(cfg Config) (*Engine, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("engine config: no state directory")
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("engine config: no history store")
+	}
+	dir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("engine config: state directory: %w", err)
+	}
+	cfg.StateDir = dir
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Tools == nil {
+		cfg.Tools = &Tools{}
+	}
+	if err := becomeSubreaper(); err != nil {
+		cfg.Logger.Warn("orphaned step processes will be reaped by PID 1 instead", "err", err)
+	}
+	return &Engine{cfg: cfg, log: cfg.Logger, rand: defaultRand}, nil
+}
+
+// RunSpec says which run to make of a graph.
+type RunSpec struct {
+	ID        string // "" makes one with NewRunID
+	Trigger   history.Trigger
+	Scheduled time.Time
+	DryRun    bool
+}
+
+// NewRunID makes a run id: the plan name, the UTC start time to the millisecond, and a
+// random suffix, e.g. "nightly-20260102T030405.123Z-9f3a". Ids of one plan sort by time;
+// every character is safe in a file name (log directories are named after it).
+func NewRunID(planName string, t time.Time) string {
+	var b [2]byte
+	rand.Read(b[:])
+	return safeName(planName) + "-" + t.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+}
+
+var (
+	errPlanTimeout = errors.New("plan timeout exceeded")
+	errStepTimeout = errors.New("step timeout exceeded")
+)
+
+// Run executes the graph to its end and returns the final record, which is also in the
+// store. Cancelling ctx interrupts the run: running process groups are killed (SIGTERM,
+// grace, SIGKILL), steps not started are not started, and the run is recorded interrupted.
+// The plan's timeout bounds the whole run (it then fails). The error is only about
+// recording the run; how the run went is in the record.
+func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history.Run, error) {
+	p := g.Plan
+	if spec.ID == "" {
+		spec.ID = NewRunID(p.Name, time.Now())
+	}
+	if spec.Trigger == "" {
+		spec.Trigger = history.TriggerManual
+	}
+	rs := &runState{
+		e: e, g: g, p: p, spec: spec,
+		log:      e.log.With("plan", p.Name, "run", spec.ID),
+		red:      newRedactor(nil),
+		idx:      make(map[string]int, len(g.Instances)),
+		dirty:    make(chan struct{}, 1),
+		builders: map[string]*builderLock{},
+		grace:    e.grace(p),
+	}
+	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
+		Start: time.Now().UTC(), Status: history.StatusRunning}
+	for i, inst := range g.Instances {
+		rs.idx[inst.ID] = i
+		rs.rec.Steps = append(rs.rec.Steps, history.Step{Instance: inst.ID, Status: history.StatusWaiting})
+	}
+	// Recorded before anything runs: a crash from here on leaves a run the next start-up
+	// marks interrupted.
+	if err := e.cfg.Store.SaveRun(rs.rec); err != nil {
+		return nil, fmt.Errorf("start run %s of %s: %w", spec.ID, p.Name, err)
+	}
+	if o := e.cfg.Observer; o != nil {
+		o.RunStarted(copyRun(rs.rec))
+	}
+	rs.log.Info("run started", "trigger", spec.Trigger, "instances", len(g.Instances), "dry_run", spec.DryRun)
+
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go rs.persistLoop(stop, stopped)
+	status, reason := rs.execute(ctx)
+	close(stop)
+	<-stopped
+
+	rs.mu.Lock()
+	rs.rec.Status, rs.rec.Reason, rs.rec.End = status, rs.red.String(reason), time.Now().UTC()
+	final := rs.snapshot()
+	rs.mu.Unlock()
+	err := e.cfg.Store.SaveRun(final)
+	if err != nil {
+		err = fmt.Errorf("record the end of run %s of %s: %w", spec.ID, p.Name, err)
+	}
+	attrs := []any{"status", status, "duration", final.End.Sub(final.Start).Round(time.Millisecond)}
+	if reason != "" {
+		attrs = append(attrs, "reason", final.Reason)
+	}
+	rs.log.Info("run finished", attrs...)
+	if o := e.cfg.Observer; o != nil {
+		o.RunFinished(copyRun(final))
+	}
+	e.prune(p)
+	return final, err
+}
+
+func (e *Engine) grace(p *plan.Plan) time.Duration {
+	switch {
+	case e.cfg.KillGrace > 0:
+		return e.cfg.KillGrace
+	case p.KillGrace > 0:
+		return p.KillGrace
+	}
+	return defaultKillGrace
+}
+
+// prune applies the plan's retention and deletes the removed runs' logs and scratch files.
+func (e *Engine) prune(p *plan.Plan) {
+	keep := p.KeepRuns
+	if keep <= 0 {
+		keep = defaultKeepRuns
+	}
+	removed, err := e.cfg.Store.Prune(p.Name, keep)
+	if err != nil {
+		e.log.Error("retention", "plan", p.Name, "err", err)
+		return
+	}
+	for _, r := range removed {
+		for _, d := range []string{logDir(e.cfg.StateDir, r.ID), filepath.Join(e.cfg.StateDir, "runs", safeName(r.ID))} {
+			if err := os.RemoveAll(d); err != nil {
+				e.log.Error("retention: delete files of a removed run", "plan", p.Name, "run", r.ID, "err", err)
+			}
+		}
+	}
+	if len(removed) > 0 {
+		e.log.Info("retention: removed old runs", "plan", p.Name, "removed", len(removed), "keep", keep)
+	}
+}
+
+// logDir is DIR/logs/RUN.
+func logDir(stateDir, runID string) string {
+	return filepath.Join(stateDir, "logs", safeName(runID))
+}
+
+// LogPath is the log file of attempt n of an instance: DIR/logs/RUN/INSTANCE.N.log.
+func LogPath(stateDir, runID, instance string, n int) string {
+	return filepath.Join(logDir(stateDir, runID), fmt.Sprintf("%s.%d.log", safeName(instance), n))
+}
+
+// runState is one run in progress. mu guards rec and builders.
+type runState struct {
+	e       *Engine
+	g       *plan.Graph
+	p       *plan.Plan
+	spec    RunSpec
+	log     *slog.Logger
+	red     *redactor
+	secrets map[string]string
+	workdir string // the plan's default workdir
+	grace   time.Duration
+
+	mu       sync.Mutex
+	rec      *history.Run
+	idx      map[string]int // instance id -> index in rec.Steps and g.Instances
+	builders map[string]*builderLock
+	unlocks  []func()
+
+	outMu sync.Mutex // serialises writes to Config.Output
+	dirty chan struct{}
+}
+
+// execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
+func (rs *runState) execute(ctx context.Context) (history.Status, string) {
+	secrets, err := readSecrets(rs.p)
+	if err != nil {
+		rs.skipAll("run failed before it started")
+		return history.StatusFailed, err.Error()
+	}
+	rs.secrets, rs.red = secrets, newRedactor(secrets)
+	rs.workdir = rs.p.Workdir
+	if rs.workdir == "" {
+		rs.workdir = filepath.Join(rs.e.cfg.StateDir, "work", safeName(rs.p.Name))
+		if err := os.MkdirAll(rs.workdir, 0o750); err != nil {
+			rs.skipAll("run failed before it started")
+			return history.StatusFailed, fmt.Sprintf("create workdir %s: %v", rs.workdir, err)
+		}
+	}
+	if rs.p.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, rs.p.Timeout, errPlanTimeout)
+		defer cancel()
+	}
+	if len(rs.p.SkipIf) > 0 {
+		skip, why, err := rs.e.cfg.Tools.checkSkip(ctx, rs.p, secrets)
+		switch {
+		case ctx.Err() != nil:
+			rs.skipAll("run interrupted before the step started")
+			return rs.ended(ctx)
+		case err != nil:
+			rs.skipAll("skip_if could not be checked")
+			return history.StatusFailed, err.Error()
+		case skip:
+			rs.skipAll("skip_if: " + why)
+			return history.StatusSkipped, "skip_if: " + why
+		}
+	}
+	defer rs.releaseBuilders()
+	rs.schedule(ctx)
+	if ctx.Err() != nil {
+		return rs.ended(ctx)
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, s := range rs.rec.Steps {
+		if s.Status == history.StatusFailed {
+			return history.StatusFailed, fmt.Sprintf("step %s failed: %s", s.Instance, s.Reason)
+		}
+	}
+	for _, s := range rs.rec.Steps {
+		if s.Status != history.StatusSucceeded {
+			return history.StatusFailed, fmt.Sprintf("step %s %s: %s", s.Instance, s.Status, s.Reason)
+		}
+	}
+	return history.StatusSucceeded, ""
+}
+
+// ended is the status of a run whose context ended: failed on the plan's timeout,
+// interrupted when cancelled (Ctrl-C, daemon shutdown, refreshd cancel).
+func (rs *runState) ended(ctx context.Context) (history.Status, string) {
+	if errors.Is(context.Cause(ctx), errPlanTimeout) {
+		return history.StatusFailed, fmt.Sprintf("plan timeout %s exceeded", rs.p.Timeout)
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return history.StatusInterrupted, "interrupted: " + cause.Error()
+	}
+	return history.StatusInterrupted, "interrupted"
+}
+
+// skipAll marks every waiting step skipped with reason.
+func (rs *runState) skipAll(reason string) {
+	for i := range rs.g.Instances {
+		rs.update(i, func(s *history.Step) {
+			if s.Status == history.StatusWaiting {
+				s.Status, s.Reason = history.StatusSkipped, reason
+			}
+		})
+	}
+}
+
+// update changes step i of the record under the lock, tells the observer and schedules a save.
+func (rs *runState) update(i int, f func(*history.Step)) {
+	rs.mu.Lock()
+	s := &rs.rec.Steps[i]
+	f(s)
+	if o := rs.e.cfg.Observer; o != nil {
+		o.StepChanged(rs.rec.ID, copyStep(s, rs.red))
+	}
+	rs.mu.Unlock()
+	select {
+	case rs.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// persistLoop saves the record whenever it changed, coalescing changes that come while a
+// save is in progress: the store's fsync then costs a run nothing per step, and the record
+// on disk is never more than one save behind.
+func (rs *runState) persistLoop(stop <-chan struct{}, stopped chan<- struct{}) {
+	defer close(stopped)
+	for {
+		select {
+		case <-rs.dirty:
+			rs.mu.Lock()
+			snap := rs.snapshot()
+			rs.mu.Unlock()
+			if err := rs.e.cfg.Store.SaveRun(snap); err != nil {
+				rs.log.Error("record run progress", "err", err)
+			}
+		case <-stop:
+			return
+		}
+	}
+}
+
+// snapshot is a deep copy of the record with every free-text field redacted. Caller holds mu.
+func (rs *runState) snapshot() *history.Run {
+	r := copyRun(rs.rec)
+	r.Reason = rs.red.String(r.Reason)
+	for i, w := range r.Warnings {
+		r.Warnings[i] = rs.red.String(w)
+	}
+	for i := range r.Steps {
+		r.Steps[i] = *copyStep(&r.Steps[i], rs.red)
+	}
+	return r
+}
+
+func copyRun(r *history.Run) *history.Run {
+	c := *r
+	c.Warnings = append([]string(nil), r.Warnings...)
+	c.Steps = make([]history.Step, len(r.Steps))
+	for i := range r.Steps {
+		c.Steps[i] = *copyStep(&r.Steps[i], nil)
+	}
+	return &c
+}
+
+// copyStep deep-copies s, redacting free text when red is not nil.
+func copyStep(s *history.Step, red *redactor) *history.Step {
+	c := *s
+	c.Attempts = append([]history.Attempt(nil), s.Attempts...)
+	c.Caches = append([]history.Cache(nil), s.Caches...)
+	c.Warnings = append([]string(nil), s.Warnings...)
+	if s.Publish != nil {
+		p := *s.Publish
+		p.Changes = append([]history.PackageChange(nil), s.Publish.Changes...)
+		c.Publish = &p
+	}
+	if red != nil {
+		c.Reason = red.String(c.Reason)
+		for i := range c.Attempts {
+			c.Attempts[i].Error = red.String(c.Attempts[i].Error)
+		}
+		for i := range c.Warnings {
+			c.Warnings[i] = red.String(c.Warnings[i])
+		}
+		if c.Publish != nil {
+			c.Publish.Repo = red.String(c.Publish.Repo)
+			c.Publish.Summary = red.String(c.Publish.Summary)
+		}
+	}
+	return &c
+}
+
+// builderLock is the run's hold on a builder: taken once, by the first instance that uses
+// the builder, and kept until the run ends. Holding it for the whole run (not per
+// instance) means no other plan can reprovision or use the builder between this run's
+// provision step and its builds, which would make the provision check meaningless, and
+// instances of this run never wait for each other on it.
+type builderLock struct {
+	once sync.Once
+	err  error
+}
+
+func (rs *runState) lockBuilder(ctx context.Context, name string) error {
+	rs.mu.Lock()
+	bl, ok := rs.builders[name]
+	if !ok {
+		bl = &builderLock{}
+		rs.builders[name] = bl
+	}
+	rs.mu.Unlock()
+	bl.once.Do(func() {
+		start := time.Now()
+		unlock, err := lockBuilder(ctx, rs.e.cfg.StateDir, name)
+		if err != nil {
+			bl.err = err
+			return
+		}
+		if waited := time.Since(start); waited > time.Second {
+			rs.log.Info("builder lock acquired after waiting", "builder", name, "waited", waited.Round(time.Millisecond))
+		}
+		rs.mu.Lock()
+		rs.unlocks = append(rs.unlocks, unlock)
+		rs.mu.Unlock()
+	})
+	return bl.err
+}
+
+func (rs *runState) releaseBuilders() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, u := range rs.unlocks {
+		u()
+	}
+	rs.unlocks = nil
+}

@@ -1,0 +1,86 @@
+package executor
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/refreshd/refreshd/plan"
+)
+
+// baseEnvNames are the variables a step inherits from refreshd's own environment. Everything
+// else (the daemon's or the operator's shell's variables) stays out, so a step behaves the
+// same under systemd and in a terminal, and nothing leaks into it by accident.
+const baseEnvNames = "PATH HOME USER LOGNAME LANG LC_ALL TZ TMPDIR SSL_CERT_FILE SSL_CERT_DIR"
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// stepEnv is the environment of an instance's processes, as "K=V": the clean base, then the
+// plan and step env (already merged by expansion), then the plan's secrets by name, then
+// extra. Later entries win; the result has one entry per name, sorted.
+func stepEnv(inst *plan.Instance, secrets map[string]string, dockerConfig string, extra []string) []string {
+	env := make(map[string]string, len(inst.Env)+len(secrets)+10)
+	for _, k := range strings.Fields(baseEnvNames) {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	if env["PATH"] == "" {
+		env["PATH"] = defaultPath
+	}
+	if dockerConfig != "" {
+		env["DOCKER_CONFIG"] = dockerConfig
+	}
+	maps.Copy(env, inst.Env)
+	maps.Copy(env, secrets)
+	for _, kv := range extra {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// readSecrets reads every secret of p from its file or environment variable. An error names
+// the secret and where it was looked for, never a value. A secret file's final newline is
+// not part of the value (files written with echo have one).
+func readSecrets(p *plan.Plan) (map[string]string, error) {
+	out := make(map[string]string, len(p.Secrets))
+	for _, name := range slices.Sorted(maps.Keys(p.Secrets)) {
+		s := p.Secrets[name]
+		var v string
+		switch {
+		case s.File != "":
+			data, err := os.ReadFile(s.File)
+			if err != nil {
+				return nil, fmt.Errorf("secret %s (%s): read %s: %w", name, s.Pos, s.File, unwrapPathError(err))
+			}
+			v = strings.TrimRight(string(data), "\r\n")
+		case s.Env != "":
+			var ok bool
+			v, ok = os.LookupEnv(s.Env)
+			if !ok {
+				return nil, fmt.Errorf("secret %s (%s): environment variable %s is not set", name, s.Pos, s.Env)
+			}
+		}
+		if v == "" {
+			return nil, fmt.Errorf("secret %s (%s): value is empty", name, s.Pos)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// unwrapPathError drops the *PathError's own copy of the path, already in our message.
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

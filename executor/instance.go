@@ -1,0 +1,232 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// stepConcurrency is the budget of an instance's ConcurrencyKey; 0 means no cap.
+func stepConcurrency(inst *plan.Instance) int {
+	if inst.Step == nil {
+		return 0
+	}
+	return inst.Step.Concurrency
+}
+
+// runInstance runs instance i with its retry policy and returns its final status.
+func (rs *runState) runInstance(ctx context.Context, i int) history.Status {
+	inst := rs.g.Instances[i]
+	log := rs.log.With("step", inst.ID)
+	start := time.Now().UTC()
+	rs.update(i, func(s *history.Step) { s.Status, s.Start = history.StatusRunning, start })
+
+	finish := func(st history.Status, reason string) history.Status {
+		end := time.Now().UTC()
+		rs.update(i, func(s *history.Step) { s.Status, s.Reason, s.End = st, reason, end })
+		attrs := []any{"status", st, "duration", end.Sub(start).Round(time.Millisecond)}
+		level := slog.LevelInfo
+		if reason != "" {
+			attrs = append(attrs, "reason", rs.red.String(reason))
+			level = slog.LevelWarn
+		}
+		log.Log(ctx, level, "step finished", attrs...)
+		return st
+	}
+
+	if inst.Builder != "" && !rs.spec.DryRun {
+		if err := rs.lockBuilder(ctx, inst.Builder); err != nil {
+			if ctx.Err() != nil {
+				st, why := rs.ended(ctx)
+				return finish(st, why+" while waiting for the lock of builder "+inst.Builder)
+			}
+			return finish(history.StatusFailed, err.Error())
+		}
+	}
+	log.Info("step started")
+
+	attempts := max(inst.Retry.Attempts, 1)
+	pats := retryPatterns(inst.Retry)
+	for n := 1; ; n++ {
+		matched, err := rs.attempt(ctx, i, n, pats, log.With("attempt", n))
+		if err == nil {
+			return finish(history.StatusSucceeded, "")
+		}
+		if ctx.Err() != nil {
+			st, why := rs.ended(ctx)
+			return finish(st, why)
+		}
+		reason := fmt.Sprintf("attempt %d of %d: %v", n, attempts, err)
+		if n >= attempts {
+			return finish(history.StatusFailed, reason)
+		}
+		why := retryable(inst.Retry, pats, matched.status, matched.line, err.Error())
+		if why == "" {
+			return finish(history.StatusFailed, reason+" (not retried: no retry_on exit code or pattern matched)")
+		}
+		delay := backoff(inst.Retry, n, rs.e.rand)
+		log.Warn("attempt failed, retrying", "attempt", n, "err", rs.red.String(err.Error()), "why", rs.red.String(why), "backoff", delay.Round(time.Millisecond))
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			st, why := rs.ended(ctx)
+			return finish(st, why+" during the backoff before attempt "+fmt.Sprint(n+1))
+		}
+	}
+}
+
+// attemptResult is what the retry decision needs from an attempt besides its error.
+type attemptResult struct {
+	status ExitStatus // of the last process the attempt ran
+	line   string     // first output line that matched a retry pattern
+}
+
+// attempt runs one attempt of instance i: its log file, its Attempt for the action, its
+// timeout, and its record.
+func (rs *runState) attempt(ctx context.Context, i, n int, pats []*regexp.Regexp, log *slog.Logger) (attemptResult, error) {
+	inst := rs.g.Instances[i]
+	logPath := LogPath(rs.e.cfg.StateDir, rs.spec.ID, inst.ID, n)
+	start := time.Now().UTC()
+	rs.update(i, func(s *history.Step) {
+		s.Attempts = append(s.Attempts, history.Attempt{N: n, Start: start, ExitCode: -1, Log: logPath})
+	})
+	var res attemptResult
+	err := rs.runAttempt(ctx, inst, n, logPath, pats, log, &res)
+	end := time.Now().UTC()
+	rs.update(i, func(s *history.Step) {
+		a := &s.Attempts[len(s.Attempts)-1]
+		a.End, a.ExitCode, a.Signal = end, res.status.Code, res.status.Signal
+		if err != nil {
+			a.Error = rs.red.String(err.Error())
+		}
+	})
+	return res, err
+}
+
+func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, logPath string, pats []*regexp.Regexp, log *slog.Logger, res *attemptResult) error {
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
+		return fmt.Errorf("create log directory: %w", err)
+	}
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("create attempt log: %w", err)
+	}
+	defer f.Close()
+	obs, out := rs.e.cfg.Observer, rs.e.cfg.Output
+	var fileErr error
+	lw := &lineWriter{red: rs.red, patterns: pats, emit: func(line string) {
+		if _, err := f.WriteString(line + "\n"); err != nil && fileErr == nil {
+			fileErr = err
+			log.Error("write attempt log", "path", logPath, "err", err)
+		}
+		log.LogAttrs(context.Background(), slog.LevelInfo, "output", slog.String("line", line))
+		if out != nil {
+			rs.outMu.Lock()
+			fmt.Fprintf(out, "%s | %s\n", inst.ID, line)
+			rs.outMu.Unlock()
+		}
+		if obs != nil {
+			obs.Line(rs.spec.ID, inst.ID, line)
+		}
+	}}
+	defer func() { res.line = lw.Matched() }()
+	defer lw.Flush()
+
+	workdir := inst.Workdir
+	if workdir == "" {
+		workdir = rs.workdir
+	}
+	if inst.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, inst.Timeout, errStepTimeout)
+		defer cancel()
+	}
+	i := rs.idx[inst.ID]
+	a := &Attempt{
+		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, N: n, Log: log, Output: lw,
+		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun,
+		Exec: func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error) {
+			if dir == "" {
+				dir = workdir
+			}
+			p := &process{argv: argv, dir: dir, env: stepEnv(inst, rs.secrets, rs.e.cfg.Tools.DockerConfig, extraEnv),
+				out: lw, grace: rs.grace, log: log}
+			st, err := p.run(ctx)
+			res.status = st
+			return st, err
+		},
+		Record: func(f func(*history.Step)) { rs.update(i, f) },
+		Warn: func(msg string) {
+			msg = rs.red.String(msg)
+			log.Warn(msg)
+			rs.mu.Lock()
+			rs.rec.Warnings = append(rs.rec.Warnings, inst.ID+": "+msg)
+			rs.mu.Unlock()
+			rs.update(i, func(s *history.Step) { s.Warnings = append(s.Warnings, msg) })
+		},
+	}
+	err = rs.dispatch(ctx, a)
+	if errors.Is(context.Cause(ctx), errStepTimeout) && rs.stepTimedOut(ctx) {
+		err = fmt.Errorf("timed out after %s (process group stopped: SIGTERM, then SIGKILL after %s)", inst.Timeout, rs.grace)
+	}
+	if err == nil {
+		res.status = ExitStatus{}
+	} else if res.status == (ExitStatus{}) {
+		res.status = ExitStatus{Code: 1} // a built-in action failed outside any process
+	}
+	return err
+}
+
+// stepTimedOut reports whether the attempt's own timeout (not the run's end) stopped it.
+func (rs *runState) stepTimedOut(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), errPlanTimeout)
+}
+
+// dispatch does the attempt's action. A dry run executes nothing: run steps and the
+// builder, build and registry actions print their exact operations; publish computes what
+// it would commit (the glue honours a.DryRun).
+func (rs *runState) dispatch(ctx context.Context, a *Attempt) error {
+	t := rs.e.cfg.Tools
+	if rs.spec.DryRun {
+		if act, ok := a.Instance.Action.(*plan.PublishAction); ok {
+			return t.publish(ctx, a, act)
+		}
+		for _, op := range Describe(a.Instance, t) {
+			fmt.Fprintf(a.Output, "dry run: %s\n", op)
+		}
+		return nil
+	}
+	switch act := a.Instance.Action.(type) {
+	case *plan.RunAction:
+		st, err := a.Exec(ctx, "", act.Argv)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.Signal != "":
+			return fmt.Errorf("killed by signal %s", st.Signal)
+		case st.Code != 0:
+			return fmt.Errorf("exit code %d", st.Code)
+		}
+		return nil
+	case *plan.ProvisionAction:
+		return t.provision(ctx, a, act)
+	case *plan.BuildxCacheAction:
+		return t.buildCache(ctx, a, act)
+	case *plan.VerifyAction:
+		return t.verify(ctx, a, act)
+	case *plan.PublishAction:
+		return t.publish(ctx, a, act)
+	}
+	return fmt.Errorf("instance %s: unknown action %T", a.Instance.ID, a.Instance.Action)
+}
