@@ -2,12 +2,62 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
+
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/executor/report"
 )
 
-// PLACEHOLDER: replaced by the owner of this subcommand.
+// cmdHistory is `refreshd history [--state DIR] [-o json] [--limit N] [PLAN]`: past runs,
+// newest first, read from the store.
 func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "refreshd: not implemented yet")
-	return 2
+	fs := flag.NewFlagSet("history", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd history [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first.")
+		fs.PrintDefaults()
+	}
+	state := fs.String("state", defaultLocalState(), "state directory")
+	out := outputFlag(fs)
+	limit := fs.Int("limit", 20, "at most this many runs (0: all)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if !checkOutput(*out, stderr) || fs.NArg() > 1 {
+		if fs.NArg() > 1 {
+			fs.Usage()
+		}
+		return 2
+	}
+	store, err := history.OpenReadOnly(filepath.Join(*state, "history.db"))
+	if err != nil {
+		fmt.Fprintf(stderr, "refreshd: %v\n", err)
+		return 1
+	}
+	defer store.Close()
+	runs, err := store.Runs(fs.Arg(0), *limit)
+	if err != nil {
+		fmt.Fprintf(stderr, "refreshd: %v\n", err)
+		return 1
+	}
+	if *out == "json" {
+		if runs == nil {
+			runs = []*history.Run{}
+		}
+		printJSON(stdout, runs)
+		return 0
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(stdout, "no runs recorded")
+		return 0
+	}
+	report.Runs(stdout, runs)
+	return 0
 }

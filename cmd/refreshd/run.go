@@ -2,12 +2,161 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/refreshd/refreshd/executor"
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/executor/report"
+	"github.com/refreshd/refreshd/plan"
 )
 
-// PLACEHOLDER: replaced by the owner of this subcommand.
+// Exit codes of `refreshd run --local`.
+const (
+	exitSucceeded   = 0
+	exitFailed      = 1
+	exitInvalid     = 2
+	exitInterrupted = 130
+)
+
+// cmdRun is `refreshd run`: with --local it runs the plan file in the foreground; without,
+// it asks the daemon to run it (runViaDaemon).
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "refreshd: not implemented yet")
-	return 2
+	if !hasLocalFlag(args) {
+		return runViaDaemon(ctx, args, stdout, stderr)
+	}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd run --local [--state DIR] [--dry-run] [--kill-grace D] PLANFILE\n\nRun a plan in the foreground, without a daemon. Exit code 0 succeeded, 1 failed,\n2 plan invalid, 130 interrupted (Ctrl-C stops the steps' process groups cleanly).")
+		fs.PrintDefaults()
+	}
+	fs.Bool("local", false, "run in the foreground without a daemon")
+	state := fs.String("state", defaultLocalState(), "state directory: history, logs, locks, workdirs")
+	dryRun := fs.Bool("dry-run", false, "execute nothing: print each step's exact commands; publish computes its diff only")
+	grace := fs.Duration("kill-grace", 0, "time between SIGTERM and SIGKILL of a step's process group (default: the plan's, 30s)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return exitInvalid
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitInvalid
+	}
+	p, err := plan.LoadFile(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitInvalid
+	}
+	g, err := plan.Expand(p)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitInvalid
+	}
+
+	unlock, err := executor.LockState(*state)
+	if err != nil {
+		fmt.Fprintf(stderr, "refreshd: %v\n", err)
+		return exitFailed
+	}
+	defer unlock()
+	store, err := history.Open(filepath.Join(*state, "history.db"))
+	if err != nil {
+		fmt.Fprintf(stderr, "refreshd: %v\n", err)
+		return exitFailed
+	}
+	defer store.Close()
+
+	// The live view needs a terminal on stdout; otherwise plain log lines go to stderr.
+	var live *report.Live
+	logOut := stderr
+	level := slog.LevelInfo
+	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		width, _, _ := term.GetSize(int(f.Fd()))
+		live = report.NewLive(stdout, width)
+		logOut, level = live, slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+
+	// Holding the lock, no other process runs this state directory: a run still recorded
+	// running was cut short by a crash or kill -9.
+	ids, err := store.InterruptRunning("refreshd stopped while the run was running (crash, kill -9 or power loss)")
+	if err != nil {
+		fmt.Fprintf(stderr, "refreshd: %v\n", err)
+		return exitFailed
+	}
+	for _, id := range ids {
+		logger.Warn("run left running by an earlier refreshd marked interrupted", "run", id)
+	}
+
+	cfg := executor.Config{StateDir: *state, Store: store, Logger: logger, Tools: &executor.Tools{}, KillGrace: *grace}
+	if live != nil {
+		cfg.Observer = live
+		live.Start(250 * time.Millisecond)
+	}
+	e, err := executor.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "refreshd: %v\n", err)
+		return exitFailed
+	}
+	r, err := e.Run(ctx, g, executor.RunSpec{Trigger: history.TriggerManual, DryRun: *dryRun})
+	if live != nil {
+		live.Stop()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "refreshd: %v\n", err)
+		if r == nil {
+			return exitFailed
+		}
+	}
+	fmt.Fprintf(stdout, "run %s: %s", r.ID, r.Status)
+	if r.Reason != "" {
+		fmt.Fprintf(stdout, " (%s)", r.Reason)
+	}
+	fmt.Fprintf(stdout, "\ndetails: refreshd logs --state %s %s\n", *state, r.ID)
+	return runExitCode(r.Status)
+}
+
+func runExitCode(s history.Status) int {
+	switch s {
+	case history.StatusSucceeded, history.StatusSkipped:
+		return exitSucceeded
+	case history.StatusInterrupted:
+		return exitInterrupted
+	}
+	return exitFailed
+}
+
+// hasLocalFlag reports whether args ask for --local, wherever it is among the flags.
+func hasLocalFlag(args []string) bool {
+	for _, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "-local" || a == "--local" || a == "-local=true" || a == "--local=true":
+			return true
+		}
+	}
+	return false
+}
+
+// defaultLocalState is $XDG_STATE_HOME/refreshd, or ~/.local/state/refreshd.
+func defaultLocalState() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "refreshd")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "refreshd")
+	}
+	return ".refreshd-state"
 }

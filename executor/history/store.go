@@ -62,6 +62,20 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db, path: path}, nil
 }
 
+// OpenReadOnly opens an existing store for reading (refreshd history and logs). Readers
+// share the file; a writer (a daemon or run --local) excludes them, so this fails with
+// ErrLocked while one runs.
+func OpenReadOnly(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout, ReadOnly: true})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open history %s: %w (a refreshd daemon or run --local is using it; ask the daemon instead)", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open history %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
 // Path is the store's file.
 func (s *Store) Path() string { return s.path }
 

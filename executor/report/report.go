@@ -1,0 +1,219 @@
+// Package report renders history records for people and scripts: the run list of
+// `refreshd history`, the run detail and logs of `refreshd logs`, and the live view of
+// `refreshd run --local` on a terminal. The CLI reading the store and the daemon serving its
+// socket both render with it, so both show the same thing.
+package report
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+)
+
+// Runs writes the run list, newest first as given.
+func Runs(w io.Writer, runs []*history.Run) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tPLAN\tTRIGGER\tSTARTED\tDURATION\tSTATUS\tREASON")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Plan, r.Trigger,
+			r.Start.Local().Format("2006-01-02 15:04:05"), duration(r.Start, r.End), r.Status, oneLine(r.Reason))
+	}
+	tw.Flush()
+}
+
+// StepMatches says whether a step instance is selected by filter: its exact id, or its
+// step id (every instance of a matrix step). An empty filter selects every step.
+func StepMatches(instance, filter string) bool {
+	if filter == "" || instance == filter {
+		return true
+	}
+	return strings.HasPrefix(instance, filter+"[")
+}
+
+// Attempt log contents, for JSON output.
+type AttemptLog struct {
+	Instance string `json:"instance"`
+	N        int    `json:"n"`
+	Path     string `json:"path"`
+	Output   string `json:"output"`
+	Error    string `json:"error,omitempty"` // reading the file failed (deleted by retention?)
+}
+
+// Logs is `refreshd logs -o json`: the run record (with only the selected steps) and the
+// output of their attempts.
+type Logs struct {
+	Run  *history.Run `json:"run"`
+	Logs []AttemptLog `json:"logs"`
+}
+
+// CollectLogs selects the steps matching filter and reads their attempt logs.
+func CollectLogs(r *history.Run, filter string) Logs {
+	sel := *r
+	sel.Steps = nil
+	var logs []AttemptLog
+	for _, s := range r.Steps {
+		if !StepMatches(s.Instance, filter) {
+			continue
+		}
+		sel.Steps = append(sel.Steps, s)
+		for _, a := range s.Attempts {
+			al := AttemptLog{Instance: s.Instance, N: a.N, Path: a.Log}
+			if a.Log != "" {
+				data, err := os.ReadFile(a.Log)
+				if err != nil {
+					al.Error = err.Error()
+				}
+				al.Output = string(data)
+			}
+			logs = append(logs, al)
+		}
+	}
+	return Logs{Run: &sel, Logs: logs}
+}
+
+// Run writes a run's detail: each selected step with its attempts (exit code or signal,
+// duration, error), the caches it checked (digest before -> after), the constraints it
+// published (package: old -> new), its warnings, and, with output, its log files' contents.
+func Run(w io.Writer, r *history.Run, filter string, output bool) {
+	fmt.Fprintf(w, "run %s of %s (%s", r.ID, r.Plan, r.Trigger)
+	if !r.Scheduled.IsZero() {
+		fmt.Fprintf(w, ", scheduled %s", r.Scheduled.Local().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "): %s, started %s, took %s\n", r.Status, r.Start.Local().Format("2006-01-02 15:04:05"), duration(r.Start, r.End))
+	if r.Reason != "" {
+		fmt.Fprintf(w, "  reason: %s\n", r.Reason)
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+	n := 0
+	for _, s := range r.Steps {
+		if !StepMatches(s.Instance, filter) {
+			continue
+		}
+		n++
+		fmt.Fprintf(w, "\n%s %s: %s", symbol(s.Status), s.Instance, s.Status)
+		if !s.Start.IsZero() {
+			fmt.Fprintf(w, " in %s", duration(s.Start, s.End))
+		}
+		fmt.Fprintln(w)
+		if s.Reason != "" {
+			fmt.Fprintf(w, "  reason: %s\n", s.Reason)
+		}
+		if s.Node != "" {
+			fmt.Fprintf(w, "  built on node: %s\n", s.Node)
+		}
+		for _, a := range s.Attempts {
+			fmt.Fprintf(w, "  attempt %d: %s, %s", a.N, exit(a), duration(a.Start, a.End))
+			if a.Error != "" {
+				fmt.Fprintf(w, ", %s", a.Error)
+			}
+			fmt.Fprintln(w)
+		}
+		for _, c := range s.Caches {
+			state := "unchanged"
+			switch {
+			case !c.Verified:
+				state = "MISSING"
+			case c.Changed:
+				state = "changed"
+			}
+			fmt.Fprintf(w, "  cache %s: %s -> %s (%s)\n", c.Ref, orNone(c.Before), orNone(c.After), state)
+		}
+		if p := s.Publish; p != nil {
+			commit := p.Commit
+			if commit == "" {
+				commit = "no commit"
+			}
+			fmt.Fprintf(w, "  published to %s %s: %s (%s, %d push attempts)\n", p.Repo, p.Branch, p.Summary, commit, p.PushAttempts)
+			for _, c := range p.Changes {
+				fmt.Fprintf(w, "    %s %s: %s -> %s\n", c.File, c.Package, orNone(c.Old), orNone(c.New))
+			}
+		}
+		for _, warn := range s.Warnings {
+			fmt.Fprintf(w, "  warning: %s\n", warn)
+		}
+		if output {
+			for _, a := range s.Attempts {
+				if a.Log == "" {
+					continue
+				}
+				fmt.Fprintf(w, "  --- output of attempt %d (%s)\n", a.N, a.Log)
+				data, err := os.ReadFile(a.Log)
+				if err != nil {
+					fmt.Fprintf(w, "  (cannot read: %v)\n", err)
+					continue
+				}
+				for _, line := range strings.SplitAfter(string(data), "\n") {
+					if line != "" {
+						fmt.Fprintf(w, "  | %s", strings.TrimSuffix(line, "\n")+"\n")
+					}
+				}
+			}
+		}
+	}
+	if filter != "" && n == 0 {
+		fmt.Fprintf(w, "\nno step %s in this run\n", filter)
+	}
+}
+
+func exit(a history.Attempt) string {
+	switch {
+	case a.End.IsZero():
+		return "running"
+	case a.Signal != "":
+		return "killed by signal " + a.Signal
+	case a.ExitCode >= 0:
+		return fmt.Sprintf("exit code %d", a.ExitCode)
+	}
+	return "not started"
+}
+
+func symbol(s history.Status) string {
+	switch s {
+	case history.StatusSucceeded:
+		return "✓"
+	case history.StatusFailed:
+		return "✗"
+	case history.StatusRunning:
+		return "▶"
+	case history.StatusSkipped:
+		return "-"
+	case history.StatusInterrupted:
+		return "!"
+	}
+	return "·"
+}
+
+func duration(start, end time.Time) string {
+	if start.IsZero() {
+		return "-"
+	}
+	if end.IsZero() {
+		return time.Since(start).Round(time.Second).String() + " so far"
+	}
+	d := end.Sub(start)
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
+}
