@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+)
+
+// buildRefreshd builds the real binary once per test into its temp dir.
+func buildRefreshd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "refreshd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// firstRunPlan blocks in its first run (until killed) and succeeds in later ones: a marker
+// file in the plan's default workdir tells them apart.
+const firstRunPlan = `plan: crashy
+steps:
+  - id: prepare
+    run: ["true"]
+  - id: work
+    needs: [prepare]
+    run: [sh, -c, "if [ -e marker ]; then echo second run; exit 0; fi; touch marker; echo pid $$; exec sleep 60"]
+  - id: after
+    needs: [work]
+    run: [echo, done]
+`
+
+// waitForPid waits (bounded) until a log file under dir says "pid N" and returns N.
+func waitForPid(t *testing.T, dir string) int {
+	t.Helper()
+	re := regexp.MustCompile(`pid (\d+)`)
+	for range 200 {
+		matches, _ := filepath.Glob(filepath.Join(dir, "logs", "*", "work.1.log"))
+		for _, m := range matches {
+			data, _ := os.ReadFile(m)
+			if sm := re.FindSubmatch(data); sm != nil {
+				pid, _ := strconv.Atoi(string(sm[1]))
+				return pid
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the step never started")
+	return 0
+}
+
+func historyJSON(t *testing.T, bin, state string) []history.Run {
+	t.Helper()
+	out, err := exec.Command(bin, "history", "--state", state, "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("refreshd history: %v", err)
+	}
+	var runs []history.Run
+	if err := json.Unmarshal(out, &runs); err != nil {
+		t.Fatalf("history -o json: %v\n%s", err, out)
+	}
+	return runs
+}
+
+func TestRunLocalKill9ThenNewRun(t *testing.T) {
+	bin := buildRefreshd(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	planFile := filepath.Join(dir, "crashy.yaml")
+	os.WriteFile(planFile, []byte(firstRunPlan), 0o644)
+
+	first := exec.Command(bin, "run", "--local", "--state", state, planFile)
+	var firstErr bytes.Buffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stepPid := waitForPid(t, state)
+	// kill -9 leaves the step's group running (only a cgroup could stop it); the test
+	// stops it, as systemd would.
+	t.Cleanup(func() { syscall.Kill(-stepPid, syscall.SIGKILL) })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	syscall.Kill(-stepPid, syscall.SIGKILL)
+
+	second := exec.Command(bin, "run", "--local", "--state", state, planFile)
+	out, err := second.CombinedOutput()
+	if err != nil {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "marked interrupted") {
+		t.Errorf("second run did not report the interrupted run:\n%s", out)
+	}
+	runs := historyJSON(t, bin, state)
+	if len(runs) != 2 {
+		t.Fatalf("want 2 runs, got %d", len(runs))
+	}
+	newer, older := runs[0], runs[1]
+	if newer.Status != history.StatusSucceeded {
+		t.Errorf("new run %s: %s", newer.Status, newer.Reason)
+	}
+	if older.Status != history.StatusInterrupted || older.End.IsZero() {
+		t.Errorf("killed run %s, end %v; want interrupted", older.Status, older.End)
+	}
+	want := map[string]history.Status{"prepare": history.StatusSucceeded, "work": history.StatusInterrupted, "after": history.StatusInterrupted}
+	for _, s := range older.Steps {
+		if s.Status != want[s.Instance] {
+			t.Errorf("killed run, step %s: %s, want %s", s.Instance, s.Status, want[s.Instance])
+		}
+	}
+}
+
+func TestRunLocalCtrlC(t *testing.T) {
+	bin := buildRefreshd(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	planFile := filepath.Join(dir, "crashy.yaml")
+	os.WriteFile(planFile, []byte(firstRunPlan), 0o644)
+	cmd := exec.Command(bin, "run", "--local", "--state", state, "--kill-grace", "2s", planFile)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stepPid := waitForPid(t, state)
+	t.Cleanup(func() { syscall.Kill(-stepPid, syscall.SIGKILL) })
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want code 130", err)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(stepPid)); err == nil {
+		t.Errorf("step process %d survives Ctrl-C", stepPid)
+	}
+	runs := historyJSON(t, bin, state)
+	if len(runs) != 1 || runs[0].Status != history.StatusInterrupted {
+		t.Errorf("runs: %+v", runs)
+	}
+}
+
+func TestRunLocalExitCodes(t *testing.T) {
+	bin := buildRefreshd(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name, plan string
+		code       int
+		stderr     string
+	}{
+		{"succeeded", "plan: ok\nsteps:\n  - id: a\n    run: [\"true\"]\n", 0, ""},
+		{"failed", "plan: bad\nsteps:\n  - id: a\n    run: [\"false\"]\n", 1, ""},
+		{"invalid", "plan: inv\nsteps:\n  - id: a\n    runn: [\"true\"]\n", 2, "inv.yaml:4:5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := filepath.Join(dir, tt.name+".yaml")
+			if tt.name == "invalid" {
+				f = filepath.Join(dir, "inv.yaml")
+			}
+			os.WriteFile(f, []byte(tt.plan), 0o644)
+			cmd := exec.Command(bin, "run", "--local", "--state", filepath.Join(dir, "state"), f)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			}
+			if code != tt.code || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr.String())
+			}
+		})
+	}
+}
