@@ -41,8 +41,8 @@ const killWait = 10 * time.Second
 // subreaper (see becomeSubreaper), so no zombie remains even under a PID 1 that never reaps.
 //
 // The limit: a descendant that moves itself out of the group (setsid, setpgid) escapes the
-// group kill; systemd's cgroup (KillMode=control-group in the shipped unit) catches those
-// when the daemon stops.
+// group kill; under systemd the unit's cgroup still holds them, and KillMode=mixed in the
+// shipped unit SIGKILLs whatever is left in it when the daemon stops.
 func (p *process) run(ctx context.Context) (ExitStatus, error) {
 	path, err := lookPath(p.argv[0], p.dir, p.env)
 	if err != nil {
