@@ -99,7 +99,14 @@ func (l *Live) RunFinished(r *history.Run) {
 func (l *Live) Line(_, instance, line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.last[instance] = line
+	// Control characters (colours, carriage returns of progress bars) would break the
+	// table's layout.
+	l.last[instance] = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, line)
 }
 
 // Write prints p (log records) above the table.

@@ -1,0 +1,80 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/plan"
+)
+
+func TestLockStateNamesHolder(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := LockState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = LockState(dir)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by process %d", os.Getpid())) {
+		t.Fatalf("second lock: %v", err)
+	}
+	unlock()
+	again, err := LockState(dir)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	again()
+}
+
+// Two plans sharing a builder: the second run's instances wait for the first run to end.
+func TestBuilderLockSerialisesPlans(t *testing.T) {
+	e := newEngineT(t, time.Second)
+	mk := func(name string) *plan.Graph {
+		prov := step("use", "sleep", "0.3")
+		prov.Builder = "shared"
+		return graph(&plan.Plan{Name: name}, prov)
+	}
+	var wg sync.WaitGroup
+	runs := make([]*history.Run, 2)
+	for i, name := range []string{"one", "two"} {
+		wg.Go(func() {
+			r, err := e.Run(context.Background(), mk(name), RunSpec{})
+			if err != nil {
+				t.Error(err)
+			}
+			runs[i] = r
+		})
+	}
+	wg.Wait()
+	a, b := runs[0].Steps[0], runs[1].Steps[0]
+	if a.Status != history.StatusSucceeded || b.Status != history.StatusSucceeded {
+		t.Fatalf("steps %s, %s", a.Status, b.Status)
+	}
+	// The attempts' times: a step's own start includes its wait for the lock.
+	x, y := a.Attempts[0], b.Attempts[0]
+	if x.Start.Before(y.End) && y.Start.Before(x.End) {
+		t.Errorf("runs on one builder overlapped: [%s %s] [%s %s]", x.Start.Format("05.000"), x.End.Format("05.000"), y.Start.Format("05.000"), y.End.Format("05.000"))
+	}
+}
+
+func TestDryRunExecutesNothing(t *testing.T) {
+	e := newEngineT(t, time.Second)
+	work := t.TempDir()
+	p := &plan.Plan{Name: "test", Workdir: work}
+	r, err := e.Run(context.Background(), graph(p, step("touch", "touch", "made-it")), RunSpec{DryRun: true})
+	if err != nil || r.Status != history.StatusSucceeded {
+		t.Fatalf("dry run: %v %v", r, err)
+	}
+	if _, err := os.Stat(work + "/made-it"); err == nil {
+		t.Error("the dry run executed the step")
+	}
+	data, _ := os.ReadFile(r.Steps[0].Attempts[0].Log)
+	if string(data) != "dry run: touch made-it\n" {
+		t.Errorf("dry run output %q", data)
+	}
+}
