@@ -110,7 +110,7 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 		}
 		for _, a := range s.Attempts {
 			fmt.Fprintf(w, "  attempt %d: %s, %s", a.N, exit(a), duration(a.Start, a.End))
-			if a.Error != "" {
+			if a.Error != "" && a.Error != exit(a) {
 				fmt.Fprintf(w, ", %s", a.Error)
 			}
 			fmt.Fprintln(w)
@@ -167,7 +167,7 @@ func exit(a history.Attempt) string {
 	case a.End.IsZero():
 		return "running"
 	case a.Signal != "":
-		return "killed by signal " + a.Signal
+		return "signal: " + a.Signal
 	case a.ExitCode >= 0:
 		return fmt.Sprintf("exit code %d", a.ExitCode)
 	}

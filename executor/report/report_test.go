@@ -1,0 +1,112 @@
+package report
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file:\n%s", name, got)
+	}
+}
+
+// fixture is a finished run with every kind of record; the attempt log lives in dir.
+func fixture(t *testing.T, dir string) *history.Run {
+	t.Helper()
+	at := func(s float64) time.Time {
+		return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(s * float64(time.Second)))
+	}
+	logFile := filepath.Join(dir, "build.1.log")
+	os.WriteFile(logFile, []byte("step 1/3\nERROR: failed to export cache: 503 Service Unavailable\n"), 0o644)
+	return &history.Run{
+		ID: "demo-20260102T030405.000Z-abcd", Plan: "demo", Trigger: history.TriggerSchedule, Scheduled: at(0),
+		Start: at(0), End: at(95.5), Status: history.StatusFailed, Reason: "step verify failed: attempt 1 of 1: cache tags missing",
+		Warnings: []string{"build[linux/386]: ran on node n0, not n1"},
+		Steps: []history.Step{
+			{Instance: "build[linux/amd64]", Status: history.StatusSucceeded, Start: at(0), End: at(60), Node: "n0",
+				Attempts: []history.Attempt{
+					{N: 1, Start: at(0), End: at(20), ExitCode: 1, Error: "exit code 1", Log: logFile},
+					{N: 2, Start: at(30), End: at(60), ExitCode: 0},
+				},
+				Caches: []history.Cache{{Ref: "r/ci:cache-linux-amd64", Before: "sha256:aaa", After: "sha256:bbb", Changed: true, Verified: true}}},
+			{Instance: "publish", Status: history.StatusSucceeded, Start: at(60), End: at(62),
+				Attempts: []history.Attempt{{N: 1, Start: at(60), End: at(62)}},
+				Publish: &history.Publish{Repo: "https://example.com/c.git", Branch: "constraints-main", Commit: "0123abc", Changed: true,
+					Summary: "1 upgraded, 1 added", PushAttempts: 2, Changes: []history.PackageChange{
+						{File: "constraints-3.12.txt", Package: "requests", Old: "2.31.0", New: "2.32.3"},
+						{File: "constraints-3.12.txt", Package: "rich", New: "13.7.1"}}}},
+			{Instance: "verify", Status: history.StatusFailed, Reason: "attempt 1 of 1: cache tags missing", Start: at(62), End: at(95.5),
+				Attempts: []history.Attempt{{N: 1, Start: at(62), End: at(95.5), ExitCode: -1, Signal: "killed", Error: "timed out"}}},
+			{Instance: "after", Status: history.StatusSkipped, Reason: "needs verify which failed"},
+		},
+	}
+}
+
+func TestRender(t *testing.T) {
+	time.Local = time.UTC // the golden files show times as the operator's local time
+	dir := t.TempDir()
+	r := fixture(t, dir)
+	var buf bytes.Buffer
+	Runs(&buf, []*history.Run{r})
+	golden(t, "runs.golden", buf.Bytes())
+
+	buf.Reset()
+	Run(&buf, r, "", true)
+	golden(t, "run.golden", bytes.ReplaceAll(buf.Bytes(), []byte(dir), []byte("DIR")))
+
+	buf.Reset()
+	Run(&buf, r, "build", false)
+	if out := buf.String(); !strings.Contains(out, "build[linux/amd64]") || strings.Contains(out, "publish") {
+		t.Errorf("filter by step id:\n%s", out)
+	}
+	logs := CollectLogs(r, "build[linux/amd64]")
+	if len(logs.Run.Steps) != 1 || len(logs.Logs) != 2 || !strings.Contains(logs.Logs[0].Output, "503") {
+		t.Errorf("CollectLogs: %+v", logs)
+	}
+}
+
+func TestLiveView(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewLive(&buf, 60)
+	r := &history.Run{ID: "r", Steps: []history.Step{{Instance: "a", Status: history.StatusWaiting}, {Instance: "b", Status: history.StatusWaiting}}}
+	l.RunStarted(r)
+	l.StepChanged("r", &history.Step{Instance: "a", Status: history.StatusRunning, Start: time.Now()})
+	l.Line("r", "a", "\x1b[32mprogress\r 50%")
+	l.StepChanged("r", &history.Step{Instance: "a", Status: history.StatusRunning, Start: time.Now()})
+	l.Write([]byte("level=WARN msg=careful\n"))
+	l.StepChanged("r", &history.Step{Instance: "b", Status: history.StatusSkipped, Reason: "needs x which failed"})
+	out := buf.String()
+	// Each redraw moves up over the 2 lines of the table it replaces.
+	if !strings.Contains(out, "\x1b[2A\r\x1b[J") {
+		t.Errorf("no in-place redraw in %q", out)
+	}
+	last := out[strings.LastIndex(out, "\x1b[J")+3:]
+	want := "▶ running   a  0s  [32mprogress 50%\n- skipped   b  needs x which failed\n"
+	if last != want {
+		t.Errorf("last frame:\n%q\nwant\n%q", last, want)
+	}
+	if !strings.Contains(out, "level=WARN msg=careful\n") {
+		t.Error("log record not printed above the table")
+	}
+}
