@@ -125,7 +125,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		grace:    e.grace(p),
 	}
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
-		Start: time.Now().UTC(), Status: history.StatusRunning}
+		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun}
 	for i, inst := range g.Instances {
 		rs.idx[inst.ID] = i
 		rs.rec.Steps = append(rs.rec.Steps, history.Step{Instance: inst.ID, Status: history.StatusWaiting})

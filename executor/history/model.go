@@ -37,6 +37,7 @@ type Run struct {
 	Reason    string    `json:"reason,omitempty"` // why it failed, was skipped or interrupted
 	Warnings  []string  `json:"warnings,omitempty"`
 	Steps     []Step    `json:"steps,omitempty"`
+	DryRun    bool      `json:"dry_run,omitempty"` // nothing was executed
 }
 
 // Step is one step instance of a run.

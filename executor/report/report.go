@@ -84,6 +84,9 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 	if !r.Scheduled.IsZero() {
 		fmt.Fprintf(w, ", scheduled %s", r.Scheduled.Local().Format(time.RFC3339))
 	}
+	if r.DryRun {
+		fmt.Fprint(w, ", dry run")
+	}
 	fmt.Fprintf(w, "): %s, started %s, took %s\n", r.Status, r.Start.Local().Format("2006-01-02 15:04:05"), duration(r.Start, r.End))
 	if r.Reason != "" {
 		fmt.Fprintf(w, "  reason: %s\n", r.Reason)
