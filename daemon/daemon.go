@@ -216,6 +216,23 @@ func (d *Daemon) loadPlans(old map[string]*plan.Plan) []*plan.Plan {
 	loaded, err := d.cfg.Load(d.cfg.PlansDir)
 	var loadErrs []control.LoadError
 	failed := map[string]bool{}
+	var perFile plan.ErrorList
+	if err != nil && !errors.As(err, &perFile) && len(loaded) == 0 && old != nil {
+		// Not a list of plan errors but the directory itself (unreadable, gone): keep every
+		// plan as it was rather than unschedule them all.
+		d.log.Error("plans directory did not load; keeping every plan as it was", "dir", d.cfg.PlansDir, "err", err)
+		d.mu.Lock()
+		d.loadErrors, d.lastReload = []control.LoadError{{File: d.cfg.PlansDir, Error: err.Error()}}, time.Now()
+		plans := make([]*plan.Plan, 0, len(old))
+		for _, p := range old {
+			plans = append(plans, p)
+		}
+		d.mu.Unlock()
+		if d.metrics != nil {
+			d.metrics.LoadErrors([]string{d.cfg.PlansDir})
+		}
+		return plans
+	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			if line = strings.TrimSpace(line); line == "" {

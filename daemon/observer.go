@@ -93,53 +93,64 @@ func (o *Observer) RunFinished(r *history.Run) {
 		return
 	}
 	targets := append([]webhook.Target(nil), d.cfg.Webhooks...)
+	var secrets []string
 	if p != nil {
+		// Every secret of the plan is masked in the payload, not only those in a URL: a
+		// step's error quoted in the reason may hold any of them.
+		values := secretValues(p.Secrets)
 		for _, w := range p.Notify {
-			url, secrets := resolveSecrets(w.URL, p.Secrets)
-			targets = append(targets, webhook.Target{URL: url, Format: w.Format, On: w.On, Secrets: secrets})
+			targets = append(targets, webhook.Target{URL: resolveSecrets(w.URL, values), Format: w.Format, On: w.On, Secrets: mapValues(values)})
 		}
-	}
-	reason := r.Reason
-	for _, t := range targets {
-		for _, s := range t.Secrets {
-			reason = strings.ReplaceAll(reason, s, "***")
-		}
+		secrets = mapValues(values)
 	}
 	d.hooks.Send(context.Background(), targets, webhook.Event{
 		Event: event, Plan: r.Plan, Run: r.ID, Status: string(r.Status), Previous: string(prev),
-		Reason: reason, Started: r.Start, Ended: r.End,
-	})
+		Reason: r.Reason, Started: r.Start, Ended: r.End,
+	}, secrets...)
 }
 
 var secretRef = regexp.MustCompile(`\{\{\s*\.secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 
-// resolveSecrets fills {{ .secrets.NAME }} in a webhook URL from the plan's secrets (read
-// now, never stored) and returns the values used, for redaction.
-func resolveSecrets(raw string, secrets map[string]plan.Secret) (string, []string) {
-	var used []string
-	out := secretRef.ReplaceAllStringFunc(raw, func(m string) string {
-		name := secretRef.FindStringSubmatch(m)[1]
-		s, ok := secrets[name]
-		if !ok {
-			return m
-		}
+// secretValues reads the plan's secrets now (they are never stored). A secret that cannot
+// be read is left out: its reference then stays unresolved in the URL and the post fails
+// visibly, without the value appearing anywhere.
+func secretValues(secrets map[string]plan.Secret) map[string]string {
+	out := make(map[string]string, len(secrets))
+	for name, s := range secrets {
 		var v string
 		switch {
 		case s.File != "":
 			b, err := os.ReadFile(s.File)
 			if err != nil {
-				return m
+				continue
 			}
 			v = strings.TrimRight(string(b), "\r\n")
 		case s.Env != "":
 			v = os.Getenv(s.Env)
 		}
 		if v != "" {
-			used = append(used, v)
+			out[name] = v
 		}
-		return v
+	}
+	return out
+}
+
+// resolveSecrets fills {{ .secrets.NAME }} in a webhook URL.
+func resolveSecrets(raw string, values map[string]string) string {
+	return secretRef.ReplaceAllStringFunc(raw, func(m string) string {
+		if v, ok := values[secretRef.FindStringSubmatch(m)[1]]; ok {
+			return v
+		}
+		return m
 	})
-	return out, used
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
 
 // streams keeps the live output of started runs for `logs -f` and `run --wait`: every line

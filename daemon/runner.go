@@ -20,28 +20,38 @@ func (r *runner) Run(ctx context.Context, f schedule.Fire) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("run panicked", "panic", p, "stack", string(debug.Stack()))
-			run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
-				Start: time.Now(), End: time.Now(), Status: history.StatusFailed, Reason: fmt.Sprintf("internal error: %v", p)}
-			if prev, err := d.cfg.Store.Run(f.RunID); err == nil && prev != nil {
-				run.Start, run.Steps = prev.Start, prev.Steps
-			}
-			if err := d.cfg.Store.PutRun(run); err != nil {
-				log.Error("record panicked run", "err", err)
-			}
-			d.Observer().RunFinished(run)
+			r.recordFailed(f, fmt.Sprintf("internal error: %v", p))
 		}
 	}()
 	log.Info("run starting", "trigger", f.Trigger, "scheduled", f.Scheduled)
 	run, err := d.cfg.Engine.Run(ctx, f.Plan, RunRequest{ID: f.RunID, Trigger: f.Trigger, Scheduled: f.Scheduled})
 	switch {
 	case err != nil && run == nil:
+		// The plan did not expand or the store refused the start: still a failed run in
+		// history, in the metrics and to the webhooks, not only a log line.
 		log.Error("run did not start", "err", err)
-		d.streams.finish(f.RunID)
+		r.recordFailed(f, err.Error())
 	case err != nil:
 		log.Error("run ended with an error", "status", run.Status, "err", err)
 	default:
 		log.Info("run ended", "status", run.Status)
 	}
+}
+
+// recordFailed records f as failed with reason, keeping what the engine had recorded of it,
+// and tells the observer so metrics, followers and webhooks see the end.
+func (r *runner) recordFailed(f schedule.Fire, reason string) {
+	d := r.d
+	now := time.Now()
+	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
+		Start: now, End: now, Status: history.StatusFailed, Reason: reason}
+	if prev, err := d.cfg.Store.Run(f.RunID); err == nil && prev != nil {
+		run.Start, run.Steps = prev.Start, prev.Steps
+	}
+	if err := d.cfg.Store.PutRun(run); err != nil {
+		d.log.Error("record failed run", "plan", f.Plan.Name, "run", f.RunID, "err", err)
+	}
+	d.Observer().RunFinished(run)
 }
 
 // Skipped records a trigger dropped because the plan was running.

@@ -2,12 +2,182 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon"
+	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/webhook"
+	"github.com/refreshd/refreshd/executor"
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/plan"
 )
 
-// PLACEHOLDER: replaced by the owner of this subcommand.
+// cmdDaemon is `refreshd daemon`: the long-running scheduler behind the control socket, as
+// systemd runs it. SIGTERM (the context) stops it; SIGHUP reloads the plans.
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "refreshd: not implemented yet")
-	return 2
+	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
+			"                       [--metrics-addr ADDR] [--kill-grace D] [--webhook URL|@FILE]...\n\n"+
+			"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
+		fs.PrintDefaults()
+	}
+	plansDir := fs.String("plans", "/etc/refreshd/plans", "directory of plan files (*.yaml, *.yml)")
+	state := fs.String("state", "/var/lib/refreshd", "state directory: history, logs, locks, workdirs")
+	socket := fs.String("socket", control.DefaultSocket, "control socket path (mode 0660)")
+	group := fs.String("socket-group", "", "group owning the control socket (default: the daemon's)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on ADDR (a bare port binds 127.0.0.1)")
+	grace := fs.Duration("kill-grace", 0, "time between SIGTERM and SIGKILL of a step's process group (default: the plan's, 30s)")
+	hookFormat := fs.String("webhook-format", "json", "payload of the --webhook targets: json or slack")
+	var hooks []string
+	fs.Func("webhook", "global webhook notified on every plan's failures and recoveries; @FILE reads the URL from FILE (keeps it out of ps and the unit); repeatable", func(s string) error {
+		hooks = append(hooks, s)
+		return nil
+	})
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "refreshd daemon: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "refreshd daemon: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	if *hookFormat != "json" && *hookFormat != "slack" {
+		fmt.Fprintf(stderr, "refreshd daemon: --webhook-format %q: want json or slack\n", *hookFormat)
+		return 2
+	}
+	targets, err := webhookTargets(hooks, *hookFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
+		return 2
+	}
+	// journald adds its own timestamps; keep the lines short and structured.
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := runDaemon(ctx, logger, daemonOptions{
+		plans: *plansDir, state: *state, socket: *socket, group: *group,
+		metricsAddr: *metricsAddr, grace: *grace, webhooks: targets,
+	}); err != nil {
+		logger.Error("daemon failed", "err", err)
+		fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type daemonOptions struct {
+	plans, state, socket, group, metricsAddr string
+	grace                                    time.Duration
+	webhooks                                 []webhook.Target
+}
+
+// runDaemon holds the state directory, recovers what a crash left behind, wires the engine
+// into the daemon and runs it until ctx is cancelled.
+func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
+	if fi, err := os.Stat(o.plans); err != nil {
+		return fmt.Errorf("plans directory: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("plans directory %s: not a directory", o.plans)
+	}
+	unlock, err := executor.LockState(o.state)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	store, err := history.Open(filepath.Join(o.state, "history.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	// Holding the lock, no other process runs this state directory: a run still recorded
+	// running was cut short by a crash, kill -9 or power loss.
+	ids, err := store.InterruptRunning("refreshd stopped while the run was running (crash, kill -9 or power loss)")
+	if err != nil {
+		return fmt.Errorf("mark runs left running as interrupted: %w", err)
+	}
+	for _, id := range ids {
+		log.Warn("run left running by an earlier refreshd marked interrupted", "run", id)
+	}
+
+	eng := &engineAdapter{}
+	d, err := daemon.New(daemon.Config{
+		PlansDir:    o.plans,
+		Load:        plan.LoadDir,
+		Engine:      eng,
+		Store:       store,
+		Logger:      log,
+		Version:     versionString(),
+		Socket:      o.socket,
+		SocketGroup: o.group,
+		MetricsAddr: o.metricsAddr,
+		Webhooks:    o.webhooks,
+		Notify:      daemon.SystemdNotifier{Log: log},
+		RunID:       executor.NewRunID,
+	})
+	if err != nil {
+		return err
+	}
+	e, err := executor.New(executor.Config{
+		StateDir:  o.state,
+		Store:     store,
+		Logger:    log,
+		Tools:     &executor.Tools{},
+		Observer:  d.Observer(),
+		KillGrace: o.grace,
+	})
+	if err != nil {
+		return err
+	}
+	eng.e = e
+	return d.Run(ctx)
+}
+
+// engineAdapter runs a daemon request through the executor: expand the plan, run the graph.
+type engineAdapter struct{ e *executor.Engine }
+
+func (a *engineAdapter) Run(ctx context.Context, p *plan.Plan, req daemon.RunRequest) (*history.Run, error) {
+	g, err := plan.Expand(p)
+	if err != nil {
+		return nil, fmt.Errorf("expand plan %s: %w", p.Name, err)
+	}
+	return a.e.Run(ctx, g, executor.RunSpec{ID: req.ID, Trigger: req.Trigger, Scheduled: req.Scheduled})
+}
+
+// webhookTargets turns --webhook values into targets. A URL read from a file (@FILE) is a
+// secret: it is redacted wherever the daemon logs about the target.
+func webhookTargets(values []string, format string) ([]webhook.Target, error) {
+	var out []webhook.Target
+	for _, v := range values {
+		t := webhook.Target{URL: v, Format: format}
+		if path, ok := strings.CutPrefix(v, "@"); ok {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("--webhook @%s: %w", path, err)
+			}
+			t.URL = strings.TrimSpace(string(b))
+			t.Secrets = []string{t.URL}
+		}
+		if err := webhook.CheckURL(t.URL); err != nil {
+			return nil, fmt.Errorf("--webhook %s: %w", webhook.Redact(t.URL, t.Secrets), err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }

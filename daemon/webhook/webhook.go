@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/refreshd/refreshd/internal/redact"
 )
 
 // Events.
@@ -70,6 +72,30 @@ func (e Event) Text() string {
 	return s
 }
 
+// Redacted returns ev with every secret value (and its escaped and base64 forms) masked in
+// every text field, so no payload carries a secret whatever the run's reason quotes.
+func (e Event) Redacted(r *redact.Redactor) Event {
+	e.Plan, e.Run, e.Status, e.Previous = r.String(e.Plan), r.String(e.Run), r.String(e.Status), r.String(e.Previous)
+	e.Reason, e.URL = r.String(e.Reason), r.String(e.URL)
+	return e
+}
+
+// CheckURL reports whether raw is a URL a webhook can be posted to (http or https, with a
+// host). The error never quotes the URL: it may be a secret.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("webhook URL does not parse")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("webhook URL scheme %q: want http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("webhook URL has no host")
+	}
+	return nil
+}
+
 // Sender sends notifications in the background.
 type Sender struct {
 	client *retryablehttp.Client
@@ -90,8 +116,14 @@ func NewSender(log *slog.Logger, retries int, timeout time.Duration) *Sender {
 }
 
 // Send posts ev to every target subscribed to it, in the background: a slow or dead
-// webhook never holds up a run.
-func (s *Sender) Send(ctx context.Context, targets []Target, ev Event) {
+// webhook never holds up a run. secrets (the plan's secret values) and every target's own
+// secrets are redacted from the payload before it leaves.
+func (s *Sender) Send(ctx context.Context, targets []Target, ev Event, secrets ...string) {
+	all := append([]string(nil), secrets...)
+	for _, t := range targets {
+		all = append(all, t.Secrets...)
+	}
+	ev = ev.Redacted(redact.New(all...))
 	for _, t := range targets {
 		if !t.Wants(ev.Event) {
 			continue
@@ -144,23 +176,19 @@ func Redact(raw string, secrets []string) string {
 	if u, err := url.Parse(raw); err == nil && u.Host != "" {
 		out = u.Scheme + "://" + u.Host + "/***"
 	}
-	for _, s := range secrets {
-		if s != "" {
-			out = strings.ReplaceAll(out, s, "***")
-		}
-	}
-	return out
+	return redact.New(secrets...).String(out)
 }
 
+// redactErr masks the target's URL (path and query: usually the credential) and secrets in
+// an error from posting to it.
 func redactErr(err error, t Target) string {
 	msg := strings.ReplaceAll(err.Error(), t.URL, Redact(t.URL, t.Secrets))
-	if u, perr := url.Parse(t.URL); perr == nil && u.Path != "" && u.Path != "/" {
-		msg = strings.ReplaceAll(msg, u.Path, "/***")
-	}
-	for _, s := range t.Secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
+	hide := append([]string(nil), t.Secrets...)
+	if u, perr := url.Parse(t.URL); perr == nil {
+		if u.Path != "" && u.Path != "/" {
+			hide = append(hide, u.Path)
 		}
+		hide = append(hide, u.RawQuery)
 	}
-	return msg
+	return redact.New(hide...).String(msg)
 }
