@@ -8,20 +8,23 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/executor/history"
 	"github.com/refreshd/refreshd/executor/report"
 )
 
 // cmdHistory is `refreshd history [--state DIR] [-o json] [--limit N] [PLAN]`: past runs,
-// newest first, read from the store.
+// newest first. A running daemon holds the store, so its socket is asked first; with no
+// daemon listening the store in --state is read directly.
 func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("history", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd history [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first.")
+		fmt.Fprintln(stderr, "Usage: refreshd history [--socket PATH] [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first: from the daemon when it listens on --socket, else from --state.")
 		fs.PrintDefaults()
 	}
-	state := fs.String("state", defaultLocalState(), "state directory")
+	socket := socketFlag(fs)
+	state := fs.String("state", defaultLocalState(), "state directory, read when no daemon listens on --socket")
 	out := outputFlag(fs)
 	limit := fs.Int("limit", 20, "at most this many runs (0: all)")
 	if err := fs.Parse(args); err != nil {
@@ -36,13 +39,10 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return 2
 	}
-	store, err := history.OpenReadOnly(filepath.Join(*state, "history.db"))
-	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return 1
+	runs, err := control.NewClient(*socket).Runs(ctx, fs.Arg(0), *limit)
+	if errors.Is(err, control.ErrNoDaemon) {
+		runs, err = storeRuns(*state, fs.Arg(0), *limit)
 	}
-	defer store.Close()
-	runs, err := store.Runs(fs.Arg(0), *limit)
 	if err != nil {
 		fmt.Fprintf(stderr, "refreshd: %v\n", err)
 		return 1
@@ -60,4 +60,14 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	report.Runs(stdout, runs)
 	return 0
+}
+
+// storeRuns reads the run list from the store of a state directory no daemon is using.
+func storeRuns(state, plan string, limit int) ([]*history.Run, error) {
+	store, err := history.OpenReadOnly(filepath.Join(state, "history.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	return store.Runs(plan, limit)
 }

@@ -8,20 +8,27 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/executor/history"
 	"github.com/refreshd/refreshd/executor/report"
 )
 
-// cmdLogs is `refreshd logs [--state DIR] [-o json] RUN [STEP]`: a run's steps, attempts,
-// exit codes, caches, publish diff and the output of each attempt, read from the store.
+// cmdLogs is `refreshd logs [-f] [--state DIR] [-o json] RUN [STEP]`: a run's steps,
+// attempts, exit codes, caches, publish diff and the output of each attempt. A running
+// daemon holds the store, so its socket is asked first (and -f follows a run live through
+// it); with no daemon listening the store in --state is read directly.
 func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd logs [--state DIR] [-o json] RUN [STEP]\n\nA run's steps, attempts and output. STEP is an instance id or a step id (all its instances).")
+		fmt.Fprintln(stderr, "Usage: refreshd logs [-f] [--socket PATH] [--state DIR] [-o json] RUN [STEP]\n\n"+
+			"A run's steps, attempts and output. STEP is an instance id or a step id (all its instances).\n"+
+			"-f follows a running run's output live until it ends (needs the daemon).")
 		fs.PrintDefaults()
 	}
-	state := fs.String("state", defaultLocalState(), "state directory")
+	socket := socketFlag(fs)
+	state := fs.String("state", defaultLocalState(), "state directory, read when no daemon listens on --socket")
+	follow := fs.Bool("f", false, "follow the run's output until it ends")
 	out := outputFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -36,22 +43,63 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	store, err := history.OpenReadOnly(filepath.Join(*state, "history.db"))
+	id, step := fs.Arg(0), fs.Arg(1)
+	c := control.NewClient(*socket)
+	if *follow {
+		return followLogs(ctx, c, id, step, *out, stdout, stderr)
+	}
+	r, err := c.Run(ctx, id)
+	if errors.Is(err, control.ErrNoDaemon) {
+		r, err = storeRun(*state, id)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "refreshd: %v\n", err)
 		return 1
 	}
-	defer store.Close()
-	r, err := store.Run(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return 1
-	}
-	step := fs.Arg(1)
+	// The attempt log files are named in the record; the CLI reads them itself (the state
+	// directory's logs are readable by the daemon's group).
 	if *out == "json" {
 		printJSON(stdout, report.CollectLogs(r, step))
 		return 0
 	}
 	report.Run(stdout, r, step, true)
 	return 0
+}
+
+// followLogs streams a run's output from the daemon until the run ends, then prints its
+// detail (or, with -o json, its logs record).
+func followLogs(ctx context.Context, c *control.Client, id, step, out string, stdout, stderr io.Writer) int {
+	err := c.Logs(ctx, id, step, true, func(line string) error {
+		if out == "text" {
+			fmt.Fprintln(stdout, line)
+		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return exitInterrupted
+	}
+	if err != nil {
+		return clientError(stderr, err)
+	}
+	r, err := c.Run(ctx, id)
+	if err != nil {
+		return clientError(stderr, err)
+	}
+	if out == "json" {
+		printJSON(stdout, report.CollectLogs(r, step))
+		return 0
+	}
+	fmt.Fprintln(stdout)
+	report.Run(stdout, r, step, false)
+	return 0
+}
+
+// storeRun reads one run from the store of a state directory no daemon is using.
+func storeRun(state, id string) (*history.Run, error) {
+	store, err := history.OpenReadOnly(filepath.Join(state, "history.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	return store.Run(id)
 }

@@ -118,15 +118,13 @@ func (c *Client) Trigger(ctx context.Context, plan string) (*Triggered, error) {
 	return &t, c.getJSON(ctx, http.MethodPost, "/v1/plans/"+url.PathEscape(plan)+"/run", nil, &t)
 }
 
-// Runs lists runs, newest first; plan "" means all plans.
+// Runs lists runs, newest first; plan "" means all plans, limit 0 all runs.
 func (c *Client) Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error) {
 	q := url.Values{}
 	if plan != "" {
 		q.Set("plan", plan)
 	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
+	q.Set("limit", strconv.Itoa(max(limit, 0)))
 	var runs []*history.Run
 	return runs, c.getJSON(ctx, http.MethodGet, "/v1/runs", q, &runs)
 }

@@ -104,8 +104,8 @@ func (h *handler) runs(w http.ResponseWriter, r *http.Request) {
 	limit := 20
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("query parameter limit=%q: want a positive integer", s))
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("query parameter limit=%q: want a number of runs, 0 for all", s))
 			return
 		}
 		limit = n
