@@ -27,7 +27,8 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
-			"                       [--metrics-addr ADDR] [--kill-grace D] [--webhook URL|@FILE]...\n\n"+
+			"                       [--metrics-addr ADDR] [--kill-grace D] [--webhook URL|@FILE]...\n"+
+			"                       [--plain-http-registry HOST[:PORT]]...\n\n"+
 			"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
 		fs.PrintDefaults()
 	}
@@ -43,6 +44,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		hooks = append(hooks, s)
 		return nil
 	})
+	plainHTTP := plainHTTPFlag(fs)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -72,7 +74,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := runDaemon(ctx, logger, daemonOptions{
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
-		metricsAddr: *metricsAddr, grace: *grace, webhooks: targets,
+		metricsAddr: *metricsAddr, grace: *grace, webhooks: targets, plainHTTP: *plainHTTP,
 	}); err != nil {
 		logger.Error("daemon failed", "err", err)
 		fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
@@ -85,6 +87,7 @@ type daemonOptions struct {
 	plans, state, socket, group, metricsAddr string
 	grace                                    time.Duration
 	webhooks                                 []webhook.Target
+	plainHTTP                                []string
 }
 
 // runDaemon holds the state directory, recovers what a crash left behind, wires the engine
@@ -138,7 +141,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		StateDir:  o.state,
 		Store:     store,
 		Logger:    log,
-		Tools:     &executor.Tools{},
+		Tools:     &executor.Tools{PlainHTTPRegistries: o.plainHTTP},
 		Observer:  d.Observer(),
 		KillGrace: o.grace,
 	})

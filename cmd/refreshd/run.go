@@ -36,12 +36,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd run --local [--state DIR] [--dry-run] [--kill-grace D] PLANFILE\n\nRun a plan in the foreground, without a daemon. Exit code 0 succeeded, 1 failed,\n2 plan invalid, 130 interrupted (Ctrl-C stops the steps' process groups cleanly).")
+		fmt.Fprintln(stderr, "Usage: refreshd run --local [--state DIR] [--dry-run] [--kill-grace D] [--plain-http-registry HOST]... PLANFILE\n\nRun a plan in the foreground, without a daemon. Exit code 0 succeeded, 1 failed,\n2 plan invalid, 130 interrupted (Ctrl-C stops the steps' process groups cleanly).")
 		fs.PrintDefaults()
 	}
 	fs.Bool("local", false, "run in the foreground without a daemon")
 	state := fs.String("state", defaultLocalState(), "state directory: history, logs, locks, workdirs")
 	dryRun := fs.Bool("dry-run", false, "execute nothing: print each step's exact commands; publish computes its diff only")
+	plainHTTP := plainHTTPFlag(fs)
 	grace := fs.Duration("kill-grace", 0, "time between SIGTERM and SIGKILL of a step's process group (default: the plan's, 30s)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -99,7 +100,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Warn("run left running by an earlier refreshd marked interrupted", "run", id)
 	}
 
-	cfg := executor.Config{StateDir: *state, Store: store, Logger: logger, Tools: &executor.Tools{}, KillGrace: *grace}
+	cfg := executor.Config{StateDir: *state, Store: store, Logger: logger, Tools: &executor.Tools{PlainHTTPRegistries: *plainHTTP}, KillGrace: *grace}
 	if live != nil {
 		cfg.Observer = live
 		live.Start(250 * time.Millisecond)
