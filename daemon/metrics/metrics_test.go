@@ -1,0 +1,141 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestListenAddr(t *testing.T) {
+	tests := []struct {
+		in, want, wantErr string
+	}{
+		{"9464", "127.0.0.1:9464", ""},
+		{":9464", "127.0.0.1:9464", ""},
+		{"127.0.0.1:9000", "127.0.0.1:9000", ""},
+		{"0.0.0.0:9464", "0.0.0.0:9464", ""},
+		{"[::1]:9464", "[::1]:9464", ""},
+		{"localhost:", "", "no port"},
+		{"a:b:c", "", "too many colons"},
+	}
+	for _, tt := range tests {
+		got, err := ListenAddr(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "--metrics-addr") {
+				t.Errorf("ListenAddr(%q) = %q, %v; want an error about --metrics-addr with %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ListenAddr(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// scrape serves m on a real loopback port and returns one scrape of /metrics.
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(ctx, l, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("metrics server did not stop")
+		}
+	}()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + l.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("scrape: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+func TestMetricsExposition(t *testing.T) {
+	m := New("v1.2.3")
+	m.PlanKnown("idle")
+	m.RunStarted("nightly")
+	m.StepFinished("nightly", "build[platform=linux/amd64]", 90*time.Second)
+	m.StepFinished("nightly", "build[platform=linux/arm64]", 3*time.Second)
+	m.RunFinished("nightly", "succeeded", time.Unix(1700000000, 500e6), true)
+	m.RunFinished("nightly", "skipped", time.Unix(1700000001, 0), false)
+	m.RunStarted("broken")
+	m.RunFinished("broken", "failed", time.Unix(1700000002, 0), true)
+	m.CacheTags("nightly", 3, 1)
+	m.LoadErrors([]string{"/etc/refreshd/plans/a.yaml", "/etc/refreshd/plans/b.yaml"})
+	m.LoadErrors([]string{"/etc/refreshd/plans/b.yaml"}) // a reload fixed a.yaml
+
+	body := scrape(t, m)
+	for _, want := range []string{
+		`refreshd_runs_total{plan="nightly",status="succeeded"} 1`,
+		`refreshd_runs_total{plan="nightly",status="skipped"} 1`,
+		`refreshd_runs_total{plan="broken",status="failed"} 1`,
+		`refreshd_runs_in_progress{plan="nightly"} 0`,
+		`refreshd_runs_in_progress{plan="idle"} 0`,
+		`refreshd_last_success_timestamp_seconds{plan="nightly"} 1.7000000005e+09`,
+		// Both instances fold into the step id: bounded cardinality.
+		`refreshd_step_duration_seconds_count{plan="nightly",step="build"} 2`,
+		`refreshd_step_duration_seconds_bucket{plan="nightly",step="build",le="5"} 1`,
+		`refreshd_cache_tags{plan="nightly",state="verified"} 3`,
+		`refreshd_cache_tags{plan="nightly",state="missing"} 1`,
+		`refreshd_plan_load_errors 1`,
+		`refreshd_plan_load_error{file="/etc/refreshd/plans/b.yaml"} 1`,
+		`refreshd_build_info{goversion="go`,
+		`version="v1.2.3"} 1`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("exposition lacks %s", want)
+		}
+	}
+	for _, absent := range []string{`file="/etc/refreshd/plans/a.yaml"`, `refreshd_last_success_timestamp_seconds{plan="broken"}`, `[platform=`} {
+		if strings.Contains(body, absent) {
+			t.Errorf("exposition has %s", absent)
+		}
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
+			t.Fatal("promtool not installed")
+		}
+		t.Skip("promtool not installed")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// Each Metrics has its own registry: two daemons (or tests) in one process do not collide.
+func TestRegistriesAreIndependent(t *testing.T) {
+	a, b := New("a"), New("b")
+	a.RunFinished("p", "succeeded", time.Now(), false)
+	if body := scrape(t, b); strings.Contains(body, `refreshd_runs_total{plan="p"`) {
+		t.Error("a run recorded on one Metrics shows on another")
+	}
+}

@@ -1,0 +1,208 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hookServer is a real HTTP server that answers 503 to the first failFirst requests.
+type hookServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	calls  int
+	bodies []string
+	types  []string
+}
+
+func newHookServer(t *testing.T, failFirst int) *hookServer {
+	h := &hookServer{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.calls++
+		if h.calls <= failFirst {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		h.bodies = append(h.bodies, string(b))
+		h.types = append(h.types, r.Header.Get("Content-Type"))
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hookServer) snapshot() (calls int, bodies []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls, append([]string(nil), h.bodies...)
+}
+
+func testSender(log *bytes.Buffer, retries int) *Sender {
+	s := NewSender(slog.New(slog.NewTextHandler(log, nil)), retries, 5*time.Second)
+	s.client.RetryWaitMin, s.client.RetryWaitMax = 10*time.Millisecond, 50*time.Millisecond
+	return s
+}
+
+var failure = Event{Event: OnFailure, Plan: "nightly", Run: "nightly-1", Status: "failed",
+	Reason: "step build: exit 1", Started: time.Unix(100, 0).UTC(), Ended: time.Unix(160, 0).UTC()}
+
+func TestSendRetriesAndFormats(t *testing.T) {
+	tests := []struct {
+		name   string
+		format string
+		check  func(t *testing.T, body string)
+	}{
+		{"json", "json", func(t *testing.T, body string) {
+			var ev Event
+			if err := json.Unmarshal([]byte(body), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Event != OnFailure || ev.Plan != "nightly" || ev.Run != "nightly-1" || ev.Reason != "step build: exit 1" || !ev.Ended.Equal(failure.Ended) {
+				t.Errorf("payload %+v", ev)
+			}
+		}},
+		{"slack", "slack", func(t *testing.T, body string) {
+			var m map[string]string
+			if err := json.Unmarshal([]byte(body), &m); err != nil {
+				t.Fatal(err)
+			}
+			if len(m) != 1 || m["text"] != "refreshd: plan nightly run nightly-1 failed: step build: exit 1" {
+				t.Errorf("slack payload %q", body)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newHookServer(t, 1)
+			var log bytes.Buffer
+			s := testSender(&log, 3)
+			s.Send(context.Background(), []Target{{URL: srv.URL + "/hooks/T0K3N", Format: tt.format}}, failure)
+			s.Wait()
+			calls, bodies := srv.snapshot()
+			if calls != 2 || len(bodies) != 1 {
+				t.Fatalf("%d calls, %d delivered; want a 503 then one delivery", calls, len(bodies))
+			}
+			tt.check(t, bodies[0])
+			if srv.types[0] != "application/json" {
+				t.Errorf("Content-Type %q", srv.types[0])
+			}
+			if strings.Contains(log.String(), "T0K3N") {
+				t.Errorf("the webhook path leaked into the log: %s", log.String())
+			}
+		})
+	}
+}
+
+func TestSendGivesUpAfterRetriesWithoutLeakingTheURL(t *testing.T) {
+	srv := newHookServer(t, 100)
+	var log bytes.Buffer
+	s := testSender(&log, 2)
+	s.Send(context.Background(), []Target{{URL: srv.URL + "/services/SECRETPATH?token=QTOKEN"}}, failure)
+	s.Wait()
+	if calls, _ := srv.snapshot(); calls != 3 {
+		t.Errorf("%d calls, want 3 (1 + 2 retries)", calls)
+	}
+	out := log.String()
+	if !strings.Contains(out, "webhook failed") {
+		t.Errorf("no failure logged: %s", out)
+	}
+	for _, leak := range []string{"SECRETPATH", "QTOKEN"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("log leaks %s: %s", leak, out)
+		}
+	}
+}
+
+func TestSendRedactsSecretsFromPayload(t *testing.T) {
+	const secret = "hunter2-s3cret"
+	srv := newHookServer(t, 0)
+	ev := failure
+	ev.Reason = "push failed: https://ci:" + secret + "@git.example/x and Basic " + base64.StdEncoding.EncodeToString([]byte(secret))
+	var log bytes.Buffer
+	s := testSender(&log, 0)
+	s.Send(context.Background(), []Target{{URL: srv.URL + "/h", Format: "json"}, {URL: srv.URL + "/s", Format: "slack"}}, ev, secret)
+	s.Wait()
+	_, bodies := srv.snapshot()
+	if len(bodies) != 2 {
+		t.Fatalf("%d deliveries, want 2", len(bodies))
+	}
+	for _, b := range bodies {
+		if strings.Contains(b, secret) || strings.Contains(b, base64.StdEncoding.EncodeToString([]byte(secret))) {
+			t.Errorf("payload leaks the secret: %s", b)
+		}
+		if !strings.Contains(b, "***") {
+			t.Errorf("payload %s: want the secret masked", b)
+		}
+	}
+}
+
+func TestTargetWants(t *testing.T) {
+	tests := []struct {
+		on    []string
+		event string
+		want  bool
+	}{
+		{nil, OnFailure, true},
+		{nil, OnRecovery, true},
+		{[]string{OnFailure}, OnRecovery, false},
+		{[]string{OnRecovery}, OnRecovery, true},
+	}
+	for _, tt := range tests {
+		if got := (Target{On: tt.on}).Wants(tt.event); got != tt.want {
+			t.Errorf("Target{On: %v}.Wants(%s) = %v", tt.on, tt.event, got)
+		}
+	}
+	srv := newHookServer(t, 0)
+	s := testSender(&bytes.Buffer{}, 0)
+	s.Send(context.Background(), []Target{{URL: srv.URL, On: []string{OnRecovery}}}, failure)
+	s.Wait()
+	if calls, _ := srv.snapshot(); calls != 0 {
+		t.Errorf("a recovery-only target got a failure (%d calls)", calls)
+	}
+}
+
+func TestRecoveryText(t *testing.T) {
+	ev := Event{Event: OnRecovery, Plan: "p", Run: "p-2", Status: "succeeded", Previous: "failed"}
+	if got, want := ev.Text(), "refreshd: plan p recovered: run p-2 succeeded (previous run failed)"; got != want {
+		t.Errorf("Text() = %q, want %q", got, want)
+	}
+}
+
+func TestCheckURLAndRedact(t *testing.T) {
+	tests := []struct {
+		url     string
+		wantErr string
+	}{
+		{"https://hooks.slack.com/services/T/B/X", ""},
+		{"http://127.0.0.1:8080/hook", ""},
+		{"ftp://host/x", `scheme "ftp"`},
+		{"https:///path", "no host"},
+		{"://bad", "does not parse"},
+	}
+	for _, tt := range tests {
+		err := CheckURL(tt.url)
+		if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("CheckURL(%q) = %v, want %q", tt.url, err, tt.wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), "path") {
+			t.Errorf("CheckURL(%q) quotes the URL: %v", tt.url, err)
+		}
+	}
+	if got := Redact("https://hooks.slack.com/services/T/B/X?k=v", nil); got != "https://hooks.slack.com/***" {
+		t.Errorf("Redact = %q", got)
+	}
+	if got := Redact("https://tok3n.example/x", []string{"tok3n"}); got != "https://***.example/***" {
+		t.Errorf("Redact with a secret host = %q", got)
+	}
+}
