@@ -1,0 +1,420 @@
+package refresh
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/internal/teststack"
+)
+
+// bin is the refreshd binary TestMain built for this package's tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "refreshd-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "refreshd")
+	build := exec.Command("go", "build", "-o", bin, "github.com/refreshd/refreshd/cmd/refreshd")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build refreshd: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// stack is one scripts/stack.sh stack (registry, two buildkitd nodes, bare constraints
+// repository, project copy, rendered plan) under the test's temp directory, on free ports.
+type stack struct {
+	t   *testing.T
+	dir string
+	env map[string]string // `stack.sh env`: DOCKER_CONFIG, REGISTRY, CONSTRAINTS_REPO, ...
+}
+
+func upStack(t *testing.T) *stack {
+	t.Helper()
+	teststack.Require(t)
+	if _, err := exec.LookPath("busybox"); err != nil {
+		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
+			t.Fatal("busybox (busybox-static) missing: run scripts/install-stack.sh")
+		}
+		t.Skip("busybox (busybox-static) missing: run scripts/install-stack.sh")
+	}
+	s := &stack{t: t, dir: t.TempDir()}
+	t.Cleanup(func() {
+		if out, err := s.try("down"); err != nil {
+			t.Errorf("stack.sh down: %v\n%s", err, out)
+		}
+	})
+	s.sh("up",
+		"STACK_REGISTRY_PORT="+strconv.Itoa(teststack.FreePort(t)),
+		"STACK_NODE0_PORT="+strconv.Itoa(teststack.FreePort(t)),
+		"STACK_NODE1_PORT="+strconv.Itoa(teststack.FreePort(t)))
+	s.env = map[string]string{}
+	for _, line := range strings.Split(s.sh("env"), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok {
+			s.env[k] = v
+		}
+	}
+	return s
+}
+
+func (s *stack) sh(cmd string, env ...string) string {
+	s.t.Helper()
+	out, err := s.try(cmd, env...)
+	if err != nil {
+		s.t.Fatalf("stack.sh %s %s: %v\n%s", cmd, s.dir, err, out)
+	}
+	return out
+}
+
+func (s *stack) try(cmd string, env ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, "bash", filepath.Join(repoRoot(s.t), "scripts", "stack.sh"), cmd, s.dir)
+	c.Env = append(os.Environ(), env...)
+	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
+func (s *stack) registry() string { return s.env["REGISTRY"] }
+func (s *stack) repo() string     { return s.env["CONSTRAINTS_REPO"] }
+func (s *stack) project() string  { return s.env["REFRESHD_DEMO_PROJECT"] }
+func (s *stack) plans() string    { return s.env["REFRESHD_DEMO_PLANS"] }
+
+// stop stops one process of the stack (registry, node0, node1) the way an outage does:
+// SIGKILL to its process group, then waits (bounded) until it is gone. `stack.sh up`
+// restarts it.
+func (s *stack) stop(name string) {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.dir, "pids", name+".pid"))
+	if err != nil {
+		s.t.Fatalf("pid of %s: %v", name, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		s.t.Fatalf("pid file of %s: %v", name, err)
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	for range 100 {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("%s (pid %d) still running 5 s after SIGKILL", name, pid)
+}
+
+// editPlan rewrites the stack's rendered plan; every old string must be present.
+func (s *stack) editPlan(pairs ...string) {
+	s.t.Helper()
+	p := filepath.Join(s.plans(), "demo.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	text := string(b)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(text, pairs[i]) {
+			s.t.Fatalf("plan %s has no %q to replace", p, pairs[i])
+		}
+		text = strings.Replace(text, pairs[i], pairs[i+1], 1)
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// onePython cuts the rendered plan to Python 3.11 so a drill builds half as much; the
+// shapes (matrix, two platforms, three modes, publish, verify) stay.
+func (s *stack) onePython() {
+	s.editPlan(`python: ["3.11", "3.12"]`, `python: ["3.11"]`)
+}
+
+// release appends a line to the project's package index: a simulated upstream release.
+func (s *stack) release(line string) {
+	s.t.Helper()
+	f, err := os.OpenFile(filepath.Join(s.project(), "index", "packages.txt"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// digest asks the registry itself (not refreshd's client) for the manifest digest of a
+// cache ref, "" when the tag does not exist.
+func (s *stack) digest(ref string) string {
+	s.t.Helper()
+	repo, tag, ok := strings.Cut(strings.TrimPrefix(ref, s.registry()+"/"), ":")
+	if !ok {
+		s.t.Fatalf("ref %q has no tag", ref)
+	}
+	req, _ := http.NewRequest(http.MethodHead, "http://"+s.registry()+"/v2/"+repo+"/manifests/"+tag, nil)
+	req.Header.Set("Accept", strings.Join([]string{
+		"application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+		"application/vnd.docker.distribution.manifest.list.v2+json",
+		"application/vnd.docker.distribution.manifest.v2+json"}, ", "))
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		s.t.Fatalf("HEAD %s: %v", ref, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return resp.Header.Get("Docker-Content-Digest")
+	case http.StatusNotFound:
+		return ""
+	}
+	s.t.Fatalf("HEAD %s: %s", ref, resp.Status)
+	return ""
+}
+
+// git runs git against the bare constraints repository.
+func (s *stack) git(args ...string) string {
+	s.t.Helper()
+	c := exec.Command("git", append([]string{"--git-dir", s.repo()}, args...)...)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (s *stack) head() string { return s.git("rev-parse", "refs/heads/constraints-main") }
+
+// daemon is a real `refreshd daemon` process on the stack.
+type daemon struct {
+	t      *testing.T
+	s      *stack
+	state  string
+	socket string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	done   chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startDaemon starts `refreshd daemon` with the stack's environment and waits (at most
+// 15 s) until it answers on its socket. Cleanup stops it with SIGTERM (SIGKILL after 30 s).
+func startDaemon(t *testing.T, s *stack, state string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, s: s, state: state, socket: filepath.Join(s.dir, "refreshd.sock"),
+		logs: &syncBuffer{}, done: make(chan struct{})}
+	d.cmd = exec.Command(bin, "daemon", "--plans", s.plans(), "--state", state, "--socket", d.socket,
+		"--plain-http-registry", s.registry(), "--kill-grace", "5s")
+	d.cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+s.env["DOCKER_CONFIG"], "TZ=UTC")
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start daemon: %v", err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(d.stop)
+	c := d.client()
+	for range 150 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Status(ctx)
+		cancel()
+		if err == nil {
+			return d
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("daemon exited before it answered:\n%s", d.logs)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("daemon did not answer on %s within 15 s:\n%s", d.socket, d.logs)
+	return nil
+}
+
+func (d *daemon) client() *control.Client { return control.NewClient(d.socket) }
+
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		d.t.Errorf("daemon ignored SIGTERM for 30 s; SIGKILL\n%s", d.logs)
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+func (d *daemon) kill9() {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		d.t.Fatal("daemon still running 10 s after SIGKILL")
+	}
+}
+
+// runCLI is `refreshd run --wait -o json demo` through the daemon's socket: the documented
+// command. It returns the finished run and the command's exit code.
+func (d *daemon) runCLI() (*history.Run, int) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, bin, "run", "--wait", "--socket", d.socket, "-o", "json", "demo")
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.t.Fatalf("refreshd run: %v\n%s", err, stderr.String())
+	}
+	var r history.Run
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil || r.ID == "" {
+		d.t.Fatalf("refreshd run (exit %d) printed no run record: %v\nstdout: %s\nstderr: %s\ndaemon:\n%s",
+			code, err, stdout.String(), stderr.String(), d.logs)
+	}
+	return &r, code
+}
+
+// mustSucceed runs the plan and fails the test unless the run succeeded.
+func (d *daemon) mustSucceed() *history.Run {
+	d.t.Helper()
+	r, code := d.runCLI()
+	if r.Status != history.StatusSucceeded || code != 0 {
+		d.t.Fatalf("run %s: %s (exit %d): %s\n%s", r.ID, r.Status, code, r.Reason, describe(r))
+	}
+	return r
+}
+
+// describe is a run's steps, one line each, for failure messages.
+func describe(r *history.Run) string {
+	var b strings.Builder
+	for _, s := range r.Steps {
+		fmt.Fprintf(&b, "  %s: %s %s\n", s.Instance, s.Status, s.Reason)
+	}
+	return b.String()
+}
+
+func step(t *testing.T, r *history.Run, instance string) history.Step {
+	t.Helper()
+	for _, s := range r.Steps {
+		if s.Instance == instance {
+			return s
+		}
+	}
+	t.Fatalf("run %s has no step %s; it has:\n%s", r.ID, instance, describe(r))
+	return history.Step{}
+}
+
+// caches is every cache ref a run recorded, with its digest after the run (the refresh-cache
+// record, which verify-cache confirms).
+func caches(r *history.Run) map[string]history.Cache {
+	out := map[string]history.Cache{}
+	for _, s := range r.Steps {
+		for _, c := range s.Caches {
+			prev, ok := out[c.Ref]
+			if !ok || c.After != "" {
+				c.Changed = c.Changed || prev.Changed
+				c.Verified = c.Verified || prev.Verified
+				out[c.Ref] = c
+			} else {
+				prev.Verified = prev.Verified || c.Verified
+				out[c.Ref] = prev
+			}
+		}
+	}
+	return out
+}
+
+func publishOf(t *testing.T, r *history.Run) *history.Publish {
+	t.Helper()
+	p := step(t, r, "publish-constraints").Publish
+	if p == nil {
+		t.Fatalf("run %s: publish-constraints recorded nothing", r.ID)
+	}
+	return p
+}
+
+// stepProcesses lists live processes, other than the pids in skip, started with this stack's
+// DOCKER_CONFIG: the daemon passes it to every step (docker, docker-buildx), while the
+// stack's own servers never get it.
+func stepProcesses(t *testing.T, s *stack, skip ...int) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte("DOCKER_CONFIG=" + s.env["DOCKER_CONFIG"] + "\x00")
+	var found []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || slices.Contains(skip, pid) {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if _, rest, ok := strings.Cut(string(stat), ") "); !ok || strings.HasPrefix(rest, "Z") {
+			continue // gone, or a zombie: no running process
+		}
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if bytes.Contains(environ, want) {
+			cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return found
+}
