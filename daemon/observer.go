@@ -66,16 +66,7 @@ func (o *Observer) RunFinished(r *history.Run) {
 	d.streams.finish(r.ID)
 	if d.metrics != nil {
 		d.metrics.RunFinished(r.Plan, string(r.Status), r.End, started)
-		verified, missing := 0, 0
-		for _, s := range r.Steps {
-			for _, c := range s.Caches {
-				if c.Verified {
-					verified++
-				} else {
-					missing++
-				}
-			}
-		}
+		verified, missing := r.CacheTags()
 		if verified+missing > 0 {
 			d.metrics.CacheTags(r.Plan, verified, missing)
 		}
@@ -88,6 +79,8 @@ func (o *Observer) RunFinished(r *history.Run) {
 		event = webhook.OnFailure
 	case r.Status == history.StatusSucceeded && prev == history.StatusFailed:
 		event = webhook.OnRecovery
+	case r.Status == history.StatusSucceeded:
+		event = webhook.OnSuccess
 	}
 	if event == "" {
 		return

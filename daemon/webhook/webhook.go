@@ -22,7 +22,8 @@ import (
 // Events.
 const (
 	OnFailure  = "failure"
-	OnRecovery = "recovery"
+	OnRecovery = "recovery" // the first success after a failure
+	OnSuccess  = "success"  // any success; only for targets that ask for it
 )
 
 // Target is one webhook.
@@ -34,13 +35,13 @@ type Target struct {
 	Secrets []string
 }
 
-// Wants reports whether t is subscribed to event.
+// Wants reports whether t is subscribed to event. A recovery is also a success.
 func (t Target) Wants(event string) bool {
 	if len(t.On) == 0 {
-		return true
+		return event == OnFailure || event == OnRecovery
 	}
 	for _, o := range t.On {
-		if o == event {
+		if o == event || (o == OnSuccess && event == OnRecovery) {
 			return true
 		}
 	}

@@ -157,6 +157,10 @@ func TestTargetWants(t *testing.T) {
 		{nil, OnRecovery, true},
 		{[]string{OnFailure}, OnRecovery, false},
 		{[]string{OnRecovery}, OnRecovery, true},
+		{nil, OnSuccess, false},
+		{[]string{OnSuccess}, OnSuccess, true},
+		{[]string{OnSuccess}, OnRecovery, true},
+		{[]string{OnFailure}, OnSuccess, false},
 	}
 	for _, tt := range tests {
 		if got := (Target{On: tt.on}).Wants(tt.event); got != tt.want {
