@@ -32,6 +32,12 @@ type Attempt struct {
 	Record func(func(*history.Step))
 	// Warn records a warning on the run (and logs it).
 	Warn func(msg string)
+	// Previous returns the digest ref had before this run, as refreshd last recorded it: an
+	// earlier step of this run that read the registry before changing the ref (a cache
+	// build), else the latest earlier run of the plan that recorded the ref. digest is ""
+	// when the ref was recorded absent; ok is false when there is no record of it at all.
+	// It lets a verify step, which runs after the builds, say what changed.
+	Previous func(ref string) (digest string, ok bool)
 	// StateDir is the daemon's (or run --local's) state directory.
 	StateDir string
 	DryRun   bool // the dry run: change nothing outside the state directory

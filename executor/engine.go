@@ -227,6 +227,8 @@ type runState struct {
 	builders map[string]*builderLock
 	unlocks  []func()
 
+	prev previousDigests // cache digests recorded by earlier runs, read once when first asked
+
 	outMu sync.Mutex // serialises writes to Config.Output
 	dirty chan struct{}
 }

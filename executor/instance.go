@@ -165,7 +165,8 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 			res.status = st
 			return st, err
 		},
-		Record: func(f func(*history.Step)) { rs.update(i, f) },
+		Record:   func(f func(*history.Step)) { rs.update(i, f) },
+		Previous: func(ref string) (string, bool) { return rs.previousDigest(inst.ID, ref) },
 		Warn: func(msg string) {
 			msg = rs.red.String(msg)
 			log.Warn(msg)

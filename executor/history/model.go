@@ -92,3 +92,24 @@ type PackageChange struct {
 	Old     string `json:"old,omitempty"` // "" when added
 	New     string `json:"new,omitempty"` // "" when removed
 }
+
+// CacheTags counts the distinct cache refs the run checked in the registry, by their final
+// state. A ref recorded by several steps (the build that pushed it, then the verify step)
+// counts once, as the last of them in the run's (graph) order saw it: a tag the build pushed
+// and a later check found gone is missing.
+func (r *Run) CacheTags() (verified, missing int) {
+	final := map[string]bool{}
+	for _, s := range r.Steps {
+		for _, c := range s.Caches {
+			final[c.Ref] = c.Verified
+		}
+	}
+	for _, ok := range final {
+		if ok {
+			verified++
+		} else {
+			missing++
+		}
+	}
+	return verified, missing
+}
