@@ -133,6 +133,11 @@ func (d *Daemon) Observer() *Observer { return &Observer{d: d} }
 // returns once they have.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.started = time.Now()
+	// SIGHUP is caught from the start: its default action would kill a daemon still loading.
+	// A reload asked for before READY is done once the daemon is ready.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d.cfg.Notify.Notify("STATUS=loading plans")
 	plans := d.loadPlans(nil)
 	d.rememberLastStatus(plans)
@@ -181,9 +186,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	watchdog := d.cfg.Notify.WatchdogTicker()
 	defer watchdog.Stop()
 
