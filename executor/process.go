@@ -55,13 +55,19 @@ func (p *process) run(ctx context.Context) (ExitStatus, error) {
 	// Stdout and stderr share one pipe (an *os.File, so exec starts no copying goroutine
 	// of its own): lines keep the order the process wrote them in.
 	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        p.argv,
-		Dir:         p.dir,
-		Env:         p.env,
-		Stdout:      pw,
-		Stderr:      pw,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		Path:   path,
+		Args:   p.argv,
+		Dir:    p.dir,
+		Env:    p.env,
+		Stdout: pw,
+		Stderr: pw,
+		// Pdeathsig: if refreshd dies without stopping its steps (kill -9, OOM killer), the
+		// kernel kills each step's leader, so no build keeps running and pushing for a daemon
+		// that is gone and a restarted daemon never races its predecessor's steps. Killing
+		// the docker CLI ends the buildx plugin too (it watches the CLI's socket). The signal
+		// fires when the forking OS thread exits; Go only retires a thread whose goroutine
+		// locked it, and refreshd never locks one.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	if err := cmd.Start(); err != nil {
 		pr.Close()
