@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -118,7 +121,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	rs := &runState{
 		e: e, g: g, p: p, spec: spec,
 		log:      e.log.With("plan", p.Name, "run", spec.ID),
-		red:      newRedactor(nil),
+		red:      redact.New(),
 		idx:      make(map[string]int, len(g.Instances)),
 		dirty:    make(chan struct{}, 1),
 		builders: map[string]*builderLock{},
@@ -216,7 +219,7 @@ type runState struct {
 	p       *plan.Plan
 	spec    RunSpec
 	log     *slog.Logger
-	red     *redactor
+	red     *redact.Redactor
 	secrets map[string]string
 	workdir string // the plan's default workdir
 	grace   time.Duration
@@ -240,7 +243,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		rs.skipAll("run failed before it started")
 		return history.StatusFailed, err.Error()
 	}
-	rs.secrets, rs.red = secrets, newRedactor(secrets)
+	rs.secrets, rs.red = secrets, redact.New(slices.Collect(maps.Values(secrets))...)
 	rs.workdir = rs.p.Workdir
 	if rs.workdir == "" {
 		rs.workdir = filepath.Join(rs.e.cfg.StateDir, "work", safeName(rs.p.Name))
@@ -370,7 +373,7 @@ func copyRun(r *history.Run) *history.Run {
 }
 
 // copyStep deep-copies s, redacting free text when red is not nil.
-func copyStep(s *history.Step, red *redactor) *history.Step {
+func copyStep(s *history.Step, red *redact.Redactor) *history.Step {
 	c := *s
 	c.Attempts = append([]history.Attempt(nil), s.Attempts...)
 	c.Caches = append([]history.Cache(nil), s.Caches...)

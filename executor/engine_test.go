@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -479,7 +480,7 @@ func TestRetention(t *testing.T) {
 }
 
 func TestLongLinesKeepSecretsWhole(t *testing.T) {
-	red := newRedactor(map[string]string{"S": "abcdef"})
+	red := redact.New("abcdef")
 	var lines []string
 	w := &lineWriter{red: red, emit: func(l string) { lines = append(lines, l) }}
 	// The secret straddles the forced break at maxLine.

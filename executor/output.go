@@ -2,74 +2,12 @@ package executor
 
 import (
 	"bytes"
-	"encoding/base64"
-	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
+
+	"github.com/refreshd/refreshd/internal/redact"
 )
-
-const redacted = "***"
-
-// redactor replaces every secret value, and the encodings it is likely to appear in (URL
-// query and path escaping, base64 as in HTTP basic auth and docker config.json), with ***.
-// It is applied to every line of output before it is logged or written, and to every error,
-// reason and warning before it is recorded.
-type redactor struct {
-	r        *strings.Replacer
-	variants []string // longest first
-}
-
-func newRedactor(secrets map[string]string) *redactor {
-	seen := map[string]bool{}
-	var variants []string
-	add := func(v string) {
-		if v != "" && !seen[v] {
-			seen[v] = true
-			variants = append(variants, v)
-		}
-	}
-	for _, v := range secrets {
-		add(v)
-		add(url.QueryEscape(v))
-		add(url.PathEscape(v))
-		add(base64.StdEncoding.EncodeToString([]byte(v)))
-		add(strings.TrimRight(base64.StdEncoding.EncodeToString([]byte(v)), "="))
-		add(base64.URLEncoding.EncodeToString([]byte(v)))
-	}
-	// Longest first: strings.Replacer prefers earlier pairs at the same position, so a value
-	// containing another secret is replaced whole.
-	slices.SortFunc(variants, func(a, b string) int { return len(b) - len(a) })
-	pairs := make([]string, 0, 2*len(variants))
-	for _, v := range variants {
-		pairs = append(pairs, v, redacted)
-	}
-	return &redactor{r: strings.NewReplacer(pairs...), variants: variants}
-}
-
-func (r *redactor) String(s string) string {
-	if len(r.variants) == 0 {
-		return s
-	}
-	return r.r.Replace(s)
-}
-
-// safeCut returns where a forced break of buf (a line longer than the limit) may fall so
-// that no secret is split across the two pieces: before any suffix of buf that is a proper
-// prefix of a secret variant.
-func (r *redactor) safeCut(buf []byte) int {
-	cut := len(buf)
-	for _, v := range r.variants {
-		for n := min(len(v)-1, len(buf)); n > 0; n-- {
-			if bytes.HasSuffix(buf, []byte(v[:n])) {
-				cut = min(cut, len(buf)-n)
-				break
-			}
-		}
-	}
-	return cut
-}
 
 // maxLine is the longest line kept whole; longer ones (a progress bar without newlines, a
 // minified file cat'ed by mistake) are broken into pieces of at most this size.
@@ -79,7 +17,7 @@ const maxLine = 64 << 10
 // It also remembers whether any line matched the retry patterns, so the retry decision does
 // not need the output kept in memory.
 type lineWriter struct {
-	red      *redactor
+	red      *redact.Redactor
 	emit     func(line string)
 	patterns []*regexp.Regexp
 
@@ -101,7 +39,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		w.buf = w.buf[i+1:]
 	}
 	for len(w.buf) >= maxLine {
-		cut := w.red.safeCut(w.buf[:maxLine])
+		cut := w.red.SafeCut(w.buf[:maxLine])
 		if cut == 0 {
 			cut = maxLine
 		}

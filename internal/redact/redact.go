@@ -1,11 +1,12 @@
 // Package redact hides secret values in text that leaves refreshd (webhook payloads, logs,
 // error messages). A secret is hidden in the forms it is likely to appear in, not only
 // verbatim: URL query and path escaping, and base64 as in HTTP basic auth and docker's
-// config.json. It mirrors the engine's output redactor, so every path out of the daemon
-// hides the same things.
+// config.json. The engine (process output, errors, history) and the daemon (webhook
+// payloads) both use it, so every path out of refreshd hides the same things.
 package redact
 
 import (
+	"bytes"
 	"encoding/base64"
 	"net/url"
 	"slices"
@@ -17,7 +18,8 @@ const Mask = "***"
 
 // Redactor replaces secret values. The zero value and a nil *Redactor redact nothing.
 type Redactor struct {
-	r *strings.Replacer
+	r        *strings.Replacer
+	variants []string // longest first
 }
 
 // New returns a redactor for values; empty values are ignored.
@@ -51,7 +53,7 @@ func New(values ...string) *Redactor {
 	for _, v := range variants {
 		pairs = append(pairs, v, Mask)
 	}
-	return &Redactor{r: strings.NewReplacer(pairs...)}
+	return &Redactor{r: strings.NewReplacer(pairs...), variants: variants}
 }
 
 // String returns s with every secret replaced by Mask.
@@ -60,4 +62,23 @@ func (r *Redactor) String(s string) string {
 		return s
 	}
 	return r.r.Replace(s)
+}
+
+// SafeCut returns where a forced break of buf (a line longer than a writer's limit) may fall
+// so that no secret is split across the two pieces, which would then each escape
+// replacement: before any suffix of buf that is a proper prefix of a secret variant.
+func (r *Redactor) SafeCut(buf []byte) int {
+	cut := len(buf)
+	if r == nil {
+		return cut
+	}
+	for _, v := range r.variants {
+		for n := min(len(v)-1, len(buf)); n > 0; n-- {
+			if bytes.HasSuffix(buf, []byte(v[:n])) {
+				cut = min(cut, len(buf)-n)
+				break
+			}
+		}
+	}
+	return cut
 }
