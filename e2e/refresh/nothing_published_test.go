@@ -1,0 +1,138 @@
+package refresh
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/refreshd/refreshd/executor/history"
+)
+
+// TestUpstreamFailureNothingPublished runs, with the real engine (`refreshd run --local`)
+// and a real bare repository, a plan whose constraint generation writes new constraint
+// files and then fails: publish needs it, so nothing may reach the branch, although the
+// files on disk differ from the branch (issue #17939: constraints only from this run's
+// successful build). The control case, a generation that succeeds, does publish, so the
+// test would see a publish that should not have happened.
+func TestUpstreamFailureNothingPublished(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git missing")
+	}
+	write := `mkdir -p files/constraints-{{ .python }} && printf '# generated\nattrs==99.0\n' >files/constraints-{{ .python }}/constraints-{{ .python }}.txt`
+	cases := []struct {
+		name       string
+		generate   string // shell run by each generate instance (python 3.11 and 3.12)
+		wantStatus history.Status
+		wantFailed []string // generate instances that fail; the publish skip names one of them
+	}{
+		{"every generator fails after writing", write + ` && exit 3`, history.StatusFailed, []string{"generate[python=3.11]", "generate[python=3.12]"}},
+		{"one generator of the matrix fails", write + ` && [ {{ .python }} = 3.11 ]`, history.StatusFailed, []string{"generate[python=3.12]"}},
+		{"control: generators succeed", write, history.StatusSucceeded, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bare := seedBareRepo(t, dir)
+			before := gitOut(t, "--git-dir", bare, "for-each-ref")
+			planFile := filepath.Join(dir, "plan.yaml")
+			plan := fmt.Sprintf(`plan: upstream-fails
+workdir: %s
+steps:
+  - id: generate
+    matrix: { python: ["3.11", "3.12"] }
+    run: [sh, -c, %q]
+  - id: publish
+    needs: [generate]
+    publish_constraints:
+      repo: %s
+      branch: constraints-main
+      files: "files/constraints-*/constraints*.txt"
+      author_name: refreshd test
+      author_email: refreshd@localhost
+`, filepath.Join(dir, "work"), tc.generate, bare)
+			if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(planFile, []byte(plan), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			state := filepath.Join(dir, "state")
+			run := exec.Command(bin, "run", "--local", "--state", state, planFile)
+			out, _ := run.CombinedOutput()
+			r := lastRun(t, state)
+			if r.Status != tc.wantStatus {
+				t.Fatalf("run %s, want %s\n%s", r.Status, tc.wantStatus, out)
+			}
+			after := gitOut(t, "--git-dir", bare, "for-each-ref")
+			pub := step(t, r, "publish")
+			if len(tc.wantFailed) == 0 {
+				if after == before || pub.Publish == nil || pub.Publish.Commit == "" {
+					t.Fatalf("control run did not publish (refs %q -> %q)", before, after)
+				}
+				return
+			}
+			if after != before {
+				t.Errorf("the branch moved although generation failed:\nbefore %s\nafter  %s", before, after)
+			}
+			if pub.Status != history.StatusSkipped || len(pub.Attempts) != 0 || pub.Publish != nil {
+				t.Errorf("publish: %s, %d attempts, publish record %+v; want skipped, never started", pub.Status, len(pub.Attempts), pub.Publish)
+			}
+			named := false
+			for _, f := range tc.wantFailed {
+				named = named || strings.Contains(pub.Reason, f)
+				if g := step(t, r, f); g.Status != history.StatusFailed {
+					t.Errorf("%s: %s, want failed", f, g.Status)
+				}
+			}
+			if !named {
+				t.Errorf("publish skip reason %q names none of %v", pub.Reason, tc.wantFailed)
+			}
+		})
+	}
+}
+
+// seedBareRepo makes DIR/constraints.git with branch constraints-main holding one file.
+func seedBareRepo(t *testing.T, dir string) string {
+	t.Helper()
+	bare := filepath.Join(dir, "constraints.git")
+	clone := filepath.Join(dir, "seed")
+	gitOut(t, "init", "-q", "--bare", "--initial-branch=constraints-main", bare)
+	gitOut(t, "init", "-q", "--initial-branch=constraints-main", clone)
+	if err := os.WriteFile(filepath.Join(clone, "constraints-3.11.txt"), []byte("# seed\nattrs==23.1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitOut(t, "-C", clone, "add", ".")
+	gitOut(t, "-C", clone, "-c", "user.name=seed", "-c", "user.email=seed@localhost", "commit", "-q", "-m", "seed")
+	gitOut(t, "-C", clone, "push", "-q", bare, "constraints-main")
+	return bare
+}
+
+func gitOut(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// lastRun reads the newest run of a state directory with `refreshd history -o json`.
+func lastRun(t *testing.T, state string) *history.Run {
+	t.Helper()
+	c := exec.Command(bin, "history", "--state", state, "-o", "json", "--limit", "1")
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		t.Fatalf("refreshd history: %v\n%s", err, stderr.String())
+	}
+	var runs []*history.Run
+	if err := json.Unmarshal(stdout.Bytes(), &runs); err != nil || len(runs) != 1 {
+		t.Fatalf("refreshd history printed %d runs (%v):\n%s", len(runs), err, stdout.String())
+	}
+	return runs[0]
+}
