@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,9 +14,16 @@ import (
 func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd cancel [--socket PATH] [-o json] RUN\n\nInterrupt a running run: the process groups of its steps get SIGTERM, then SIGKILL after the grace period.\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if !checkOutput(*out, stderr) {

@@ -56,11 +56,18 @@ func clientError(stderr io.Writer, err error) int {
 func runViaDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd run [--socket PATH] [--wait] [-o json] PLAN\n       refreshd run --local [flags] PLANFILE   (see refreshd run --local --help)\n\nAsk the daemon to run PLAN now and print the run id. --wait follows it to the end and exits\n0 succeeded, 1 failed, 130 interrupted.\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	wait := fs.Bool("wait", false, "follow the run to its end; exit 0 if it succeeded, 1 if it failed, 130 if interrupted")
 	fs.Bool("local", false, "run in the foreground without a daemon")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if !checkOutput(*out, stderr) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,9 +15,16 @@ import (
 func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd reload [--socket PATH] [-o json]\n\nMake the daemon re-read its plans (like SIGHUP). A plan that fails to load keeps its previous\nversion; its errors are printed and the exit code is 1.\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if !checkOutput(*out, stderr) {

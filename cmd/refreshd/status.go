@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,9 +17,16 @@ import (
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: refreshd status [--socket PATH] [-o json]\n\nThe plans of the daemon, next run times, running runs, last results and plan load errors.\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if !checkOutput(*out, stderr) {
