@@ -35,6 +35,7 @@ func TestDrillBuilderNodeDown(t *testing.T) {
 	if r.Status != history.StatusFailed || code != 1 {
 		t.Fatalf("run with a node down: %s (exit %d), want failed (exit 1)\n%s", r.Status, code, describe(r))
 	}
+	t.Logf("run %s %s in %s: %s", r.ID, r.Status, r.End.Sub(r.Start).Round(time.Millisecond), r.Reason)
 	prov := step(t, r, "provision[demo_cache]")
 	if prov.Status != history.StatusFailed || !strings.Contains(prov.Reason, "demo_cache1") {
 		t.Errorf("provision: %s, reason %q; want failed naming node demo_cache1", prov.Status, prov.Reason)
@@ -87,6 +88,7 @@ func TestDrillRegistryDownDuringVerify(t *testing.T) {
 	if r.Status != history.StatusFailed || code != 1 {
 		t.Fatalf("run with the registry down: %s (exit %d), want failed\n%s", r.Status, code, describe(r))
 	}
+	t.Logf("run %s %s in %s: %s", r.ID, r.Status, r.End.Sub(r.Start).Round(time.Millisecond), r.Reason)
 	if st := step(t, r, "registry-outage"); st.Status != history.StatusSucceeded {
 		t.Fatalf("the outage step did not run: %s %s", st.Status, st.Reason)
 	}
@@ -172,6 +174,7 @@ func TestDrillBranchMovedByOthers(t *testing.T) {
 	if p.Commit == "" || p.Commit != s.head() {
 		t.Fatalf("publish recorded %q, branch at %s", p.Commit, s.head())
 	}
+	t.Logf("constraints-main:\n%s", s.git("log", "--format=%h %an: %s", "-4", "constraints-main"))
 	if parent := s.git("rev-parse", p.Commit+"^"); parent != theirs {
 		t.Errorf("refreshd's commit has parent %s, want the other clone's %s", parent, theirs)
 	}
@@ -255,6 +258,7 @@ func TestDrillDaemonKilledMidBuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the killed run is not in the history: %v", err)
 	}
+	t.Logf("run %s %s: %s", r.ID, r.Status, r.Reason)
 	if r.Status != history.StatusInterrupted || r.End.IsZero() || !strings.Contains(r.Reason, "kill -9") {
 		t.Errorf("killed run: %s, end %v, reason %q; want interrupted, ended, saying why", r.Status, r.End, r.Reason)
 	}
@@ -313,6 +317,7 @@ func TestDrillInvalidPlanReload(t *testing.T) {
 	if code != 1 || !strings.Contains(out, at) || !strings.Contains(out, "sometimes") {
 		t.Errorf("status after SIGHUP (exit %d) does not show the error at %s:\n%s", code, at, out)
 	}
+	t.Logf("refreshd status after SIGHUP (exit %d):\n%s", code, out)
 	if out, code = cli("reload"); code != 1 || !strings.Contains(out, at) {
 		t.Errorf("reload (exit %d) does not report the error at %s:\n%s", code, at, out)
 	}
