@@ -155,6 +155,14 @@ for n in 1 2; do
 	fi
 	if [ $rc != 0 ]; then
 		failed=1
+		# The error lines of each failed step's last attempt log (else its last lines).
+		jq -r '.steps[] | select(.status == "failed") | "\(.instance)\t\(.attempts[-1].log // "")"' "$out" |
+			while IFS=$'\t' read -r inst logf; do
+				[ -n "$logf" ] && [ -f "$logf" ] || continue
+				printf '\n  %s (%s):\n' "$inst" "$logf"
+				{ grep -iE 'error|fail|refused|denied|not (in|found)' "$logf" || tail -n 4 "$logf"; } |
+					tail -n 4 | cut -c1-200 | sed 's/^/    | /'
+			done
 		echo
 		echo "run $n did not succeed (exit $rc); its record: $out, daemon log: $DIR/logs/refreshd.log"
 	fi
