@@ -75,10 +75,23 @@ func upStack(t *testing.T) *stack {
 			t.Errorf("stack.sh down: %v\n%s", err, out)
 		}
 	})
-	s.sh("up",
-		"STACK_REGISTRY_PORT="+strconv.Itoa(teststack.FreePort(t)),
-		"STACK_NODE0_PORT="+strconv.Itoa(teststack.FreePort(t)),
-		"STACK_NODE1_PORT="+strconv.Itoa(teststack.FreePort(t)))
+	// A free port can be taken by a parallel test between the kernel naming it and
+	// stack.sh binding it; stack.sh then stops what it started and fails, and another try
+	// with new ports succeeds. Three tries at most.
+	for try := 1; ; try++ {
+		out, err := s.try("up",
+			"STACK_REGISTRY_PORT="+strconv.Itoa(teststack.FreePort(t)),
+			"STACK_NODE0_PORT="+strconv.Itoa(teststack.FreePort(t)),
+			"STACK_NODE1_PORT="+strconv.Itoa(teststack.FreePort(t)))
+		if err == nil {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("stack.sh up %s: %v\n%s", s.dir, err, out)
+		}
+		t.Logf("stack.sh up, try %d: %v\n%s", try, err, out)
+		os.Remove(filepath.Join(s.dir, "stack.env")) // forget the ports it chose
+	}
 	s.env = map[string]string{}
 	for _, line := range strings.Split(s.sh("env"), "\n") {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok {
