@@ -110,6 +110,16 @@ func TestDrillRegistryDownDuringVerify(t *testing.T) {
 			t.Errorf("verify %s: %s, reason %q; want failed naming %s", pl, v.Status, v.Reason, ref)
 		}
 	}
+	// The check was retried before it failed (the daemon logs each failed try).
+	n := 0
+	for _, line := range strings.Split(d.logs.String(), "\n") {
+		if strings.Contains(line, "registry: request failed") && strings.Contains(line, "/manifests/cache-linux-amd64") {
+			n++
+		}
+	}
+	if n < 2 {
+		t.Errorf("verify of cache-linux-amd64 was tried %d times before failing, want retries:\n%s", n, d.logs)
+	}
 	if !strings.Contains(r.Reason, "verify-cache") {
 		t.Errorf("run reason %q does not say verification failed", r.Reason)
 	}
