@@ -17,10 +17,10 @@ check: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: check ## all tests: unit, integration and end-to-end on the real stack
-	$(GO) test -count=1 -timeout 40m ./...
+test: install-stack check ## all tests: unit, integration and end-to-end on the real stack
+	REFRESHD_REQUIRE_STACK=1 $(GO) test -count=1 -timeout 40m ./...
 
-install-stack: ## install the real build stack (buildkitd, buildx, registry, git, ...)
+install-stack: ## install the real build stack (buildkitd, buildx, registry, git, ...); seconds once built
 	bash scripts/install-stack.sh
 
 demo: install-stack build ## the main job: a real refresh of the sample project on a local stack
