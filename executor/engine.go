@@ -30,7 +30,12 @@ type Config struct {
 	Tools     *Tools
 	Observer  Observer      // optional
 	KillGrace time.Duration // overrides the plan's if non-zero (tests)
-	Output    io.Writer     // optional: also receives every redacted output line, "INSTANCE | line"
+	// DefaultKillGrace is the grace of a plan that sets none (the daemon's --kill-grace).
+	DefaultKillGrace time.Duration
+	// MaxKillGrace caps every grace if non-zero: the daemon keeps a stop within systemd's
+	// TimeoutStopSec whatever a plan asks for (--stop-timeout).
+	MaxKillGrace time.Duration
+	Output       io.Writer // optional: also receives every redacted output line, "INSTANCE | line"
 }
 
 // Observer receives a run's events as they happen (the daemon's metrics and live tails, the
@@ -170,13 +175,19 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 }
 
 func (e *Engine) grace(p *plan.Plan) time.Duration {
+	g := defaultKillGrace
 	switch {
 	case e.cfg.KillGrace > 0:
-		return e.cfg.KillGrace
+		g = e.cfg.KillGrace
 	case p.KillGrace > 0:
-		return p.KillGrace
+		g = p.KillGrace
+	case e.cfg.DefaultKillGrace > 0:
+		g = e.cfg.DefaultKillGrace
 	}
-	return defaultKillGrace
+	if e.cfg.MaxKillGrace > 0 && g > e.cfg.MaxKillGrace {
+		g = e.cfg.MaxKillGrace
+	}
+	return g
 }
 
 // prune applies the plan's retention and deletes the removed runs' logs and scratch files.
@@ -298,7 +309,7 @@ func (rs *runState) ended(ctx context.Context) (history.Status, string) {
 		return history.StatusFailed, fmt.Sprintf("plan timeout %s exceeded", rs.p.Timeout)
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return history.StatusInterrupted, "interrupted: " + cause.Error()
+		return history.StatusInterrupted, cause.Error() // the canceller's why: "cancelled by refreshd cancel"
 	}
 	return history.StatusInterrupted, "interrupted"
 }
