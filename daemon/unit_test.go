@@ -23,11 +23,17 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Type=notify", "ExecReload=", "Restart=on-failure", "StateDirectory=refreshd",
-		"LogsDirectory=refreshd", "ConfigurationDirectory=refreshd", "RuntimeDirectory=refreshd", "User=refreshd",
+		"ConfigurationDirectory=refreshd", "RuntimeDirectory=refreshd", "User=refreshd",
 		"SupplementaryGroups=docker", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
 		"RestrictAddressFamilies=", "WatchdogSec=", "KillMode=mixed"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %s", want)
+		}
+	}
+	// Step logs live in the state directory; a plan's kill_grace must not be overridden.
+	for _, unwanted := range []string{"LogsDirectory=", "--kill-grace"} {
+		if strings.Contains(string(unit), unwanted) {
+			t.Errorf("unit has %s", unwanted)
 		}
 	}
 	dir := t.TempDir()

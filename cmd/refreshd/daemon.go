@@ -27,7 +27,8 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
-			"                       [--metrics-addr ADDR] [--kill-grace D] [--webhook URL|@FILE]...\n"+
+			"                       [--metrics-addr ADDR] [--kill-grace D] [--stop-timeout D]\n"+
+			"                       [--webhook URL|@FILE]...\n"+
 			"                       [--plain-http-registry HOST[:PORT]]...\n\n"+
 			"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
 		fs.PrintDefaults()
@@ -37,7 +38,8 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	socket := fs.String("socket", control.DefaultSocket, "control socket path (mode 0660)")
 	group := fs.String("socket-group", "", "group owning the control socket (default: the daemon's)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on ADDR (a bare port binds 127.0.0.1)")
-	grace := fs.Duration("kill-grace", 0, "time between SIGTERM and SIGKILL of a step's process group (default: the plan's, 30s)")
+	grace := fs.Duration("kill-grace", 0, "time between SIGTERM and SIGKILL of a step's process group, for plans that set no kill_grace (a plan's own kill_grace wins; default 30s)")
+	stopTimeout := fs.Duration("stop-timeout", 80*time.Second, "longest a stop (SIGTERM) may take; every kill grace is capped to fit in it. Keep it below the unit's TimeoutStopSec")
 	hookFormat := fs.String("webhook-format", "json", "payload of the --webhook targets: json or slack")
 	var hooks []string
 	fs.Func("webhook", "global webhook notified on every plan's failures and recoveries; @FILE reads the URL from FILE (keeps it out of ps and the unit); repeatable", func(s string) error {
@@ -65,6 +67,14 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "refreshd daemon: --webhook-format %q: want json or slack\n", *hookFormat)
 		return 2
 	}
+	if *grace < 0 {
+		fmt.Fprintf(stderr, "refreshd daemon: --kill-grace %s: must not be negative\n", *grace)
+		return 2
+	}
+	if *stopTimeout < time.Second {
+		fmt.Fprintf(stderr, "refreshd daemon: --stop-timeout %s: want at least 1s\n", *stopTimeout)
+		return 2
+	}
 	targets, err := webhookTargets(hooks, *hookFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
@@ -74,7 +84,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := runDaemon(ctx, logger, daemonOptions{
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
-		metricsAddr: *metricsAddr, grace: *grace, webhooks: targets, plainHTTP: *plainHTTP,
+		metricsAddr: *metricsAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
 	}); err != nil {
 		logger.Error("daemon failed", "err", err)
 		fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
@@ -85,7 +95,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 type daemonOptions struct {
 	plans, state, socket, group, metricsAddr string
-	grace                                    time.Duration
+	grace, stopTimeout                       time.Duration
 	webhooks                                 []webhook.Target
 	plainHTTP                                []string
 }
@@ -110,10 +120,11 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	defer store.Close()
 
 	// Holding the lock, no other process runs this state directory: a run still recorded
-	// running was cut short by a crash, kill -9 or power loss.
-	ids, err := store.InterruptRunning("refreshd stopped while the run was running (crash, kill -9 or power loss)")
+	// running was cut short by a crash, kill -9 or power loss; stop what its steps left
+	// running before anything new starts.
+	ids, err := executor.RecoverInterrupted(ctx, store, log)
 	if err != nil {
-		return fmt.Errorf("mark runs left running as interrupted: %w", err)
+		return fmt.Errorf("recover runs left running: %w", err)
 	}
 	for _, id := range ids {
 		log.Warn("run left running by an earlier refreshd marked interrupted", "run", id)
@@ -132,18 +143,20 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		MetricsAddr: o.metricsAddr,
 		Webhooks:    o.webhooks,
 		Notify:      daemon.SystemdNotifier{Log: log},
+		StopTimeout: o.stopTimeout,
 		RunID:       executor.NewRunID,
 	})
 	if err != nil {
 		return err
 	}
 	e, err := executor.New(executor.Config{
-		StateDir:  o.state,
-		Store:     store,
-		Logger:    log,
-		Tools:     &executor.Tools{PlainHTTPRegistries: o.plainHTTP},
-		Observer:  d.Observer(),
-		KillGrace: o.grace,
+		StateDir:         o.state,
+		Store:            store,
+		Logger:           log,
+		Tools:            &executor.Tools{PlainHTTPRegistries: o.plainHTTP},
+		Observer:         d.Observer(),
+		DefaultKillGrace: o.grace,
+		MaxKillGrace:     daemon.MaxKillGrace(o.stopTimeout),
 	})
 	if err != nil {
 		return err

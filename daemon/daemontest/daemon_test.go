@@ -214,12 +214,13 @@ func TestSIGTERMDuringStep(t *testing.T) {
 	e := newEnv(t)
 	child := filepath.Join(e.dir, "child.pid")
 	e.writePlan("stubborn", fmt.Sprintf(`plan: stubborn
+kill_grace: 1s
 steps:
   - id: hold
     run: ["sh", "-c", "trap '' TERM; sleep 60 & echo $! > %s; wait"]
 `, child))
 	const grace = time.Second
-	d := e.start(nil, "--kill-grace", grace.String())
+	d := e.start(nil) // the plan's kill_grace applies; --kill-grace is only a fallback
 	out, _, code := e.cli("run", "stubborn")
 	if code != 0 {
 		t.Fatalf("run stubborn: exit %d", code)
