@@ -48,8 +48,8 @@ type Store interface {
 	schedule.Marks
 }
 
-// Loader loads every plan in dir: the valid ones, and an error naming each invalid file
-// (one FILE:LINE:COL: message per line), as plan.LoadDir does.
+// Loader loads every plan in dir: the valid ones, and a plan.ErrorList whose Pos.File names
+// each invalid file, as plan.LoadDir does. Any other error is charged to the directory.
 type Loader func(dir string) ([]*plan.Plan, error)
 
 // Config configures a Daemon.
@@ -70,7 +70,28 @@ type Config struct {
 	Notify Notifier
 	// RunID makes run ids (executor.NewRunID); nil uses the scheduler's default.
 	RunID func(plan string, t time.Time) string
+	// StopTimeout bounds a stop (0: DefaultStopTimeout). Give the engine
+	// MaxKillGrace(StopTimeout) so that running steps are killed in time.
+	StopTimeout time.Duration
 }
+
+// DefaultStopTimeout is below the unit's TimeoutStopSec (90s): the daemon finishes its own
+// stop, runs recorded, before systemd would SIGKILL it.
+const DefaultStopTimeout = 80 * time.Second
+
+// MaxKillGrace is the longest kill grace that fits in a stop of stopTimeout: a margin (a
+// quarter, at most 10s) is left for reaping the groups, recording the runs and sending
+// their webhooks.
+func MaxKillGrace(stopTimeout time.Duration) time.Duration {
+	if stopTimeout <= 0 {
+		stopTimeout = DefaultStopTimeout
+	}
+	return stopTimeout - min(stopTimeout/4, 10*time.Second)
+}
+
+// errStopping is the recorded reason of the runs a stop interrupts. Run's context ends on
+// SIGTERM (or SIGINT in a terminal); the unit stops the daemon with SIGTERM.
+var errStopping = errors.New("refreshd stopping (SIGTERM)")
 
 // Daemon is a running refreshd. Build it with New, then call Run.
 type Daemon struct {
@@ -103,6 +124,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.Notify == nil {
 		cfg.Notify = nopNotifier{}
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = DefaultStopTimeout
 	}
 	d := &Daemon{
 		cfg:        cfg,
@@ -159,16 +183,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 
-	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSched()
+	schedCtx, stopSched := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopSched(nil)
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSrv()
+	// The scheduler is waited for through Done (bounded at shutdown), the servers by wg.
+	go d.sched.Run(schedCtx, plans)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		d.sched.Run(schedCtx, plans)
-	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -196,8 +217,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			d.log.Info("shutting down: interrupting running runs")
 			d.cfg.Notify.Notify("STOPPING=1\nSTATUS=stopping: interrupting running runs")
-			stopSched()
-			<-d.sched.Done()
+			stopSched(errStopping)
+			select {
+			case <-d.sched.Done():
+			case <-time.After(MaxKillGrace(d.cfg.StopTimeout) + min(d.cfg.StopTimeout/8, 5*time.Second)):
+				// Not expected (the engine caps every grace to fit), but systemd's SIGKILL
+				// must not be what ends a stop: the next start marks such runs interrupted.
+				d.log.Error("runs did not stop in time; exiting with them still recorded running", "stop_timeout", d.cfg.StopTimeout)
+			}
 			stopSrv()
 			wg.Wait()
 			d.hooks.Wait()
@@ -236,14 +263,10 @@ func (d *Daemon) loadPlans(old map[string]*plan.Plan) []*plan.Plan {
 		return plans
 	}
 	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			if line = strings.TrimSpace(line); line == "" {
-				continue
-			}
-			file, _, _ := strings.Cut(line, ":")
-			loadErrs = append(loadErrs, control.LoadError{File: file, Error: line})
-			failed[file] = true
-			d.log.Error("plan did not load", "file", file, "err", line)
+		for _, le := range loadErrors(err, d.cfg.PlansDir) {
+			loadErrs = append(loadErrs, le)
+			failed[le.File] = true
+			d.log.Error("plan did not load", "file", le.File, "err", le.Error)
 		}
 	}
 	byName := map[string]*plan.Plan{}
@@ -276,6 +299,25 @@ func (d *Daemon) loadPlans(old map[string]*plan.Plan) []*plan.Plan {
 	return plans
 }
 
+// loadErrors splits a Loader's error by file, from the structured positions of
+// plan.LoadDir's errors (a path may hold ':', so the text is never parsed). An error that
+// is not a plan error is charged to the plans directory.
+func loadErrors(err error, dir string) []control.LoadError {
+	var list plan.ErrorList
+	var one *plan.Error
+	switch {
+	case errors.As(err, &list):
+		out := make([]control.LoadError, 0, len(list))
+		for _, e := range list {
+			out = append(out, control.LoadError{File: e.Pos.File, Error: e.Error()})
+		}
+		return out
+	case errors.As(err, &one):
+		return []control.LoadError{{File: one.Pos.File, Error: one.Error()}}
+	}
+	return []control.LoadError{{File: dir, Error: err.Error()}}
+}
+
 // Reload re-reads the plans and reschedules; running runs are not touched.
 func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
 	d.cfg.Notify.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading plans", monotonicUsec()))
@@ -297,20 +339,27 @@ func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
 	return res, nil
 }
 
-// rememberLastStatus seeds the per-plan last status so that the first success after a
-// restart still counts as a recovery.
+// rememberLastStatus seeds, from history, the per-plan last status (so that the first
+// success after a restart still counts as a recovery) and the last-success gauge.
 func (d *Daemon) rememberLastStatus(plans []*plan.Plan) {
 	for _, p := range plans {
-		runs, err := d.cfg.Store.Runs(p.Name, 5)
+		runs, err := d.cfg.Store.Runs(p.Name, 0) // newest first, as many as retention keeps
 		if err != nil {
-			d.log.Warn("read last run", "plan", p.Name, "err", err)
+			d.log.Warn("read last runs", "plan", p.Name, "err", err)
 			continue
 		}
+		seenStatus := false
 		for _, r := range runs {
-			if r.Status == history.StatusSucceeded || r.Status == history.StatusFailed {
+			if !seenStatus && (r.Status == history.StatusSucceeded || r.Status == history.StatusFailed) {
+				seenStatus = true
 				d.mu.Lock()
 				d.lastStatus[p.Name] = r.Status
 				d.mu.Unlock()
+			}
+			if r.Status == history.StatusSucceeded {
+				if d.metrics != nil {
+					d.metrics.LastSuccess(p.Name, r.End)
+				}
 				break
 			}
 		}

@@ -74,9 +74,12 @@ func (d *Daemon) RunRecord(ctx context.Context, id string) (*history.Run, error)
 	return nil, fmt.Errorf("%w: run %q: %v", control.ErrNotFound, id, err)
 }
 
+// errCancelled is the recorded reason of a run cancelled through the socket.
+var errCancelled = errors.New("cancelled by refreshd cancel")
+
 // Cancel implements control.Service.
 func (d *Daemon) Cancel(ctx context.Context, id string) error {
-	if err := d.sched.Cancel(ctx, id); err != nil {
+	if err := d.sched.CancelCause(ctx, id, errCancelled); err != nil {
 		return mapErr(err)
 	}
 	d.log.Info("run cancel requested", "run", id)

@@ -85,6 +85,12 @@ func (m *Metrics) RunFinished(plan, status string, end time.Time, started bool) 
 	}
 }
 
+// LastSuccess sets a plan's last-success time, as read from history at start-up: the gauge
+// must survive a restart or an alert on its age fires for no reason.
+func (m *Metrics) LastSuccess(plan string, end time.Time) {
+	m.lastSuccess.WithLabelValues(plan).Set(float64(end.UnixNano()) / 1e9)
+}
+
 // StepFinished records a finished step instance. instance is reduced to its step id.
 func (m *Metrics) StepFinished(plan, instance string, d time.Duration) {
 	step, _, _ := strings.Cut(instance, "[")

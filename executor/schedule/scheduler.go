@@ -127,7 +127,7 @@ type entry struct {
 	sched   cron.Schedule // nil: manual runs only
 	next    time.Time
 	running *Fire
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
 	queued  *Fire
 	removed bool // dropped by a reload while running: forget it when the run ends
 	lastID  string
@@ -158,8 +158,8 @@ type state struct {
 // runs, waits for them to return, and returns. plans is the initial table.
 func (s *Scheduler) Run(ctx context.Context, plans []*plan.Plan) error {
 	defer close(s.done)
-	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRuns()
+	runCtx, cancelRuns := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRuns(nil)
 	st := &state{entries: map[string]*entry{}, runCtx: runCtx, finished: make(chan *Fire)}
 	if errs := s.load(st, plans); errs != nil {
 		s.log.Error("schedule plans", "err", errs)
@@ -177,7 +177,9 @@ func (s *Scheduler) Run(ctx context.Context, plans []*plan.Plan) error {
 		select {
 		case <-ctx.Done():
 			st.stopped = true
-			cancelRuns()
+			// The runs learn why they end from their context's cause (the daemon's
+			// "refreshd stopping (SIGTERM)"), which the engine records as their reason.
+			cancelRuns(context.Cause(ctx))
 			s.drain(st)
 			return nil
 		case <-wake:
@@ -280,12 +282,12 @@ func (s *Scheduler) trigger(st *state, e *entry, f *Fire) (queued bool, err erro
 }
 
 func (s *Scheduler) start(st *state, e *entry, f *Fire) {
-	ctx, cancel := context.WithCancel(st.runCtx)
+	ctx, cancel := context.WithCancelCause(st.runCtx)
 	e.running, e.cancel = f, cancel
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
-		defer cancel()
+		defer cancel(nil)
 		defer func() {
 			// A panicking run ends that run, not the daemon. The runner records the
 			// run's outcome itself; this is the last line of defence.
@@ -458,14 +460,23 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, que
 	return runID, queued, err
 }
 
-// Cancel interrupts a running run (or drops a queued one).
+// ErrCancelled is the cause a run cancelled by Cancel sees in its context.
+var ErrCancelled = errors.New("cancelled")
+
+// Cancel interrupts a running run (or drops a queued one) with cause ErrCancelled.
 func (s *Scheduler) Cancel(ctx context.Context, runID string) error {
+	return s.CancelCause(ctx, runID, ErrCancelled)
+}
+
+// CancelCause interrupts a running run (or drops a queued one); the run's context gets
+// cause, so the run can record why it ended.
+func (s *Scheduler) CancelCause(ctx context.Context, runID string, cause error) error {
 	err := fmt.Errorf("%w: %q", ErrUnknownRun, runID)
 	derr := s.do(ctx, func(st *state) {
 		for _, e := range st.entries {
 			switch {
 			case e.running != nil && e.running.RunID == runID:
-				e.cancel()
+				e.cancel(cause)
 				err = nil
 			case e.queued != nil && e.queued.RunID == runID:
 				e.queued = nil

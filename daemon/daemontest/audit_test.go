@@ -1,0 +1,250 @@
+package daemontest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon/webhook"
+	"github.com/refreshd/refreshd/executor/history"
+)
+
+// stubbornPlan is a plan whose one step ignores SIGTERM, so only SIGKILL after the grace
+// ends it; its shell writes the pid of its child to pidFile.
+func stubbornPlan(name, grace, pidFile string) string {
+	return fmt.Sprintf(`plan: %s
+kill_grace: %s
+steps:
+  - id: hold
+    run: ["sh", "-c", "trap '' TERM; sleep 60 & echo $! > %s; wait"]
+`, name, grace, pidFile)
+}
+
+// waitRun waits (bounded) for the run to end, read through the daemon.
+func (e *env) waitRun(plan, id string, within time.Duration) *history.Run {
+	e.t.Helper()
+	var got *history.Run
+	e.waitFor("run "+id+" to end", within, func() bool {
+		for _, r := range e.runs(plan) {
+			if r.ID == id && r.Status != history.StatusRunning && r.Status != "" {
+				got = r
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+// The daemon's --kill-grace is only the fallback: a plan's own kill_grace (1s here) wins
+// over it (30s, as the unit used to pass), and `refreshd cancel` is the recorded reason.
+func TestPlanKillGraceBeatsDaemonFlag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	child := filepath.Join(e.dir, "child.pid")
+	e.writePlan("stubborn", stubbornPlan("stubborn", "1s", child))
+	e.start(nil, "--kill-grace", "30s")
+	out, _, code := e.cli("run", "stubborn")
+	if code != 0 {
+		t.Fatalf("run stubborn: exit %d", code)
+	}
+	id := strings.TrimSpace(out)
+	group := pgid(t, e.readPID(child))
+	t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
+
+	t0 := time.Now()
+	if _, errOut, code := e.cli("cancel", id); code != 0 {
+		t.Fatalf("cancel %s: exit %d: %s", id, code, errOut)
+	}
+	r := e.waitRun("stubborn", id, 8*time.Second)
+	took := time.Since(t0)
+	if r.Status != history.StatusInterrupted || r.Reason != "cancelled by refreshd cancel" {
+		t.Errorf("cancelled run: %s %q, want interrupted %q", r.Status, r.Reason, "cancelled by refreshd cancel")
+	}
+	if left := groupMembers(group); len(left) > 0 {
+		t.Errorf("process group %d still has %v", group, left)
+	}
+	t.Logf("cancel took %s with the plan's kill_grace 1s and --kill-grace 30s", took.Round(time.Millisecond))
+}
+
+// A plan's kill_grace longer than the stop budget is capped on shutdown, so the daemon
+// exits within --stop-timeout (below the unit's TimeoutStopSec) and records why.
+func TestStopTimeoutCapsKillGrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	child := filepath.Join(e.dir, "child.pid")
+	e.writePlan("stubborn", stubbornPlan("stubborn", "5m", child))
+	const stopTimeout = 3 * time.Second
+	d := e.start(nil, "--stop-timeout", stopTimeout.String())
+	out, _, code := e.cli("run", "stubborn")
+	if code != 0 {
+		t.Fatalf("run stubborn: exit %d", code)
+	}
+	id := strings.TrimSpace(out)
+	group := pgid(t, e.readPID(child))
+	t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
+
+	took := d.stop(syscall.SIGTERM, stopTimeout+2*time.Second)
+	if d.err != nil {
+		t.Errorf("daemon exit: %v, want 0", d.err)
+	}
+	if left := groupMembers(group); len(left) > 0 {
+		t.Errorf("process group %d still has %v after the daemon exited", group, left)
+	}
+	r := e.storeRuns("stubborn")
+	if len(r) != 1 || r[0].ID != id || r[0].Status != history.StatusInterrupted || r[0].Reason != "refreshd stopping (SIGTERM)" {
+		t.Fatalf("runs after SIGTERM: %+v, want %s interrupted: refreshd stopping (SIGTERM)", r, id)
+	}
+	t.Logf("daemon exited %s after SIGTERM (plan kill_grace 5m, --stop-timeout %s)", took.Round(time.Millisecond), stopTimeout)
+}
+
+// freeAddr asks the kernel for a free 127.0.0.1 port.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// After a restart the last-success gauge still says when the plan last succeeded: an
+// alert on its age must not fire just because the daemon restarted.
+func TestLastSuccessSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.writePlan("quick", "plan: quick\nsteps:\n  - id: say\n    run: [\"true\"]\n")
+	addr := freeAddr(t)
+	d := e.start(nil, "--metrics-addr", addr)
+	if out, errOut, code := e.cli("run", "--wait", "quick"); code != 0 {
+		t.Fatalf("run --wait quick: exit %d\n%s%s", code, out, errOut)
+	}
+	d.stop(syscall.SIGTERM, 10*time.Second)
+	runs := e.storeRuns("quick")
+	if len(runs) != 1 || runs[0].Status != history.StatusSucceeded {
+		t.Fatalf("runs before restart: %+v", runs)
+	}
+
+	e.start(nil, "--metrics-addr", addr)
+	body := scrape(t, addr)
+	m := regexp.MustCompile(`(?m)^refreshd_last_success_timestamp_seconds\{plan="quick"\} (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no last-success gauge for quick after a restart:\n%s", body)
+	}
+	got, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(runs[0].End.UnixNano()) / 1e9; got < want-0.001 || got > want+0.001 {
+		t.Errorf("last success %f after restart, want the run's end %f", got, want)
+	}
+}
+
+// A failing run then a succeeding one: a real HTTP server receives a "recovery" event
+// (after the "failure" one) from the daemon process.
+func TestRecoveryWebhook(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var events []webhook.Event
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev webhook.Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	e := newEnv(t)
+	marker := filepath.Join(e.dir, "failed-once")
+	e.writePlan("flaky", fmt.Sprintf(`plan: flaky
+steps:
+  - id: work
+    run: ["sh", "-c", "if [ -e %[1]s ]; then exit 0; fi; touch %[1]s; echo first run fails; exit 1"]
+`, marker))
+	e.start(nil, "--webhook", srv.URL+"/hook")
+	var ids []string
+	for _, want := range []int{1, 0} {
+		out, errOut, code := e.cli("run", "--wait", "flaky")
+		if code != want {
+			t.Fatalf("run --wait flaky: exit %d, want %d\n%s%s", code, want, out, errOut)
+		}
+		ids = append(ids, strings.SplitN(out, "\n", 2)[0])
+	}
+	e.waitFor("the failure and recovery webhooks", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 2 || events[0].Event != webhook.OnFailure || events[0].Run != ids[0] ||
+		events[1].Event != webhook.OnRecovery || events[1].Run != ids[1] || events[1].Previous != string(history.StatusFailed) {
+		t.Errorf("webhooks %+v, want failure of %s then recovery of %s", events, ids[0], ids[1])
+	}
+}
+
+// A plans directory whose path holds ':' still gets its load errors by file, and the
+// plan of a file that breaks on reload stays scheduled in its old version.
+func TestPlansDirWithColon(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.plans = filepath.Join(e.dir, "team:a", "plans")
+	if err := os.MkdirAll(e.plans, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := e.writePlan("nightly", "plan: nightly\nschedule: \"0 3 * * *\"\nsteps:\n  - id: say\n    run: [\"true\"]\n")
+	d := e.start(nil)
+	if err := os.WriteFile(file, []byte("plan: nightly\nschedule: \"61 * * * *\"\nsteps:\n  - id: say\n    run: [\"true\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := e.cli("reload"); code != 1 {
+		t.Fatalf("reload with a broken plan: exit %d, want 1\n%s", code, errOut)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := e.client().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.LoadErrors) != 1 || st.LoadErrors[0].File != file || !strings.HasPrefix(st.LoadErrors[0].Error, file+":2:11: ") {
+		t.Errorf("load errors %+v, want one for %s", st.LoadErrors, file)
+	}
+	if len(st.Plans) != 1 || st.Plans[0].Schedule != "0 3 * * *" {
+		t.Errorf("plans %+v, want nightly kept at its old schedule", st.Plans)
+	}
+	d.stop(syscall.SIGTERM, 10*time.Second)
+}
