@@ -243,8 +243,9 @@ type runState struct {
 
 	prev previousDigests // cache digests recorded by earlier runs, read once when first asked
 
-	outMu sync.Mutex // serialises writes to Config.Output
-	dirty chan struct{}
+	outMu  sync.Mutex // serialises writes to Config.Output
+	dirty  chan struct{}
+	saveMu sync.Mutex // serialises saves, so a later snapshot is never overwritten by an earlier one
 }
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
@@ -348,15 +349,22 @@ func (rs *runState) persistLoop(stop <-chan struct{}, stopped chan<- struct{}) {
 	for {
 		select {
 		case <-rs.dirty:
-			rs.mu.Lock()
-			snap := rs.snapshot()
-			rs.mu.Unlock()
-			if err := rs.e.cfg.Store.SaveRun(snap); err != nil {
-				rs.log.Error("record run progress", "err", err)
-			}
+			rs.persist()
 		case <-stop:
 			return
 		}
+	}
+}
+
+// persist saves the record as it is now.
+func (rs *runState) persist() {
+	rs.saveMu.Lock()
+	defer rs.saveMu.Unlock()
+	rs.mu.Lock()
+	snap := rs.snapshot()
+	rs.mu.Unlock()
+	if err := rs.e.cfg.Store.SaveRun(snap); err != nil {
+		rs.log.Error("record run progress", "err", err)
 	}
 }
 

@@ -160,7 +160,16 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 				dir = workdir
 			}
 			p := &process{argv: argv, dir: dir, env: stepEnv(inst, rs.secrets, rs.e.cfg.Tools.DockerConfig, extraEnv),
-				out: lw, grace: rs.grace, log: log}
+				out: lw, grace: rs.grace, log: log,
+				// Saved before the process does anything: a kill -9 of refreshd from now
+				// on leaves a record the next start can stop the group from.
+				started: func(g procGroup) {
+					rs.update(i, func(s *history.Step) {
+						a := &s.Attempts[len(s.Attempts)-1]
+						a.PGID, a.StartTicks, a.BootID = g.PGID, g.StartTicks, g.BootID
+					})
+					rs.persist()
+				}}
 			st, err := p.run(ctx)
 			res.status = st
 			return st, err

@@ -23,6 +23,8 @@ type process struct {
 	out   io.Writer
 	grace time.Duration // SIGTERM to SIGKILL
 	log   *slog.Logger
+	// started, if set, is called with the new process group before run waits for it.
+	started func(procGroup)
 }
 
 // pipeDrainWait bounds the wait for the output pipe to close once the process group is
@@ -42,7 +44,9 @@ const killWait = 10 * time.Second
 //
 // The limit: a descendant that moves itself out of the group (setsid, setpgid) escapes the
 // group kill; under systemd the unit's cgroup still holds them, and KillMode=mixed in the
-// shipped unit SIGKILLs whatever is left in it when the daemon stops.
+// shipped unit SIGKILLs whatever is left in it when the daemon stops. If refreshd itself
+// dies (kill -9), the leader gets Pdeathsig and the rest of the group is stopped by the
+// next refreshd's RecoverInterrupted, from the group recorded through started.
 func (p *process) run(ctx context.Context) (ExitStatus, error) {
 	path, err := lookPath(p.argv[0], p.dir, p.env)
 	if err != nil {
@@ -62,11 +66,13 @@ func (p *process) run(ctx context.Context) (ExitStatus, error) {
 		Stdout: pw,
 		Stderr: pw,
 		// Pdeathsig: if refreshd dies without stopping its steps (kill -9, OOM killer), the
-		// kernel kills each step's leader, so no build keeps running and pushing for a daemon
-		// that is gone and a restarted daemon never races its predecessor's steps. Killing
-		// the docker CLI ends the buildx plugin too (it watches the CLI's socket). The signal
-		// fires when the forking OS thread exits; Go only retires a thread whose goroutine
-		// locked it, and refreshd never locks one.
+		// kernel kills each step's leader at once, so no build keeps running and pushing for
+		// a daemon that is gone. Killing the docker CLI ends the buildx plugin too (it
+		// watches the CLI's socket). The signal reaches the leader only: its background
+		// children live on, and the next start stops them from the group recorded in the
+		// history (started, RecoverInterrupted). The signal fires when the forking OS thread
+		// exits; Go only retires a thread whose goroutine locked it, and refreshd never
+		// locks one.
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	if err := cmd.Start(); err != nil {
@@ -81,6 +87,15 @@ func (p *process) run(ctx context.Context) (ExitStatus, error) {
 		io.Copy(p.out, pr) // stops at EOF or when pr is closed below
 	}()
 	pgid := cmd.Process.Pid
+	if p.started != nil {
+		g, err := readProcGroup(pgid)
+		if err != nil {
+			// The leader may already have exited; what it left is stopped below anyway.
+			p.log.Debug("read the new process group's identity", "pgid", pgid, "err", err)
+			g = procGroup{PGID: pgid}
+		}
+		p.started(g)
+	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/refreshd/refreshd/daemon"
 	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/metrics"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/executor/history"
@@ -74,6 +75,13 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *stopTimeout < time.Second {
 		fmt.Fprintf(stderr, "refreshd daemon: --stop-timeout %s: want at least 1s\n", *stopTimeout)
 		return 2
+	}
+	// Flags are checked before the state lock and the socket are taken.
+	if *metricsAddr != "" {
+		if _, err := metrics.ListenAddr(*metricsAddr); err != nil {
+			fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
+			return 2
+		}
 	}
 	targets, err := webhookTargets(hooks, *hookFormat)
 	if err != nil {

@@ -90,8 +90,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 
 	// Holding the lock, no other process runs this state directory: a run still recorded
-	// running was cut short by a crash or kill -9.
-	ids, err := store.InterruptRunning("refreshd stopped while the run was running (crash, kill -9 or power loss)")
+	// running was cut short by a crash or kill -9; stop what its steps left running.
+	ids, err := executor.RecoverInterrupted(ctx, store, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "refreshd: %v\n", err)
 		return exitFailed

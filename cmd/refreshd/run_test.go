@@ -36,29 +36,50 @@ steps:
     run: ["true"]
   - id: work
     needs: [prepare]
-    run: [sh, -c, "if [ -e marker ]; then echo second run; exit 0; fi; touch marker; echo pid $$; exec sleep 60"]
+    run: [sh, -c, "if [ -e marker ]; then echo second run; exit 0; fi; touch marker; sleep 60 & echo pid $$ child $!; wait"]
   - id: after
     needs: [work]
     run: [echo, done]
 `
 
-// waitForPid waits (bounded) until a log file under dir says "pid N" and returns N.
+// waitForPid waits (bounded) until a log file under dir says "pid N child M" and returns N
+// (the step's leader).
 func waitForPid(t *testing.T, dir string) int {
 	t.Helper()
-	re := regexp.MustCompile(`pid (\d+)`)
+	pid, _ := waitForPids(t, dir)
+	return pid
+}
+
+// waitForPids is waitForPid, also returning M: the leader's background child.
+func waitForPids(t *testing.T, dir string) (leader, child int) {
+	t.Helper()
+	re := regexp.MustCompile(`pid (\d+) child (\d+)`)
 	for range 200 {
 		matches, _ := filepath.Glob(filepath.Join(dir, "logs", "*", "work.1.log"))
 		for _, m := range matches {
 			data, _ := os.ReadFile(m)
 			if sm := re.FindSubmatch(data); sm != nil {
-				pid, _ := strconv.Atoi(string(sm[1]))
-				return pid
+				leader, _ = strconv.Atoi(string(sm[1]))
+				child, _ = strconv.Atoi(string(sm[2]))
+				return leader, child
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("the step never started")
-	return 0
+	return 0, 0
+}
+
+// processRunning reports whether pid is a live process: not gone, not a zombie (an orphan
+// killed under a PID 1 that does not reap stays one).
+func processRunning(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
 }
 
 func historyJSON(t *testing.T, bin, state string) []history.Run {
@@ -87,15 +108,26 @@ func TestRunLocalKill9ThenNewRun(t *testing.T) {
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	stepPid := waitForPid(t, state)
-	// kill -9 leaves the step's group running (only a cgroup could stop it); the test
-	// stops it, as systemd would.
+	stepPid, childPid := waitForPids(t, state)
+	// Should the fix fail, do not leave the sleep behind.
 	t.Cleanup(func() { syscall.Kill(-stepPid, syscall.SIGKILL) })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	first.Wait()
-	syscall.Kill(-stepPid, syscall.SIGKILL)
+	// Pdeathsig kills the leader; its background child lives on until the next start.
+	for range 100 {
+		if !processRunning(stepPid) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if processRunning(stepPid) {
+		t.Errorf("step leader %d survives kill -9 of refreshd (no Pdeathsig?)", stepPid)
+	}
+	if !processRunning(childPid) {
+		t.Fatalf("background child %d died with refreshd: the test no longer reproduces an orphaned group", childPid)
+	}
 
 	second := exec.Command(bin, "run", "--local", "--state", state, planFile)
 	out, err := second.CombinedOutput()
@@ -104,6 +136,9 @@ func TestRunLocalKill9ThenNewRun(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "marked interrupted") {
 		t.Errorf("second run did not report the interrupted run:\n%s", out)
+	}
+	if processRunning(childPid) {
+		t.Errorf("background child %d of the killed run's step still runs after the next start:\n%s", childPid, out)
 	}
 	runs := historyJSON(t, bin, state)
 	if len(runs) != 2 {

@@ -63,6 +63,15 @@ type Attempt struct {
 	Signal   string    `json:"signal,omitempty"` // e.g. "killed"
 	Error    string    `json:"error,omitempty"`
 	Log      string    `json:"log,omitempty"` // path of the attempt's log file
+
+	// The process group of the attempt's current process, recorded as soon as it starts, so
+	// that a refreshd started after a crash or kill -9 can stop what its predecessor left
+	// running (executor.RecoverInterrupted). StartTicks (field 22 of /proc/PGID/stat) and
+	// BootID (/proc/sys/kernel/random/boot_id) tell the group's leader from a later process
+	// that reused its pid. Zero when the attempt ran no process.
+	PGID       int    `json:"pgid,omitempty"`
+	StartTicks uint64 `json:"start_ticks,omitempty"`
+	BootID     string `json:"boot_id,omitempty"`
 }
 
 // Cache is one registry cache ref checked by a run: its digest before and after.

@@ -1,0 +1,73 @@
+package executor
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/history"
+)
+
+// TestRecoverInterruptedPidReuse runs a real process group (a leader that waits and a
+// background sleep) and records it in a run left running, with the record altered the way
+// pid reuse or a reboot would alter it: only a record that matches gets the group stopped.
+func TestRecoverInterruptedPidReuse(t *testing.T) {
+	tests := []struct {
+		name     string
+		alter    func(*history.Attempt)
+		wantDead bool
+	}{
+		{"matching record", func(*history.Attempt) {}, true},
+		{"leader start time differs (pid reused)", func(a *history.Attempt) { a.StartTicks++ }, false},
+		{"recorded on another boot", func(a *history.Attempt) { a.BootID = "another-boot" }, false},
+		{"no start time recorded", func(a *history.Attempt) { a.StartTicks = 0 }, false},
+		{"attempt already ended", func(a *history.Attempt) { a.End = time.Now() }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", "sleep 30 & wait")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pgid := cmd.Process.Pid
+			exited := make(chan struct{})
+			go func() { cmd.Wait(); close(exited) }()
+			t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL); <-exited })
+
+			g, err := readProcGroup(pgid)
+			if err != nil || g.PGID != pgid || g.StartTicks == 0 || g.BootID == "" {
+				t.Fatalf("readProcGroup(%d) = %+v, %v", pgid, g, err)
+			}
+			a := history.Attempt{N: 1, Start: time.Now(), ExitCode: -1, PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID}
+			tt.alter(&a)
+			store, err := history.Open(filepath.Join(t.TempDir(), "history.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			run := &history.Run{ID: "p-1", Plan: "p", Start: time.Now(), Status: history.StatusRunning,
+				Steps: []history.Step{{Instance: "work", Status: history.StatusRunning, Attempts: []history.Attempt{a}}}}
+			if err := store.SaveRun(run); err != nil {
+				t.Fatal(err)
+			}
+
+			ids, err := RecoverInterrupted(context.Background(), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil || len(ids) != 1 || ids[0] != "p-1" {
+				t.Fatalf("RecoverInterrupted = %v, %v", ids, err)
+			}
+			if dead := liveMembers(pgid) == 0; dead != tt.wantDead {
+				t.Errorf("group %d dead = %v, want %v", pgid, dead, tt.wantDead)
+			}
+			r, err := store.Run("p-1")
+			if err != nil || r.Status != history.StatusInterrupted || r.Reason != InterruptedReason {
+				t.Errorf("run after recovery: %+v, %v", r, err)
+			}
+		})
+	}
+}
