@@ -102,6 +102,11 @@ type Daemon struct {
 	hooks   *webhook.Sender
 	streams *streams
 	started time.Time
+	// hookCtx is the context of webhook sends; cancelHooks drops those still in flight
+	// webhookDrain into a stop, so a slow receiver cannot hold the stop up.
+	hookCtx     context.Context
+	cancelHooks context.CancelFunc
+	reloadMu    sync.Mutex // serialises reloads (SIGHUP and the socket), whole
 
 	mu         sync.Mutex // guards the fields below
 	plans      map[string]*plan.Plan
@@ -128,14 +133,17 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
+	hookCtx, cancelHooks := context.WithCancel(context.Background())
 	d := &Daemon{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		hooks:      webhook.NewSender(cfg.Logger, 4, 10*time.Second),
-		streams:    newStreams(),
-		plans:      map[string]*plan.Plan{},
-		lastStatus: map[string]history.Status{},
-		running:    map[string]string{},
+		hookCtx:     hookCtx,
+		cancelHooks: cancelHooks,
+		cfg:         cfg,
+		log:         cfg.Logger,
+		hooks:       webhook.NewSender(cfg.Logger, 4, 10*time.Second),
+		streams:     newStreams(),
+		plans:       map[string]*plan.Plan{},
+		lastStatus:  map[string]history.Status{},
+		running:     map[string]string{},
 	}
 	if cfg.MetricsAddr != "" {
 		d.metrics = metrics.New(cfg.Version)
@@ -227,13 +235,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			stopSrv()
 			wg.Wait()
-			d.hooks.Wait()
+			d.drainWebhooks()
 			d.log.Info("daemon stopped")
 			return nil
 		case <-hup:
 			d.log.Info("SIGHUP: reloading plans")
 			d.Reload(ctx)
 		case <-watchdog.C():
+			// Only a scheduler that answers keeps the watchdog fed: if its goroutine is
+			// stuck, systemd restarts the daemon.
+			pctx, cancel := context.WithTimeout(ctx, watchdogProbe)
+			_, err := d.sched.Plans(pctx)
+			cancel()
+			if err != nil {
+				d.log.Error("scheduler did not answer; not feeding the watchdog", "err", err)
+				continue
+			}
 			d.cfg.Notify.Notify("WATCHDOG=1")
 		}
 	}
@@ -318,8 +335,34 @@ func loadErrors(err error, dir string) []control.LoadError {
 	return []control.LoadError{{File: dir, Error: err.Error()}}
 }
 
-// Reload re-reads the plans and reschedules; running runs are not touched.
+// watchdogProbe bounds the scheduler round-trip that precedes each watchdog ping.
+const watchdogProbe = 5 * time.Second
+
+// webhookDrain is how long a stop waits for webhooks in flight before cancelling them.
+const webhookDrain = 5 * time.Second
+
+// drainWebhooks waits for the webhook sends in flight, at most webhookDrain, then cancels
+// the rest (the sender logs each one it drops).
+func (d *Daemon) drainWebhooks() {
+	done := make(chan struct{})
+	go func() {
+		d.hooks.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(webhookDrain):
+		d.log.Warn("webhooks still sending; cancelling them", "waited", webhookDrain)
+		d.cancelHooks()
+		<-done
+	}
+}
+
+// Reload re-reads the plans and reschedules; running runs are not touched. Reloads are
+// serialised, so their RELOADING=1 ... READY=1 notifications never interleave.
 func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	d.cfg.Notify.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading plans", monotonicUsec()))
 	d.mu.Lock()
 	old := d.plans

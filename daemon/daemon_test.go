@@ -88,7 +88,7 @@ func (s *memStore) Run(id string) (*history.Run, error) {
 			return &c, nil
 		}
 	}
-	return nil, errors.New("no such run")
+	return nil, fmt.Errorf("run %s: %w", id, history.ErrNotFound) // as history.Store does
 }
 
 func (s *memStore) Runs(plan string, limit int) ([]*history.Run, error) {

@@ -96,7 +96,7 @@ func (o *Observer) RunFinished(r *history.Run) {
 		}
 		secrets = mapValues(values)
 	}
-	d.hooks.Send(context.Background(), targets, webhook.Event{
+	d.hooks.Send(d.hookCtx, targets, webhook.Event{
 		Event: event, Plan: r.Plan, Run: r.ID, Status: string(r.Status), Previous: string(prev),
 		Reason: r.Reason, Started: r.Start, Ended: r.End,
 	}, secrets...)

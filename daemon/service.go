@@ -68,10 +68,10 @@ func (d *Daemon) RunRecord(ctx context.Context, id string) (*history.Run, error)
 	if d.streams.get(id) != nil {
 		return nil, fmt.Errorf("%w: run %s has not started yet", control.ErrConflict, id)
 	}
-	if err == nil {
-		err = errors.New("not in history")
+	if err == nil || errors.Is(err, history.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no run %q in history", control.ErrNotFound, id)
 	}
-	return nil, fmt.Errorf("%w: run %q: %v", control.ErrNotFound, id, err)
+	return nil, fmt.Errorf("read run %q: %w", id, err)
 }
 
 // errCancelled is the recorded reason of a run cancelled through the socket.

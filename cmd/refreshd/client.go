@@ -40,12 +40,9 @@ func printJSON(w io.Writer, v any) {
 	enc.Encode(v)
 }
 
-// clientError prints a daemon error; a missing daemon gets the operator's next step.
+// clientError prints a daemon error (ErrNoDaemon's text already names the socket and the
+// operator's next step).
 func clientError(stderr io.Writer, err error) int {
-	if errors.Is(err, control.ErrNoDaemon) {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return 1
-	}
 	fmt.Fprintf(stderr, "refreshd: %v\n", err)
 	return 1
 }

@@ -248,3 +248,58 @@ func TestPlansDirWithColon(t *testing.T) {
 	}
 	d.stop(syscall.SIGTERM, 10*time.Second)
 }
+
+// A webhook receiver that never answers does not hold up a stop: sends in flight get
+// at most 5s after SIGTERM, then are cancelled and logged as failed.
+func TestHungWebhookDoesNotHoldStop(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	got := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	e := newEnv(t)
+	e.writePlan("fails", "plan: fails\nsteps:\n  - id: boom\n    run: [\"false\"]\n")
+	d := e.start(nil, "--webhook", srv.URL+"/hook")
+	if _, _, code := e.cli("run", "--wait", "fails"); code != 1 {
+		t.Fatalf("run --wait fails: exit %d, want 1", code)
+	}
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failure webhook never arrived")
+	}
+	took := d.stop(syscall.SIGTERM, 8*time.Second)
+	if !strings.Contains(d.log.String(), "webhooks still sending; cancelling them") || !strings.Contains(d.log.String(), `msg="webhook failed" plan=fails`) {
+		t.Errorf("the dropped webhook was not logged:\n%s", d.log.String())
+	}
+	t.Logf("daemon exited %s after SIGTERM with a webhook hung", took.Round(time.Millisecond))
+}
+
+// CLI errors: an unknown run is named once; a bad --metrics-addr is refused before the
+// state lock and the socket are taken (a second daemon can still start on them).
+func TestCLIErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.writePlan("quick", "plan: quick\nsteps:\n  - id: say\n    run: [\"true\"]\n")
+	_, errOut, code := e.cli("daemon", "--plans", e.plans, "--state", e.state, "--socket", e.socket, "--metrics-addr", "127.0.0.1:notaport:1")
+	if code != 2 || !strings.Contains(errOut, "--metrics-addr") {
+		t.Errorf("bad --metrics-addr: exit %d, want 2 naming the flag\n%s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "refreshd.lock")); err == nil {
+		t.Errorf("bad --metrics-addr: the state lock file was created before the flags were checked")
+	}
+	e.start(nil)
+	_, errOut, code = e.cli("logs", "no-such-run")
+	if code == 0 || strings.Count(errOut, "no-such-run") != 1 {
+		t.Errorf("logs of an unknown run: exit %d, stderr %q: want one clean error naming it once", code, errOut)
+	}
+}
