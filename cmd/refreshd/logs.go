@@ -52,6 +52,11 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, control.ErrNoDaemon) {
 		r, err = storeRun(*state, id)
 	}
+	if err == nil {
+		// Whether the daemon or the store answered, a step the run does not have is an
+		// error, not an empty report.
+		err = report.CheckStep(r, step)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "refreshd: %v\n", err)
 		return 1

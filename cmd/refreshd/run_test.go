@@ -220,3 +220,40 @@ func TestRunLocalExitCodes(t *testing.T) {
 		})
 	}
 }
+
+func TestLogsUnknownStep(t *testing.T) {
+	bin := buildRefreshd(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	planFile := filepath.Join(dir, "ok.yaml")
+	os.WriteFile(planFile, []byte("plan: ok\nsteps:\n  - id: a\n    run: [\"true\"]\n"), 0o644)
+	if out, err := exec.Command(bin, "run", "--local", "--state", state, planFile).CombinedOutput(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	id := historyJSON(t, bin, state)[0].ID
+	socket := filepath.Join(dir, "no-daemon.sock") // nothing listens: the store is read
+	tests := []struct {
+		step   string
+		code   int
+		stderr string
+	}{
+		{"a", 0, ""},
+		{"nosuch", 1, `refreshd: run ` + id + ` has no step "nosuch" (its steps: a)`},
+	}
+	for _, tt := range tests {
+		for _, format := range []string{"text", "json"} {
+			cmd := exec.Command(bin, "logs", "--socket", socket, "--state", state, "-o", format, id, tt.step)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			}
+			if code != tt.code || strings.TrimSpace(stderr.String()) != tt.stderr {
+				t.Errorf("logs %s -o %s: exit %d, want %d; stderr %q, want %q", tt.step, format, code, tt.code, stderr.String(), tt.stderr)
+			}
+		}
+	}
+}

@@ -51,6 +51,22 @@ type Logs struct {
 	Logs []AttemptLog `json:"logs"`
 }
 
+// CheckStep returns an error naming the run's steps when filter selects none of them, so
+// that asking for a step that is not there fails instead of printing an empty report.
+func CheckStep(r *history.Run, filter string) error {
+	if filter == "" {
+		return nil
+	}
+	ids := make([]string, 0, len(r.Steps))
+	for _, s := range r.Steps {
+		if StepMatches(s.Instance, filter) {
+			return nil
+		}
+		ids = append(ids, s.Instance)
+	}
+	return fmt.Errorf("run %s has no step %q (its steps: %s)", r.ID, filter, strings.Join(ids, ", "))
+}
+
 // CollectLogs selects the steps matching filter and reads their attempt logs.
 func CollectLogs(r *history.Run, filter string) Logs {
 	sel := *r
@@ -79,6 +95,7 @@ func CollectLogs(r *history.Run, filter string) Logs {
 // Run writes a run's detail: each selected step with its attempts (exit code or signal,
 // duration, error), the caches it checked (digest before -> after), the constraints it
 // published (package: old -> new), its warnings, and, with output, its log files' contents.
+// A filter that selects no step is the caller's to reject first (CheckStep).
 func Run(w io.Writer, r *history.Run, filter string, output bool) {
 	fmt.Fprintf(w, "run %s of %s (%s", r.ID, r.Plan, r.Trigger)
 	if !r.Scheduled.IsZero() {
@@ -159,9 +176,6 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 				}
 			}
 		}
-	}
-	if filter != "" && n == 0 {
-		fmt.Fprintf(w, "\nno step %s in this run\n", filter)
 	}
 }
 
