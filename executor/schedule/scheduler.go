@@ -375,6 +375,9 @@ func (s *Scheduler) load(st *state, plans []*plan.Plan) error {
 		if e == nil {
 			e = &entry{}
 			st.entries[p.Name] = e
+			if sched != nil {
+				s.markIfNew(p.Name, now)
+			}
 		}
 		changed := e.plan == nil || e.plan.Schedule != p.Schedule || zone(e.plan) != zone(p)
 		e.plan, e.sched, e.removed = p, sched, false
@@ -395,6 +398,22 @@ func (s *Scheduler) load(st *state, plans []*plan.Plan) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// markIfNew gives a plan seen for the first time (at start or added by a reload) a mark
+// now, so downtime before its first fire is caught up.
+func (s *Scheduler) markIfNew(name string, now time.Time) {
+	if s.marks == nil {
+		return
+	}
+	last, err := s.marks.LastScheduled(name)
+	if err != nil {
+		s.log.Error("read last scheduled time", "plan", name, "err", err)
+		return
+	}
+	if last.IsZero() {
+		s.mark(name, now)
+	}
 }
 
 func zone(p *plan.Plan) string {

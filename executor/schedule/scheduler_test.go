@@ -343,3 +343,19 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+// A plan added by a reload gets its mark at once, not at its first fire: downtime right
+// after adding it is caught up.
+func TestReloadMarksAddedPlan(t *testing.T) {
+	marks := &memMarks{m: map[string]time.Time{}}
+	s, _ := start(t, &recorder{}, nil, WithMarks(marks))
+	added := &plan.Plan{Name: "added", Schedule: "@yearly", Location: time.UTC, CatchUp: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Reload(ctx, []*plan.Plan{added}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := marks.LastScheduled("added"); got.IsZero() {
+		t.Error("a plan added by reload has no mark until its first fire")
+	}
+}
