@@ -188,6 +188,18 @@ EOF
 	log "registry 127.0.0.1:$REGISTRY_PORT (pid $(cat "$DIR/pids/registry.pid"))"
 }
 
+# otel_socket NAME: the node's own OTEL trace socket (buildkitd's default,
+# /run/buildkit/otel-grpc.sock, is shared by every buildkitd on the machine: concurrent
+# stacks would remove it under each other). A unix socket path must fit in 108 bytes, so a
+# long DIR falls back to a short path named by a hash of DIR.
+otel_socket() {
+	local p=$DIR/buildkit/$1.otel.sock
+	if [ ${#p} -ge 100 ]; then
+		p=/tmp/refreshd-otel-$(printf '%s' "$DIR" | sha256sum | cut -c1-16)-$1.sock
+	fi
+	echo "$p"
+}
+
 up_node() {
 	local name=$1 port=$2
 	if alive "$name"; then
@@ -195,7 +207,7 @@ up_node() {
 	fi
 	mkdir -p "$DIR/buildkit/$name"
 	start "$name" "$port" buildkitd --config "$DIR/buildkit/buildkitd.toml" --root "$DIR/buildkit/$name" \
-		--addr "tcp://127.0.0.1:$port"
+		--addr "tcp://127.0.0.1:$port" --otel-socket-path "$(otel_socket "$name")"
 	wait_for "$name" "buildkitd $name on 127.0.0.1:$port" buildctl --addr "tcp://127.0.0.1:$port" debug workers
 	log "buildkitd $name tcp://127.0.0.1:$port (pid $(cat "$DIR/pids/$name.pid"))"
 }

@@ -57,12 +57,12 @@ func newStack(t *testing.T, nodes int) *stack {
 	t.Helper()
 	teststack.Require(t)
 	s := &stack{rec: &recorder{}}
-	var wg sync.WaitGroup
+	// Started one after another on the test goroutine: StartBuildkitd fails with t.Fatalf,
+	// which must not run on another goroutine (a failed start would leave a nil node).
 	s.nodes = make([]*teststack.Buildkitd, nodes)
 	for i := range s.nodes {
-		wg.Go(func() { s.nodes[i] = teststack.StartBuildkitd(t, fmt.Sprintf("node%d", i)) })
+		s.nodes[i] = teststack.StartBuildkitd(t, fmt.Sprintf("node%d", i))
 	}
-	wg.Wait()
 	s.client = &buildx.Client{DockerConfig: teststack.DockerConfig(t), Run: s.rec.runner(),
 		Log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	return s

@@ -15,7 +15,9 @@ type Buildkitd struct {
 	Name     string
 	Endpoint string // tcp://127.0.0.1:PORT
 	Root     string
-	proc     *process
+	// OtelSocket is its own OTEL trace socket (never buildkitd's shared default).
+	OtelSocket string
+	proc       *process
 }
 
 // StartBuildkitd starts buildkitd on a free 127.0.0.1 port with its own root under a temp
@@ -28,9 +30,10 @@ func StartBuildkitd(t testing.TB, name string) *Buildkitd {
 		t.Fatalf("create buildkitd dir: %v", err)
 	}
 	b := &Buildkitd{
-		Name:     name,
-		Endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", FreePort(t)),
-		Root:     filepath.Join(dir, "root"),
+		Name:       name,
+		Endpoint:   fmt.Sprintf("tcp://127.0.0.1:%d", FreePort(t)),
+		Root:       filepath.Join(dir, "root"),
+		OtelSocket: filepath.Join(dir, "otel.sock"),
 	}
 	// Registered before start so it runs after the process is stopped (cleanups are LIFO).
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
@@ -48,7 +51,12 @@ func StartBuildkitd(t testing.TB, name string) *Buildkitd {
 		t.Fatalf("write buildkitd config: %v", err)
 	}
 	logPath := filepath.Join(dir, "buildkitd.log")
-	b.proc = start(t, logPath, "buildkitd", "--config", cfgPath, "--root", b.Root, "--addr", b.Endpoint)
+	// Every path buildkitd would otherwise take from its global defaults is its own: the
+	// OTEL trace socket defaults to /run/buildkit/otel-grpc.sock, which concurrent daemons
+	// (packages tested in parallel, the bench) would remove and chown under each other;
+	// --addr replaces the default /run/buildkit/buildkitd.sock listener.
+	b.proc = start(t, logPath, "buildkitd", "--config", cfgPath, "--root", b.Root, "--addr", b.Endpoint,
+		"--otel-socket-path", b.OtelSocket)
 	waitUntil(t, "buildkitd "+name+" on "+b.Endpoint, b.proc, logPath, 15*time.Second, func(ctx context.Context) error {
 		out, err := exec.CommandContext(ctx, "buildctl", "--addr", b.Endpoint, "debug", "workers").CombinedOutput()
 		if err != nil {
