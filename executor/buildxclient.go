@@ -40,16 +40,21 @@ func (t *Tools) buildxClient(a *Attempt) *buildx.Client {
 	}
 }
 
-// registryClient is a registry client logging to log.
+// registryClient is the Tools' registry client logging to log. The client and its
+// connection pool are built once per Tools, on first use, and shared by every step (and
+// safe for concurrent use): a new pooled transport per step would leave its idle
+// connections open until they time out.
 func (t *Tools) registryClient(log *slog.Logger) *registry.Client {
-	return registry.New(registry.Options{
-		DockerConfig: t.DockerConfig,
-		PlainHTTP:    t.PlainHTTPRegistries,
-		Attempts:     t.RegistryAttempts,
-		RetryWaitMin: t.RegistryRetryWaitMin,
-		RetryWaitMax: t.RegistryRetryWaitMax,
-		Log:          log,
+	t.registryOnce.Do(func() {
+		t.registry = registry.New(registry.Options{
+			DockerConfig: t.DockerConfig,
+			PlainHTTP:    t.PlainHTTPRegistries,
+			Attempts:     t.RegistryAttempts,
+			RetryWaitMin: t.RegistryRetryWaitMin,
+			RetryWaitMax: t.RegistryRetryWaitMax,
+		})
 	})
+	return t.registry.WithLog(log)
 }
 
 // builderSpec translates a plan builder into buildx's own terms.

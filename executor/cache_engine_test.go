@@ -108,14 +108,17 @@ func newEngineStack(t *testing.T) *engineStack {
 	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tools := *s.tools
-	tools.Docker = filepath.Join(bin, "docker")
+	// The engine's own Tools (Tools are not copied: they hold the shared registry client).
+	tools := &Tools{
+		Docker: filepath.Join(bin, "docker"), DockerConfig: s.tools.DockerConfig, PlainHTTPRegistries: s.tools.PlainHTTPRegistries,
+		NodeWait: s.tools.NodeWait, RegistryRetryWaitMin: s.tools.RegistryRetryWaitMin,
+	}
 	es.store, err = history.Open(filepath.Join(s.state, "history.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { es.store.Close() })
-	es.engine, err = New(Config{StateDir: s.state, Store: es.store, Tools: &tools, KillGrace: 2 * time.Second,
+	es.engine, err = New(Config{StateDir: s.state, Store: es.store, Tools: tools, KillGrace: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -40,12 +40,12 @@ func newCacheStack(t *testing.T) *cacheStack {
 	t.Helper()
 	teststack.Require(t)
 	s := &cacheStack{t: t, state: t.TempDir(), steps: map[string]*history.Step{}, nodes: make([]*teststack.Buildkitd, 2)}
-	var wg sync.WaitGroup
+	// Started one after another on the test goroutine: StartBuildkitd fails with t.Fatalf,
+	// which must not run on another goroutine (a failed start would leave a nil node).
 	for i := range s.nodes {
-		wg.Go(func() { s.nodes[i] = teststack.StartBuildkitd(t, fmt.Sprintf("n%d", i)) })
+		s.nodes[i] = teststack.StartBuildkitd(t, fmt.Sprintf("n%d", i))
 	}
-	wg.Go(func() { s.reg = teststack.StartRegistry(t, teststack.RegistryOptions{}) })
-	wg.Wait()
+	s.reg = teststack.StartRegistry(t, teststack.RegistryOptions{})
 	s.tools = &Tools{
 		DockerConfig:         teststack.DockerConfig(t),
 		PlainHTTPRegistries:  []string{"127.0.0.1"},

@@ -1,9 +1,11 @@
 package executor
 
 import (
+	"sync"
 	"time"
 
 	"github.com/refreshd/refreshd/executor/buildx"
+	"github.com/refreshd/refreshd/executor/registry"
 )
 
 // Tools are the outside programs and clients that built-in actions drive. The zero value
@@ -26,4 +28,9 @@ type Tools struct {
 	RegistryAttempts     int
 	RegistryRetryWaitMin time.Duration
 	RegistryRetryWaitMax time.Duration
+
+	// registry is built once, on first use (registryClient), so every step shares one
+	// connection pool. Tools must not be copied after first use.
+	registryOnce sync.Once
+	registry     *registry.Client
 }

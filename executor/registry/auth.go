@@ -127,9 +127,7 @@ func (c *Client) do(ctx context.Context, r Ref, method, path, accept string) (*h
 		return resp, nil
 	}
 
-	c.mu.Lock()
-	token := c.tokens[host+" "+scope]
-	c.mu.Unlock()
+	token := c.tokens.get(host + " " + scope)
 	authz := ""
 	if token != "" {
 		authz = "Bearer " + token
@@ -155,9 +153,7 @@ func (c *Client) do(ctx context.Context, r Ref, method, path, accept string) (*h
 				return nil, err
 			}
 		}
-		c.mu.Lock()
-		c.tokens[host+" "+scope] = token
-		c.mu.Unlock()
+		c.tokens.set(host+" "+scope, token)
 		authz = "Bearer " + token
 	case "basic":
 		if user == "" {

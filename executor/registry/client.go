@@ -51,12 +51,28 @@ type Options struct {
 
 // Client reads one or more registries. It is safe for concurrent use; it caches tokens.
 type Client struct {
-	opts  Options
-	http  *retryablehttp.Client
-	creds *credentials
+	opts   Options
+	http   *retryablehttp.Client
+	creds  *credentials
+	tokens *tokenCache
+}
 
-	mu     sync.Mutex
-	tokens map[string]string // host + " " + scope -> bearer token
+// tokenCache holds bearer tokens by host + " " + scope.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (tc *tokenCache) get(key string) string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.m[key]
+}
+
+func (tc *tokenCache) set(key, token string) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	tc.m[key] = token
 }
 
 // New returns a Client.
@@ -78,7 +94,12 @@ func New(opts Options) *Client {
 	}
 	hc := cleanhttp.DefaultPooledClient()
 	hc.Timeout = opts.Timeout
-	rc := &retryablehttp.Client{
+	return &Client{opts: opts, http: retryClient(hc, opts), creds: &credentials{dir: opts.DockerConfig}, tokens: &tokenCache{m: map[string]string{}}}
+}
+
+// retryClient wraps hc (and its connection pool) with the retry policy of opts.
+func retryClient(hc *http.Client, opts Options) *retryablehttp.Client {
+	return &retryablehttp.Client{
 		HTTPClient:   hc,
 		Logger:       retryLogger{opts.Log},
 		RetryWaitMin: opts.RetryWaitMin,
@@ -90,8 +111,24 @@ func New(opts Options) *Client {
 		// the registry answered.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
-	return &Client{opts: opts, http: rc, creds: &credentials{dir: opts.DockerConfig}, tokens: map[string]string{}}
 }
+
+// WithLog returns a client that logs to l and shares c's HTTP connection pool. A daemon
+// builds one Client and derives one per step, so connections are reused across steps
+// instead of each step leaving its own idle pool behind. The derived client reads the
+// docker config afresh and starts with no tokens: credentials rotated while the daemon runs
+// for months take effect at the next step, as they did with a new Client per step.
+func (c *Client) WithLog(l *slog.Logger) *Client {
+	if l == nil {
+		l = slog.Default()
+	}
+	opts := c.opts
+	opts.Log = l
+	return &Client{opts: opts, http: retryClient(c.http.HTTPClient, opts), creds: &credentials{dir: opts.DockerConfig}, tokens: &tokenCache{m: map[string]string{}}}
+}
+
+// HTTPClient is the underlying HTTP client, whose transport holds the connection pool.
+func (c *Client) HTTPClient() *http.Client { return c.http.HTTPClient }
 
 // retryLogger adapts slog to retryablehttp's LeveledLogger, at debug level except retries.
 type retryLogger struct{ l *slog.Logger }
