@@ -134,16 +134,8 @@ func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
 		p.Location = time.UTC
 	}
 	if scheduleNode != nil && p.Schedule != "" {
-		// @nightly is what operators say; robfig/cron calls it @daily. Normalised here so
-		// every later parser of Plan.Schedule (the scheduler) accepts it.
-		if strings.TrimSpace(p.Schedule) == "@nightly" {
-			p.Schedule = "@daily"
-		}
-		loc := p.Location
-		if loc == nil {
-			loc = time.UTC // still check the spec when the timezone is bad
-		}
-		sched, err := parseSchedule(p.Schedule, loc)
+		// p.Location is nil when the timezone is bad: the spec is still checked, in UTC.
+		sched, err := ParseSchedule(p.Schedule, p.Location)
 		if err != nil {
 			d.errorf(scheduleNode, "%v", err)
 		} else {

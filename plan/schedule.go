@@ -2,34 +2,75 @@ package plan
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 )
 
-// parseSchedule parses a robfig/cron v3 spec (5 fields, an optional leading seconds field,
-// descriptors like @nightly or @every 1h) in loc. robfig/cron panics on some malformed specs
-// ("TZ=0"), so parsing runs inside a recover: a bad plan must never crash the daemon.
-func parseSchedule(spec string, loc *time.Location) (sched cron.Schedule, err error) {
+// scheduleWant is what a valid schedule looks like, for every error about one.
+const scheduleWant = `want 5 cron fields ("0 2 * * *"), 6 with seconds, or a descriptor like @nightly or @every 6h`
+
+// ParseSchedule parses a plan's schedule in loc (UTC when nil). It is the one parser of
+// schedules: validate and the daemon's scheduler both use it, so they agree exactly.
+//
+// It accepts robfig/cron v3 specs: 5 fields, an optional leading seconds field, and
+// descriptors (@nightly, @daily, @every 1h). It rejects what robfig/cron would accept with
+// a surprise:
+//   - a CRON_TZ= or TZ= prefix, which would silently override the plan's timezone:;
+//   - @every under one second or not a whole number of seconds, which robfig/cron
+//     silently rounds (to 1 s, or down to the second), so "@every -1s" would fire every second;
+//   - a spec that never fires ("0 0 30 2 *", February 30).
+//
+// robfig/cron panics on some malformed specs (robfig/cron#470, #554); parsing runs inside a
+// recover so that a bad plan never crashes the daemon, and the error says what is valid
+// rather than repeating the runtime error.
+//
+// Daylight saving: next times are computed in loc's wall clock. A time in the
+// spring-forward gap does not exist that day and is skipped (America/New_York "30 2 * * *"
+// does not fire on 2027-03-14); a time in the fall-back hour exists twice and fires twice.
+// Plans that must run exactly once a day whatever the zone does should use UTC.
+func ParseSchedule(spec string, loc *time.Location) (sched cron.Schedule, err error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	spec = strings.TrimSpace(spec)
+	if spec == "@nightly" { // what operators say; robfig/cron calls it @daily
+		spec = "@daily"
+	}
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		return nil, fmt.Errorf("bad schedule %q: a TZ= or CRON_TZ= prefix would override the plan's timezone; set the zone with timezone: instead", spec)
+	}
+	if arg, ok := strings.CutPrefix(spec, "@every "); ok {
+		d, err := time.ParseDuration(strings.TrimSpace(arg))
+		if err != nil {
+			return nil, fmt.Errorf("bad schedule %q: @every wants a duration like 30s, 15m or 6h", spec)
+		}
+		if d < time.Second || d%time.Second != 0 {
+			return nil, fmt.Errorf("bad schedule %q: @every wants a whole number of seconds, at least 1s", spec)
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			sched, err = nil, fmt.Errorf("bad schedule %q: %v; want 5 cron fields (\"0 2 * * *\"), 6 with seconds, or a descriptor like @nightly or @every 6h", spec, r)
+			sched, err = nil, fmt.Errorf("bad schedule %q: not a valid cron spec; %s", spec, scheduleWant)
 		}
 	}()
 	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	sched, err = parser.Parse(spec)
 	if err != nil {
-		return nil, fmt.Errorf("bad schedule %q: %v; want 5 cron fields (\"0 2 * * *\"), 6 with seconds, or a descriptor like @nightly or @every 6h", spec, err)
+		return nil, fmt.Errorf("bad schedule %q: %v; %s", spec, err, scheduleWant)
 	}
 	if ss, ok := sched.(*cron.SpecSchedule); ok && ss.Location == time.Local {
 		ss.Location = loc
 	}
-	// A spec like "0 0 30 2 *" (February 30) parses but never fires.
 	if sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, loc)).IsZero() {
 		return nil, fmt.Errorf("schedule %q never fires", spec)
 	}
 	return sched, nil
 }
+
+// Cron is the plan's parsed schedule, nil for a plan without one (manual runs only).
+func (p *Plan) Cron() cron.Schedule { return p.sched }
 
 // NextRuns returns the next n scheduled times after t, in the plan's timezone. A plan
 // without a schedule (manual runs only) has none.

@@ -363,7 +363,7 @@ func (s *Scheduler) load(st *state, plans []*plan.Plan) error {
 		var sched cron.Schedule
 		if p.Schedule != "" {
 			var err error
-			if sched, err = Parse(p.Schedule, p.Location); err != nil {
+			if sched, err = plan.ParseSchedule(p.Schedule, p.Location); err != nil {
 				errs = append(errs, fmt.Errorf("plan %s (%s): %w", p.Name, p.Pos, err))
 				if old := st.entries[p.Name]; old != nil {
 					old.removed = false

@@ -300,6 +300,7 @@ func TestCancelInterruptsOnlyThatRun(t *testing.T) {
 	t.Fatal("cancelled run still running after 2s")
 }
 
+// TestParse checks the scheduler's view of schedules: plan.ParseSchedule, shared with validate.
 func TestParse(t *testing.T) {
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
@@ -324,13 +325,17 @@ func TestParse(t *testing.T) {
 		// Fall back: 01:30 happens twice on 2027-11-07 (EDT, then EST) and robfig/cron fires
 		// at both; overlap and the run's own duration decide whether the second one runs.
 		{"fall-back hour fires twice", "30 1 * * *", ny, time.Date(2027, 11, 7, 5, 31, 0, 0, time.UTC), time.Date(2027, 11, 7, 6, 30, 0, 0, time.UTC), false},
-		{"own zone prefix wins", "CRON_TZ=UTC 0 2 * * *", ny, time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 5, 2, 2, 0, 0, 0, time.UTC), false},
-		{"parser panic becomes an error", "TZ=0", nil, time.Time{}, time.Time{}, true},
+		{"nightly", "@nightly", time.UTC, time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC), false},
+		// A zone prefix would silently override the plan's timezone: it is refused.
+		{"zone prefix refused", "CRON_TZ=UTC 0 2 * * *", ny, time.Time{}, time.Time{}, true},
+		{"TZ= that made robfig/cron panic", "TZ=0", nil, time.Time{}, time.Time{}, true},
+		{"negative @every", "@every -1s", nil, time.Time{}, time.Time{}, true},
+		{"@every 1s", "@every 1s", nil, time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 3, 0, 1, 0, time.UTC), false},
 		{"bad field", "61 * * * *", nil, time.Time{}, time.Time{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := Parse(tt.spec, tt.loc)
+			s, err := plan.ParseSchedule(tt.spec, tt.loc)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Parse(%q) err = %v, wantErr %v", tt.spec, err, tt.wantErr)
 			}
