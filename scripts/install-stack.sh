@@ -18,7 +18,7 @@ log() { printf 'install-stack: %s\n' "$*" >&2; }
 
 need_apt=()
 for pair in runc:runc docker-registry:docker-registry htpasswd:apache2-utils \
-  busybox:busybox-static git:git promtool:prometheus systemd-analyze:systemd; do
+  busybox:busybox-static git:git promtool:prometheus systemd-analyze:systemd jq:jq; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
