@@ -224,7 +224,10 @@ func markInterrupted(r *Run, reason string, now time.Time) {
 }
 
 // Prune deletes the oldest runs of plan beyond the newest keep and returns them, so the
-// caller can delete their log files. Running runs are never deleted.
+// caller can delete their log files. Running runs are never deleted. Real runs and dry runs
+// are counted apart, each kind keeping its newest keep: trying a plan with --dry-run never
+// pushes a real run (and the digests and logs it recorded) out of the history, and dry
+// runs, kept so `refreshd logs` can show what they would have done, stay bounded too.
 func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
 	if keep <= 0 {
 		return nil, fmt.Errorf("prune runs of %s: keep must be positive, got %d", plan, keep)
@@ -247,10 +250,12 @@ func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
 			return err
 		}
 		sortNewestFirst(runs)
-		if len(runs) <= keep {
-			return nil
-		}
-		for _, r := range runs[keep:] {
+		kept := map[bool]int{} // by DryRun
+		for _, r := range runs {
+			if kept[r.DryRun] < keep {
+				kept[r.DryRun]++
+				continue
+			}
 			if r.Status == StatusRunning {
 				continue
 			}

@@ -152,6 +152,30 @@ func TestPrune(t *testing.T) {
 	}
 }
 
+// TestPruneDryRuns checks that dry runs never push real runs out: each kind keeps its own
+// newest keep.
+func TestPruneDryRuns(t *testing.T) {
+	s, _ := openT(t)
+	base := time.Now().UTC()
+	for i := range 3 { // real runs first, then newer dry runs
+		s.SaveRun(&Run{ID: fmt.Sprintf("p-real-%d", i), Plan: "p", Start: base.Add(time.Duration(i) * time.Second), Status: StatusSucceeded})
+	}
+	for i := range 3 {
+		s.SaveRun(&Run{ID: fmt.Sprintf("p-dry-%d", i), Plan: "p", Start: base.Add(time.Duration(10+i) * time.Second), Status: StatusSucceeded, DryRun: true})
+	}
+	removed, err := s.Prune("p", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range removed {
+		got = append(got, r.ID)
+	}
+	if fmt.Sprint(got) != "[p-dry-0 p-real-0]" {
+		t.Errorf("removed %v, want [p-dry-0 p-real-0]", got)
+	}
+}
+
 func TestLastScheduled(t *testing.T) {
 	s, _ := openT(t)
 	if got, err := s.LastScheduled("p"); err != nil || !got.IsZero() {

@@ -20,8 +20,12 @@ func Runs(w io.Writer, runs []*history.Run) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tPLAN\tTRIGGER\tSTARTED\tDURATION\tSTATUS\tREASON")
 	for _, r := range runs {
+		status := string(r.Status)
+		if r.DryRun {
+			status += " (dry run)" // nothing was executed: not to be read as a real success
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Plan, r.Trigger,
-			r.Start.Local().Format("2006-01-02 15:04:05"), duration(r.Start, r.End), r.Status, oneLine(r.Reason))
+			r.Start.Local().Format("2006-01-02 15:04:05"), duration(r.Start, r.End), status, oneLine(r.Reason))
 	}
 	tw.Flush()
 }

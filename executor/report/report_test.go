@@ -68,7 +68,9 @@ func TestRender(t *testing.T) {
 	dir := t.TempDir()
 	r := fixture(t, dir)
 	var buf bytes.Buffer
-	Runs(&buf, []*history.Run{r})
+	dry := *r
+	dry.ID, dry.DryRun, dry.Status, dry.Reason = r.ID+"-dry", true, history.StatusSucceeded, ""
+	Runs(&buf, []*history.Run{r, &dry})
 	golden(t, "runs.golden", buf.Bytes())
 
 	buf.Reset()
