@@ -82,6 +82,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Tools == nil {
 		cfg.Tools = &Tools{}
 	}
+	if cfg.Tools.DockerConfig == "" {
+		// One directory for every docker command, step and registry check (dockerconfig.go).
+		if cfg.Tools.DockerConfig, err = DefaultDockerConfig(); err != nil {
+			return nil, fmt.Errorf("engine config: %w", err)
+		}
+	}
 	if err := becomeSubreaper(); err != nil {
 		cfg.Logger.Warn("orphaned step processes will be reaped by PID 1 instead", "err", err)
 	}
@@ -233,6 +239,7 @@ type runState struct {
 	red     *redact.Redactor
 	secrets map[string]string
 	workdir string // the plan's default workdir
+	tools   *Tools // the engine's, or for a plan whose env sets DOCKER_CONFIG, with that one
 	grace   time.Duration
 
 	mu       sync.Mutex
@@ -256,6 +263,12 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		return history.StatusFailed, err.Error()
 	}
 	rs.secrets, rs.red = secrets, redact.New(slices.Collect(maps.Values(secrets))...)
+	dockerConfig, err := planDockerConfig(rs.g)
+	if err != nil {
+		rs.skipAll("run failed before it started")
+		return history.StatusFailed, err.Error()
+	}
+	rs.tools = rs.e.cfg.Tools.forDockerConfig(dockerConfig)
 	rs.workdir = rs.p.Workdir
 	if rs.workdir == "" {
 		rs.workdir = filepath.Join(rs.e.cfg.StateDir, "work", safeName(rs.p.Name))
@@ -270,7 +283,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		defer cancel()
 	}
 	if len(rs.p.SkipIf) > 0 {
-		skip, why, err := rs.e.cfg.Tools.checkSkip(ctx, rs.p, secrets)
+		skip, why, err := rs.tools.checkSkip(ctx, rs.p, secrets)
 		switch {
 		case ctx.Err() != nil:
 			rs.skipAll("run interrupted before the step started")

@@ -159,7 +159,7 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 			if dir == "" {
 				dir = workdir
 			}
-			p := &process{argv: argv, dir: dir, env: stepEnv(inst, rs.secrets, rs.e.cfg.Tools.DockerConfig, extraEnv),
+			p := &process{argv: argv, dir: dir, env: stepEnv(inst, rs.secrets, rs.tools.DockerConfig, extraEnv),
 				out: lw, grace: rs.grace, log: log,
 				// Saved before the process does anything: a kill -9 of refreshd from now
 				// on leaves a record the next start can stop the group from.
@@ -206,7 +206,7 @@ func (rs *runState) stepTimedOut(ctx context.Context) bool {
 // builder, build and registry actions print their exact operations; publish computes what
 // it would commit (the glue honours a.DryRun).
 func (rs *runState) dispatch(ctx context.Context, a *Attempt) error {
-	t := rs.e.cfg.Tools
+	t := rs.tools
 	if rs.spec.DryRun {
 		if act, ok := a.Instance.Action.(*plan.PublishAction); ok {
 			return t.publish(ctx, a, act)
