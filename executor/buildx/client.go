@@ -65,12 +65,17 @@ func (c *Client) run(ctx context.Context, argv ...string) error {
 
 // query executes a read-only command and returns its standard output.
 func (c *Client) query(ctx context.Context, argv ...string) ([]byte, error) {
+	return c.queryEnv(ctx, nil, argv...)
+}
+
+// queryEnv is query with extra environment variables.
+func (c *Client) queryEnv(ctx context.Context, env []string, argv ...string) ([]byte, error) {
 	r := c.Query
 	if r == nil {
 		r = ExecRunner(nil)
 	}
 	var out bytes.Buffer
-	if err := r(ctx, argv, c.env(), &out); err != nil {
+	if err := r(ctx, argv, append(c.env(), env...), &out); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil

@@ -239,3 +239,39 @@ func TestBuildRecordsNodeAndPushesCache(t *testing.T) {
 		}
 	}
 }
+
+// TestEmulationGuardOverTLS provisions a remote builder on a buildkitd that requires client
+// certificates, with the TLS files as buildx driver options, and checks that the emulation
+// guard reads the node's native platform through TLS with the same files.
+func TestEmulationGuardOverTLS(t *testing.T) {
+	teststack.Require(t)
+	files := teststack.NewTLS(t)
+	node := teststack.StartBuildkitdWith(t, "tls", teststack.BuildkitdOptions{TLS: &files})
+	client := &buildx.Client{DockerConfig: teststack.DockerConfig(t), Log: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	ctx := t.Context()
+	spec := buildx.BuilderSpec{Name: "tls", Driver: "remote", Nodes: []buildx.NodeSpec{{
+		Name: "tls0", Endpoint: node.Endpoint, Platform: "linux/386",
+		DriverOpts: map[string]string{"cacert": files.CACert, "cert": files.ClientCert, "key": files.ClientKey, "servername": "localhost"},
+	}}}
+	if _, err := client.Provision(ctx, spec); err != nil {
+		t.Fatalf("provision a TLS remote builder: %v", err)
+	}
+	state, err := client.WaitRunning(ctx, "tls", buildx.WaitPolicy{Attempts: 2, Backoff: 200 * time.Millisecond, BootstrapTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("wait for the TLS node: %v", err)
+	}
+	checks, err := client.CheckPlatforms(ctx, spec, state)
+	if err != nil {
+		t.Fatalf("emulation guard over TLS: %v", err)
+	}
+	if len(checks) != 1 || checks[0].Native != "linux/amd64" || checks[0].Emulated {
+		t.Fatalf("checks %+v: want tls0 declared linux/386, native linux/amd64, not emulated", checks)
+	}
+	// Without the client certificate the node refuses the guard: the TLS flags are what
+	// reached it above, not a plaintext fallback.
+	bare := *state.Node("tls0")
+	bare.DriverOpts = map[string]string{"cacert": files.CACert}
+	if _, err := client.NativePlatform(ctx, "remote", bare); err == nil {
+		t.Error("the guard reached a node requiring client certificates without one")
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 )
 
 // workerInfo is the subset of `buildctl debug workers --format '{{json .}}'` we read.
@@ -32,16 +34,42 @@ func ParseWorkers(out []byte) ([]string, error) {
 	return ps, nil
 }
 
-// buildctlAddr is the address buildctl reaches a node at, "" when it cannot (kubernetes pods
-// have generated names).
-func buildctlAddr(driver string, n NodeState) string {
+// buildctlTarget returns the buildctl arguments (--addr and, for a TLS remote node, its TLS
+// flags) and extra environment that reach node n, or ok == false when buildctl cannot
+// (kubernetes pods have generated names).
+//
+// A docker-container node runs in container buildx_buildkit_NODE on the docker host that is
+// the node's endpoint. buildctl's docker-container connection helper runs the docker CLI
+// (`docker exec -i CONTAINER buildctl dial-stdio`) with buildctl's environment, so an
+// endpoint that is a host URL (unix://, tcp://, ssh://, npipe://) is passed as DOCKER_HOST
+// and any other endpoint, a docker context name, as the helper's ?context= parameter.
+// Without either, buildctl would ask the local docker engine for the container.
+func buildctlTarget(driver string, n NodeState) (args, env []string, ok bool) {
 	switch driver {
 	case "docker-container":
-		return "docker-container://buildx_buildkit_" + n.Name
+		addr := "docker-container://buildx_buildkit_" + n.Name
+		switch {
+		case strings.Contains(n.Endpoint, "://"):
+			env = []string{"DOCKER_HOST=" + n.Endpoint}
+		case n.Endpoint != "":
+			addr += "?context=" + url.QueryEscape(n.Endpoint)
+		}
+		return []string{"--addr", addr}, env, true
 	case "remote":
-		return n.Endpoint
+		args = []string{"--addr", n.Endpoint}
+		// The buildx remote driver's TLS options, as buildctl's flags: the guard reaches a
+		// TLS node with the same files buildx uses.
+		tls := []struct{ opt, flag string }{
+			{"cacert", "--tlscacert"}, {"cert", "--tlscert"}, {"key", "--tlskey"}, {"servername", "--tlsservername"},
+		}
+		for _, f := range tls {
+			if v := n.DriverOpts[f.opt]; v != "" {
+				args = append(args, f.flag, v)
+			}
+		}
+		return args, nil, true
 	}
-	return ""
+	return nil, nil, false
 }
 
 // NativeFromLs infers a running node's native platform from its `buildx ls` platform list when
@@ -80,15 +108,17 @@ func NativeFromLs(pinned, platforms []string) (string, error) {
 // as `buildctl --addr ADDR debug workers` lists it (remote and docker-container drivers), or,
 // for drivers buildctl cannot address, inferred from `buildx ls` (NativeFromLs).
 func (c *Client) NativePlatform(ctx context.Context, driver string, n NodeState) (string, error) {
-	addr := buildctlAddr(driver, n)
-	if addr == "" {
+	target, env, ok := buildctlTarget(driver, n)
+	if !ok {
 		native, err := NativeFromLs(n.Pinned, n.Platforms)
 		if err != nil {
 			return "", fmt.Errorf("native platform of node %s (%s): %w", n.Name, n.Endpoint, err)
 		}
 		return native, nil
 	}
-	out, err := c.query(ctx, c.buildctl(), "--addr", addr, "debug", "workers", "--format", "{{json .}}")
+	addr := target[1]
+	argv := append(append([]string{c.buildctl()}, target...), "debug", "workers", "--format", "{{json .}}")
+	out, err := c.queryEnv(ctx, env, argv...)
 	if err != nil {
 		return "", fmt.Errorf("native platform of node %s (%s): %w", n.Name, addr, err)
 	}

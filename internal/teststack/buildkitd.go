@@ -25,6 +25,19 @@ type Buildkitd struct {
 // answers. Registries on 127.0.0.1 are reached over plain HTTP.
 func StartBuildkitd(t testing.TB, name string) *Buildkitd {
 	t.Helper()
+	return StartBuildkitdWith(t, name, BuildkitdOptions{})
+}
+
+// BuildkitdOptions change how StartBuildkitd starts a node.
+type BuildkitdOptions struct {
+	// TLS, when set, makes the node serve TLS with TLS.ServerCert/ServerKey and require
+	// client certificates signed by TLS.CACert.
+	TLS *TLSFiles
+}
+
+// StartBuildkitdWith is StartBuildkitd with options.
+func StartBuildkitdWith(t testing.TB, name string, o BuildkitdOptions) *Buildkitd {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "refreshd-buildkitd-"+name+"-")
 	if err != nil {
 		t.Fatalf("create buildkitd dir: %v", err)
@@ -55,10 +68,16 @@ func StartBuildkitd(t testing.TB, name string) *Buildkitd {
 	// OTEL trace socket defaults to /run/buildkit/otel-grpc.sock, which concurrent daemons
 	// (packages tested in parallel, the bench) would remove and chown under each other;
 	// --addr replaces the default /run/buildkit/buildkitd.sock listener.
-	b.proc = start(t, logPath, "buildkitd", "--config", cfgPath, "--root", b.Root, "--addr", b.Endpoint,
-		"--otel-socket-path", b.OtelSocket)
+	argv := []string{"buildkitd", "--config", cfgPath, "--root", b.Root, "--addr", b.Endpoint,
+		"--otel-socket-path", b.OtelSocket}
+	var clientTLS []string
+	if o.TLS != nil {
+		argv = append(argv, "--tlscacert", o.TLS.CACert, "--tlscert", o.TLS.ServerCert, "--tlskey", o.TLS.ServerKey)
+		clientTLS = []string{"--tlscacert", o.TLS.CACert, "--tlscert", o.TLS.ClientCert, "--tlskey", o.TLS.ClientKey}
+	}
+	b.proc = start(t, logPath, argv...)
 	waitUntil(t, "buildkitd "+name+" on "+b.Endpoint, b.proc, logPath, 15*time.Second, func(ctx context.Context) error {
-		out, err := exec.CommandContext(ctx, "buildctl", "--addr", b.Endpoint, "debug", "workers").CombinedOutput()
+		out, err := exec.CommandContext(ctx, "buildctl", append(append([]string{"--addr", b.Endpoint}, clientTLS...), "debug", "workers")...).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("buildctl debug workers: %v: %s", err, out)
 		}
