@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/refreshd/refreshd/daemon/control"
@@ -40,8 +42,10 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	runs, err := control.NewClient(*socket).Runs(ctx, fs.Arg(0), *limit)
+	where := ""
 	if errors.Is(err, control.ErrNoDaemon) {
 		runs, err = storeRuns(*state, fs.Arg(0), *limit)
+		where = " in " + *state
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "refreshd: %v\n", err)
@@ -55,7 +59,7 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 0
 	}
 	if len(runs) == 0 {
-		fmt.Fprintln(stdout, "no runs recorded")
+		fmt.Fprintf(stdout, "no runs recorded%s\n", where)
 		return 0
 	}
 	report.Runs(stdout, runs)
@@ -63,8 +67,13 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 // storeRuns reads the run list from the store of a state directory no daemon is using.
+// A state directory without a store yet (nothing ever ran there) has no runs.
 func storeRuns(state, plan string, limit int) ([]*history.Run, error) {
-	store, err := history.OpenReadOnly(filepath.Join(state, "history.db"))
+	path := filepath.Join(state, "history.db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	store, err := history.OpenReadOnly(path)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -69,4 +70,13 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'refreshd COMMAND --help' for a command's flags.")
+}
+
+// printError writes err the way every command reports one: "refreshd: " and the error, so
+// an operator (or a log grep) tells refreshd's messages from its steps' output. An error
+// of several lines (a plan's FILE:LINE:COL list) gets the prefix on each.
+func printError(stderr io.Writer, err error) {
+	for line := range strings.Lines(err.Error()) {
+		fmt.Fprintf(stderr, "refreshd: %s\n", strings.TrimSuffix(line, "\n"))
+	}
 }

@@ -35,12 +35,12 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	p, err := plan.LoadFile(fs.Arg(0))
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printError(stderr, err)
 		return 1
 	}
 	g, err := plan.Expand(p)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printError(stderr, err)
 		return 1
 	}
 	printGraph(stdout, g, &executor.Tools{})
@@ -78,6 +78,9 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 	}
 	for level := 0; level <= maxLevel; level++ {
 		fmt.Fprintf(w, "\nlevel %d: may run in parallel\n", level)
+		for _, note := range concurrencyNotes(g, level) {
+			fmt.Fprintf(w, "  %s\n", note)
+		}
 		for _, in := range g.Instances {
 			if in.Level != level {
 				continue
@@ -91,6 +94,47 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 			}
 		}
 	}
+}
+
+// concurrencyNotes says which instances of a level a concurrency cap keeps from running
+// all at once: each step group (ConcurrencyKey) with more instances than its step's
+// concurrency, and the plan's own cap, so "may run in parallel" is never read unqualified.
+func concurrencyNotes(g *plan.Graph, level int) []string {
+	var notes []string
+	count := map[string]int{}
+	var keys []string
+	total := 0
+	capOf := map[string]int{}
+	for _, in := range g.Instances {
+		if in.Level != level {
+			continue
+		}
+		total++
+		if in.Step == nil || in.Step.Concurrency <= 0 {
+			continue
+		}
+		if count[in.ConcurrencyKey] == 0 {
+			keys = append(keys, in.ConcurrencyKey)
+		}
+		count[in.ConcurrencyKey]++
+		capOf[in.ConcurrencyKey] = in.Step.Concurrency
+	}
+	for _, k := range keys {
+		if count[k] > capOf[k] {
+			notes = append(notes, fmt.Sprintf("(%s: %s)", k, capNote(capOf[k])))
+		}
+	}
+	if c := g.Plan.Concurrency; c > 0 && total > c {
+		notes = append(notes, fmt.Sprintf("(the whole plan: %s)", capNote(c)))
+	}
+	return notes
+}
+
+func capNote(n int) string {
+	if n == 1 {
+		return "concurrency 1: one after another"
+	}
+	return fmt.Sprintf("concurrency %d: at most %d at once", n, n)
 }
 
 // details summarises what limits an instance: its needs (by step), its concurrency group,

@@ -56,12 +56,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	p, err := plan.LoadFile(fs.Arg(0))
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printError(stderr, err)
 		return exitInvalid
 	}
 	g, err := plan.Expand(p)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printError(stderr, err)
 		return exitInvalid
 	}
 

@@ -257,3 +257,39 @@ func TestLogsUnknownStep(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorMessages checks messages an operator meets first: errors always prefixed
+// "refreshd:", and an empty state directory is not an error.
+func TestOperatorMessages(t *testing.T) {
+	bin := buildRefreshd(t)
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "no-daemon.sock")
+	tests := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string // prefixes
+	}{
+		{"validate missing file", []string{"validate", "/nope.yaml"}, 1, "", "refreshd: "},
+		{"plan missing file", []string{"plan", "/nope.yaml"}, 1, "", "refreshd: "},
+		{"run --local missing file", []string{"run", "--local", "--state", filepath.Join(dir, "s"), "/nope.yaml"}, 2, "", "refreshd: "},
+		{"history of an empty state dir", []string{"history", "--socket", socket, "--state", dir}, 0, "no runs recorded in " + dir + "\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tt.args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			}
+			if code != tt.code || !strings.HasPrefix(stdout.String(), tt.stdout) || !strings.HasPrefix(stderr.String(), tt.stderr) ||
+				(tt.stderr == "" && stderr.Len() > 0) {
+				t.Errorf("exit %d, want %d\nstdout: %q (want prefix %q)\nstderr: %q (want prefix %q)", code, tt.code, stdout.String(), tt.stdout, stderr.String(), tt.stderr)
+			}
+		})
+	}
+}

@@ -61,7 +61,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		if err != nil {
 			ok = false
-			fmt.Fprintln(stderr, err)
+			printError(stderr, err)
 		}
 	}
 	if !ok {
