@@ -60,8 +60,9 @@ type Plan struct {
 	Timeout  time.Duration // whole run; 0 means none
 	// Concurrency caps the step instances running at once in one run; 0 means no cap.
 	Concurrency int
-	// KillGrace is the time between SIGTERM and SIGKILL for a step's process group.
-	KillGrace time.Duration // default 30s
+	// KillGrace is the time between SIGTERM and SIGKILL for a step's process group. Zero
+	// means the plan sets none: the executor then uses the daemon's --kill-grace, else 30s.
+	KillGrace time.Duration
 	Workdir   string        // absolute; default the state directory's work/<plan>
 	Env       map[string]string
 	Secrets   map[string]Secret

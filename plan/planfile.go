@@ -15,7 +15,6 @@ import (
 // Defaults applied when a plan leaves a setting out.
 const (
 	DefaultTimezone    = "UTC"
-	DefaultKillGrace   = 30 * time.Second
 	DefaultKeepRuns    = 50
 	DefaultAttempts    = 1
 	DefaultBackoff     = 10 * time.Second
@@ -75,7 +74,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
 	pd := &planDecoder{decoder: d, l: l, refs: make(map[string]Pos), broken: make(map[string]bool)}
 	p := &Plan{
 		Pos: d.pos(doc), File: d.file, Timezone: DefaultTimezone, Overlap: OverlapSkip,
-		KillGrace: DefaultKillGrace, KeepRuns: DefaultKeepRuns,
+		KeepRuns: DefaultKeepRuns,
 		Builders: make(map[string]*Builder),
 	}
 	pd.p = p
