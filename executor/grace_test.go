@@ -13,9 +13,9 @@ import (
 func TestKillGracePrecedence(t *testing.T) {
 	const s = time.Second
 	for _, tc := range []struct {
-		name                      string
-		override, def, max, plan_ time.Duration
-		want                      time.Duration
+		name                          string
+		override, def, max, planGrace time.Duration
+		want                          time.Duration
 	}{
 		{"nothing set", 0, 0, 0, 0, 30 * s},
 		{"daemon default for a plan without one", 0, 10 * s, 0, 0, 10 * s},
@@ -26,7 +26,7 @@ func TestKillGracePrecedence(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &Engine{cfg: Config{KillGrace: tc.override, DefaultKillGrace: tc.def, MaxKillGrace: tc.max}}
-			if got := e.grace(&plan.Plan{KillGrace: tc.plan_}); got != tc.want {
+			if got := e.grace(&plan.Plan{KillGrace: tc.planGrace}); got != tc.want {
 				t.Errorf("grace = %s, want %s", got, tc.want)
 			}
 		})
