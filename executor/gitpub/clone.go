@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -186,6 +187,16 @@ func (c *clone) commit(ctx context.Context, paths []string, name, email, msg str
 	if _, err := c.git(ctx, add...); err != nil {
 		return "", fmt.Errorf("stage constraints: %w", err)
 	}
+	// What is committed is what git staged, not what was meant to be: they must agree.
+	out, err := c.git(ctx, "diff", "--cached", "--name-only", "-z")
+	if err != nil {
+		return "", fmt.Errorf("list staged constraints: %w", err)
+	}
+	staged := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	want := slices.Sorted(slices.Values(paths))
+	if slices.Sort(staged); !slices.Equal(staged, want) {
+		return "", fmt.Errorf("stage constraints: git staged %q, not the files written (%q): nothing committed", staged, want)
+	}
 	// The environment, not -c user.name, so a GIT_AUTHOR_NAME inherited by the daemon cannot
 	// override the configured author (os/exec keeps the last of duplicate variables).
 	env := append(append([]string(nil), c.env...),
@@ -195,7 +206,7 @@ func (c *clone) commit(ctx context.Context, paths []string, name, email, msg str
 		"commit", "--quiet", "--no-verify", "-m", msg); err != nil {
 		return "", fmt.Errorf("commit constraints: %w", err)
 	}
-	out, err := c.git(ctx, "rev-parse", "HEAD")
+	out, err = c.git(ctx, "rev-parse", "HEAD")
 	if err != nil {
 		return "", fmt.Errorf("read new commit: %w", err)
 	}

@@ -114,6 +114,9 @@ func apply(clone, dir string, sources []source, ignore *regexp.Regexp) ([]FileCh
 	for _, s := range sources {
 		rel := filepath.ToSlash(filepath.Join(dir, s.Name))
 		dst := filepath.Join(clone, filepath.FromSlash(rel))
+		if err := noSymlinks(clone, rel); err != nil {
+			return nil, err
+		}
 		old, err := os.ReadFile(dst)
 		isNew := errors.Is(err, fs.ErrNotExist)
 		if err != nil && !isNew {
@@ -131,6 +134,32 @@ func apply(clone, dir string, sources []source, ignore *regexp.Regexp) ([]FileCh
 		out = append(out, FileChange{Path: rel, New: isNew, Changes: diffPins(rel, parsePins(old), parsePins(s.Data))})
 	}
 	return out, nil
+}
+
+// noSymlinks refuses a destination rel (slash-separated, inside clone) that is, or sits
+// under, a symlink in the clone. The branch decides what the clone holds: a symlink there
+// would make refreshd read and write wherever it points, outside the clone (another file of
+// the host, as refreshd's user). Refusing, rather than replacing the link, leaves the branch
+// as its owners made it and says what to fix; nothing has been written when it fails.
+func noSymlinks(clone, rel string) error {
+	p := clone
+	for _, el := range strings.Split(rel, "/") {
+		p = filepath.Join(p, el)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // created below as a real directory or file
+		}
+		if err != nil {
+			return fmt.Errorf("check %s in the clone: %w", rel, err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			at, _ := filepath.Rel(clone, p)
+			target, _ := os.Readlink(p)
+			return fmt.Errorf("publish %s: %s on the branch is a symlink (to %s); refreshd does not write through symlinks: replace it with a regular %s on the branch",
+				rel, filepath.ToSlash(at), target, map[bool]string{true: "file", false: "directory"}[filepath.ToSlash(at) == rel])
+		}
+	}
+	return nil
 }
 
 // meaningful is data without the lines matching ignore, with line endings normalized.
