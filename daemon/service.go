@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/executor/report"
 	"github.com/refreshd/refreshd/executor/schedule"
 )
 
@@ -97,7 +97,7 @@ func (d *Daemon) Logs(ctx context.Context, id, step string, follow bool, w contr
 		lines, done, more := d.streams.read(st, from)
 		from += len(lines)
 		for _, l := range lines {
-			if !matchStep(l.instance, step) {
+			if !report.StepMatches(l.instance, step) {
 				continue
 			}
 			text := l.text
@@ -119,22 +119,21 @@ func (d *Daemon) Logs(ctx context.Context, id, step string, follow bool, w contr
 	}
 }
 
-func matchStep(instance, step string) bool {
-	return step == "" || instance == step || strings.HasPrefix(instance, step+"[")
-}
-
-// logFiles writes a finished run's attempt logs, step by step.
+// logFiles writes a finished run's attempt logs, step by step. It streams each file line by
+// line rather than through report.CollectLogs, which reads whole files: a build log can be
+// large and the client reads it as it comes.
 func (d *Daemon) logFiles(id, step string, w control.LineWriter) error {
 	r, err := d.RunRecord(context.Background(), id)
 	if err != nil {
 		return err
 	}
-	found := false
+	if err := report.CheckStep(r, step); err != nil {
+		return fmt.Errorf("%w: %w", control.ErrNotFound, err)
+	}
 	for _, s := range r.Steps {
-		if !matchStep(s.Instance, step) {
+		if !report.StepMatches(s.Instance, step) {
 			continue
 		}
-		found = true
 		for _, a := range s.Attempts {
 			if a.Log == "" {
 				continue
@@ -143,9 +142,6 @@ func (d *Daemon) logFiles(id, step string, w control.LineWriter) error {
 				return err
 			}
 		}
-	}
-	if step != "" && !found {
-		return fmt.Errorf("%w: run %s has no step %q", control.ErrNotFound, id, step)
 	}
 	return nil
 }
