@@ -283,14 +283,14 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		defer cancel()
 	}
 	if len(rs.p.SkipIf) > 0 {
-		skip, why, err := rs.tools.checkSkip(ctx, rs.p, secrets)
+		skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, secrets, rs.log)
+		rs.mu.Lock()
+		rs.rec.Warnings = append(rs.rec.Warnings, warnings...)
+		rs.mu.Unlock()
 		switch {
 		case ctx.Err() != nil:
 			rs.skipAll("run interrupted before the step started")
 			return rs.ended(ctx)
-		case err != nil:
-			rs.skipAll("skip_if could not be checked")
-			return history.StatusFailed, err.Error()
 		case skip:
 			rs.skipAll("skip_if: " + why)
 			return history.StatusSkipped, "skip_if: " + why
