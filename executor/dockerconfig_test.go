@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +116,49 @@ func TestEngineOneDockerConfig(t *testing.T) {
 				t.Errorf("run step DOCKER_CONFIG %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestForDockerConfigKeepsEverySetting: a plan's own DOCKER_CONFIG changes only that; a
+// Tools field added later and not copied by forDockerConfig would silently fall back to its
+// default for such plans.
+func TestForDockerConfigKeepsEverySetting(t *testing.T) {
+	base := &Tools{}
+	v := reflect.ValueOf(base).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("set-" + v.Type().Field(i).Name)
+		case reflect.Int, reflect.Int64:
+			f.SetInt(int64(i + 1))
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		case reflect.Struct:
+			// buildx.WaitPolicy: set its first field.
+			f.Field(0).SetInt(int64(i + 1))
+		default:
+			t.Fatalf("Tools.%s: kind %s not covered by this test; extend it", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	got := base.forDockerConfig("/elsewhere")
+	if got.DockerConfig != "/elsewhere" {
+		t.Errorf("DockerConfig %q, want /elsewhere", got.DockerConfig)
+	}
+	gv := reflect.ValueOf(got).Elem()
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		if !v.Type().Field(i).IsExported() || name == "DockerConfig" {
+			continue
+		}
+		if !reflect.DeepEqual(gv.Field(i).Interface(), v.Field(i).Interface()) {
+			t.Errorf("forDockerConfig dropped Tools.%s: %v, want %v", name, gv.Field(i).Interface(), v.Field(i).Interface())
+		}
+	}
+	if base.forDockerConfig(base.DockerConfig) != base || base.forDockerConfig("") != base {
+		t.Error("forDockerConfig of the same or no directory should be the Tools themselves")
 	}
 }
