@@ -63,7 +63,7 @@ type Plan struct {
 	// KillGrace is the time between SIGTERM and SIGKILL for a step's process group. Zero
 	// means the plan sets none: the executor then uses the daemon's --kill-grace, else 30s.
 	KillGrace time.Duration
-	Workdir   string        // absolute; default the state directory's work/<plan>
+	Workdir   string // absolute; default the state directory's work/<plan>
 	Env       map[string]string
 	Secrets   map[string]Secret
 	Vars      map[string]Var
