@@ -48,8 +48,3 @@ type ExitStatus struct {
 	Code   int    // -1 if killed by a signal
 	Signal string // signal name if killed
 }
-
-// actionFunc does one attempt of a built-in action. A returned error fails the attempt;
-// the step's retry policy applies to it as to a run step: its output and the error text
-// are matched against retry_on patterns.
-type actionFunc func(ctx context.Context, a *Attempt) error

@@ -83,16 +83,6 @@ func (t *Tools) metadataFile(a *Attempt) string {
 	return filepath.Join(a.StateDir, "runs", a.RunID, safeName(a.Instance.ID)+".json")
 }
 
-func safeName(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			return r
-		}
-		return '_'
-	}, s)
-}
-
 // setCache replaces the entry for c.Ref (an earlier attempt's) or appends it.
 func setCache(caches []history.Cache, c history.Cache) []history.Cache {
 	for i := range caches {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -473,4 +474,16 @@ func (rs *runState) releaseBuilders() {
 		u()
 	}
 	rs.unlocks = nil
+}
+
+// safeName makes s safe as one file name component (run ids, instance ids in log and
+// metadata paths): anything but letters, digits, "-", "_" and "." becomes "_".
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
 }

@@ -46,8 +46,7 @@ func LockState(dir string) (unlock func(), err error) {
 }
 
 // lockBuilder takes DIR/locks/builder-NAME.lock, shared by every plan and daemon using this
-// state directory (and by other state directories pointing at the same locks directory),
-// waiting until ctx is done. Builder names are already restricted by the plan loader; the
+// state directory, waiting until ctx is done. Builder names are already restricted by the plan loader; the
 // name is still made safe for a file name.
 func lockBuilder(ctx context.Context, stateDir, name string) (unlock func(), err error) {
 	dir := filepath.Join(stateDir, "locks")
