@@ -73,6 +73,9 @@ type Config struct {
 	// StopTimeout bounds a stop (0: DefaultStopTimeout). Give the engine
 	// MaxKillGrace(StopTimeout) so that running steps are killed in time.
 	StopTimeout time.Duration
+	// LiveLines bounds the live output kept per running run for `logs -f` and `run --wait`
+	// (0: 20,000 lines); a follower that falls further behind is told how many it missed.
+	LiveLines int
 }
 
 // DefaultStopTimeout is below the unit's TimeoutStopSec (90s): the daemon finishes its own
@@ -140,7 +143,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg:         cfg,
 		log:         cfg.Logger,
 		hooks:       webhook.NewSender(cfg.Logger, 4, 10*time.Second),
-		streams:     newStreams(),
+		streams:     newStreams(cfg.LiveLines),
 		plans:       map[string]*plan.Plan{},
 		lastStatus:  map[string]history.Status{},
 		running:     map[string]string{},

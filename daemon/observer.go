@@ -146,26 +146,35 @@ func mapValues(m map[string]string) []string {
 	return out
 }
 
-// streams keeps the live output of started runs for `logs -f` and `run --wait`: every line
-// so far (bounded) and the followers waiting for more.
+// streams keeps the live output of started runs for `logs -f` and `run --wait`: the latest
+// lines (at most max per run) and the followers waiting for more. Followers address lines by
+// their absolute number in the run, so one that falls behind the buffer learns how many it
+// missed rather than waiting on a position the buffer never reaches again.
 type streams struct {
+	max  int // lines kept per run
 	mu   sync.Mutex
 	runs map[string]*stream
 }
 
 type stream struct {
-	lines []streamLine
-	done  bool
-	wake  chan struct{} // closed and replaced on each new line or at the end
+	lines   []streamLine
+	dropped int // lines dropped from the front; lines[0] is line number dropped
+	done    bool
+	wake    chan struct{} // closed and replaced on each new line or at the end
 }
 
 type streamLine struct{ instance, text string }
 
-// maxBuffered bounds memory per run; followers that join later read older lines from the
-// attempt log files instead.
-const maxBuffered = 20000
+// defaultMaxBuffered bounds memory per run. The whole output is in the attempt log files,
+// which `refreshd logs RUN` reads once the run has ended.
+const defaultMaxBuffered = 20000
 
-func newStreams() *streams { return &streams{runs: map[string]*stream{}} }
+func newStreams(max int) *streams {
+	if max <= 0 {
+		max = defaultMaxBuffered
+	}
+	return &streams{max: max, runs: map[string]*stream{}}
+}
 
 func (s *streams) open(id string) *stream {
 	s.mu.Lock()
@@ -188,8 +197,11 @@ func (s *streams) line(id, instance, text string) {
 	st := s.open(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(st.lines) >= maxBuffered {
+	if len(st.lines) >= s.max {
+		// Zero the dropped entry so its strings can be collected before append reallocates.
+		st.lines[0] = streamLine{}
 		st.lines = st.lines[1:]
+		st.dropped++
 	}
 	st.lines = append(st.lines, streamLine{instance, text})
 	close(st.wake)
@@ -216,13 +228,28 @@ func (s *streams) finish(id string) {
 	})
 }
 
-// read returns lines from index from, whether the stream has ended, and a channel closed
+// chunk is what one read of a stream returns.
+type chunk struct {
+	lines   []streamLine
+	skipped int  // lines before the first returned one that are no longer buffered
+	next    int  // absolute line number to read from next
+	done    bool // the run has ended and every line up to next has been returned
+	more    <-chan struct{}
+}
+
+// read returns the lines from absolute line number from on, how many of the lines asked for
+// were already dropped from the buffer, whether the stream has ended, and a channel closed
 // when there is more.
-func (s *streams) read(st *stream, from int) ([]streamLine, bool, <-chan struct{}) {
+func (s *streams) read(st *stream, from int) chunk {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if from > len(st.lines) {
-		from = len(st.lines)
+	c := chunk{done: st.done, more: st.wake}
+	if from < st.dropped {
+		c.skipped = st.dropped - from
+		from = st.dropped
 	}
-	return append([]streamLine(nil), st.lines[from:]...), st.done, st.wake
+	i := min(from-st.dropped, len(st.lines))
+	c.lines = append([]streamLine(nil), st.lines[i:]...)
+	c.next = st.dropped + len(st.lines)
+	return c
 }

@@ -94,9 +94,15 @@ func (d *Daemon) Logs(ctx context.Context, id, step string, follow bool, w contr
 		return d.logFiles(id, step, w)
 	}
 	for from := 0; ; {
-		lines, done, more := d.streams.read(st, from)
-		from += len(lines)
-		for _, l := range lines {
+		c := d.streams.read(st, from)
+		from = c.next
+		if c.skipped > 0 {
+			// The follower fell behind the buffer: say so, and where the whole output is.
+			if err := w.WriteLine(fmt.Sprintf("(%d lines skipped; see refreshd logs %s)", c.skipped, id)); err != nil {
+				return err
+			}
+		}
+		for _, l := range c.lines {
 			if !report.StepMatches(l.instance, step) {
 				continue
 			}
@@ -108,11 +114,11 @@ func (d *Daemon) Logs(ctx context.Context, id, step string, follow bool, w contr
 				return err
 			}
 		}
-		if done || !follow {
+		if c.done || !follow {
 			return nil
 		}
 		select {
-		case <-more:
+		case <-c.more:
 		case <-ctx.Done():
 			return nil
 		}
