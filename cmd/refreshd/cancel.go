@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -12,19 +10,11 @@ import (
 
 // cmdCancel interrupts a running run; its steps' process groups are killed.
 func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd cancel [--socket PATH] [-o json] RUN\n\nInterrupt a running run: the process groups of its steps get SIGTERM, then SIGKILL after the grace period.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("cancel", "Usage: refreshd cancel [--socket PATH] [-o json] RUN\n\nInterrupt a running run: the process groups of its steps get SIGTERM, then SIGKILL after the grace period.", stderr)
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if !checkOutput(*out, stderr) {
 		return 2

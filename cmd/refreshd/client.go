@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,21 +50,13 @@ func clientError(stderr io.Writer, err error) int {
 // the plan now, prints the run id, and with --wait follows its output to the end and exits
 // like run --local would (0 succeeded, 1 failed, 130 interrupted).
 func runViaDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd run [--socket PATH] [--wait] [-o json] PLAN\n       refreshd run --local [flags] PLANFILE   (see refreshd run --local --help)\n\nAsk the daemon to run PLAN now and print the run id. --wait follows it to the end and exits\n0 succeeded, 1 failed, 130 interrupted.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("run", "Usage: refreshd run [--socket PATH] [--wait] [-o json] PLAN\n       refreshd run --local [flags] PLANFILE   (see refreshd run --local --help)\n\nAsk the daemon to run PLAN now and print the run id. --wait follows it to the end and exits\n0 succeeded, 1 failed, 130 interrupted.", stderr)
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	wait := fs.Bool("wait", false, "follow the run to its end; exit 0 if it succeeded, 1 if it failed, 130 if interrupted")
 	fs.Bool("local", false, "run in the foreground without a daemon")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if !checkOutput(*out, stderr) {
 		return 2

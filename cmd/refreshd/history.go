@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,21 +18,13 @@ import (
 // newest first. A running daemon holds the store, so its socket is asked first; with no
 // daemon listening the store in --state is read directly.
 func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("history", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd history [--socket PATH] [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first: from the daemon when it listens on --socket, else from --state.")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("history", "Usage: refreshd history [--socket PATH] [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first: from the daemon when it listens on --socket, else from --state.", stderr)
 	socket := socketFlag(fs)
 	state := fs.String("state", defaultLocalState(), "state directory, read when no daemon listens on --socket")
 	out := outputFlag(fs)
 	limit := fs.Int("limit", 20, "at most this many runs (0: all)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if !checkOutput(*out, stderr) || fs.NArg() > 1 {
 		if fs.NArg() > 1 {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -18,23 +17,15 @@ import (
 // daemon holds the store, so its socket is asked first (and -f follows a run live through
 // it); with no daemon listening the store in --state is read directly.
 func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd logs [-f] [--socket PATH] [--state DIR] [-o json] RUN [STEP]\n\n"+
-			"A run's steps, attempts and output. STEP is an instance id or a step id (all its instances).\n"+
-			"-f follows a running run's output live until it ends (needs the daemon).")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("logs", "Usage: refreshd logs [-f] [--socket PATH] [--state DIR] [-o json] RUN [STEP]\n\n"+
+		"A run's steps, attempts and output. STEP is an instance id or a step id (all its instances).\n"+
+		"-f follows a running run's output live until it ends (needs the daemon).", stderr)
 	socket := socketFlag(fs)
 	state := fs.String("state", defaultLocalState(), "state directory, read when no daemon listens on --socket")
 	follow := fs.Bool("f", false, "follow the run's output until it ends")
 	out := outputFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if !checkOutput(*out, stderr) {
 		return 2

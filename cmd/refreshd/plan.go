@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -17,17 +15,9 @@ import (
 // cmdPlan is the dry run: it loads and expands one plan and prints, level by level, the
 // instances that may run in parallel and the exact commands each would run. Nothing runs.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd plan FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance. Nothing is executed.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	fs := newFlagSet("plan", "Usage: refreshd plan FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance. Nothing is executed.", stderr)
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

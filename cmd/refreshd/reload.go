@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -13,19 +11,11 @@ import (
 // cmdReload makes the daemon re-read its plans (like systemctl reload refreshd). Plans
 // that fail to load keep their previous version; their errors are printed and exit 1.
 func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd reload [--socket PATH] [-o json]\n\nMake the daemon re-read its plans (like SIGHUP). A plan that fails to load keeps its previous\nversion; its errors are printed and the exit code is 1.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("reload", "Usage: refreshd reload [--socket PATH] [-o json]\n\nMake the daemon re-read its plans (like SIGHUP). A plan that fails to load keeps its previous\nversion; its errors are printed and the exit code is 1.", stderr)
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if !checkOutput(*out, stderr) {
 		return 2

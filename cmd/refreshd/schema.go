@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -13,16 +11,9 @@ import (
 // cmdSchema prints the JSON Schema of the plan format, for editors (yaml-language-server)
 // and for checking plans with any JSON Schema validator.
 func cmdSchema(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("schema", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd schema > plan.schema.json\n\nPrint the JSON Schema (draft 2020-12) of the plan format. Plans point editors at it\nwith a first line: # yaml-language-server: $schema=PATH")
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	fs := newFlagSet("schema", "Usage: refreshd schema > plan.schema.json\n\nPrint the JSON Schema (draft 2020-12) of the plan format. Plans point editors at it\nwith a first line: # yaml-language-server: $schema=PATH", stderr)
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 0 {
 		fs.Usage()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -15,19 +13,11 @@ import (
 // cmdStatus shows the daemon's plans, next run times, running runs, last results and plan
 // load errors.
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd status [--socket PATH] [-o json]\n\nThe plans of the daemon, next run times, running runs, last results and plan load errors.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("status", "Usage: refreshd status [--socket PATH] [-o json]\n\nThe plans of the daemon, next run times, running runs, last results and plan load errors.", stderr)
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if !checkOutput(*out, stderr) {
 		return 2

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,18 +15,10 @@ import (
 // FILE:LINE:COL: message. For each valid plan it prints the next three scheduled times in
 // the plan's timezone, so an operator sees what "0 2 * * *" in Europe/Berlin really means.
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("validate", "Usage: refreshd validate [--from TIME] PATH...\n\nCheck plan files and directories of plans (with their shared builders files).\nExit 0 when all are valid, 1 otherwise.", stderr)
 	from := fs.String("from", "", "compute next runs after this time (RFC 3339) instead of now")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd validate [--from TIME] PATH...\n\nCheck plan files and directories of plans (with their shared builders files).\nExit 0 when all are valid, 1 otherwise.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -14,16 +12,9 @@ import (
 var version string
 
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd version\n\nPrint the version, Go version and VCS revision.")
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	fs := newFlagSet("version", "Usage: refreshd version\n\nPrint the version, Go version and VCS revision.", stderr)
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	fmt.Fprintln(stdout, versionString())
 	return 0
