@@ -18,7 +18,7 @@ log() { printf 'install-stack: %s\n' "$*" >&2; }
 
 need_apt=()
 for pair in runc:runc docker-registry:docker-registry htpasswd:apache2-utils \
-  busybox:busybox-static git:git promtool:prometheus systemd-analyze:systemd jq:jq; do
+  busybox:busybox-static git:git promtool:prometheus systemd-analyze:systemd jq:jq bc:bc; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -26,11 +26,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The Debian registry and prometheus packages start their services on install where an
+  # init system runs; tests and the demo start their own. Stop only those services, only
+  # right after installing them: never a registry that a running test or demo started.
+  for svc in docker-registry prometheus; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+      systemctl stop "$svc" || true
+    fi
+  done
 fi
-# The Debian registry and prometheus packages start services on install where an init
-# system runs; tests start their own, so stop any that came up.
-pkill -x docker-registry 2>/dev/null || true
-pkill -x prometheus 2>/dev/null || true
 
 if [ ! -x "$BIN/docker-buildx-$BUILDX_VERSION" ]; then
   log "building buildx $BUILDX_VERSION (a few minutes)"
