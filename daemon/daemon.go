@@ -43,8 +43,9 @@ type Engine interface {
 type Store interface {
 	Run(id string) (*history.Run, error)
 	Runs(plan string, limit int) ([]*history.Run, error) // newest first; plan "" = all
-	// PutRun records a run the engine never ran: a skipped trigger, a run that panicked.
-	PutRun(r *history.Run) error
+	// SaveRun records a run the engine never ran: a skipped trigger, a queued run that was
+	// dropped, a run that panicked.
+	SaveRun(r *history.Run) error
 	schedule.Marks
 }
 

@@ -35,7 +35,7 @@ type procEngine struct {
 
 func (e *procEngine) Run(ctx context.Context, p *plan.Plan, req RunRequest) (*history.Run, error) {
 	r := &history.Run{ID: req.ID, Plan: p.Name, Trigger: req.Trigger, Scheduled: req.Scheduled, Start: time.Now(), Status: history.StatusRunning}
-	e.store.PutRun(r)
+	e.store.SaveRun(r)
 	e.obs.RunStarted(r)
 	r.Status = history.StatusSucceeded
 	for _, s := range p.Steps {
@@ -68,7 +68,7 @@ func (e *procEngine) Run(ctx context.Context, p *plan.Plan, req RunRequest) (*hi
 		}
 	}
 	r.End = time.Now()
-	e.store.PutRun(r)
+	e.store.SaveRun(r)
 	e.obs.RunFinished(r)
 	return r, nil
 }
@@ -104,7 +104,7 @@ func (s *memStore) Runs(plan string, limit int) ([]*history.Run, error) {
 	return out, nil
 }
 
-func (s *memStore) PutRun(r *history.Run) error {
+func (s *memStore) SaveRun(r *history.Run) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := *r
@@ -337,5 +337,75 @@ func TestDaemonControlNotifyMetricsWebhooks(t *testing.T) {
 	waitFor(t, "STOPPING=1", 2*time.Second, func() bool { return strings.Contains(notified(), "STOPPING=1") })
 	if _, err := c.Status(bg); !errors.Is(err, control.ErrNoDaemon) {
 		t.Errorf("status after stop: %v, want ErrNoDaemon", err)
+	}
+}
+
+// TestCancelQueuedRunEndsWait cancels a run queued behind a running one, over the real
+// socket: a follower of the queued run (`run --wait`) returns, and the run is in history,
+// interrupted with the reason, instead of "has not started yet" forever.
+func TestCancelQueuedRunEndsWait(t *testing.T) {
+	dir := t.TempDir()
+	p := &plan.Plan{Name: "q", File: filepath.Join(dir, "q.yaml"), Location: time.UTC, Overlap: plan.OverlapQueue,
+		Steps: []*plan.Step{{ID: "wait", Run: []string{"sleep", "30"}}}}
+	store := &memStore{marks: map[string]time.Time{}}
+	eng := &procEngine{store: store}
+	sock := filepath.Join(dir, "refreshd.sock")
+	d, err := New(Config{PlansDir: dir, Load: func(string) ([]*plan.Plan, error) { return []*plan.Plan{p}, nil },
+		Engine: eng, Store: store, Socket: sock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.obs = d.Observer()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	defer func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop within 10s")
+		}
+	}()
+	c := control.NewClient(sock)
+	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitFor(t, "control socket", 5*time.Second, func() bool { _, err := c.Status(bg); return err == nil })
+
+	first, err := c.Trigger(bg, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.Trigger(bg, "q")
+	if err != nil || !second.Queued {
+		t.Fatalf("second trigger: %+v %v, want queued", second, err)
+	}
+	followed := make(chan error, 1)
+	go func() { followed <- c.Logs(bg, second.Run, "", true, func(string) error { return nil }) }()
+	if err := c.Cancel(bg, second.Run); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-followed:
+		if err != nil {
+			t.Fatalf("follow queued run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("follower of the cancelled queued run still waiting after 5s")
+	}
+	r, err := c.Run(bg, second.Run)
+	if err != nil {
+		t.Fatalf("record of the dropped run: %v", err)
+	}
+	if r.Status != history.StatusInterrupted || !strings.Contains(r.Reason, errCancelled.Error()) {
+		t.Errorf("dropped run recorded %s %q, want interrupted, %q", r.Status, r.Reason, errCancelled)
+	}
+	if err := c.Cancel(bg, first.Run); err != nil {
+		t.Fatal(err)
 	}
 }

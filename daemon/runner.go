@@ -48,21 +48,41 @@ func (r *runner) recordFailed(f schedule.Fire, reason string) {
 	if prev, err := d.cfg.Store.Run(f.RunID); err == nil && prev != nil {
 		run.Start, run.Steps = prev.Start, prev.Steps
 	}
-	if err := d.cfg.Store.PutRun(run); err != nil {
+	if err := d.cfg.Store.SaveRun(run); err != nil {
 		d.log.Error("record failed run", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}
 	d.Observer().RunFinished(run)
 }
 
-// Skipped records a trigger dropped because the plan was running.
+// Skipped records a trigger dropped because the plan was running. The scheduler calls it
+// on its own goroutine: it must not call back into the scheduler.
 func (r *runner) Skipped(f schedule.Fire, reason string) {
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
 		Start: now, End: now, Status: history.StatusSkipped, Reason: reason}
-	if err := r.d.cfg.Store.PutRun(run); err != nil {
+	if err := r.d.cfg.Store.SaveRun(run); err != nil {
 		r.d.log.Error("record skipped trigger", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}
 	if r.d.metrics != nil {
 		r.d.metrics.RunFinished(f.Plan.Name, string(history.StatusSkipped), now, false)
+	}
+}
+
+// Dropped records a queued run that will never start (cancelled, its plan removed by a
+// reload, the daemon stopping) as interrupted, and ends its live stream, so `run --wait`
+// and `logs -f` on it return instead of waiting for a start that will not come.
+func (r *runner) Dropped(f schedule.Fire, cause error) {
+	now := time.Now()
+	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
+		Start: now, End: now, Status: history.StatusInterrupted, Reason: "dropped before it started: " + cause.Error()}
+	if err := r.d.cfg.Store.SaveRun(run); err != nil {
+		r.d.log.Error("record dropped run", "plan", f.Plan.Name, "run", f.RunID, "err", err)
+	}
+	// Not through Observer.RunFinished: the scheduler calls Dropped on its own goroutine,
+	// and the observer's status line asks the scheduler, which would deadlock. A run that
+	// never started sends no webhook either way.
+	r.d.streams.finish(f.RunID)
+	if r.d.metrics != nil {
+		r.d.metrics.RunFinished(f.Plan.Name, string(history.StatusInterrupted), now, false)
 	}
 }

@@ -44,6 +44,10 @@ type Runner interface {
 	Run(ctx context.Context, f Fire)
 	// Skipped records a trigger that was dropped because the plan was already running.
 	Skipped(f Fire, reason string)
+	// Dropped records a queued run that will never start: it was cancelled, its plan was
+	// removed by a reload, or the scheduler is stopping (cause says which). Whoever waits
+	// for that run must learn that it ended.
+	Dropped(f Fire, cause error)
 }
 
 // Marks persists the last scheduled time per plan (history.Store satisfies it).
@@ -177,6 +181,7 @@ func (s *Scheduler) Run(ctx context.Context, plans []*plan.Plan) error {
 		select {
 		case <-ctx.Done():
 			st.stopped = true
+			s.dropQueued(st, context.Cause(ctx))
 			// The runs learn why they end from their context's cause (the daemon's
 			// "refreshd stopping (SIGTERM)"), which the engine records as their reason.
 			cancelRuns(context.Cause(ctx))
@@ -190,6 +195,26 @@ func (s *Scheduler) Run(ctx context.Context, plans []*plan.Plan) error {
 			req(st)
 		}
 	}
+}
+
+// dropQueued drops every queued run with cause: a stopping scheduler starts nothing more.
+func (s *Scheduler) dropQueued(st *state, cause error) {
+	for _, name := range sortedNames(st) {
+		if e := st.entries[name]; e.queued != nil {
+			s.drop(e, cause)
+		}
+	}
+}
+
+// drop forgets e's queued run and tells the runner it will never start.
+func (s *Scheduler) drop(e *entry, cause error) {
+	q := e.queued
+	e.queued = nil
+	if cause == nil {
+		cause = context.Canceled
+	}
+	s.log.Info("queued run dropped", "plan", q.Plan.Name, "run", q.RunID, "cause", cause)
+	s.runner.Dropped(*q, cause)
 }
 
 // drain waits for running runs to return, still answering requests meanwhile (status must
@@ -392,7 +417,10 @@ func (s *Scheduler) load(st *state, plans []*plan.Plan) error {
 			continue
 		}
 		if e.running != nil {
-			e.removed, e.queued = true, nil
+			e.removed = true
+			if e.queued != nil {
+				s.drop(e, fmt.Errorf("plan %s removed by a reload", name))
+			}
 		} else {
 			delete(st.entries, name)
 		}
@@ -479,16 +507,9 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, que
 	return runID, queued, err
 }
 
-// ErrCancelled is the cause a run cancelled by Cancel sees in its context.
-var ErrCancelled = errors.New("cancelled")
-
-// Cancel interrupts a running run (or drops a queued one) with cause ErrCancelled.
-func (s *Scheduler) Cancel(ctx context.Context, runID string) error {
-	return s.CancelCause(ctx, runID, ErrCancelled)
-}
-
 // CancelCause interrupts a running run (or drops a queued one); the run's context gets
-// cause, so the run can record why it ended.
+// cause, so the run can record why it ended. A queued run is handed to Runner.Dropped
+// with cause.
 func (s *Scheduler) CancelCause(ctx context.Context, runID string, cause error) error {
 	err := fmt.Errorf("%w: %q", ErrUnknownRun, runID)
 	derr := s.do(ctx, func(st *state) {
@@ -498,7 +519,7 @@ func (s *Scheduler) CancelCause(ctx context.Context, runID string, cause error) 
 				e.cancel(cause)
 				err = nil
 			case e.queued != nil && e.queued.RunID == runID:
-				e.queued = nil
+				s.drop(e, cause)
 				err = nil
 			}
 		}

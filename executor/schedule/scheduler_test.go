@@ -23,6 +23,7 @@ type recorder struct {
 	runs     []Fire
 	started  []time.Time
 	skipped  []string
+	dropped  []string
 	active   map[string]int
 	overlaps int
 	cancels  int
@@ -62,6 +63,18 @@ func (r *recorder) Skipped(f Fire, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.skipped = append(r.skipped, f.RunID+": "+reason)
+}
+
+func (r *recorder) Dropped(f Fire, cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropped = append(r.dropped, f.RunID+": "+cause.Error())
+}
+
+func (r *recorder) droppedRuns() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.dropped...)
 }
 
 func (r *recorder) snapshot() (runs []Fire, skipped []string, overlaps, cancels int) {
@@ -280,10 +293,10 @@ func TestCancelInterruptsOnlyThatRun(t *testing.T) {
 	ctx := context.Background()
 	ida, _, _ := s.Trigger(ctx, "a")
 	s.Trigger(ctx, "b")
-	if err := s.Cancel(ctx, ida); err != nil {
+	if err := s.CancelCause(ctx, ida, errors.New("test cancel")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Cancel(ctx, "nope"); !errors.Is(err, ErrUnknownRun) {
+	if err := s.CancelCause(ctx, "nope", errors.New("test cancel")); !errors.Is(err, ErrUnknownRun) {
 		t.Errorf("cancel unknown run: %v", err)
 	}
 	deadline := time.Now().Add(2 * time.Second)
@@ -362,5 +375,54 @@ func TestReloadMarksAddedPlan(t *testing.T) {
 	}
 	if got, _ := marks.LastScheduled("added"); got.IsZero() {
 		t.Error("a plan added by reload has no mark until its first fire")
+	}
+}
+
+// TestQueuedRunDropped checks that a queued run that will never start is handed to
+// Runner.Dropped with why, whichever way it goes: cancelled, its plan removed by a
+// reload, or the scheduler stopping. Without it, `run --wait` on that run waits forever.
+func TestQueuedRunDropped(t *testing.T) {
+	errCause := errors.New("cancelled by test")
+	for _, tc := range []struct {
+		name string
+		drop func(ctx context.Context, s *Scheduler, queued string, stop func()) error
+		want string // the cause the runner is given
+	}{
+		{"cancelled", func(ctx context.Context, s *Scheduler, queued string, _ func()) error {
+			return s.CancelCause(ctx, queued, errCause)
+		}, "cancelled by test"},
+		{"plan removed by reload", func(ctx context.Context, s *Scheduler, _ string, _ func()) error {
+			return s.Reload(ctx, nil)
+		}, "plan q removed by a reload"},
+		{"scheduler stopping", func(ctx context.Context, s *Scheduler, _ string, stop func()) error {
+			stop()
+			return nil
+		}, context.Canceled.Error()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{hold: time.Minute}
+			s, stop := start(t, r, []*plan.Plan{{Name: "q", Overlap: plan.OverlapQueue}})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, _, err := s.Trigger(ctx, "q"); err != nil {
+				t.Fatal(err)
+			}
+			queued, isQueued, err := s.Trigger(ctx, "q")
+			if err != nil || !isQueued {
+				t.Fatalf("second trigger: queued %v, err %v; want queued", isQueued, err)
+			}
+			if err := tc.drop(ctx, s, queued, stop); err != nil {
+				t.Fatal(err)
+			}
+			// Dropped runs on the owner goroutine before the call above returns (or, for a
+			// stop, before Run returns), so there is nothing to wait for.
+			want := []string{queued + ": " + tc.want}
+			if got := r.droppedRuns(); len(got) != 1 || got[0] != want[0] {
+				t.Errorf("dropped = %q, want %q", got, want)
+			}
+			if runs, _, _, _ := r.snapshot(); len(runs) != 1 {
+				t.Errorf("%d runs started, want only the first", len(runs))
+			}
+		})
 	}
 }
