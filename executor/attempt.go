@@ -16,8 +16,12 @@ type Attempt struct {
 	RunID    string
 	Plan     *plan.Plan
 	Instance *plan.Instance
-	N        int          // 1-based attempt number
-	Log      *slog.Logger // carries plan, run, step and attempt attributes
+	// Workdir is the instance's resolved working directory: its own workdir, else the plan's,
+	// else STATE/work/PLAN. Actions use it rather than re-deriving it, so a plan that sets no
+	// workdir finds what its run steps wrote.
+	Workdir string
+	N       int          // 1-based attempt number
+	Log     *slog.Logger // carries plan, run, step and attempt attributes
 	// Output receives process output; each line is logged live, redacted, and stored in the
 	// attempt's log file.
 	Output io.Writer

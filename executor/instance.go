@@ -153,7 +153,7 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 	}
 	i := rs.idx[inst.ID]
 	a := &Attempt{
-		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, N: n, Log: log, Output: lw,
+		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, Workdir: workdir, N: n, Log: log, Output: lw,
 		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun,
 		Exec: func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error) {
 			if dir == "" {

@@ -1,9 +1,11 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"text/template"
@@ -13,56 +15,51 @@ import (
 	"github.com/refreshd/refreshd/plan"
 )
 
-// defaultPublishMessage is the commit message when the plan sets none.
-const defaultPublishMessage = "Update constraints: {{ .summary }}\n\nrefreshd run {{ .run }} of plan {{ .plan }}"
-
 // publish copies the run's generated constraints into refreshd's clone of the branch and,
 // when a meaningful line changed, commits and pushes them without force. The engine runs it
 // only when every step it needs succeeded in the same run, so constraints never come from a
 // run whose upgrade build failed. What it did (or, in the dry run, would do) is recorded even
 // when it fails half-way.
 func (t *Tools) publish(ctx context.Context, a *Attempt, act *plan.PublishAction) error {
+	// The same words gitpub starts its errors with, so every publish error reads alike.
+	what := fmt.Sprintf("publish constraints to %s branch %s", gitpub.RedactURLs(act.Repo), act.Branch)
 	token := ""
 	if act.Token != "" {
 		v, ok := a.Secrets[act.Token]
 		if !ok || v == "" {
-			return fmt.Errorf("publish constraints to %s: secret %s (the token) has no value", act.Branch, act.Token)
+			return fmt.Errorf("%s: secret %s (the token) has no value", what, act.Token)
 		}
 		token = v
 	}
-	msgText := act.Message
-	if msgText == "" {
-		msgText = defaultPublishMessage
-	}
-	msgTmpl, err := template.New("message").Option("missingkey=error").Parse(msgText)
+	set := publishSettings(act)
+	msgTmpl, err := template.New("message").Option("missingkey=error").Parse(set.Message)
 	if err != nil {
-		return fmt.Errorf("publish constraints to %s: message template: %w", act.Branch, err)
+		return fmt.Errorf("%s: message template: %w", what, err)
 	}
+	// The plan's default message is the fallback when the plan's own fails to render.
+	fallback := template.Must(template.New("default message").Parse(plan.DefaultMessage))
 	var msgErr error
 	message := func(summary string) string {
 		var b strings.Builder
 		data := map[string]string{"run": a.RunID, "plan": a.Plan.Name, "summary": summary}
 		if err := msgTmpl.Execute(&b, data); err != nil {
 			msgErr = err
-			return "Update constraints: " + summary
+			b.Reset()
+			fallback.Execute(&b, data) // renders: a constant over exactly these keys
 		}
 		return b.String()
 	}
-	workdir := a.Plan.Workdir
 	var env []string // the step's environment, as a run step would have it (GIT_SSH_COMMAND, ...)
 	if a.Instance != nil {
-		if a.Instance.Workdir != "" {
-			workdir = a.Instance.Workdir
-		}
 		for _, k := range slices.Sorted(maps.Keys(a.Instance.Env)) {
 			env = append(env, k+"="+a.Instance.Env[k])
 		}
 	}
 	o := gitpub.Options{
 		Repo: act.Repo, Branch: act.Branch, Token: token,
-		Workdir: workdir, Files: []string{act.Files}, Dir: act.Dir, Ignore: act.IgnoreLines, // nil: comment lines
-		AuthorName: act.AuthorName, AuthorEmail: act.AuthorEmail, Message: message,
-		MaxAttempts: act.MaxAttempts, StateDir: a.StateDir, DryRun: a.DryRun, Env: env,
+		Workdir: a.Workdir, Files: []string{act.Files}, Dir: act.Dir, Ignore: set.IgnoreLines,
+		AuthorName: set.AuthorName, AuthorEmail: set.AuthorEmail, Message: message,
+		MaxAttempts: set.MaxAttempts, StateDir: a.StateDir, DryRun: a.DryRun, Env: env,
 		Output: a.Output, Log: a.Log,
 		Runner: &gitpub.ExecRunner{Program: t.git(), Output: a.Output},
 	}
@@ -76,12 +73,27 @@ func (t *Tools) publish(ctx context.Context, a *Attempt, act *plan.PublishAction
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("publish constraints to %s: %w", act.Branch, err)
+		return err // gitpub names the repository, the branch and the operation
 	}
 	if msgErr != nil {
-		a.Warn(fmt.Sprintf("publish constraints to %s: message template: %v (used a default message)", act.Branch, msgErr))
+		a.Warn(fmt.Sprintf("%s: message template: %v (used the default message)", what, msgErr))
 	}
 	return nil
+}
+
+// publishSettings is the action with the plan's defaults in every setting it leaves out. A
+// decoded plan has them all already; an action built in code may not, and the defaults are
+// the plan package's, written down once.
+func publishSettings(act *plan.PublishAction) plan.PublishConstraints {
+	pc := act.PublishConstraints
+	pc.Message = cmp.Or(pc.Message, plan.DefaultMessage)
+	pc.AuthorName = cmp.Or(pc.AuthorName, plan.DefaultAuthorName)
+	pc.AuthorEmail = cmp.Or(pc.AuthorEmail, plan.DefaultAuthorEmail)
+	pc.MaxAttempts = cmp.Or(pc.MaxAttempts, plan.DefaultPublishTry)
+	if pc.IgnoreLines == nil {
+		pc.IgnoreLines = regexp.MustCompile(plan.DefaultIgnoreLines) // a constant known to compile
+	}
+	return pc
 }
 
 // publishRecord is the history form of a publish result.
@@ -103,14 +115,8 @@ func (t *Tools) describePublish(act *plan.PublishAction) []string {
 	if act.Dir != "" {
 		dest = act.Dir + "/"
 	}
-	ignore := gitpub.DefaultIgnore
-	if act.IgnoreLines != nil {
-		ignore = act.IgnoreLines.String()
-	}
-	attempts := act.MaxAttempts
-	if attempts <= 0 {
-		attempts = 5
-	}
+	set := publishSettings(act)
+	ignore, attempts := set.IgnoreLines.String(), set.MaxAttempts
 	auth := "the user's git credentials (credential helpers, SSH keys)"
 	if act.Token != "" {
 		auth = "the token in secret " + act.Token

@@ -73,7 +73,7 @@ func TestPublishGlue(t *testing.T) {
 			RunID: "r-42", Plan: &plan.Plan{Name: "airflow-main", Workdir: work},
 			Instance: &plan.Instance{ID: "publish-constraints", Workdir: work,
 				Env: map[string]string{"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}},
-			N: 1, Log: slog.New(slog.DiscardHandler), Output: &out,
+			Workdir: work, N: 1, Log: slog.New(slog.DiscardHandler), Output: &out,
 			Secrets:  map[string]string{"GH": secret},
 			Record:   func(f func(*history.Step)) { f(&rec) },
 			Warn:     func(m string) { warnings = append(warnings, m) },
@@ -127,5 +127,61 @@ func TestDescribePublishHidesCredentials(t *testing.T) {
 	ops := strings.Join((&Tools{}).describePublish(act), "\n")
 	if strings.Contains(ops, "tok123456") || !strings.Contains(ops, "never --force") || !strings.Contains(ops, "https://github.com/apache/airflow.git") {
 		t.Errorf("describePublish:\n%s", ops)
+	}
+}
+
+// TestEnginePublishDefaultWorkdir runs a plan that sets no workdir through the engine: its run
+// step writes the constraints into the default workdir (STATE/work/PLAN), and the publish
+// step must find them there and push them to a real bare remote.
+func TestEnginePublishDefaultWorkdir(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil && os.Getenv("REFRESHD_REQUIRE_STACK") == "" {
+		t.Skip("git not installed")
+	}
+	remote := filepath.Join(t.TempDir(), "c.git")
+	gitT(t, "", "init", "--quiet", "--bare", remote)
+	e := newEngineT(t, time.Second)
+	gen := step("generate", "sh", "-c", `mkdir -p files && printf '# generated\na==1.1\n' > files/constraints-3.12.txt`)
+	pub := needs(&plan.Instance{ID: "publish", Step: &plan.Step{ID: "publish"}, ConcurrencyKey: "publish",
+		Env: map[string]string{"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"},
+		Action: &plan.PublishAction{PublishConstraints: plan.PublishConstraints{
+			Repo: remote, Branch: "constraints-main", Files: "files/constraints-*.txt"}}}, "generate")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := e.run(t, ctx, graph(&plan.Plan{Name: "no-workdir"}, gen, pub))
+	if r.Status != history.StatusSucceeded {
+		t.Fatalf("run %s %q; publish step: %+v\n%s", r.Status, r.Reason, stepOf(t, r, "publish"), e.out.String())
+	}
+	if got := gitT(t, remote, "show", "constraints-main:constraints-3.12.txt"); got != "# generated\na==1.1" {
+		t.Errorf("published file = %q", got)
+	}
+	if p := stepOf(t, r, "publish").Publish; p == nil || p.Commit != gitT(t, remote, "rev-parse", "constraints-main") {
+		t.Errorf("publish record %+v does not name the remote head", p)
+	}
+	// The commit message is the plan package's default, rendered.
+	want := "Update constraints (1 added in 1 file)\n\nrun " + r.ID + " of plan no-workdir"
+	if msg := gitT(t, remote, "log", "-1", "--format=%B", "constraints-main"); msg != want {
+		t.Errorf("commit message %q, want %q", msg, want)
+	}
+}
+
+// TestPublishErrorSaysItOnce checks that the executor adds nothing to gitpub's error: the
+// repository and branch are named once, followed by the failed operation.
+func TestPublishErrorSaysItOnce(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil && os.Getenv("REFRESHD_REQUIRE_STACK") == "" {
+		t.Skip("git not installed")
+	}
+	remote := filepath.Join(t.TempDir(), "c.git")
+	gitT(t, "", "init", "--quiet", "--bare", remote)
+	work := t.TempDir()
+	act := &plan.PublishAction{PublishConstraints: plan.PublishConstraints{Repo: remote, Branch: "constraints-main", Files: "files/*.txt"}}
+	a := &Attempt{RunID: "r-1", Plan: &plan.Plan{Name: "p"}, Instance: &plan.Instance{ID: "publish",
+		Env: map[string]string{"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}},
+		Workdir: work, Log: slog.New(slog.DiscardHandler), Output: &bytes.Buffer{},
+		Record: func(func(*history.Step)) {}, Warn: func(string) {}, StateDir: t.TempDir()}
+	err := (&Tools{}).publish(t.Context(), a, act)
+	want := "publish constraints to " + remote + " branch constraints-main: files files/*.txt: no file matches in " + work +
+		" (the generation produced nothing to publish)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant   %s", err, want)
 	}
 }

@@ -115,7 +115,7 @@ func (c *clone) remoteHead(ctx context.Context) (string, error) {
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
-	return "", fmt.Errorf("reach %s (branch %s) after %d tries: %w", c.remote.URL, c.branch, c.fetchAttempts, last)
+	return "", fmt.Errorf("reach the remote after %d tries: %w", c.fetchAttempts, last)
 }
 
 // sync makes the working tree exactly the remote branch (or an empty orphan branch when
@@ -138,7 +138,7 @@ func (c *clone) sync(ctx context.Context) (string, error) {
 			return "", err
 		}
 		if err := c.fetch(ctx); err != nil {
-			return "", fmt.Errorf("fetch %s branch %s: %w", c.remote.URL, c.branch, err)
+			return "", fmt.Errorf("fetch into the clone: %w", err)
 		}
 	}
 	tracking := "refs/remotes/origin/" + c.branch
@@ -148,7 +148,7 @@ func (c *clone) sync(ctx context.Context) (string, error) {
 		{"clean", "-fdxq"},
 	} {
 		if _, err := c.git(ctx, args...); err != nil {
-			return "", fmt.Errorf("reset clone to %s: %w", c.branch, err)
+			return "", fmt.Errorf("reset the clone to the remote branch: %w", err)
 		}
 	}
 	return head, nil
@@ -169,13 +169,13 @@ func (c *clone) orphan(ctx context.Context) error {
 		{"clean", "-fdxq"},
 	} {
 		if _, err := c.git(ctx, args...); err != nil {
-			return fmt.Errorf("start new branch %s: %w", c.branch, err)
+			return fmt.Errorf("start the branch: %w", err)
 		}
 	}
 	// A local branch left from an earlier run would become the parent; the remote has none.
 	if _, err := c.git(ctx, "rev-parse", "--verify", "--quiet", "refs/heads/"+c.branch); err == nil {
 		if _, err := c.git(ctx, "update-ref", "-d", "refs/heads/"+c.branch); err != nil {
-			return fmt.Errorf("start new branch %s: %w", c.branch, err)
+			return fmt.Errorf("start the branch: %w", err)
 		}
 	}
 	return nil
@@ -231,10 +231,10 @@ func (c *clone) push(ctx context.Context) error {
 			return errRaced
 		}
 		if strings.Contains(text, "[remote rejected]") {
-			return fmt.Errorf("push to %s branch %s: refused by the remote (protected branch or hook): %w", c.remote.URL, c.branch, err)
+			return fmt.Errorf("push: refused by the remote (protected branch or hook): %w", err)
 		}
 	}
-	return fmt.Errorf("push to %s branch %s: %w", c.remote.URL, c.branch, err)
+	return fmt.Errorf("push: %w", err)
 }
 
 func sameDir(a, b string) bool {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -108,7 +109,10 @@ func (f *fixture) options() Options {
 		Repo: f.remote, Branch: branch, Workdir: f.workdir,
 		Files:      []string{"files/constraints-*/constraints*.txt"},
 		AuthorName: "refreshd-test", AuthorEmail: "refreshd@example.com",
-		StateDir: f.state, Env: gitEnv(),
+		Ignore:      regexp.MustCompile(`^#`),
+		Message:     func(summary string) string { return "Update constraints: " + summary },
+		MaxAttempts: 5,
+		StateDir:    f.state, Env: gitEnv(),
 		FetchAttempts: 2, FetchBackoff: 10 * time.Millisecond, LockWait: 20 * time.Millisecond,
 	}
 }

@@ -35,14 +35,16 @@ type Options struct {
 	Workdir string   // absolute; Files are relative to it
 	Files   []string // glob patterns (filepath.Glob syntax)
 	Dir     string   // subdirectory of the branch to copy into; "" is the root
-	// Ignore matches lines that do not count as a change; nil means DefaultIgnore.
+	// Ignore matches lines that do not count as a change; required. The caller owns the
+	// defaults of Ignore, AuthorName, AuthorEmail, Message and MaxAttempts (for refreshd,
+	// the plan package), so they are written down once.
 	Ignore      *regexp.Regexp
-	AuthorName  string // default "refreshd"
-	AuthorEmail string // default "refreshd@localhost"
-	// Message renders the commit message for a change summary. It is called again when a
-	// race makes the publish re-compare.
+	AuthorName  string // required
+	AuthorEmail string // required
+	// Message renders the commit message for a change summary; required. It is called again
+	// when a race makes the publish re-compare.
 	Message func(summary string) string
-	// MaxAttempts bounds push attempts when the branch keeps moving; default 5.
+	// MaxAttempts bounds push attempts when the branch keeps moving; at least 1.
 	MaxAttempts int
 	// FetchAttempts and FetchBackoff bound the tries to reach the remote; default 3 and 2s
 	// (doubling).
@@ -57,9 +59,6 @@ type Options struct {
 	// LockWait is how often a waiting publish retries the branch lock; default 1s.
 	LockWait time.Duration
 }
-
-// DefaultIgnore: comment lines, where constraint files keep their generation timestamp.
-const DefaultIgnore = `^#`
 
 // Result is what a publish did.
 type Result struct {
@@ -84,11 +83,20 @@ func (r *Result) Changes() []Change {
 
 // Publish copies the generated files into the branch and, when something meaningful
 // changed, commits and pushes them. The returned Result is filled as far as the publish got,
-// also on error.
+// also on error. Errors start with "publish constraints to REPO branch BRANCH:" and then
+// name the operation that failed, so callers need add nothing.
 func Publish(ctx context.Context, o Options) (*Result, error) {
+	res, err := publish(ctx, o)
+	if err != nil {
+		return res, fmt.Errorf("publish constraints to %s branch %s: %w", res.Repo, res.Branch, err)
+	}
+	return res, nil
+}
+
+func publish(ctx context.Context, o Options) (*Result, error) {
 	rem, err := parseRemote(o.Repo, o.Token)
 	if err != nil {
-		return nil, err
+		return &Result{Repo: RedactURLs(o.Repo), Branch: o.Branch}, err
 	}
 	res := &Result{Repo: rem.URL, Branch: o.Branch}
 	if err := o.validate(); err != nil {
@@ -112,7 +120,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		if _, err := c.sync(ctx); err != nil {
-			return res, fmt.Errorf("update constraints clone of %s: %w", o.Branch, err)
+			return res, fmt.Errorf("update the constraints clone: %w", err)
 		}
 		// Read the sources on every attempt: a race retry compares against the new head.
 		sources, err := collect(o.Workdir, o.Files)
@@ -149,7 +157,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		err = c.push(ctx)
 		if err == nil {
 			res.Commit = commit
-			log.Info("constraints published", "commit", commit, "summary", res.Summary, "push_attempts", attempt)
+			log.Info("constraints published", "commit", commit, "summary", res.Summary, "push_attempt", attempt)
 			fmt.Fprintf(o.Output, "pushed %s to %s branch %s: %s\n", commit, rem.URL, o.Branch, res.Summary)
 			return res, nil
 		}
@@ -157,7 +165,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 			return res, err
 		}
 		if attempt >= o.MaxAttempts {
-			return res, fmt.Errorf("push constraints to %s: the branch moved on every one of %d attempts", o.Branch, attempt)
+			return res, fmt.Errorf("push: the branch moved on every one of %d attempts", attempt)
 		}
 		log.Warn("constraints branch moved during publish; fetching and re-applying", "push_attempt", attempt)
 		fmt.Fprintf(o.Output, "branch %s moved on the remote; fetching and re-applying (attempt %d of %d)\n", o.Branch, attempt+1, o.MaxAttempts)
@@ -165,18 +173,25 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 }
 
 func (o *Options) validate() error {
-	if o.Branch == "" {
-		return errors.New("publish constraints: no branch")
-	}
-	if o.StateDir == "" {
-		return errors.New("publish constraints: no state directory")
-	}
-	if len(o.Files) == 0 {
-		return errors.New("publish constraints: no files pattern")
+	switch {
+	case o.Branch == "":
+		return errors.New("no branch")
+	case o.StateDir == "":
+		return errors.New("no state directory")
+	case len(o.Files) == 0:
+		return errors.New("no files pattern")
+	case o.Ignore == nil:
+		return errors.New("no ignore pattern")
+	case o.AuthorName == "" || o.AuthorEmail == "":
+		return errors.New("no commit author")
+	case o.Message == nil:
+		return errors.New("no commit message")
+	case o.MaxAttempts < 1:
+		return fmt.Errorf("max attempts %d: must be at least 1", o.MaxAttempts)
 	}
 	if o.Dir != "" {
 		if err := checkRelative(o.Dir); err != nil {
-			return fmt.Errorf("publish constraints: dir %q: %w", o.Dir, err)
+			return fmt.Errorf("dir %q: %w", o.Dir, err)
 		}
 		o.Dir = filepath.Clean(o.Dir)
 		if o.Dir == "." {
@@ -187,21 +202,6 @@ func (o *Options) validate() error {
 }
 
 func (o *Options) defaults(rem remote) {
-	if o.Ignore == nil {
-		o.Ignore = regexp.MustCompile(DefaultIgnore)
-	}
-	if o.AuthorName == "" {
-		o.AuthorName = "refreshd"
-	}
-	if o.AuthorEmail == "" {
-		o.AuthorEmail = "refreshd@localhost"
-	}
-	if o.Message == nil {
-		o.Message = func(summary string) string { return "Update constraints: " + summary }
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 5
-	}
 	if o.FetchAttempts <= 0 {
 		o.FetchAttempts = 3
 	}
@@ -262,8 +262,12 @@ func lockBranch(ctx context.Context, path string, every time.Duration, log *slog
 	}
 	if !ok {
 		log.Info("waiting for the branch lock: another publish of this branch is running", "lock", path)
-		if ok, err = fl.TryLockContext(ctx, every); !ok || err != nil {
+		ok, err = fl.TryLockContext(ctx, every)
+		if err != nil {
 			return nil, fmt.Errorf("wait for branch lock %s: %w", path, err)
+		}
+		if !ok { // flock returns the context's error when it gives up; be safe if it did not
+			return nil, fmt.Errorf("wait for branch lock %s: not acquired", path)
 		}
 	}
 	return func() { fl.Unlock() }, nil

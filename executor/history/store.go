@@ -105,9 +105,6 @@ func (s *Store) SaveRun(r *Run) error {
 	return nil
 }
 
-// PutRun is SaveRun, under the name the daemon's store interface uses.
-func (s *Store) PutRun(r *Run) error { return s.SaveRun(r) }
-
 // Run returns the run with this id, or an error wrapping ErrNotFound.
 func (s *Store) Run(id string) (*Run, error) {
 	var r *Run
