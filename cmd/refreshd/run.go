@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/executor/history"
 	"github.com/refreshd/refreshd/executor/report"
@@ -125,17 +126,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, " (%s)", r.Reason)
 	}
 	fmt.Fprintf(stdout, "\ndetails: refreshd logs --state %s %s\n", *state, r.ID)
-	return runExitCode(r.Status)
-}
-
-func runExitCode(s history.Status) int {
-	switch s {
-	case history.StatusSucceeded, history.StatusSkipped:
-		return exitSucceeded
-	case history.StatusInterrupted:
-		return exitInterrupted
-	}
-	return exitFailed
+	return control.ExitCode(r.Status)
 }
 
 // hasLocalFlag reports whether args ask for --local, wherever it is among the flags.

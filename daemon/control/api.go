@@ -92,10 +92,12 @@ var (
 	ErrStopping = errors.New("daemon is stopping") // 503
 )
 
-// ExitCode is the process exit code for a finished run, as `run --local` uses it.
+// ExitCode is the process exit code for a finished run, the same for `run --local` and
+// `run --wait`: 0 succeeded or skipped (a skip_if skip is the plan saying there was nothing
+// to do, not a failure), 130 interrupted, 1 otherwise.
 func ExitCode(s history.Status) int {
 	switch s {
-	case history.StatusSucceeded:
+	case history.StatusSucceeded, history.StatusSkipped:
 		return 0
 	case history.StatusInterrupted:
 		return 130
