@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/refreshd/refreshd/executor/history"
 )
@@ -23,14 +24,26 @@ const DefaultSocket = "/run/refreshd/refreshd.sock"
 // state directory directly.
 var ErrNoDaemon = errors.New("no daemon listening")
 
+// DefaultTimeout bounds a call to the daemon that is not a log stream: a wedged daemon
+// must not hang `refreshd status` (or a script calling it) forever.
+const DefaultTimeout = 30 * time.Second
+
 // Client talks to a daemon over its socket.
 type Client struct {
-	socket string
-	http   *http.Client
+	socket  string
+	http    *http.Client
+	timeout time.Duration
 }
 
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithTimeout bounds each call that is not a log stream (default DefaultTimeout); for a log
+// stream it bounds the wait for the daemon's answer, not the stream. 0 or less: no bound.
+func WithTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
+
 // NewClient returns a client for the daemon listening on socket.
-func NewClient(socket string) *Client {
+func NewClient(socket string, opts ...ClientOption) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -38,7 +51,25 @@ func NewClient(socket string) *Client {
 		},
 		DisableCompression: true,
 	}
-	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+	c := &Client{socket: socket, http: &http.Client{Transport: tr}, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// bounded returns ctx limited to the client's timeout, and a stop that lifts the bound
+// (for a stream once its answer has come) and reports whether it had already expired.
+// The daemon's silence then surfaces as an error naming the socket and the wait.
+func (c *Client) bounded(ctx context.Context) (context.Context, func() (expired bool), context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	if c.timeout <= 0 {
+		return ctx, func() bool { return false }, func() { cancel(nil) }
+	}
+	t := time.AfterFunc(c.timeout, func() {
+		cancel(fmt.Errorf("no answer from the daemon on %s within %s (is it wedged? see journalctl -u refreshd)", c.socket, c.timeout))
+	})
+	return ctx, func() bool { return !t.Stop() }, func() { t.Stop(); cancel(nil) }
 }
 
 // Socket is the path the client dials.
@@ -74,6 +105,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && !errors.Is(cause, ctx.Err()) {
+			return nil, fmt.Errorf("%s %s: %w", method, path, cause)
+		}
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return nil, c.dialError(err)
@@ -95,12 +129,17 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values) 
 }
 
 func (c *Client) getJSON(ctx context.Context, method, path string, query url.Values, v any) error {
+	ctx, _, cancel := c.bounded(ctx)
+	defer cancel()
 	resp, err := c.do(ctx, method, path, query)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
+			return fmt.Errorf("read answer to %s %s: %w", method, path, cause)
+		}
 		return fmt.Errorf("decode answer to %s %s: %w", method, path, err)
 	}
 	return nil
@@ -157,11 +196,18 @@ func (c *Client) Logs(ctx context.Context, id, step string, follow bool, line fu
 	if follow {
 		q.Set("follow", "1")
 	}
+	// The timeout covers the wait for the daemon's answer; the stream itself may rightly
+	// stay quiet for as long as a step prints nothing.
+	ctx, lift, cancel := c.bounded(ctx)
+	defer cancel()
 	resp, err := c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id)+"/logs", q)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if lift() {
+		return fmt.Errorf("logs of %s: %w", id, context.Cause(ctx))
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
