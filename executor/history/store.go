@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrNotFound is wrapped by lookups of a run that is not in the store.
@@ -32,17 +34,44 @@ const openTimeout = time.Second
 // processes cannot corrupt it. Every run is one JSON value keyed by its id; retention keeps
 // the number of runs per plan small, so listing by decoding is cheap.
 //
+// A record that cannot be decoded (a bad disk block, a hand edit) is skipped by every
+// listing and logged with its key, so one damaged run never stops the daemon from starting
+// or the history from being listed; only Run(id) of that very record returns the error. The
+// record itself is left in place (Prune does not delete it) for someone to inspect.
+//
 // A Store is safe for concurrent use.
 type Store struct {
 	db   *bolt.DB
 	path string
+	log  *slog.Logger
+}
+
+// Option configures Open and OpenReadOnly.
+type Option func(*Store)
+
+// WithLogger sets where the store reports records it had to skip; the default is
+// slog.Default(), so such a report is never lost.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+func newStore(db *bolt.DB, path string, opts []Option) *Store {
+	s := &Store{db: db, path: path, log: slog.Default()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Open opens (creating if needed) the store at path.
-func Open(path string) (*Store, error) {
+func Open(path string, opts ...Option) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open history %s: %w (is a refreshd daemon or run --local using this state directory?)", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("open history %s: %w", path, err)
@@ -59,21 +88,21 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise history %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return newStore(db, path, opts), nil
 }
 
 // OpenReadOnly opens an existing store for reading (refreshd history and logs). Readers
 // share the file; a writer (a daemon or run --local) excludes them, so this fails with
 // ErrLocked while one runs.
-func OpenReadOnly(path string) (*Store, error) {
+func OpenReadOnly(path string, opts ...Option) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout, ReadOnly: true})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open history %s: %w (a refreshd daemon or run --local is using it; ask the daemon instead)", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return newStore(db, path, opts), nil
 }
 
 // Path is the store's file.
@@ -126,9 +155,9 @@ func (s *Store) Runs(plan string, limit int) ([]*Run, error) {
 	var runs []*Run
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketRuns)).ForEach(func(k, v []byte) error {
-			r, err := decodeRun(string(k), v)
-			if err != nil {
-				return err
+			r, ok := s.decodeListed(k, v)
+			if !ok {
+				return nil
 			}
 			if plan == "" || r.Plan == plan {
 				runs = append(runs, r)
@@ -161,9 +190,9 @@ func (s *Store) InterruptRunning(reason string) ([]string, error) {
 		}
 		var changes []change
 		err := b.ForEach(func(k, v []byte) error {
-			r, err := decodeRun(string(k), v)
-			if err != nil {
-				return err
+			r, ok := s.decodeListed(k, v)
+			if !ok {
+				return nil
 			}
 			if r.Status != StatusRunning {
 				return nil
@@ -234,9 +263,9 @@ func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
 		b := tx.Bucket([]byte(bucketRuns))
 		var runs []*Run
 		err := b.ForEach(func(k, v []byte) error {
-			r, err := decodeRun(string(k), v)
-			if err != nil {
-				return err
+			r, ok := s.decodeListed(k, v)
+			if !ok {
+				return nil
 			}
 			if r.Plan == plan {
 				runs = append(runs, r)
@@ -298,6 +327,17 @@ func (s *Store) SetLastScheduled(plan string, t time.Time) error {
 		return fmt.Errorf("record last scheduled time of %s: %w", plan, err)
 	}
 	return nil
+}
+
+// decodeListed decodes a run met while iterating; an undecodable one is logged with its key
+// and reported as not ok, for the caller to skip.
+func (s *Store) decodeListed(k, v []byte) (*Run, bool) {
+	r, err := decodeRun(string(k), v)
+	if err != nil {
+		s.log.Error("skipping an unreadable run record in the history", "run", string(k), "path", s.path, "err", err)
+		return nil, false
+	}
+	return r, true
 }
 
 func decodeRun(id string, data []byte) (*Run, error) {
