@@ -40,7 +40,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	group := fs.String("socket-group", "", "group owning the control socket (default: the daemon's)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on ADDR (a bare port binds 127.0.0.1)")
 	grace := fs.Duration("kill-grace", 0, "time between SIGTERM and SIGKILL of a step's process group, for plans that set no kill_grace (a plan's own kill_grace wins; default 30s)")
-	stopTimeout := fs.Duration("stop-timeout", 80*time.Second, "longest a stop (SIGTERM) may take; every kill grace is capped to fit in it. Keep it below the unit's TimeoutStopSec")
+	stopTimeout := fs.Duration("stop-timeout", daemon.DefaultStopTimeout, "longest a stop (SIGTERM) may take; every kill grace is capped to fit in it. Keep it below the unit's TimeoutStopSec")
 	hookFormat := fs.String("webhook-format", "json", "payload of the --webhook targets: json or slack")
 	var hooks []string
 	fs.Func("webhook", "global webhook notified on every plan's failures and recoveries; @FILE reads the URL from FILE (keeps it out of ps and the unit); repeatable", func(s string) error {
@@ -94,8 +94,8 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
 		metricsAddr: *metricsAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
 	}); err != nil {
+		// One line, through the logger like every other daemon message (journald).
 		logger.Error("daemon failed", "err", err)
-		fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
 		return 1
 	}
 	return 0

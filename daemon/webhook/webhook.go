@@ -1,5 +1,6 @@
-// Package webhook sends failure and recovery notifications: a JSON payload, or the
-// Slack-compatible {"text": ...} form, with bounded retries, off the run path.
+// Package webhook sends run notifications (failure, recovery, and success for the targets
+// that ask for it): a JSON payload, or the Slack-compatible {"text": ...} form, with
+// bounded retries, off the run path.
 package webhook
 
 import (
@@ -50,7 +51,7 @@ func (t Target) Wants(event string) bool {
 
 // Event is the JSON payload.
 type Event struct {
-	Event    string    `json:"event"` // failure | recovery
+	Event    string    `json:"event"` // failure | recovery | success
 	Plan     string    `json:"plan"`
 	Run      string    `json:"run"`
 	Status   string    `json:"status"`
