@@ -33,6 +33,7 @@ func TestDrillBuilderNodeDown(t *testing.T) {
 	s.stop("node1")
 	r, code := d.runCLI()
 	if r.Status != history.StatusFailed || code != 1 {
+		logFailed(t, r)
 		t.Fatalf("run with a node down: %s (exit %d), want failed (exit 1)\n%s", r.Status, code, describe(r))
 	}
 	t.Logf("run %s %s in %s: %s", r.ID, r.Status, r.End.Sub(r.Start).Round(time.Millisecond), r.Reason)
@@ -86,6 +87,7 @@ func TestDrillRegistryDownDuringVerify(t *testing.T) {
 
 	r, code := d.runCLI()
 	if r.Status != history.StatusFailed || code != 1 {
+		logFailed(t, r)
 		t.Fatalf("run with the registry down: %s (exit %d), want failed\n%s", r.Status, code, describe(r))
 	}
 	t.Logf("run %s %s in %s: %s", r.ID, r.Status, r.End.Sub(r.Start).Round(time.Millisecond), r.Reason)

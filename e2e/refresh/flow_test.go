@@ -110,8 +110,10 @@ func TestFullFlowThenUpstreamRelease(t *testing.T) {
 		t.Errorf("commit message %q names neither run %s nor summary %q", msg, r1.ID, pub.Summary)
 	}
 	for _, f := range constraintFiles(pythons...) {
+		// MODE-X.Y.txt was exported to files/constraints-X.Y/MODE/ (one directory per export).
 		py := strings.TrimSuffix(f[strings.LastIndex(f, "-")+1:], ".txt")
-		local, err := os.ReadFile(filepath.Join(s.project(), "files", "constraints-"+py, f))
+		mode := f[:strings.LastIndex(f, "-")]
+		local, err := os.ReadFile(filepath.Join(s.project(), "files", "constraints-"+py, mode, f))
 		if err != nil {
 			t.Fatal(err)
 		}

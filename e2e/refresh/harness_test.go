@@ -60,15 +60,26 @@ type stack struct {
 	env map[string]string // `stack.sh env`: DOCKER_CONFIG, REGISTRY, CONSTRAINTS_REPO, ...
 }
 
+// requireProgram is teststack.Require's rule for one more program of the stack (busybox,
+// git): skip when it is missing, but fail when REFRESHD_REQUIRE_STACK is set, so CI never
+// passes by skipping.
+func requireProgram(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	reason := name + " missing: run scripts/install-stack.sh"
+	if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
+		t.Fatalf("REFRESHD_REQUIRE_STACK is set: %s", reason)
+	}
+	t.Skip(reason)
+}
+
 func upStack(t *testing.T) *stack {
 	t.Helper()
 	teststack.Require(t)
-	if _, err := exec.LookPath("busybox"); err != nil {
-		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
-			t.Fatal("busybox (busybox-static) missing: run scripts/install-stack.sh")
-		}
-		t.Skip("busybox (busybox-static) missing: run scripts/install-stack.sh")
-	}
+	requireProgram(t, "busybox")
+	requireProgram(t, "git")
 	s := &stack{t: t, dir: t.TempDir()}
 	t.Cleanup(func() {
 		if out, err := s.try("down"); err != nil {
@@ -349,6 +360,7 @@ func (d *daemon) mustSucceed() *history.Run {
 	d.t.Helper()
 	r, code := d.runCLI()
 	if r.Status != history.StatusSucceeded || code != 0 {
+		logFailed(d.t, r)
 		d.t.Fatalf("run %s: %s (exit %d): %s\n%s", r.ID, r.Status, code, r.Reason, describe(r))
 	}
 	return r
@@ -361,6 +373,41 @@ func describe(r *history.Run) string {
 		fmt.Fprintf(&b, "  %s: %s %s\n", s.Instance, s.Status, s.Reason)
 	}
 	return b.String()
+}
+
+// failedLogLines bounds how much of each failed attempt's log logFailed prints: the end of
+// a buildx log holds the error, the start only its setup.
+const failedLogLines = 60
+
+// logFailed prints the log of every attempt of every failed step of r (the last
+// failedLogLines lines of STATE/logs/RUN/INSTANCE.N.log), so an unexpected outcome, above
+// all an intermittent one, can be diagnosed from the test output alone.
+func logFailed(t *testing.T, r *history.Run) {
+	t.Helper()
+	for _, st := range r.Steps {
+		if st.Status != history.StatusFailed {
+			continue
+		}
+		for _, a := range st.Attempts {
+			if a.Log == "" {
+				t.Logf("%s attempt %d (exit %d, %s): no log file", st.Instance, a.N, a.ExitCode, a.Error)
+				continue
+			}
+			b, err := os.ReadFile(a.Log)
+			if err != nil {
+				t.Logf("%s attempt %d (exit %d, %s): read log: %v", st.Instance, a.N, a.ExitCode, a.Error, err)
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			cut := ""
+			if len(lines) > failedLogLines {
+				cut = fmt.Sprintf(" (last %d of %d lines)", failedLogLines, len(lines))
+				lines = lines[len(lines)-failedLogLines:]
+			}
+			t.Logf("%s attempt %d (exit %d, %s), log %s%s:\n%s", st.Instance, a.N, a.ExitCode, a.Error,
+				a.Log, cut, strings.Join(lines, "\n"))
+		}
+	}
 }
 
 func step(t *testing.T, r *history.Run, instance string) history.Step {

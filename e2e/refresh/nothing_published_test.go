@@ -20,9 +20,7 @@ import (
 // successful build). The control case, a generation that succeeds, does publish, so the
 // test would see a publish that should not have happened.
 func TestUpstreamFailureNothingPublished(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git missing")
-	}
+	requireProgram(t, "git")
 	write := `mkdir -p files/constraints-{{ .python }} && printf '# generated\nattrs==99.0\n' >files/constraints-{{ .python }}/constraints-{{ .python }}.txt`
 	cases := []struct {
 		name       string

@@ -56,7 +56,7 @@ for py in $PYTHONS; do
 		timed "generate-constraints[python=$py,mode=$mode]" "${build[@]}" --platform linux/amd64 \
 			--target constraints --no-cache-filter constraints-gen \
 			--build-arg "PYTHON_VERSION=$py" --build-arg "CONSTRAINTS_MODE=$mode" \
-			--output "type=local,dest=files/constraints-$py" .
+			--output "type=local,dest=files/constraints-$py/$mode" .
 	done
 done
 
@@ -64,7 +64,7 @@ echo "== publish-constraints"
 clone=$DIR/by-hand-constraints
 rm -rf "$clone"
 git clone -q --branch constraints-main "$CONSTRAINTS_REPO" "$clone"
-cp files/constraints-*/constraints*.txt "$clone/"
+cp files/constraints-*/*/constraints*.txt "$clone/"
 # A change only in "#" lines is no change (every header carries its generation time).
 if git -C "$clone" diff -G '^[^#]' --quiet; then
 	echo "no constraint changed (only headers): no commit"
