@@ -30,7 +30,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		printJSON(stdout, st)
 		return 0
 	}
-	fmt.Fprintf(stdout, "refreshd %s, pid %d, up %s, plans from %s\n\n", st.Version, st.PID,
+	// st.Version is the daemon's versionString ("refreshd VERSION GOVERSION"), name included.
+	fmt.Fprintf(stdout, "%s, pid %d, up %s, plans from %s\n\n", st.Version, st.PID,
 		time.Since(st.Started).Round(time.Second), st.PlansDir)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLAN\tSCHEDULE\tNEXT\tRUNNING\tLAST")
