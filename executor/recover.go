@@ -62,7 +62,7 @@ func RecoverInterrupted(ctx context.Context, store *history.Store, logger *slog.
 					continue
 				}
 				g := procGroup{PGID: a.PGID, StartTicks: a.StartTicks, BootID: a.BootID}
-				log := logger.With("run", r.ID, "step", s.Instance, "attempt", a.N, "pgid", g.PGID)
+				log := logger.With("plan", r.Plan, "run", r.ID, "step", s.Instance, "attempt", a.N, "pgid", g.PGID)
 				why := sameGroup(g, boot)
 				if why == "" {
 					log.Debug("process group left by an earlier refreshd is gone")

@@ -1,11 +1,12 @@
 package executor
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -57,12 +58,17 @@ func TestRecoverInterruptedPidReuse(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			ids, err := RecoverInterrupted(context.Background(), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			var logs bytes.Buffer
+			ids, err := RecoverInterrupted(context.Background(), store, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil || len(ids) != 1 || ids[0] != "p-1" {
 				t.Fatalf("RecoverInterrupted = %v, %v", ids, err)
 			}
 			if dead := liveMembers(pgid) == 0; dead != tt.wantDead {
 				t.Errorf("group %d dead = %v, want %v", pgid, dead, tt.wantDead)
+			}
+			// The stop is logged with the keys every other log line of a run has.
+			if want := "plan=p run=p-1 step=work attempt=1"; tt.wantDead && !strings.Contains(logs.String(), want) {
+				t.Errorf("logs lack %q:\n%s", want, logs.String())
 			}
 			r, err := store.Run("p-1")
 			if err != nil || r.Status != history.StatusInterrupted || r.Reason != InterruptedReason {
