@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 )
 
@@ -44,25 +44,55 @@ func Listen(path, group string) (net.Listener, error) {
 			return nil, fmt.Errorf("socket group %q: gid %q: %w", group, g.Gid, err)
 		}
 	}
-	// The umask makes the socket 0660 from the first moment: no window in which others
-	// could connect before the chmod.
-	old := syscall.Umask(0o117)
-	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	// The socket is made in a private (0700) directory next to path, given its mode and
+	// group there, and only then renamed into place: nobody can connect before its
+	// permissions are final, and the process umask (shared by every goroutine) is left alone.
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".refreshd-sock-")
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: create private directory: %w", path, err)
+	}
+	defer os.RemoveAll(tmp)
+	staged := filepath.Join(tmp, "s")
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: staged, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		l.Close()
+	// The file moves: the listener must not unlink the staged name on Close; socketListener
+	// removes the final one instead.
+	ul.SetUnlinkOnClose(false)
+	if err := os.Chmod(staged, 0o660); err != nil {
+		ul.Close()
 		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
 	}
 	if gid >= 0 {
-		if err := os.Chown(path, -1, gid); err != nil {
-			l.Close()
+		if err := os.Chown(staged, -1, gid); err != nil {
+			ul.Close()
 			return nil, fmt.Errorf("chown socket %s to group %s: %w", path, group, err)
 		}
 	}
-	return l, nil
+	if err := os.Rename(staged, path); err != nil {
+		ul.Close()
+		return nil, fmt.Errorf("move socket into place at %s: %w", path, err)
+	}
+	return &socketListener{UnixListener: ul, path: path}, nil
+}
+
+// socketListener removes its socket file on Close, as a net.UnixListener does for the path
+// it was created at.
+type socketListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (l *socketListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+			err = fmt.Errorf("remove socket %s: %w", l.path, rerr)
+		}
+	})
+	return err
 }
 
 // Handler serves svc's API.
