@@ -120,11 +120,8 @@ func (c *Client) do(ctx context.Context, r Ref, method, path, accept string) (*h
 		if authz != "" {
 			req.Header.Set("Authorization", authz)
 		}
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", method, u, err)
-		}
-		return resp, nil
+		// Not wrapped: a transport error is a *url.Error, which names the method and URL.
+		return c.http.Do(req)
 	}
 
 	token := c.tokens.get(host + " " + scope)

@@ -107,10 +107,18 @@ func retryClient(hc *http.Client, opts Options) *retryablehttp.Client {
 		RetryMax:     opts.Attempts - 1,
 		CheckRetry:   retryablehttp.DefaultRetryPolicy,
 		Backoff:      retryablehttp.DefaultBackoff, // honours Retry-After on 429 and 503
-		// The last response, not a generic "giving up" error, so the caller can say what
-		// the registry answered.
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+		ErrorHandler: lastTry,
 	}
+}
+
+// lastTry is the retryablehttp.ErrorHandler: the last response, not a generic "giving up"
+// error, so the caller can say what the registry answered; a transport error (a *url.Error,
+// which names the method and URL) gets only the number of tries added.
+func lastTry(resp *http.Response, err error, tries int) (*http.Response, error) {
+	if err != nil && tries > 1 {
+		err = fmt.Errorf("%w (%d tries)", err, tries)
+	}
+	return resp, err
 }
 
 // WithLog returns a client that logs to l and shares c's HTTP connection pool. A daemon
@@ -150,7 +158,9 @@ func (c *Client) scheme(host string) string {
 }
 
 // Digest returns the digest of the manifest ref names (HEAD, with every manifest type in
-// Accept). A tag that does not exist gives found == false and no error.
+// Accept). A tag that does not exist gives found == false and no error. Its errors do not
+// repeat ref: every caller names the ref with what it was doing ("verify cache REF: ..."),
+// and a transport error names the request's URL.
 func (c *Client) Digest(ctx context.Context, ref string) (digest string, found bool, err error) {
 	r, err := ParseRef(ref)
 	if err != nil {
@@ -158,14 +168,14 @@ func (c *Client) Digest(ctx context.Context, ref string) (digest string, found b
 	}
 	resp, err := c.do(ctx, r, http.MethodHead, "/manifests/"+r.reference(), manifestAcceptList)
 	if err != nil {
-		return "", false, fmt.Errorf("check %s: %w", ref, err)
+		return "", false, err
 	}
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return "", false, nil
 	case resp.StatusCode != http.StatusOK:
-		return "", false, fmt.Errorf("check %s: registry %s answered %s", ref, r.Host, resp.Status)
+		return "", false, fmt.Errorf("HEAD manifest: registry answered %s", resp.Status)
 	}
 	if d := resp.Header.Get("Docker-Content-Digest"); d != "" {
 		return d, true, nil
@@ -173,7 +183,7 @@ func (c *Client) Digest(ctx context.Context, ref string) (digest string, found b
 	// Some registries omit the digest on HEAD: hash the manifest itself.
 	body, _, err := c.get(ctx, r, "/manifests/"+r.reference(), manifestAcceptList)
 	if err != nil {
-		return "", false, fmt.Errorf("check %s: %w", ref, err)
+		return "", false, fmt.Errorf("no digest on HEAD, hash the manifest: %w", err)
 	}
 	sum := sha256.Sum256(body)
 	return "sha256:" + hex.EncodeToString(sum[:]), true, nil
