@@ -166,6 +166,18 @@ for n in 1 2; do
 		echo
 		echo "run $n did not succeed (exit $rc); its record: $out, daemon log: $DIR/logs/refreshd.log"
 	fi
+	# Run 2 is the demo's promise of the cached, unchanged path: nothing upstream moved
+	# between the runs, so a commit or a changed cache digest there is a bug, not a result.
+	if [ $n = 2 ] && [ $rc = 0 ]; then
+		changed=$(jq -r '[.steps[] | .caches[]? | select(.changed) | .ref] | unique | .[]' "$out")
+		if [ -n "$commit" ] || [ -n "$changed" ]; then
+			failed=1
+			echo
+			echo "run 2 was not the cached, unchanged path (record: $out):"
+			[ -z "$commit" ] || echo "  it made constraints commit ${commit:0:12}"
+			[ -z "$changed" ] || printf '  it changed the digest of %s\n' $changed
+		fi
+	fi
 done
 
 say "wall time"
