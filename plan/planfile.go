@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"fmt"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -30,9 +29,8 @@ const (
 )
 
 var (
-	namePattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	identPattern    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	platformPattern = regexp.MustCompile(`^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$`)
+	namePattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 const (
@@ -522,11 +520,4 @@ func (d *decoder) platform(n *yaml.Node) string {
 		d.errorf(n, "%s", msg)
 	}
 	return s
-}
-
-func checkPlatform(s string) string {
-	if platformPattern.MatchString(s) {
-		return ""
-	}
-	return fmt.Sprintf("bad platform %q; want os/arch[/variant] in lower case, like linux/amd64, linux/arm64 or linux/arm/v7", s)
 }
