@@ -1,11 +1,9 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,113 +20,45 @@ import (
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/webhook"
+	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/executor/history"
 	"github.com/refreshd/refreshd/plan"
 )
 
-// procEngine runs each step's argv as a real process in its own process group, streaming
-// its output lines to the observer: the engine's contract, without the executor's features.
-type procEngine struct {
-	store *memStore
-	obs   *Observer
-}
-
-func (e *procEngine) Run(ctx context.Context, p *plan.Plan, req RunRequest) (*history.Run, error) {
-	r := &history.Run{ID: req.ID, Plan: p.Name, Trigger: req.Trigger, Scheduled: req.Scheduled, Start: time.Now(), Status: history.StatusRunning}
-	e.store.SaveRun(r)
-	e.obs.RunStarted(r)
-	r.Status = history.StatusSucceeded
-	for _, s := range p.Steps {
-		st := history.Step{Instance: s.ID, Start: time.Now()}
-		cmd := exec.Command(s.Run[0], s.Run[1:]...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		out, _ := cmd.StdoutPipe()
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		stop := context.AfterFunc(ctx, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			e.obs.Line(r.ID, s.ID, sc.Text())
-		}
-		err := cmd.Wait()
-		stop()
-		st.End, st.Status = time.Now(), history.StatusSucceeded
-		switch {
-		case ctx.Err() != nil:
-			st.Status, r.Status, r.Reason = history.StatusInterrupted, history.StatusInterrupted, "cancelled"
-		case err != nil:
-			st.Status, r.Status, r.Reason = history.StatusFailed, history.StatusFailed, fmt.Sprintf("step %s: %v", s.ID, err)
-		}
-		r.Steps = append(r.Steps, st)
-		e.obs.StepChanged(r.ID, &r.Steps[len(r.Steps)-1])
-		if st.Status != history.StatusSucceeded {
-			break
-		}
+// realEngine gives a daemon test the real pieces: a bbolt history store and the executor
+// in dir. attach wires the engine to the daemon's observer once the daemon exists.
+func realEngine(t *testing.T, dir string) (*history.Store, *Executor, func(d *Daemon)) {
+	t.Helper()
+	store, err := history.Open(filepath.Join(dir, "history.db"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	r.End = time.Now()
-	e.store.SaveRun(r)
-	e.obs.RunFinished(r)
-	return r, nil
-}
-
-type memStore struct {
-	mu    sync.Mutex
-	runs  []*history.Run
-	marks map[string]time.Time
-}
-
-func (s *memStore) Run(id string) (*history.Run, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.runs {
-		if r.ID == id {
-			c := *r
-			return &c, nil
+	t.Cleanup(func() { store.Close() })
+	ex := &Executor{}
+	attach := func(d *Daemon) {
+		e, err := executor.New(executor.Config{StateDir: dir, Store: store, Observer: d.Observer(),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KillGrace: time.Second})
+		if err != nil {
+			t.Fatal(err)
 		}
+		ex.Engine = e
 	}
-	return nil, fmt.Errorf("run %s: %w", id, history.ErrNotFound) // as history.Store does
+	return store, ex, attach
 }
 
-func (s *memStore) Runs(plan string, limit int) ([]*history.Run, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*history.Run
-	for i := len(s.runs) - 1; i >= 0 && len(out) < limit; i-- {
-		if plan == "" || s.runs[i].Plan == plan {
-			c := *s.runs[i]
-			out = append(out, &c)
-		}
+// parsePlan loads a plan from YAML as the daemon's loader would, so the executor gets a
+// plan with every default applied.
+func parsePlan(t *testing.T, dir, name, src string) *plan.Plan {
+	t.Helper()
+	file := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	return out, nil
-}
-
-func (s *memStore) SaveRun(r *history.Run) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := *r
-	for i, old := range s.runs {
-		if old.ID == r.ID {
-			s.runs[i] = &c
-			return nil
-		}
+	p, err := plan.LoadFile(file)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.runs = append(s.runs, &c)
-	return nil
-}
-
-func (s *memStore) LastScheduled(p string) (time.Time, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.marks[p], nil
-}
-
-func (s *memStore) SetLastScheduled(p string, t time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.marks[p] = t
-	return nil
+	return p
 }
 
 // notifyListener is a NOTIFY_SOCKET, as systemd offers one.
@@ -200,10 +130,18 @@ func TestDaemonControlNotifyMetricsWebhooks(t *testing.T) {
 	defer hookSrv.Close()
 
 	dir := t.TempDir()
-	good := &plan.Plan{Name: "echo", File: filepath.Join(dir, "echo.yaml"), Schedule: "0 3 1 1 *", Location: time.UTC, Overlap: plan.OverlapSkip,
-		Steps: []*plan.Step{{ID: "say", Run: []string{"sh", "-c", "echo one; sleep 0.3; echo two"}}}}
-	failing := &plan.Plan{Name: "fails", File: filepath.Join(dir, "fails.yaml"), Location: time.UTC,
-		Steps: []*plan.Step{{ID: "boom", Run: []string{"sh", "-c", "echo bad; exit 3"}}}}
+	good := parsePlan(t, dir, "echo", `plan: echo
+schedule: "0 3 1 1 *"
+overlap: skip
+steps:
+  - id: say
+    run: [sh, -c, "echo one; sleep 0.3; echo two"]
+`)
+	failing := parsePlan(t, dir, "fails", `plan: fails
+steps:
+  - id: boom
+    run: [sh, -c, "echo bad; exit 3"]
+`)
 	var loadMu sync.Mutex
 	loadErr := error(nil)
 	load := func(string) ([]*plan.Plan, error) {
@@ -214,8 +152,7 @@ func TestDaemonControlNotifyMetricsWebhooks(t *testing.T) {
 		}
 		return []*plan.Plan{good, failing}, nil
 	}
-	store := &memStore{marks: map[string]time.Time{}}
-	eng := &procEngine{store: store}
+	store, eng, attach := realEngine(t, dir)
 	sock := filepath.Join(dir, "run", "refreshd.sock")
 	metricsAddr := freePort(t)
 	d, err := New(Config{PlansDir: dir, Load: load, Engine: eng, Store: store, Socket: sock, MetricsAddr: metricsAddr,
@@ -224,7 +161,7 @@ func TestDaemonControlNotifyMetricsWebhooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng.obs = d.Observer()
+	attach(d)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -345,17 +282,20 @@ func TestDaemonControlNotifyMetricsWebhooks(t *testing.T) {
 // interrupted with the reason, instead of "has not started yet" forever.
 func TestCancelQueuedRunEndsWait(t *testing.T) {
 	dir := t.TempDir()
-	p := &plan.Plan{Name: "q", File: filepath.Join(dir, "q.yaml"), Location: time.UTC, Overlap: plan.OverlapQueue,
-		Steps: []*plan.Step{{ID: "wait", Run: []string{"sleep", "30"}}}}
-	store := &memStore{marks: map[string]time.Time{}}
-	eng := &procEngine{store: store}
+	p := parsePlan(t, dir, "q", `plan: q
+overlap: queue
+steps:
+  - id: wait
+    run: [sleep, "30"]
+`)
+	store, eng, attach := realEngine(t, dir)
 	sock := filepath.Join(dir, "refreshd.sock")
 	d, err := New(Config{PlansDir: dir, Load: func(string) ([]*plan.Plan, error) { return []*plan.Plan{p}, nil },
 		Engine: eng, Store: store, Socket: sock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng.obs = d.Observer()
+	attach(d)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -121,7 +121,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		return err
 	}
 	defer unlock()
-	store, err := history.Open(filepath.Join(o.state, "history.db"))
+	store, err := history.Open(filepath.Join(o.state, "history.db"), history.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		log.Warn("run left running by an earlier refreshd marked interrupted", "run", id)
 	}
 
-	eng := &engineAdapter{}
+	eng := &daemon.Executor{}
 	d, err := daemon.New(daemon.Config{
 		PlansDir:    o.plans,
 		Load:        plan.LoadDir,
@@ -169,19 +169,8 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	if err != nil {
 		return err
 	}
-	eng.e = e
+	eng.Engine = e
 	return d.Run(ctx)
-}
-
-// engineAdapter runs a daemon request through the executor: expand the plan, run the graph.
-type engineAdapter struct{ e *executor.Engine }
-
-func (a *engineAdapter) Run(ctx context.Context, p *plan.Plan, req daemon.RunRequest) (*history.Run, error) {
-	g, err := plan.Expand(p)
-	if err != nil {
-		return nil, fmt.Errorf("expand plan %s: %w", p.Name, err)
-	}
-	return a.e.Run(ctx, g, executor.RunSpec{ID: req.ID, Trigger: req.Trigger, Scheduled: req.Scheduled})
 }
 
 // webhookTargets turns --webhook values into targets. A URL read from a file (@FILE) is a
