@@ -97,17 +97,31 @@ func upStack(t *testing.T, extraEnv ...string) *stack {
 	teststack.Require(t)
 	requireBusybox(t)
 	s := &stack{t: t, dir: t.TempDir()}
-	env := append([]string{
-		"STACK_REGISTRY_PORT=" + strconv.Itoa(teststack.FreePort(t)),
-		"STACK_NODE0_PORT=" + strconv.Itoa(teststack.FreePort(t)),
-		"STACK_NODE1_PORT=" + strconv.Itoa(teststack.FreePort(t)),
-	}, extraEnv...)
 	t.Cleanup(func() {
 		if out, err := s.try(nil, "down"); err != nil {
 			t.Errorf("stack.sh down: %v\n%s", err, out)
 		}
 	})
-	s.sh(env, "up")
+	// A free port can be taken by a test of another package (go test runs packages at once)
+	// between the kernel naming it and stack.sh binding it; stack.sh then stops what it
+	// started and fails, and another try with new ports succeeds. Three tries at most, as
+	// in e2e/refresh.
+	for try := 1; ; try++ {
+		env := append([]string{
+			"STACK_REGISTRY_PORT=" + strconv.Itoa(teststack.FreePort(t)),
+			"STACK_NODE0_PORT=" + strconv.Itoa(teststack.FreePort(t)),
+			"STACK_NODE1_PORT=" + strconv.Itoa(teststack.FreePort(t)),
+		}, extraEnv...)
+		out, err := s.try(env, "up")
+		if err == nil {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("stack.sh up %s: %v\n%s", s.dir, err, out)
+		}
+		t.Logf("stack.sh up, try %d: %v\n%s", try, err, out)
+		os.Remove(filepath.Join(s.dir, "stack.env")) // forget the ports it chose
+	}
 	s.env = map[string]string{}
 	for _, line := range strings.Split(s.sh(nil, "env"), "\n") {
 		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
