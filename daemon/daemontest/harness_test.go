@@ -18,6 +18,7 @@ import (
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/internal/teststack"
 )
 
 // bin is the refreshd binary built once by TestMain, in a directory other users can read
@@ -25,18 +26,11 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "refreshd-daemontest")
+	var dir string
+	var err error
+	bin, dir, err = teststack.BuildRefreshd()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Chmod(dir, 0o755)
-	bin = filepath.Join(dir, "refreshd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/refreshd/refreshd/cmd/refreshd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build refreshd:", err)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -26,16 +26,11 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "refreshd-e2e-bin-")
+	var dir string
+	var err error
+	bin, dir, err = teststack.BuildRefreshd()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "refreshd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/refreshd/refreshd/cmd/refreshd")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build refreshd: %v\n%s", err, out)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
