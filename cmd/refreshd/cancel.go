@@ -16,9 +16,6 @@ func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	if !checkOutput(*out, stderr) {
-		return 2
-	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "refreshd: cancel needs exactly one RUN id")
 		return 2

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,17 +21,18 @@ func socketFlag(fs *flag.FlagSet) *string {
 	return fs.String("socket", def, "control socket of the daemon (env REFRESHD_SOCKET)")
 }
 
-// outputFlag registers -o text|json.
+// outputFlag registers -o text|json. A value other than those is a flag error, reported
+// by the flag package with the usage and exit code 2 like any other bad flag.
 func outputFlag(fs *flag.FlagSet) *string {
-	return fs.String("o", "text", "output format: text or json")
-}
-
-func checkOutput(o string, stderr io.Writer) bool {
-	if o != "text" && o != "json" {
-		fmt.Fprintf(stderr, "refreshd: -o %q: want text or json\n", o)
-		return false
-	}
-	return true
+	out := "text"
+	fs.Func("o", "output format: text or json (default text)", func(s string) error {
+		if s != "text" && s != "json" {
+			return errors.New("want text or json")
+		}
+		out = s
+		return nil
+	})
+	return &out
 }
 
 func printJSON(w io.Writer, v any) {
@@ -57,9 +59,6 @@ func runViaDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Bool("local", false, "run in the foreground without a daemon")
 	if code, done := parseFlags(fs, args); done {
 		return code
-	}
-	if !checkOutput(*out, stderr) {
-		return 2
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "refreshd: run needs exactly one PLAN name")

@@ -26,10 +26,8 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	if !checkOutput(*out, stderr) || fs.NArg() > 1 {
-		if fs.NArg() > 1 {
-			fs.Usage()
-		}
+	if fs.NArg() > 1 {
+		fs.Usage()
 		return 2
 	}
 	runs, err := control.NewClient(*socket).Runs(ctx, fs.Arg(0), *limit)

@@ -27,9 +27,6 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	if !checkOutput(*out, stderr) {
-		return 2
-	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
 		fs.Usage()
 		return 2

@@ -17,9 +17,6 @@ func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	if !checkOutput(*out, stderr) {
-		return 2
-	}
 	res, err := control.NewClient(*socket).Reload(ctx)
 	if err != nil {
 		return clientError(stderr, err)

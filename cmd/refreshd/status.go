@@ -19,9 +19,6 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	if !checkOutput(*out, stderr) {
-		return 2
-	}
 	st, err := control.NewClient(*socket).Status(ctx)
 	if err != nil {
 		return clientError(stderr, err)
