@@ -46,6 +46,29 @@ func realEngine(t *testing.T, dir string) (*history.Store, *Executor, func(d *Da
 	return store, ex, attach
 }
 
+// serve runs d until the test ends, or until the returned shutdown is called, which stops
+// it and waits (at most 10 s) for it to stop.
+func serve(t *testing.T, d *Daemon) (shutdown func()) {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	shutdown = sync.OnceFunc(func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop within 10s")
+		}
+	})
+	t.Cleanup(shutdown)
+	return shutdown
+}
+
 // parsePlan loads a plan from YAML as the daemon's loader would, so the executor gets a
 // plan with every default applied.
 func parsePlan(t *testing.T, dir, name, src string) *plan.Plan {
@@ -162,22 +185,7 @@ steps:
 		t.Fatal(err)
 	}
 	attach(d)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(ctx); err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	defer func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("daemon did not stop within 10s")
-		}
-	}()
+	shutdown := serve(t, d)
 	waitFor(t, "READY=1", 5*time.Second, func() bool { return strings.Contains(notified(), "READY=1") })
 
 	fi, err := os.Stat(sock)
@@ -269,8 +277,7 @@ steps:
 		t.Log("SKIPPED: promtool check metrics (promtool not installed; set REFRESHD_REQUIRE_STACK to make this fail)")
 	}
 
-	stop()
-	<-done
+	shutdown()
 	waitFor(t, "STOPPING=1", 2*time.Second, func() bool { return strings.Contains(notified(), "STOPPING=1") })
 	if _, err := c.Status(bg); !errors.Is(err, control.ErrNoDaemon) {
 		t.Errorf("status after stop: %v, want ErrNoDaemon", err)
@@ -296,22 +303,7 @@ steps:
 		t.Fatal(err)
 	}
 	attach(d)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(ctx); err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	defer func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("daemon did not stop within 10s")
-		}
-	}()
+	serve(t, d)
 	c := control.NewClient(sock)
 	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

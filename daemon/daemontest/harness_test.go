@@ -25,18 +25,7 @@ import (
 // (the socket access test runs it as another user).
 var bin string
 
-func TestMain(m *testing.M) {
-	var dir string
-	var err error
-	bin, dir, err = teststack.BuildRefreshd()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(teststack.RunWithRefreshd(m, &bin)) }
 
 // env is one test's world: plans, state and socket paths of its own.
 type env struct {

@@ -25,18 +25,7 @@ import (
 // bin is the refreshd binary TestMain built for this package's tests.
 var bin string
 
-func TestMain(m *testing.M) {
-	var dir string
-	var err error
-	bin, dir, err = teststack.BuildRefreshd()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(teststack.RunWithRefreshd(m, &bin)) }
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
