@@ -21,7 +21,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/refreshd/refreshd/executor"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 

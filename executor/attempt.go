@@ -5,7 +5,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/refreshd/refreshd/executor/buildx"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 

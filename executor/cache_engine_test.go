@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/executor/registry"
 	"github.com/refreshd/refreshd/internal/teststack"
 	"github.com/refreshd/refreshd/plan"

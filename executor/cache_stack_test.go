@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/executor/buildx"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/teststack"
 	"github.com/refreshd/refreshd/plan"
 )

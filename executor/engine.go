@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/plan"
 )

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/plan"
 )

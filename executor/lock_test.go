@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 

@@ -3,7 +3,7 @@ package executor
 import (
 	"sync"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // previousDigests is what earlier runs of a plan last recorded for each cache ref. It is

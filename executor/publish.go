@@ -11,7 +11,7 @@ import (
 	"text/template"
 
 	"github.com/refreshd/refreshd/executor/gitpub"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 

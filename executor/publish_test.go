@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 

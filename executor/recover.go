@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // InterruptedReason is the reason recorded on runs an earlier refreshd left running.

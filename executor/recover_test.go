@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // TestRecoverInterruptedPidReuse runs a real process group (a leader that waits and a

@@ -3,7 +3,7 @@ package executor
 import (
 	"context"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // schedule runs the graph's instances: each starts as soon as all its needs succeeded,

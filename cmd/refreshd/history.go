@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/refreshd/refreshd/daemon/control"
-	"github.com/refreshd/refreshd/executor/history"
-	"github.com/refreshd/refreshd/executor/report"
+	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/report"
 )
 
 // cmdHistory is `refreshd history [--state DIR] [-o json] [--limit N] [PLAN]`: past runs,

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/refreshd/refreshd/daemon/control"
-	"github.com/refreshd/refreshd/executor/history"
-	"github.com/refreshd/refreshd/executor/report"
+	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/report"
 )
 
 // cmdLogs is `refreshd logs [-f] [--state DIR] [-o json] RUN [STEP]`: a run's steps,

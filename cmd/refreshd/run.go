@@ -15,8 +15,8 @@ import (
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/executor"
-	"github.com/refreshd/refreshd/executor/history"
-	"github.com/refreshd/refreshd/executor/report"
+	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/report"
 	"github.com/refreshd/refreshd/plan"
 )
 

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // buildRefreshd builds the real binary once per test into its temp dir.

@@ -3,7 +3,7 @@ package control
 import (
 	"testing"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // TestExitCode pins the exit codes `run --local` and `run --wait` share.

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // DefaultSocket is where the systemd unit's daemon listens.

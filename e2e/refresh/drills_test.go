@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // Fault drills: each breaks one real piece of the stack at a chosen point, then checks that

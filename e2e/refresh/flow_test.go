@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 var (

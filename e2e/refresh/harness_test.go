@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/teststack"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // TestUpstreamFailureNothingPublished runs, with the real engine (`refreshd run --local`)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

@@ -1,4 +1,4 @@
-package daemontest
+package daemon
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/teststack"
 )
 

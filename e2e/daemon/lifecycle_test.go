@@ -1,4 +1,4 @@
-package daemontest
+package daemon
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/webhook"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // stubbornPlan is a plan whose one step ignores SIGTERM, so only SIGKILL after the grace

@@ -25,7 +25,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 

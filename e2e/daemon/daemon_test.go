@@ -1,4 +1,4 @@
-package daemontest
+package daemon
 
 import (
 	"encoding/json"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // A per-second schedule fires on the second; a 2.5 s step on the same schedule with

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/history"
+	"github.com/refreshd/refreshd/history"
 )
 
 // Live is the terminal view of one run: a table of step instances (waiting, running with
