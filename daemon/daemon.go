@@ -19,9 +19,9 @@ import (
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/metrics"
+	"github.com/refreshd/refreshd/daemon/schedule"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/history"
-	"github.com/refreshd/refreshd/daemon/schedule"
 	"github.com/refreshd/refreshd/plan"
 )
 

@@ -6,8 +6,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/daemon/schedule"
+	"github.com/refreshd/refreshd/history"
 )
 
 // runner carries out the scheduler's decisions through the engine.

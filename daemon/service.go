@@ -8,9 +8,9 @@ import (
 	"os"
 
 	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/schedule"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/report"
-	"github.com/refreshd/refreshd/daemon/schedule"
 )
 
 // The Daemon is the control socket's Service.

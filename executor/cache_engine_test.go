@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/executor/registry"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/teststack"
 	"github.com/refreshd/refreshd/plan"
 )

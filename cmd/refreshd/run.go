@@ -16,8 +16,8 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
-	"github.com/refreshd/refreshd/report"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/report"
 )
 
 // Exit codes of `refreshd run --local`.

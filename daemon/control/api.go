@@ -18,8 +18,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/daemon/schedule"
+	"github.com/refreshd/refreshd/history"
 )
 
 // Status is the answer to GET /v1/status.
