@@ -41,9 +41,10 @@ const openTimeout = time.Second
 //
 // A Store is safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
-	log  *slog.Logger
+	db       *bolt.DB
+	path     string
+	log      *slog.Logger
+	recovery *Recovery
 }
 
 // Option configures Open and OpenReadOnly.
@@ -67,14 +68,24 @@ func newStore(db *bolt.DB, path string, opts []Option) *Store {
 	return s
 }
 
-// Open opens (creating if needed) the store at path.
+// Open opens (creating if needed) the store at path. A store that fails the consistency
+// check is moved aside (path.corrupt-TIME) and an empty one is started in its place, so a
+// damaged file costs the history but never the daemon; Recovered says so.
 func Open(path string, opts ...Option) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open history %s: %w (is a refreshd daemon or run --local using this state directory?)", path, ErrLocked)
+	bopts := &bolt.Options{Timeout: openTimeout}
+	db, err := openChecked(path, bopts)
+	var rec *Recovery
+	if errors.Is(err, ErrCorrupt) {
+		now := time.Now()
+		movedTo, merr := moveAside(path, now)
+		if merr != nil {
+			return nil, fmt.Errorf("open history %s: %w; %w", path, err, merr)
 		}
-		return nil, fmt.Errorf("open history %s: %w", path, err)
+		rec = &Recovery{MovedTo: movedTo, At: now.UTC(), Err: err.Error()}
+		db, err = openChecked(path, bopts)
+	}
+	if err != nil {
+		return nil, openError(path, err, "is a refreshd daemon or run --local using this state directory?")
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range []string{bucketRuns, bucketMarks} {
@@ -88,22 +99,35 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise history %s: %w", path, err)
 	}
-	return newStore(db, path, opts), nil
+	s := newStore(db, path, opts)
+	if rec != nil {
+		s.recovery = rec
+		s.log.Error("history store was corrupt; moved it aside and started an empty one",
+			"path", path, "moved_to", rec.MovedTo, "err", rec.Err)
+	}
+	return s, nil
 }
 
 // OpenReadOnly opens an existing store for reading (refreshd history and logs). Readers
 // share the file; a writer (a daemon or run --local) excludes them, so this fails with
-// ErrLocked while one runs.
+// ErrLocked while one runs. A corrupt store is an error wrapping ErrCorrupt, left in place.
 func OpenReadOnly(path string, opts ...Option) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout, ReadOnly: true})
+	db, err := openChecked(path, &bolt.Options{Timeout: openTimeout, ReadOnly: true})
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open history %s: %w (a refreshd daemon or run --local is using it; ask the daemon instead)", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("open history %s: %w", path, err)
+		return nil, openError(path, err, "a refreshd daemon or run --local is using it; ask the daemon instead")
 	}
 	return newStore(db, path, opts), nil
 }
+
+func openError(path string, err error, lockedHint string) error {
+	if errors.Is(err, berrors.ErrTimeout) {
+		return fmt.Errorf("open history %s: %w (%s)", path, ErrLocked, lockedHint)
+	}
+	return fmt.Errorf("open history %s: %w", path, err)
+}
+
+// Recovered reports the corrupt store Open moved aside, or nil.
+func (s *Store) Recovered() *Recovery { return s.recovery }
 
 // Path is the store's file.
 func (s *Store) Path() string { return s.path }
