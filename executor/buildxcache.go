@@ -5,25 +5,27 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/refreshd/refreshd/executor/buildx"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 
-// buildCache runs one per-platform `docker buildx build` with registry cache and checks its
+// buildxCache runs one per-platform `docker buildx build` with registry cache and checks its
 // result: the cache ref's digest before and after (a ref missing after the build fails the
 // attempt, since buildx may exit 0 when a cache export failed), and the node that really
 // built it (buildx.build.ref in the metadata file) against the node pinned to the platform.
-func (t *Tools) buildCache(ctx context.Context, a *Attempt, act *plan.BuildxCacheAction) error {
+type buildxCache struct{ *plan.BuildxCacheAction }
+
+func (b buildxCache) run(ctx context.Context, t *Tools, a *Attempt) error {
+	act := b.BuildxCacheAction
 	reg := t.registryClient(a.Log)
 	before, _, err := reg.Digest(ctx, act.CacheRef)
 	if err != nil {
 		return fmt.Errorf("read cache %s before the build: %w", act.CacheRef, err)
 	}
 	// Absolute: buildx runs in the instance's workdir, not ours.
-	mdFile, err := filepath.Abs(t.metadataFile(a))
+	mdFile, err := filepath.Abs(metadataFile(a))
 	if err != nil {
 		return fmt.Errorf("metadata file path: %w", err)
 	}
@@ -79,7 +81,7 @@ func (t *Tools) emulation(a *Attempt, builder string) plan.Emulation {
 }
 
 // metadataFile is DIR/runs/RUN/INSTANCE.json, the instance id made safe for a file name.
-func (t *Tools) metadataFile(a *Attempt) string {
+func metadataFile(a *Attempt) string {
 	return filepath.Join(a.StateDir, "runs", a.RunID, safeName(a.Instance.ID)+".json")
 }
 
@@ -94,13 +96,13 @@ func setCache(caches []history.Cache, c history.Cache) []history.Cache {
 	return append(caches, c)
 }
 
-// describeBuildCache returns the exact operations the action performs, for the dry run.
-func (t *Tools) describeBuildCache(act *plan.BuildxCacheAction) []string {
-	argv := buildx.BuildArgv(t.Docker, buildOptions(act, "STATE/runs/RUN/INSTANCE.json"))
-	return []string{
-		"HEAD " + act.CacheRef + "  # digest before",
-		strings.Join(argv, " "),
-		"HEAD " + act.CacheRef + "  # digest after: must exist",
-		"check buildx.build.ref names node " + act.Node,
+// describe lists the build with the argv the run executes (the metadata file's path
+// stands in as STATE/runs/RUN/INSTANCE.json) between the registry reads that check it.
+func (b buildxCache) describe(t *Tools) []Op {
+	return []Op{
+		{Text: "HEAD " + b.CacheRef, Note: "digest before"},
+		{Argv: buildx.BuildArgv(t.Docker, buildOptions(b.BuildxCacheAction, "STATE/runs/RUN/INSTANCE.json"))},
+		{Text: "HEAD " + b.CacheRef, Note: "digest after: must exist"},
+		{Text: "check buildx.build.ref names node " + b.Node},
 	}
 }

@@ -131,7 +131,7 @@ func (s *cacheStack) issued(words ...string) []string {
 // after another per node), then verify of all refs.
 func (s *cacheStack) refresh(ctx context.Context, p *plan.Plan, run string) ([]string, error) {
 	b := p.Builders["cache"]
-	if err := s.tools.provision(ctx, s.attempt(p, run, "provision[cache]"), &plan.ProvisionAction{Builder: b}); err != nil {
+	if err := (provision{&plan.ProvisionAction{Builder: b}}).run(ctx, s.tools, s.attempt(p, run, "provision[cache]")); err != nil {
 		return nil, err
 	}
 	var refs []string
@@ -154,7 +154,7 @@ func (s *cacheStack) refresh(ctx context.Context, p *plan.Plan, run string) ([]s
 		wg.Go(func() {
 			for _, act := range acts {
 				id := fmt.Sprintf("refresh-cache[python=%s][%s]", act.BuildArgs[0].Value, act.Platform)
-				if err := s.tools.buildCache(ctx, s.attempt(p, run, id), act); err != nil {
+				if err := (buildxCache{act}).run(ctx, s.tools, s.attempt(p, run, id)); err != nil {
 					errs[i] = err
 					return
 				}
@@ -167,7 +167,7 @@ func (s *cacheStack) refresh(ctx context.Context, p *plan.Plan, run string) ([]s
 			return nil, err
 		}
 	}
-	return refs, s.tools.verify(ctx, s.attempt(p, run, "verify-cache"), &plan.VerifyAction{Refs: refs})
+	return refs, verifyCache{&plan.VerifyAction{Refs: refs}}.run(ctx, s.tools, s.attempt(p, run, "verify-cache"))
 }
 
 func TestCacheRefreshTwoPythonsTwoPlatforms(t *testing.T) {
@@ -268,7 +268,7 @@ func TestCacheRefreshEmulation(t *testing.T) {
 			s := newCacheStack(t)
 			b := s.builder(tt.emulation, "linux/amd64", "linux/arm64")
 			p := &plan.Plan{Name: "demo", Builders: map[string]*plan.Builder{"cache": b}}
-			err := s.tools.provision(t.Context(), s.attempt(p, "R1", "provision[cache]"), &plan.ProvisionAction{Builder: b})
+			err := provision{&plan.ProvisionAction{Builder: b}}.run(t.Context(), s.tools, s.attempt(p, "R1", "provision[cache]"))
 			if tt.wantErr {
 				want := "emulation: forbid refuses the run before any build: builder cache node cache1 (" + s.nodes[1].Endpoint + ") declared linux/arm64, native linux/amd64"
 				if err == nil || !strings.Contains(err.Error(), want) {

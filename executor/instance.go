@@ -202,41 +202,22 @@ func (rs *runState) stepTimedOut(ctx context.Context) bool {
 	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), errPlanTimeout)
 }
 
-// dispatch does the attempt's action. A dry run executes nothing: run steps and the
-// builder, build and registry actions print their exact operations; publish computes what
-// it would commit (the glue honours a.DryRun).
+// dispatch does the attempt's action. A dry run executes nothing: it prints the action's
+// operations, exactly as a run would execute them, or lets an action that can compute its
+// effect without changing anything (publish) do so; the action honours a.DryRun.
 func (rs *runState) dispatch(ctx context.Context, a *Attempt) error {
-	t := rs.tools
-	if rs.spec.DryRun {
-		if act, ok := a.Instance.Action.(*plan.PublishAction); ok {
-			return t.publish(ctx, a, act)
-		}
-		for _, op := range Describe(a.Instance, t) {
-			fmt.Fprintf(a.Output, "dry run: %s\n", op)
-		}
-		return nil
+	act, err := builtin(a.Instance.Action)
+	if err != nil {
+		return fmt.Errorf("instance %s: %w", a.Instance.ID, err)
 	}
-	switch act := a.Instance.Action.(type) {
-	case *plan.RunAction:
-		st, err := a.Exec(ctx, "", act.Argv)
-		if err != nil {
-			return err
-		}
-		switch {
-		case st.Signal != "":
-			return fmt.Errorf("killed by signal %s", st.Signal)
-		case st.Code != 0:
-			return fmt.Errorf("exit code %d", st.Code)
-		}
-		return nil
-	case *plan.ProvisionAction:
-		return t.provision(ctx, a, act)
-	case *plan.BuildxCacheAction:
-		return t.buildCache(ctx, a, act)
-	case *plan.VerifyAction:
-		return t.verify(ctx, a, act)
-	case *plan.PublishAction:
-		return t.publish(ctx, a, act)
+	if !rs.spec.DryRun {
+		return act.run(ctx, rs.tools, a)
 	}
-	return fmt.Errorf("instance %s: unknown action %T", a.Instance.ID, a.Instance.Action)
+	if p, ok := act.(previewer); ok {
+		return p.preview(ctx, rs.tools, a)
+	}
+	for _, op := range act.describe(rs.tools) {
+		fmt.Fprintf(a.Output, "dry run: %s\n", op)
+	}
+	return nil
 }

@@ -74,7 +74,7 @@ func TestDryRunExecutesNothing(t *testing.T) {
 		t.Error("the dry run executed the step")
 	}
 	data, _ := os.ReadFile(r.Steps[0].Attempts[0].Log)
-	if string(data) != "dry run: touch made-it\n" {
+	if string(data) != "dry run: $ touch made-it\n" {
 		t.Errorf("dry run output %q", data)
 	}
 }

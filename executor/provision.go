@@ -14,8 +14,10 @@ import (
 // running (bootstrapping and retrying with backoff), then applies the emulation guard: a
 // node pinned to a platform its worker does not run natively is refused under forbid,
 // warned about under warn. All of it happens before any build uses the builder.
-func (t *Tools) provision(ctx context.Context, a *Attempt, act *plan.ProvisionAction) error {
-	b := act.Builder
+type provision struct{ *plan.ProvisionAction }
+
+func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
+	b := p.Builder
 	spec := builderSpec(b)
 	c := t.buildxClient(a)
 	changes, err := c.Provision(ctx, spec)
@@ -55,22 +57,19 @@ func (t *Tools) provision(ctx context.Context, a *Attempt, act *plan.ProvisionAc
 	return nil
 }
 
-// describeProvision returns the exact operations the action performs, for the dry run.
-func (t *Tools) describeProvision(act *plan.ProvisionAction) []string {
-	b := act.Builder
-	docker := t.Docker
-	if docker == "" {
-		docker = "docker"
-	}
-	ops := []string{
-		docker + " buildx ls --format json  # compare builder " + b.Name + " with the plan; then only the missing of:",
-	}
+// describe lists the commands provisioning may run: each buildx create of the builder as
+// declared (only the missing ones run, or rm + create on a driver change), the bootstrap of a
+// node that is not running, and the emulation check of each node.
+func (p provision) describe(t *Tools) []Op {
+	b := p.Builder
+	docker := t.docker()
+	ops := []Op{{Argv: buildx.LsArgv(docker), Note: "compare builder " + b.Name + " with the plan; then only the missing of:"}}
 	for _, ch := range buildx.Diff(docker, builderSpec(b), nil) {
-		ops = append(ops, strings.Join(ch.Argv, " "))
+		ops = append(ops, Op{Argv: ch.Argv})
 	}
-	ops = append(ops, docker+" buildx inspect --bootstrap "+b.Name+"  # only if a node is not running; every node must be running")
+	ops = append(ops, Op{Argv: buildx.BootstrapArgv(docker, b.Name), Note: "only if a node is not running; every node must be running"})
 	for _, n := range b.Nodes {
-		ops = append(ops, fmt.Sprintf("check node %s native platform is %s (emulation: %s)", n.Name, n.Platform, b.Emulation))
+		ops = append(ops, Op{Text: fmt.Sprintf("check node %s native platform is %s (emulation: %s)", n.Name, n.Platform, b.Emulation)})
 	}
 	return ops
 }

@@ -20,7 +20,10 @@ import (
 // only when every step it needs succeeded in the same run, so constraints never come from a
 // run whose upgrade build failed. What it did (or, in the dry run, would do) is recorded even
 // when it fails half-way.
-func (t *Tools) publish(ctx context.Context, a *Attempt, act *plan.PublishAction) error {
+type publish struct{ *plan.PublishAction }
+
+func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
+	act := p.PublishAction
 	// The same words gitpub starts its errors with, so every publish error reads alike.
 	what := fmt.Sprintf("publish constraints to %s branch %s", gitpub.RedactURLs(act.Repo), act.Branch)
 	token := ""
@@ -108,12 +111,21 @@ func publishRecord(res *gitpub.Result) *history.Publish {
 	return p
 }
 
-// describePublish returns the exact operations the action performs, for the dry run.
-func (t *Tools) describePublish(act *plan.PublishAction) []string {
+// preview is publish's dry run: gitpub fetches the branch and computes the commit it would
+// push (a.DryRun), changing nothing outside the state directory.
+func (p publish) preview(ctx context.Context, t *Tools, a *Attempt) error {
+	return p.run(ctx, t, a)
+}
+
+// describe lists what publishing does. The git commands run inside refreshd's clone with
+// options of their own (credentials, quiet), so they are told as operations, with every
+// value from the plan quoted as the shell would need it.
+func (p publish) describe(t *Tools) []Op {
+	act := p.PublishAction
 	repo := gitpub.RedactURLs(act.Repo)
 	dest := "the branch root"
 	if act.Dir != "" {
-		dest = act.Dir + "/"
+		dest = quoteArg(act.Dir + "/")
 	}
 	set := publishSettings(act)
 	ignore, attempts := set.IgnoreLines.String(), set.MaxAttempts
@@ -121,18 +133,13 @@ func (t *Tools) describePublish(act *plan.PublishAction) []string {
 	if act.Token != "" {
 		auth = "the token in secret " + act.Token
 	}
-	return []string{
-		fmt.Sprintf("lock branch %s of %s (STATE/locks/branch-%s.lock)", act.Branch, repo, gitpub.Key(act.Repo, act.Branch)),
-		fmt.Sprintf("%s fetch origin %s into STATE/git/%s, reset --hard, clean -fdx (auth: %s)", t.git(), act.Branch, gitpub.Key(act.Repo, act.Branch), auth),
-		fmt.Sprintf("copy %s (relative to the workdir) flat into %s", act.Files, dest),
-		fmt.Sprintf("compare ignoring lines matching %s; commit only if another line changed", ignore),
-		fmt.Sprintf("%s push origin HEAD:refs/heads/%s (never --force; on a race fetch, re-apply and retry, %d attempts)", t.git(), act.Branch, attempts),
+	key := gitpub.Key(act.Repo, act.Branch)
+	branch := quoteArg(act.Branch)
+	return []Op{
+		{Text: fmt.Sprintf("lock branch %s of %s (STATE/locks/branch-%s.lock)", branch, quoteArg(repo), key)},
+		{Text: fmt.Sprintf("%s fetch origin %s into STATE/git/%s, reset --hard, clean -fdx (auth: %s)", t.git(), branch, key, auth)},
+		{Text: fmt.Sprintf("copy %s (relative to the workdir) flat into %s", quoteArg(act.Files), dest)},
+		{Text: fmt.Sprintf("compare ignoring lines matching %s; commit only if another line changed", quoteArg(ignore))},
+		{Text: fmt.Sprintf("%s push origin %s (never --force; on a race fetch, re-apply and retry, %d attempts)", t.git(), quoteArg("HEAD:refs/heads/"+act.Branch), attempts)},
 	}
-}
-
-func (t *Tools) git() string {
-	if t.Git == "" {
-		return "git"
-	}
-	return t.Git
 }

@@ -80,7 +80,7 @@ func TestPublishGlue(t *testing.T) {
 			StateDir: state, DryRun: dry,
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := (&Tools{}).publish(ctx, a, act)
+		err := publish{act}.run(ctx, &Tools{}, a)
 		cancel()
 		if err != nil {
 			t.Fatalf("dry=%v: publish: %v\n%s", dry, err, out.String())
@@ -115,7 +115,7 @@ func TestPublishGlue(t *testing.T) {
 func TestPublishMissingSecret(t *testing.T) {
 	act := &plan.PublishAction{PublishConstraints: plan.PublishConstraints{Repo: "/nonexistent", Branch: "b", Files: "*.txt", Token: "GH"}}
 	a := &Attempt{Plan: &plan.Plan{Name: "p"}, Secrets: map[string]string{}, StateDir: t.TempDir()}
-	err := (&Tools{}).publish(context.Background(), a, act)
+	err := publish{act}.run(context.Background(), &Tools{}, a)
 	if err == nil || !strings.Contains(err.Error(), "secret GH") {
 		t.Fatalf("err = %v, want one naming the missing secret", err)
 	}
@@ -124,7 +124,7 @@ func TestPublishMissingSecret(t *testing.T) {
 func TestDescribePublishHidesCredentials(t *testing.T) {
 	act := &plan.PublishAction{PublishConstraints: plan.PublishConstraints{
 		Repo: "https://x:tok123456@github.com/apache/airflow.git", Branch: "constraints-main", Files: "files/*.txt"}}
-	ops := strings.Join((&Tools{}).describePublish(act), "\n")
+	ops := strings.Join(Describe(&plan.Instance{Action: act}, nil), "\n")
 	if strings.Contains(ops, "tok123456") || !strings.Contains(ops, "never --force") || !strings.Contains(ops, "https://github.com/apache/airflow.git") {
 		t.Errorf("describePublish:\n%s", ops)
 	}
@@ -178,7 +178,7 @@ func TestPublishErrorSaysItOnce(t *testing.T) {
 		Env: map[string]string{"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}},
 		Workdir: work, Log: slog.New(slog.DiscardHandler), Output: &bytes.Buffer{},
 		Record: func(func(*history.Step)) {}, Warn: func(string) {}, StateDir: t.TempDir()}
-	err := (&Tools{}).publish(t.Context(), a, act)
+	err := publish{act}.run(t.Context(), &Tools{}, a)
 	want := "publish constraints to " + remote + " branch constraints-main: files files/*.txt: no file matches in " + work +
 		" (the generation produced nothing to publish)"
 	if err == nil || err.Error() != want {

@@ -34,3 +34,17 @@ type Tools struct {
 	registryOnce sync.Once
 	registry     *registry.Client
 }
+
+func (t *Tools) docker() string {
+	if t.Docker == "" {
+		return "docker"
+	}
+	return t.Docker
+}
+
+func (t *Tools) git() string {
+	if t.Git == "" {
+		return "git"
+	}
+	return t.Git
+}

@@ -9,17 +9,19 @@ import (
 	"github.com/refreshd/refreshd/plan"
 )
 
-// verify checks every expected cache ref through the registry API and records its digest
+// verifyCache checks every expected cache ref through the registry API and records its digest
 // before and after, and whether it changed. A verify step does not see the registry before
 // this run's builds, so "before" is the digest refreshd last recorded for the ref
 // (Attempt.Previous): "" when it was absent or never recorded. A tag that vanished is a
 // change too. Every ref is checked and recorded, a missing one as not verified with no
 // digest, before the step fails, so the error lists all of them and the record (and the
 // metrics made from it) counts them.
-func (t *Tools) verify(ctx context.Context, a *Attempt, act *plan.VerifyAction) error {
+type verifyCache struct{ *plan.VerifyAction }
+
+func (v verifyCache) run(ctx context.Context, t *Tools, a *Attempt) error {
 	reg := t.registryClient(a.Log)
 	var missing []string
-	for _, ref := range act.Refs {
+	for _, ref := range v.Refs {
 		digest, found, err := reg.Digest(ctx, ref)
 		if err != nil {
 			return fmt.Errorf("verify cache %s: %w", ref, err)
@@ -46,11 +48,10 @@ func (t *Tools) verify(ctx context.Context, a *Attempt, act *plan.VerifyAction) 
 	return nil
 }
 
-// describeVerify returns the exact operations the action performs, for the dry run.
-func (t *Tools) describeVerify(act *plan.VerifyAction) []string {
-	var ops []string
-	for _, ref := range act.Refs {
-		ops = append(ops, "HEAD "+ref+"  # must exist")
+func (v verifyCache) describe(*Tools) []Op {
+	var ops []Op
+	for _, ref := range v.Refs {
+		ops = append(ops, Op{Text: "HEAD " + ref, Note: "must exist"})
 	}
 	return ops
 }

@@ -28,7 +28,7 @@ func TestVerifyErrorNamesEachThingOnce(t *testing.T) {
 	ref := host + "/demo/main/ci/python3.11:cache-linux-amd64"
 	url := "http://" + host + "/v2/demo/main/ci/python3.11/manifests/cache-linux-amd64"
 	a := &Attempt{Log: slog.New(slog.DiscardHandler), Record: func(func(*history.Step)) {}}
-	err = tools.verify(t.Context(), a, &plan.VerifyAction{Refs: []string{ref}})
+	err = verifyCache{&plan.VerifyAction{Refs: []string{ref}}}.run(t.Context(), tools, a)
 	if err == nil {
 		t.Fatalf("verify against %s (nobody listening) succeeded", host)
 	}

@@ -77,9 +77,6 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 			}
 			fmt.Fprintf(w, "  %s%s\n", in.ID, details(in, byID))
 			for _, line := range executor.Describe(in, tools) {
-				if _, ok := in.Action.(*plan.RunAction); ok {
-					line = "$ " + line
-				}
 				fmt.Fprintf(w, "      %s\n", line)
 			}
 		}

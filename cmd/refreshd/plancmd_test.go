@@ -49,6 +49,26 @@ func TestPlanAirflow(t *testing.T) {
 	golden(t, "testdata/plan-airflow.golden", out.String())
 }
 
+// TestPlanQuoting is the dry run of a plan whose values a shell would misread (a matrix value
+// "3.9; rm -rf /tmp/x", a quote, an empty argument, a space in a path): every command, the
+// buildx_cache build included, is printed shell-quoted exactly as it runs.
+func TestPlanQuoting(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"plan", "testdata/plan-quoting.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("refreshd plan: exit %d: %s", code, errb.String())
+	}
+	for _, line := range []string{
+		`$ sh -c 'echo "$1" $HOME' sh '3.9; rm -rf /tmp/x' 'it'\''s' ''`,
+		`--build-arg 'PYTHON=3.9; rm -rf /tmp/x' `,
+		`--metadata-file STATE/runs/RUN/INSTANCE.json 'src dir'`,
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("dry run lacks %q", line)
+		}
+	}
+	golden(t, "testdata/plan-quoting.golden", out.String())
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string

@@ -230,6 +230,11 @@ func (e *NodeNotRunningError) Error() string {
 	return msg
 }
 
+// BootstrapArgv is the command that starts every node of builder name.
+func BootstrapArgv(docker, name string) []string {
+	return []string{docker, "buildx", "inspect", "--bootstrap", name}
+}
+
 // WaitRunning requires every node of the builder to be running. A node that is not is
 // bootstrapped (`docker buildx inspect --bootstrap`) and checked again with backoff; after the
 // last check the first such node is returned as a *NodeNotRunningError.
@@ -267,7 +272,7 @@ func (c *Client) WaitRunning(ctx context.Context, name string, policy WaitPolicy
 		}
 		c.log().Warn("builder node not running", "builder", name, "node", down.Name, "endpoint", down.Endpoint, "status", down.Status, "check", check)
 		bctx, cancel := context.WithTimeout(ctx, policy.BootstrapTimeout)
-		bootErr = c.run(bctx, c.docker(), "buildx", "inspect", "--bootstrap", name)
+		bootErr = c.run(bctx, BootstrapArgv(c.docker(), name)...)
 		cancel()
 		select {
 		case <-ctx.Done():

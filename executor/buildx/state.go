@@ -96,9 +96,14 @@ func ParseLs(out []byte) ([]BuilderState, error) {
 	return builders, nil
 }
 
+// LsArgv is the command that lists every builder with its nodes, as JSON (ParseLs).
+func LsArgv(docker string) []string {
+	return []string{docker, "buildx", "ls", "--format", "json"}
+}
+
 // Builder reads the named builder's state. found is false when no such builder exists.
 func (c *Client) Builder(ctx context.Context, name string) (state *BuilderState, found bool, err error) {
-	out, err := c.query(ctx, c.docker(), "buildx", "ls", "--format", "json")
+	out, err := c.query(ctx, LsArgv(c.docker())...)
 	if err != nil {
 		return nil, false, fmt.Errorf("read builders: %w", err)
 	}

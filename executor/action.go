@@ -1,0 +1,110 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/refreshd/refreshd/plan"
+)
+
+// action is a step instance's built-in action as the executor does it. Each kind lives in
+// its own file (command.go, provision.go, buildxcache.go, verify.go, publish.go) and builds
+// the argv it runs with the same function describe uses, so the dry run prints exactly what
+// a real run executes.
+type action interface {
+	// run does the action for one attempt.
+	run(ctx context.Context, t *Tools, a *Attempt) error
+	// describe returns the action's operations, in order, for the dry run.
+	describe(t *Tools) []Op
+}
+
+// previewer is an action whose dry run does more than print its operations: it computes,
+// changing nothing outside the state directory, what the run would do (a.DryRun is set).
+type previewer interface {
+	preview(ctx context.Context, t *Tools, a *Attempt) error
+}
+
+// builtin is the executor's action for a plan action: the one place that maps the plan's
+// action types to the files that do them.
+func builtin(act plan.Action) (action, error) {
+	switch act := act.(type) {
+	case *plan.RunAction:
+		return command{act}, nil
+	case *plan.ProvisionAction:
+		return provision{act}, nil
+	case *plan.BuildxCacheAction:
+		return buildxCache{act}, nil
+	case *plan.VerifyAction:
+		return verifyCache{act}, nil
+	case *plan.PublishAction:
+		return publish{act}, nil
+	}
+	return nil, fmt.Errorf("unknown action %T", act)
+}
+
+// Op is one operation of a dry run: a command, exactly as it runs (Argv), or another
+// operation (Text: a registry request, a check, a git sequence), with an optional Note.
+type Op struct {
+	Argv []string
+	Text string
+	Note string
+}
+
+// String is the operation as one line: a command shell-quoted behind "$ ", so an operator
+// can copy it and a shell would split it back into the same argv (nothing is ever passed to
+// a shell), then the note as a comment.
+func (o Op) String() string {
+	s := o.Text
+	if o.Argv != nil {
+		s = "$ " + QuoteArgv(o.Argv)
+	}
+	if o.Note != "" {
+		s += "  # " + o.Note
+	}
+	return s
+}
+
+// Describe returns, for the dry run, the operations an instance performs, one line each
+// (see Op.String). A nil tools means the defaults.
+func Describe(inst *plan.Instance, tools *Tools) []string {
+	if tools == nil {
+		tools = &Tools{}
+	}
+	act, err := builtin(inst.Action)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var lines []string
+	for _, op := range act.describe(tools) {
+		lines = append(lines, op.String())
+	}
+	return lines
+}
+
+// QuoteArgv renders an argv as one line a POSIX shell would split back into the same
+// elements. Elements with only safe characters stay bare.
+func QuoteArgv(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		parts[i] = quoteArg(a)
+	}
+	return strings.Join(parts, " ")
+}
+
+func quoteArg(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,+@%^", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
