@@ -15,6 +15,7 @@ import (
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // A per-second schedule fires on the second; a 2.5 s step on the same schedule with
@@ -36,12 +37,12 @@ steps:
     run: ["sleep", "2.5"]
 `)
 	d := e.start(nil)
-	e.waitFor("2 tick runs, 1 finished slow run and 2 skipped triggers", 12*time.Second, func() bool {
+	testkit.WaitFor(e.t, "2 tick runs, 1 finished slow run and 2 skipped triggers", 12*time.Second, func() bool {
 		slow := e.runs("slow")
 		return countStatus(e.runs("tick"), history.StatusSucceeded) >= 2 &&
 			countStatus(slow, history.StatusSucceeded) >= 1 && countStatus(slow, history.StatusSkipped) >= 2
 	})
-	d.stop(syscall.SIGTERM, 10*time.Second)
+	d.Stop(syscall.SIGTERM, 10*time.Second)
 
 	for _, r := range e.storeRuns("tick") {
 		if r.Status == history.StatusInterrupted {
@@ -115,13 +116,13 @@ steps:
 	}
 
 	d := e.start(nil)
-	e.waitFor("the catch-up run to finish", 10*time.Second, func() bool {
+	testkit.WaitFor(e.t, "the catch-up run to finish", 10*time.Second, func() bool {
 		return countStatus(e.runs("daily"), history.StatusSucceeded) == 1
 	})
-	d.stop(syscall.SIGTERM, 10*time.Second)
+	d.Stop(syscall.SIGTERM, 10*time.Second)
 	d = e.start(nil)
 	time.Sleep(time.Second) // a second catch-up would start right away; give it the chance
-	d.stop(syscall.SIGTERM, 10*time.Second)
+	d.Stop(syscall.SIGTERM, 10*time.Second)
 
 	runs := e.storeRuns("daily")
 	if len(runs) != 1 {
@@ -141,16 +142,16 @@ steps:
 func TestReloadBrokenPlanAndNotify(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	notify, messages := notifySocket(t, e.dir)
+	notify := testkit.NotifySocket(t)
 	file := e.writePlan("nightly", `plan: nightly
 schedule: "0 3 * * *"
 steps:
   - id: say
     run: ["true"]
 `)
-	d := e.start([]string{"NOTIFY_SOCKET=" + notify, "WATCHDOG_USEC=400000"})
-	e.waitFor("READY=1 and WATCHDOG=1", 5*time.Second, func() bool {
-		all := strings.Join(messages(), "\n")
+	d := e.start([]string{"NOTIFY_SOCKET=" + notify.Path, "WATCHDOG_USEC=400000"})
+	testkit.WaitFor(e.t, "READY=1 and WATCHDOG=1", 5*time.Second, func() bool {
+		all := strings.Join(notify.Messages(), "\n")
 		return strings.Contains(all, "READY=1") && strings.Contains(all, "WATCHDOG=1")
 	})
 	before, _, code := e.cli("status", "-o", "json")
@@ -166,11 +167,11 @@ steps:
 	if err := os.WriteFile(file, []byte("plan: nightly\nschedule: \"61 * * * *\"\nsteps:\n  - id: say\n    run: [\"true\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("READY=1 after RELOADING=1", 5*time.Second, func() bool {
-		all := strings.Join(messages(), "\n")
+	testkit.WaitFor(e.t, "READY=1 after RELOADING=1", 5*time.Second, func() bool {
+		all := strings.Join(notify.Messages(), "\n")
 		i := strings.Index(all, "RELOADING=1")
 		return i >= 0 && strings.Contains(all[i:], "READY=1")
 	})
@@ -190,20 +191,20 @@ steps:
 	if err := json.Unmarshal([]byte(after), &st); err != nil || len(st.Plans) != 1 || !st.Plans[0].Next.Equal(next) || st.Plans[0].Schedule != "0 3 * * *" {
 		t.Errorf("old plan not kept scheduled (next %v): %v %s", next, err, after)
 	}
-	if strings.Contains(d.log.String(), `level=ERROR msg="plan did not load"`) == false {
+	if strings.Contains(d.Log(), `level=ERROR msg="plan did not load"`) == false {
 		t.Errorf("the load error was not logged")
 	}
 
-	d.stop(syscall.SIGTERM, 10*time.Second)
-	all := messages()
+	d.Stop(syscall.SIGTERM, 10*time.Second)
+	all := notify.Messages()
 	joined := strings.Join(all, "\n")
 	for _, want := range []string{"READY=1", "STATUS=1 plans, 0 running", "WATCHDOG=1", "RELOADING=1", "MONOTONIC_USEC=", "STOPPING=1"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("notify messages lack %q: %q", want, all)
 		}
 	}
-	if d.err != nil {
-		t.Errorf("daemon exit after SIGTERM: %v, want 0", d.err)
+	if d.Err() != nil {
+		t.Errorf("daemon exit after SIGTERM: %v, want 0", d.Err())
 	}
 }
 
@@ -228,14 +229,14 @@ steps:
 	runID := strings.TrimSpace(out)
 	pid := e.readPID(child)
 	group := pgid(t, pid)
-	if group == pid || group == d.cmd.Process.Pid {
+	if group == pid || group == d.Pid() {
 		t.Fatalf("step pgid %d: want the group of the step's own shell", group)
 	}
 	t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
 
-	took := d.stop(syscall.SIGTERM, grace+5*time.Second)
-	if d.err != nil {
-		t.Errorf("daemon exit: %v, want 0", d.err)
+	took := d.Stop(syscall.SIGTERM, grace+5*time.Second)
+	if d.Err() != nil {
+		t.Errorf("daemon exit: %v, want 0", d.Err())
 	}
 	if left := groupMembers(group); len(left) > 0 {
 		t.Errorf("process group %d still has %v after the daemon exited", group, left)
@@ -266,7 +267,7 @@ steps:
 	first := strings.TrimSpace(out)
 	group := pgid(t, e.readPID(pidFile))
 	t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
-	d.stop(syscall.SIGKILL, 5*time.Second)
+	d.Stop(syscall.SIGKILL, 5*time.Second)
 	syscall.Kill(-group, syscall.SIGKILL) // the orphaned step: what systemd's KillMode would do
 
 	e.start(nil)
@@ -307,7 +308,7 @@ func TestSocketAccess(t *testing.T) {
 	e.writePlan("p", "plan: p\nsteps:\n  - id: s\n    run: [\"true\"]\n")
 	e.start(nil)
 	os.Chmod(filepath.Dir(e.socket), 0o755) // only the socket's own mode decides
-	cmd := exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--clear-groups", bin, "status", "--socket", e.socket)
+	cmd := exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--clear-groups", refreshd.Path(t), "status", "--socket", e.socket)
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "permission denied on "+e.socket) {
 		t.Errorf("status as %s: %v %q, want permission denied", u.Username, err, out)

@@ -5,27 +5,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
-	"github.com/refreshd/refreshd/internal/teststack"
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
-// bin is the refreshd binary built once by TestMain, in a directory other users can read
-// (the socket access test runs it as another user).
-var bin string
+// refreshd is the binary under test, built on first use (the socket access test runs it
+// as another user, so its directory is readable by all).
+var refreshd testkit.Refreshd
 
-func TestMain(m *testing.M) { os.Exit(teststack.RunWithRefreshd(m, &bin)) }
+func TestMain(m *testing.M) { os.Exit(refreshd.Main(m)) }
 
 // env is one test's world: plans, state and socket paths of its own.
 type env struct {
@@ -61,87 +58,16 @@ func (e *env) writePlan(name, yaml string) string {
 	return path
 }
 
-// daemon is a running `refreshd daemon` process.
-type daemon struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	log    *syncBuffer
-	exited chan struct{}
-	err    error // Wait's result, once exited is closed
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// start runs the daemon and waits (bounded) until its socket answers.
-func (e *env) start(extraEnv []string, args ...string) *daemon {
+// start runs the daemon on this env's plans, state and socket and waits (bounded) until its
+// socket answers.
+func (e *env) start(extraEnv []string, args ...string) *testkit.Daemon {
 	e.t.Helper()
-	argv := append([]string{"daemon", "--plans", e.plans, "--state", e.state, "--socket", e.socket}, args...)
-	cmd := exec.Command(bin, argv...)
-	cmd.Env = append(os.Environ(), extraEnv...)
-	d := &daemon{t: e.t, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() {
-		d.err = cmd.Wait()
-		close(d.exited)
-	}()
-	e.t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			cmd.Process.Kill()
-			<-d.exited
-		}
-		if e.t.Failed() {
-			e.t.Logf("daemon log:\n%s", d.log.String())
-		}
+	return testkit.StartDaemon(e.t, refreshd.Path(e.t), testkit.DaemonOptions{
+		Args:        append([]string{"--plans", e.plans, "--state", e.state, "--socket", e.socket}, args...),
+		Env:         extraEnv,
+		Ready:       func(ctx context.Context) error { _, err := e.client().Status(ctx); return err },
+		ReadyWithin: 10 * time.Second,
 	})
-	c := control.NewClient(e.socket)
-	e.waitFor("the daemon to answer on its socket", 10*time.Second, func() bool {
-		select {
-		case <-d.exited:
-			e.t.Fatalf("daemon exited at start-up: %v\n%s", d.err, d.log.String())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := c.Status(ctx)
-		return err == nil
-	})
-	return d
-}
-
-// stop sends sig and waits at most within for the daemon to exit; it returns how long it took.
-func (d *daemon) stop(sig syscall.Signal, within time.Duration) time.Duration {
-	d.t.Helper()
-	t0 := time.Now()
-	if err := d.cmd.Process.Signal(sig); err != nil {
-		d.t.Fatalf("signal daemon: %v", err)
-	}
-	select {
-	case <-d.exited:
-		return time.Since(t0)
-	case <-time.After(within):
-		d.t.Fatalf("daemon did not exit within %s of %v\n%s", within, sig, d.log.String())
-		return 0
-	}
 }
 
 // cli runs the refreshd CLI against this env's socket and state.
@@ -149,7 +75,7 @@ func (e *env) cli(args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, refreshd.Path(e.t), args...)
 	cmd.Env = append(os.Environ(), "REFRESHD_SOCKET="+e.socket)
 	var o, er bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &er
@@ -193,26 +119,11 @@ func (e *env) storeRuns(plan string) []*history.Run {
 	return runs
 }
 
-// waitFor polls cond every 50ms until it holds or d passes.
-func (e *env) waitFor(what string, d time.Duration, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // readPID waits for a step to write its pid to path.
 func (e *env) readPID(path string) int {
 	e.t.Helper()
 	var pid int
-	e.waitFor("the step to write "+filepath.Base(path), 10*time.Second, func() bool {
+	testkit.WaitFor(e.t, "the step to write "+filepath.Base(path), 10*time.Second, func() bool {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return false
@@ -263,39 +174,6 @@ func groupMembers(g int) []int {
 		}
 	}
 	return pids
-}
-
-// notifySocket is a NOTIFY_SOCKET as systemd offers one; messages returns every datagram
-// received so far.
-func notifySocket(t *testing.T, dir string) (path string, messages func() []string) {
-	t.Helper()
-	path = filepath.Join(dir, "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var msgs []string
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			msgs = append(msgs, string(buf[:n]))
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-done })
-	return path, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), msgs...)
-	}
 }
 
 func countStatus(runs []*history.Run, s history.Status) int {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // stubbornPlan is a plan whose one step ignores SIGTERM, so only SIGKILL after the grace
@@ -37,7 +37,7 @@ steps:
 func (e *env) waitRun(plan, id string, within time.Duration) *history.Run {
 	e.t.Helper()
 	var got *history.Run
-	e.waitFor("run "+id+" to end", within, func() bool {
+	testkit.WaitFor(e.t, "run "+id+" to end", within, func() bool {
 		for _, r := range e.runs(plan) {
 			if r.ID == id && r.Status != history.StatusRunning && r.Status != "" {
 				got = r
@@ -97,9 +97,9 @@ func TestStopTimeoutCapsKillGrace(t *testing.T) {
 	group := pgid(t, e.readPID(child))
 	t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
 
-	took := d.stop(syscall.SIGTERM, stopTimeout+2*time.Second)
-	if d.err != nil {
-		t.Errorf("daemon exit: %v, want 0", d.err)
+	took := d.Stop(syscall.SIGTERM, stopTimeout+2*time.Second)
+	if d.Err() != nil {
+		t.Errorf("daemon exit: %v, want 0", d.Err())
 	}
 	if left := groupMembers(group); len(left) > 0 {
 		t.Errorf("process group %d still has %v after the daemon exited", group, left)
@@ -109,17 +109,6 @@ func TestStopTimeoutCapsKillGrace(t *testing.T) {
 		t.Fatalf("runs after SIGTERM: %+v, want %s interrupted: refreshd stopping (SIGTERM)", r, id)
 	}
 	t.Logf("daemon exited %s after SIGTERM (plan kill_grace 5m, --stop-timeout %s)", took.Round(time.Millisecond), stopTimeout)
-}
-
-// freeAddr asks the kernel for a free 127.0.0.1 port.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func scrape(t *testing.T, addr string) string {
@@ -145,12 +134,12 @@ func TestLastSuccessSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.writePlan("quick", "plan: quick\nsteps:\n  - id: say\n    run: [\"true\"]\n")
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	d := e.start(nil, "--metrics-addr", addr)
 	if out, errOut, code := e.cli("run", "--wait", "quick"); code != 0 {
 		t.Fatalf("run --wait quick: exit %d\n%s%s", code, out, errOut)
 	}
-	d.stop(syscall.SIGTERM, 10*time.Second)
+	d.Stop(syscall.SIGTERM, 10*time.Second)
 	runs := e.storeRuns("quick")
 	if len(runs) != 1 || runs[0].Status != history.StatusSucceeded {
 		t.Fatalf("runs before restart: %+v", runs)
@@ -204,7 +193,7 @@ steps:
 		}
 		ids = append(ids, strings.SplitN(out, "\n", 2)[0])
 	}
-	e.waitFor("the failure and recovery webhooks", 10*time.Second, func() bool {
+	testkit.WaitFor(e.t, "the failure and recovery webhooks", 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(events) >= 2
@@ -246,7 +235,7 @@ func TestPlansDirWithColon(t *testing.T) {
 	if len(st.Plans) != 1 || st.Plans[0].Schedule != "0 3 * * *" {
 		t.Errorf("plans %+v, want nightly kept at its old schedule", st.Plans)
 	}
-	d.stop(syscall.SIGTERM, 10*time.Second)
+	d.Stop(syscall.SIGTERM, 10*time.Second)
 }
 
 // A webhook receiver that never answers does not hold up a stop: sends in flight get
@@ -277,9 +266,9 @@ func TestHungWebhookDoesNotHoldStop(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the failure webhook never arrived")
 	}
-	took := d.stop(syscall.SIGTERM, 8*time.Second)
-	if !strings.Contains(d.log.String(), "webhooks still sending; cancelling them") || !strings.Contains(d.log.String(), `msg="webhook failed" plan=fails`) {
-		t.Errorf("the dropped webhook was not logged:\n%s", d.log.String())
+	took := d.Stop(syscall.SIGTERM, 8*time.Second)
+	if !strings.Contains(d.Log(), "webhooks still sending; cancelling them") || !strings.Contains(d.Log(), `msg="webhook failed" plan=fails`) {
+		t.Errorf("the dropped webhook was not logged:\n%s", d.Log())
 	}
 	t.Logf("daemon exited %s after SIGTERM with a webhook hung", took.Round(time.Millisecond))
 }

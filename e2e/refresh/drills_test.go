@@ -114,13 +114,13 @@ func TestDrillRegistryDownDuringVerify(t *testing.T) {
 	}
 	// The check was retried before it failed (the daemon logs each failed try).
 	n := 0
-	for _, line := range strings.Split(d.logs.String(), "\n") {
+	for _, line := range strings.Split(d.Log(), "\n") {
 		if strings.Contains(line, "registry: request failed") && strings.Contains(line, "/manifests/cache-linux-amd64") {
 			n++
 		}
 	}
 	if n < 2 {
-		t.Errorf("verify of cache-linux-amd64 was tried %d times before failing, want retries:\n%s", n, d.logs)
+		t.Errorf("verify of cache-linux-amd64 was tried %d times before failing, want retries:\n%s", n, d.Log())
 	}
 	if !strings.Contains(r.Reason, "verify-cache") {
 		t.Errorf("run reason %q does not say verification failed", r.Reason)
@@ -232,7 +232,7 @@ func TestDrillDaemonKilledMidBuild(t *testing.T) {
 	}
 	var building []string
 	for range 300 {
-		if building = stepProcesses(t, s, d.cmd.Process.Pid); len(building) > 0 {
+		if building = stepProcesses(t, s, d.Pid()); len(building) > 0 {
 			r, err := d.client().Run(ctx, tr.Run)
 			if err == nil && step(t, r, "build-ci-images[python=3.11]").Status == history.StatusRunning {
 				break
@@ -241,10 +241,10 @@ func TestDrillDaemonKilledMidBuild(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if len(building) == 0 {
-		t.Fatalf("build-ci-images never started within 30 s:\n%s", d.logs)
+		t.Fatalf("build-ci-images never started within 30 s:\n%s", d.Log())
 	}
 	time.Sleep(time.Second) // well inside the build
-	d.kill9()
+	d.Stop(syscall.SIGKILL, 10*time.Second)
 
 	// The steps die with the daemon: within seconds, not when the build would have ended.
 	var left []string
@@ -280,8 +280,8 @@ func TestDrillDaemonKilledMidBuild(t *testing.T) {
 	if p := step(t, r, "publish-constraints"); p.Publish != nil && p.Publish.Commit != "" {
 		t.Errorf("the killed run published %s", p.Publish.Commit)
 	}
-	if !strings.Contains(d2.logs.String(), tr.Run) {
-		t.Errorf("the restarted daemon did not log the interrupted run %s:\n%s", tr.Run, d2.logs)
+	if !strings.Contains(d2.Log(), tr.Run) {
+		t.Errorf("the restarted daemon did not log the interrupted run %s:\n%s", tr.Run, d2.Log())
 	}
 	r2 := d2.mustSucceed()
 	checkCaches(t, s, r2, "3.11")
@@ -304,7 +304,7 @@ func TestDrillInvalidPlanReload(t *testing.T) {
 	s.editPlan("overlap: skip", "overlap: sometimes", `python: ["3.11"]`, `python: ["3.11", "3.12"]`)
 
 	cli := func(args ...string) (string, int) {
-		c := exec.Command(bin, append(args[:1:1], append([]string{"--socket", d.socket}, args[1:]...)...)...)
+		c := exec.Command(refreshd.Path(t), append(args[:1:1], append([]string{"--socket", d.socket}, args[1:]...)...)...)
 		out, err := c.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); ok {
 			return string(out), ee.ExitCode()
@@ -315,7 +315,7 @@ func TestDrillInvalidPlanReload(t *testing.T) {
 	}
 	at := planFile + ":" + strconv.Itoa(line) + ":"
 	// SIGHUP first, as systemctl reload does; then the command.
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	var out string

@@ -12,20 +12,20 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/internal/teststack"
 )
 
-// bin is the refreshd binary TestMain built for this package's tests.
-var bin string
+// refreshd is the binary under test, built on first use.
+var refreshd testkit.Refreshd
 
-func TestMain(m *testing.M) { os.Exit(teststack.RunWithRefreshd(m, &bin)) }
+func TestMain(m *testing.M) { os.Exit(refreshd.Main(m)) }
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
@@ -44,26 +44,10 @@ type stack struct {
 	env map[string]string // `stack.sh env`: DOCKER_CONFIG, REGISTRY, CONSTRAINTS_REPO, ...
 }
 
-// requireProgram is teststack.Require's rule for one more program of the stack (busybox,
-// git): skip when it is missing, but fail when REFRESHD_REQUIRE_STACK is set, so CI never
-// passes by skipping.
-func requireProgram(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err == nil {
-		return
-	}
-	reason := name + " missing: run scripts/install-stack.sh"
-	if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
-		t.Fatalf("REFRESHD_REQUIRE_STACK is set: %s", reason)
-	}
-	t.Skip(reason)
-}
-
 func upStack(t *testing.T) *stack {
 	t.Helper()
 	teststack.Require(t)
-	requireProgram(t, "busybox")
-	requireProgram(t, "git")
+	testkit.Need(t, "busybox", "git")
 	s := &stack{t: t, dir: t.TempDir()}
 	t.Cleanup(func() {
 		if out, err := s.try("down"); err != nil {
@@ -75,9 +59,9 @@ func upStack(t *testing.T) *stack {
 	// with new ports succeeds. Three tries at most.
 	for try := 1; ; try++ {
 		out, err := s.try("up",
-			"STACK_REGISTRY_PORT="+strconv.Itoa(teststack.FreePort(t)),
-			"STACK_NODE0_PORT="+strconv.Itoa(teststack.FreePort(t)),
-			"STACK_NODE1_PORT="+strconv.Itoa(teststack.FreePort(t)))
+			"STACK_REGISTRY_PORT="+strconv.Itoa(testkit.FreePort(t)),
+			"STACK_NODE0_PORT="+strconv.Itoa(testkit.FreePort(t)),
+			"STACK_NODE1_PORT="+strconv.Itoa(testkit.FreePort(t)))
 		if err == nil {
 			break
 		}
@@ -225,95 +209,26 @@ func (s *stack) head() string { return s.git("rev-parse", "refs/heads/constraint
 
 // daemon is a real `refreshd daemon` process on the stack.
 type daemon struct {
+	*testkit.Daemon
 	t      *testing.T
-	s      *stack
-	state  string
 	socket string
-	cmd    *exec.Cmd
-	logs   *syncBuffer
-	done   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startDaemon starts `refreshd daemon` with the stack's environment and waits (at most
 // 15 s) until it answers on its socket. Cleanup stops it with SIGTERM (SIGKILL after 30 s).
 func startDaemon(t *testing.T, s *stack, state string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, s: s, state: state, socket: filepath.Join(s.dir, "refreshd.sock"),
-		logs: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, "daemon", "--plans", s.plans(), "--state", state, "--socket", d.socket,
-		"--plain-http-registry", s.registry(), "--kill-grace", "5s")
-	d.cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+s.env["DOCKER_CONFIG"], "TZ=UTC")
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start daemon: %v", err)
-	}
-	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(d.stop)
-	c := d.client()
-	for range 150 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Status(ctx)
-		cancel()
-		if err == nil {
-			return d
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("daemon exited before it answered:\n%s", d.logs)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	t.Fatalf("daemon did not answer on %s within 15 s:\n%s", d.socket, d.logs)
-	return nil
+	d := &daemon{t: t, socket: filepath.Join(s.dir, "refreshd.sock")}
+	d.Daemon = testkit.StartDaemon(t, refreshd.Path(t), testkit.DaemonOptions{
+		Args: []string{"--plans", s.plans(), "--state", state, "--socket", d.socket,
+			"--plain-http-registry", s.registry(), "--kill-grace", "5s"},
+		Env:   []string{"DOCKER_CONFIG=" + s.env["DOCKER_CONFIG"], "TZ=UTC"},
+		Ready: func(ctx context.Context) error { _, err := d.client().Status(ctx); return err },
+	})
+	return d
 }
 
 func (d *daemon) client() *control.Client { return control.NewClient(d.socket) }
-
-func (d *daemon) stop() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		d.t.Errorf("daemon ignored SIGTERM for 30 s; SIGKILL\n%s", d.logs)
-		d.cmd.Process.Kill()
-		<-d.done
-	}
-}
-
-func (d *daemon) kill9() {
-	d.t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		d.t.Fatal(err)
-	}
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		d.t.Fatal("daemon still running 10 s after SIGKILL")
-	}
-}
 
 // runCLI is `refreshd run --wait -o json demo` through the daemon's socket: the documented
 // command. It returns the finished run and the command's exit code.
@@ -321,7 +236,7 @@ func (d *daemon) runCLI() (*history.Run, int) {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	c := exec.CommandContext(ctx, bin, "run", "--wait", "--socket", d.socket, "-o", "json", "demo")
+	c := exec.CommandContext(ctx, refreshd.Path(d.t), "run", "--wait", "--socket", d.socket, "-o", "json", "demo")
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	err := c.Run()
@@ -334,7 +249,7 @@ func (d *daemon) runCLI() (*history.Run, int) {
 	var r history.Run
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil || r.ID == "" {
 		d.t.Fatalf("refreshd run (exit %d) printed no run record: %v\nstdout: %s\nstderr: %s\ndaemon:\n%s",
-			code, err, stdout.String(), stderr.String(), d.logs)
+			code, err, stdout.String(), stderr.String(), d.Log())
 	}
 	return &r, code
 }

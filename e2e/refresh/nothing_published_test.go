@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // TestUpstreamFailureNothingPublished runs, with the real engine (`refreshd run --local`)
@@ -20,7 +21,7 @@ import (
 // successful build). The control case, a generation that succeeds, does publish, so the
 // test would see a publish that should not have happened.
 func TestUpstreamFailureNothingPublished(t *testing.T) {
-	requireProgram(t, "git")
+	testkit.Need(t, "git")
 	write := `mkdir -p files/constraints-{{ .python }} && printf '# generated\nattrs==99.0\n' >files/constraints-{{ .python }}/constraints-{{ .python }}.txt`
 	cases := []struct {
 		name       string
@@ -60,7 +61,7 @@ steps:
 				t.Fatal(err)
 			}
 			state := filepath.Join(dir, "state")
-			run := exec.Command(bin, "run", "--local", "--state", state, planFile)
+			run := exec.Command(refreshd.Path(t), "run", "--local", "--state", state, planFile)
 			out, _ := run.CombinedOutput()
 			r := lastRun(t, state)
 			if r.Status != tc.wantStatus {
@@ -122,7 +123,7 @@ func gitOut(t *testing.T, args ...string) string {
 // lastRun reads the newest run of a state directory with `refreshd history -o json`.
 func lastRun(t *testing.T, state string) *history.Run {
 	t.Helper()
-	c := exec.Command(bin, "history", "--state", state, "-o", "json", "--limit", "1")
+	c := exec.Command(refreshd.Path(t), "history", "--state", state, "-o", "json", "--limit", "1")
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Run(); err != nil {

@@ -2,36 +2,20 @@ package sample
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// requireBusybox skips (or fails, with REFRESHD_REQUIRE_STACK set) without busybox: the
-// sample's scripts are written for the busybox sh/awk of its base image.
-func requireBusybox(t *testing.T) string {
-	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err == nil {
-		return bb
-	}
-	if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
-		t.Fatalf("REFRESHD_REQUIRE_STACK is set: busybox missing (run scripts/install-stack.sh)")
-	}
-	t.Skip("busybox missing (run scripts/install-stack.sh)")
-	return ""
-}
 
 // script runs one of scripts/ under busybox sh in dir, with env added to the environment.
 func script(t *testing.T, dir string, env []string, name string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	bb := requireBusybox(t)
+	bb := testkit.Need(t, "busybox")[0] // the scripts are written for the busybox sh/awk of the sample's image
 	abs, aerr := filepath.Abs(filepath.Join("scripts", name))
 	if aerr != nil {
 		t.Fatal(aerr)
@@ -43,28 +27,6 @@ func script(t *testing.T, dir string, env []string, name string, args ...string)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
 	return out.String(), errb.String(), err
-}
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test ./e2e/sample -update): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (go test ./e2e/sample -update rewrites it)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
 }
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -89,7 +51,7 @@ func TestResolveProject(t *testing.T) {
 				if err != nil {
 					t.Fatalf("resolve.sh: %v\n%s", err, stderr)
 				}
-				golden(t, filepath.Join("resolve", py+"-upgrade-"+upgrade+".txt"), out)
+				testkit.Golden(t, filepath.Join("testdata", "resolve", py+"-upgrade-"+upgrade+".txt"), out)
 			})
 		}
 	}
@@ -269,7 +231,7 @@ func TestConstraintsProject(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				golden(t, filepath.Join("constraints", name), string(body))
+				testkit.Golden(t, filepath.Join("testdata", "constraints", name), string(body))
 			}
 		})
 	}

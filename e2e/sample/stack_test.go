@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/internal/teststack"
 )
 
@@ -95,7 +96,7 @@ func (s *stack) processesUsing() []string {
 func upStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
 	teststack.Require(t)
-	requireBusybox(t)
+	testkit.Need(t, "busybox")
 	s := &stack{t: t, dir: t.TempDir()}
 	t.Cleanup(func() {
 		if out, err := s.try(nil, "down"); err != nil {
@@ -108,9 +109,9 @@ func upStack(t *testing.T, extraEnv ...string) *stack {
 	// in e2e/refresh.
 	for try := 1; ; try++ {
 		env := append([]string{
-			"STACK_REGISTRY_PORT=" + strconv.Itoa(teststack.FreePort(t)),
-			"STACK_NODE0_PORT=" + strconv.Itoa(teststack.FreePort(t)),
-			"STACK_NODE1_PORT=" + strconv.Itoa(teststack.FreePort(t)),
+			"STACK_REGISTRY_PORT=" + strconv.Itoa(testkit.FreePort(t)),
+			"STACK_NODE0_PORT=" + strconv.Itoa(testkit.FreePort(t)),
+			"STACK_NODE1_PORT=" + strconv.Itoa(testkit.FreePort(t)),
 		}, extraEnv...)
 		out, err := s.try(env, "up")
 		if err == nil {

@@ -1,34 +1,13 @@
 package buildx
 
 import (
-	"flag"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-// golden compares got with testdata/name, rewriting it under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", path, got, want)
-	}
-}
 
 // Captured from the real programs on the test stack.
 func TestParseLs(t *testing.T) {
@@ -149,7 +128,7 @@ func TestDiff(t *testing.T) {
 			out.WriteString(ch.String() + "\n  " + strings.Join(ch.Argv, " ") + "\n")
 		}
 	}
-	golden(t, "diff.golden", out.String())
+	testkit.Golden(t, "testdata/diff.golden", out.String())
 }
 
 func TestBuildArgv(t *testing.T) {
@@ -159,5 +138,5 @@ func TestBuildArgv(t *testing.T) {
 		CacheRef:     "ghcr.io/apache/airflow/main/ci/python3.12:cache-linux-arm64",
 		MetadataFile: "/var/lib/refreshd/runs/R1/refresh-cache[python=3.12][linux/arm64].json",
 	})
-	golden(t, "build-argv.golden", strings.Join(argv, "\n")+"\n")
+	testkit.Golden(t, "testdata/build-argv.golden", strings.Join(argv, "\n")+"\n")
 }

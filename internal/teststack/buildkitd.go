@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // Buildkitd is a running buildkitd with the OCI worker, its own root, on a tcp port.
@@ -44,7 +46,7 @@ func StartBuildkitdWith(t testing.TB, name string, o BuildkitdOptions) *Buildkit
 	}
 	b := &Buildkitd{
 		Name:       name,
-		Endpoint:   fmt.Sprintf("tcp://127.0.0.1:%d", FreePort(t)),
+		Endpoint:   fmt.Sprintf("tcp://127.0.0.1:%d", testkit.FreePort(t)),
 		Root:       filepath.Join(dir, "root"),
 		OtelSocket: filepath.Join(dir, "otel.sock"),
 	}

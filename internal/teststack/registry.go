@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // RegistryOptions configure StartRegistry.
@@ -31,7 +33,7 @@ type Registry struct {
 func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	t.Helper()
 	dir := t.TempDir()
-	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), Root: filepath.Join(dir, "storage")}
+	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)), Root: filepath.Join(dir, "storage")}
 	auth := ""
 	if opts.User != "" {
 		out, err := exec.Command("htpasswd", "-Bbn", opts.User, opts.Password).Output()

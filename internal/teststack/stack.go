@@ -3,60 +3,35 @@
 // on 127.0.0.1 on a port the kernel chose, lives under the test's temp directories, and is
 // stopped and removed in t.Cleanup.
 //
-// Tests that need the stack call Require first. It skips with the reason when a program is
-// missing, unless REFRESHD_REQUIRE_STACK is set (as CI does), in which case it fails.
+// Tests that need the stack call Require first: it applies testkit's rule for tests that
+// need outside programs (skip under -short; skip with the reason when one is missing, fail
+// instead when REFRESHD_REQUIRE_STACK is set, as CI does).
 package teststack
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // Programs are the executables the stack needs on PATH.
 var programs = []string{"docker", "buildkitd", "buildctl", "runc", "docker-registry", "htpasswd"}
 
-// Require skips (or, with REFRESHD_REQUIRE_STACK set, fails) the test when a program of the
-// stack is missing, or when not running as root (buildkitd's OCI worker needs it here).
+// Require ends the test unless the stack can run: it skips under -short, and when a
+// program of the stack is missing or the test is not running as root (buildkitd's OCI worker
+// needs it here) it skips with the reason, or fails with REFRESHD_REQUIRE_STACK set.
 func Require(t testing.TB) {
 	t.Helper()
-	var missing []string
-	for _, p := range programs {
-		if _, err := exec.LookPath(p); err != nil {
-			missing = append(missing, p)
-		}
+	testkit.Need(t, programs...)
+	if os.Geteuid() != 0 {
+		testkit.SkipOrFail(t, "buildkitd's OCI worker needs root")
 	}
-	reason := ""
-	switch {
-	case len(missing) > 0:
-		reason = fmt.Sprintf("build stack programs missing: %v (run scripts/install-stack.sh)", missing)
-	case os.Geteuid() != 0:
-		reason = "buildkitd's OCI worker needs root"
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
-		t.Fatalf("REFRESHD_REQUIRE_STACK is set: %s", reason)
-	}
-	t.Skip(reason)
-}
-
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // DockerConfig returns a fresh DOCKER_CONFIG directory for the test, so builder state
