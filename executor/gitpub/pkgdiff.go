@@ -89,14 +89,7 @@ func diffPins(file string, old, new map[string]string) []Change {
 		case !ok:
 			out = append(out, Change{File: file, Package: name, New: nv, Kind: Added})
 		case ov != nv:
-			k := Repinned
-			if c, ok := compareVersions(ov, nv); ok {
-				k = Upgraded
-				if c > 0 {
-					k = Downgraded
-				}
-			}
-			out = append(out, Change{File: file, Package: name, Old: ov, New: nv, Kind: k})
+			out = append(out, Change{File: file, Package: name, Old: ov, New: nv, Kind: ChangeKind(ov, nv)})
 		}
 	}
 	for name, ov := range old {
@@ -106,6 +99,27 @@ func diffPins(file string, old, new map[string]string) []Change {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Package < out[j].Package })
 	return out
+}
+
+// ChangeKind classifies a pin going from old to new ("" for none): added, removed,
+// upgraded, downgraded, or changed when the versions do not compare (a URL, a range). The
+// history keeps only old and new; readers of it (the dashboard) classify with this, the
+// same rule the publish summary used.
+func ChangeKind(old, new string) Kind {
+	switch {
+	case old == "":
+		return Added
+	case new == "":
+		return Removed
+	}
+	c, ok := compareVersions(old, new)
+	switch {
+	case !ok:
+		return Repinned
+	case c > 0:
+		return Downgraded
+	}
+	return Upgraded
 }
 
 // compareVersions orders two PEP 440 versions well enough to tell an upgrade from a

@@ -1,0 +1,162 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/history"
+)
+
+type runPage struct {
+	page
+	Run       *history.Run
+	TZ        string
+	Start     Time
+	End       Time
+	Scheduled Time
+	Duration  string
+	Running   bool
+	Timeline  timeline
+	Steps     []stepView
+	Caches    []cacheView
+	Publishes []publishView
+	Warnings  []warningView
+	Extra     []field
+}
+
+type stepView struct {
+	Anchor   string
+	Instance string
+	Status   history.Status
+	Reason   string
+	Node     string
+	Start    Time
+	Duration string
+	Attempts []attemptView
+	Warnings []string
+	Extra    []field
+	LiveURL  string // the live log page while the step runs
+}
+
+type attemptView struct {
+	N        int
+	Start    Time
+	Duration string
+	Outcome  string
+	OK       bool
+	Error    string
+	Backoff  string // the wait before this attempt
+	LogURL   string
+}
+
+// cacheView is one cache ref as the run left it: a ref recorded by several steps (the
+// build that pushed it, the check that verified it) is one row.
+type cacheView struct {
+	Ref      string
+	Before   string
+	After    string
+	Changed  bool
+	Verified bool
+	Steps    []string
+}
+
+type publishView struct {
+	Step    string
+	Anchor  string
+	Publish *history.Publish
+	Changes []changeView
+}
+
+type changeView struct {
+	history.PackageChange
+	Kind gitpub.Kind
+}
+
+type warningView struct {
+	Step, Anchor, Text string
+}
+
+// Fields of the run and step records that have a view of their own; any other field (new
+// ones such as params or the source commit) is listed as it is.
+var (
+	runFields  = []string{"id", "plan", "trigger", "scheduled", "start", "end", "status", "reason", "warnings", "steps", "dry_run"}
+	stepFields = []string{"instance", "status", "reason", "start", "end", "attempts", "node", "caches", "publish", "warnings"}
+)
+
+func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	run, err := s.cfg.Source.RunRecord(ctx, id)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("read run %s: %w", id, err))
+		return
+	}
+	p := s.buildRunPage(run, s.zone(ctx, run.Plan))
+	s.render(w, r, http.StatusOK, "run", p)
+}
+
+func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
+	now := s.cfg.Now()
+	p := runPage{page: s.page("Run " + run.ID), Run: run, TZ: loc.String(),
+		Start: Time{run.Start, loc}, End: Time{run.End, loc}, Scheduled: Time{run.Scheduled, loc},
+		Duration: duration(run.Start, run.End, now), Running: run.Status == history.StatusRunning,
+		Timeline: buildTimeline(run, loc, now), Extra: extras(run, runFields...)}
+	if p.Running {
+		p.Refresh = 5
+	}
+	for _, w := range run.Warnings {
+		p.Warnings = append(p.Warnings, warningView{Text: w})
+	}
+	caches := map[string]int{} // ref -> index in p.Caches
+	for i, st := range run.Steps {
+		v := stepView{Anchor: stepAnchor(i), Instance: st.Instance, Status: st.Status, Reason: st.Reason, Node: st.Node,
+			Start: Time{st.Start, loc}, Duration: duration(st.Start, st.End, now), Warnings: st.Warnings,
+			Extra: extras(st, stepFields...)}
+		if st.Status == history.StatusRunning && len(st.Attempts) > 0 {
+			v.LiveURL = logURL(run.ID, st.Instance, st.Attempts[len(st.Attempts)-1].N)
+		}
+		for j, a := range st.Attempts {
+			av := attemptView{N: a.N, Start: Time{a.Start, loc}, Duration: duration(a.Start, a.End, now),
+				Outcome: attemptOutcome(a), OK: outcomeClass(a) == "ok", Error: a.Error}
+			if av.Error == av.Outcome {
+				av.Error = ""
+			}
+			if j > 0 && !st.Attempts[j-1].End.IsZero() && a.Start.After(st.Attempts[j-1].End) {
+				av.Backoff = roundDuration(a.Start.Sub(st.Attempts[j-1].End))
+			}
+			if a.Log != "" {
+				av.LogURL = logURL(run.ID, st.Instance, a.N)
+			}
+			v.Attempts = append(v.Attempts, av)
+		}
+		for _, c := range st.Caches {
+			k, ok := caches[c.Ref]
+			if !ok {
+				k = len(p.Caches)
+				caches[c.Ref] = k
+				p.Caches = append(p.Caches, cacheView{Ref: c.Ref, Before: c.Before})
+			}
+			cv := &p.Caches[k]
+			if c.After != "" {
+				cv.After = c.After
+			}
+			cv.Changed = cv.Changed || c.Changed
+			cv.Verified = c.Verified // as the last step in graph order saw it (history.Run.CacheTags)
+			cv.Steps = append(cv.Steps, st.Instance)
+		}
+		if st.Publish != nil {
+			pv := publishView{Step: st.Instance, Anchor: v.Anchor, Publish: st.Publish}
+			for _, c := range st.Publish.Changes {
+				pv.Changes = append(pv.Changes, changeView{PackageChange: c, Kind: gitpub.ChangeKind(c.Old, c.New)})
+			}
+			p.Publishes = append(p.Publishes, pv)
+		}
+		for _, w := range st.Warnings {
+			p.Warnings = append(p.Warnings, warningView{Step: st.Instance, Anchor: v.Anchor, Text: w})
+		}
+		p.Steps = append(p.Steps, v)
+	}
+	return p
+}

@@ -1,0 +1,180 @@
+// Package web is refreshd's dashboard: read-only HTML pages of the plans, their runs and
+// each run (a timeline of every step instance and attempt by builder node, the cache tags,
+// the constraints commit), the logs of any attempt, and live output over server-sent
+// events. Pages are rendered on the server with html/template and work without
+// JavaScript; the one small script (embedded, like the stylesheet) only follows live logs.
+// Nothing is fetched from anywhere else, and every page is built from what the daemon
+// already serves on its control socket, whose records and logs carry no secret value.
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/history"
+)
+
+// Source is what the dashboard reads: the read-only part of control.Service, which the
+// daemon implements.
+type Source interface {
+	Status(ctx context.Context) (*control.Status, error)
+	Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error)
+	RunRecord(ctx context.Context, id string) (*history.Run, error)
+	Logs(ctx context.Context, id, step string, follow bool, w control.LineWriter) error
+}
+
+// Config configures a Server.
+type Config struct {
+	Source  Source
+	Logger  *slog.Logger
+	Version string
+	// Now is the clock of ages and of running bars (default time.Now).
+	Now func() time.Time
+	// PageSize is the number of runs on one page of a plan's runs (default 50).
+	PageSize int
+	// MaxStreams bounds the live log streams served at once (default 32); one more is
+	// answered 503, so a flood of followers cannot pile up goroutines in the daemon.
+	MaxStreams int
+	// LogBytes bounds the attempt log shown on a page (default 2 MiB, the end of the
+	// file); the whole file is always available as text.
+	LogBytes int64
+}
+
+//go:embed templates static
+var assets embed.FS
+
+// Server serves the dashboard. Build it with New; it is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	pages   map[string]*template.Template
+	static  http.Handler
+	streams chan struct{} // one token per live stream being served
+}
+
+// New builds a Server, parsing its embedded templates.
+func New(cfg Config) (*Server, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("web config: no Source")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 50
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 32
+	}
+	if cfg.LogBytes <= 0 {
+		cfg.LogBytes = 2 << 20
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, pages: map[string]*template.Template{},
+		streams: make(chan struct{}, cfg.MaxStreams)}
+	for _, name := range []string{"plans", "runs", "run", "log", "error"} {
+		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse dashboard template %s: %w", name, err)
+		}
+		s.pages[name] = t
+	}
+	static, err := fs.Sub(assets, "static")
+	if err != nil {
+		return nil, fmt.Errorf("dashboard assets: %w", err)
+	}
+	s.static = http.StripPrefix("/static/", http.FileServerFS(static))
+	return s, nil
+}
+
+// Register adds the dashboard's routes to mux, which may serve /metrics too. Only GET
+// (and HEAD) is routed: the dashboard changes nothing.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.Handle("GET /{$}", s.secure(s.plansPage))
+	mux.Handle("GET /plans/{plan...}", s.secure(s.runsPage))
+	mux.Handle("GET /runs/{id...}", s.secure(s.runPage))
+	mux.Handle("GET /log", s.secure(s.logPage))
+	mux.Handle("GET /events", s.secure(s.events))
+	mux.Handle("GET /static/", s.secure(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache") // assets change with the binary; revalidate
+		s.static.ServeHTTP(w, r)
+	}))
+}
+
+// Handler is a mux with only the dashboard's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.Register(mux)
+	return mux
+}
+
+// contentSecurity allows only the dashboard's own stylesheet, script and event stream:
+// even text from a log that slipped past escaping could not load or run anything.
+const contentSecurity = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; " +
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+func (s *Server) secure(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", contentSecurity)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Frame-Options", "DENY")
+		h(w, r)
+	})
+}
+
+// render writes a page; a template error is logged and answered 500 before anything is
+// sent, because pages are rendered into memory first.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	var buf bytes.Buffer
+	if err := s.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.log.Error("render dashboard page", "page", name, "path", r.URL.Path, "err", err)
+		http.Error(w, "internal error rendering the page (see the daemon's log)", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// fail answers an error page: 404 for what does not exist, 503 while the daemon stops,
+// 500 otherwise (logged).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, control.ErrNotFound), errors.Is(err, history.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, control.ErrInvalid):
+		status = http.StatusBadRequest
+	case errors.Is(err, control.ErrStopping), errors.Is(err, context.Canceled):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, control.ErrConflict):
+		status = http.StatusConflict
+	default:
+		s.log.Error("dashboard request", "path", r.URL.Path, "err", err)
+	}
+	s.render(w, r, status, "error", errorPage{
+		page:    s.page(http.StatusText(status)),
+		Status:  status,
+		Message: err.Error(),
+	})
+}
+
+// Errors the dashboard's own checks wrap, mapped to 400 and 404 like the control API's.
+var (
+	errInvalid  = control.ErrInvalid
+	errNotFound = control.ErrNotFound
+)

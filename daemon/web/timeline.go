@@ -1,0 +1,203 @@
+package web
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/refreshd/refreshd/history"
+)
+
+// The timeline is a Gantt chart of a run: one row per step instance, grouped in lanes by
+// the builder node that built it, so platforms built in parallel on their own nodes show
+// as overlapping bars in different lanes. Each row is a small SVG stretched to the page's
+// width (preserveAspectRatio none, width timelineWidth in its own units), with one bar
+// spanning the instance and, inside it, one segment per attempt and one per backoff wait
+// between attempts. Positions are computed here, so it needs no script and no inline
+// style (the Content-Security-Policy allows neither).
+type timeline struct {
+	Start, End Time
+	Lanes      []lane
+	Ticks      []tick
+	Bars       int // instances that ran (have a bar)
+}
+
+type lane struct {
+	Node  string // "" for steps no node was recorded for
+	Label string
+	Rows  []tlRow
+}
+
+type tlRow struct {
+	Instance string
+	Anchor   string
+	Status   history.Status
+	Node     string
+	Ran      bool
+	Start    string // RFC 3339 UTC, for data attributes (tests and scripts read them)
+	End      string
+	X, W     string
+	Segs     []seg
+	Label    string // accessible description of the row
+	Note     string // why a row without a bar has none
+}
+
+type seg struct {
+	Class string
+	X, W  string
+	Title string
+}
+
+type tick struct {
+	Offset string // "+1m30s"
+	At     Time
+}
+
+const (
+	timelineWidth = 1000.0
+	minBarWidth   = 2.0 // an instant step (0 s) is still visible and hoverable
+	axisTicks     = 4   // intervals on the axis
+)
+
+func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
+	start, end := r.Start, endOr(r.End, now)
+	for _, s := range r.Steps {
+		if !s.Start.IsZero() && (start.IsZero() || s.Start.Before(start)) {
+			start = s.Start
+		}
+		if !s.Start.IsZero() {
+			if e := endOr(s.End, now); e.After(end) {
+				end = e
+			}
+		}
+	}
+	total := end.Sub(start)
+	if total <= 0 {
+		total = time.Millisecond
+	}
+	x := func(t time.Time) float64 {
+		return min(max(float64(t.Sub(start))/float64(total)*timelineWidth, 0), timelineWidth)
+	}
+	span := func(a, b time.Time) (string, string) {
+		x0 := x(a)
+		w := max(x(b)-x0, minBarWidth)
+		if x0+w > timelineWidth {
+			x0 = timelineWidth - w
+		}
+		return num(x0), num(w)
+	}
+
+	tl := timeline{Start: Time{start, loc}, End: Time{end, loc}}
+	for i := 0; i <= axisTicks; i++ {
+		off := total * time.Duration(i) / axisTicks
+		tl.Ticks = append(tl.Ticks, tick{Offset: "+" + roundDuration(off), At: Time{start.Add(off), loc}})
+	}
+	lanes := map[string]*lane{}
+	for i, s := range r.Steps {
+		row := tlRow{Instance: s.Instance, Anchor: stepAnchor(i), Status: s.Status, Node: s.Node}
+		if s.Start.IsZero() {
+			row.Note = string(s.Status)
+			if s.Reason != "" {
+				row.Note += ": " + s.Reason
+			}
+			row.Label = s.Instance + ": " + row.Note
+		} else {
+			row.Ran = true
+			tl.Bars++
+			e := endOr(s.End, now)
+			row.Start, row.End = iso(s.Start), iso(e)
+			row.X, row.W = span(s.Start, e)
+			var desc []string
+			for j, a := range s.Attempts {
+				if j > 0 {
+					prev := endOr(s.Attempts[j-1].End, now)
+					if gap := a.Start.Sub(prev); gap > 0 {
+						sg := seg{Class: "backoff", Title: fmt.Sprintf("waited %s (backoff) before attempt %d", roundDuration(gap), a.N)}
+						sg.X, sg.W = span(prev, a.Start)
+						row.Segs = append(row.Segs, sg)
+						desc = append(desc, "backoff "+roundDuration(gap))
+					}
+				}
+				if a.Start.IsZero() {
+					continue
+				}
+				outcome := attemptOutcome(a)
+				sg := seg{Class: "attempt " + outcomeClass(a),
+					Title: fmt.Sprintf("%s attempt %d: %s, %s to %s (%s)", s.Instance, a.N, outcome,
+						Time{a.Start, loc}.Clock(), Time{endOr(a.End, now), loc}.Clock(), duration(a.Start, a.End, now))}
+				sg.X, sg.W = span(a.Start, endOr(a.End, now))
+				row.Segs = append(row.Segs, sg)
+				desc = append(desc, fmt.Sprintf("attempt %d %s %s", a.N, outcome, duration(a.Start, a.End, now)))
+			}
+			row.Label = fmt.Sprintf("%s: %s, from %s to %s", s.Instance, s.Status,
+				"+"+roundDuration(s.Start.Sub(start)), "+"+roundDuration(e.Sub(start)))
+			if s.Node != "" {
+				row.Label += " on node " + s.Node
+			}
+			if len(desc) > 0 {
+				row.Label += "; " + strings.Join(desc, ", ")
+			}
+		}
+		l := lanes[s.Node]
+		if l == nil {
+			l = &lane{Node: s.Node, Label: "node " + s.Node}
+			if s.Node == "" {
+				l.Label = "no builder node recorded"
+			}
+			lanes[s.Node] = l
+		}
+		l.Rows = append(l.Rows, row)
+	}
+	for _, l := range lanes {
+		// Rows by start time, rows without a bar last; SortStableFunc keeps the graph order
+		// among equals.
+		slices.SortStableFunc(l.Rows, func(a, b tlRow) int {
+			if a.Ran != b.Ran {
+				if a.Ran {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a.Start, b.Start)
+		})
+		tl.Lanes = append(tl.Lanes, *l)
+	}
+	// The lane of steps without a node (set-up, constraints, checks) first, then the nodes
+	// by name.
+	slices.SortFunc(tl.Lanes, func(a, b lane) int { return cmp.Compare(a.Node, b.Node) })
+	return tl
+}
+
+func num(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
+
+func iso(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func stepAnchor(i int) string { return "step-" + strconv.Itoa(i+1) }
+
+// attemptOutcome says how an attempt ended, as the CLI's `refreshd logs` does.
+func attemptOutcome(a history.Attempt) string {
+	switch {
+	case a.End.IsZero():
+		return "running"
+	case a.Signal != "":
+		return "killed by signal " + a.Signal
+	case a.ExitCode >= 0:
+		return "exit code " + strconv.Itoa(a.ExitCode)
+	case a.Error != "":
+		return "failed"
+	}
+	return "not started"
+}
+
+func outcomeClass(a history.Attempt) string {
+	switch {
+	case a.End.IsZero():
+		return "running"
+	case a.ExitCode == 0 && a.Signal == "" && a.Error == "":
+		return "ok"
+	}
+	return "failed"
+}
