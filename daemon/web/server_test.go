@@ -1,20 +1,17 @@
 package web
 
 import (
-	"flag"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/refreshd/refreshd/internal/testkit"
+)
 
 func newServer(t testing.TB, src Source, pageSize int) *Server {
 	t.Helper()
@@ -52,25 +49,8 @@ func TestPagesGolden(t *testing.T) {
 			if tt.name != "not-found" && w.Code != http.StatusOK {
 				t.Fatalf("GET %s: %d\n%s", tt.target, w.Code, w.Body)
 			}
-			golden(t, filepath.Join("testdata", tt.name+".html"), w.Body.Bytes())
+			testkit.Golden(t, filepath.Join("testdata", tt.name+".html"), w.Body.String())
 		})
-	}
-}
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./daemon/web -update to create it)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the page (go test ./daemon/web -update after an intended change); got:\n%s", path, got)
 	}
 }
 
@@ -188,13 +168,4 @@ func TestRunsPaging(t *testing.T) {
 	if w := get(t, h, "GET", "/plans/demo?page=21"); w.Code != 404 {
 		t.Errorf("page 21 of 20: %d", w.Code)
 	}
-}
-
-func readAll(t *testing.T, r io.Reader) string {
-	t.Helper()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
