@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/refreshd/refreshd/internal/wallcron"
 )
 
 // scheduleWant is what a valid schedule looks like, for every error about one.
@@ -26,10 +28,12 @@ const scheduleWant = `want 5 cron fields ("0 2 * * *"), 6 with seconds, or a des
 // recover so that a bad plan never crashes the daemon, and the error says what is valid
 // rather than repeating the runtime error.
 //
-// Daylight saving: next times are computed in loc's wall clock. A time in the
-// spring-forward gap does not exist that day and is skipped (America/New_York "30 2 * * *"
-// does not fire on 2027-03-14); a time in the fall-back hour exists twice and fires twice.
-// Plans that must run exactly once a day whatever the zone does should use UTC.
+// Offset changes: cron specs are matched against loc's wall clock by wallcron, not by
+// robfig/cron's Next (which goes wrong on 30-minute and midnight changes). A wall-clock
+// time in a forward gap does not exist that day and does not fire (America/New_York
+// "30 2 * * *" does not fire on 2027-03-14); one in a repeated period fires once, at its
+// first occurrence (EDT 01:30 on 2027-11-07, not EST 01:30). @every is a fixed interval
+// of elapsed time, whatever the wall clock does.
 func ParseSchedule(spec string, loc *time.Location) (sched cron.Schedule, err error) {
 	if loc == nil {
 		loc = time.UTC
@@ -60,8 +64,9 @@ func ParseSchedule(spec string, loc *time.Location) (sched cron.Schedule, err er
 	if err != nil {
 		return nil, fmt.Errorf("bad schedule %q: %v; %s", spec, err, scheduleWant)
 	}
-	if ss, ok := sched.(*cron.SpecSchedule); ok && ss.Location == time.Local {
+	if ss, ok := sched.(*cron.SpecSchedule); ok {
 		ss.Location = loc
+		sched = wallcron.New(ss, loc)
 	}
 	if sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, loc)).IsZero() {
 		return nil, fmt.Errorf("schedule %q never fires", spec)

@@ -319,6 +319,10 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lordHowe, err := time.LoadLocation("Australia/Lord_Howe")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		spec    string
@@ -331,13 +335,17 @@ func TestParse(t *testing.T) {
 		{"seconds field", "*/10 * * * * *", time.UTC, time.Date(2026, 5, 1, 3, 0, 1, 0, time.UTC), time.Date(2026, 5, 1, 3, 0, 10, 0, time.UTC), false},
 		{"descriptor", "@daily", time.UTC, time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC), false},
 		{"plan zone", "0 2 * * *", ny, time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 6, 0, 0, 0, time.UTC), false},
-		// DST, spring forward: 02:30 does not exist on 2027-03-14 in New York; robfig/cron
-		// skips that day rather than running at 03:30.
+		// DST, spring forward: 02:30 does not exist on 2027-03-14 in New York; that day is
+		// skipped rather than run at 03:30.
 		{"spring-forward gap is skipped", "30 2 * * *", ny, time.Date(2027, 3, 13, 12, 0, 0, 0, ny), time.Date(2027, 3, 15, 2, 30, 0, 0, ny), false},
 		{"hourly across spring forward", "0 * * * *", ny, time.Date(2027, 3, 14, 1, 30, 0, 0, ny), time.Date(2027, 3, 14, 3, 0, 0, 0, ny), false},
-		// Fall back: 01:30 happens twice on 2027-11-07 (EDT, then EST) and robfig/cron fires
-		// at both; overlap and the run's own duration decide whether the second one runs.
-		{"fall-back hour fires twice", "30 1 * * *", ny, time.Date(2027, 11, 7, 5, 31, 0, 0, time.UTC), time.Date(2027, 11, 7, 6, 30, 0, 0, time.UTC), false},
+		// Fall back: 01:30 happens twice on 2027-11-07 (EDT, then EST); it fires at the
+		// first only, as systemd timers and Vixie cron do.
+		{"fall-back hour fires once", "30 1 * * *", ny, time.Date(2027, 11, 7, 5, 29, 0, 0, time.UTC), time.Date(2027, 11, 7, 5, 30, 0, 0, time.UTC), false},
+		{"fall-back hour's second occurrence does not fire", "30 1 * * *", ny, time.Date(2027, 11, 7, 5, 31, 0, 0, time.UTC), time.Date(2027, 11, 8, 6, 30, 0, 0, time.UTC), false},
+		// Lord Howe's 30-minute change (02:00 -> 02:30 on 2026-10-04): robfig/cron's own
+		// Next skipped the day after it.
+		{"30-minute change", "0 5 * * *", lordHowe, time.Date(2026, 10, 3, 19, 0, 0, 0, time.UTC), time.Date(2026, 10, 4, 18, 0, 0, 0, time.UTC), false},
 		{"nightly", "@nightly", time.UTC, time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC), false},
 		// A zone prefix would silently override the plan's timezone: it is refused.
 		{"zone prefix refused", "CRON_TZ=UTC 0 2 * * *", ny, time.Time{}, time.Time{}, true},
