@@ -14,38 +14,40 @@ const MaxInstances = 10000
 // Expand turns a loaded plan into its graph of concrete instances: every matrix expanded
 // (first axis slowest), every template rendered into exact argv elements, steps in file
 // order within a topological sort, one provision instance per builder before its first use.
-func Expand(p *Plan) (*Graph, error) {
-	g, errs := expand(p)
+//
+// Steps that use vars defined at run time (outputs:) are not expanded here: they are the
+// graph's Pending steps, which Extend expands once the values exist.
+func Expand(p *Plan) (*Graph, error) { return ExpandRun(p, nil) }
+
+// ExpandRun is Expand for a run with parameters: params as ResolveParams returned them
+// (nil: every default).
+func ExpandRun(p *Plan, params map[string]string) (*Graph, error) {
+	if params == nil {
+		var err error
+		if params, err = p.ResolveParams(nil); err != nil {
+			return nil, err
+		}
+	}
+	g, errs := expand(p, params)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-func expand(p *Plan) (*Graph, ErrorList) {
-	x := &expander{p: p, g: &Graph{Plan: p}, byStep: make(map[string][]string), byID: make(map[string]*Instance), provisioned: make(map[string]string)}
+func expand(p *Plan, params map[string]string) (*Graph, ErrorList) {
+	if params == nil {
+		params, _ = p.ResolveParams(nil)
+	}
+	x := &expander{p: p, params: params, runtime: make(map[string]Var), byStep: make(map[string][]string),
+		byID: make(map[string]*Instance), provisioned: make(map[string]string)}
+	x.g = &Graph{Plan: p, Params: params, x: x}
 	order, err := topoOrder(p.Steps)
 	if err != nil {
 		return nil, ErrorList{err}
 	}
-	total := 0
-	for _, s := range order {
-		n := 1
-		for _, ax := range s.Matrix {
-			n *= max(len(ax.Values), 1)
-			if n > MaxInstances {
-				break
-			}
-		}
-		if s.BuildxCache != nil {
-			n *= max(len(s.BuildxCache.Platforms), 1)
-		}
-		total += n
-		if n > MaxInstances || total > MaxInstances {
-			return nil, ErrorList{{Pos: s.Pos, Msg: fmt.Sprintf("step %s makes the plan expand to more than %d instances; reduce the matrix", s.ID, MaxInstances)}}
-		}
-	}
-	planData := map[string]any{"vars": varData(p.Vars), "plan": p.Name}
+	x.order = order
+	planData := x.data(nil)
 	x.planEnv = make(map[string]string, len(p.Env))
 	for k, v := range p.Env {
 		out, err := render(v, planData)
@@ -55,19 +57,76 @@ func expand(p *Plan) (*Graph, ErrorList) {
 		x.planEnv[k] = out
 	}
 	for _, s := range order {
+		if s.deferred {
+			x.pending = append(x.pending, s)
+			continue
+		}
+		if !x.count(s) {
+			return nil, x.errs
+		}
 		x.step(s)
 	}
 	return x.g, x.errs
 }
 
+// count adds the instances s will make to the total, false (with an error) past the bound.
+func (x *expander) count(s *Step) bool {
+	n := 1
+	for _, ax := range s.Matrix {
+		n *= max(len(x.axisValues(ax)), 1)
+		if n > MaxInstances {
+			break
+		}
+	}
+	if s.BuildxCache != nil {
+		n *= max(len(s.BuildxCache.Platforms), 1)
+	}
+	x.total += n
+	if n > MaxInstances || x.total > MaxInstances {
+		x.errorf(s.Pos, "step %s makes the plan expand to more than %d instances; reduce the matrix", s.ID, MaxInstances)
+		return false
+	}
+	return true
+}
+
 type expander struct {
 	p           *Plan
 	g           *Graph
+	params      map[string]string
+	runtime     map[string]Var // vars steps defined at run time, so far
+	order       []*Step
+	pending     []*Step // deferred steps not expanded yet, in order
+	total       int     // instances so far
 	planEnv     map[string]string
 	byStep      map[string][]string // step id -> its instance ids
 	byID        map[string]*Instance
 	provisioned map[string]string // builder -> provision instance id
 	errs        ErrorList
+}
+
+// data is the template data of the run, plus the matrix values c.
+func (x *expander) data(c []KV) map[string]any {
+	vars := varData(x.p.Vars)
+	maps.Copy(vars, varData(x.runtime))
+	params := make(map[string]any, len(x.params))
+	for k, v := range x.params {
+		params[k] = v
+	}
+	data := map[string]any{"vars": vars, "plan": x.p.Name, "instance": x.p.Instance, "params": params}
+	for _, kv := range c {
+		data[kv.Key] = kv.Value
+	}
+	return data
+}
+
+// axisValues is an axis's values: written in the plan, or a list var's (run-time ones too).
+func (x *expander) axisValues(ax Axis) []string {
+	if ax.ref != "" {
+		if v, ok := x.runtime[ax.ref]; ok {
+			return v.List
+		}
+	}
+	return ax.Values
 }
 
 func (x *expander) errorf(p Pos, format string, args ...any) {
@@ -142,13 +201,17 @@ func (x *expander) step(s *Step) {
 	if provision != "" {
 		needs = append(needs, provision)
 	}
-	for _, c := range combos(s.Matrix) {
-		data := map[string]any{"vars": varData(x.p.Vars), "plan": x.p.Name}
+	axes := make([]Axis, len(s.Matrix))
+	for i, ax := range s.Matrix {
+		axes[i] = ax
+		axes[i].Values = x.axisValues(ax)
+	}
+	for _, c := range combos(axes) {
+		data := x.data(c)
 		id := s.ID
 		if len(c) > 0 {
 			parts := make([]string, len(c))
 			for i, kv := range c {
-				data[kv.Key] = kv.Value
 				parts[i] = kv.Key + "=" + kv.Value
 			}
 			id += "[" + strings.Join(parts, ",") + "]"
@@ -156,7 +219,7 @@ func (x *expander) step(s *Step) {
 		base := &Instance{
 			ID: id, Step: s, Values: c, Needs: slices.Clone(needs), ConcurrencyKey: s.ID,
 			Builder: builder, Timeout: s.Timeout, Retry: s.Retry, Workdir: s.Workdir,
-			Env: x.env(s, data),
+			Env: x.env(s, data), Data: data,
 		}
 		if base.Workdir == "" {
 			base.Workdir = x.p.Workdir

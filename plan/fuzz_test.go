@@ -20,9 +20,9 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := Parse("fuzz.yaml", data)
+		plans, err := ParsePlans("fuzz.yaml", data)
 		if err != nil {
-			if p != nil {
+			if plans != nil {
 				t.Fatal("a plan returned with errors")
 			}
 			list, ok := err.(ErrorList)
@@ -36,8 +36,10 @@ func FuzzLoad(f *testing.F) {
 			}
 			return
 		}
-		if _, err := Expand(p); err != nil {
-			t.Fatalf("a loaded plan does not expand: %v", err)
+		for _, p := range plans {
+			if _, err := Expand(p); err != nil {
+				t.Fatalf("a loaded plan does not expand: %v", err)
+			}
 		}
 	})
 }

@@ -6,6 +6,11 @@ import "time"
 type Graph struct {
 	Plan      *Plan
 	Instances []*Instance
+	// Params are the run's parameters, every one with its value (given or default).
+	Params map[string]string
+
+	// x keeps the expansion's state, so Extend adds instances at run time.
+	x *expander
 }
 
 // Instance is one concrete step run: a step with its matrix values bound and every template
@@ -25,6 +30,9 @@ type Instance struct {
 	Workdir        string
 	Env            map[string]string
 	Action         Action
+	// Data is the template data the instance was rendered with (.plan, .instance, .params,
+	// .vars and its matrix values): what its run-time templates, like a commit message, add to.
+	Data map[string]any
 }
 
 // KV is one bound matrix value.

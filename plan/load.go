@@ -16,10 +16,30 @@ import (
 // maxFileSize bounds what a plan file may be; real plans are a few kilobytes.
 const maxFileSize = 1 << 20
 
-// LoadFile loads and validates one plan file. Builders referenced by name are looked up in
-// the shared builders files of the same directory (files with a top-level builders: list and
-// no plan:). Every problem of the file is in the returned ErrorList.
+// LoadFile loads and validates one plan file of a plan without instances. A file that
+// declares instances is an error naming them: load it with LoadPlans.
 func LoadFile(path string) (*Plan, error) {
+	plans, err := LoadPlans(path)
+	if err != nil {
+		return nil, err
+	}
+	return single(plans)
+}
+
+// single returns the one plan of a file, or an error for a file of instances.
+func single(plans []*Plan) (*Plan, error) {
+	if len(plans) == 1 && plans[0].Instance == "" {
+		return plans[0], nil
+	}
+	p := plans[0]
+	return nil, ErrorList{{Pos: p.namePos, Msg: fmt.Sprintf("plan %s declares instances (%s); name one", p.Base, instanceList(plans))}}
+}
+
+// LoadPlans loads and validates one plan file: its plan, or one plan per instance it
+// declares (named PLAN/INSTANCE, in file order). Builders referenced by name are looked up
+// in the shared builders files of the same directory (files with a top-level builders: list
+// and no plan:). Every problem of the file is in the returned ErrorList.
+func LoadPlans(path string) ([]*Plan, error) {
 	dir := filepath.Dir(path)
 	l := newLoader()
 	files, err := l.read(dir, path)
@@ -41,16 +61,17 @@ func LoadFile(path string) (*Plan, error) {
 			Msg: "this is a shared builders file (builders: and no plan:), not a plan; validate its directory instead"})
 		return nil, l.errs.err()
 	}
-	p := l.plan(target)
+	plans := l.plans(target)
 	if err := l.errs.err(); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return plans, nil
 }
 
 // LoadDir loads every *.yaml and *.yml file of dir (not recursively, in name order). It
-// returns the valid plans AND, when any file is invalid, an ErrorList of all their problems:
-// a daemon keeps running the last good version of an invalid plan.
+// returns the valid plans (one per instance for a plan with instances) AND, when any file is
+// invalid, an ErrorList of all their problems: a daemon keeps running the last good version
+// of an invalid plan.
 func LoadDir(dir string) ([]*Plan, error) {
 	l := newLoader()
 	files, err := l.read(dir, "")
@@ -64,23 +85,34 @@ func LoadDir(dir string) ([]*Plan, error) {
 		if f.kind != kindPlan {
 			continue
 		}
-		p := l.plan(f)
-		if p == nil {
+		ps := l.plans(f)
+		if len(ps) == 0 {
 			continue
 		}
-		if first, dup := names[p.Name]; dup {
-			l.errs = append(l.errs, &Error{Pos: p.namePos, Msg: fmt.Sprintf("plan name %q is already used by %s; plan names must be unique in a directory", p.Name, first)})
+		p := ps[0]
+		if first, dup := names[p.Base]; dup {
+			l.errs = append(l.errs, &Error{Pos: p.namePos, Msg: fmt.Sprintf("plan name %q is already used by %s; plan names must be unique in a directory", p.Base, first)})
 			continue
 		}
-		names[p.Name] = p.namePos
-		plans = append(plans, p)
+		names[p.Base] = p.namePos
+		plans = append(plans, ps...)
 	}
 	return plans, l.errs.err()
 }
 
-// Parse loads one plan from data, as if read from file, with no shared builders. It is what
-// the fuzz target drives.
+// Parse loads one plan from data, as if read from file, with no shared builders. A file
+// that declares instances is an error naming them (ParsePlans loads those).
 func Parse(file string, data []byte) (*Plan, error) {
+	plans, err := ParsePlans(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return single(plans)
+}
+
+// ParsePlans is Parse for a file that may declare instances: one plan per instance. It is
+// what the fuzz target drives.
+func ParsePlans(file string, data []byte) ([]*Plan, error) {
 	l := newLoader()
 	f := l.parse(file, data)
 	if f == nil {
@@ -90,11 +122,11 @@ func Parse(file string, data []byte) (*Plan, error) {
 		l.errs = append(l.errs, &Error{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: "no plan: key; a plan needs plan: NAME and steps:"})
 		return nil, l.errs.err()
 	}
-	p := l.plan(f)
+	plans := l.plans(f)
 	if err := l.errs.err(); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return plans, nil
 }
 
 type fileKind int
@@ -308,10 +340,11 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-// plan decodes and validates one plan file; nil when it has errors (recorded in l.errs).
-func (l *loader) plan(f *parsedFile) *Plan {
+// plan decodes and validates one plan file (as instance spec, when not nil); nil when it
+// has errors (recorded in l.errs).
+func (l *loader) plan(f *parsedFile, spec *instanceSpec) *Plan {
 	d := &decoder{file: f.path, known: l.known}
-	p := d.plan(f.doc, l)
+	p := d.plan(f.doc, l, spec)
 	l.errs = append(l.errs, d.errs...)
 	if len(d.errs) > 0 {
 		return nil

@@ -49,9 +49,18 @@ const (
 
 // Plan is one refresh, as loaded and validated from a YAML file.
 type Plan struct {
-	Pos      Pos    // where the document starts
-	File     string // the file it was loaded from
-	Name     string
+	Pos  Pos    // where the document starts
+	File string // the file it was loaded from
+	// Name is what runs, schedules, history, metrics and the CLI know the plan by: the plan:
+	// name, or "PLAN/INSTANCE" for one instance of a plan that declares instances.
+	Name string
+	// Base is the plan: name as written; Instance is the instance's name ("" without
+	// instances). Name is Base, or Base + "/" + Instance.
+	Base     string
+	Instance string
+	// Params are the run parameters, in file order: a run may set each (refreshd run
+	// --param NAME=VALUE); a scheduled run uses their defaults.
+	Params   []Param
 	Schedule string         // robfig/cron v3 spec; empty means manual runs only
 	Timezone string         // IANA name; default UTC
 	Location *time.Location // Timezone, loaded
@@ -161,8 +170,16 @@ type Step struct {
 	PublishConstraints *PublishConstraints
 	VerifyCache        *VerifyCache
 
+	// Outputs, if set, makes the step define vars from what it read at run time (JSON on
+	// stdout or in a file it writes): steps using those vars expand once it has succeeded.
+	Outputs *Outputs
+
 	at       map[string]Pos // places of templated values ("run.2", "buildx_cache.ref", ...)
 	needsPos []Pos
+	// waits are the steps whose run-time vars this step uses (sorted); deferred says it
+	// expands at run time: it uses such vars or needs a step that is deferred.
+	waits    []string
+	deferred bool
 }
 
 // Axis is one matrix dimension: a name and its values (literal, or a list variable).

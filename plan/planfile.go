@@ -46,6 +46,7 @@ const (
 	tmplStep                        // .vars, .plan, the step's matrix axes
 	tmplMessage                     // .plan, .run, .summary
 	tmplNotify                      // .secrets
+	tmplWorkdir                     // .vars, .plan, .instance: rendered when the plan loads
 )
 
 // pendingTemplate is checked once the whole file is decoded, since vars and matrix axes may
@@ -66,10 +67,16 @@ type planDecoder struct {
 	// broken are builder names whose declaration or reference already has an error: steps
 	// using them are not reported again.
 	broken map[string]bool
+	// inst is the instance being decoded (nil for a plan without instances).
+	inst        *instanceSpec
+	workdirNode *yaml.Node
+	// runtime are the vars steps define at run time (outputs:), by name.
+	runtime map[string]runtimeVar
 }
 
-func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
-	pd := &planDecoder{decoder: d, l: l, refs: make(map[string]Pos), broken: make(map[string]bool)}
+// plan decodes one plan document; spec, when not nil, is the instance to decode it as.
+func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
+	pd := &planDecoder{decoder: d, l: l, refs: make(map[string]Pos), broken: make(map[string]bool), inst: spec}
 	p := &Plan{
 		Pos: d.pos(doc), File: d.file, Timezone: DefaultTimezone, Overlap: OverlapSkip,
 		KeepRuns: DefaultKeepRuns,
@@ -102,7 +109,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
 		{"timeout", func(v *yaml.Node) { p.Timeout = d.duration(v, "timeout") }},
 		{"concurrency", func(v *yaml.Node) { p.Concurrency = d.integer(v, "concurrency", 1, 1000) }},
 		{"kill_grace", func(v *yaml.Node) { p.KillGrace = d.duration(v, "kill_grace") }},
-		{"workdir", func(v *yaml.Node) { p.Workdir = d.absPath(v, "workdir") }},
+		{"workdir", func(v *yaml.Node) { pd.workdirNode = v; p.Workdir = d.absPath(v, "workdir") }},
 		{"env", func(v *yaml.Node) { p.Env = pd.env(v, nil) }},
 		{"secrets", func(v *yaml.Node) { p.Secrets = pd.secrets(v) }},
 		{"vars", func(v *yaml.Node) { p.Vars = pd.vars(v) }},
@@ -111,7 +118,12 @@ func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
 		{"notify", func(v *yaml.Node) { p.Notify = pd.notify(v) }},
 		{"keep_runs", func(v *yaml.Node) { p.KeepRuns = d.integer(v, "keep_runs", 1, 100000) }},
 		{"steps", func(v *yaml.Node) { stepsNode = v; p.Steps = pd.steps(v) }},
+		{"params", func(v *yaml.Node) { p.Params = pd.params(v) }},
+		{"instances", func(v *yaml.Node) {}}, // decoded first, by instanceSpecs
 	})
+	p.Base = p.Name
+	pd.overlayVars()
+	pd.applyInstance(&scheduleNode, &tzNode)
 	if !hasName {
 		d.errorf(doc, "missing plan: NAME (the plan's name, unique in its directory)")
 	}
@@ -146,10 +158,13 @@ func (d *decoder) plan(doc *yaml.Node, l *loader) *Plan {
 		p.Vars = map[string]Var{}
 	}
 	pd.resolveRefs()
+	pd.collectOutputs()
 	pd.checkSteps()
 	pd.checkTemplates()
+	pd.renderWorkdir()
+	pd.checkRuntimeVars()
 	if len(d.errs) == 0 {
-		if _, errs := expand(p); len(errs) > 0 {
+		if _, errs := expand(p, nil); len(errs) > 0 {
 			d.errs = append(d.errs, errs...)
 		}
 	}

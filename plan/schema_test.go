@@ -26,7 +26,7 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 	}
 	l.sharedBuilders(files)
 	for _, f := range files {
-		if f.kind == kindPlan && l.plan(f) == nil {
+		if f.kind == kindPlan && l.plans(f) == nil {
 			t.Fatalf("testdata/full does not load: %v", l.errs)
 		}
 	}

@@ -84,6 +84,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 			action("publish_constraints")
 			s.PublishConstraints = pd.publish(v, s)
 		}},
+		{"outputs", func(v *yaml.Node) { s.Outputs = pd.outputs(v) }},
 		{"verify_cache", func(v *yaml.Node) {
 			action("verify_cache")
 			vc := &VerifyCache{}
@@ -135,7 +136,7 @@ func (pd *planDecoder) matrix(n *yaml.Node) []Axis {
 		if !identPattern.MatchString(k.Value) {
 			pd.errorf(k, "matrix axis name %q: use %s (templates name it as .%s)", k.Value, identRule, k.Value)
 		}
-		if k.Value == "vars" || k.Value == "plan" || k.Value == "secrets" {
+		if k.Value == "vars" || k.Value == "plan" || k.Value == "secrets" || k.Value == "params" || k.Value == "instance" {
 			pd.errorf(k, "matrix axis name %q is reserved; choose another", k.Value)
 		}
 		switch v.Kind {
@@ -358,6 +359,9 @@ func (pd *planDecoder) checkSteps() {
 			if ax.ref == "" {
 				continue
 			}
+			if _, late := pd.runtime[ax.ref]; late {
+				continue // values come from a step at run time (checkRuntimeVars)
+			}
 			v, ok := p.Vars[ax.ref]
 			switch {
 			case !ok:
@@ -419,6 +423,9 @@ func (pd *planDecoder) resolvePlatforms(s *Step) {
 		return
 	}
 	pos := s.at["buildx_cache.platforms.0"]
+	if _, late := pd.runtime[m[1]]; late {
+		return // refused by checkRuntimeVars, which says why
+	}
 	v, ok := pd.p.Vars[m[1]]
 	if !ok || !v.IsList {
 		pd.errorAt(pos, "platforms names %q, which is not a list var; vars: %s", m[1], scope{vars: pd.p.Vars}.valid())
@@ -496,7 +503,10 @@ func (pd *planDecoder) checkTemplates() {
 			sc = scope{names: []string{"plan", "run", "summary"}}
 		case tmplNotify:
 			sc = scope{secrets: p.Secrets}
+		case tmplWorkdir:
+			sc = scope{vars: p.Vars, names: []string{"plan", "instance"}}
 		}
+		sc = pd.withRunData(sc, t.kind)
 		for _, msg := range checkTemplate(t.text, sc) {
 			pd.errorAt(t.pos, "%s", msg)
 		}

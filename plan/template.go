@@ -46,6 +46,11 @@ type scope struct {
 	vars    map[string]Var    // .vars.NAME; nil means vars are not allowed here
 	secrets map[string]Secret // .secrets.NAME; nil means not allowed
 	names   []string          // plain names: matrix axes, plan, run, summary
+	params  []string          // .params.NAME; nil means not allowed
+	// runtime are the vars steps define at run time (outputs:); runtimeOK says whether this
+	// template expands late enough to use them (a step's, not the plan's).
+	runtime   map[string]runtimeVar
+	runtimeOK bool
 }
 
 func (s scope) valid() string {
@@ -55,6 +60,14 @@ func (s scope) valid() string {
 	}
 	for _, n := range slices.Sorted(maps.Keys(s.vars)) {
 		v = append(v, ".vars."+n)
+	}
+	if s.runtimeOK {
+		for _, n := range slices.Sorted(maps.Keys(s.runtime)) {
+			v = append(v, ".vars."+n+" (from step "+s.runtime[n].step.ID+")")
+		}
+	}
+	for _, n := range s.params {
+		v = append(v, ".params."+n)
 	}
 	for _, n := range slices.Sorted(maps.Keys(s.secrets)) {
 		v = append(v, ".secrets."+n)
@@ -171,9 +184,21 @@ func checkField(ident []string, sc scope) (list bool, msg string) {
 	case len(ident) == 2 && ident[0] == "vars" && sc.vars != nil:
 		v, ok := sc.vars[ident[1]]
 		if !ok {
+			rv, late := sc.runtime[ident[1]]
+			switch {
+			case late && sc.runtimeOK:
+				return rv.out.List, ""
+			case late:
+				return false, fmt.Sprintf("template: %s is set at run time by step %s; only steps (not plan-level values) can use it", name, rv.step.ID)
+			}
 			return unknown()
 		}
 		return v.IsList, ""
+	case len(ident) == 2 && ident[0] == "params" && sc.params != nil:
+		if !slices.Contains(sc.params, ident[1]) {
+			return unknown()
+		}
+		return false, ""
 	case len(ident) == 2 && ident[0] == "secrets" && sc.secrets != nil:
 		if _, ok := sc.secrets[ident[1]]; !ok {
 			return unknown()
