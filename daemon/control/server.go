@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/refreshd/refreshd/internal/httpserve"
 )
 
 // Listen opens the control socket at path with mode 0660 and, if group is not empty, that
@@ -233,21 +235,8 @@ func writeError(w http.ResponseWriter, code int, err error) {
 	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }
 
-// Serve serves the API on l until ctx is done, then shuts down, giving open requests (log
-// followers) a moment to finish.
+// Serve serves the API on l until ctx is done, within httpserve's bounds, then shuts down,
+// giving open requests (log followers) a moment to finish.
 func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) error {
-	srv := &http.Server{Handler: Handler(svc, log), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve control socket: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	return nil
+	return httpserve.Serve(ctx, l, Handler(svc, log), httpserve.DefaultLimits(), "control socket "+l.Addr().String())
 }
