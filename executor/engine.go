@@ -56,8 +56,8 @@ type Engine struct {
 	rand func() float64
 }
 
-// defaultKillGrace is used when neither the plan nor the Config sets a grace period.
-const defaultKillGrace = 30 * time.Second
+// DefaultKillGrace is the grace when neither the plan nor the Config sets one.
+const DefaultKillGrace = 30 * time.Second
 
 // defaultKeepRuns is the retention when a plan does not set keep_runs.
 const defaultKeepRuns = 50
@@ -182,7 +182,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 }
 
 func (e *Engine) grace(p *plan.Plan) time.Duration {
-	g := defaultKillGrace
+	g := DefaultKillGrace
 	switch {
 	case e.cfg.KillGrace > 0:
 		g = e.cfg.KillGrace

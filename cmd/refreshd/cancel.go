@@ -9,24 +9,23 @@ import (
 )
 
 // cmdCancel interrupts a running run; its steps' process groups are killed.
-func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("cancel", "Usage: refreshd cancel [--socket PATH] [-o json] RUN\n\nInterrupt a running run: the process groups of its steps get SIGTERM, then SIGKILL after the grace period.", stderr)
+func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cancel", "Usage: refreshd cancel [--socket PATH] [-o json] RUN\n\nInterrupt a running run: the process groups of its steps get SIGTERM, then SIGKILL after the grace period.")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
-	if code, done := parseFlags(fs, args); done {
-		return code
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "refreshd: cancel needs exactly one RUN id")
-		return 2
+		return usage(fs, "cancel needs exactly one RUN id")
 	}
 	if err := control.NewClient(*socket).Cancel(ctx, fs.Arg(0)); err != nil {
-		return clientError(stderr, err)
+		return err
 	}
 	if *out == "json" {
 		printJSON(stdout, map[string]string{"cancelled": fs.Arg(0)})
 	} else {
 		fmt.Fprintf(stdout, "cancelling %s\n", fs.Arg(0))
 	}
-	return 0
+	return nil
 }

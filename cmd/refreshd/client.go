@@ -41,37 +41,29 @@ func printJSON(w io.Writer, v any) {
 	enc.Encode(v)
 }
 
-// clientError prints a daemon error (ErrNoDaemon's text already names the socket and the
-// operator's next step).
-func clientError(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "refreshd: %v\n", err)
-	return 1
-}
-
 // runViaDaemon is `refreshd run PLAN [--wait]` without --local: it asks the daemon to start
 // the plan now, prints the run id, and with --wait follows its output to the end and exits
 // like run --local would (0 succeeded, 1 failed, 130 interrupted).
-func runViaDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", "Usage: refreshd run [--socket PATH] [--wait] [-o json] PLAN\n       refreshd run --local [flags] PLANFILE   (see refreshd run --local --help)\n\nAsk the daemon to run PLAN now and print the run id. --wait follows it to the end and exits\n0 succeeded, 1 failed, 130 interrupted.", stderr)
+func runViaDaemon(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("run", "Usage: refreshd run [--socket PATH] [--wait] [-o json] PLAN\n       refreshd run --local [flags] PLANFILE   (see refreshd run --local --help)\n\nAsk the daemon to run PLAN now and print the run id. --wait follows it to the end and exits\n0 succeeded, 1 failed, 130 interrupted.")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	wait := fs.Bool("wait", false, "follow the run to its end; exit 0 if it succeeded, 1 if it failed, 130 if interrupted")
 	fs.Bool("local", false, "run in the foreground without a daemon")
-	if code, done := parseFlags(fs, args); done {
-		return code
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "refreshd: run needs exactly one PLAN name")
-		return 2
+		return usage(fs, "run needs exactly one PLAN name")
 	}
 	c := control.NewClient(*socket)
 	t, err := c.Trigger(ctx, fs.Arg(0))
 	if err != nil {
-		return clientError(stderr, err)
+		return err
 	}
 	if *out == "json" && !*wait {
 		printJSON(stdout, t)
-		return 0
+		return nil
 	}
 	if *out == "text" {
 		if t.Queued {
@@ -81,7 +73,7 @@ func runViaDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	if !*wait {
-		return 0
+		return nil
 	}
 	err = c.Logs(ctx, t.Run, "", true, func(line string) error {
 		if *out == "text" {
@@ -90,15 +82,14 @@ func runViaDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	})
 	if ctx.Err() != nil {
-		fmt.Fprintf(stderr, "refreshd: stopped following %s; the run goes on (refreshd cancel %s)\n", t.Run, t.Run)
-		return 130
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("stopped following %s; the run goes on (refreshd cancel %s)", t.Run, t.Run)}
 	}
 	if err != nil {
-		return clientError(stderr, err)
+		return err
 	}
 	r, err := c.Run(ctx, t.Run)
 	if err != nil {
-		return clientError(stderr, err)
+		return err
 	}
 	if *out == "json" {
 		printJSON(stdout, r)
@@ -109,5 +100,5 @@ func runViaDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		fmt.Fprintln(stdout)
 	}
-	return control.ExitCode(r.Status)
+	return exitWith(control.ExitCode(r.Status))
 }

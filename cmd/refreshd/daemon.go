@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,23 +21,18 @@ import (
 
 // cmdDaemon is `refreshd daemon`: the long-running scheduler behind the control socket, as
 // systemd runs it. SIGTERM (the context) stops it; SIGHUP reloads the plans.
-func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
-			"                       [--metrics-addr ADDR] [--kill-grace D] [--stop-timeout D]\n"+
-			"                       [--webhook URL|@FILE]...\n"+
-			"                       [--plain-http-registry HOST[:PORT]]...\n\n"+
-			"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
-		fs.PrintDefaults()
-	}
+func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("daemon", "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
+		"                       [--metrics-addr ADDR] [--kill-grace D] [--stop-timeout D]\n"+
+		"                       [--webhook URL|@FILE]...\n"+
+		"                       [--plain-http-registry HOST[:PORT]]...\n\n"+
+		"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
 	plansDir := fs.String("plans", "/etc/refreshd/plans", "directory of plan files (*.yaml, *.yml)")
 	state := fs.String("state", "/var/lib/refreshd", "state directory: history, logs, locks, workdirs")
 	socket := fs.String("socket", control.DefaultSocket, "control socket path (mode 0660)")
 	group := fs.String("socket-group", "", "group owning the control socket (default: the daemon's)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on ADDR (a bare port binds 127.0.0.1)")
-	grace := fs.Duration("kill-grace", 0, "time between SIGTERM and SIGKILL of a step's process group, for plans that set no kill_grace (a plan's own kill_grace wins; default 30s)")
+	grace := killGraceFlag(fs)
 	stopTimeout := fs.Duration("stop-timeout", daemon.DefaultStopTimeout, "longest a stop (SIGTERM) may take; every kill grace is capped to fit in it. Keep it below the unit's TimeoutStopSec")
 	hookFormat := fs.String("webhook-format", "json", "payload of the --webhook targets: json or slack")
 	var hooks []string
@@ -49,56 +42,41 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	})
 	plainHTTP := plainHTTPFlag(fs)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "refreshd daemon: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return usage(fs, "daemon: unexpected argument %q", fs.Arg(0))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "refreshd daemon: --log-level %q: want debug, info, warn or error\n", *logLevel)
-		return 2
+		return usageErrorf("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	if *hookFormat != "json" && *hookFormat != "slack" {
-		fmt.Fprintf(stderr, "refreshd daemon: --webhook-format %q: want json or slack\n", *hookFormat)
-		return 2
+		return usageErrorf("--webhook-format %q: want json or slack", *hookFormat)
 	}
-	if *grace < 0 {
-		fmt.Fprintf(stderr, "refreshd daemon: --kill-grace %s: must not be negative\n", *grace)
-		return 2
+	if err := checkKillGrace(*grace); err != nil {
+		return err
 	}
 	if *stopTimeout < time.Second {
-		fmt.Fprintf(stderr, "refreshd daemon: --stop-timeout %s: want at least 1s\n", *stopTimeout)
-		return 2
+		return usageErrorf("--stop-timeout %s: want at least 1s", *stopTimeout)
 	}
 	// Flags are checked before the state lock and the socket are taken.
 	if *metricsAddr != "" {
 		if _, err := metrics.ListenAddr(*metricsAddr); err != nil {
-			fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
-			return 2
+			return &usageError{err: err}
 		}
 	}
 	targets, err := webhookTargets(hooks, *hookFormat)
 	if err != nil {
-		fmt.Fprintf(stderr, "refreshd daemon: %v\n", err)
-		return 2
+		return &usageError{err: err}
 	}
 	// journald adds its own timestamps; keep the lines short and structured.
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if err := runDaemon(ctx, logger, daemonOptions{
+	return runDaemon(ctx, logger, daemonOptions{
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
 		metricsAddr: *metricsAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
-	}); err != nil {
-		// One line, through the logger like every other daemon message (journald).
-		logger.Error("daemon failed", "err", err)
-		return 1
-	}
-	return 0
+	})
 }
 
 type daemonOptions struct {

@@ -5,32 +5,36 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/refreshd/refreshd/executor"
 )
 
 // newFlagSet returns the flag set of subcommand name. usage, the synopsis and what the
-// command does, is printed above the flags by --help and after a bad flag.
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+// command does, is printed above the flags by --help and after a usage error. The flag
+// package prints nothing itself: parseFlags returns its errors and main reports them.
+func newFlagSet(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, usage+"\n\nFlags:")
+		fmt.Fprintln(fs.Output(), usage+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
 // parseFlags parses args, taking flags after positional arguments too
-// (`refreshd logs RUN -o json`), the way operators type them; after "--" everything is
-// positional. done reports that the command must exit now with code: 0 after --help, 2
-// after a bad flag (the flag package has said why).
-func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+// (`refreshd logs RUN -o json`, `refreshd run --local FILE --dry-run`), the way operators
+// type them; after "--" everything is positional. The error is errHelp after --help, a
+// usage error after a bad flag.
+func parseFlags(fs *flag.FlagSet, args []string) error {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return 0, true
+				return &helpRequest{fs}
 			}
-			return 2, true
+			return &usageError{fs: fs, err: err}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -45,7 +49,22 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 	}
 	// Leave the positional arguments in fs.Args(), where commands read them.
 	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
-		return 2, true
+		return &usageError{fs: fs, err: err}
 	}
-	return 0, false
+	return nil
+}
+
+// killGraceFlag registers --kill-grace, with one meaning for every command that runs steps:
+// the grace of a plan that sets no kill_grace (a plan's own kill_grace wins).
+func killGraceFlag(fs *flag.FlagSet) *time.Duration {
+	return fs.Duration("kill-grace", executor.DefaultKillGrace,
+		"time between SIGTERM and SIGKILL of a step's process group, for plans that set no kill_grace (a plan's own kill_grace wins)")
+}
+
+// checkKillGrace rejects a negative --kill-grace.
+func checkKillGrace(d time.Duration) error {
+	if d < 0 {
+		return usageErrorf("--kill-grace %s: must not be negative", d)
+	}
+	return nil
 }

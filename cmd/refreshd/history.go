@@ -17,18 +17,17 @@ import (
 // cmdHistory is `refreshd history [--state DIR] [-o json] [--limit N] [PLAN]`: past runs,
 // newest first. A running daemon holds the store, so its socket is asked first; with no
 // daemon listening the store in --state is read directly.
-func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("history", "Usage: refreshd history [--socket PATH] [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first: from the daemon when it listens on --socket, else from --state.", stderr)
+func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("history", "Usage: refreshd history [--socket PATH] [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first: from the daemon when it listens on --socket, else from --state.")
 	socket := socketFlag(fs)
 	state := fs.String("state", defaultLocalState(), "state directory, read when no daemon listens on --socket")
 	out := outputFlag(fs)
 	limit := fs.Int("limit", 20, "at most this many runs (0: all)")
-	if code, done := parseFlags(fs, args); done {
-		return code
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 1 {
-		fs.Usage()
-		return 2
+		return usage(fs, "history takes at most one PLAN")
 	}
 	runs, err := control.NewClient(*socket).Runs(ctx, fs.Arg(0), *limit)
 	where := ""
@@ -37,22 +36,21 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		where = " in " + *state
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return 1
+		return err
 	}
 	if *out == "json" {
 		if runs == nil {
 			runs = []*history.Run{}
 		}
 		printJSON(stdout, runs)
-		return 0
+		return nil
 	}
 	if len(runs) == 0 {
 		fmt.Fprintf(stdout, "no runs recorded%s\n", where)
-		return 0
+		return nil
 	}
 	report.Runs(stdout, runs)
-	return 0
+	return nil
 }
 
 // storeRuns reads the run list from the store of a state directory no daemon is using.

@@ -16,25 +16,24 @@ import (
 // attempts, exit codes, caches, publish diff and the output of each attempt. A running
 // daemon holds the store, so its socket is asked first (and -f follows a run live through
 // it); with no daemon listening the store in --state is read directly.
-func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("logs", "Usage: refreshd logs [-f] [--socket PATH] [--state DIR] [-o json] RUN [STEP]\n\n"+
 		"A run's steps, attempts and output. STEP is an instance id or a step id (all its instances).\n"+
-		"-f follows a running run's output live until it ends (needs the daemon).", stderr)
+		"-f follows a running run's output live until it ends (needs the daemon).")
 	socket := socketFlag(fs)
 	state := fs.String("state", defaultLocalState(), "state directory, read when no daemon listens on --socket")
 	follow := fs.Bool("f", false, "follow the run's output until it ends")
 	out := outputFlag(fs)
-	if code, done := parseFlags(fs, args); done {
-		return code
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
-		return 2
+		return usage(fs, "logs needs a RUN and at most one STEP")
 	}
 	id, step := fs.Arg(0), fs.Arg(1)
 	c := control.NewClient(*socket)
 	if *follow {
-		return followLogs(ctx, c, id, step, *out, stdout, stderr)
+		return followLogs(ctx, c, id, step, *out, stdout)
 	}
 	r, err := c.Run(ctx, id)
 	if errors.Is(err, control.ErrNoDaemon) {
@@ -46,22 +45,21 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = report.CheckStep(r, step)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return 1
+		return err
 	}
 	// The attempt log files are named in the record; the CLI reads them itself (the state
 	// directory's logs are readable by the daemon's group).
 	if *out == "json" {
 		printJSON(stdout, report.CollectLogs(r, step))
-		return 0
+		return nil
 	}
 	report.Run(stdout, r, step, true)
-	return 0
+	return nil
 }
 
 // followLogs streams a run's output from the daemon until the run ends, then prints its
 // detail (or, with -o json, its logs record).
-func followLogs(ctx context.Context, c *control.Client, id, step, out string, stdout, stderr io.Writer) int {
+func followLogs(ctx context.Context, c *control.Client, id, step, out string, stdout io.Writer) error {
 	err := c.Logs(ctx, id, step, true, func(line string) error {
 		if out == "text" {
 			fmt.Fprintln(stdout, line)
@@ -69,22 +67,22 @@ func followLogs(ctx context.Context, c *control.Client, id, step, out string, st
 		return nil
 	})
 	if ctx.Err() != nil {
-		return exitInterrupted
+		return exitWith(exitInterrupted)
 	}
 	if err != nil {
-		return clientError(stderr, err)
+		return err
 	}
 	r, err := c.Run(ctx, id)
 	if err != nil {
-		return clientError(stderr, err)
+		return err
 	}
 	if out == "json" {
 		printJSON(stdout, report.CollectLogs(r, step))
-		return 0
+		return nil
 	}
 	fmt.Fprintln(stdout)
 	report.Run(stdout, r, step, false)
-	return 0
+	return nil
 }
 
 // storeRun reads one run from the store of a state directory no daemon is using.

@@ -9,16 +9,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 )
 
-// command is one subcommand. Its run function parses its own flags from args and returns the
-// process exit code.
+// command is one subcommand. Its run function parses its own flags from args (parseFlags)
+// and returns an error; dispatch prints it and maps it to the exit code (exitCode).
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func commands() []command {
@@ -43,7 +42,7 @@ func main() {
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stdout)
+		printCommands(stdout)
 		if len(args) == 0 {
 			return 2
 		}
@@ -55,28 +54,20 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 			// (killing step process groups) instead of dying mid-write.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return c.run(ctx, args[1:], stdout, stderr)
+			return exitCode(stderr, c.run(ctx, args[1:], stdout, stderr))
 		}
 	}
-	fmt.Fprintf(stderr, "refreshd: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return 2
+	printError(stderr, fmt.Errorf("unknown command %q", args[0]))
+	fmt.Fprintln(stderr)
+	printCommands(stderr)
+	return exitUsage
 }
 
-func usage(w io.Writer) {
+func printCommands(w io.Writer) {
 	fmt.Fprintln(w, "refreshd keeps CI build caches and dependency-constraint files fresh.")
 	fmt.Fprintln(w, "\nUsage: refreshd COMMAND [flags] [args]\n\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'refreshd COMMAND --help' for a command's flags.")
-}
-
-// printError writes err the way every command reports one: "refreshd: " and the error, so
-// an operator (or a log grep) tells refreshd's messages from its steps' output. An error
-// of several lines (a plan's FILE:LINE:COL list) gets the prefix on each.
-func printError(stderr io.Writer, err error) {
-	for line := range strings.Lines(err.Error()) {
-		fmt.Fprintf(stderr, "refreshd: %s\n", strings.TrimSuffix(line, "\n"))
-	}
 }

@@ -14,27 +14,24 @@ import (
 
 // cmdPlan is the dry run: it loads and expands one plan and prints, level by level, the
 // instances that may run in parallel and the exact commands each would run. Nothing runs.
-func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plan", "Usage: refreshd plan FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance. Nothing is executed.", stderr)
-	if code, done := parseFlags(fs, args); done {
-		return code
+func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("plan", "Usage: refreshd plan FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance. Nothing is executed.")
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+		return usage(fs, "plan needs exactly one FILE")
 	}
 	p, err := plan.LoadFile(fs.Arg(0))
 	if err != nil {
-		printError(stderr, err)
-		return 1
+		return err
 	}
 	g, err := plan.Expand(p)
 	if err != nil {
-		printError(stderr, err)
-		return 1
+		return err
 	}
 	printGraph(stdout, g, &executor.Tools{})
-	return 0
+	return nil
 }
 
 func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {

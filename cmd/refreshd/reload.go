@@ -10,16 +10,16 @@ import (
 
 // cmdReload makes the daemon re-read its plans (like systemctl reload refreshd). Plans
 // that fail to load keep their previous version; their errors are printed and exit 1.
-func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("reload", "Usage: refreshd reload [--socket PATH] [-o json]\n\nMake the daemon re-read its plans (like SIGHUP). A plan that fails to load keeps its previous\nversion; its errors are printed and the exit code is 1.", stderr)
+func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("reload", "Usage: refreshd reload [--socket PATH] [-o json]\n\nMake the daemon re-read its plans (like SIGHUP). A plan that fails to load keeps its previous\nversion; its errors are printed and the exit code is 1.")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
-	if code, done := parseFlags(fs, args); done {
-		return code
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	res, err := control.NewClient(*socket).Reload(ctx)
 	if err != nil {
-		return clientError(stderr, err)
+		return err
 	}
 	if *out == "json" {
 		printJSON(stdout, res)
@@ -30,7 +30,7 @@ func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	if len(res.LoadErrors) > 0 {
-		return 1
+		return exitWith(exitFailed)
 	}
-	return 0
+	return nil
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,62 +18,44 @@ import (
 	"github.com/refreshd/refreshd/report"
 )
 
-// Exit codes of `refreshd run --local`.
-const (
-	exitSucceeded   = 0
-	exitFailed      = 1
-	exitInvalid     = 2
-	exitInterrupted = 130
-)
-
 // cmdRun is `refreshd run`: with --local it runs the plan file in the foreground; without,
 // it asks the daemon to run it (runViaDaemon).
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !hasLocalFlag(args) {
-		return runViaDaemon(ctx, args, stdout, stderr)
+		return runViaDaemon(ctx, args, stdout)
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: refreshd run --local [--state DIR] [--dry-run] [--kill-grace D] [--plain-http-registry HOST]... PLANFILE\n\nRun a plan in the foreground, without a daemon. Exit code 0 succeeded, 1 failed,\n2 plan invalid, 130 interrupted (Ctrl-C stops the steps' process groups cleanly).")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("run", "Usage: refreshd run --local [--state DIR] [--dry-run] [--kill-grace D] [--plain-http-registry HOST]... PLANFILE\n\nRun a plan in the foreground, without a daemon. Exit code 0 succeeded, 1 failed,\n2 plan invalid, 130 interrupted (Ctrl-C stops the steps' process groups cleanly).")
 	fs.Bool("local", false, "run in the foreground without a daemon")
 	state := fs.String("state", defaultLocalState(), "state directory: history, logs, locks, workdirs")
 	dryRun := fs.Bool("dry-run", false, "execute nothing: print each step's exact commands; publish computes its diff only")
 	plainHTTP := plainHTTPFlag(fs)
-	grace := fs.Duration("kill-grace", 0, "time between SIGTERM and SIGKILL of a step's process group (default: the plan's, 30s)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return exitInvalid
+	grace := killGraceFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitInvalid
+		return usage(fs, "run --local needs exactly one PLANFILE")
+	}
+	if err := checkKillGrace(*grace); err != nil {
+		return err
 	}
 	p, err := plan.LoadFile(fs.Arg(0))
 	if err != nil {
-		printError(stderr, err)
-		return exitInvalid
+		return &exitError{code: exitInvalid, err: err}
 	}
 	g, err := plan.Expand(p)
 	if err != nil {
-		printError(stderr, err)
-		return exitInvalid
+		return &exitError{code: exitInvalid, err: err}
 	}
 
 	unlock, err := executor.LockState(*state)
 	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return exitFailed
+		return err
 	}
 	defer unlock()
 	store, err := history.Open(filepath.Join(*state, "history.db"))
 	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return exitFailed
+		return err
 	}
 	defer store.Close()
 
@@ -94,39 +74,37 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// running was cut short by a crash or kill -9; stop what its steps left running.
 	ids, err := executor.RecoverInterrupted(ctx, store, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return exitFailed
+		return fmt.Errorf("recover runs left running: %w", err)
 	}
 	for _, id := range ids {
 		logger.Warn("run left running by an earlier refreshd marked interrupted", "run", id)
 	}
 
-	cfg := executor.Config{StateDir: *state, Store: store, Logger: logger, Tools: &executor.Tools{PlainHTTPRegistries: *plainHTTP}, KillGrace: *grace}
+	cfg := executor.Config{StateDir: *state, Store: store, Logger: logger, Tools: &executor.Tools{PlainHTTPRegistries: *plainHTTP}, DefaultKillGrace: *grace}
 	if live != nil {
 		cfg.Observer = live
 		live.Start(250 * time.Millisecond)
 	}
 	e, err := executor.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		return exitFailed
+		return err
 	}
 	r, err := e.Run(ctx, g, executor.RunSpec{Trigger: history.TriggerManual, DryRun: *dryRun})
 	if live != nil {
 		live.Stop()
 	}
+	if err != nil && r == nil {
+		return err
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "refreshd: %v\n", err)
-		if r == nil {
-			return exitFailed
-		}
+		printError(stderr, err) // the run was recorded: its status below decides the exit code
 	}
 	fmt.Fprintf(stdout, "run %s: %s", r.ID, r.Status)
 	if r.Reason != "" {
 		fmt.Fprintf(stdout, " (%s)", r.Reason)
 	}
 	fmt.Fprintf(stdout, "\ndetails: refreshd logs --state %s %s\n", *state, r.ID)
-	return control.ExitCode(r.Status)
+	return exitWith(control.ExitCode(r.Status))
 }
 
 // hasLocalFlag reports whether args ask for --local, wherever it is among the flags.

@@ -12,20 +12,20 @@ import (
 
 // cmdStatus shows the daemon's plans, next run times, running runs, last results and plan
 // load errors.
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", "Usage: refreshd status [--socket PATH] [-o json]\n\nThe plans of the daemon, next run times, running runs, last results and plan load errors.", stderr)
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", "Usage: refreshd status [--socket PATH] [-o json]\n\nThe plans of the daemon, next run times, running runs, last results and plan load errors.")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
-	if code, done := parseFlags(fs, args); done {
-		return code
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	st, err := control.NewClient(*socket).Status(ctx)
 	if err != nil {
-		return clientError(stderr, err)
+		return err
 	}
 	if *out == "json" {
 		printJSON(stdout, st)
-		return 0
+		return nil
 	}
 	// st.Version is the daemon's versionString ("refreshd VERSION GOVERSION"), name included.
 	fmt.Fprintf(stdout, "%s, pid %d, up %s, plans from %s\n\n", st.Version, st.PID,
@@ -61,7 +61,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		for _, e := range st.LoadErrors {
 			fmt.Fprintf(stdout, "  %s\n", e.Error)
 		}
-		return 1
+		return exitWith(exitFailed)
 	}
-	return 0
+	return nil
 }

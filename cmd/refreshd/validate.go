@@ -14,22 +14,20 @@ import (
 // cmdValidate loads plan files and directories and reports every problem as
 // FILE:LINE:COL: message. For each valid plan it prints the next three scheduled times in
 // the plan's timezone, so an operator sees what "0 2 * * *" in Europe/Berlin really means.
-func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", "Usage: refreshd validate [--from TIME] PATH...\n\nCheck plan files and directories of plans (with their shared builders files).\nExit 0 when all are valid, 1 otherwise.", stderr)
+func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("validate", "Usage: refreshd validate [--from TIME] PATH...\n\nCheck plan files and directories of plans (with their shared builders files).\nExit 0 when all are valid, 1 otherwise.")
 	from := fs.String("from", "", "compute next runs after this time (RFC 3339) instead of now")
-	if code, done := parseFlags(fs, args); done {
-		return code
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		return usage(fs, "validate needs at least one PATH")
 	}
 	now := time.Now()
 	if *from != "" {
 		t, err := time.Parse(time.RFC3339, *from)
 		if err != nil {
-			fmt.Fprintf(stderr, "refreshd validate: --from %q: want RFC 3339, like 2026-01-02T15:04:05Z\n", *from)
-			return 2
+			return usageErrorf("--from %q: want RFC 3339, like 2026-01-02T15:04:05Z", *from)
 		}
 		now = t
 	}
@@ -55,9 +53,9 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 	}
 	if !ok {
-		return 1
+		return exitWith(exitFailed)
 	}
-	return 0
+	return nil
 }
 
 func printValid(w io.Writer, p *plan.Plan, now time.Time) {

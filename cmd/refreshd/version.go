@@ -11,13 +11,16 @@ import (
 // without it the module version and VCS revision from the build info are shown.
 var version string
 
-func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("version", "Usage: refreshd version\n\nPrint the version, Go version and VCS revision.", stderr)
-	if code, done := parseFlags(fs, args); done {
-		return code
+func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "Usage: refreshd version\n\nPrint the version, Go version and VCS revision.")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usage(fs, "version takes no arguments")
 	}
 	fmt.Fprintln(stdout, versionString())
-	return 0
+	return nil
 }
 
 func versionString() string {
