@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -84,58 +84,10 @@ func parsePlan(t *testing.T, dir, name, src string) *plan.Plan {
 	return p
 }
 
-// notifyListener is a NOTIFY_SOCKET, as systemd offers one.
-func notifyListener(t *testing.T) (msgs func() string) {
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	t.Setenv("NOTIFY_SOCKET", path)
-	var mu sync.Mutex
-	var all []string
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			all = append(all, string(buf[:n]))
-			mu.Unlock()
-		}
-	}()
-	return func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Join(all, "\n---\n")
-	}
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestDaemonControlNotifyMetricsWebhooks(t *testing.T) {
-	notified := notifyListener(t)
+	notify := testkit.NotifySocket(t)
+	t.Setenv("NOTIFY_SOCKET", notify.Path)
+	notified := notify.String
 	var hookMu sync.Mutex
 	var hooks []string
 	hookCalls := 0
@@ -177,7 +129,7 @@ steps:
 	}
 	store, eng, attach := realEngine(t, dir)
 	sock := filepath.Join(dir, "run", "refreshd.sock")
-	metricsAddr := freePort(t)
+	metricsAddr := testkit.FreeAddr(t)
 	d, err := New(Config{PlansDir: dir, Load: load, Engine: eng, Store: store, Socket: sock, MetricsAddr: metricsAddr,
 		Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notify: SystemdNotifier{Log: slog.Default()},
 		Webhooks: []webhook.Target{{URL: hookSrv.URL + "/hook/s3cr3t"}}})
@@ -186,7 +138,7 @@ steps:
 	}
 	attach(d)
 	shutdown := serve(t, d)
-	waitFor(t, "READY=1", 5*time.Second, func() bool { return strings.Contains(notified(), "READY=1") })
+	testkit.WaitFor(t, "READY=1", 5*time.Second, func() bool { return strings.Contains(notified(), "READY=1") })
 
 	fi, err := os.Stat(sock)
 	if err != nil || fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
@@ -221,8 +173,8 @@ steps:
 
 	// Failure then webhook (after one 503).
 	ft, _ := c.Trigger(bg, "fails")
-	waitFor(t, "failed run", 5*time.Second, func() bool { r, _ := store.Run(ft.Run); return r != nil && r.Status == history.StatusFailed })
-	waitFor(t, "webhook", 10*time.Second, func() bool { hookMu.Lock(); defer hookMu.Unlock(); return len(hooks) == 1 })
+	testkit.WaitFor(t, "failed run", 5*time.Second, func() bool { r, _ := store.Run(ft.Run); return r != nil && r.Status == history.StatusFailed })
+	testkit.WaitFor(t, "webhook", 10*time.Second, func() bool { hookMu.Lock(); defer hookMu.Unlock(); return len(hooks) == 1 })
 	var ev webhook.Event
 	if err := json.Unmarshal([]byte(hooks[0]), &ev); err != nil || ev.Event != "failure" || ev.Plan != "fails" || ev.Run != ft.Run {
 		t.Errorf("webhook payload %s (%v), want a failure event for %s", hooks[0], err, ft.Run)
@@ -236,7 +188,7 @@ steps:
 		t.Fatal(err)
 	}
 	// Status is read once the reload is over (READY=1 after RELOADING=1), not in between.
-	waitFor(t, "READY=1 after RELOADING=1", 5*time.Second, func() bool {
+	testkit.WaitFor(t, "READY=1 after RELOADING=1", 5*time.Second, func() bool {
 		all := notified()
 		i := strings.Index(all, "RELOADING=1")
 		return i >= 0 && strings.Contains(all[i:], "READY=1")
@@ -265,20 +217,16 @@ steps:
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
+	if promtool := testkit.Optional(t, "promtool", "promtool check metrics"); promtool != "" {
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = strings.NewReader(string(body))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool check metrics: %v\n%s", err, out)
 		}
-	} else if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
-		t.Error("promtool not installed (REFRESHD_REQUIRE_STACK is set)")
-	} else {
-		t.Log("SKIPPED: promtool check metrics (promtool not installed; set REFRESHD_REQUIRE_STACK to make this fail)")
 	}
 
 	shutdown()
-	waitFor(t, "STOPPING=1", 2*time.Second, func() bool { return strings.Contains(notified(), "STOPPING=1") })
+	testkit.WaitFor(t, "STOPPING=1", 2*time.Second, func() bool { return strings.Contains(notified(), "STOPPING=1") })
 	if _, err := c.Status(bg); !errors.Is(err, control.ErrNoDaemon) {
 		t.Errorf("status after stop: %v, want ErrNoDaemon", err)
 	}
@@ -307,7 +255,7 @@ steps:
 	c := control.NewClient(sock)
 	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	waitFor(t, "control socket", 5*time.Second, func() bool { _, err := c.Status(bg); return err == nil })
+	testkit.WaitFor(t, "control socket", 5*time.Second, func() bool { _, err := c.Status(bg); return err == nil })
 
 	first, err := c.Trigger(bg, "q")
 	if err != nil {

@@ -6,18 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // TestSystemdUnitVerifies runs systemd-analyze verify on the shipped unit. verify wants the
 // ExecStart binary to exist, so the unit is checked with its path pointed at a copy.
 func TestSystemdUnitVerifies(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
-			t.Fatal("systemd-analyze not installed")
-		}
-		t.Skip("systemd-analyze not installed")
-	}
+	analyze := testkit.Need(t, "systemd-analyze")[0]
 	unit, err := os.ReadFile("../systemd/refreshd.service")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -13,12 +12,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/redact"
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -27,25 +26,8 @@ type engineT struct {
 	*Engine
 	store *history.Store
 	dir   string
-	logs  *syncBuffer
-	out   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *testkit.Buffer
+	out   *testkit.Buffer
 }
 
 func newEngineT(t *testing.T, grace time.Duration) *engineT {
@@ -56,7 +38,7 @@ func newEngineT(t *testing.T, grace time.Duration) *engineT {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	logs, out := &syncBuffer{}, &syncBuffer{}
+	logs, out := &testkit.Buffer{}, &testkit.Buffer{}
 	e, err := New(Config{StateDir: dir, Store: st, KillGrace: grace, Output: out,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {

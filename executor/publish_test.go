@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -43,9 +44,7 @@ func writeT(t *testing.T, path, data string) {
 // remote: the history record, the rendered message, the downgrade warning, the dry run, and
 // the plan token never reaching output, record or warnings.
 func TestPublishGlue(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil && os.Getenv("REFRESHD_REQUIRE_STACK") == "" {
-		t.Skip("git not installed")
-	}
+	testkit.Need(t, "git")
 	const secret = "glue-s3cret-token"
 	remote := filepath.Join(t.TempDir(), "c.git")
 	gitT(t, "", "init", "--quiet", "--bare", remote)
@@ -134,9 +133,7 @@ func TestDescribePublishHidesCredentials(t *testing.T) {
 // step writes the constraints into the default workdir (STATE/work/PLAN), and the publish
 // step must find them there and push them to a real bare remote.
 func TestEnginePublishDefaultWorkdir(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil && os.Getenv("REFRESHD_REQUIRE_STACK") == "" {
-		t.Skip("git not installed")
-	}
+	testkit.Need(t, "git")
 	remote := filepath.Join(t.TempDir(), "c.git")
 	gitT(t, "", "init", "--quiet", "--bare", remote)
 	e := newEngineT(t, time.Second)
@@ -167,9 +164,7 @@ func TestEnginePublishDefaultWorkdir(t *testing.T) {
 // TestPublishErrorSaysItOnce checks that the executor adds nothing to gitpub's error: the
 // repository and branch are named once, followed by the failed operation.
 func TestPublishErrorSaysItOnce(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil && os.Getenv("REFRESHD_REQUIRE_STACK") == "" {
-		t.Skip("git not installed")
-	}
+	testkit.Need(t, "git")
 	remote := filepath.Join(t.TempDir(), "c.git")
 	gitT(t, "", "init", "--quiet", "--bare", remote)
 	work := t.TempDir()

@@ -2,12 +2,12 @@ package executor
 
 import (
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -15,20 +15,14 @@ import (
 // the ref once (verify's own words), the request URL once (the transport's) and the tries
 // once (the retry client's), with the cause at the end: no layer repeats another.
 func TestVerifyErrorNamesEachThingOnce(t *testing.T) {
-	// A real port nobody listens on: bind, note it, close.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	l.Close()
+	host := testkit.FreeAddr(t) // a real port nobody listens on
 
 	tools := &Tools{DockerConfig: t.TempDir(), PlainHTTPRegistries: []string{host},
 		RegistryAttempts: 2, RegistryRetryWaitMin: time.Millisecond, RegistryRetryWaitMax: 10 * time.Millisecond}
 	ref := host + "/demo/main/ci/python3.11:cache-linux-amd64"
 	url := "http://" + host + "/v2/demo/main/ci/python3.11/manifests/cache-linux-amd64"
 	a := &Attempt{Log: slog.New(slog.DiscardHandler), Record: func(func(*history.Step)) {}}
-	err = verifyCache{&plan.VerifyAction{Refs: []string{ref}}}.run(t.Context(), tools, a)
+	err := verifyCache{&plan.VerifyAction{Refs: []string{ref}}}.run(t.Context(), tools, a)
 	if err == nil {
 		t.Fatalf("verify against %s (nobody listening) succeeded", host)
 	}

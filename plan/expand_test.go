@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // dumpGraph prints a graph in a stable, reviewable form for golden files.
@@ -57,7 +59,7 @@ func TestExpandGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := strings.TrimSuffix(file[strings.LastIndex(file, "/")+1:], ".yaml")
-			checkGolden(t, "testdata/expand-"+name+".golden", dumpGraph(g))
+			testkit.Golden(t, "testdata/expand-"+name+".golden", dumpGraph(g))
 		})
 	}
 }
@@ -143,7 +145,7 @@ func TestLoadDirShared(t *testing.T) {
 	if !slices.Equal(names, []string{"alpha", "delta"}) {
 		t.Errorf("valid plans %q; want [alpha delta]", names)
 	}
-	checkGolden(t, "testdata/conflict.err", err.Error()+"\n")
+	testkit.Golden(t, "testdata/conflict.err", err.Error()+"\n")
 }
 
 func TestShippedPlans(t *testing.T) {

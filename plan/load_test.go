@@ -2,14 +2,12 @@ package plan
 
 import (
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/refreshd/refreshd/internal/testkit"
+)
 
 // TestBadPlans loads every testdata/bad/*.yaml and compares all its errors, one
 // FILE:LINE:COL: message per line, with the golden .err file beside it.
@@ -39,24 +37,7 @@ func TestBadPlans(t *testing.T) {
 					t.Errorf("error without a full place: %v", e)
 				}
 			}
-			checkGolden(t, strings.TrimSuffix(file, ".yaml")+".err", err.Error()+"\n")
+			testkit.Golden(t, strings.TrimSuffix(file, ".yaml")+".err", err.Error()+"\n")
 		})
-	}
-}
-
-func checkGolden(t *testing.T, golden, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("read golden (run go test -update to create it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", golden, got, want)
 	}
 }

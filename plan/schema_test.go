@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // TestSchemaMatchesDecoder keeps the JSON Schema in step with the decoder: for every object
@@ -64,13 +66,7 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 // scripts/install-stack.sh) on every shipped plan (must pass) and on each bad plan marked
 // "# schema: reject" (must fail).
 func TestSchemaAjv(t *testing.T) {
-	ajv, err := exec.LookPath("ajv")
-	if err != nil {
-		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
-			t.Fatal("ajv not found on PATH (npm install -g ajv-cli)")
-		}
-		t.Skip("ajv not found on PATH; CI installs it (REFRESHD_REQUIRE_STACK)")
-	}
+	ajv := testkit.Need(t, "ajv")[0]
 	dir := t.TempDir()
 	schema := filepath.Join(dir, "schema.json")
 	if err := os.WriteFile(schema, Schema(), 0o644); err != nil {

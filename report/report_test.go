@@ -2,7 +2,6 @@ package report
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,26 +9,8 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n%s", name, got)
-	}
-}
 
 // fixture is a finished run with every kind of record; the attempt log lives in dir.
 func fixture(t *testing.T, dir string) *history.Run {
@@ -71,11 +52,11 @@ func TestRender(t *testing.T) {
 	dry := *r
 	dry.ID, dry.DryRun, dry.Status, dry.Reason = r.ID+"-dry", true, history.StatusSucceeded, ""
 	Runs(&buf, []*history.Run{r, &dry})
-	golden(t, "runs.golden", buf.Bytes())
+	testkit.Golden(t, "testdata/runs.golden", buf.String())
 
 	buf.Reset()
 	Run(&buf, r, "", true)
-	golden(t, "run.golden", bytes.ReplaceAll(buf.Bytes(), []byte(dir), []byte("DIR")))
+	testkit.Golden(t, "testdata/run.golden", strings.ReplaceAll(buf.String(), dir, "DIR"))
 
 	buf.Reset()
 	Run(&buf, r, "build", false)

@@ -2,30 +2,11 @@ package main
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (go test -update creates it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update rewrites it; the built-in describers' lines change as they land)\ngot:\n%s", path, got)
-	}
-}
 
 // TestPlanAirflow is the dry run of the shipped Airflow plan. The breeze lines are run steps
 // and must be exactly the seed's.
@@ -46,7 +27,7 @@ func TestPlanAirflow(t *testing.T) {
 			t.Errorf("dry run lacks %q", line)
 		}
 	}
-	golden(t, "testdata/plan-airflow.golden", out.String())
+	testkit.Golden(t, "testdata/plan-airflow.golden", out.String())
 }
 
 // TestPlanQuoting is the dry run of a plan whose values a shell would misread (a matrix value
@@ -66,7 +47,7 @@ func TestPlanQuoting(t *testing.T) {
 			t.Errorf("dry run lacks %q", line)
 		}
 	}
-	golden(t, "testdata/plan-quoting.golden", out.String())
+	testkit.Golden(t, "testdata/plan-quoting.golden", out.String())
 }
 
 func TestValidate(t *testing.T) {
@@ -87,7 +68,7 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("exit %d; want %d\n%s%s", code, tt.code, out.String(), errb.String())
 			}
 			if tt.name != "usage" {
-				golden(t, "testdata/validate-"+tt.name+".golden", out.String()+"--- stderr\n"+errb.String())
+				testkit.Golden(t, "testdata/validate-"+tt.name+".golden", out.String()+"--- stderr\n"+errb.String())
 			}
 		})
 	}

@@ -15,18 +15,13 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
-// buildRefreshd builds the real binary once per test into its temp dir.
-func buildRefreshd(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "refreshd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// refreshd is the binary under test, built on first use: these tests kill it with signals.
+var refreshd testkit.Refreshd
+
+func TestMain(m *testing.M) { os.Exit(refreshd.Main(m)) }
 
 // firstRunPlan blocks in its first run (until killed) and succeeds in later ones: a marker
 // file in the plan's default workdir tells them apart.
@@ -96,7 +91,7 @@ func historyJSON(t *testing.T, bin, state string) []history.Run {
 }
 
 func TestRunLocalKill9ThenNewRun(t *testing.T) {
-	bin := buildRefreshd(t)
+	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	planFile := filepath.Join(dir, "crashy.yaml")
@@ -160,7 +155,7 @@ func TestRunLocalKill9ThenNewRun(t *testing.T) {
 }
 
 func TestRunLocalCtrlC(t *testing.T) {
-	bin := buildRefreshd(t)
+	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	planFile := filepath.Join(dir, "crashy.yaml")
@@ -187,7 +182,7 @@ func TestRunLocalCtrlC(t *testing.T) {
 }
 
 func TestRunLocalExitCodes(t *testing.T) {
-	bin := buildRefreshd(t)
+	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	tests := []struct {
 		name, plan string
@@ -222,7 +217,7 @@ func TestRunLocalExitCodes(t *testing.T) {
 }
 
 func TestLogsUnknownStep(t *testing.T) {
-	bin := buildRefreshd(t)
+	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	planFile := filepath.Join(dir, "ok.yaml")
@@ -261,7 +256,7 @@ func TestLogsUnknownStep(t *testing.T) {
 // TestOperatorMessages checks messages an operator meets first: errors always prefixed
 // "refreshd:", and an empty state directory is not an error.
 func TestOperatorMessages(t *testing.T) {
-	bin := buildRefreshd(t)
+	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "no-daemon.sock")
 	tests := []struct {

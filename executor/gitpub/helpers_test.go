@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // gitEnv isolates every git of the tests from the user's and system configuration.
@@ -16,17 +18,6 @@ func gitEnv() []string {
 	return []string{"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
 		"GIT_AUTHOR_NAME=other", "GIT_AUTHOR_EMAIL=other@example.com",
 		"GIT_COMMITTER_NAME=other", "GIT_COMMITTER_EMAIL=other@example.com"}
-}
-
-// requireGit skips without git, unless REFRESHD_REQUIRE_STACK is set (CI), then it fails.
-func requireGit(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("REFRESHD_REQUIRE_STACK") != "" {
-			t.Fatalf("git is required: %v", err)
-		}
-		t.Skipf("git not installed: %v", err)
-	}
 }
 
 // git runs a git command for the test's own side (the bare remote, another clone).
@@ -73,7 +64,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	requireGit(t)
+	testkit.Need(t, "git")
 	f := &fixture{remote: filepath.Join(t.TempDir(), "constraints.git"), workdir: t.TempDir(), state: t.TempDir()}
 	git(t, "", "init", "--quiet", "--bare", f.remote)
 	// Record every update of the branch so tests can prove nothing was forced.

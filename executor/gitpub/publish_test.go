@@ -3,7 +3,6 @@ package gitpub
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/gofrs/flock"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata golden files")
+	"github.com/refreshd/refreshd/internal/testkit"
+)
 
 func TestPublishOnlyHeaderChangedMakesNoCommit(t *testing.T) {
 	f := newFixture(t)
@@ -309,7 +308,7 @@ func TestPublishDryRunShowsDiffAndChangesNothing(t *testing.T) {
 		t.Error("the dry run moved the remote branch")
 	}
 	got := strings.ReplaceAll(out.String(), f.remote, "REMOTE")
-	golden(t, "testdata/dryrun.golden", got)
+	testkit.Golden(t, "testdata/dryrun.golden", got)
 }
 
 func TestPublishWaitsForBranchLock(t *testing.T) {
@@ -329,20 +328,5 @@ func TestPublishWaitsForBranchLock(t *testing.T) {
 	lock.Unlock()
 	if _, err := Publish(testCtx(t), f.options()); err != nil {
 		t.Fatalf("publish after the lock was released: %v", err)
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		writeFile(t, path, got)
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }

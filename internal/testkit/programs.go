@@ -1,9 +1,9 @@
 package testkit
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -17,10 +17,10 @@ const RequireStackEnv = "REFRESHD_REQUIRE_STACK"
 // The POSIX shell and its utilities (sh, sleep, true) count as part of the system.
 func Need(t testing.TB, names ...string) []string {
 	t.Helper()
-	SkipShort(t, fmt.Sprintf("needs %v", names))
+	SkipShort(t, "needs "+strings.Join(names, ", "))
 	paths, missing := lookPaths(names)
 	if len(missing) > 0 {
-		SkipOrFail(t, fmt.Sprintf("programs missing: %v (run scripts/install-stack.sh)", missing))
+		SkipOrFail(t, "missing: "+strings.Join(missing, ", ")+" (run scripts/install-stack.sh)")
 	}
 	return paths
 }
