@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // TestInstancesLoad: one file, one plan per instance, each with its own name, vars,
@@ -81,7 +83,7 @@ func TestStagedExpansion(t *testing.T) {
 		t.Errorf("still pending after the values: %v", g.Pending())
 	}
 	got := "before:\n" + first + "pending:\n  " + strings.Join(pending, "\n  ") + "\nadded: " + strings.Join(ids, " ") + "\nafter:\n" + dumpGraph(g)
-	checkGolden(t, "testdata/expand-release-stages.golden", got)
+	testkit.Golden(t, "testdata/expand-release-stages.golden", got)
 }
 
 // TestExtendRefusesAndKeepsGraph: values that would make too many instances fail the
