@@ -24,7 +24,10 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	}
 	st := &control.Status{PID: os.Getpid(), Version: d.cfg.Version, Started: d.started, PlansDir: d.cfg.PlansDir}
 	for _, s := range states {
-		ps := control.PlanStatus{PlanState: s}
+		ps := control.PlanStatus{
+			Plan: s.Plan, File: s.File, Schedule: s.Schedule, Timezone: s.Timezone, Overlap: s.Overlap,
+			Next: s.Next, Running: s.Running, Queued: s.Queued,
+		}
 		if runs, err := d.cfg.Store.Runs(s.Plan, 1); err == nil && len(runs) > 0 {
 			r := runs[0]
 			ps.Last = &control.RunSummary{ID: r.ID, Status: r.Status, End: r.End, Reason: r.Reason}

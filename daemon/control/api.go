@@ -18,7 +18,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/refreshd/refreshd/daemon/schedule"
 	"github.com/refreshd/refreshd/history"
 )
 
@@ -33,10 +32,18 @@ type Status struct {
 	LastReload time.Time    `json:"last_reload"`
 }
 
-// PlanStatus is one plan: its schedule, what runs now, and how the last run ended.
+// PlanStatus is one plan: its schedule, what runs now, and how the last run ended. The API
+// owns this shape; the daemon fills it from the scheduler's state and the store.
 type PlanStatus struct {
-	schedule.PlanState
-	Last *RunSummary `json:"last,omitempty"`
+	Plan     string      `json:"plan"`
+	File     string      `json:"file,omitempty"`
+	Schedule string      `json:"schedule,omitempty"`
+	Timezone string      `json:"timezone,omitempty"`
+	Overlap  string      `json:"overlap,omitempty"` // skip or queue
+	Next     time.Time   `json:"next,omitzero"`     // next scheduled time; zero for manual plans
+	Running  string      `json:"running,omitempty"` // id of the running run
+	Queued   string      `json:"queued,omitempty"`  // id of the run waiting behind it (overlap: queue)
+	Last     *RunSummary `json:"last,omitempty"`
 }
 
 // RunSummary is the short form of a run.

@@ -66,14 +66,14 @@ var (
 
 // PlanState is a snapshot of one scheduled plan.
 type PlanState struct {
-	Plan     string    `json:"plan"`
-	File     string    `json:"file,omitempty"`
-	Schedule string    `json:"schedule,omitempty"`
-	Timezone string    `json:"timezone,omitempty"`
-	Overlap  string    `json:"overlap,omitempty"`
-	Next     time.Time `json:"next,omitzero"`
-	Running  string    `json:"running,omitempty"` // run id
-	Queued   string    `json:"queued,omitempty"`  // run id of the waiting trigger
+	Plan     string
+	File     string
+	Schedule string
+	Timezone string
+	Overlap  string
+	Next     time.Time // zero: no schedule
+	Running  string    // run id
+	Queued   string    // run id of the waiting trigger
 }
 
 // Option configures a Scheduler.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
-	"github.com/refreshd/refreshd/daemon/schedule"
 	"github.com/refreshd/refreshd/history"
 )
 
@@ -139,12 +138,12 @@ func fixture(t testing.TB, older int) *source {
 		PID: 1, Version: "v1.2.3", Started: fixtureNow.Add(-50 * time.Hour), PlansDir: "/etc/refreshd/plans",
 		LastReload: fixtureNow.Add(-2 * time.Hour),
 		Plans: []control.PlanStatus{
-			{PlanState: schedule.PlanState{Plan: "airflow-main", File: "/etc/refreshd/plans/airflow.yaml", Schedule: "0 2 * * *",
+			{Plan: "airflow-main", File: "/etc/refreshd/plans/airflow.yaml", Schedule: "0 2 * * *",
 				Timezone: "Europe/Amsterdam", Overlap: "skip", Next: time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC),
-				Running: "airflow-main-20261128T092900.000Z-ffff"}},
-			{PlanState: schedule.PlanState{Plan: "demo", File: "/etc/refreshd/plans/demo.yaml", Schedule: "0 3 * * *",
-				Timezone: "UTC", Overlap: "queue", Next: time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)}},
-			{PlanState: schedule.PlanState{Plan: "manual", File: "/etc/refreshd/plans/manual.yaml"}},
+				Running: "airflow-main-20261128T092900.000Z-ffff"},
+			{Plan: "demo", File: "/etc/refreshd/plans/demo.yaml", Schedule: "0 3 * * *",
+				Timezone: "UTC", Overlap: "queue", Next: time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)},
+			{Plan: "manual", File: "/etc/refreshd/plans/manual.yaml"},
 		},
 		LoadErrors: []control.LoadError{{File: "/etc/refreshd/plans/broken.yaml",
 			Error: `/etc/refreshd/plans/broken.yaml:22:10: overlap "sometimes": want skip or queue`}},
