@@ -143,7 +143,11 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun}
 	for i, inst := range g.Instances {
 		rs.idx[inst.ID] = i
-		rs.rec.Steps = append(rs.rec.Steps, history.Step{Instance: inst.ID, Status: history.StatusWaiting})
+		st := history.Step{Instance: inst.ID, Status: history.StatusWaiting}
+		if w := when(inst); w.Cleanup() {
+			st.When = string(w)
+		}
+		rs.rec.Steps = append(rs.rec.Steps, st)
 	}
 	// Recorded before anything runs: a crash from here on leaves a run the next start-up
 	// marks interrupted.
@@ -298,7 +302,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		}
 	}
 	defer rs.releaseBuilders()
-	rs.schedule(ctx)
+	bad := rs.schedule(ctx)
 	if ctx.Err() != nil {
 		return rs.ended(ctx)
 	}
@@ -309,8 +313,8 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 			return history.StatusFailed, fmt.Sprintf("step %s failed: %s", s.Instance, s.Reason)
 		}
 	}
-	for _, s := range rs.rec.Steps {
-		if s.Status != history.StatusSucceeded {
+	for i, s := range rs.rec.Steps {
+		if bad[i] {
 			return history.StatusFailed, fmt.Sprintf("step %s %s: %s", s.Instance, s.Status, s.Reason)
 		}
 	}
@@ -418,6 +422,7 @@ func copyStep(s *history.Step, red *redact.Redactor) *history.Step {
 	}
 	if red != nil {
 		c.Reason = red.String(c.Reason)
+		c.After = red.String(c.After)
 		for i := range c.Attempts {
 			c.Attempts[i].Error = red.String(c.Attempts[i].Error)
 		}

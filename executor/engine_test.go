@@ -248,6 +248,7 @@ func TestSecretNeverWritten(t *testing.T) {
 	p := &plan.Plan{Name: "test", Secrets: map[string]plan.Secret{"TOKEN": {File: secretFile}}}
 	leak := step("leak", "sh", "-c", `echo "token=$TOKEN"; printf %s "$TOKEN" | base64; echo "url=$(printf %s "$TOKEN" | sed 's|/|%2F|; s|+|%2B|; s| |+|')"; echo "$TOKEN" >&2; exit 3`)
 	leak.Env = map[string]string{"LC_ALL": "C"}
+	leak.Step.Secrets = []string{"TOKEN"}
 	failing := step("missing-command", "no-such-program-"+"x")
 	r := e.run(t, context.Background(), graph(p, leak, failing))
 	if stepOf(t, r, "leak").Status != history.StatusFailed {

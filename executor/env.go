@@ -18,8 +18,10 @@ const baseEnvNames = "PATH HOME USER LOGNAME LANG LC_ALL TZ TMPDIR SSL_CERT_FILE
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // stepEnv is the environment of an instance's processes, as "K=V": the clean base, then the
-// plan and step env (already merged by expansion), then the plan's secrets by name, then
-// extra. Later entries win; the result has one entry per name, sorted.
+// plan and step env (already merged by expansion), then the secrets the step names (a run
+// step's secrets:, nothing else: least privilege; built-in actions pass theirs in extra,
+// from their own keys), then extra. Later entries win; the result has one entry per name,
+// sorted.
 func stepEnv(inst *plan.Instance, secrets map[string]string, dockerConfig string, extra []string) []string {
 	env := make(map[string]string, len(inst.Env)+len(secrets)+10)
 	for _, k := range strings.Fields(baseEnvNames) {
@@ -34,7 +36,13 @@ func stepEnv(inst *plan.Instance, secrets map[string]string, dockerConfig string
 		env["DOCKER_CONFIG"] = dockerConfig
 	}
 	maps.Copy(env, inst.Env)
-	maps.Copy(env, secrets)
+	if inst.Step != nil {
+		for _, name := range inst.Step.Secrets {
+			if v, ok := secrets[name]; ok {
+				env[name] = v
+			}
+		}
+	}
 	for _, kv := range extra {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			env[k] = v

@@ -52,6 +52,10 @@ type Step struct {
 	Caches   []Cache   `json:"caches,omitempty"`
 	Publish  *Publish  `json:"publish,omitempty"`
 	Warnings []string  `json:"warnings,omitempty"`
+	// When is the step's when: condition if it is a cleanup step ("failure", "always"), and
+	// After what it ran after: "build failed", "the run ended: cancelled by refreshd cancel".
+	When  string `json:"when,omitempty"`
+	After string `json:"after,omitempty"`
 }
 
 // Attempt is one try of a step instance.

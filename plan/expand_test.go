@@ -23,6 +23,9 @@ func dumpGraph(g *Graph) string {
 		if len(in.Needs) > 0 {
 			fmt.Fprintf(&b, "  needs %s\n", strings.Join(in.Needs, " "))
 		}
+		if s := in.Step; s != nil && (s.When != WhenSuccess || len(s.Secrets) > 0) {
+			fmt.Fprintf(&b, "  when %s secrets %q\n", s.When, s.Secrets)
+		}
 		var env []string
 		for k, v := range in.Env {
 			env = append(env, k+"="+v)

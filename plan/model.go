@@ -148,6 +148,24 @@ type Webhook struct {
 	On     []string
 }
 
+// When says under which outcome of the run a step runs.
+type When string
+
+const (
+	// WhenSuccess: the step runs when every step it needs succeeded (the default).
+	WhenSuccess When = "success"
+	// WhenFailure: the step runs once its needs have ended, only if one of them did not
+	// succeed (with no needs: once every non-cleanup step ended, only if one did not
+	// succeed), and also after the run was cancelled, interrupted or timed out.
+	WhenFailure When = "failure"
+	// WhenAlways: the step runs once its needs have ended (with no needs: once every
+	// non-cleanup step ended), whatever their outcome, also after a cancel or a timeout.
+	WhenAlways When = "always"
+)
+
+// Cleanup reports whether steps with this When run after failures and cancellations.
+func (w When) Cleanup() bool { return w == WhenFailure || w == WhenAlways }
+
 // Step is one step of a plan as written; a matrix step stands for several instances.
 type Step struct {
 	Pos   Pos
@@ -163,6 +181,12 @@ type Step struct {
 	// Builder names a builder this step uses (a run step driving buildx itself, like breeze
 	// --builder). The builder is provisioned and checked before the step and locked while it runs.
 	Builder string
+	// When says under which outcome of the run the step runs: WhenSuccess (the default: its
+	// needs all succeeded), WhenFailure or WhenAlways (cleanup and notification steps).
+	When When
+	// Secrets are the plan secrets this run step's environment holds, by name. A step sees
+	// no other secret; built-in actions name theirs through their own keys (token:).
+	Secrets []string
 
 	// Exactly one action.
 	Run                []string // argv templates, one element each

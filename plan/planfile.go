@@ -72,11 +72,13 @@ type planDecoder struct {
 	workdirNode *yaml.Node
 	// runtime are the vars steps define at run time (outputs:), by name.
 	runtime map[string]runtimeVar
+	// badSecrets are secrets whose declaration has an error: not reported again as unused.
+	badSecrets map[string]bool
 }
 
 // plan decodes one plan document; spec, when not nil, is the instance to decode it as.
 func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
-	pd := &planDecoder{decoder: d, l: l, refs: make(map[string]Pos), broken: make(map[string]bool), inst: spec}
+	pd := &planDecoder{decoder: d, l: l, refs: make(map[string]Pos), broken: make(map[string]bool), inst: spec, badSecrets: make(map[string]bool)}
 	p := &Plan{
 		Pos: d.pos(doc), File: d.file, Timezone: DefaultTimezone, Overlap: OverlapSkip,
 		KeepRuns: DefaultKeepRuns,
@@ -215,11 +217,14 @@ func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 			pd.errorf(k, "secret name %q: use %s", k.Value, identRule)
 		}
 		s := Secret{Pos: pd.pos(v)}
+		// A secret with an error in its declaration is not reported again as given to nothing.
+		pd.badSecrets[k.Value] = true
 		if v.Kind != yaml.MappingNode {
 			// Never echo the value: it may be the secret itself.
 			pd.errorf(v, "secret %s is an inline value; plans never hold secrets: write {file: /abs/path} or {env: NAME}", k.Value)
 			continue
 		}
+		errs := len(pd.errs)
 		pd.fields(v, "secret", []field{
 			{"file", func(v *yaml.Node) { s.File = pd.absPath(v, "secret file") }},
 			{"env", func(v *yaml.Node) {
@@ -232,6 +237,9 @@ func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 		if (s.File == "") == (s.Env == "") {
 			pd.errorf(v, "secret %s needs exactly one of file: /abs/path or env: NAME", k.Value)
 			continue
+		}
+		if len(pd.errs) == errs {
+			delete(pd.badSecrets, k.Value)
 		}
 		out[k.Value] = s
 	}

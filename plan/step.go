@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -30,7 +31,7 @@ func (pd *planDecoder) steps(n *yaml.Node) []*Step {
 
 func (pd *planDecoder) step(n *yaml.Node) *Step {
 	n = resolve(n)
-	s := &Step{Pos: pd.pos(n), at: make(map[string]Pos), Retry: defaultRetry()}
+	s := &Step{Pos: pd.pos(n), at: make(map[string]Pos), Retry: defaultRetry(), When: WhenSuccess}
 	var actions []string
 	action := func(name string) { actions = append(actions, name) }
 	hasID := false
@@ -58,6 +59,23 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		{"builder", func(v *yaml.Node) {
 			s.Builder = pd.nonEmpty(v, "builder")
 			s.at["builder"] = pd.pos(v)
+		}},
+		{"when", func(v *yaml.Node) {
+			w := When(pd.str(v, "when"))
+			switch w {
+			case WhenSuccess, WhenFailure, WhenAlways:
+				s.When = w
+			default:
+				pd.errorf(v, "when %q: want success (the default: run when every need succeeded), failure (run only after something failed or the run was cancelled) or always (cleanup: run whatever happened)", string(w))
+			}
+		}},
+		{"secrets", func(v *yaml.Node) {
+			s.at["secrets"] = pd.pos(v)
+			var pos []Pos
+			s.Secrets, pos = pd.strList(v, "secrets")
+			for i := range s.Secrets {
+				s.at[fmt.Sprintf("secrets.%d", i)] = pos[i]
+			}
 		}},
 		{"run", func(v *yaml.Node) {
 			action("run")
@@ -109,6 +127,9 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 	case 1:
 	default:
 		pd.errorf(n, "step %s has %d actions (%s); want exactly one of %s", s.ID, len(actions), strings.Join(actions, ", "), strings.Join(actionKeys[:], ", "))
+	}
+	if len(s.Secrets) > 0 && s.Run == nil && len(actions) == 1 {
+		pd.errorAt(s.at["secrets"], "secrets: is for run steps; a %s step gets its credentials through its own keys (token: NAME)", actions[0])
 	}
 	if s.BuildxCache != nil && s.Builder != "" && s.Builder != s.BuildxCache.Builder {
 		pd.errorAt(s.at["builder"], "step builder %q differs from buildx_cache builder %q; a buildx_cache step uses its own builder", s.Builder, s.BuildxCache.Builder)
@@ -386,10 +407,88 @@ func (pd *planDecoder) checkSteps() {
 				pd.errorAt(s.at["publish_constraints.token"], "token %q is not a secret of the plan; secrets: %s", pc.Token, secretNames(p.Secrets))
 			}
 		}
+		pd.checkStepSecrets(s)
 	}
+	pd.checkSecretsUsed()
 	if cycle := findCycle(p.Steps, ids); cycle != nil {
 		pd.errorAt(ids[cycle[0]].Pos, "needs form a cycle: %s", strings.Join(cycle, " -> "))
 	}
+}
+
+// checkStepSecrets checks the secrets a run step names, and finds a run step written for
+// the old rule (every secret in every step's environment): one that reads $NAME of a plan
+// secret it does not name.
+func (pd *planDecoder) checkStepSecrets(s *Step) {
+	p := pd.p
+	named := make(map[string]bool)
+	for i, name := range s.Secrets {
+		pos := s.at[fmt.Sprintf("secrets.%d", i)]
+		switch {
+		case named[name]:
+			pd.errorAt(pos, "step %s names secret %q twice", s.ID, name)
+		case !hasSecret(p.Secrets, name):
+			pd.errorAt(pos, "step %s names secret %q, which the plan does not declare; secrets: %s", s.ID, name, secretNames(p.Secrets))
+		}
+		if _, clash := s.Env[name]; clash && !named[name] {
+			pd.errorAt(pos, "step %s sets env %s and names the secret %s; the secret would replace it: rename one", s.ID, name, name)
+		}
+		named[name] = true
+	}
+	if s.Run == nil {
+		return
+	}
+	check := func(key, text string) {
+		for _, name := range slices.Sorted(maps.Keys(p.Secrets)) {
+			if !named[name] && shellRef(name).MatchString(text) {
+				pd.errorAt(s.at[key], "step %s reads $%s, but a step's environment holds only the secrets it names: add secrets: [%s] to the step", s.ID, name, name)
+			}
+		}
+	}
+	for i, a := range s.Run {
+		check(fmt.Sprintf("run.%d", i), a)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		check("env."+k, s.Env[k])
+	}
+}
+
+// shellRef matches $NAME and ${NAME...} of one variable in a string.
+func shellRef(name string) *regexp.Regexp {
+	return regexp.MustCompile(`\$(` + name + `\b|\{` + name + `\b)`)
+}
+
+// checkSecretsUsed makes a secret that nothing receives an error. Under the old rule every
+// secret reached every step's environment, so a plan written for it declares secrets its
+// steps read without naming them: it now fails here, at load, rather than at run time with
+// a step that cannot authenticate.
+func (pd *planDecoder) checkSecretsUsed() {
+	used := make(map[string]bool)
+	for _, s := range pd.p.Steps {
+		for _, name := range s.Secrets {
+			used[name] = true
+		}
+		if pc := s.PublishConstraints; pc != nil && pc.Token != "" {
+			used[pc.Token] = true
+		}
+	}
+	for _, t := range pd.tmpls {
+		for _, m := range secretRefPattern.FindAllStringSubmatch(t.text, -1) {
+			used[m[1]] = true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(pd.p.Secrets)) {
+		if !used[name] && !pd.badSecrets[name] {
+			pd.errorAt(pd.p.Secrets[name].Pos, "secret %s is given to nothing: a run step's environment holds only the secrets it names (secrets: [%s] on the step), built-in steps take theirs through token:, webhooks through {{ .secrets.%s }}; name it where it is needed or remove it", name, name, name)
+		}
+	}
+}
+
+// secretRefPattern finds {{ .secrets.NAME }} references in templates.
+var secretRefPattern = regexp.MustCompile(`\.secrets\.([A-Za-z_][A-Za-z0-9_]*)`)
+
+func hasSecret(m map[string]Secret, name string) bool {
+	_, ok := m[name]
+	return ok
 }
 
 func secretNames(m map[string]Secret) string {

@@ -129,6 +129,13 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 		if s.Reason != "" {
 			fmt.Fprintf(w, "  reason: %s\n", s.Reason)
 		}
+		if s.When != "" {
+			fmt.Fprintf(w, "  when: %s", s.When)
+			if s.After != "" {
+				fmt.Fprintf(w, ", ran after: %s", s.After)
+			}
+			fmt.Fprintln(w)
+		}
 		if s.Node != "" {
 			fmt.Fprintf(w, "  built on node: %s\n", s.Node)
 		}

@@ -135,8 +135,22 @@ func details(in *plan.Instance, byID map[string]*plan.Instance) string {
 			needs = append(needs, name)
 		}
 	}
+	if in.Step != nil && in.Step.When.Cleanup() {
+		what := "the steps it needs"
+		if len(needs) == 0 {
+			what = "every other step"
+		}
+		cond := "whatever happened"
+		if in.Step.When == plan.WhenFailure {
+			cond = "only if one did not succeed"
+		}
+		parts = append(parts, fmt.Sprintf("when %s: once %s ended, %s, also after a cancel", in.Step.When, what, cond))
+	}
 	if len(needs) > 0 {
 		parts = append(parts, "after "+strings.Join(needs, ", "))
+	}
+	if in.Step != nil && len(in.Step.Secrets) > 0 {
+		parts = append(parts, "secrets "+strings.Join(in.Step.Secrets, ", "))
 	}
 	if in.Step != nil && in.Step.Concurrency > 0 {
 		parts = append(parts, fmt.Sprintf("concurrency %d in %s", in.Step.Concurrency, in.ConcurrencyKey))
