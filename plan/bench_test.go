@@ -37,3 +37,35 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadLargestPlan loads and expands the largest plan the caps allow: a file just
+// under the 1 MiB limit with MaxInstances steps, each needing the two before it, so ordering
+// and checks must be linear in plan size (the target is well under a second).
+func BenchmarkLoadLargestPlan(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("plan: largest\nsteps:\n")
+	for i := 0; sb.Len() < maxFileSize-200 && i < MaxInstances; i++ {
+		fmt.Fprintf(&sb, "  - id: s%05d\n    run: [/bin/true, pad]\n", i)
+		switch {
+		case i >= 2:
+			fmt.Fprintf(&sb, "    needs: [s%05d, s%05d]\n", i-1, i-2)
+		case i == 1:
+			sb.WriteString("    needs: [s00000]\n")
+		}
+	}
+	path := filepath.Join(b.TempDir(), "largest.yaml")
+	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(sb.Len()), "plan-bytes")
+	b.ResetTimer()
+	for b.Loop() {
+		p, err := LoadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Expand(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"container/heap"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,6 +11,11 @@ import (
 // MaxInstances bounds the step instances of one plan: a matrix typo like a 10-axis cross
 // product must be a load error, not a daemon holding millions of instances.
 const MaxInstances = 10000
+
+// MaxDependencies bounds the dependencies between instances of one plan (each instance of a
+// step depends on every instance of each step it needs): a fan-in of two 5,000-value
+// matrices would otherwise make 25 million edges and take gigabytes before the first step.
+const MaxDependencies = 100000
 
 // Expand turns a loaded plan into its graph of concrete instances: every matrix expanded
 // (first axis slowest), every template rendered into exact argv elements, steps in file
@@ -86,6 +92,16 @@ func (x *expander) count(s *Step) bool {
 		x.errorf(s.Pos, "step %s makes the plan expand to more than %d instances; reduce the matrix", s.ID, MaxInstances)
 		return false
 	}
+	needed := 0
+	for _, d := range s.Needs {
+		needed += len(x.byStep[d])
+	}
+	x.edges += n * needed
+	if x.edges > MaxDependencies {
+		x.errorf(s.Pos, "step %s: its %d instances each need %d instances of %s, more than %d dependencies in the plan; reduce the matrices or need fewer steps",
+			s.ID, n, needed, strings.Join(s.Needs, ", "), MaxDependencies)
+		return false
+	}
 	return true
 }
 
@@ -97,6 +113,7 @@ type expander struct {
 	order       []*Step
 	pending     []*Step // deferred steps not expanded yet, in order
 	total       int     // instances so far
+	edges       int     // dependencies between instances so far
 	planEnv     map[string]string
 	byStep      map[string][]string // step id -> its instance ids
 	byID        map[string]*Instance
@@ -136,37 +153,66 @@ func (x *expander) errorf(p Pos, format string, args ...any) {
 // topoOrder sorts steps so every step comes after what it needs, keeping file order where
 // the needs allow it.
 func topoOrder(steps []*Step) ([]*Step, *Error) {
-	done := make(map[string]bool, len(steps))
-	var order []*Step
-	for len(order) < len(steps) {
-		progressed := false
-		for _, s := range steps {
-			if done[s.ID] {
+	// Kahn's algorithm with the ready steps in a heap by file position: among the steps
+	// whose needs are done, the first in the file goes next, in O((steps+needs) log steps)
+	// so a plan at the size cap still validates in well under a second.
+	index := make(map[string]int, len(steps))
+	for i, s := range steps {
+		index[s.ID] = i
+	}
+	waiting := make([]int, len(steps))      // needs of step i not yet done
+	dependents := make([][]int, len(steps)) // steps that need step i
+	for i, s := range steps {
+		seen := make(map[string]bool, len(s.Needs))
+		for _, n := range s.Needs {
+			if seen[n] {
 				continue
 			}
-			ready := true
-			for _, n := range s.Needs {
-				if !done[n] {
-					ready = false
-					break
-				}
-			}
-			if ready {
-				done[s.ID] = true
-				order = append(order, s)
-				progressed = true
-				break // restart from the top: file order among the ready steps
-			}
-		}
-		if !progressed {
-			for _, s := range steps {
-				if !done[s.ID] {
-					return nil, &Error{Pos: s.Pos, Msg: fmt.Sprintf("step %s: needs form a cycle or name unknown steps", s.ID)}
-				}
+			seen[n] = true
+			waiting[i]++
+			if j, ok := index[n]; ok {
+				dependents[j] = append(dependents[j], i)
 			}
 		}
 	}
+	ready := &intHeap{}
+	for i := range steps {
+		if waiting[i] == 0 {
+			heap.Push(ready, i)
+		}
+	}
+	order := make([]*Step, 0, len(steps))
+	done := make([]bool, len(steps))
+	for ready.Len() > 0 {
+		i := heap.Pop(ready).(int)
+		done[i] = true
+		order = append(order, steps[i])
+		for _, d := range dependents[i] {
+			if waiting[d]--; waiting[d] == 0 {
+				heap.Push(ready, d)
+			}
+		}
+	}
+	for i, s := range steps {
+		if !done[i] {
+			return nil, &Error{Pos: s.Pos, Msg: fmt.Sprintf("step %s: needs form a cycle or name unknown steps", s.ID)}
+		}
+	}
 	return order, nil
+}
+
+// intHeap is a min-heap of step positions for topoOrder.
+type intHeap []int
+
+func (h intHeap) Len() int           { return len(h) }
+func (h intHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h intHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *intHeap) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *intHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // combos returns the matrix bindings of s, first axis slowest; one empty binding without
