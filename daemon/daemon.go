@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/metrics"
 	"github.com/refreshd/refreshd/daemon/schedule"
+	"github.com/refreshd/refreshd/daemon/web"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
@@ -65,6 +65,9 @@ type Config struct {
 	SocketGroup string // group owning the socket ("" keeps the daemon's)
 	// MetricsAddr serves /metrics when not empty (see metrics.ListenAddr).
 	MetricsAddr string
+	// HTTPAddr serves the read-only web dashboard (daemon/web) when not empty; a bare port
+	// binds 127.0.0.1. The same address as MetricsAddr shares one listener.
+	HTTPAddr string
 	// Webhooks are global targets, notified for every plan.
 	Webhooks []webhook.Target
 	// Notify speaks sd_notify; nil sends nothing.
@@ -103,6 +106,7 @@ type Daemon struct {
 	log     *slog.Logger
 	sched   *schedule.Scheduler
 	metrics *metrics.Metrics
+	web     *web.Server // nil without HTTPAddr
 	hooks   *webhook.Sender
 	streams *streams
 	started time.Time
@@ -152,6 +156,12 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.MetricsAddr != "" {
 		d.metrics = metrics.New(cfg.Version)
 	}
+	if cfg.HTTPAddr != "" {
+		var err error
+		if d.web, err = web.New(web.Config{Source: d, Logger: cfg.Logger, Version: cfg.Version}); err != nil {
+			return nil, err
+		}
+	}
 	opts := []schedule.Option{schedule.WithLogger(cfg.Logger), schedule.WithMarks(cfg.Store)}
 	if cfg.RunID != nil {
 		opts = append(opts, schedule.WithRunID(cfg.RunID))
@@ -182,17 +192,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ml net.Listener
-	if d.metrics != nil {
-		addr, err := metrics.ListenAddr(d.cfg.MetricsAddr)
-		if err != nil {
-			l.Close()
-			return err
-		}
-		if ml, err = net.Listen("tcp", addr); err != nil {
-			l.Close()
-			return fmt.Errorf("listen for metrics on %s: %w", addr, err)
-		}
+	httpLs, err := d.listenHTTP()
+	if err != nil {
+		l.Close()
+		return err
 	}
 
 	schedCtx, stopSched := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -209,12 +212,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Error("control socket", "err", err)
 		}
 	}()
-	if ml != nil {
+	for _, hl := range httpLs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := d.metrics.Serve(srvCtx, ml, d.log); err != nil {
-				d.log.Error("metrics", "err", err)
+			if err := serveHTTP(srvCtx, hl, d.log); err != nil {
+				d.log.Error("http listener", "err", err)
 			}
 		}()
 	}

@@ -23,7 +23,7 @@ import (
 // systemd runs it. SIGTERM (the context) stops it; SIGHUP reloads the plans.
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("daemon", "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
-		"                       [--metrics-addr ADDR] [--kill-grace D] [--stop-timeout D]\n"+
+		"                       [--metrics-addr ADDR] [--http ADDR] [--kill-grace D] [--stop-timeout D]\n"+
 		"                       [--webhook URL|@FILE]...\n"+
 		"                       [--plain-http-registry HOST[:PORT]]...\n\n"+
 		"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
@@ -32,6 +32,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	socket := fs.String("socket", control.DefaultSocket, "control socket path (mode 0660)")
 	group := fs.String("socket-group", "", "group owning the control socket (default: the daemon's)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on ADDR (a bare port binds 127.0.0.1)")
+	httpAddr := fs.String("http", "", "serve the read-only web dashboard on ADDR (a bare port binds 127.0.0.1; the --metrics-addr address shares its listener)")
 	grace := killGraceFlag(fs)
 	stopTimeout := fs.Duration("stop-timeout", daemon.DefaultStopTimeout, "longest a stop (SIGTERM) may take; every kill grace is capped to fit in it. Keep it below the unit's TimeoutStopSec")
 	hookFormat := fs.String("webhook-format", "json", "payload of the --webhook targets: json or slack")
@@ -62,8 +63,11 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageErrorf("--stop-timeout %s: want at least 1s", *stopTimeout)
 	}
 	// Flags are checked before the state lock and the socket are taken.
-	if *metricsAddr != "" {
-		if _, err := metrics.ListenAddr(*metricsAddr); err != nil {
+	for _, f := range []struct{ flag, addr string }{{"--metrics-addr", *metricsAddr}, {"--http", *httpAddr}} {
+		if f.addr == "" {
+			continue
+		}
+		if _, err := metrics.ResolveAddr(f.flag, f.addr); err != nil {
 			return &usageError{err: err}
 		}
 	}
@@ -75,15 +79,15 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return runDaemon(ctx, logger, daemonOptions{
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
-		metricsAddr: *metricsAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
+		metricsAddr: *metricsAddr, httpAddr: *httpAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
 	})
 }
 
 type daemonOptions struct {
-	plans, state, socket, group, metricsAddr string
-	grace, stopTimeout                       time.Duration
-	webhooks                                 []webhook.Target
-	plainHTTP                                []string
+	plans, state, socket, group, metricsAddr, httpAddr string
+	grace, stopTimeout                                 time.Duration
+	webhooks                                           []webhook.Target
+	plainHTTP                                          []string
 }
 
 // runDaemon holds the state directory, recovers what a crash left behind, wires the engine
@@ -127,6 +131,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		Socket:      o.socket,
 		SocketGroup: o.group,
 		MetricsAddr: o.metricsAddr,
+		HTTPAddr:    o.httpAddr,
 		Webhooks:    o.webhooks,
 		Notify:      daemon.SystemdNotifier{Log: log},
 		StopTimeout: o.stopTimeout,

@@ -121,16 +121,20 @@ func (m *Metrics) Handler() http.Handler {
 // ListenAddr resolves a --metrics-addr value: a bare port ("9464" or ":9464") binds
 // 127.0.0.1; anything else must name its host. A non-loopback host is allowed, because
 // the operator wrote it explicitly.
-func ListenAddr(addr string) (string, error) {
+func ListenAddr(addr string) (string, error) { return ResolveAddr("--metrics-addr", addr) }
+
+// ResolveAddr is ListenAddr for any flag naming a TCP listen address (the dashboard's
+// --http too, which may share the metrics listener); its errors name flag.
+func ResolveAddr(flag, addr string) (string, error) {
 	if !strings.Contains(addr, ":") {
 		addr = ":" + addr
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("--metrics-addr %q: %w", addr, err)
+		return "", fmt.Errorf("%s %q: %w", flag, addr, err)
 	}
 	if port == "" {
-		return "", fmt.Errorf("--metrics-addr %q: no port", addr)
+		return "", fmt.Errorf("%s %q: no port", flag, addr)
 	}
 	if host == "" {
 		host = "127.0.0.1"

@@ -191,6 +191,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	// Each write sets its own deadline; clear it for whatever the connection serves next.
+	defer sw.rc.SetWriteDeadline(time.Time{})
 	if err := sw.send(": following " + id + " " + step + "\n\n"); err != nil {
 		return
 	}
