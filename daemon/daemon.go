@@ -21,6 +21,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/schedule"
 	"github.com/refreshd/refreshd/daemon/web"
 	"github.com/refreshd/refreshd/daemon/webhook"
+	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
@@ -55,12 +56,14 @@ type Loader func(dir string) ([]*plan.Plan, error)
 
 // Config configures a Daemon.
 type Config struct {
-	PlansDir    string
-	Load        Loader
-	Engine      Engine
-	Store       Store
-	Logger      *slog.Logger
-	Version     string
+	PlansDir string
+	Load     Loader
+	Engine   Engine
+	Store    Store
+	Logger   *slog.Logger
+	Version  string
+	// Build labels refreshd_build_info (the release alone, not the Version line).
+	Build       metrics.BuildInfo
 	Socket      string // control socket path
 	SocketGroup string // group owning the socket ("" keeps the daemon's)
 	// MetricsAddr serves /metrics when not empty (see metrics.ListenAddr).
@@ -154,7 +157,7 @@ func New(cfg Config) (*Daemon, error) {
 		running:     map[string]string{},
 	}
 	if cfg.MetricsAddr != "" {
-		d.metrics = metrics.New(cfg.Version)
+		d.metrics = metrics.New(cfg.Build)
 	}
 	if cfg.HTTPAddr != "" {
 		var err error
@@ -375,6 +378,26 @@ func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
 	old := d.plans
 	d.mu.Unlock()
 	plans := d.loadPlans(old)
+	var added []*plan.Plan
+	for _, p := range plans {
+		if _, ok := old[p.Name]; !ok {
+			added = append(added, p)
+		}
+	}
+	// A plan a reload adds gets its history (last status, last success) as a plan loaded at
+	// start-up does; a plan it removes stops being exported.
+	d.rememberLastStatus(added)
+	if d.metrics != nil {
+		kept := map[string]bool{}
+		for _, p := range plans {
+			kept[p.Name] = true
+		}
+		for name := range old {
+			if !kept[name] {
+				d.metrics.PlanRemoved(name)
+			}
+		}
+	}
 	if err := d.sched.Reload(ctx, plans); err != nil {
 		d.log.Error("reschedule plans", "err", err)
 		d.mu.Lock()
@@ -390,7 +413,8 @@ func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
 }
 
 // rememberLastStatus seeds, from history, the per-plan last status (so that the first
-// success after a restart still counts as a recovery) and the last-success gauge.
+// success after a restart still counts as a recovery) and the metrics' last run, last
+// success and last fresh times.
 func (d *Daemon) rememberLastStatus(plans []*plan.Plan) {
 	for _, p := range plans {
 		runs, err := d.cfg.Store.Runs(p.Name, 0) // newest first, as many as retention keeps
@@ -398,22 +422,41 @@ func (d *Daemon) rememberLastStatus(plans []*plan.Plan) {
 			d.log.Warn("read last runs", "plan", p.Name, "err", err)
 			continue
 		}
-		seenStatus := false
 		for _, r := range runs {
-			if !seenStatus && (r.Status == history.StatusSucceeded || r.Status == history.StatusFailed) {
-				seenStatus = true
+			if r.Status == history.StatusSucceeded || r.Status == history.StatusFailed {
 				d.mu.Lock()
 				d.lastStatus[p.Name] = r.Status
 				d.mu.Unlock()
-			}
-			if r.Status == history.StatusSucceeded {
-				if d.metrics != nil {
-					d.metrics.LastSuccess(p.Name, r.End)
-				}
 				break
 			}
 		}
+		if d.metrics != nil {
+			ends := make([]metrics.RunEnd, 0, len(runs))
+			for _, r := range runs {
+				if r.End.IsZero() || r.DryRun {
+					continue
+				}
+				ends = append(ends, runEnd(r, ""))
+			}
+			d.metrics.Restore(p.Name, ends)
+		}
 	}
+}
+
+// runEnd is a finished run as the metrics see it. skipReason, when set, is the reason
+// the caller knows (the scheduler's overlap); otherwise it is read from the record.
+func runEnd(r *history.Run, skipReason string) metrics.RunEnd {
+	e := metrics.RunEnd{Plan: r.Plan, Status: string(r.Status), End: r.End}
+	if r.Status == history.StatusSkipped {
+		e.SkipReason = skipReason
+		if e.SkipReason == "" {
+			e.SkipReason = metrics.SkipOther
+			if strings.HasPrefix(r.Reason, executor.SkipIfReasonPrefix) {
+				e.SkipReason = metrics.SkipFresh
+			}
+		}
+	}
+	return e
 }
 
 // statusLine is the short STATUS= text: "3 plans, 1 running: airflow-main".

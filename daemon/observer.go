@@ -65,7 +65,7 @@ func (o *Observer) RunFinished(r *history.Run) {
 	d.mu.Unlock()
 	d.streams.finish(r.ID)
 	if d.metrics != nil {
-		d.metrics.RunFinished(r.Plan, string(r.Status), r.End, started)
+		d.metrics.RunFinished(runEnd(r, ""), started)
 		verified, missing := r.CacheTags()
 		if verified+missing > 0 {
 			d.metrics.CacheTags(r.Plan, verified, missing)

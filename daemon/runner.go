@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/refreshd/refreshd/daemon/metrics"
 	"github.com/refreshd/refreshd/daemon/schedule"
 	"github.com/refreshd/refreshd/history"
 )
@@ -64,7 +65,7 @@ func (r *runner) Skipped(f schedule.Fire, reason string) {
 		r.d.log.Error("record skipped trigger", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}
 	if r.d.metrics != nil {
-		r.d.metrics.RunFinished(f.Plan.Name, string(history.StatusSkipped), now, false)
+		r.d.metrics.RunFinished(runEnd(run, metrics.SkipOverlap), false)
 	}
 }
 
@@ -83,6 +84,6 @@ func (r *runner) Dropped(f schedule.Fire, cause error) {
 	// never started sends no webhook either way.
 	r.d.streams.finish(f.RunID)
 	if r.d.metrics != nil {
-		r.d.metrics.RunFinished(f.Plan.Name, string(history.StatusInterrupted), now, false)
+		r.d.metrics.RunFinished(runEnd(run, ""), false)
 	}
 }

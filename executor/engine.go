@@ -297,8 +297,8 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 			rs.skipAll("run interrupted before the step started")
 			return rs.ended(ctx)
 		case skip:
-			rs.skipAll("skip_if: " + why)
-			return history.StatusSkipped, "skip_if: " + why
+			rs.skipAll(SkipIfReasonPrefix + why)
+			return history.StatusSkipped, SkipIfReasonPrefix + why
 		}
 	}
 	defer rs.releaseBuilders()

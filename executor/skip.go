@@ -10,6 +10,10 @@ import (
 	"github.com/refreshd/refreshd/plan"
 )
 
+// SkipIfReasonPrefix starts the recorded reason of a run skipped because a skip_if
+// condition held (the output was fresh): the daemon counts such skips as fresh.
+const SkipIfReasonPrefix = "skip_if: "
+
 // checkSkip reports whether a run should be skipped because the project's CI refreshed
 // recently: a constraints branch whose last commit, or an image whose config `created`, is
 // newer than the condition's window. The first condition that holds gives the reason.

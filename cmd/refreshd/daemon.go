@@ -121,6 +121,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	}
 
 	eng := &daemon.Executor{}
+	b := buildInfo()
 	d, err := daemon.New(daemon.Config{
 		PlansDir:    o.plans,
 		Load:        plan.LoadDir,
@@ -128,6 +129,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		Store:       store,
 		Logger:      log,
 		Version:     versionString(),
+		Build:       metrics.BuildInfo{Version: b.Version, Revision: b.Revision},
 		Socket:      o.socket,
 		SocketGroup: o.group,
 		MetricsAddr: o.metricsAddr,

@@ -23,32 +23,53 @@ func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// versionString is the version line of `refreshd version` and `refreshd status`:
+// "refreshd v1.2.3 go1.26.0 REVISION[+dirty]".
 func versionString() string {
-	v := version
+	b := buildInfo()
+	out := "refreshd " + b.Version
+	if b.GoVersion != "" {
+		out += " " + b.GoVersion
+	}
+	if b.Revision != "" {
+		out += " " + b.Revision
+	}
+	return out
+}
+
+// build is what is known of this binary's build.
+type build struct {
+	Version   string // -X main.version, else the module version, else "(devel)"
+	GoVersion string
+	Revision  string // VCS revision, "+dirty" when the tree was modified
+}
+
+func buildInfo() build {
+	b := build{Version: version}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		if v == "" {
-			v = "(devel)"
+		if b.Version == "" {
+			b.Version = "(devel)"
 		}
-		return "refreshd " + v
+		return b
 	}
-	if v == "" {
-		v = info.Main.Version
+	if b.Version == "" {
+		b.Version = info.Main.Version
 	}
-	rev, modified := "", ""
+	b.GoVersion = info.GoVersion
+	modified := ""
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			rev = s.Value
+			b.Revision = s.Value
 		case "vcs.modified":
 			if s.Value == "true" {
 				modified = "+dirty"
 			}
 		}
 	}
-	out := fmt.Sprintf("refreshd %s %s", v, info.GoVersion)
-	if rev != "" {
-		out += " " + rev + modified
+	if b.Revision != "" {
+		b.Revision += modified
 	}
-	return out
+	return b
 }

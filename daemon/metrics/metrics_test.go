@@ -75,27 +75,50 @@ func scrape(t *testing.T, m *Metrics) string {
 }
 
 func TestMetricsExposition(t *testing.T) {
-	m := New("v1.2.3")
-	m.PlanKnown("idle")
+	m := New(BuildInfo{Version: "v1.2.3", Revision: "abc123"})
+	for _, p := range []string{"idle", "nightly", "broken", "old"} {
+		m.PlanKnown(p)
+	}
 	m.RunStarted("nightly")
 	m.StepFinished("nightly", "build[platform=linux/amd64]", 90*time.Second)
 	m.StepFinished("nightly", "build[platform=linux/arm64]", 3*time.Second)
-	m.RunFinished("nightly", "succeeded", time.Unix(1700000000, 500e6), true)
-	m.RunFinished("nightly", "skipped", time.Unix(1700000001, 0), false)
+	m.RunFinished(RunEnd{Plan: "nightly", Status: "succeeded", End: time.Unix(1700000000, 500e6)}, true)
+	m.RunFinished(RunEnd{Plan: "nightly", Status: "skipped", SkipReason: SkipOverlap, End: time.Unix(1700000001, 0)}, false)
+	m.RunFinished(RunEnd{Plan: "nightly", Status: "skipped", SkipReason: SkipFresh, End: time.Unix(1700000100, 0)}, false)
 	m.RunStarted("broken")
-	m.RunFinished("broken", "failed", time.Unix(1700000002, 0), true)
+	m.RunFinished(RunEnd{Plan: "broken", Status: "failed", End: time.Unix(1700000002, 0)}, true)
 	m.CacheTags("nightly", 3, 1)
 	m.LoadErrors([]string{"/etc/refreshd/plans/a.yaml", "/etc/refreshd/plans/b.yaml"})
 	m.LoadErrors([]string{"/etc/refreshd/plans/b.yaml"}) // a reload fixed a.yaml
+	m.PlanRemoved("old")
+	m.PlanKnown("nightly") // a reload keeps the plan: nothing resets
 
 	body := scrape(t, m)
 	for _, want := range []string{
 		`refreshd_runs_total{plan="nightly",status="succeeded"} 1`,
-		`refreshd_runs_total{plan="nightly",status="skipped"} 1`,
+		`refreshd_runs_total{plan="nightly",status="skipped"} 2`,
 		`refreshd_runs_total{plan="broken",status="failed"} 1`,
+		// Every status of every plan exists at 0 before its first run: increase() sees the first.
+		`refreshd_runs_total{plan="idle",status="failed"} 0`,
+		`refreshd_runs_total{plan="idle",status="succeeded"} 0`,
+		`refreshd_runs_total{plan="idle",status="interrupted"} 0`,
+		`refreshd_runs_skipped_total{plan="nightly",reason="fresh"} 1`,
+		`refreshd_runs_skipped_total{plan="nightly",reason="overlap"} 1`,
+		`refreshd_runs_skipped_total{plan="idle",reason="fresh"} 0`,
 		`refreshd_runs_in_progress{plan="nightly"} 0`,
 		`refreshd_runs_in_progress{plan="idle"} 0`,
 		`refreshd_last_success_timestamp_seconds{plan="nightly"} 1.7000000005e+09`,
+		`refreshd_last_success_timestamp_seconds{plan="idle"} 0`,
+		`refreshd_last_success_timestamp_seconds{plan="broken"} 0`,
+		// A fresh skip advances "last fresh", not "last success"; an overlap skip neither.
+		`refreshd_last_fresh_timestamp_seconds{plan="nightly"} 1.7000001e+09`,
+		`refreshd_last_fresh_timestamp_seconds{plan="broken"} 0`,
+		`refreshd_last_run_timestamp_seconds{plan="broken"} 1.700000002e+09`,
+		`refreshd_last_run_timestamp_seconds{plan="nightly"} 1.7000000005e+09`,
+		`refreshd_last_run_status{plan="broken",status="failed"} 1`,
+		`refreshd_last_run_status{plan="broken",status="succeeded"} 0`,
+		`refreshd_last_run_status{plan="nightly",status="succeeded"} 1`,
+		`refreshd_last_run_status{plan="idle",status="failed"} 0`,
 		// Both instances fold into the step id: bounded cardinality.
 		`refreshd_step_duration_seconds_count{plan="nightly",step="build"} 2`,
 		`refreshd_step_duration_seconds_bucket{plan="nightly",step="build",le="5"} 1`,
@@ -104,7 +127,7 @@ func TestMetricsExposition(t *testing.T) {
 		`refreshd_plan_load_errors 1`,
 		`refreshd_plan_load_error{file="/etc/refreshd/plans/b.yaml"} 1`,
 		`refreshd_build_info{goversion="go`,
-		`version="v1.2.3"} 1`,
+		`revision="abc123",version="v1.2.3"} 1`,
 		`go_goroutines`,
 		`process_resident_memory_bytes`,
 	} {
@@ -112,14 +135,14 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("exposition lacks %s", want)
 		}
 	}
-	for _, absent := range []string{`file="/etc/refreshd/plans/a.yaml"`, `refreshd_last_success_timestamp_seconds{plan="broken"}`, `[platform=`} {
+	for _, absent := range []string{`file="/etc/refreshd/plans/a.yaml"`, `plan="old"`, `[platform=`} {
 		if strings.Contains(body, absent) {
 			t.Errorf("exposition has %s", absent)
 		}
 	}
 
-	if promtool := testkit.Optional(t, "promtool", "promtool check metrics"); promtool != "" {
-		cmd := exec.Command(promtool, "check", "metrics")
+	if pt := testkit.Optional(t, "promtool", "promtool check metrics"); pt != "" {
+		cmd := exec.Command(pt, "check", "metrics")
 		cmd.Stdin = strings.NewReader(body)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool check metrics: %v\n%s", err, out)
@@ -127,10 +150,37 @@ func TestMetricsExposition(t *testing.T) {
 	}
 }
 
+// Restore sets each gauge from the newest run of its kind in history, whatever order the
+// kinds come in; counters stay at 0.
+func TestRestore(t *testing.T) {
+	m := New(BuildInfo{Version: "v1"})
+	m.PlanKnown("p")
+	m.Restore("p", []RunEnd{ // newest first, as history lists them
+		{Status: "skipped", SkipReason: SkipOverlap, End: time.Unix(500, 0)},
+		{Status: "skipped", SkipReason: SkipFresh, End: time.Unix(400, 0)},
+		{Status: "failed", End: time.Unix(300, 0)},
+		{Status: "succeeded", End: time.Unix(200, 0)},
+		{Status: "failed", End: time.Unix(100, 0)},
+	})
+	body := scrape(t, m)
+	for _, want := range []string{
+		`refreshd_last_run_status{plan="p",status="failed"} 1`,
+		`refreshd_last_run_status{plan="p",status="succeeded"} 0`,
+		`refreshd_last_run_timestamp_seconds{plan="p"} 300`,
+		`refreshd_last_success_timestamp_seconds{plan="p"} 200`,
+		`refreshd_last_fresh_timestamp_seconds{plan="p"} 400`,
+		`refreshd_runs_total{plan="p",status="failed"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("exposition lacks %s", want)
+		}
+	}
+}
+
 // Each Metrics has its own registry: two daemons (or tests) in one process do not collide.
 func TestRegistriesAreIndependent(t *testing.T) {
-	a, b := New("a"), New("b")
-	a.RunFinished("p", "succeeded", time.Now(), false)
+	a, b := New(BuildInfo{Version: "a"}), New(BuildInfo{Version: "b"})
+	a.RunFinished(RunEnd{Plan: "p", Status: "succeeded", End: time.Now()}, false)
 	if body := scrape(t, b); strings.Contains(body, `refreshd_runs_total{plan="p"`) {
 		t.Error("a run recorded on one Metrics shows on another")
 	}
