@@ -7,6 +7,7 @@ import (
 
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // Attempt is what the engine hands an action for one try of one step instance. Built-in
@@ -32,6 +33,10 @@ type Attempt struct {
 	// step's environment plus extraEnv ("K=V"), streaming to Output. Cancelling ctx or the
 	// step's timeout kills the whole group (SIGTERM, grace, SIGKILL).
 	Exec func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error)
+	// Procs starts every other process of the attempt (git, docker buildx and buildctl
+	// queries) under the same rules as Exec: the step's kill grace, and each process group
+	// recorded on the attempt for the recovery after a kill -9 of refreshd.
+	Procs *proc.Runner
 	// Record updates this instance's history record (node, caches, publish, warnings).
 	Record func(func(*history.Step))
 	// Warn records a warning on the run (and logs it).
@@ -45,10 +50,4 @@ type Attempt struct {
 	// StateDir is the daemon's (or run --local's) state directory.
 	StateDir string
 	DryRun   bool // the dry run: change nothing outside the state directory
-}
-
-// ExitStatus is how a process ended.
-type ExitStatus struct {
-	Code   int    // -1 if killed by a signal
-	Signal string // signal name if killed
 }

@@ -14,15 +14,17 @@ import (
 
 // buildxClient is a buildx.Client whose changing commands (create, bootstrap, build) run
 // through the attempt, so their output is streamed, logged, redacted and killed on timeout.
-// Queries whose stdout is parsed (ls, buildctl debug workers) run directly, bounded by ctx.
+// Queries whose stdout is parsed (ls, buildctl debug workers) run through the attempt's
+// runner too: same process rules and recorded groups, their output kept for the error.
 func (t *Tools) buildxClient(a *Attempt) *buildx.Client {
+	query := buildx.ExecRunner(a.Procs, nil)
 	return &buildx.Client{
 		Docker:       t.Docker,
 		Buildctl:     t.Buildctl,
 		DockerConfig: t.DockerConfig,
 		Run: func(ctx context.Context, argv, env []string, stdout io.Writer) error {
 			if stdout != nil {
-				return buildx.ExecRunner(nil)(ctx, argv, env, stdout)
+				return query(ctx, argv, env, stdout)
 			}
 			st, err := a.Exec(ctx, "", argv, env...)
 			if err != nil {
@@ -36,7 +38,8 @@ func (t *Tools) buildxClient(a *Attempt) *buildx.Client {
 			}
 			return nil
 		},
-		Log: a.Log,
+		Query: query,
+		Log:   a.Log,
 	}
 }
 

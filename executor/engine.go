@@ -21,6 +21,7 @@ import (
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // Config configures an Engine.
@@ -89,7 +90,7 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine config: %w", err)
 		}
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := proc.BecomeSubreaper(); err != nil {
 		cfg.Logger.Warn("orphaned step processes will be reaped by PID 1 instead", "err", err)
 	}
 	return &Engine{cfg: cfg, log: cfg.Logger, rand: defaultRand}, nil
@@ -288,7 +289,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		defer cancel()
 	}
 	if len(rs.p.SkipIf) > 0 {
-		skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, secrets, rs.log)
+		skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, secrets, rs.runProcs(), rs.log)
 		rs.mu.Lock()
 		rs.rec.Warnings = append(rs.rec.Warnings, warnings...)
 		rs.mu.Unlock()

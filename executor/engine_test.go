@@ -19,6 +19,7 @@ import (
 	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // engineT is an engine on a fresh state directory, logging into a buffer.
@@ -465,9 +466,9 @@ func TestRetention(t *testing.T) {
 func TestLongLinesKeepSecretsWhole(t *testing.T) {
 	red := redact.New("abcdef")
 	var lines []string
-	w := &lineWriter{red: red, emit: func(l string) { lines = append(lines, l) }}
-	// The secret straddles the forced break at maxLine.
-	long := strings.Repeat("x", maxLine-3) + "abcdef" + "tail\nnext"
+	w := newLineWriter(red, nil, func(l string) { lines = append(lines, l) })
+	// The secret straddles the forced break at proc.MaxLine.
+	long := strings.Repeat("x", proc.MaxLine-3) + "abcdef" + "tail\nnext"
 	w.Write([]byte(long))
 	w.Flush()
 	joined := strings.Join(lines, "|")

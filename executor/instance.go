@@ -12,6 +12,7 @@ import (
 
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // stepConcurrency is the budget of an instance's ConcurrencyKey; 0 means no cap.
@@ -124,7 +125,7 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 	defer f.Close()
 	obs, out := rs.e.cfg.Observer, rs.e.cfg.Output
 	var fileErr error
-	lw := &lineWriter{red: rs.red, patterns: pats, emit: func(line string) {
+	lw := newLineWriter(rs.red, pats, func(line string) {
 		if _, err := f.WriteString(line + "\n"); err != nil && fileErr == nil {
 			fileErr = err
 			log.Error("write attempt log", "path", logPath, "err", err)
@@ -138,7 +139,7 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 		if obs != nil {
 			obs.Line(rs.spec.ID, inst.ID, line)
 		}
-	}}
+	})
 	defer func() { res.line = lw.Matched() }()
 	defer lw.Flush()
 
@@ -152,25 +153,16 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 		defer cancel()
 	}
 	i := rs.idx[inst.ID]
+	procs := rs.attemptProcs(i, log)
 	a := &Attempt{
 		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, Workdir: workdir, N: n, Log: log, Output: lw,
-		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun,
+		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun, Procs: procs,
 		Exec: func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error) {
 			if dir == "" {
 				dir = workdir
 			}
-			p := &process{argv: argv, dir: dir, env: stepEnv(inst, rs.secrets, rs.tools.DockerConfig, extraEnv),
-				out: lw, grace: rs.grace, log: log,
-				// Saved before the process does anything: a kill -9 of refreshd from now
-				// on leaves a record the next start can stop the group from.
-				started: func(g procGroup) {
-					rs.update(i, func(s *history.Step) {
-						a := &s.Attempts[len(s.Attempts)-1]
-						a.PGID, a.StartTicks, a.BootID = g.PGID, g.StartTicks, g.BootID
-					})
-					rs.persist()
-				}}
-			st, err := p.run(ctx)
+			env := stepEnv(inst, rs.secrets, rs.tools.DockerConfig, extraEnv)
+			st, err := procs.Run(ctx, proc.Cmd{Argv: argv, Dir: dir, Env: env, Output: lw})
 			res.status = st
 			return st, err
 		},

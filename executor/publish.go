@@ -64,7 +64,7 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 		AuthorName: set.AuthorName, AuthorEmail: set.AuthorEmail, Message: message,
 		MaxAttempts: set.MaxAttempts, StateDir: a.StateDir, DryRun: a.DryRun, Env: env,
 		Output: a.Output, Log: a.Log,
-		Runner: &gitpub.ExecRunner{Program: t.git(), Output: a.Output},
+		Runner: &gitpub.ExecRunner{Program: t.git(), Output: a.Output, Proc: a.Procs},
 	}
 	res, err := gitpub.Publish(ctx, o)
 	if res != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // TestRecoverInterruptedPidReuse runs a real process group (a leader that waits and a
@@ -22,12 +23,14 @@ func TestRecoverInterruptedPidReuse(t *testing.T) {
 		name     string
 		alter    func(*history.Attempt)
 		wantDead bool
+		onRun    bool // recorded as the run's own group (skip_if's git), not an attempt's
 	}{
-		{"matching record", func(*history.Attempt) {}, true},
-		{"leader start time differs (pid reused)", func(a *history.Attempt) { a.StartTicks++ }, false},
-		{"recorded on another boot", func(a *history.Attempt) { a.BootID = "another-boot" }, false},
-		{"no start time recorded", func(a *history.Attempt) { a.StartTicks = 0 }, false},
-		{"attempt already ended", func(a *history.Attempt) { a.End = time.Now() }, false},
+		{"matching record", func(*history.Attempt) {}, true, false},
+		{"matching record of the run's own group", func(*history.Attempt) {}, true, true},
+		{"leader start time differs (pid reused)", func(a *history.Attempt) { a.StartTicks++ }, false, false},
+		{"recorded on another boot", func(a *history.Attempt) { a.BootID = "another-boot" }, false, false},
+		{"no start time recorded", func(a *history.Attempt) { a.StartTicks = 0 }, false, false},
+		{"attempt already ended", func(a *history.Attempt) { a.End = time.Now() }, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,9 +44,9 @@ func TestRecoverInterruptedPidReuse(t *testing.T) {
 			go func() { cmd.Wait(); close(exited) }()
 			t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL); <-exited })
 
-			g, err := readProcGroup(pgid)
+			g, err := proc.ReadGroup(pgid)
 			if err != nil || g.PGID != pgid || g.StartTicks == 0 || g.BootID == "" {
-				t.Fatalf("readProcGroup(%d) = %+v, %v", pgid, g, err)
+				t.Fatalf("proc.ReadGroup(%d) = %+v, %v", pgid, g, err)
 			}
 			a := history.Attempt{N: 1, Start: time.Now(), ExitCode: -1, PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID}
 			tt.alter(&a)
@@ -54,6 +57,10 @@ func TestRecoverInterruptedPidReuse(t *testing.T) {
 			defer store.Close()
 			run := &history.Run{ID: "p-1", Plan: "p", Start: time.Now(), Status: history.StatusRunning,
 				Steps: []history.Step{{Instance: "work", Status: history.StatusRunning, Attempts: []history.Attempt{a}}}}
+			if tt.onRun {
+				run.Steps[0].Attempts = nil
+				run.Process = &history.ProcessGroup{PGID: a.PGID, StartTicks: a.StartTicks, BootID: a.BootID}
+			}
 			if err := store.SaveRun(run); err != nil {
 				t.Fatal(err)
 			}
@@ -63,11 +70,15 @@ func TestRecoverInterruptedPidReuse(t *testing.T) {
 			if err != nil || len(ids) != 1 || ids[0] != "p-1" {
 				t.Fatalf("RecoverInterrupted = %v, %v", ids, err)
 			}
-			if dead := liveMembers(pgid) == 0; dead != tt.wantDead {
+			if dead := proc.LiveMembers(pgid) == 0; dead != tt.wantDead {
 				t.Errorf("group %d dead = %v, want %v", pgid, dead, tt.wantDead)
 			}
 			// The stop is logged with the keys every other log line of a run has.
-			if want := "plan=p run=p-1 step=work attempt=1"; tt.wantDead && !strings.Contains(logs.String(), want) {
+			want := "plan=p run=p-1 step=work attempt=1"
+			if tt.onRun {
+				want = "plan=p run=p-1 pgid="
+			}
+			if tt.wantDead && !strings.Contains(logs.String(), want) {
 				t.Errorf("logs lack %q:\n%s", want, logs.String())
 			}
 			r, err := store.Run("p-1")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/refreshd/refreshd/executor/gitpub"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // SkipIfReasonPrefix starts the recorded reason of a run skipped because a skip_if
@@ -21,7 +22,9 @@ const SkipIfReasonPrefix = "skip_if: "
 // A condition that cannot be checked (image missing, branch unreachable) counts as "not
 // fresh": skip_if only saves work, so not knowing means doing the refresh, never failing it.
 // Each such condition is a warning, returned for the run's record and logged to log.
-func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, secrets map[string]string, log *slog.Logger) (skip bool, reason string, warnings []string) {
+//
+// procs starts git (the run's runner: its groups are recorded on the run).
+func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, secrets map[string]string, procs *proc.Runner, log *slog.Logger) (skip bool, reason string, warnings []string) {
 	now := time.Now()
 	for _, c := range g.Plan.SkipIf {
 		var at time.Time
@@ -31,7 +34,7 @@ func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, secrets map[string
 		switch {
 		case c.Branch != nil:
 			env := append([]string{"GIT_TERMINAL_PROMPT=0"}, gitpub.TokenEnv(branchToken(g, c.Branch.Repo, secrets))...)
-			at, err = gitpub.LastCommitTime(ctx, c.Branch.Repo, c.Branch.Branch, env)
+			at, err = gitpub.LastCommitTime(ctx, procs, c.Branch.Repo, c.Branch.Branch, env)
 			within, what, how = c.Branch.Within, "branch "+c.Branch.Branch, "last commit"
 		case c.Image != nil:
 			at, err = t.registryClient(log).ImageCreated(ctx, c.Image.Ref)

@@ -38,6 +38,16 @@ type Run struct {
 	Warnings  []string  `json:"warnings,omitempty"`
 	Steps     []Step    `json:"steps,omitempty"`
 	DryRun    bool      `json:"dry_run,omitempty"` // nothing was executed
+	// Process is the group of the process the run itself last started outside any step
+	// (skip_if's git), recorded like an attempt's for the recovery after a kill -9.
+	Process *ProcessGroup `json:"process,omitempty"`
+}
+
+// ProcessGroup identifies a process group across pid reuse (see Attempt.PGID).
+type ProcessGroup struct {
+	PGID       int    `json:"pgid"`
+	StartTicks uint64 `json:"start_ticks"`
+	BootID     string `json:"boot_id"`
 }
 
 // Step is one step instance of a run.
@@ -68,7 +78,8 @@ type Attempt struct {
 	Error    string    `json:"error,omitempty"`
 	Log      string    `json:"log,omitempty"` // path of the attempt's log file
 
-	// The process group of the attempt's current process, recorded as soon as it starts, so
+	// The process group of the attempt's current process (its argv, git, docker buildx or
+	// buildctl), recorded as soon as it starts, so
 	// that a refreshd started after a crash or kill -9 can stop what its predecessor left
 	// running (executor.RecoverInterrupted). StartTicks (field 22 of /proc/PGID/stat) and
 	// BootID (/proc/sys/kernel/random/boot_id) tell the group's leader from a later process

@@ -17,10 +17,10 @@ type Client struct {
 	// under it. "" means the environment's DOCKER_CONFIG, else ~/.docker.
 	DockerConfig string
 	// Run executes commands that change or build (create, append, leave, rm, bootstrap,
-	// build), streaming their output. Default ExecRunner(nil).
+	// build), streaming their output. Default ExecRunner(nil, nil).
 	Run Runner
 	// Query executes read-only commands whose stdout is parsed (ls, debug workers).
-	// Default ExecRunner(nil).
+	// Default ExecRunner(nil, nil).
 	Query Runner
 	Log   *slog.Logger // default slog.Default()
 }
@@ -57,7 +57,7 @@ func (c *Client) log() *slog.Logger {
 func (c *Client) run(ctx context.Context, argv ...string) error {
 	r := c.Run
 	if r == nil {
-		r = ExecRunner(nil)
+		r = ExecRunner(nil, nil)
 	}
 	c.log().Debug("buildx command", "argv", argv)
 	return r(ctx, argv, c.env(), nil)
@@ -72,7 +72,7 @@ func (c *Client) query(ctx context.Context, argv ...string) ([]byte, error) {
 func (c *Client) queryEnv(ctx context.Context, env []string, argv ...string) ([]byte, error) {
 	r := c.Query
 	if r == nil {
-		r = ExecRunner(nil)
+		r = ExecRunner(nil, nil)
 	}
 	var out bytes.Buffer
 	if err := r(ctx, argv, append(c.env(), env...), &out); err != nil {

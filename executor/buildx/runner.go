@@ -8,12 +8,13 @@ package buildx
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os/exec"
+	"os"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/refreshd/refreshd/proc"
 )
 
 // Runner runs one command (argv[0] is the program) with extra environment ("K=V") on top of
@@ -22,32 +23,35 @@ import (
 // exit is an error that should carry the end of the command's stderr.
 type Runner func(ctx context.Context, argv []string, env []string, stdout io.Writer) error
 
-// ExecRunner runs commands with os/exec, each in its own process group that is killed as a
-// whole when ctx ends. Output not captured goes to out (nil discards it); stderr is also kept
-// (its last 4 KiB) for the error.
-func ExecRunner(out io.Writer) Runner {
+// ExecRunner runs commands through procs (nil: proc's defaults): each in its own process
+// group, stopped as a whole when ctx ends (SIGTERM, grace, SIGKILL), with Pdeathsig, its
+// group handed to procs.Started for the recovery after a kill -9 of the caller. The
+// environment is this process's plus env. Output not captured goes to out (nil discards it);
+// stderr is also kept (its last 4 KiB) for the error.
+func ExecRunner(procs *proc.Runner, out io.Writer) Runner {
 	return func(ctx context.Context, argv []string, env []string, stdout io.Writer) error {
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env = append(cmd.Environ(), env...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = 5 * time.Second
-		var stderr tailBuffer
 		if out == nil {
 			out = io.Discard
 		}
-		cmd.Stdout = out
+		var stderr tailBuffer
+		c := proc.Cmd{Argv: argv, Env: append(os.Environ(), env...), Output: io.MultiWriter(out, &stderr)}
 		if stdout != nil {
-			cmd.Stdout = stdout
+			c.Stdout = stdout
 		}
-		cmd.Stderr = io.MultiWriter(out, &stderr)
-		if err := cmd.Run(); err != nil {
-			if msg := strings.TrimSpace(stderr.String()); msg != "" {
-				return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, msg)
-			}
-			return fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+		st, err := procs.Run(ctx, c)
+		if err == nil && (st.Code != 0 || st.Signal != "") {
+			err = errors.New(st.String())
 		}
-		return nil
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%s)", ctx.Err(), err)
+		}
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, msg)
+		}
+		return fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
 }
 

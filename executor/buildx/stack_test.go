@@ -25,7 +25,7 @@ type recorder struct {
 }
 
 func (r *recorder) runner() buildx.Runner {
-	exec := buildx.ExecRunner(nil)
+	exec := buildx.ExecRunner(nil, nil)
 	return func(ctx context.Context, argv, env []string, stdout io.Writer) error {
 		r.mu.Lock()
 		r.argvs = append(r.argvs, argv)

@@ -7,12 +7,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/refreshd/refreshd/proc"
 )
 
 // LastCommitTime returns the committer time of branch's head on repo, fetching only that
 // commit into a throwaway repository. Credentials in repo are passed to git through the
-// environment; env adds to git's environment (e.g. TokenEnv). Errors never show credentials.
-func LastCommitTime(ctx context.Context, repo, branch string, env []string) (time.Time, error) {
+// environment; env adds to git's environment (e.g. TokenEnv). procs starts the git
+// processes (nil: proc's defaults). Errors never show credentials.
+func LastCommitTime(ctx context.Context, procs *proc.Runner, repo, branch string, env []string) (time.Time, error) {
 	rem, err := parseRemote(repo, "")
 	if err != nil {
 		return time.Time{}, err
@@ -22,7 +25,7 @@ func LastCommitTime(ctx context.Context, repo, branch string, env []string) (tim
 		return time.Time{}, fmt.Errorf("last commit of %s: %w", branch, err)
 	}
 	defer os.RemoveAll(tmp)
-	run := &ExecRunner{Redact: rem.redactor()}
+	run := &ExecRunner{Redact: rem.redactor(), Proc: procs}
 	env = append(append([]string(nil), env...), rem.env()...)
 	if _, err := run.Git(ctx, tmp, env, "init", "--quiet", "--bare"); err != nil {
 		return time.Time{}, fmt.Errorf("last commit of %s: %w", branch, err)

@@ -3,15 +3,12 @@ package gitpub
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
-	"time"
+
+	"github.com/refreshd/refreshd/proc"
 )
 
 // Runner runs one git command. Publishing goes through it so that the caller decides how
@@ -38,17 +35,20 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("git %s: exit status %d: %s", strings.Join(e.Args, " "), e.Code, msg)
 }
 
-// ExecRunner runs the real git CLI, each command in its own process group so a cancelled
-// publish stops git and any remote helper it started. Command lines and output are copied,
-// redacted, to Output.
+// ExecRunner runs the real git CLI through proc: each command in its own process group
+// (a cancelled publish stops git and any remote helper it started, SIGTERM first so git
+// removes its lock files), with Pdeathsig, its group handed to Proc.Started for the
+// recovery after a kill -9 of the caller. Command lines and output are copied, redacted, to
+// Output.
 type ExecRunner struct {
 	Program string    // path of git; default "git"
 	Output  io.Writer // receives "$ git ..." and the command's output, redacted; nil discards
 	// Redact scrubs secrets from everything written to Output and from errors.
 	// Publish sets it from the repository URL and token when it is nil.
 	Redact func(string) string
-	// Grace is the time between SIGTERM to the process group and SIGKILL; default 10s.
-	Grace time.Duration
+	// Proc starts the processes: kill grace (default proc.DefaultGrace), log, and the hook
+	// that records each group. nil is a proc.Runner with its defaults.
+	Proc *proc.Runner
 }
 
 // Git implements Runner.
@@ -65,88 +65,38 @@ func (r *ExecRunner) Git(ctx context.Context, dir string, env []string, args ...
 	for i, a := range args {
 		shown[i] = redact(a)
 	}
-	out := &lineWriter{w: r.Output, redact: redact}
-	if r.Output != nil {
-		fmt.Fprintf(r.Output, "$ git %s\n", strings.Join(shown, " "))
+	output := r.Output
+	if output == nil {
+		output = io.Discard
 	}
-
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), baseEnv()...)
-	cmd.Env = append(cmd.Env, env...)
+	fmt.Fprintf(output, "$ git %s\n", strings.Join(shown, " "))
+	// Progress output ends lines with CR: a line end too. Blank lines are dropped.
+	lines := &proc.Lines{CR: true, Line: func(b []byte) {
+		if len(bytes.TrimSpace(b)) > 0 {
+			io.WriteString(output, redact(string(b))+"\n")
+		}
+	}}
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = io.MultiWriter(&stderr, out)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// SIGTERM lets git remove its lock files; WaitDelay then SIGKILLs what is left.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = r.Grace
-	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = 10 * time.Second
-	}
-	err := cmd.Run()
-	out.Flush()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("git %s: %w", strings.Join(shown, " "), ctx.Err())
-		}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return stdout.Bytes(), &ExitError{Args: shown, Code: ee.ExitCode(), Stderr: redact(stderr.String())}
-		}
+	st, err := r.Proc.Run(ctx, proc.Cmd{
+		Argv: append([]string{bin}, args...), Dir: dir,
+		Env:    append(append(os.Environ(), baseEnv()...), env...),
+		Stdout: &stdout, Output: io.MultiWriter(&stderr, lines),
+	})
+	lines.Flush()
+	failed := err != nil || st.Code != 0 || st.Signal != ""
+	switch {
+	case !failed:
+		return stdout.Bytes(), nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("git %s: %w", strings.Join(shown, " "), ctx.Err())
+	case err != nil:
 		return nil, fmt.Errorf("git %s: %s", strings.Join(shown, " "), redact(err.Error()))
 	}
-	return stdout.Bytes(), nil
+	return stdout.Bytes(), &ExitError{Args: shown, Code: st.Code, Stderr: redact(stderr.String())}
 }
 
 // baseEnv makes git fail instead of prompting for a credential nobody will type, and keeps
 // its messages in the language the rejection checks parse.
 func baseEnv() []string {
 	return []string{"GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "LANGUAGE=C"}
-}
-
-// lineWriter copies complete lines, redacted, to w; git's progress output ends lines with
-// CR, which counts as a line end too.
-type lineWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	redact func(string) string
-	buf    []byte
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	if l.w == nil {
-		return len(p), nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexAny(l.buf, "\r\n")
-		if i < 0 {
-			break
-		}
-		line := string(l.buf[:i])
-		l.buf = l.buf[i+1:]
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		if _, err := io.WriteString(l.w, l.redact(line)+"\n"); err != nil {
-			return len(p), err
-		}
-	}
-	return len(p), nil
-}
-
-// Flush writes an unterminated last line.
-func (l *lineWriter) Flush() {
-	if l.w == nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(bytes.TrimSpace(l.buf)) > 0 {
-		io.WriteString(l.w, l.redact(string(l.buf))+"\n")
-	}
-	l.buf = nil
 }
