@@ -7,10 +7,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // The client side of TestSocketRefusesOtherUsers: this test binary, re-executed as another
@@ -32,19 +33,7 @@ type emptyService struct{ Service }
 func (emptyService) Status(context.Context) (*Status, error) { return &Status{Version: "t"}, nil }
 
 func TestSocketRefusesOtherUsers(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to create a user and switch to it")
-	}
-	const name = "refreshd-test-nobody"
-	if _, err := user.Lookup(name); err != nil {
-		if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-			t.Fatalf("useradd: %v\n%s", err, out)
-		}
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := testkit.OtherUser(t)
 	// A directory the other user can traverse, so only the socket's own mode decides.
 	dir, err := os.MkdirTemp("", "refreshd-sock")
 	if err != nil {
@@ -74,11 +63,10 @@ func TestSocketRefusesOtherUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(asOther bool) (string, error) {
-		args := []string{bin}
+		cmd := exec.Command(bin)
 		if asOther {
-			args = []string{"setpriv", "--reuid=" + u.Uid, "--regid=" + u.Gid, "--clear-groups", bin}
+			cmd = testkit.CommandAs(u, bin)
 		}
-		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), "REFRESHD_TEST_CLIENT_SOCKET="+sock)
 		out, err := cmd.Output()
 		return string(out), err
@@ -88,6 +76,6 @@ func TestSocketRefusesOtherUsers(t *testing.T) {
 	}
 	out, err := run(true)
 	if err == nil || !strings.Contains(out, "permission denied on "+sock) {
-		t.Fatalf("client as %s: err %v output %q, want permission denied on the socket", name, err, out)
+		t.Fatalf("client as %s: err %v output %q, want permission denied on the socket", u.Username, err, out)
 	}
 }

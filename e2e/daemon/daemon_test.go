@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -301,14 +299,11 @@ func TestSocketAccess(t *testing.T) {
 	if code != 1 || strings.TrimSpace(stderr) != want {
 		t.Errorf("status with no daemon: exit %d, stderr %q, want %q", code, stderr, want)
 	}
-	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to another user")
-	}
-	u := testUser(t)
+	u := testkit.OtherUser(t)
 	e.writePlan("p", "plan: p\nsteps:\n  - id: s\n    run: [\"true\"]\n")
 	e.start(nil)
 	os.Chmod(filepath.Dir(e.socket), 0o755) // only the socket's own mode decides
-	cmd := exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--clear-groups", refreshd.Path(t), "status", "--socket", e.socket)
+	cmd := testkit.CommandAs(u, refreshd.Path(t), "status", "--socket", e.socket)
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "permission denied on "+e.socket) {
 		t.Errorf("status as %s: %v %q, want permission denied", u.Username, err, out)
@@ -316,19 +311,4 @@ func TestSocketAccess(t *testing.T) {
 	if _, _, code := e.cli("status"); code != 0 {
 		t.Errorf("status as root: exit %d", code)
 	}
-}
-
-func testUser(t *testing.T) *user.User {
-	t.Helper()
-	const name = "refreshd-test-nobody"
-	if _, err := user.Lookup(name); err != nil {
-		if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-			t.Fatalf("useradd: %v\n%s", err, out)
-		}
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
