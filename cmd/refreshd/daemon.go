@@ -16,6 +16,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/journald"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -75,12 +76,22 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return &usageError{err: err}
 	}
-	// journald adds its own timestamps; keep the lines short and structured.
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := daemonLogger(stderr, level)
 	return runDaemon(ctx, logger, daemonOptions{
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
 		metricsAddr: *metricsAddr, httpAddr: *httpAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
 	})
+}
+
+// daemonLogger logs in the journal's native protocol when stderr is the journal stream
+// systemd gave the service (each line with its priority, plan/run/step/attempt as fields),
+// and as logfmt text elsewhere (a terminal, a file, a test).
+func daemonLogger(stderr io.Writer, level slog.Level) *slog.Logger {
+	text := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if stderr != os.Stderr || !journald.StderrIsJournal() {
+		return slog.New(text)
+	}
+	return slog.New(journald.NewHandler(journald.Options{Level: level, Identifier: "refreshd", Fallback: text}))
 }
 
 type daemonOptions struct {
