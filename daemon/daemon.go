@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -125,6 +127,7 @@ type Daemon struct {
 	lastReload time.Time
 	lastStatus map[string]history.Status // per plan, for recovery notifications
 	running    map[string]string         // run id -> plan, started runs
+	stopping   bool                      // a stop has begun (STATUS= says so from then on)
 }
 
 // New checks cfg and builds a daemon; nothing runs until Run.
@@ -229,12 +232,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer watchdog.Stop()
 
 	d.log.Info("daemon ready", "plans", len(plans), "socket", d.cfg.Socket, "plans_dir", d.cfg.PlansDir)
-	d.cfg.Notify.Notify("READY=1\nSTATUS=" + d.statusLine(ctx))
+	d.cfg.Notify.Notify("READY=1\nSTATUS=" + d.statusLine())
 	for {
 		select {
 		case <-ctx.Done():
 			d.log.Info("shutting down: interrupting running runs")
-			d.cfg.Notify.Notify("STOPPING=1\nSTATUS=stopping: interrupting running runs")
+			d.mu.Lock()
+			d.stopping = true
+			d.mu.Unlock()
+			d.cfg.Notify.Notify("STOPPING=1\nSTATUS=" + d.statusLine())
 			stopSched(errStopping)
 			select {
 			case <-d.sched.Done():
@@ -408,7 +414,7 @@ func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
 	res := &control.Reloaded{Plans: len(plans), LoadErrors: d.loadErrors}
 	d.mu.Unlock()
 	d.log.Info("plans reloaded", "plans", len(plans), "errors", len(res.LoadErrors))
-	d.cfg.Notify.Notify("READY=1\nSTATUS=" + d.statusLine(ctx))
+	d.cfg.Notify.Notify("READY=1\nSTATUS=" + d.statusLine())
 	return res, nil
 }
 
@@ -459,27 +465,23 @@ func runEnd(r *history.Run, skipReason string) metrics.RunEnd {
 	return e
 }
 
-// statusLine is the short STATUS= text: "3 plans, 1 running: airflow-main".
-func (d *Daemon) statusLine(ctx context.Context) string {
-	states, err := d.sched.Plans(ctx)
-	if err != nil {
-		return "stopping"
-	}
-	var running []string
-	for _, s := range states {
-		if s.Running != "" {
-			running = append(running, s.Plan)
-		}
-	}
+// statusLine is the short STATUS= text: "3 plans, 1 running: airflow-main". It is made from
+// the daemon's own state (the plans it loaded, the runs the observer saw start), never by
+// asking the scheduler, so any goroutine may call it, the scheduler's included.
+func (d *Daemon) statusLine() string {
 	d.mu.Lock()
-	nerr := len(d.loadErrors)
-	d.mu.Unlock()
-	s := fmt.Sprintf("%d plans, %d running", len(states), len(running))
+	defer d.mu.Unlock()
+	if d.stopping {
+		return "stopping: interrupting running runs"
+	}
+	running := slices.Sorted(maps.Values(d.running))
+	running = slices.Compact(running)
+	s := fmt.Sprintf("%d plans, %d running", len(d.plans), len(running))
 	if len(running) > 0 {
 		s += ": " + strings.Join(running, ", ")
 	}
-	if nerr > 0 {
-		s += fmt.Sprintf("; %d plan load errors", nerr)
+	if n := len(d.loadErrors); n > 0 {
+		s += fmt.Sprintf("; %d plan load errors", n)
 	}
 	return s
 }

@@ -289,3 +289,54 @@ steps:
 		t.Fatal(err)
 	}
 }
+
+// TestPlanWebhookURLs: a plan's webhook URLs are rendered by the plan's template engine from
+// secrets read the one way the engine reads them (file without its final newline, env). A
+// URL whose secret has no value is not sent, and the log names the secret, never a value.
+func TestPlanWebhookURLs(t *testing.T) {
+	dir := t.TempDir()
+	urlFile := filepath.Join(dir, "hook-url")
+	if err := os.WriteFile(urlFile, []byte("https://hooks.example/T0K3N\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REFRESHD_TEST_HOOK_KEY", "k3y")
+	p := parsePlan(t, dir, "p", `plan: p
+secrets:
+  URL: { file: `+urlFile+` }
+  KEY: { env: REFRESHD_TEST_HOOK_KEY }
+  GONE: { env: REFRESHD_TEST_UNSET_HOOK_VARIABLE }
+notify:
+  - { url: "{{ .secrets.URL }}", format: slack }
+  - { url: "https://hooks.example/x?key={{ .secrets.KEY }}" }
+  - { url: "https://hooks.example/y/{{ .secrets.GONE }}" }
+steps:
+  - id: a
+    run: ["true"]
+`)
+	var logs strings.Builder
+	d := &Daemon{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	global := webhook.Target{URL: "https://global.example/"}
+	targets, secrets := d.planTargets(p, []webhook.Target{global})
+	var urls []string
+	for _, tg := range targets {
+		urls = append(urls, tg.URL)
+	}
+	want := []string{"https://global.example/", "https://hooks.example/T0K3N", "https://hooks.example/x?key=k3y"}
+	if strings.Join(urls, " ") != strings.Join(want, " ") {
+		t.Errorf("targets %q, want %q", urls, want)
+	}
+	if targets[1].Format != "slack" || len(targets[1].Secrets) != 2 {
+		t.Errorf("plan target %+v: want format slack and both secret values to mask", targets[1])
+	}
+	if len(secrets) != 2 {
+		t.Errorf("secrets to mask: %d, want the 2 that have values", len(secrets))
+	}
+	if !strings.Contains(logs.String(), "GONE") || !strings.Contains(logs.String(), "REFRESHD_TEST_UNSET_HOOK_VARIABLE") {
+		t.Errorf("the log does not name the secret without a value:\n%s", logs.String())
+	}
+	for _, v := range []string{"T0K3N", "k3y"} {
+		if strings.Contains(logs.String(), v) {
+			t.Errorf("the log holds the secret value %q:\n%s", v, logs.String())
+		}
+	}
+}

@@ -1,19 +1,19 @@
 package daemon
 
 import (
-	"context"
-	"os"
-	"regexp"
-	"strings"
-	"sync"
-	"time"
+	"maps"
+	"slices"
 
 	"github.com/refreshd/refreshd/daemon/webhook"
+	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 
-// Observer receives the engine's events (it satisfies executor.Observer).
+// Observer receives the engine's events (it satisfies executor.Observer) and the runner's
+// (a run that failed to start, a dropped trigger). It reads and writes only the
+// daemon's own state, under d.mu, and never waits on the scheduler, so the scheduler's
+// goroutine may call it too.
 type Observer struct{ d *Daemon }
 
 // RunStarted implements executor.Observer.
@@ -26,7 +26,7 @@ func (o *Observer) RunStarted(r *history.Run) {
 	if d.metrics != nil {
 		d.metrics.RunStarted(r.Plan)
 	}
-	d.cfg.Notify.Notify("STATUS=" + d.statusLine(context.Background()))
+	d.cfg.Notify.Notify("STATUS=" + d.statusLine())
 }
 
 // StepChanged implements executor.Observer.
@@ -71,7 +71,7 @@ func (o *Observer) RunFinished(r *history.Run) {
 			d.metrics.CacheTags(r.Plan, verified, missing)
 		}
 	}
-	d.cfg.Notify.Notify("STATUS=" + d.statusLine(context.Background()))
+	d.cfg.Notify.Notify("STATUS=" + d.statusLine())
 
 	event := ""
 	switch {
@@ -88,13 +88,7 @@ func (o *Observer) RunFinished(r *history.Run) {
 	targets := append([]webhook.Target(nil), d.cfg.Webhooks...)
 	var secrets []string
 	if p != nil {
-		// Every secret of the plan is masked in the payload, not only those in a URL: a
-		// step's error quoted in the reason may hold any of them.
-		values := secretValues(p.Secrets)
-		for _, w := range p.Notify {
-			targets = append(targets, webhook.Target{URL: resolveSecrets(w.URL, values), Format: w.Format, On: w.On, Secrets: mapValues(values)})
-		}
-		secrets = mapValues(values)
+		targets, secrets = d.planTargets(p, targets)
 	}
 	d.hooks.Send(d.hookCtx, targets, webhook.Event{
 		Event: event, Plan: r.Plan, Run: r.ID, Status: string(r.Status), Previous: string(prev),
@@ -102,154 +96,25 @@ func (o *Observer) RunFinished(r *history.Run) {
 	}, secrets...)
 }
 
-var secretRef = regexp.MustCompile(`\{\{\s*\.secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
-
-// secretValues reads the plan's secrets now (they are never stored). A secret that cannot
-// be read is left out: its reference then stays unresolved in the URL and the post fails
-// visibly, without the value appearing anywhere.
-func secretValues(secrets map[string]plan.Secret) map[string]string {
-	out := make(map[string]string, len(secrets))
-	for name, s := range secrets {
-		var v string
-		switch {
-		case s.File != "":
-			b, err := os.ReadFile(s.File)
-			if err != nil {
-				continue
-			}
-			v = strings.TrimRight(string(b), "\r\n")
-		case s.Env != "":
-			v = os.Getenv(s.Env)
+// planTargets adds the plan's own webhooks to targets, their URLs rendered by the plan's
+// template engine from the plan's secrets, read now (they are never stored). It returns
+// every secret value it read: all of them are masked in the payload, not only those in a
+// URL, since a step's error quoted in the reason may hold any of them. A webhook whose URL
+// cannot be rendered (its secret has no value) is not sent, and the log says why, naming
+// the secret, never a value.
+func (d *Daemon) planTargets(p *plan.Plan, targets []webhook.Target) ([]webhook.Target, []string) {
+	values, err := executor.ReadSecrets(p)
+	if err != nil {
+		d.log.Warn("plan secrets unreadable for notifications", "plan", p.Name, "err", err)
+	}
+	secrets := slices.Collect(maps.Values(values))
+	for _, w := range p.Notify {
+		url, err := w.RenderURL(values)
+		if err != nil {
+			d.log.Error("plan webhook not sent", "plan", p.Name, "err", err)
+			continue
 		}
-		if v != "" {
-			out[name] = v
-		}
+		targets = append(targets, webhook.Target{URL: url, Format: w.Format, On: w.On, Secrets: secrets})
 	}
-	return out
-}
-
-// resolveSecrets fills {{ .secrets.NAME }} in a webhook URL.
-func resolveSecrets(raw string, values map[string]string) string {
-	return secretRef.ReplaceAllStringFunc(raw, func(m string) string {
-		if v, ok := values[secretRef.FindStringSubmatch(m)[1]]; ok {
-			return v
-		}
-		return m
-	})
-}
-
-func mapValues(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
-// streams keeps the live output of started runs for `logs -f` and `run --wait`: the latest
-// lines (at most max per run) and the followers waiting for more. Followers address lines by
-// their absolute number in the run, so one that falls behind the buffer learns how many it
-// missed rather than waiting on a position the buffer never reaches again.
-type streams struct {
-	max  int // lines kept per run
-	mu   sync.Mutex
-	runs map[string]*stream
-}
-
-type stream struct {
-	lines   []streamLine
-	dropped int // lines dropped from the front; lines[0] is line number dropped
-	done    bool
-	wake    chan struct{} // closed and replaced on each new line or at the end
-}
-
-type streamLine struct{ instance, text string }
-
-// defaultMaxBuffered bounds memory per run. The whole output is in the attempt log files,
-// which `refreshd logs RUN` reads once the run has ended.
-const defaultMaxBuffered = 20000
-
-func newStreams(max int) *streams {
-	if max <= 0 {
-		max = defaultMaxBuffered
-	}
-	return &streams{max: max, runs: map[string]*stream{}}
-}
-
-func (s *streams) open(id string) *stream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.runs[id]
-	if st == nil {
-		st = &stream{wake: make(chan struct{})}
-		s.runs[id] = st
-	}
-	return st
-}
-
-func (s *streams) get(id string) *stream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.runs[id]
-}
-
-func (s *streams) line(id, instance, text string) {
-	st := s.open(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(st.lines) >= s.max {
-		// Zero the dropped entry so its strings can be collected before append reallocates.
-		st.lines[0] = streamLine{}
-		st.lines = st.lines[1:]
-		st.dropped++
-	}
-	st.lines = append(st.lines, streamLine{instance, text})
-	close(st.wake)
-	st.wake = make(chan struct{})
-}
-
-// finish marks a run's stream ended; it is forgotten a minute later, when every follower
-// has had time to read the end.
-func (s *streams) finish(id string) {
-	st := s.open(id)
-	s.mu.Lock()
-	if !st.done {
-		st.done = true
-		close(st.wake)
-		st.wake = make(chan struct{})
-	}
-	s.mu.Unlock()
-	time.AfterFunc(time.Minute, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.runs[id] == st {
-			delete(s.runs, id)
-		}
-	})
-}
-
-// chunk is what one read of a stream returns.
-type chunk struct {
-	lines   []streamLine
-	skipped int  // lines before the first returned one that are no longer buffered
-	next    int  // absolute line number to read from next
-	done    bool // the run has ended and every line up to next has been returned
-	more    <-chan struct{}
-}
-
-// read returns the lines from absolute line number from on, how many of the lines asked for
-// were already dropped from the buffer, whether the stream has ended, and a channel closed
-// when there is more.
-func (s *streams) read(st *stream, from int) chunk {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := chunk{done: st.done, more: st.wake}
-	if from < st.dropped {
-		c.skipped = st.dropped - from
-		from = st.dropped
-	}
-	i := min(from-st.dropped, len(st.lines))
-	c.lines = append([]streamLine(nil), st.lines[i:]...)
-	c.next = st.dropped + len(st.lines)
-	return c
+	return targets, secrets
 }

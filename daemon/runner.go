@@ -55,8 +55,9 @@ func (r *runner) recordFailed(f schedule.Fire, reason string) {
 	d.Observer().RunFinished(run)
 }
 
-// Skipped records a trigger dropped because the plan was running. The scheduler calls it
-// on its own goroutine: it must not call back into the scheduler.
+// Skipped records a trigger dropped because the plan was running, and counts it as an
+// overlap skip (the observer would count it as a skip of another kind; nothing else of
+// the observer applies to a trigger that never had a run).
 func (r *runner) Skipped(f schedule.Fire, reason string) {
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
@@ -72,6 +73,9 @@ func (r *runner) Skipped(f schedule.Fire, reason string) {
 // Dropped records a queued run that will never start (cancelled, its plan removed by a
 // reload, the daemon stopping) as interrupted, and ends its live stream, so `run --wait`
 // and `logs -f` on it return instead of waiting for a start that will not come.
+// It goes through the observer like every other end: the observer ends its live stream and
+// counts it; a run that never started sends no webhook. The scheduler calls Dropped on its
+// own goroutine, which is safe: the observer never waits on the scheduler.
 func (r *runner) Dropped(f schedule.Fire, cause error) {
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
@@ -79,11 +83,5 @@ func (r *runner) Dropped(f schedule.Fire, cause error) {
 	if err := r.d.cfg.Store.SaveRun(run); err != nil {
 		r.d.log.Error("record dropped run", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}
-	// Not through Observer.RunFinished: the scheduler calls Dropped on its own goroutine,
-	// and the observer's status line asks the scheduler, which would deadlock. A run that
-	// never started sends no webhook either way.
-	r.d.streams.finish(f.RunID)
-	if r.d.metrics != nil {
-		r.d.metrics.RunFinished(runEnd(run, ""), false)
-	}
+	r.d.Observer().RunFinished(run)
 }

@@ -263,7 +263,7 @@ type runState struct {
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
 func (rs *runState) execute(ctx context.Context) (history.Status, string) {
-	secrets, err := readSecrets(rs.p)
+	secrets, err := ReadSecrets(rs.p)
 	if err != nil {
 		rs.skipAll("run failed before it started")
 		return history.StatusFailed, err.Error()

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"fmt"
 	"maps"
 	"os"
 	"slices"
@@ -53,42 +52,4 @@ func stepEnv(inst *plan.Instance, secrets map[string]string, dockerConfig string
 		out = append(out, k+"="+env[k])
 	}
 	return out
-}
-
-// readSecrets reads every secret of p from its file or environment variable. An error names
-// the secret and where it was looked for, never a value. A secret file's final newline is
-// not part of the value (files written with echo have one).
-func readSecrets(p *plan.Plan) (map[string]string, error) {
-	out := make(map[string]string, len(p.Secrets))
-	for _, name := range slices.Sorted(maps.Keys(p.Secrets)) {
-		s := p.Secrets[name]
-		var v string
-		switch {
-		case s.File != "":
-			data, err := os.ReadFile(s.File)
-			if err != nil {
-				return nil, fmt.Errorf("secret %s (%s): read %s: %w", name, s.Pos, s.File, unwrapPathError(err))
-			}
-			v = strings.TrimRight(string(data), "\r\n")
-		case s.Env != "":
-			var ok bool
-			v, ok = os.LookupEnv(s.Env)
-			if !ok {
-				return nil, fmt.Errorf("secret %s (%s): environment variable %s is not set", name, s.Pos, s.Env)
-			}
-		}
-		if v == "" {
-			return nil, fmt.Errorf("secret %s (%s): value is empty", name, s.Pos)
-		}
-		out[name] = v
-	}
-	return out, nil
-}
-
-// unwrapPathError drops the *PathError's own copy of the path, already in our message.
-func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }

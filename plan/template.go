@@ -238,3 +238,14 @@ func varData(vars map[string]Var) map[string]any {
 	}
 	return m
 }
+
+// RenderURL is the webhook's URL with its template ({{ .secrets.NAME }}) executed against
+// the plan's secret values, by the same engine as every other template of the plan. A
+// secret without a value is an error naming it, never a URL with the reference left in.
+func (w Webhook) RenderURL(secrets map[string]string) (string, error) {
+	u, err := render(w.URL, map[string]any{"secrets": secrets})
+	if err != nil {
+		return "", fmt.Errorf("notify url at %s: %w", w.Pos, err)
+	}
+	return u, nil
+}
