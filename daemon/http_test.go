@@ -44,6 +44,7 @@ secrets:
   TOKEN: {env: REFRESHD_TEST_DASHBOARD_TOKEN}
 steps:
   - id: say
+    secrets: [TOKEN]
     run: [sh, -c, "echo one; sleep 0.6; echo token=$TOKEN; sleep 0.6; echo three"]
 `)
 			store, eng, attach := realEngine(t, dir)
