@@ -286,12 +286,17 @@ func (x *expander) step(s *Step) {
 			pc.Branch = x.render(s, "publish_constraints.branch", pc.Branch, data)
 			pc.Files = x.render(s, "publish_constraints.files", pc.Files, data)
 			pc.Dir = x.render(s, "publish_constraints.dir", pc.Dir, data)
+			x.check(s, "publish_constraints.branch", checkBranch(pc.Branch))
+			x.check(s, "publish_constraints.files", checkRelPath("files", pc.Files))
+			x.check(s, "publish_constraints.dir", checkRelPath("dir", pc.Dir))
 			base.Action = &PublishAction{PublishConstraints: pc}
 			x.add(base)
 		case s.VerifyCache != nil:
 			ref := x.render(s, "verify_cache.ref", s.VerifyCache.Ref, data)
 			if !hasTag(ref) {
 				x.errorf(s.at["verify_cache.ref"], "verify_cache ref renders to %q, which has no :TAG or @DIGEST", ref)
+			} else {
+				x.check(s, "verify_cache.ref", checkImageRef("verify_cache ref", ref))
 			}
 			base.Action = &VerifyAction{Refs: []string{ref}}
 			x.add(base)
@@ -305,6 +310,8 @@ func (x *expander) buildxCache(s *Step, base *Instance, data map[string]any) {
 	repo := x.render(s, "buildx_cache.ref", bc.Ref, data)
 	if hasTag(repo) {
 		x.errorf(s.at["buildx_cache.ref"], "buildx_cache ref %q must be a repository without a tag; refreshd adds cache-<os>-<arch> per platform", repo)
+	} else {
+		x.check(s, "buildx_cache.ref", checkImageRef("buildx_cache ref", repo))
 	}
 	var args []KV
 	for _, k := range slices.Sorted(maps.Keys(bc.BuildArgs)) {
@@ -386,6 +393,18 @@ func (x *expander) env(s *Step, data map[string]any) map[string]string {
 		env[k] = x.render(s, "env."+k, v, data)
 	}
 	return env
+}
+
+// check records msg, when there is one, at the step's key.
+func (x *expander) check(s *Step, key, msg string) {
+	if msg == "" {
+		return
+	}
+	pos, ok := s.at[key]
+	if !ok {
+		pos = s.Pos
+	}
+	x.errorf(pos, "%s", msg)
 }
 
 func (x *expander) render(s *Step, key, text string, data map[string]any) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,32 +41,60 @@ func single(plans []*Plan) (*Plan, error) {
 // in the shared builders files of the same directory (files with a top-level builders: list
 // and no plan:). Every problem of the file is in the returned ErrorList.
 func LoadPlans(path string) ([]*Plan, error) {
-	dir := filepath.Dir(path)
-	l := newLoader()
-	files, err := l.read(dir, path)
+	plans, err := LoadFiles([]string{path})
 	if err != nil {
 		return nil, err
 	}
-	var target *parsedFile
-	for _, f := range files {
-		if f.path == filepath.Clean(path) {
-			target = f
-		}
-	}
-	if target == nil {
-		return nil, fmt.Errorf("load plan %s: not found", path)
-	}
-	l.sharedBuilders(files)
-	if target.kind == kindBuilders {
-		l.errs = append(l.errs, &Error{Pos: Pos{File: target.path, Line: 1, Col: 1},
-			Msg: "this is a shared builders file (builders: and no plan:), not a plan; validate its directory instead"})
-		return nil, l.errs.err()
-	}
-	plans := l.plans(target)
-	if err := l.errs.err(); err != nil {
-		return nil, err
-	}
 	return plans, nil
+}
+
+// LoadFiles loads and validates plan files, as LoadPlans does for each, reading each
+// directory involved once: validating every file of a directory one by one costs what
+// validating the directory does. It returns the valid plans in the order of the files
+// given AND, when any file is invalid, an ErrorList of all their problems.
+func LoadFiles(paths []string) ([]*Plan, error) {
+	return loadFiles(paths, newFSReader(loadTimeout))
+}
+
+func loadFiles(paths []string, rd *fsReader) ([]*Plan, error) {
+	byDir := map[string]map[string]bool{}
+	var dirs []string
+	for _, path := range paths {
+		dir := filepath.Dir(path)
+		if byDir[dir] == nil {
+			byDir[dir] = map[string]bool{}
+			dirs = append(dirs, dir)
+		}
+		byDir[dir][filepath.Clean(path)] = true
+	}
+	loaded := map[string][]*Plan{}
+	var errs ErrorList
+	for _, dir := range dirs {
+		l := newLoader()
+		l.fs = rd
+		files, err := l.read(dir, byDir[dir])
+		if err != nil {
+			return nil, err
+		}
+		l.sharedBuilders(files)
+		for _, f := range files {
+			if !byDir[dir][f.path] {
+				continue
+			}
+			if f.kind == kindBuilders {
+				l.errs = append(l.errs, &Error{Pos: Pos{File: f.path, Line: 1, Col: 1},
+					Msg: "this is a shared builders file (builders: and no plan:), not a plan; validate its directory instead"})
+				continue
+			}
+			loaded[f.path] = l.plans(f)
+		}
+		errs = append(errs, l.errs...)
+	}
+	var plans []*Plan
+	for _, path := range paths {
+		plans = append(plans, loaded[filepath.Clean(path)]...)
+	}
+	return plans, errs.err()
 }
 
 // LoadDir loads every *.yaml and *.yml file of dir (not recursively, in name order). It
@@ -73,8 +102,13 @@ func LoadPlans(path string) ([]*Plan, error) {
 // invalid, an ErrorList of all their problems: a daemon keeps running the last good version
 // of an invalid plan.
 func LoadDir(dir string) ([]*Plan, error) {
+	return loadDir(dir, newFSReader(loadTimeout))
+}
+
+func loadDir(dir string, rd *fsReader) ([]*Plan, error) {
 	l := newLoader()
-	files, err := l.read(dir, "")
+	l.fs = rd
+	files, err := l.read(dir, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -147,75 +181,73 @@ type parsedFile struct {
 type loader struct {
 	builders map[string]*Builder
 	errs     ErrorList
+	fs       *fsReader           // reads the files within one deadline
 	known    map[string][]string // when set, the keys each object kind accepts (schema test)
 }
 
-func newLoader() *loader { return &loader{builders: make(map[string]*Builder)} }
+func newLoader() *loader {
+	return &loader{builders: make(map[string]*Builder), fs: newFSReader(loadTimeout)}
+}
 
-// read parses the plan files of dir (only only, when set, plus the shared builders files).
-func (l *loader) read(dir, only string) ([]*parsedFile, error) {
-	entries, err := os.ReadDir(dir)
+// read parses the plan files of dir: all of them when only is nil, else the files in only
+// plus the shared builders files. A sibling outside only that cannot be read is not this
+// load's problem; a file in only that cannot be read is an error.
+func (l *loader) read(dir string, only map[string]bool) ([]*parsedFile, error) {
+	entries, err := l.fs.readDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read plans directory %s: %w", dir, err)
+		return nil, err
 	}
+	wanted := func(path string) bool { return only == nil || only[path] }
 	var out []*parsedFile
+	found := map[string]bool{}
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		data, err := readLimited(path)
+		found[path] = true
+		data, err := l.fs.readFile(path)
 		if err != nil {
-			if only != "" && path != filepath.Clean(only) {
-				continue // an unreadable sibling does not make this plan invalid
+			if wanted(path) {
+				l.errs = append(l.errs, &Error{Pos: Pos{File: path}, Msg: err.Error()})
 			}
-			l.errs = append(l.errs, &Error{Pos: Pos{File: path}, Msg: err.Error()})
 			continue
 		}
-		if only != "" && path != filepath.Clean(only) && !bytes.Contains(data, []byte("builders")) {
+		if !wanted(path) && !bytes.Contains(data, []byte("builders")) {
 			continue // cannot be a shared builders file: do not parse it
 		}
-		f := l.parse(path, data)
-		if f == nil {
-			continue
+		var f *parsedFile
+		if wanted(path) {
+			f = l.parse(path, data)
+		} else {
+			// A sibling's own syntax errors are its load's problem, not this one's.
+			f = (&loader{}).parse(path, data)
 		}
-		if only != "" && path != filepath.Clean(only) && f.kind != kindBuilders {
+		if f == nil || !wanted(path) && f.kind != kindBuilders {
 			continue
 		}
 		out = append(out, f)
 	}
-	if only != "" && !slices.ContainsFunc(out, func(f *parsedFile) bool { return f.path == filepath.Clean(only) }) {
-		if _, err := os.Stat(only); err != nil {
+	for _, path := range slices.Sorted(maps.Keys(only)) {
+		if found[path] {
+			continue
+		}
+		if _, err := os.Lstat(path); err != nil {
 			return nil, fmt.Errorf("load plan: %w", err)
 		}
-		if len(l.errs) == 0 {
-			return nil, fmt.Errorf("load plan %s: not a .yaml or .yml file", only)
-		}
-		return nil, l.errs.err()
+		return nil, fmt.Errorf("load plan %s: not a .yaml or .yml file", path)
 	}
 	return out, nil
-}
-
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("larger than %d bytes; plan files are small", maxFileSize)
-	}
-	return data, nil
 }
 
 // parse reads the YAML of one file and classifies it. Syntax errors are recorded with the
 // line yaml.v3 reports.
 func (l *loader) parse(path string, data []byte) *parsedFile {
+	if err := checkUTF8(path, data); err != nil {
+		l.errs = append(l.errs, err)
+		return nil
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -232,6 +264,10 @@ func (l *loader) parse(path string, data []byte) *parsedFile {
 		return nil
 	} else if !errors.Is(err, io.EOF) {
 		l.errs = append(l.errs, yamlError(path, err))
+		return nil
+	}
+	if err := expandAliases(path, &doc); err != nil {
+		l.errs = append(l.errs, err)
 		return nil
 	}
 	root := resolve(&doc)

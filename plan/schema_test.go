@@ -22,7 +22,7 @@ import (
 func TestSchemaMatchesDecoder(t *testing.T) {
 	l := newLoader()
 	l.known = make(map[string][]string)
-	files, err := l.read("testdata/full", "")
+	files, err := l.read("testdata/full", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/plan"
 )
 
 // TestPlanAirflow is the dry run of the shipped Airflow plan. The breeze lines are run steps
@@ -59,6 +64,8 @@ func TestValidate(t *testing.T) {
 		{"shipped", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plans"}, 0},
 		{"bad", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plan/testdata/bad/many-errors.yaml", "../../plans/airflow.yaml"}, 1},
 		{"usage", []string{"validate"}, 2},
+		// Values rendered into image references, branch names and paths, per instance.
+		{"rendered", []string{"validate", "--from", "2026-03-28T12:00:00Z", "testdata/rendered-values.yaml"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,5 +95,31 @@ func TestSchemaAndVersion(t *testing.T) {
 		if code := dispatch([]string{c, "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Usage: refreshd "+c) {
 			t.Errorf("%s --help: exit %d, %q", c, code, errb.String())
 		}
+	}
+}
+
+// validate returns at once when a signal cancels its context, even while a plan file's read
+// is stuck (a hung file system): the read's goroutine is left to the kernel.
+func TestValidateStopsOnSignal(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	stuck := make(chan struct{})
+	defer close(stuck)
+	done := make(chan error, 1)
+	go func() {
+		done <- validateUntilDone(ctx, func() error {
+			load := planLoaders{dir: func(string) ([]*plan.Plan, error) { <-stuck; return nil, nil }}
+			return validatePaths(load, []string{t.TempDir()}, time.Now(), io.Discard, io.Discard)
+		})
+	}()
+	cancel(errors.New("terminated signal received"))
+	select {
+	case err := <-done:
+		var errb bytes.Buffer
+		if code := exitCode(&errb, err); code != exitInterrupted {
+			t.Errorf("exit %d, want %d", code, exitInterrupted)
+		}
+		testkit.Golden(t, "testdata/validate-signal.golden", errb.String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("validate did not return after its context was cancelled")
 	}
 }

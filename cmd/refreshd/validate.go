@@ -31,47 +31,90 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		now = t
 	}
+	// Loading is bounded in time (a plan on a hung file system is reported, not waited
+	// for), yet a signal must still end validate at once: the work runs aside and
+	// validate returns when the context is cancelled.
+	return validateUntilDone(ctx, func() error {
+		return validatePaths(planLoaders{dir: plan.LoadDir, files: plan.LoadFiles}, fs.Args(), now, stdout, stderr)
+	})
+}
+
+// validateUntilDone runs validate's work aside and returns its result, or exit 130 as soon
+// as ctx is cancelled (SIGINT or SIGTERM): the work may be stuck in a read the kernel does
+// not let go of, and the process exits anyway.
+func validateUntilDone(ctx context.Context, work func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- work() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("validate stopped: %w", context.Cause(ctx))}
+	}
+}
+
+// planLoaders are the plan package's loaders, as validate uses them.
+type planLoaders struct {
+	dir   func(dir string) ([]*plan.Plan, error)
+	files func(paths []string) ([]*plan.Plan, error)
+}
+
+// validatePaths validates each path: a directory as the daemon loads it, and every run of
+// consecutive file arguments together (each directory read once, so validating 1,600
+// files costs what their directory does).
+func validatePaths(load planLoaders, paths []string, now time.Time, stdout, stderr io.Writer) error {
 	ok := true
-	for _, path := range fs.Args() {
-		var plans []*plan.Plan
-		var err error
-		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
-			plans, err = plan.LoadDir(path)
-		} else {
-			var p *plan.Plan
-			p, err = plan.LoadFile(path)
-			if p != nil {
-				plans = []*plan.Plan{p}
-			}
-		}
+	report := func(plans []*plan.Plan, err error) {
 		for _, p := range plans {
-			printValid(stdout, p, now)
+			if !printValid(stdout, stderr, p, now) {
+				ok = false
+			}
 		}
 		if err != nil {
 			ok = false
 			printError(stderr, err)
 		}
 	}
+	var files []string
+	flush := func() {
+		if len(files) > 0 {
+			report(load.files(files))
+			files = nil
+		}
+	}
+	for _, path := range paths {
+		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			flush()
+			report(load.dir(path))
+			continue
+		}
+		files = append(files, path)
+	}
+	flush()
 	if !ok {
 		return exitWith(exitFailed)
 	}
 	return nil
 }
 
-func printValid(w io.Writer, p *plan.Plan, now time.Time) {
+// printValid renders every instance of p, as a run would, and prints its summary and next
+// run times, or the rendering's errors (an image reference, path or branch name a value
+// made invalid). It reports whether p is valid.
+func printValid(w, errw io.Writer, p *plan.Plan, now time.Time) bool {
 	g, err := plan.Expand(p)
-	n := 0
-	if err == nil {
-		n = len(g.Instances)
+	if err != nil {
+		printError(errw, err)
+		return false
 	}
-	fmt.Fprintf(w, "%s: plan %s ok (%d steps, %d instances)\n", p.File, p.Name, len(p.Steps), n)
+	fmt.Fprintf(w, "%s: plan %s ok (%d steps, %d instances)\n", p.File, p.Name, len(p.Steps), len(g.Instances))
 	if p.Schedule == "" {
 		fmt.Fprintln(w, "  no schedule: manual runs only")
-		return
+		return true
 	}
 	var times []string
 	for _, t := range p.NextRuns(now, 3) {
 		times = append(times, t.Format("Mon 2006-01-02 15:04:05 MST"))
 	}
 	fmt.Fprintf(w, "  schedule %q in %s, next: %s\n", p.Schedule, p.Timezone, strings.Join(times, ", "))
+	return true
 }

@@ -121,7 +121,11 @@ func (c *Client) do(ctx context.Context, r Ref, method, path, accept string) (*h
 			req.Header.Set("Authorization", authz)
 		}
 		// Not wrapped: a transport error is a *url.Error, which names the method and URL.
-		return c.http.Do(req)
+		resp, err := c.http.Do(req)
+		if isPlainHTTPAnswer(err) {
+			return nil, fmt.Errorf("%w: registry %s speaks plain HTTP; if that is intended (a local registry without TLS), start refreshd with --plain-http-registry %s", err, host, host)
+		}
+		return resp, err
 	}
 
 	token := c.tokens.get(host + " " + scope)

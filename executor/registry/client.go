@@ -105,10 +105,26 @@ func retryClient(hc *http.Client, opts Options) *retryablehttp.Client {
 		RetryWaitMin: opts.RetryWaitMin,
 		RetryWaitMax: opts.RetryWaitMax,
 		RetryMax:     opts.Attempts - 1,
-		CheckRetry:   retryablehttp.DefaultRetryPolicy,
+		CheckRetry:   retryPolicy,
 		Backoff:      retryablehttp.DefaultBackoff, // honours Retry-After on 429 and 503
 		ErrorHandler: lastTry,
 	}
+}
+
+// retryPolicy is retryablehttp's default, except that an answer in plain HTTP to an HTTPS
+// request is final: asking again gets the same answer, and the fix is the operator's.
+func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if isPlainHTTPAnswer(err) {
+		return false, nil
+	}
+	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+}
+
+// isPlainHTTPAnswer reports whether err is net/http's report of a server that answered a
+// TLS handshake in plain HTTP. net/http has no exported error for it: the text is its
+// only mark.
+func isPlainHTTPAnswer(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // lastTry is the retryablehttp.ErrorHandler: the last response, not a generic "giving up"
