@@ -121,6 +121,11 @@ type Daemon struct {
 	cancelHooks context.CancelFunc
 	reloadMu    sync.Mutex // serialises reloads (SIGHUP and the socket), whole
 
+	// notifyMu orders sd_notify messages with the state they describe: stopping is set
+	// with STOPPING=1 (holding both locks; read under either), after which no READY=1 goes
+	// out and STATUS= only counts the stop down. Taken before mu, never while holding it.
+	notifyMu sync.Mutex
+
 	mu         sync.Mutex // guards the fields below
 	plans      map[string]*plan.Plan
 	loadErrors []control.LoadError
@@ -190,7 +195,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	d.cfg.Notify.Notify("STATUS=loading plans")
+	d.notify("STATUS=loading plans")
 	plans := d.loadPlans(nil)
 	d.rememberLastStatus(plans)
 
@@ -232,15 +237,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer watchdog.Stop()
 
 	d.log.Info("daemon ready", "plans", len(plans), "socket", d.cfg.Socket, "plans_dir", d.cfg.PlansDir)
-	d.cfg.Notify.Notify("READY=1\nSTATUS=" + d.statusLine())
+	d.notifyStatus("READY=1")
 	for {
 		select {
 		case <-ctx.Done():
 			d.log.Info("shutting down: interrupting running runs")
-			d.mu.Lock()
-			d.stopping = true
-			d.mu.Unlock()
-			d.cfg.Notify.Notify("STOPPING=1\nSTATUS=" + d.statusLine())
+			d.notifyStopping()
 			stopSched(errStopping)
 			select {
 			case <-d.sched.Done():
@@ -379,7 +381,7 @@ func (d *Daemon) drainWebhooks() {
 func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	d.cfg.Notify.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading plans", monotonicUsec()))
+	d.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading plans", monotonicUsec()))
 	d.mu.Lock()
 	old := d.plans
 	d.mu.Unlock()
@@ -414,7 +416,7 @@ func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
 	res := &control.Reloaded{Plans: len(plans), LoadErrors: d.loadErrors}
 	d.mu.Unlock()
 	d.log.Info("plans reloaded", "plans", len(plans), "errors", len(res.LoadErrors))
-	d.cfg.Notify.Notify("READY=1\nSTATUS=" + d.statusLine())
+	d.notifyStatus("READY=1")
 	return res, nil
 }
 
@@ -465,17 +467,59 @@ func runEnd(r *history.Run, skipReason string) metrics.RunEnd {
 	return e
 }
 
-// statusLine is the short STATUS= text: "3 plans, 1 running: airflow-main". It is made from
-// the daemon's own state (the plans it loaded, the runs the observer saw start), never by
-// asking the scheduler, so any goroutine may call it, the scheduler's included.
+// notify sends state to systemd, unless a stop has begun: after STOPPING=1 neither a
+// READY=1 nor a reload's status may tell systemd the daemon is serving again.
+func (d *Daemon) notify(state string) {
+	d.notifyMu.Lock()
+	defer d.notifyMu.Unlock()
+	if !d.stopping {
+		d.cfg.Notify.Notify(state)
+	}
+}
+
+// notifyStatus sends STATUS= with the current state, after the assignments in prefix
+// ("READY=1"; "" for none). It is sent at every run start and end, so the line never shows
+// a run that has ended; during a stop it counts the runs still being stopped.
+func (d *Daemon) notifyStatus(prefix string) {
+	d.notifyMu.Lock()
+	defer d.notifyMu.Unlock()
+	if d.stopping {
+		prefix = "" // no READY=1 after STOPPING=1
+	}
+	if prefix != "" {
+		prefix += "\n"
+	}
+	d.cfg.Notify.Notify(prefix + "STATUS=" + d.statusLine())
+}
+
+// notifyStopping sends STOPPING=1 and marks the daemon stopping, in one step: a status
+// computed before it cannot be sent after it.
+func (d *Daemon) notifyStopping() {
+	d.notifyMu.Lock()
+	defer d.notifyMu.Unlock()
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
+	d.cfg.Notify.Notify("STOPPING=1\nSTATUS=" + d.statusLine())
+}
+
+// statusLine is the short STATUS= text: "3 plans, 1 running: airflow-main", or during a
+// stop "stopping: interrupting 1 running run: airflow-main". It is built from the runs the
+// engine reported started and not yet finished, not from the scheduler, which counts a run
+// until its goroutine returns, after the run's end was reported. Call with notifyMu held.
 func (d *Daemon) statusLine() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	running := slices.Compact(slices.Sorted(maps.Values(d.running)))
 	if d.stopping {
-		return "stopping: interrupting running runs"
+		switch len(running) {
+		case 0:
+			return "stopping: no runs left"
+		case 1:
+			return "stopping: interrupting 1 running run: " + running[0]
+		}
+		return fmt.Sprintf("stopping: interrupting %d running runs: %s", len(running), strings.Join(running, ", "))
 	}
-	running := slices.Sorted(maps.Values(d.running))
-	running = slices.Compact(running)
 	s := fmt.Sprintf("%d plans, %d running", len(d.plans), len(running))
 	if len(running) > 0 {
 		s += ": " + strings.Join(running, ", ")

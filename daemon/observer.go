@@ -26,7 +26,7 @@ func (o *Observer) RunStarted(r *history.Run) {
 	if d.metrics != nil {
 		d.metrics.RunStarted(r.Plan)
 	}
-	d.cfg.Notify.Notify("STATUS=" + d.statusLine())
+	d.notifyStatus("")
 }
 
 // StepChanged implements executor.Observer.
@@ -71,7 +71,7 @@ func (o *Observer) RunFinished(r *history.Run) {
 			d.metrics.CacheTags(r.Plan, verified, missing)
 		}
 	}
-	d.cfg.Notify.Notify("STATUS=" + d.statusLine())
+	d.notifyStatus("")
 
 	event := ""
 	switch {
