@@ -125,6 +125,8 @@ func demoRun(t testing.TB, dir string) *history.Run {
 				Attempts: []history.Attempt{{N: 1, Start: at(14), End: at(14)}},
 				Caches:   []history.Cache{{Ref: registry + ":cache-linux-amd64", Before: "sha256:" + strings.Repeat("a", 64), After: "sha256:" + strings.Repeat("a", 64), Verified: true}}},
 			{Instance: "notify-release", Status: history.StatusSkipped, Reason: "needs verify-cache[python=3.11,platform=linux/386], which failed"},
+			{Instance: "cleanup", Status: history.StatusSucceeded, Start: at(14.2), End: at(14.5), When: "always", After: "the run ended",
+				Attempts: []history.Attempt{ok(1, 14.2, 14.5, writeLog(t, dir, "cleanup.1.log", "removed\n"))}},
 		},
 	}
 }

@@ -78,10 +78,11 @@ type warningView struct {
 	Step, Anchor, Text string
 }
 
-// Fields of the run and step records that have a view of their own; any other field (new
-// ones such as params or the source commit) is listed as it is.
+// Fields of the run and step records that have a view of their own, or (process: a process
+// group kept for crash recovery) none worth showing; any other field (new ones such as
+// params or the source commit) is listed as it is.
 var (
-	runFields  = []string{"id", "plan", "trigger", "scheduled", "start", "end", "status", "reason", "warnings", "steps", "dry_run"}
+	runFields  = []string{"id", "plan", "trigger", "scheduled", "start", "end", "status", "reason", "warnings", "steps", "dry_run", "process"}
 	stepFields = []string{"instance", "status", "reason", "start", "end", "attempts", "node", "caches", "publish", "warnings"}
 )
 

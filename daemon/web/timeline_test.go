@@ -14,8 +14,8 @@ import (
 func TestTimeline(t *testing.T) {
 	run := demoRun(t, t.TempDir())
 	tl := buildTimeline(run, time.UTC, fixtureNow)
-	if tl.Bars != 7 {
-		t.Errorf("%d bars, want 7 (every instance that ran)", tl.Bars)
+	if tl.Bars != 8 {
+		t.Errorf("%d bars, want 8 (every instance that ran)", tl.Bars)
 	}
 	var lanes []string
 	rows := map[string]tlRow{}
