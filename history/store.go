@@ -1,6 +1,7 @@
 package history
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,8 @@ var ErrNotFound = errors.New("not found")
 var ErrLocked = errors.New("history store in use by another process")
 
 const (
-	bucketRuns  = "runs"  // run id -> JSON Run
+	bucketRuns  = "runs"  // run id -> JSON Run without its steps
+	bucketSteps = "steps" // run id -> bucket: step index (4 bytes, big endian) -> JSON Step
 	bucketMarks = "marks" // plan -> last scheduled time (RFC 3339, nanoseconds)
 )
 
@@ -88,7 +90,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, openError(path, err, "is a refreshd daemon or run --local using this state directory?")
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketRuns, bucketMarks} {
+		for _, b := range []string{bucketRuns, bucketSteps, bucketMarks} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}
@@ -140,22 +142,104 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// SaveRun inserts or replaces r.
+// SaveRun inserts or replaces r with all its steps.
 func (s *Store) SaveRun(r *Run) error {
+	return s.save(r, nil)
+}
+
+// SaveSteps records r's header (status, times, reason, warnings) and only the steps at the
+// given indexes, in one transaction: a run's progress costs what changed, not the whole
+// record, so a run of 10,000 instances saves in constant time per step.
+func (s *Store) SaveSteps(r *Run, steps []int) error {
+	if steps == nil {
+		steps = []int{}
+	}
+	return s.save(r, steps)
+}
+
+// save writes r's header and the steps at idx (all of them when idx is nil).
+func (s *Store) save(r *Run, idx []int) error {
 	if r.ID == "" {
 		return errors.New("save run: empty run id")
 	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("save run %s: %w", r.ID, err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte(bucketRuns)).Put([]byte(r.ID), data)
-	})
+	err := s.db.Update(func(tx *bolt.Tx) error { return putRun(tx, r, idx) })
 	if err != nil {
 		return fmt.Errorf("save run %s: %w", r.ID, err)
 	}
 	return nil
+}
+
+func putRun(tx *bolt.Tx, r *Run, idx []int) error {
+	head := *r
+	head.Steps = nil
+	data, err := json.Marshal(&head)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket([]byte(bucketRuns)).Put([]byte(r.ID), data); err != nil {
+		return err
+	}
+	parent := tx.Bucket([]byte(bucketSteps))
+	if idx == nil {
+		if parent.Bucket([]byte(r.ID)) != nil {
+			if err := parent.DeleteBucket([]byte(r.ID)); err != nil {
+				return err
+			}
+		}
+		idx = make([]int, len(r.Steps))
+		for i := range idx {
+			idx[i] = i
+		}
+	}
+	b, err := parent.CreateBucketIfNotExists([]byte(r.ID))
+	if err != nil {
+		return err
+	}
+	for _, i := range idx {
+		if i < 0 || i >= len(r.Steps) {
+			return fmt.Errorf("step %d of %d", i, len(r.Steps))
+		}
+		data, err := json.Marshal(&r.Steps[i])
+		if err != nil {
+			return err
+		}
+		if err := b.Put(stepKey(i), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func stepKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
+
+// getRun decodes the run stored under id with its steps. Records written before steps had
+// their own bucket keep them inline, and still read.
+func getRun(tx *bolt.Tx, id string, data []byte) (*Run, error) {
+	r, err := decodeRun(id, data)
+	if err != nil {
+		return nil, err
+	}
+	parent := tx.Bucket([]byte(bucketSteps)) // nil in a read-only store an older refreshd wrote
+	if parent == nil {
+		return r, nil
+	}
+	b := parent.Bucket([]byte(id))
+	if b == nil {
+		return r, nil
+	}
+	r.Steps = nil
+	err = b.ForEach(func(k, v []byte) error {
+		var st Step
+		if err := json.Unmarshal(v, &st); err != nil {
+			return fmt.Errorf("decode run %s step %x: %w", id, k, err)
+		}
+		r.Steps = append(r.Steps, st)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Run returns the run with this id, or an error wrapping ErrNotFound.
@@ -167,7 +251,7 @@ func (s *Store) Run(id string) (*Run, error) {
 			return fmt.Errorf("run %s: %w", id, ErrNotFound)
 		}
 		var err error
-		r, err = decodeRun(id, data)
+		r, err = getRun(tx, id, data)
 		return err
 	})
 	return r, err
@@ -179,7 +263,7 @@ func (s *Store) Runs(plan string, limit int) ([]*Run, error) {
 	var runs []*Run
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketRuns)).ForEach(func(k, v []byte) error {
-			r, ok := s.decodeListed(k, v)
+			r, ok := s.decodeListed(tx, k, v)
 			if !ok {
 				return nil
 			}
@@ -208,13 +292,9 @@ func (s *Store) InterruptRunning(reason string) ([]string, error) {
 	now := time.Now().UTC()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketRuns))
-		type change struct {
-			key  []byte
-			data []byte
-		}
-		var changes []change
+		var changes []*Run
 		err := b.ForEach(func(k, v []byte) error {
-			r, ok := s.decodeListed(k, v)
+			r, ok := s.decodeListed(tx, k, v)
 			if !ok {
 				return nil
 			}
@@ -222,11 +302,7 @@ func (s *Store) InterruptRunning(reason string) ([]string, error) {
 				return nil
 			}
 			markInterrupted(r, reason, now)
-			data, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
-			changes = append(changes, change{slices.Clone(k), data})
+			changes = append(changes, r)
 			ids = append(ids, r.ID)
 			return nil
 		})
@@ -234,8 +310,8 @@ func (s *Store) InterruptRunning(reason string) ([]string, error) {
 			return err
 		}
 		// Not inside ForEach: bbolt forbids changing a bucket while iterating it.
-		for _, c := range changes {
-			if err := b.Put(c.key, c.data); err != nil {
+		for _, r := range changes {
+			if err := putRun(tx, r, nil); err != nil {
 				return err
 			}
 		}
@@ -287,7 +363,7 @@ func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
 		b := tx.Bucket([]byte(bucketRuns))
 		var runs []*Run
 		err := b.ForEach(func(k, v []byte) error {
-			r, ok := s.decodeListed(k, v)
+			r, ok := s.decodeListed(tx, k, v)
 			if !ok {
 				return nil
 			}
@@ -311,6 +387,11 @@ func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
 			}
 			if err := b.Delete([]byte(r.ID)); err != nil {
 				return err
+			}
+			if steps := tx.Bucket([]byte(bucketSteps)); steps.Bucket([]byte(r.ID)) != nil {
+				if err := steps.DeleteBucket([]byte(r.ID)); err != nil {
+					return err
+				}
 			}
 			removed = append(removed, r)
 		}
@@ -355,8 +436,8 @@ func (s *Store) SetLastScheduled(plan string, t time.Time) error {
 
 // decodeListed decodes a run met while iterating; an undecodable one is logged with its key
 // and reported as not ok, for the caller to skip.
-func (s *Store) decodeListed(k, v []byte) (*Run, bool) {
-	r, err := decodeRun(string(k), v)
+func (s *Store) decodeListed(tx *bolt.Tx, k, v []byte) (*Run, bool) {
+	r, err := getRun(tx, string(k), v)
 	if err != nil {
 		s.log.Error("skipping an unreadable run record in the history", "run", string(k), "path", s.path, "err", err)
 		return nil, false
