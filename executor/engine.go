@@ -137,6 +137,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		red:      redact.New(),
 		idx:      make(map[string]int, len(g.Instances)),
 		dirty:    make(chan struct{}, 1),
+		changed:  map[int]bool{},
 		builders: map[string]*builderLock{},
 		grace:    e.grace(p),
 	}
@@ -155,6 +156,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	if err := e.cfg.Store.SaveRun(rs.rec); err != nil {
 		return nil, fmt.Errorf("start run %s of %s: %w", spec.ID, p.Name, err)
 	}
+	rs.saved = len(rs.rec.Steps)
 	if o := e.cfg.Observer; o != nil {
 		o.RunStarted(copyRun(rs.rec))
 	}
@@ -256,9 +258,11 @@ type runState struct {
 
 	prev previousDigests // cache digests recorded by earlier runs, read once when first asked
 
-	outMu  sync.Mutex // serialises writes to Config.Output
-	dirty  chan struct{}
-	saveMu sync.Mutex // serialises saves, so a later snapshot is never overwritten by an earlier one
+	outMu   sync.Mutex // serialises writes to Config.Output
+	dirty   chan struct{}
+	changed map[int]bool // steps changed since the last save (under mu)
+	saved   int          // steps the store holds (under mu); later ones are new
+	saveMu  sync.Mutex   // serialises saves, so a later snapshot is never overwritten by an earlier one
 }
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
@@ -350,6 +354,7 @@ func (rs *runState) update(i int, f func(*history.Step)) {
 	rs.mu.Lock()
 	s := &rs.rec.Steps[i]
 	f(s)
+	rs.changed[i] = true
 	if o := rs.e.cfg.Observer; o != nil {
 		o.StepChanged(rs.rec.ID, copyStep(s, rs.red))
 	}
@@ -375,16 +380,44 @@ func (rs *runState) persistLoop(stop <-chan struct{}, stopped chan<- struct{}) {
 	}
 }
 
-// persist saves the record as it is now.
+// persist saves what changed since the last save: the run's header and the changed steps
+// only, so a long run's saves cost the same at its end as at its start. Steps a failed save
+// did not record stay marked, for the next save.
 func (rs *runState) persist() {
 	rs.saveMu.Lock()
 	defer rs.saveMu.Unlock()
 	rs.mu.Lock()
-	snap := rs.snapshot()
-	rs.mu.Unlock()
-	if err := rs.e.cfg.Store.SaveRun(snap); err != nil {
-		rs.log.Error("record run progress", "err", err)
+	head := rs.header()
+	steps := make(map[int]history.Step, len(rs.changed))
+	for i := range rs.changed {
+		steps[i] = *copyStep(&rs.rec.Steps[i], rs.red)
 	}
+	for i := rs.saved; i < len(rs.rec.Steps); i++ {
+		steps[i] = *copyStep(&rs.rec.Steps[i], rs.red)
+	}
+	clear(rs.changed)
+	rs.saved = len(rs.rec.Steps)
+	rs.mu.Unlock()
+	if err := rs.e.cfg.Store.SaveProgress(head, steps); err != nil {
+		rs.log.Error("record run progress", "err", err)
+		rs.mu.Lock()
+		for i := range steps {
+			rs.changed[i] = true
+		}
+		rs.mu.Unlock()
+	}
+}
+
+// header is a copy of the record without its steps, free text redacted. Caller holds mu.
+func (rs *runState) header() *history.Run {
+	h := *rs.rec
+	h.Steps = nil
+	h.Reason = rs.red.String(h.Reason)
+	h.Warnings = make([]string, len(rs.rec.Warnings))
+	for i, w := range rs.rec.Warnings {
+		h.Warnings[i] = rs.red.String(w)
+	}
+	return &h
 }
 
 // snapshot is a deep copy of the record with every free-text field redacted. Caller holds mu.

@@ -18,9 +18,9 @@ func newRun(id string, n int) *Run {
 	return r
 }
 
-// TestSaveSteps checks that SaveSteps writes the header and only the named steps: a step
+// TestSaveProgress checks that SaveProgress writes the header and only the named steps: a step
 // changed in memory but not named keeps its stored state.
-func TestSaveSteps(t *testing.T) {
+func TestSaveProgress(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "history.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestSaveSteps(t *testing.T) {
 	r.Steps[1].Status = StatusSucceeded
 	r.Steps[2].Status = StatusFailed // changed, not saved
 	r.Reason = "progress"
-	if err := s.SaveSteps(r, []int{1}); err != nil {
+	if err := s.SaveProgress(&Run{ID: r.ID, Plan: r.Plan, Status: r.Status, Start: r.Start, Reason: r.Reason}, map[int]Step{1: r.Steps[1]}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Run("r1")
@@ -49,8 +49,8 @@ func TestSaveSteps(t *testing.T) {
 	if got.Reason != "progress" || len(got.Steps) != 3 {
 		t.Errorf("header not saved: reason %q, %d steps", got.Reason, len(got.Steps))
 	}
-	if err := s.SaveSteps(r, []int{3}); err == nil {
-		t.Error("SaveSteps of a step out of range succeeded")
+	if err := s.SaveProgress(r, map[int]Step{-1: {}}); err == nil {
+		t.Error("SaveProgress of a negative step index succeeded")
 	}
 }
 
@@ -114,7 +114,7 @@ func BenchmarkSaveProgress(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				r.Steps[i%n].Status = StatusSucceeded
-				if err := s.SaveSteps(r, []int{i % n}); err != nil {
+				if err := s.SaveProgress(r, map[int]Step{i % n: r.Steps[i%n]}); err != nil {
 					b.Fatal(err)
 				}
 				i++

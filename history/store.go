@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 
@@ -144,70 +145,86 @@ func (s *Store) Close() error {
 
 // SaveRun inserts or replaces r with all its steps.
 func (s *Store) SaveRun(r *Run) error {
-	return s.save(r, nil)
-}
-
-// SaveSteps records r's header (status, times, reason, warnings) and only the steps at the
-// given indexes, in one transaction: a run's progress costs what changed, not the whole
-// record, so a run of 10,000 instances saves in constant time per step.
-func (s *Store) SaveSteps(r *Run, steps []int) error {
-	if steps == nil {
-		steps = []int{}
-	}
-	return s.save(r, steps)
-}
-
-// save writes r's header and the steps at idx (all of them when idx is nil).
-func (s *Store) save(r *Run, idx []int) error {
 	if r.ID == "" {
 		return errors.New("save run: empty run id")
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return putRun(tx, r, idx) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return putRun(tx, r) })
 	if err != nil {
 		return fmt.Errorf("save run %s: %w", r.ID, err)
 	}
 	return nil
 }
 
-func putRun(tx *bolt.Tx, r *Run, idx []int) error {
+// SaveProgress records head (status, times, reason, warnings; its Steps are ignored) and
+// only the steps given by index, in one transaction: a run's progress costs what changed,
+// not the whole record, so a run of 10,000 instances saves in constant time per step.
+func (s *Store) SaveProgress(head *Run, steps map[int]Step) error {
+	if head.ID == "" {
+		return errors.New("save run progress: empty run id")
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := putHead(tx, head); err != nil {
+			return err
+		}
+		b, err := tx.Bucket([]byte(bucketSteps)).CreateBucketIfNotExists([]byte(head.ID))
+		if err != nil {
+			return err
+		}
+		for i, st := range steps {
+			if err := putStep(b, i, &st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save progress of run %s: %w", head.ID, err)
+	}
+	return nil
+}
+
+// putRun replaces the run and all its steps.
+func putRun(tx *bolt.Tx, r *Run) error {
+	if err := putHead(tx, r); err != nil {
+		return err
+	}
+	parent := tx.Bucket([]byte(bucketSteps))
+	if parent.Bucket([]byte(r.ID)) != nil {
+		if err := parent.DeleteBucket([]byte(r.ID)); err != nil {
+			return err
+		}
+	}
+	b, err := parent.CreateBucket([]byte(r.ID))
+	if err != nil {
+		return err
+	}
+	for i := range r.Steps {
+		if err := putStep(b, i, &r.Steps[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func putHead(tx *bolt.Tx, r *Run) error {
 	head := *r
 	head.Steps = nil
 	data, err := json.Marshal(&head)
 	if err != nil {
 		return err
 	}
-	if err := tx.Bucket([]byte(bucketRuns)).Put([]byte(r.ID), data); err != nil {
-		return err
+	return tx.Bucket([]byte(bucketRuns)).Put([]byte(r.ID), data)
+}
+
+func putStep(b *bolt.Bucket, i int, st *Step) error {
+	if i < 0 || i > math.MaxUint32 {
+		return fmt.Errorf("step index %d out of range", i)
 	}
-	parent := tx.Bucket([]byte(bucketSteps))
-	if idx == nil {
-		if parent.Bucket([]byte(r.ID)) != nil {
-			if err := parent.DeleteBucket([]byte(r.ID)); err != nil {
-				return err
-			}
-		}
-		idx = make([]int, len(r.Steps))
-		for i := range idx {
-			idx[i] = i
-		}
-	}
-	b, err := parent.CreateBucketIfNotExists([]byte(r.ID))
+	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	for _, i := range idx {
-		if i < 0 || i >= len(r.Steps) {
-			return fmt.Errorf("step %d of %d", i, len(r.Steps))
-		}
-		data, err := json.Marshal(&r.Steps[i])
-		if err != nil {
-			return err
-		}
-		if err := b.Put(stepKey(i), data); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.Put(stepKey(i), data)
 }
 
 func stepKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
@@ -311,7 +328,7 @@ func (s *Store) InterruptRunning(reason string) ([]string, error) {
 		}
 		// Not inside ForEach: bbolt forbids changing a bucket while iterating it.
 		for _, r := range changes {
-			if err := putRun(tx, r, nil); err != nil {
+			if err := putRun(tx, r); err != nil {
 				return err
 			}
 		}
