@@ -9,6 +9,7 @@ import (
 	"github.com/refreshd/refreshd/executor/buildx"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // buildxCache runs one per-platform `docker buildx build` with registry cache and checks its
@@ -82,7 +83,7 @@ func (t *Tools) emulation(a *Attempt, builder string) plan.Emulation {
 
 // metadataFile is DIR/runs/RUN/INSTANCE.json, the instance id made safe for a file name.
 func metadataFile(a *Attempt) string {
-	return filepath.Join(a.StateDir, "runs", a.RunID, safeName(a.Instance.ID)+".json")
+	return statedir.Dir{Root: a.StateDir}.Metadata(a.RunID, a.Instance.ID)
 }
 
 // setCache replaces the entry for c.Ref (an earlier attempt's) or appends it.

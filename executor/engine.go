@@ -12,9 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/proc"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // Config configures an Engine.
@@ -53,6 +52,7 @@ type Observer interface {
 // Engine runs plan graphs. One Engine may run several runs at once (of different plans).
 type Engine struct {
 	cfg  Config
+	dir  statedir.Dir // cfg.StateDir
 	log  *slog.Logger
 	rand func() float64
 }
@@ -73,11 +73,11 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("engine config: no history store")
 	}
-	dir, err := filepath.Abs(cfg.StateDir)
+	dir, err := statedir.New(cfg.StateDir)
 	if err != nil {
-		return nil, fmt.Errorf("engine config: state directory: %w", err)
+		return nil, fmt.Errorf("engine config: %w", err)
 	}
-	cfg.StateDir = dir
+	cfg.StateDir = dir.Root
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -93,7 +93,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := proc.BecomeSubreaper(); err != nil {
 		cfg.Logger.Warn("orphaned step processes will be reaped by PID 1 instead", "err", err)
 	}
-	return &Engine{cfg: cfg, log: cfg.Logger, rand: defaultRand}, nil
+	return &Engine{cfg: cfg, dir: dir, log: cfg.Logger, rand: defaultRand}, nil
 }
 
 // RunSpec says which run to make of a graph.
@@ -110,7 +110,7 @@ type RunSpec struct {
 func NewRunID(planName string, t time.Time) string {
 	var b [2]byte
 	rand.Read(b[:])
-	return safeName(planName) + "-" + t.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+	return statedir.SafeName(planName) + "-" + t.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
 }
 
 var (
@@ -216,7 +216,7 @@ func (e *Engine) prune(p *plan.Plan) {
 		return
 	}
 	for _, r := range removed {
-		for _, d := range []string{logDir(e.cfg.StateDir, r.ID), filepath.Join(e.cfg.StateDir, "runs", safeName(r.ID))} {
+		for _, d := range []string{e.dir.RunLogs(r.ID), e.dir.RunScratch(r.ID)} {
 			if err := os.RemoveAll(d); err != nil {
 				e.log.Error("retention: delete files of a removed run", "plan", p.Name, "run", r.ID, "err", err)
 			}
@@ -227,14 +227,9 @@ func (e *Engine) prune(p *plan.Plan) {
 	}
 }
 
-// logDir is DIR/logs/RUN.
-func logDir(stateDir, runID string) string {
-	return filepath.Join(stateDir, "logs", safeName(runID))
-}
-
 // LogPath is the log file of attempt n of an instance: DIR/logs/RUN/INSTANCE.N.log.
 func LogPath(stateDir, runID, instance string, n int) string {
-	return filepath.Join(logDir(stateDir, runID), fmt.Sprintf("%s.%d.log", safeName(instance), n))
+	return statedir.Dir{Root: stateDir}.Log(runID, instance, n)
 }
 
 // runState is one run in progress. mu guards rec and builders.
@@ -281,7 +276,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 	rs.tools = rs.e.cfg.Tools.forDockerConfig(dockerConfig)
 	rs.workdir = rs.p.Workdir
 	if rs.workdir == "" {
-		rs.workdir = filepath.Join(rs.e.cfg.StateDir, "work", safeName(rs.p.Name))
+		rs.workdir = rs.e.dir.Work(rs.p.Name)
 		if err := os.MkdirAll(rs.workdir, 0o750); err != nil {
 			rs.skipAll("run failed before it started")
 			return history.StatusFailed, fmt.Sprintf("create workdir %s: %v", rs.workdir, err)
@@ -513,16 +508,4 @@ func (rs *runState) releaseBuilders() {
 		u()
 	}
 	rs.unlocks = nil
-}
-
-// safeName makes s safe as one file name component (run ids, instance ids in log and
-// metadata paths): anything but letters, digits, "-", "_" and "." becomes "_".
-func safeName(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			return r
-		}
-		return '_'
-	}, s)
 }

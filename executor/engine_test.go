@@ -20,6 +20,7 @@ import (
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/proc"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // engineT is an engine on a fresh state directory, logging into a buffer.
@@ -456,7 +457,7 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("kept %d runs", len(runs))
 	}
 	for i, id := range ids {
-		_, err := os.Stat(logDir(e.dir, id))
+		_, err := os.Stat(statedir.Dir{Root: e.dir}.RunLogs(id))
 		if kept := i >= 2; kept != (err == nil) {
 			t.Errorf("run %d: logs present %v, want %v", i, err == nil, kept)
 		}

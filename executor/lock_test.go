@@ -2,9 +2,7 @@ package executor
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,24 +10,6 @@ import (
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
-
-func TestLockStateNamesHolder(t *testing.T) {
-	dir := t.TempDir()
-	unlock, err := LockState(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = LockState(dir)
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by process %d", os.Getpid())) {
-		t.Fatalf("second lock: %v", err)
-	}
-	unlock()
-	again, err := LockState(dir)
-	if err != nil {
-		t.Fatalf("lock after unlock: %v", err)
-	}
-	again()
-}
 
 // Two plans sharing a builder: the second run's instances wait for the first run to end.
 func TestBuilderLockSerialisesPlans(t *testing.T) {

@@ -14,7 +14,7 @@ type ExitStatus = proc.Status
 // argv, git for publishing, docker buildx and buildctl): the step's kill grace, and each new
 // process group recorded on the attempt and saved before the process runs on, so a kill -9
 // of refreshd from then on leaves a record the next start stops the group from
-// (RecoverInterrupted). An attempt runs its processes one after another, so the attempt's
+// (statedir.Dir.Recover). An attempt runs its processes one after another, so the attempt's
 // record holds the one that may be running.
 func (rs *runState) attemptProcs(i int, log *slog.Logger) *proc.Runner {
 	return &proc.Runner{Grace: rs.grace, Log: log, Started: func(g proc.Group) {

@@ -65,6 +65,12 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 		MaxAttempts: set.MaxAttempts, StateDir: a.StateDir, DryRun: a.DryRun, Env: env,
 		Output: a.Output, Log: a.Log,
 		Runner: &gitpub.ExecRunner{Program: t.git(), Output: a.Output, Proc: a.Procs},
+		// Recorded before git push starts: the push's process start saves the record
+		// (Attempt.Procs) before git runs on, so after a kill -9 the next start finds the
+		// commit to look for on the branch (statedir's recovery).
+		Pushing: func(res *gitpub.Result) {
+			a.Record(func(s *history.Step) { s.Publish = publishRecord(res) })
+		},
 	}
 	res, err := gitpub.Publish(ctx, o)
 	if res != nil {
@@ -102,7 +108,7 @@ func publishSettings(act *plan.PublishAction) plan.PublishConstraints {
 // publishRecord is the history form of a publish result.
 func publishRecord(res *gitpub.Result) *history.Publish {
 	p := &history.Publish{
-		Repo: res.Repo, Branch: res.Branch, Commit: res.Commit, Changed: res.Changed,
+		Repo: res.Repo, Branch: res.Branch, Commit: res.Commit, Pushing: res.Pushing, Changed: res.Changed,
 		Summary: res.Summary, PushAttempts: res.PushAttempts,
 	}
 	for _, c := range res.Changes() {
@@ -141,5 +147,42 @@ func (p publish) describe(t *Tools) []Op {
 		{Text: fmt.Sprintf("copy %s (relative to the workdir) flat into %s", quoteArg(act.Files), dest)},
 		{Text: fmt.Sprintf("compare ignoring lines matching %s; commit only if another line changed", quoteArg(ignore))},
 		{Text: fmt.Sprintf("%s push origin %s (never --force; on a race fetch, re-apply and retry, %d attempts)", t.git(), quoteArg("HEAD:refs/heads/"+act.Branch), attempts)},
+	}
+}
+
+// PublishToken is the token plan p's publish_constraints steps use for repo (credentials in
+// either URL ignored), read from its secret now; "" when no step pushing there has one or
+// the secret cannot be read. The start-up reconciliation of interrupted publishes uses it
+// (statedir.Options.Token).
+func PublishToken(p *plan.Plan, repo string) string {
+	for _, s := range p.Steps {
+		pc := s.PublishConstraints
+		if pc == nil || pc.Token == "" || gitpub.Key(pc.Repo, "") != gitpub.Key(repo, "") {
+			continue
+		}
+		sec, ok := p.Secrets[pc.Token]
+		if !ok {
+			continue
+		}
+		if v, err := readSecret(sec); err == nil {
+			return v
+		}
+	}
+	return ""
+}
+
+// ReconcilePublish is the check statedir.Open runs for each publish a kill interrupted
+// (statedir.Options.Reconcile): is the commit handed to git push on the branch? token
+// returns the plan's token for the repository (PublishToken; nil or "": the user's git
+// credentials).
+func ReconcilePublish(token func(plan, repo string) string) func(ctx context.Context, stateDir, planName string, p history.Publish) (bool, error) {
+	return func(ctx context.Context, stateDir, planName string, p history.Publish) (bool, error) {
+		tok := ""
+		if token != nil {
+			tok = token(planName, p.Repo)
+		}
+		return gitpub.Reconcile(ctx, gitpub.ReconcileOptions{
+			Repo: p.Repo, Branch: p.Branch, Token: tok, Commit: p.Pushing, StateDir: stateDir,
+		})
 	}
 }

@@ -81,7 +81,7 @@ type Attempt struct {
 	// The process group of the attempt's current process (its argv, git, docker buildx or
 	// buildctl), recorded as soon as it starts, so
 	// that a refreshd started after a crash or kill -9 can stop what its predecessor left
-	// running (executor.RecoverInterrupted). StartTicks (field 22 of /proc/PGID/stat) and
+	// running (statedir.Dir.Recover). StartTicks (field 22 of /proc/PGID/stat) and
 	// BootID (/proc/sys/kernel/random/boot_id) tell the group's leader from a later process
 	// that reused its pid. Zero when the attempt ran no process.
 	PGID       int    `json:"pgid,omitempty"`
@@ -100,9 +100,14 @@ type Cache struct {
 
 // Publish is what a publish_constraints step did.
 type Publish struct {
-	Repo         string          `json:"repo"` // with any credentials removed
-	Branch       string          `json:"branch"`
-	Commit       string          `json:"commit,omitempty"` // "" when unchanged or dry run
+	Repo   string `json:"repo"` // with any credentials removed
+	Branch string `json:"branch"`
+	Commit string `json:"commit,omitempty"` // "" when unchanged or dry run
+	// Pushing is the last commit handed to git push, recorded before the push starts: after
+	// a kill -9 mid-publish the next start checks whether it reached the branch and records
+	// the answer in Reconciled (and Commit when it did).
+	Pushing      string          `json:"pushing,omitempty"`
+	Reconciled   string          `json:"reconciled,omitempty"`
 	Changed      bool            `json:"changed"`
 	Summary      string          `json:"summary"` // "14 upgraded, 2 added, 1 removed"
 	Changes      []PackageChange `json:"changes,omitempty"`

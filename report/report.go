@@ -165,6 +165,9 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 			for _, c := range p.Changes {
 				fmt.Fprintf(w, "    %s %s: %s -> %s\n", c.File, c.Package, orNone(c.Old), orNone(c.New))
 			}
+			if p.Reconciled != "" {
+				fmt.Fprintf(w, "  publish %s\n", p.Reconciled)
+			}
 		}
 		for _, warn := range s.Warnings {
 			fmt.Fprintf(w, "  warning: %s\n", warn)

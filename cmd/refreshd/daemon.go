@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,9 +14,10 @@ import (
 	"github.com/refreshd/refreshd/daemon/metrics"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
-	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/journald"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/proc"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // cmdDaemon is `refreshd daemon`: the long-running scheduler behind the control socket, as
@@ -109,27 +109,20 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	} else if !fi.IsDir() {
 		return fmt.Errorf("plans directory %s: not a directory", o.plans)
 	}
-	unlock, err := executor.LockState(o.state)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	store, err := history.Open(filepath.Join(o.state, "history.db"), history.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
 	// Holding the lock, no other process runs this state directory: a run still recorded
-	// running was cut short by a crash, kill -9 or power loss; stop what its steps left
-	// running before anything new starts.
-	ids, err := executor.RecoverInterrupted(ctx, store, log)
+	// running was cut short by a crash, kill -9 or power loss; Open stops what it left
+	// running and reconciles its publishes with the branch before anything new starts.
+	st, err := statedir.Open(ctx, o.state, statedir.Options{Log: log, Reconcile: executor.ReconcilePublish(planTokens(o.plans, log))})
 	if err != nil {
-		return fmt.Errorf("recover runs left running: %w", err)
+		return err
 	}
-	for _, id := range ids {
-		log.Warn("run left running by an earlier refreshd marked interrupted", "run", id)
-	}
+	defer st.Close()
+	store := st.Store
+	// Every child of the daemon starts through proc, so orphans reparented to it (it is a
+	// subreaper) are reaped here without racing an exec.Cmd.
+	reapCtx, stopReaping := context.WithCancel(ctx)
+	defer stopReaping()
+	go proc.ReapOrphans(reapCtx, log)
 
 	eng := &daemon.Executor{}
 	b := buildInfo()
@@ -154,7 +147,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		return err
 	}
 	e, err := executor.New(executor.Config{
-		StateDir:         o.state,
+		StateDir:         st.Root,
 		Store:            store,
 		Logger:           log,
 		Tools:            &executor.Tools{PlainHTTPRegistries: o.plainHTTP},
@@ -189,4 +182,26 @@ func webhookTargets(values []string, format string) ([]webhook.Target, error) {
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// planTokens resolves the publish token of a plan in dir for the reconciliation of
+// interrupted publishes at start-up; the plans are read on the first call only.
+func planTokens(dir string, log *slog.Logger) func(planName, repo string) string {
+	var plans map[string]*plan.Plan
+	return func(planName, repo string) string {
+		if plans == nil {
+			plans = map[string]*plan.Plan{}
+			loaded, err := plan.LoadDir(dir)
+			if err != nil {
+				log.Warn("reading the plans for their publish tokens", "err", err)
+			}
+			for _, p := range loaded {
+				plans[p.Name] = p
+			}
+		}
+		if p := plans[planName]; p != nil {
+			return executor.PublishToken(p, repo)
+		}
+		return ""
+	}
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/proc"
 	"github.com/refreshd/refreshd/report"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // cmdRun is `refreshd run`: with --local it runs the plan file in the foreground; without,
@@ -48,17 +50,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: exitInvalid, err: err}
 	}
 
-	unlock, err := executor.LockState(*state)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	store, err := history.Open(filepath.Join(*state, "history.db"))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
 	// The live view needs a terminal on stdout; otherwise plain log lines go to stderr.
 	var live *report.Live
 	logOut := stderr
@@ -71,16 +62,25 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 
 	// Holding the lock, no other process runs this state directory: a run still recorded
-	// running was cut short by a crash or kill -9; stop what its steps left running.
-	ids, err := executor.RecoverInterrupted(ctx, store, logger)
+	// running was cut short by a crash or kill -9; Open stops what it left running and
+	// reconciles its publish with the branch.
+	st, err := statedir.Open(ctx, *state, statedir.Options{Log: logger, Reconcile: executor.ReconcilePublish(func(planName, repo string) string {
+		if planName != p.Name {
+			return ""
+		}
+		return executor.PublishToken(p, repo)
+	})})
 	if err != nil {
-		return fmt.Errorf("recover runs left running: %w", err)
+		return err
 	}
-	for _, id := range ids {
-		logger.Warn("run left running by an earlier refreshd marked interrupted", "run", id)
-	}
+	defer st.Close()
+	// Every child of this process starts through proc, so orphans reparented to it (it is
+	// a subreaper) are reaped here without racing an exec.Cmd.
+	reapCtx, stopReaping := context.WithCancel(ctx)
+	defer stopReaping()
+	go proc.ReapOrphans(reapCtx, logger)
 
-	cfg := executor.Config{StateDir: *state, Store: store, Logger: logger, Tools: &executor.Tools{PlainHTTPRegistries: *plainHTTP}, DefaultKillGrace: *grace}
+	cfg := executor.Config{StateDir: st.Root, Store: st.Store, Logger: logger, Tools: &executor.Tools{PlainHTTPRegistries: *plainHTTP}, DefaultKillGrace: *grace}
 	if live != nil {
 		cfg.Observer = live
 		live.Start(250 * time.Millisecond)

@@ -58,14 +58,20 @@ type Options struct {
 	Log           *slog.Logger // default discards
 	// LockWait is how often a waiting publish retries the branch lock; default 1s.
 	LockWait time.Duration
+	// Pushing, if set, is called with the result so far just before each push (its Pushing
+	// is the commit). A caller that records it durably before git push starts can tell after
+	// a crash whether the push reached the branch (Reconcile).
+	Pushing func(res *Result)
 }
 
 // Result is what a publish did.
 type Result struct {
-	Repo         string // without credentials
-	Branch       string
-	Clone        string // the clone's directory
-	Commit       string // "" when unchanged or dry run
+	Repo   string // without credentials
+	Branch string
+	Clone  string // the clone's directory
+	Commit string // "" when unchanged or dry run
+	// Pushing is the last commit handed to git push: Commit once the push succeeded.
+	Pushing      string
 	Changed      bool
 	Summary      string // "14 upgraded, 2 added, 1 removed across 3 files" or "no change"
 	Files        []FileChange
@@ -154,6 +160,10 @@ func publish(ctx context.Context, o Options) (*Result, error) {
 			return res, err
 		}
 		res.PushAttempts = attempt
+		res.Pushing = commit
+		if o.Pushing != nil {
+			o.Pushing(res)
+		}
 		err = c.push(ctx)
 		if err == nil {
 			res.Commit = commit
@@ -217,11 +227,7 @@ func (o *Options) defaults(rem remote) {
 	if o.Runner == nil {
 		o.Runner = &ExecRunner{Output: o.Output}
 	}
-	if er, ok := o.Runner.(*ExecRunner); ok && er.Redact == nil {
-		withRedact := *er
-		withRedact.Redact = rem.redactor()
-		o.Runner = &withRedact
-	}
+	o.Runner = withRedactor(o.Runner, rem)
 	if o.LockWait <= 0 {
 		o.LockWait = time.Second
 	}
@@ -271,4 +277,15 @@ func lockBranch(ctx context.Context, path string, every time.Duration, log *slog
 		}
 	}
 	return func() { fl.Unlock() }, nil
+}
+
+// withRedactor gives an ExecRunner without its own redaction the remote's (its URL
+// credentials and token, in every escaping).
+func withRedactor(r Runner, rem remote) Runner {
+	if er, ok := r.(*ExecRunner); ok && er.Redact == nil {
+		withRedact := *er
+		withRedact.Redact = rem.redactor()
+		return &withRedact
+	}
+	return r
 }

@@ -1,4 +1,4 @@
-package executor
+package statedir
 
 import (
 	"context"
@@ -18,10 +18,12 @@ const InterruptedReason = "refreshd stopped while the run was running (crash, ki
 // new refreshd should not start its own runs while they still push.
 const recoverGrace = 5 * time.Second
 
-// RecoverInterrupted is what refreshd does at start-up, holding the state directory lock
-// (LockState), before it runs anything: it stops the process groups of attempts an earlier
-// refreshd left running (it was killed with kill -9, or crashed; Pdeathsig killed only each
-// step's leader), then marks those runs interrupted. It returns the ids of the runs marked.
+// Recover is what refreshd does at start-up, holding the state directory lock, before it
+// runs anything: it stops the process groups an earlier refreshd left running (it was killed
+// with kill -9, or crashed; Pdeathsig killed only each leader): those of open attempts (a
+// step's argv, git, docker buildx, buildctl) and the run's own (skip_if's git). It then marks
+// those runs interrupted, and reconciles each publish that had handed a commit to git push
+// with the branch (reconcilePublishes). It returns the ids of the runs marked.
 //
 // A recorded group is signalled only when it is still the same group (proc.Group.Left,
 // conservative about pid reuse). The run's own group (skip_if's git) is checked like each
@@ -29,7 +31,9 @@ const recoverGrace = 5 * time.Second
 //
 // The group gets SIGTERM, then SIGKILL after a short grace. Failing to stop a group is
 // logged, not returned: the runs are marked interrupted regardless.
-func RecoverInterrupted(ctx context.Context, store *history.Store, logger *slog.Logger) ([]string, error) {
+func (d Dir) Recover(ctx context.Context, store *history.Store, o Options) ([]string, error) {
+	o.defaults()
+	logger := o.Log
 	runs, err := store.Runs("", 0)
 	if err != nil {
 		return nil, fmt.Errorf("find runs left running: %w", err)
@@ -57,6 +61,7 @@ func RecoverInterrupted(ctx context.Context, store *history.Store, logger *slog.
 	if err != nil {
 		return nil, err
 	}
+	d.reconcilePublishes(ctx, store, ids, o)
 	return ids, nil
 }
 

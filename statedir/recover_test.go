@@ -1,4 +1,4 @@
-package executor
+package statedir
 
 import (
 	"bytes"
@@ -66,7 +66,7 @@ func TestRecoverInterruptedPidReuse(t *testing.T) {
 			}
 
 			var logs bytes.Buffer
-			ids, err := RecoverInterrupted(context.Background(), store, slog.New(slog.NewTextHandler(&logs, nil)))
+			ids, err := Dir{Root: t.TempDir()}.Recover(context.Background(), store, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil || len(ids) != 1 || ids[0] != "p-1" {
 				t.Fatalf("RecoverInterrupted = %v, %v", ids, err)
 			}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
+)
+
+// publishWorld is a run --local setup whose plan generates a new constraints file on every
+// run and publishes it to a local bare remote with a slow pre-receive hook. Everything it
+// starts has its working directory under dir, which is how the test finds survivors.
+type publishWorld struct {
+	t                        *testing.T
+	dir, state, remote, plan string
+	noop                     string // a plan that only makes run --local recover
+	hookSleep                string // file holding the hook's sleep, in seconds
+	hookPID                  string // the hook writes its pid here
+	env                      []string
+}
+
+func newPublishWorld(t *testing.T) *publishWorld {
+	t.Helper()
+	testkit.Need(t, "git")
+	dir := t.TempDir()
+	w := &publishWorld{t: t, dir: dir, state: filepath.Join(dir, "state"), remote: filepath.Join(dir, "remote.git"),
+		plan: filepath.Join(dir, "pub.yaml"), noop: filepath.Join(dir, "noop.yaml"),
+		hookSleep: filepath.Join(dir, "hook-sleep"), hookPID: filepath.Join(dir, "hook.pid"),
+		env: append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")}
+	if out, err := exec.Command("git", "init", "--quiet", "--bare", w.remote).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	hook := filepath.Join(w.remote, "hooks", "pre-receive")
+	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s\nsleep $(cat %s)\n", w.hookPID, w.hookSleep)
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w.setHookSleep("0")
+	plan := fmt.Sprintf(`plan: pub
+steps:
+  - id: gen
+    run: [sh, -c, "mkdir -p out && printf '# generated\npkg==%%s\n' $(date +%%s%%N) > out/constraints.txt"]
+  - id: publish
+    needs: [gen]
+    publish_constraints:
+      repo: %s
+      branch: constraints
+      files: out/constraints.txt
+      ignore_lines: "^#"
+`, w.remote)
+	os.WriteFile(w.plan, []byte(plan), 0o644)
+	os.WriteFile(w.noop, []byte("plan: noop\nsteps:\n  - id: a\n    run: [\"true\"]\n"), 0o644)
+	return w
+}
+
+func (w *publishWorld) setHookSleep(seconds string) {
+	if err := os.WriteFile(w.hookSleep, []byte(seconds+"\n"), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// start starts run --local of planFile.
+func (w *publishWorld) start(planFile string) *exec.Cmd {
+	cmd := exec.Command(refreshd.Path(w.t), "run", "--local", "--state", w.state, planFile)
+	cmd.Env = w.env
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	return cmd
+}
+
+// recoverState runs the no-op plan: its start recovers what a killed run left.
+func (w *publishWorld) recoverState() string {
+	w.t.Helper()
+	cmd := exec.Command(refreshd.Path(w.t), "run", "--local", "--state", w.state, w.noop)
+	cmd.Env = w.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("recovering run: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// survivors lists the live processes whose working directory is under dir (git in the
+// clone, receive-pack and its hook in the remote, the steps in the workdir).
+func (w *publishWorld) survivors() []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil || !strings.HasPrefix(cwd, w.dir) || !processRunning(pid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		out = append(out, fmt.Sprintf("%d: %s (in %s)", pid, strings.ReplaceAll(string(cmdline), "\x00", " "), cwd))
+	}
+	return out
+}
+
+// branchRuns maps each run id named by a commit on the remote branch to its commit.
+func (w *publishWorld) branchRuns() map[string]string {
+	w.t.Helper()
+	cmd := exec.Command("git", "log", "--format=%H %B%x1e", "refs/heads/constraints")
+	cmd.Dir = w.remote
+	out, err := cmd.Output()
+	if err != nil {
+		return map[string]string{} // no branch yet
+	}
+	re := regexp.MustCompile(`run (\S+) of plan pub`)
+	runs := map[string]string{}
+	for _, c := range strings.Split(string(out), "\x1e") {
+		sha, msg, _ := strings.Cut(strings.TrimSpace(c), " ")
+		if m := re.FindStringSubmatch(msg); m != nil {
+			runs[m[1]] = sha
+		}
+	}
+	return runs
+}
+
+func publishStep(r history.Run) *history.Step {
+	for i := range r.Steps {
+		if r.Steps[i].Instance == "publish" {
+			return &r.Steps[i]
+		}
+	}
+	return nil
+}
+
+// checkHistoryMatchesBranch: every run's record says what the branch holds. A run whose
+// commit is on the branch records that commit; every other run records none.
+func (w *publishWorld) checkHistoryMatchesBranch() (reconciled []string) {
+	w.t.Helper()
+	onBranch := w.branchRuns()
+	seen := map[string]bool{}
+	for _, r := range historyJSON(w.t, refreshd.Path(w.t), w.state) {
+		if r.Plan != "pub" {
+			continue
+		}
+		seen[r.ID] = true
+		commit, p := "", publishStep(r).Publish
+		if p != nil {
+			commit = p.Commit
+			if p.Reconciled != "" {
+				reconciled = append(reconciled, r.ID+": "+p.Reconciled)
+			}
+		}
+		if r.Status == history.StatusRunning {
+			w.t.Errorf("run %s still recorded running after recovery", r.ID)
+		}
+		if commit != onBranch[r.ID] {
+			w.t.Errorf("run %s (%s): recorded commit %q, the branch has %q for it (publish record %+v)", r.ID, r.Status, commit, onBranch[r.ID], p)
+		}
+	}
+	for id := range onBranch {
+		if !seen[id] {
+			w.t.Errorf("the branch has a commit naming run %s, which is not in the history", id)
+		}
+	}
+	return reconciled
+}
+
+// kill9 kills run --local and waits for it.
+func kill9(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+}
+
+// A kill -9 of refreshd while git push waits on a slow remote: git push dies with it
+// (Pdeathsig), what it started (receive-pack and its hook) is stopped by the next start
+// (the group was recorded), and the run is recorded as not published, as the branch says.
+func TestKill9DuringPushLeavesNoGit(t *testing.T) {
+	w := newPublishWorld(t)
+	w.setHookSleep("30")
+	run := w.start(w.plan)
+	var hook int
+	testkit.WaitFor(t, "the pre-receive hook to start", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(w.hookPID)
+		hook, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return hook > 0
+	})
+	t.Cleanup(func() { syscall.Kill(hook, syscall.SIGKILL) })
+	kill9(run)
+	time.Sleep(200 * time.Millisecond)
+	before := w.survivors()
+	if !processRunning(hook) {
+		t.Fatalf("the hook died with refreshd: the test no longer reproduces git's children outliving it (left: %v)", before)
+	}
+	t.Logf("left running by the killed refreshd: %v", before)
+
+	w.setHookSleep("0")
+	out := w.recoverState()
+	if left := w.survivors(); len(left) > 0 {
+		t.Errorf("processes of the killed publish survive the next start:\n%s\n%s", strings.Join(left, "\n"), out)
+	}
+	reconciled := w.checkHistoryMatchesBranch()
+	if len(reconciled) != 1 || !strings.Contains(reconciled[0], "not published") {
+		t.Errorf("reconciled publishes: %q; want one, not published", reconciled)
+	}
+}
+
+// History equals reality after any kill: kill -9 at random moments of a run that publishes
+// to a slow remote (bounded delays, seed logged), the next start recovers; after each,
+// nothing of the killed run is left running, and at the end every run's record matches the
+// branch.
+func TestKill9LoopDuringPublish(t *testing.T) {
+	w := newPublishWorld(t)
+	w.setHookSleep("0.3")
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, seed))
+	t.Logf("seed %d", seed)
+	const kills = 12
+	for i := range kills {
+		run := w.start(w.plan)
+		delay := time.Duration(100+rng.IntN(1900)) * time.Millisecond
+		time.Sleep(delay)
+		kill9(run)
+		w.recoverState()
+		if left := w.survivors(); len(left) > 0 {
+			t.Errorf("kill %d after %s: processes of the killed run survive the next start:\n%s", i, delay, strings.Join(left, "\n"))
+			for _, l := range left {
+				pid, _, _ := strings.Cut(l, ":")
+				if p, err := strconv.Atoi(pid); err == nil {
+					syscall.Kill(p, syscall.SIGKILL)
+				}
+			}
+		}
+	}
+	// One last run to its end: publishing still works after all that.
+	last := w.start(w.plan)
+	if err := last.Wait(); err != nil {
+		t.Errorf("run after the kills: %v", err)
+	}
+	reconciled := w.checkHistoryMatchesBranch()
+	t.Logf("%d kills; %d runs on the branch; reconciled at restart: %d\n%s", kills, len(w.branchRuns()), len(reconciled), strings.Join(reconciled, "\n"))
+}

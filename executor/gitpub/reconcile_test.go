@@ -1,0 +1,62 @@
+package gitpub
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Reconcile tells a pushed commit (head or ancestor after others pushed on top) from one the
+// remote refused or never got, and from a branch that does not exist.
+func TestReconcile(t *testing.T) {
+	f := newFixture(t)
+	var pushing []string
+	o := f.options()
+	o.Pushing = func(res *Result) { pushing = append(pushing, res.Pushing) }
+	f.generate(t, "2024-02-01T00:00:00Z", append(seedPins[:3:3], "requests==2.32.0"), []string{"requests==2.32.0"})
+	res, err := Publish(testCtx(t), o)
+	if err != nil || res.Commit == "" || len(pushing) != 1 || pushing[0] != res.Commit {
+		t.Fatalf("publish: %+v, %v; Pushing saw %v", res, err, pushing)
+	}
+	published := res.Commit
+
+	// The remote refuses the next push: its commit exists only in refreshd's clone.
+	hook := filepath.Join(f.remote, "hooks", "pre-receive")
+	writeFile(t, hook, "#!/bin/sh\necho refused >&2\nexit 1\n")
+	os.Chmod(hook, 0o755)
+	f.generate(t, "2024-03-01T00:00:00Z", append(seedPins[:3:3], "requests==2.33.0"), []string{"requests==2.33.0"})
+	res, err = Publish(testCtx(t), o)
+	if err == nil || res.Pushing == "" || res.Commit != "" {
+		t.Fatalf("refused publish: %+v, %v", res, err)
+	}
+	refused := res.Pushing
+	os.Remove(hook)
+
+	// Someone else pushes on top of the published commit.
+	other := t.TempDir()
+	git(t, other, "clone", "--quiet", "-b", branch, f.remote, ".")
+	writeFile(t, filepath.Join(other, "README.md"), "changed by someone else\n")
+	git(t, other, "commit", "--quiet", "-am", "someone else")
+	git(t, other, "push", "--quiet", "origin", branch)
+
+	for _, tt := range []struct {
+		name, branch, commit string
+		want                 bool
+	}{
+		{"published, others pushed on top", branch, published, true},
+		{"the branch head", branch, f.head(t), true},
+		{"refused by the remote", branch, refused, false},
+		{"unknown commit", branch, "0123456789abcdef0123456789abcdef01234567", false},
+		{"branch does not exist", "no-such-branch", published, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Reconcile(testCtx(t), ReconcileOptions{Repo: f.remote, Branch: tt.branch, Commit: tt.commit, StateDir: f.state, Env: gitEnv()})
+			if err != nil || got != tt.want {
+				t.Errorf("Reconcile = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := Reconcile(testCtx(t), ReconcileOptions{Repo: filepath.Join(t.TempDir(), "gone.git"), Branch: branch, Commit: published, StateDir: f.state, Env: gitEnv()}); err == nil {
+		t.Error("Reconcile against a missing remote: no error")
+	}
+}

@@ -1,0 +1,84 @@
+// Package statedir is refreshd's state directory (--state DIR): the one place that names
+// every path in it, and that opens it the way both the daemon and `run --local` must
+// before they run anything (Open): take its lock, open the run store, stop what an earlier
+// refreshd left running, mark its runs interrupted and reconcile their publishes with the
+// branch.
+//
+//	DIR/refreshd.lock              one daemon (or run --local) per state directory
+//	DIR/history.db                 the run store (bbolt)
+//	DIR/logs/RUN/INSTANCE.N.log    one file per attempt
+//	DIR/runs/RUN/                  per-run scratch (buildx metadata files)
+//	DIR/locks/                     flock files: builder-NAME.lock, branch-KEY.lock (gitpub)
+//	DIR/git/KEY/                   the constraints clone of one repo+branch (gitpub)
+//	DIR/work/PLAN/                 default workdir of a plan
+package statedir
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Dir names the paths of one state directory. Run ids, instance ids, plan and builder names
+// are made safe for one file name component (SafeName).
+type Dir struct {
+	Root string // absolute
+}
+
+// New is the Dir at root, made absolute (processes run in other working directories).
+func New(root string) (Dir, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return Dir{}, fmt.Errorf("state directory %s: %w", root, err)
+	}
+	return Dir{Root: abs}, nil
+}
+
+// LockFile is DIR/refreshd.lock.
+func (d Dir) LockFile() string { return filepath.Join(d.Root, "refreshd.lock") }
+
+// History is DIR/history.db.
+func (d Dir) History() string { return filepath.Join(d.Root, "history.db") }
+
+// RunLogs is DIR/logs/RUN, the attempt logs of one run.
+func (d Dir) RunLogs(run string) string { return filepath.Join(d.Root, "logs", SafeName(run)) }
+
+// Log is the log file of attempt n of an instance: DIR/logs/RUN/INSTANCE.N.log.
+func (d Dir) Log(run, instance string, n int) string {
+	return filepath.Join(d.RunLogs(run), fmt.Sprintf("%s.%d.log", SafeName(instance), n))
+}
+
+// RunScratch is DIR/runs/RUN, a run's scratch files.
+func (d Dir) RunScratch(run string) string { return filepath.Join(d.Root, "runs", SafeName(run)) }
+
+// Metadata is the buildx metadata file of an instance: DIR/runs/RUN/INSTANCE.json.
+func (d Dir) Metadata(run, instance string) string {
+	return filepath.Join(d.RunScratch(run), SafeName(instance)+".json")
+}
+
+// Locks is DIR/locks.
+func (d Dir) Locks() string { return filepath.Join(d.Root, "locks") }
+
+// BuilderLock is DIR/locks/builder-NAME.lock.
+func (d Dir) BuilderLock(name string) string {
+	return filepath.Join(d.Locks(), "builder-"+SafeName(name)+".lock")
+}
+
+// Git is DIR/git, where gitpub keeps one clone per repository and branch. gitpub is given
+// the root (Options.StateDir) and names DIR/git/KEY and DIR/locks/branch-KEY.lock itself.
+func (d Dir) Git() string { return filepath.Join(d.Root, "git") }
+
+// Work is DIR/work/PLAN, the workdir of a plan that sets none.
+func (d Dir) Work(plan string) string { return filepath.Join(d.Root, "work", SafeName(plan)) }
+
+// SafeName makes s safe as one file name component: anything but letters, digits, "-", "_"
+// and "." becomes "_".
+func SafeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}
