@@ -118,6 +118,7 @@ func alive(pid int) (bool, string) {
 }
 
 func TestTermIgnoringStepKilledAfterGrace(t *testing.T) {
+	t.Parallel()
 	const grace = 700 * time.Millisecond
 	e := newEngineT(t, grace)
 	inst := step("stubborn", "sh", "-c", `trap "" TERM; echo pid $$; sleep 30 & echo pid $!; wait; wait`)
@@ -153,6 +154,7 @@ func TestTermIgnoringStepKilledAfterGrace(t *testing.T) {
 }
 
 func TestNoProcessOutlivesItsStep(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		argv    []string
@@ -187,6 +189,7 @@ func TestNoProcessOutlivesItsStep(t *testing.T) {
 }
 
 func TestRetryOnTransientFailure(t *testing.T) {
+	t.Parallel()
 	// The step fails with message on its first attempt(s) and succeeds on the third.
 	script := `n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; if [ $n -lt 3 ]; then echo "$MSG" >&2; exit $CODE; fi; echo fine`
 	tests := []struct {
@@ -241,6 +244,7 @@ func TestRetryOnTransientFailure(t *testing.T) {
 }
 
 func TestSecretNeverWritten(t *testing.T) {
+	t.Parallel()
 	const secret = "tok/en+s3cr3t value"
 	secretFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
@@ -289,6 +293,7 @@ func TestSecretNeverWritten(t *testing.T) {
 }
 
 func TestMissingSecretFailsTheRun(t *testing.T) {
+	t.Parallel()
 	e := newEngineT(t, time.Second)
 	p := &plan.Plan{Name: "test", Secrets: map[string]plan.Secret{"GITHUB_TOKEN": {Env: "REFRESHD_TEST_UNSET_VARIABLE"}}}
 	r := e.run(t, context.Background(), graph(p, step("a", "true")))
@@ -301,6 +306,7 @@ func TestMissingSecretFailsTheRun(t *testing.T) {
 }
 
 func TestParallelAndSerialised(t *testing.T) {
+	t.Parallel()
 	const nap = "0.3"
 	matrix := func(id string, conc int) []*plan.Instance {
 		st := &plan.Step{ID: id, Concurrency: conc}
@@ -342,6 +348,7 @@ func TestParallelAndSerialised(t *testing.T) {
 }
 
 func TestPlanConcurrencyCap(t *testing.T) {
+	t.Parallel()
 	e := newEngineT(t, time.Second)
 	var insts []*plan.Instance
 	for i := range 4 {
@@ -363,6 +370,7 @@ func TestPlanConcurrencyCap(t *testing.T) {
 }
 
 func TestFailedNeedSkipsDependents(t *testing.T) {
+	t.Parallel()
 	e := newEngineT(t, time.Second)
 	g := graph(nil,
 		step("a", "false"),
@@ -394,6 +402,7 @@ func TestFailedNeedSkipsDependents(t *testing.T) {
 }
 
 func TestCancelInterrupts(t *testing.T) {
+	t.Parallel()
 	e := newEngineT(t, 500*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
@@ -421,6 +430,7 @@ func TestCancelInterrupts(t *testing.T) {
 }
 
 func TestPlanTimeoutFailsTheRun(t *testing.T) {
+	t.Parallel()
 	e := newEngineT(t, 200*time.Millisecond)
 	r := e.run(t, context.Background(), graph(&plan.Plan{Name: "test", Timeout: 300 * time.Millisecond}, step("long", "sleep", "30")))
 	if r.Status != history.StatusFailed || r.Reason != "plan timeout 300ms exceeded" {
@@ -445,6 +455,7 @@ func TestEnvironmentAndWorkdir(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
+	t.Parallel()
 	e := newEngineT(t, time.Second)
 	p := &plan.Plan{Name: "test", KeepRuns: 2}
 	var ids []string
@@ -465,6 +476,7 @@ func TestRetention(t *testing.T) {
 }
 
 func TestLongLinesKeepSecretsWhole(t *testing.T) {
+	t.Parallel()
 	red := redact.New("abcdef")
 	var lines []string
 	w := newLineWriter(red, nil, func(l string) { lines = append(lines, l) })

@@ -11,6 +11,7 @@ import (
 // daemon's --kill-grace, then 30s; the daemon's stop-timeout cap bounds them all, so a stop
 // always finishes before systemd's TimeoutStopSec.
 func TestKillGracePrecedence(t *testing.T) {
+	t.Parallel()
 	const s = time.Second
 	for _, tc := range []struct {
 		name                          string

@@ -13,6 +13,7 @@ import (
 
 // Two plans sharing a builder: the second run's instances wait for the first run to end.
 func TestBuilderLockSerialisesPlans(t *testing.T) {
+	t.Parallel()
 	e := newEngineT(t, time.Second)
 	mk := func(name string) *plan.Graph {
 		prov := step("use", "sleep", "0.3")
@@ -43,6 +44,7 @@ func TestBuilderLockSerialisesPlans(t *testing.T) {
 }
 
 func TestDryRunExecutesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEngineT(t, time.Second)
 	work := t.TempDir()
 	p := &plan.Plan{Name: "test", Workdir: work}

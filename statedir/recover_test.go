@@ -19,6 +19,7 @@ import (
 // background sleep) and records it in a run left running, with the record altered the way
 // pid reuse or a reboot would alter it: only a record that matches gets the group stopped.
 func TestRecoverInterruptedPidReuse(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		alter    func(*history.Attempt)

@@ -91,6 +91,7 @@ func historyJSON(t *testing.T, bin, state string) []history.Run {
 }
 
 func TestRunLocalKill9ThenNewRun(t *testing.T) {
+	t.Parallel()
 	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
@@ -155,6 +156,7 @@ func TestRunLocalKill9ThenNewRun(t *testing.T) {
 }
 
 func TestRunLocalCtrlC(t *testing.T) {
+	t.Parallel()
 	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
@@ -182,6 +184,7 @@ func TestRunLocalCtrlC(t *testing.T) {
 }
 
 func TestRunLocalExitCodes(t *testing.T) {
+	t.Parallel()
 	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	tests := []struct {
@@ -217,6 +220,7 @@ func TestRunLocalExitCodes(t *testing.T) {
 }
 
 func TestLogsUnknownStep(t *testing.T) {
+	t.Parallel()
 	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
@@ -256,6 +260,7 @@ func TestLogsUnknownStep(t *testing.T) {
 // TestOperatorMessages checks messages an operator meets first: errors always prefixed
 // "refreshd:", and an empty state directory is not an error.
 func TestOperatorMessages(t *testing.T) {
+	t.Parallel()
 	bin := refreshd.Path(t)
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "no-daemon.sock")

@@ -130,6 +130,7 @@ func everySecond(name string, overlap plan.Overlap) *plan.Plan {
 }
 
 func TestPerSecondScheduleFiresOnTheSecond(t *testing.T) {
+	t.Parallel()
 	r := &recorder{hold: 10 * time.Millisecond}
 	_, stop := start(t, r, []*plan.Plan{everySecond("a", plan.OverlapSkip)})
 	time.Sleep(3200 * time.Millisecond)
@@ -152,6 +153,7 @@ func TestPerSecondScheduleFiresOnTheSecond(t *testing.T) {
 }
 
 func TestOverlapSkipNeverRunsTwice(t *testing.T) {
+	t.Parallel()
 	r := &recorder{hold: 2500 * time.Millisecond}
 	s, stop := start(t, r, []*plan.Plan{everySecond("slow", plan.OverlapSkip)})
 	began := time.Now()
@@ -178,6 +180,7 @@ func TestOverlapSkipNeverRunsTwice(t *testing.T) {
 }
 
 func TestOverlapQueueIsOneDeep(t *testing.T) {
+	t.Parallel()
 	r := &recorder{hold: 1500 * time.Millisecond}
 	p := &plan.Plan{Name: "q", Location: time.UTC, Overlap: plan.OverlapQueue}
 	s, stop := start(t, r, []*plan.Plan{p})
@@ -204,6 +207,7 @@ func TestOverlapQueueIsOneDeep(t *testing.T) {
 }
 
 func TestCatchUpRunsOnceAfterDowntime(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	p := &plan.Plan{Name: "yearly", Schedule: "0 3 1 1 *", Location: time.UTC, CatchUp: true}
@@ -234,6 +238,7 @@ func TestCatchUpRunsOnceAfterDowntime(t *testing.T) {
 }
 
 func TestFirstStartMarksWithoutRunning(t *testing.T) {
+	t.Parallel()
 	marks := &memMarks{m: map[string]time.Time{}}
 	r := &recorder{}
 	_, stop := start(t, r, []*plan.Plan{{Name: "new", Schedule: "@yearly", CatchUp: true}}, WithMarks(marks))
@@ -248,6 +253,7 @@ func TestFirstStartMarksWithoutRunning(t *testing.T) {
 }
 
 func TestPanickingRunDoesNotStopScheduling(t *testing.T) {
+	t.Parallel()
 	r := &recorder{hold: 10 * time.Millisecond, panicOn: 1}
 	_, stop := start(t, r, []*plan.Plan{everySecond("p", plan.OverlapSkip)})
 	time.Sleep(2200 * time.Millisecond)
@@ -258,6 +264,7 @@ func TestPanickingRunDoesNotStopScheduling(t *testing.T) {
 }
 
 func TestReloadKeepsOldPlanWhenScheduleInvalid(t *testing.T) {
+	t.Parallel()
 	r := &recorder{hold: time.Second}
 	good := &plan.Plan{Name: "a", Schedule: "0 3 * * *", Location: time.UTC}
 	s, _ := start(t, r, []*plan.Plan{good, {Name: "gone", Location: time.UTC}})
@@ -288,6 +295,7 @@ func TestReloadKeepsOldPlanWhenScheduleInvalid(t *testing.T) {
 }
 
 func TestCancelInterruptsOnlyThatRun(t *testing.T) {
+	t.Parallel()
 	r := &recorder{hold: time.Minute}
 	s, _ := start(t, r, []*plan.Plan{{Name: "a"}, {Name: "b"}})
 	ctx := context.Background()
@@ -315,6 +323,7 @@ func TestCancelInterruptsOnlyThatRun(t *testing.T) {
 
 // TestParse checks the scheduler's view of schedules: plan.ParseSchedule, shared with validate.
 func TestParse(t *testing.T) {
+	t.Parallel()
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
 		t.Fatal(err)
@@ -373,6 +382,7 @@ func TestParse(t *testing.T) {
 // A plan added by a reload gets its mark at once, not at its first fire: downtime right
 // after adding it is caught up.
 func TestReloadMarksAddedPlan(t *testing.T) {
+	t.Parallel()
 	marks := &memMarks{m: map[string]time.Time{}}
 	s, _ := start(t, &recorder{}, nil, WithMarks(marks))
 	added := &plan.Plan{Name: "added", Schedule: "@yearly", Location: time.UTC, CatchUp: true}
@@ -390,6 +400,7 @@ func TestReloadMarksAddedPlan(t *testing.T) {
 // Runner.Dropped with why, whichever way it goes: cancelled, its plan removed by a
 // reload, or the scheduler stopping. Without it, `run --wait` on that run waits forever.
 func TestQueuedRunDropped(t *testing.T) {
+	t.Parallel()
 	errCause := errors.New("cancelled by test")
 	for _, tc := range []struct {
 		name string
