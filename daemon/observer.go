@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"maps"
 	"slices"
 
@@ -103,7 +104,10 @@ func (o *Observer) RunFinished(r *history.Run) {
 // cannot be rendered (its secret has no value) is not sent, and the log says why, naming
 // the secret, never a value.
 func (d *Daemon) planTargets(p *plan.Plan, targets []webhook.Target) ([]webhook.Target, []string) {
-	values, err := executor.ReadSecrets(p)
+	values, warnings, err := executor.ReadSecrets(context.Background(), p)
+	for _, w := range warnings {
+		d.log.Warn("plan secret file", "plan", p.Name, "warning", w)
+	}
 	if err != nil {
 		d.log.Warn("plan secrets unreadable for notifications", "plan", p.Name, "err", err)
 	}

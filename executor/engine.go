@@ -262,7 +262,15 @@ type runState struct {
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
 func (rs *runState) execute(ctx context.Context) (history.Status, string) {
-	secrets, err := ReadSecrets(rs.p)
+	secrets, warnings, err := ReadSecrets(ctx, rs.p)
+	if len(warnings) > 0 {
+		for _, w := range warnings {
+			rs.log.Warn(w)
+		}
+		rs.mu.Lock()
+		rs.rec.Warnings = append(rs.rec.Warnings, warnings...)
+		rs.mu.Unlock()
+	}
 	if err != nil {
 		rs.skipAll("run failed before it started")
 		return history.StatusFailed, err.Error()

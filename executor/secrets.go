@@ -1,12 +1,16 @@
 package executor
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/refreshd/refreshd/plan"
 )
@@ -18,11 +22,20 @@ import (
 // caller that goes on without the others (the daemon, sending the webhooks that need none)
 // can still mask them. A secret file's final newline is not part of the value (files
 // written with echo have one).
-func ReadSecrets(p *plan.Plan) (map[string]string, error) {
+//
+// A secret file must be a regular file of at most maxSecretFile bytes, read within
+// secretReadTimeout (or until ctx ends): a FIFO, a device or a file on a hung network file
+// system fails the run with its name instead of hanging it. A file that users other than
+// its owner and group may read or write is read, with a warning (returned, for the run's
+// record and the log) naming it.
+func ReadSecrets(ctx context.Context, p *plan.Plan) (values map[string]string, warnings []string, err error) {
 	out := make(map[string]string, len(p.Secrets))
 	var missing []string
 	for _, name := range slices.Sorted(maps.Keys(p.Secrets)) {
-		v, err := readSecret(p.Secrets[name])
+		v, warn, err := readSecret(ctx, p.Secrets[name])
+		if warn != "" {
+			warnings = append(warnings, fmt.Sprintf("secret %s: %s", name, warn))
+		}
 		if err != nil {
 			missing = append(missing, fmt.Sprintf("secret %s (%s): %v", name, p.Secrets[name].Pos, err))
 			continue
@@ -30,30 +43,89 @@ func ReadSecrets(p *plan.Plan) (map[string]string, error) {
 		out[name] = v
 	}
 	if len(missing) > 0 {
-		return out, errors.New(strings.Join(missing, "; "))
+		return out, warnings, errors.New(strings.Join(missing, "; "))
 	}
-	return out, nil
+	return out, warnings, nil
 }
 
-func readSecret(s plan.Secret) (string, error) {
-	var v string
+const (
+	maxSecretFile     = 64 << 10 // tokens, keys and certificates are far smaller
+	secretReadTimeout = 5 * time.Second
+)
+
+func readSecret(ctx context.Context, s plan.Secret) (v, warning string, err error) {
 	switch {
 	case s.File != "":
-		data, err := os.ReadFile(s.File)
+		data, warning, err := readSecretFile(ctx, s.File)
 		if err != nil {
-			return "", fmt.Errorf("read %s: %w", s.File, unwrapPathError(err))
+			return "", "", err
 		}
 		v = strings.TrimRight(string(data), "\r\n")
+		if v == "" {
+			return "", warning, errors.New("value is empty")
+		}
+		return v, warning, nil
 	case s.Env != "":
 		var ok bool
 		if v, ok = os.LookupEnv(s.Env); !ok {
-			return "", fmt.Errorf("environment variable %s is not set", s.Env)
+			return "", "", fmt.Errorf("environment variable %s is not set", s.Env)
 		}
 	}
 	if v == "" {
-		return "", errors.New("value is empty")
+		return "", "", errors.New("value is empty")
 	}
-	return v, nil
+	return v, "", nil
+}
+
+// readSecretFile reads a secret file with the bounds ReadSecrets describes. Opening with
+// O_NONBLOCK keeps a FIFO with no writer from blocking the open; fstat then refuses it.
+func readSecretFile(ctx context.Context, path string) (data []byte, warning string, err error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", path, unwrapPathError(err))
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("read %s: %w", path, unwrapPathError(err))
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, "", fmt.Errorf("read %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Size() > maxSecretFile {
+		f.Close()
+		return nil, "", fmt.Errorf("read %s: %d bytes, more than a secret may hold (%d)", path, fi.Size(), maxSecretFile)
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		warning = fmt.Sprintf("%s is readable or writable by every user (mode %04o); chmod o-rwx it", path, perm)
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() { // a read on a hung network file system cannot be interrupted; abandon it
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+		done <- result{b, err}
+	}()
+	timer := time.NewTimer(secretReadTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, warning, fmt.Errorf("read %s: %w", path, unwrapPathError(r.err))
+		}
+		if len(r.data) > maxSecretFile {
+			return nil, warning, fmt.Errorf("read %s: more than a secret may hold (%d bytes)", path, maxSecretFile)
+		}
+		return r.data, warning, nil
+	case <-timer.C:
+		return nil, warning, fmt.Errorf("read %s: no answer within %s", path, secretReadTimeout)
+	case <-ctx.Done():
+		return nil, warning, fmt.Errorf("read %s: %w", path, context.Cause(ctx))
+	}
 }
 
 // unwrapPathError drops the *PathError's own copy of the path, already in our message.
