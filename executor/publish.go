@@ -164,7 +164,7 @@ func PublishToken(p *plan.Plan, repo string) string {
 		if !ok {
 			continue
 		}
-		if v, err := readSecret(sec); err == nil {
+		if v, _, err := readSecret(context.Background(), sec); err == nil {
 			return v
 		}
 	}
