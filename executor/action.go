@@ -39,6 +39,8 @@ func builtin(act plan.Action) (action, error) {
 		return verifyCache{act}, nil
 	case *plan.PublishAction:
 		return publish{act}, nil
+	case *plan.CheckoutAction:
+		return checkout{act}, nil
 	}
 	return nil, fmt.Errorf("unknown action %T", act)
 }

@@ -47,6 +47,10 @@ type Attempt struct {
 	// when the ref was recorded absent; ok is false when there is no record of it at all.
 	// It lets a verify step, which runs after the builds, say what changed.
 	Previous func(ref string) (digest string, ok bool)
+	// SetSource records what a checkout fetched as the run's source; Source returns it (nil
+	// before a checkout of this run succeeded). Publish templates see it as .source.
+	SetSource func(history.Source)
+	Source    func() *history.Source
 	// StateDir is the daemon's (or run --local's) state directory.
 	StateDir string
 	DryRun   bool // the dry run: change nothing outside the state directory

@@ -439,6 +439,10 @@ func (rs *runState) snapshot() *history.Run {
 func copyRun(r *history.Run) *history.Run {
 	c := *r
 	c.Warnings = append([]string(nil), r.Warnings...)
+	if r.Source != nil {
+		src := *r.Source
+		c.Source = &src
+	}
 	c.Steps = make([]history.Step, len(r.Steps))
 	for i := range r.Steps {
 		c.Steps[i] = *copyStep(&r.Steps[i], nil)

@@ -161,13 +161,20 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 			if dir == "" {
 				dir = workdir
 			}
-			env := stepEnv(inst, rs.secrets, rs.tools.DockerConfig, extraEnv)
+			env := stepEnv(inst, rs.secrets, rs.tools.DockerConfig, append(rs.sourceEnv(), extraEnv...))
 			st, err := procs.Run(ctx, proc.Cmd{Argv: argv, Dir: dir, Env: env, Output: lw})
 			res.status = st
 			return st, err
 		},
 		Record:   func(f func(*history.Step)) { rs.update(i, f) },
 		Previous: func(ref string) (string, bool) { return rs.previousDigest(inst.ID, ref) },
+		SetSource: func(src history.Source) {
+			rs.mu.Lock()
+			rs.rec.Source = &src
+			rs.mu.Unlock()
+			rs.update(i, func(*history.Step) {}) // saves the record
+		},
+		Source: rs.source,
 		Warn: func(msg string) {
 			msg = rs.red.String(msg)
 			log.Warn(msg)

@@ -42,15 +42,32 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 	// The plan's default message is the fallback when the plan's own fails to render.
 	fallback := template.Must(template.New("default message").Parse(plan.DefaultMessage))
 	var msgErr error
+	data := publishData(a)
 	message := func(summary string) string {
 		var b strings.Builder
-		data := map[string]string{"run": a.RunID, "plan": a.Plan.Name, "summary": summary}
+		data["summary"] = summary
 		if err := msgTmpl.Execute(&b, data); err != nil {
 			msgErr = err
 			b.Reset()
-			fallback.Execute(&b, data) // renders: a constant over exactly these keys
+			fallback.Execute(&b, data) // renders: a constant over keys always present
 		}
 		return b.String()
+	}
+	author := func(key, tmpl string) (string, error) {
+		t, err := template.New(key).Option("missingkey=error").Parse(tmpl)
+		if err == nil {
+			var b strings.Builder
+			if err = t.Execute(&b, data); err == nil {
+				return b.String(), nil
+			}
+		}
+		return "", fmt.Errorf("%s: %s template: %w", what, key, err)
+	}
+	if set.AuthorName, err = author("author_name", set.AuthorName); err != nil {
+		return err
+	}
+	if set.AuthorEmail, err = author("author_email", set.AuthorEmail); err != nil {
+		return err
 	}
 	var env []string // the step's environment, as a run step would have it (GIT_SSH_COMMAND, ...)
 	if a.Instance != nil {
@@ -88,6 +105,28 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 		a.Warn(fmt.Sprintf("%s: message template: %v (used the default message)", what, msgErr))
 	}
 	return nil
+}
+
+// publishData is what publish templates (message, author) see: the instance's template data
+// (.plan, .instance, .params, .vars, matrix values), .run, and .source, the commit the run's
+// checkout fetched (.source.commit, .source.ref, .source.repo), when there is one.
+func publishData(a *Attempt) map[string]any {
+	data := map[string]any{}
+	if a.Instance != nil {
+		maps.Copy(data, a.Instance.Data)
+	}
+	data["run"], data["plan"] = a.RunID, a.Plan.Name
+	// Always present, nil without a checkout: {{ if .source }} works, and a template naming
+	// .source.commit in a run without a checkout fails (missingkey=error) instead of
+	// printing "<no value>".
+	var source map[string]string
+	if a.Source != nil {
+		if src := a.Source(); src != nil {
+			source = map[string]string{"commit": src.Commit, "ref": src.Ref, "repo": src.Repo}
+		}
+	}
+	data["source"] = source
+	return data
 }
 
 // publishSettings is the action with the plan's defaults in every setting it leaves out. A

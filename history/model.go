@@ -41,6 +41,8 @@ type Run struct {
 	// Process is the group of the process the run itself last started outside any step
 	// (skip_if's git), recorded like an attempt's for the recovery after a kill -9.
 	Process *ProcessGroup `json:"process,omitempty"`
+	// Source is what the run's checkout step fetched and built from; nil without one.
+	Source *Source `json:"source,omitempty"`
 }
 
 // ProcessGroup identifies a process group across pid reuse (see Attempt.PGID).
@@ -48,6 +50,17 @@ type ProcessGroup struct {
 	PGID       int    `json:"pgid"`
 	StartTicks uint64 `json:"start_ticks"`
 	BootID     string `json:"boot_id"`
+}
+
+// Source is the commit a checkout step brought the working tree to.
+type Source struct {
+	Step     string `json:"step"`
+	Repo     string `json:"repo"` // without credentials
+	Ref      string `json:"ref"`
+	Commit   string `json:"commit"`
+	Previous string `json:"previous,omitempty"` // the tree's commit before, "" when new
+	Changed  bool   `json:"changed"`            // the tree moved to another commit
+	Path     string `json:"path"`
 }
 
 // Step is one step instance of a run.

@@ -291,6 +291,15 @@ func (x *expander) step(s *Step) {
 			x.check(s, "publish_constraints.dir", checkRelPath("dir", pc.Dir))
 			base.Action = &PublishAction{PublishConstraints: pc}
 			x.add(base)
+		case s.Checkout != nil:
+			co := *s.Checkout
+			co.Repo = x.render(s, "checkout.repo", co.Repo, data)
+			co.Ref = x.render(s, "checkout.ref", co.Ref, data)
+			if co.Path == "" {
+				co.Path = base.Workdir
+			}
+			base.Action = &CheckoutAction{Checkout: co}
+			x.add(base)
 		case s.VerifyCache != nil:
 			ref := x.render(s, "verify_cache.ref", s.VerifyCache.Ref, data)
 			if !hasTag(ref) {
@@ -434,3 +443,4 @@ func (*ProvisionAction) Kind() string   { return "provision" }
 func (*BuildxCacheAction) Kind() string { return "buildx_cache" }
 func (*PublishAction) Kind() string     { return "publish_constraints" }
 func (*VerifyAction) Kind() string      { return "verify_cache" }
+func (*CheckoutAction) Kind() string    { return "checkout" }

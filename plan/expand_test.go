@@ -45,6 +45,8 @@ func dumpGraph(g *Graph) string {
 				a.Repo, a.Branch, a.Files, a.Dir, a.Token, a.AuthorName, a.AuthorEmail, a.MaxAttempts)
 		case *VerifyAction:
 			fmt.Fprintf(&b, "  verify %q\n", a.Refs)
+		case *CheckoutAction:
+			fmt.Fprintf(&b, "  checkout %s %s path=%s token=%s keep=%q\n", a.Repo, a.Ref, a.Path, a.Token, a.Keep)
 		}
 	}
 	return b.String()

@@ -76,6 +76,11 @@ type PublishAction struct {
 	PublishConstraints
 }
 
+// CheckoutAction brings Path (the instance's workdir when "") to Ref of Repo.
+type CheckoutAction struct {
+	Checkout
+}
+
 // VerifyAction checks cache refs in the registry.
 type VerifyAction struct {
 	Refs []string

@@ -193,6 +193,7 @@ type Step struct {
 	BuildxCache        *BuildxCache
 	PublishConstraints *PublishConstraints
 	VerifyCache        *VerifyCache
+	Checkout           *Checkout
 
 	// Outputs, if set, makes the step define vars from what it read at run time (JSON on
 	// stdout or in a file it writes): steps using those vars expand once it has succeeded.
@@ -252,6 +253,17 @@ type PublishConstraints struct {
 	Message     string // template over .run, .plan, .summary
 	Token       string // name of a plan secret holding an HTTPS token
 	MaxAttempts int    // push attempts on a non-fast-forward, default 5
+}
+
+// Checkout brings a directory to a commit of a repository: fetch Ref, reset to the fetched
+// commit, clean what is untracked except Keep. The run records the commit; templates of a
+// publish_constraints message see it as .source.commit (.source.ref, .source.repo).
+type Checkout struct {
+	Repo  string   // template; https://, ssh://, git@host:path or a local path
+	Ref   string   // template: a branch, a tag or a commit id
+	Path  string   // absolute; default the step's workdir (the plan's)
+	Token string   // name of a plan secret holding an HTTPS token
+	Keep  []string // paths relative to the checkout that clean leaves alone
 }
 
 // VerifyCache checks that cache refs exist in the registry.

@@ -24,8 +24,9 @@ const (
 	DefaultAuthorName  = "refreshd"
 	DefaultAuthorEmail = "refreshd@localhost"
 	// DefaultMessage is the commit message template of publish_constraints. Its names:
-	// .plan (plan name), .run (run id), .summary (which files changed, e.g. "3 files: ...").
-	DefaultMessage = "Update constraints ({{ .summary }})\n\nrun {{ .run }} of plan {{ .plan }}"
+	// .plan (plan name), .run (run id), .summary (which files changed, e.g. "3 files: ..."),
+	// .source (the run's checkout, when it has one).
+	DefaultMessage = "Update constraints ({{ .summary }})\n\nrun {{ .run }} of plan {{ .plan }}{{ if .source }}\nsource: {{ .source.repo }} {{ .source.ref }} {{ .source.commit }}{{ end }}"
 )
 
 var (

@@ -12,7 +12,7 @@ import (
 )
 
 // actionKeys are the step keys of which exactly one must be present.
-var actionKeys = [...]string{"run", "buildx_cache", "publish_constraints", "verify_cache"}
+var actionKeys = [...]string{"run", "checkout", "buildx_cache", "publish_constraints", "verify_cache"}
 
 func (pd *planDecoder) steps(n *yaml.Node) []*Step {
 	n = resolve(n)
@@ -97,6 +97,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 				pd.errorAt(pos[0], "run's program (first element) is empty")
 			}
 		}},
+		{"checkout", func(v *yaml.Node) { action("checkout"); s.Checkout = pd.checkout(v, s) }},
 		{"buildx_cache", func(v *yaml.Node) { action("buildx_cache"); s.BuildxCache = pd.buildxCache(v, s) }},
 		{"publish_constraints", func(v *yaml.Node) {
 			action("publish_constraints")
@@ -297,6 +298,38 @@ func (pd *planDecoder) buildxCache(n *yaml.Node, s *Step) *BuildxCache {
 	return bc
 }
 
+func (pd *planDecoder) checkout(n *yaml.Node, s *Step) *Checkout {
+	co := &Checkout{}
+	pd.fields(n, "checkout", []field{
+		{"repo", func(v *yaml.Node) { co.Repo = pd.tmpl(v, "repo", s, "checkout.repo") }},
+		{"ref", func(v *yaml.Node) { co.Ref = pd.tmpl(v, "ref", s, "checkout.ref") }},
+		{"path", func(v *yaml.Node) { co.Path = pd.absPath(v, "checkout path") }},
+		{"token", func(v *yaml.Node) {
+			co.Token = pd.nonEmpty(v, "token")
+			s.at["checkout.token"] = pd.pos(v)
+		}},
+		{"keep", func(v *yaml.Node) {
+			var pos []Pos
+			co.Keep, pos = pd.strList(v, "keep")
+			for i, k := range co.Keep {
+				clean := filepath.Clean(k)
+				if k == "" || filepath.IsAbs(k) || clean == "." || clean == ".git" || slices.Contains(strings.Split(clean, "/"), "..") {
+					pd.errorAt(pos[i], "keep %q must be a path inside the checkout, like files/ or .venv", k)
+				}
+			}
+		}},
+	})
+	if resolve(n).Kind == yaml.MappingNode {
+		if co.Repo == "" {
+			pd.errorf(n, "checkout needs repo: URL (https://, ssh://, git@host:path or an absolute path)")
+		}
+		if co.Ref == "" {
+			pd.errorf(n, "checkout needs ref: a branch, tag or commit id (a template, e.g. \"{{ .params.ref }}\")")
+		}
+	}
+	return co
+}
+
 func (pd *planDecoder) publish(n *yaml.Node, s *Step) *PublishConstraints {
 	pc := &PublishConstraints{AuthorName: DefaultAuthorName, AuthorEmail: DefaultAuthorEmail,
 		Message: DefaultMessage, MaxAttempts: DefaultPublishTry}
@@ -319,8 +352,14 @@ func (pd *planDecoder) publish(n *yaml.Node, s *Step) *PublishConstraints {
 			}
 		}},
 		{"ignore_lines", func(v *yaml.Node) { pc.IgnoreLines = pd.regex(v, "ignore_lines") }},
-		{"author_name", func(v *yaml.Node) { pc.AuthorName = pd.nonEmpty(v, "author_name") }},
-		{"author_email", func(v *yaml.Node) { pc.AuthorEmail = pd.nonEmpty(v, "author_email") }},
+		{"author_name", func(v *yaml.Node) {
+			pc.AuthorName = pd.nonEmpty(v, "author_name")
+			pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: pc.AuthorName, kind: tmplMessage, step: s})
+		}},
+		{"author_email", func(v *yaml.Node) {
+			pc.AuthorEmail = pd.nonEmpty(v, "author_email")
+			pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: pc.AuthorEmail, kind: tmplMessage, step: s})
+		}},
 		{"message", func(v *yaml.Node) {
 			pc.Message = pd.nonEmpty(v, "message")
 			pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: pc.Message, kind: tmplMessage, step: s})
@@ -407,12 +446,36 @@ func (pd *planDecoder) checkSteps() {
 				pd.errorAt(s.at["publish_constraints.token"], "token %q is not a secret of the plan; secrets: %s", pc.Token, secretNames(p.Secrets))
 			}
 		}
+		if co := s.Checkout; co != nil && co.Token != "" && !hasSecret(p.Secrets, co.Token) {
+			pd.errorAt(s.at["checkout.token"], "token %q is not a secret of the plan; secrets: %s", co.Token, secretNames(p.Secrets))
+		}
+		if s.Checkout != nil && len(s.Matrix) > 0 {
+			pd.errorAt(s.Pos, "checkout step %s has a matrix; a run has one source: use one checkout step per directory", s.ID)
+		}
 		pd.checkStepSecrets(s)
 	}
 	pd.checkSecretsUsed()
 	if cycle := findCycle(p.Steps, ids); cycle != nil {
 		pd.errorAt(ids[cycle[0]].Pos, "needs form a cycle: %s", strings.Join(cycle, " -> "))
 	}
+}
+
+// sourceScope says whether publish templates may name .source: when exactly one checkout
+// step sets the run's source (the commit it fetched), or why not.
+func (pd *planDecoder) sourceScope() sourceScope {
+	var ids []string
+	for _, s := range pd.p.Steps {
+		if s.Checkout != nil {
+			ids = append(ids, s.ID)
+		}
+	}
+	switch len(ids) {
+	case 0:
+		return sourceScope{why: "no checkout step sets it in this plan"}
+	case 1:
+		return sourceScope{ok: true}
+	}
+	return sourceScope{why: "checkout steps " + strings.Join(ids, ", ") + " each set one; keep one checkout step to use it"}
 }
 
 // checkStepSecrets checks the secrets a run step names, and finds a run step written for
@@ -469,6 +532,9 @@ func (pd *planDecoder) checkSecretsUsed() {
 		}
 		if pc := s.PublishConstraints; pc != nil && pc.Token != "" {
 			used[pc.Token] = true
+		}
+		if co := s.Checkout; co != nil && co.Token != "" {
+			used[co.Token] = true
 		}
 	}
 	for _, t := range pd.tmpls {
@@ -599,7 +665,10 @@ func (pd *planDecoder) checkTemplates() {
 				sc.names = append(sc.names, ax.Name)
 			}
 		case tmplMessage:
-			sc = scope{names: []string{"plan", "run", "summary"}}
+			sc = scope{names: []string{"plan", "run", "summary"}, source: pd.sourceScope()}
+			for _, ax := range t.step.Matrix {
+				sc.names = append(sc.names, ax.Name)
+			}
 		case tmplNotify:
 			sc = scope{secrets: p.Secrets}
 		case tmplWorkdir:

@@ -51,7 +51,19 @@ type scope struct {
 	// template expands late enough to use them (a step's, not the plan's).
 	runtime   map[string]runtimeVar
 	runtimeOK bool
+	// source allows .source.commit, .source.ref and .source.repo (publish templates of a
+	// plan with one checkout step).
+	source sourceScope
 }
+
+// sourceScope says whether .source may be named, or why not.
+type sourceScope struct {
+	ok  bool
+	why string // for an error when not ok; "" where .source never makes sense
+}
+
+// SourceFields are the names under .source: what the run's checkout fetched.
+var SourceFields = []string{"commit", "ref", "repo"}
 
 func (s scope) valid() string {
 	var v []string
@@ -68,6 +80,11 @@ func (s scope) valid() string {
 	}
 	for _, n := range s.params {
 		v = append(v, ".params."+n)
+	}
+	if s.source.ok {
+		for _, n := range SourceFields {
+			v = append(v, ".source."+n)
+		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(s.secrets)) {
 		v = append(v, ".secrets."+n)
@@ -194,6 +211,13 @@ func checkField(ident []string, sc scope) (list bool, msg string) {
 			return unknown()
 		}
 		return v.IsList, ""
+	case len(ident) == 2 && ident[0] == "source" && sc.source.ok:
+		if !slices.Contains(SourceFields, ident[1]) {
+			return false, fmt.Sprintf("template: unknown name %s; .source has .source.commit, .source.ref, .source.repo", name)
+		}
+		return false, ""
+	case len(ident) >= 1 && ident[0] == "source" && sc.source.why != "":
+		return false, fmt.Sprintf("template: %s is the commit a checkout step fetched, but %s", name, sc.source.why)
 	case len(ident) == 2 && ident[0] == "params" && sc.params != nil:
 		if !slices.Contains(sc.params, ident[1]) {
 			return unknown()

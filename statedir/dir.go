@@ -14,6 +14,8 @@
 package statedir
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -62,6 +64,13 @@ func (d Dir) Locks() string { return filepath.Join(d.Root, "locks") }
 // BuilderLock is DIR/locks/builder-NAME.lock.
 func (d Dir) BuilderLock(name string) string {
 	return filepath.Join(d.Locks(), "builder-"+SafeName(name)+".lock")
+}
+
+// CheckoutLock is DIR/locks/checkout-HASH.lock, the lock of the checkout directory dir (an
+// absolute path; the hash keeps any path one safe file name).
+func (d Dir) CheckoutLock(dir string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
+	return filepath.Join(d.Locks(), "checkout-"+hex.EncodeToString(sum[:8])+".lock")
 }
 
 // Git is DIR/git, where gitpub keeps one clone per repository and branch. gitpub is given

@@ -3,42 +3,20 @@ package gitpub
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
-// serveGit serves the fixture's remote over real smart HTTP (git http-backend) on 127.0.0.1,
-// requiring Basic authentication with token.
+// serveGit serves the fixture's remote over real smart HTTP, requiring token.
 func serveGit(t *testing.T, f *fixture, token string) string {
 	t.Helper()
-	out, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatalf("git --exec-path: %v", err)
-	}
-	backend := filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
-	git(t, f.remote, "config", "http.receivepack", "true")
-	h := &cgi.Handler{Path: backend, Env: []string{
-		"GIT_PROJECT_ROOT=" + filepath.Dir(f.remote), "GIT_HTTP_EXPORT_ALL=1",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pw, ok := r.BasicAuth(); !ok || pw != token {
-			w.Header().Set("WWW-Authenticate", `Basic realm="constraints"`)
-			http.Error(w, "authentication required", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/" + filepath.Base(f.remote)
+	return testkit.ServeGit(t, f.remote, token)
 }
 
 func TestTokenNeverShown(t *testing.T) {
