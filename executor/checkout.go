@@ -46,7 +46,7 @@ func (c checkout) run(ctx context.Context, t *Tools, a *Attempt) error {
 	}
 	res, err := gitpub.Checkout(ctx, gitpub.CheckoutOptions{
 		Repo: act.Repo, Ref: act.Ref, Dir: dir, Token: token, Keep: act.Keep, Env: env, Log: a.Log,
-		Run: &gitpub.ExecRunner{Program: t.git(), Output: a.Output},
+		Run: &gitpub.ExecRunner{Program: t.git(), Output: a.Output, Proc: a.Procs},
 	})
 	if err != nil {
 		return err
