@@ -110,7 +110,7 @@ type RunSpec struct {
 func NewRunID(planName string, t time.Time) string {
 	var b [2]byte
 	rand.Read(b[:])
-	return statedir.SafeName(planName) + "-" + t.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+	return statedir.Readable(planName) + "-" + t.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
 }
 
 var (

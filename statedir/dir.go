@@ -80,9 +80,30 @@ func (d Dir) Git() string { return filepath.Join(d.Root, "git") }
 // Work is DIR/work/PLAN, the workdir of a plan that sets none.
 func (d Dir) Work(plan string) string { return filepath.Join(d.Root, "work", SafeName(plan)) }
 
-// SafeName makes s safe as one file name component: anything but letters, digits, "-", "_"
-// and "." becomes "_".
+// SafeName makes s safe as one file name component, and keeps different names different:
+// a name made only of letters, digits, "-", "_" and "." (and not "." or "..") is kept;
+// any other has the rest replaced by "_" (see Readable) and a hash of the whole name
+// appended, so the instances "a b", "a_b" and "a/b" get three log files, not one. Long
+// names are cut to stay within a file name's 255 bytes.
 func SafeName(s string) string {
+	r := Readable(s)
+	if r == s && s != "" && s != "." && s != ".." && len(s) <= maxReadable {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	if len(r) > maxReadable {
+		r = r[:maxReadable]
+	}
+	return r + "~" + hex.EncodeToString(sum[:6])
+}
+
+// maxReadable leaves room in a 255-byte file name for the hash and suffixes such as
+// ".12.log" or ".lock".
+const maxReadable = 200
+
+// Readable replaces anything but letters, digits, "-", "_" and "." by "_": a readable form
+// for names that need not be unique on their own (run ids carry a time and random suffix).
+func Readable(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
