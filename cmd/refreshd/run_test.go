@@ -16,6 +16,7 @@ import (
 
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // refreshd is the binary under test, built on first use: these tests kill it with signals.
@@ -68,13 +69,8 @@ func waitForPids(t *testing.T, dir string) (leader, child int) {
 // processRunning reports whether pid is a live process: not gone, not a zombie (an orphan
 // killed under a PID 1 that does not reap stays one).
 func processRunning(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
+	st, err := proc.ReadStat(pid)
+	return err == nil && st.State != "Z"
 }
 
 func historyJSON(t *testing.T, bin, state string) []history.Run {

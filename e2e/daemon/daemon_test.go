@@ -14,6 +14,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // A per-second schedule fires on the second; a 2.5 s step on the same schedule with
@@ -236,8 +237,8 @@ steps:
 	if d.Err() != nil {
 		t.Errorf("daemon exit: %v, want 0", d.Err())
 	}
-	if left := groupMembers(group); len(left) > 0 {
-		t.Errorf("process group %d still has %v after the daemon exited", group, left)
+	if n := proc.LiveMembers(group); n > 0 {
+		t.Errorf("process group %d still has %d live processes after the daemon exited", group, n)
 	}
 	r := e.storeRuns("stubborn")
 	if len(r) != 1 || r[0].ID != runID || r[0].Status != history.StatusInterrupted {

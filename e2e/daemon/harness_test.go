@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // refreshd is the binary under test, built on first use (the socket access test runs it
@@ -134,46 +134,14 @@ func (e *env) readPID(path string) int {
 	return pid
 }
 
-// pgid is the process group of pid, from /proc/PID/stat (field 5).
+// pgid is the process group of pid.
 func pgid(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.ReadStat(pid)
 	if err != nil {
-		t.Fatalf("read /proc/%d/stat: %v", pid, err)
+		t.Fatalf("process group of %d: %v", pid, err)
 	}
-	// The command name (field 2) may hold spaces; fields after its closing ')' do not.
-	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
-	f := strings.Fields(rest)
-	g, err := strconv.Atoi(f[2])
-	if err != nil {
-		t.Fatalf("parse pgid of %d: %v", pid, err)
-	}
-	return g
-}
-
-// groupMembers lists the live (non-zombie) processes of process group g.
-func groupMembers(g int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, en := range entries {
-		pid, err := strconv.Atoi(en.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			continue
-		}
-		f := strings.Fields(string(b[i+2:]))
-		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(g) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return st.PGID
 }
 
 func countStatus(runs []*history.Run, s history.Status) int {

@@ -20,6 +20,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // stubbornPlan is a plan whose one step ignores SIGTERM, so only SIGKILL after the grace
@@ -74,8 +75,8 @@ func TestPlanKillGraceBeatsDaemonFlag(t *testing.T) {
 	if r.Status != history.StatusInterrupted || r.Reason != "cancelled by refreshd cancel" {
 		t.Errorf("cancelled run: %s %q, want interrupted %q", r.Status, r.Reason, "cancelled by refreshd cancel")
 	}
-	if left := groupMembers(group); len(left) > 0 {
-		t.Errorf("process group %d still has %v", group, left)
+	if n := proc.LiveMembers(group); n > 0 {
+		t.Errorf("process group %d still has %d live processes", group, n)
 	}
 	t.Logf("cancel took %s with the plan's kill_grace 1s and --kill-grace 30s", took.Round(time.Millisecond))
 }
@@ -101,8 +102,8 @@ func TestStopTimeoutCapsKillGrace(t *testing.T) {
 	if d.Err() != nil {
 		t.Errorf("daemon exit: %v, want 0", d.Err())
 	}
-	if left := groupMembers(group); len(left) > 0 {
-		t.Errorf("process group %d still has %v after the daemon exited", group, left)
+	if n := proc.LiveMembers(group); n > 0 {
+		t.Errorf("process group %d still has %d live processes after the daemon exited", group, n)
 	}
 	r := e.storeRuns("stubborn")
 	if len(r) != 1 || r[0].ID != id || r[0].Status != history.StatusInterrupted || r[0].Reason != "refreshd stopping (SIGTERM)" {
