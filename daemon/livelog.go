@@ -10,29 +10,37 @@ import (
 // their absolute number in the run, so one that falls behind the buffer learns how many it
 // missed rather than waiting on a position the buffer never reaches again.
 type streams struct {
-	max  int // lines kept per run
-	mu   sync.Mutex
+	max      int // lines kept per run
+	maxBytes int // bytes of text kept per run: lines are cut at 64 KiB, not short
+	mu       sync.Mutex
 	runs map[string]*stream
 }
 
 type stream struct {
 	lines   []streamLine
 	dropped int // lines dropped from the front; lines[0] is line number dropped
+	bytes   int // text held in lines
 	done    bool
 	wake    chan struct{} // closed and replaced on each new line or at the end
 }
 
 type streamLine struct{ instance, text string }
 
-// defaultMaxBuffered bounds memory per run. The whole output is in the attempt log files,
-// which `refreshd logs RUN` reads once the run has ended.
-const defaultMaxBuffered = 20000
+// defaultMaxBuffered and defaultMaxBufferedBytes bound memory per run, whichever comes
+// first: output without newlines arrives as 64 KiB pieces, so a count of lines alone would
+// let one run hold a gigabyte. The whole output is in the attempt log files, which
+// `refreshd logs RUN` streams; a follower that falls behind the buffer is told how many
+// lines it missed.
+const (
+	defaultMaxBuffered      = 20000
+	defaultMaxBufferedBytes = 8 << 20
+)
 
 func newStreams(max int) *streams {
 	if max <= 0 {
 		max = defaultMaxBuffered
 	}
-	return &streams{max: max, runs: map[string]*stream{}}
+	return &streams{max: max, maxBytes: defaultMaxBufferedBytes, runs: map[string]*stream{}}
 }
 
 func (s *streams) open(id string) *stream {
@@ -56,13 +64,15 @@ func (s *streams) line(id, instance, text string) {
 	st := s.open(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(st.lines) >= s.max {
+	st.lines = append(st.lines, streamLine{instance, text})
+	st.bytes += len(text) + len(instance)
+	for len(st.lines) > 1 && (len(st.lines) > s.max || st.bytes > s.maxBytes) {
 		// Zero the dropped entry so its strings can be collected before append reallocates.
+		st.bytes -= len(st.lines[0].text) + len(st.lines[0].instance)
 		st.lines[0] = streamLine{}
 		st.lines = st.lines[1:]
 		st.dropped++
 	}
-	st.lines = append(st.lines, streamLine{instance, text})
 	close(st.wake)
 	st.wake = make(chan struct{})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +101,32 @@ func TestLogsFollowPastBuffer(t *testing.T) {
 				t.Errorf("lines:\n got %q\nwant %q", w.lines, tc.want)
 			}
 		})
+	}
+}
+
+// TestLiveBufferBoundedInBytes feeds a run's stream the way a step that prints without
+// newlines does (64 KiB pieces): the buffer stays within its byte bound, keeps the newest
+// piece, and counts what it dropped.
+func TestLiveBufferBoundedInBytes(t *testing.T) {
+	s := newStreams(1000)
+	s.maxBytes = 1 << 20
+	piece := strings.Repeat("x", 64<<10)
+	const n = 200 // 12.5 MiB
+	for i := range n {
+		s.line("r", "flood", fmt.Sprintf("%03d", i)+piece)
+	}
+	st := s.get("r")
+	held := 0
+	for _, l := range st.lines {
+		held += len(l.text) + len(l.instance)
+	}
+	if held != st.bytes || held > s.maxBytes {
+		t.Errorf("buffer holds %d bytes (counted %d), bound %d", held, st.bytes, s.maxBytes)
+	}
+	if last := st.lines[len(st.lines)-1].text; !strings.HasPrefix(last, fmt.Sprintf("%03d", n-1)) {
+		t.Errorf("newest piece not kept: %.8q", last)
+	}
+	if st.dropped+len(st.lines) != n {
+		t.Errorf("dropped %d + held %d != %d written", st.dropped, len(st.lines), n)
 	}
 }

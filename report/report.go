@@ -7,7 +7,6 @@ package report
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,22 +38,6 @@ func StepMatches(instance, filter string) bool {
 	return strings.HasPrefix(instance, filter+"[")
 }
 
-// Attempt log contents, for JSON output.
-type AttemptLog struct {
-	Instance string `json:"instance"`
-	N        int    `json:"n"`
-	Path     string `json:"path"`
-	Output   string `json:"output"`
-	Error    string `json:"error,omitempty"` // reading the file failed (deleted by retention?)
-}
-
-// Logs is `refreshd logs -o json`: the run record (with only the selected steps) and the
-// output of their attempts.
-type Logs struct {
-	Run  *history.Run `json:"run"`
-	Logs []AttemptLog `json:"logs"`
-}
-
 // CheckStep returns an error naming the run's steps when filter selects none of them, so
 // that asking for a step that is not there fails instead of printing an empty report.
 func CheckStep(r *history.Run, filter string) error {
@@ -69,31 +52,6 @@ func CheckStep(r *history.Run, filter string) error {
 		ids = append(ids, s.Instance)
 	}
 	return fmt.Errorf("run %s has no step %q (its steps: %s)", r.ID, filter, strings.Join(ids, ", "))
-}
-
-// CollectLogs selects the steps matching filter and reads their attempt logs.
-func CollectLogs(r *history.Run, filter string) Logs {
-	sel := *r
-	sel.Steps = nil
-	var logs []AttemptLog
-	for _, s := range r.Steps {
-		if !StepMatches(s.Instance, filter) {
-			continue
-		}
-		sel.Steps = append(sel.Steps, s)
-		for _, a := range s.Attempts {
-			al := AttemptLog{Instance: s.Instance, N: a.N, Path: a.Log}
-			if a.Log != "" {
-				data, err := os.ReadFile(a.Log)
-				if err != nil {
-					al.Error = err.Error()
-				}
-				al.Output = string(data)
-			}
-			logs = append(logs, al)
-		}
-	}
-	return Logs{Run: &sel, Logs: logs}
 }
 
 // Run writes a run's detail: each selected step with its attempts (exit code or signal,
@@ -178,15 +136,8 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 					continue
 				}
 				fmt.Fprintf(w, "  --- output of attempt %d (%s)\n", a.N, a.Log)
-				data, err := os.ReadFile(a.Log)
-				if err != nil {
+				if err := copyPrefixed(w, a.Log, "  | "); err != nil {
 					fmt.Fprintf(w, "  (cannot read: %v)\n", err)
-					continue
-				}
-				for _, line := range strings.SplitAfter(string(data), "\n") {
-					if line != "" {
-						fmt.Fprintf(w, "  | %s", strings.TrimSuffix(line, "\n")+"\n")
-					}
 				}
 			}
 		}

@@ -2,8 +2,10 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -63,11 +65,80 @@ func TestRender(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "build[linux/amd64]") || strings.Contains(out, "publish") {
 		t.Errorf("filter by step id:\n%s", out)
 	}
-	logs := CollectLogs(r, "build[linux/amd64]")
-	if len(logs.Run.Steps) != 1 || len(logs.Logs) != 2 || !strings.Contains(logs.Logs[0].Output, "503") {
-		t.Errorf("CollectLogs: %+v", logs)
+	buf.Reset()
+	if err := WriteLogsJSON(&buf, r, "build[linux/amd64]"); err != nil {
+		t.Fatal(err)
+	}
+	var logs struct {
+		Run  *history.Run `json:"run"`
+		Logs []struct {
+			Instance, Path, Output, Error string
+			N                             int
+		} `json:"logs"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &logs); err != nil {
+		t.Fatalf("WriteLogsJSON wrote invalid JSON: %v\n%s", err, buf.String())
+	}
+	if len(logs.Run.Steps) != 1 || len(logs.Logs) != 2 || !strings.Contains(logs.Logs[0].Output, "503") || logs.Logs[1].N != 2 {
+		t.Errorf("WriteLogsJSON: %+v", logs)
 	}
 }
+
+// TestLogsStreamLargeFile renders an 8 MiB log with long lines, multi-byte characters on
+// chunk boundaries and no final newline, as text and as JSON: the output is exact (the JSON
+// decodes to the file's bytes) and the memory allocated stays a small fraction of the file.
+func TestLogsStreamLargeFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Repeat("é✓x\"\\\t\x01", 20000) + "\xff" // longer than a chunk; 2- and 3-byte runes, escapes, a bad byte
+	var want strings.Builder
+	for want.Len() < 8<<20 {
+		want.WriteString(line)
+		want.WriteString("\n")
+	}
+	want.WriteString("no newline at the end")
+	if _, err := f.WriteString(want.String()); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r := &history.Run{ID: "r", Steps: []history.Step{{Instance: "s", Attempts: []history.Attempt{{N: 1, Log: path}}}}}
+
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	var js countingWriter
+	if err := WriteLogsJSON(&js, r, ""); err != nil {
+		t.Fatal(err)
+	}
+	var text countingWriter
+	Run(&text, r, "", true)
+	runtime.ReadMemStats(&ms1)
+	if alloc := ms1.TotalAlloc - ms0.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("rendering an 8 MiB log allocated %d MiB", alloc>>20)
+	}
+
+	var out bytes.Buffer
+	if err := WriteLogsJSON(&out, r, ""); err != nil {
+		t.Fatal(err)
+	}
+	var logs struct{ Logs []struct{ Output string } }
+	if err := json.Unmarshal(out.Bytes(), &logs); err != nil {
+		t.Fatal(err)
+	}
+	if len(logs.Logs) != 1 || logs.Logs[0].Output != strings.ToValidUTF8(want.String(), "\uFFFD") {
+		t.Errorf("JSON output differs from the file (%d bytes vs %d)", len(logs.Logs[0].Output), want.Len())
+	}
+	if text.n < int64(want.Len()) {
+		t.Errorf("text output %d bytes, file %d", text.n, want.Len())
+	}
+}
+
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
 func TestLiveView(t *testing.T) {
 	var buf bytes.Buffer

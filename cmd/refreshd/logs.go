@@ -50,8 +50,7 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The attempt log files are named in the record; the CLI reads them itself (the state
 	// directory's logs are readable by the daemon's group).
 	if *out == "json" {
-		printJSON(stdout, report.CollectLogs(r, step))
-		return nil
+		return report.WriteLogsJSON(stdout, r, step)
 	}
 	report.Run(stdout, r, step, true)
 	return nil
@@ -77,8 +76,7 @@ func followLogs(ctx context.Context, c *control.Client, id, step, out string, st
 		return err
 	}
 	if out == "json" {
-		printJSON(stdout, report.CollectLogs(r, step))
-		return nil
+		return report.WriteLogsJSON(stdout, r, step)
 	}
 	fmt.Fprintln(stdout)
 	report.Run(stdout, r, step, false)
