@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install-stack.sh installs the real build stack refreshd is tested against and demoed on:
 # runc, docker-registry, htpasswd, busybox-static, git, promtool (Debian), buildx and
-# buildkitd/buildctl (built from source through the Go module proxy), and ajv-cli (npm).
+# buildkitd/buildctl (built from source through the Go module proxy), ajv-cli (npm), and
+# systemd-nspawn with a debootstrapped Debian 12 root filesystem for the real-systemd test.
 #
 # Built binaries are cached in $REFRESHD_STACK_CACHE (default /var/cache/refreshd-stack) so a
 # second call takes seconds. Everything is idempotent; nothing is downloaded but packages.
@@ -76,6 +77,26 @@ install -m 0755 "$BIN/buildctl-$BUILDKIT_VERSION" /usr/local/bin/buildctl
 if ! command -v ajv >/dev/null 2>&1; then
   log "npm install -g ajv-cli ajv-formats"
   npm install -g --silent ajv-cli@5 ajv-formats@3 >/dev/null 2>&1
+fi
+
+# A Debian 12 root filesystem for the real-systemd test (e2e/systemd): systemd 252 boots in
+# it as PID 1 under systemd-nspawn. Built once with debootstrap from the mirror apt already
+# uses (about 6 minutes), then only read: the test boots it with --volatile=overlay.
+ROOTFS=$CACHE/sysd-rootfs-bookworm
+ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,git,procps,iproute2,runc,ca-certificates,psmisc,busybox-static,docker-registry,curl,file
+if ! command -v systemd-nspawn >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+  log "apt-get install systemd-container debootstrap"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends systemd-container debootstrap >/dev/null
+fi
+if [ ! -x "$ROOTFS/usr/lib/systemd/systemd" ] || [ "$(cat "$ROOTFS.packages" 2>/dev/null)" != "$ROOTFS_PACKAGES" ]; then
+  mirror=$(grep -hoE '^(URIs:|deb) +[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | awk '{print $2; exit}')
+  log "debootstrap bookworm from ${mirror:-the default mirror} into $ROOTFS (about 6 minutes, once)"
+  rm -rf "$ROOTFS.tmp"
+  debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" bookworm "$ROOTFS.tmp" ${mirror:+"$mirror"} >"$CACHE/debootstrap.log" 2>&1 ||
+    { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
+  rm -rf "$ROOTFS" && mv "$ROOTFS.tmp" "$ROOTFS"
+  echo "$ROOTFS_PACKAGES" >"$ROOTFS.packages"
 fi
 
 log "ready: $(docker buildx version 2>/dev/null | head -1); buildkitd $(buildkitd --version | awk '{print $3}'); $(docker-registry --version 2>/dev/null | head -1)"

@@ -1,0 +1,341 @@
+package systemd
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/internal/testkit"
+)
+
+var refreshd testkit.Refreshd
+
+func TestMain(m *testing.M) { os.Exit(refreshd.Main(m)) }
+
+// Plans the test adds to the installed ones.
+const (
+	// hardening shows what a step may do under the unit: write its workdir, run git and
+	// buildx, and nothing more (no privileges, a seccomp filter, no capabilities).
+	hardeningPlan = `plan: hardening
+timeout: 10m
+steps:
+  - id: buildx-version
+    run: [docker, buildx, version]
+  - id: write-workdir
+    run: [/bin/sh, -c, 'set -e; echo hello > out.txt; git init -q repo && cd repo && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m x; grep -E "NoNewPrivs|Seccomp:|CapEff" /proc/self/status']
+`
+	// sleeper has a step that sleeps and one that ignores SIGTERM and has children: a stop
+	// must leave neither behind.
+	sleeperPlan = `plan: sleeper
+kill_grace: 2s
+steps:
+  - id: sleep
+    run: [sleep, "600"]
+  - id: stubborn
+    run: [/bin/sh, -c, 'trap "echo got TERM, ignoring" TERM; sleep 600 & sleep 600 & while true; do wait; done']
+`
+)
+
+// TestUnderSystemd boots systemd 252 as PID 1 of a container, installs refreshd as the
+// README says, and checks the unit as an operator relies on it: notify and status, a real
+// demo run under the hardening, a synchronous reload that fails on a bad plan while the old
+// one keeps running, journal priorities and fields, socket permissions, watchdog pings, a
+// stop during a long step, and the unit's exposure.
+func TestUnderSystemd(t *testing.T) {
+	testkit.Need(t, "systemd-nspawn", "nsenter", "docker", "buildkitd", "buildctl")
+	if os.Geteuid() != 0 {
+		testkit.SkipOrFail(t, "booting a container needs root")
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "usr/lib/systemd/systemd")); err != nil {
+		testkit.SkipOrFail(t, "no Debian root filesystem at "+rootfs+" (run scripts/install-stack.sh)")
+	}
+	plugin := "/usr/local/lib/docker/cli-plugins"
+	if _, err := os.Stat(filepath.Join(plugin, "docker-buildx")); err != nil {
+		testkit.SkipOrFail(t, "docker buildx plugin missing (run scripts/install-stack.sh)")
+	}
+	began := time.Now()
+	phase := func(what string, since time.Time) { t.Logf("%-44s %5.1fs", what, time.Since(since).Seconds()) }
+
+	stage := stageCheckout(t, refreshd.Path(t))
+	demo := t.TempDir() // the demo stack's directory, on a real filesystem (buildkitd's snapshots)
+	binds := []string{stage + ":/root/refreshd", plugin + ":" + plugin}
+	for _, name := range []string{"docker", "buildkitd", "buildctl"} {
+		p, _ := exec.LookPath(name)
+		binds = append(binds, p+":/usr/local/bin/"+name)
+	}
+	c := boot(t, binds, []string{demo + ":/srv/refreshd-demo"})
+	phase("boot (systemd running)", began)
+
+	// The README's steps, verbatim.
+	t0 := time.Now()
+	out := c.must(2*time.Minute, "cd /root/refreshd\nset -x\n"+readmeInstallSteps(t))
+	phase("README install steps", t0)
+	if !strings.Contains(out, "airflow-main") {
+		t.Errorf("refreshd status after the README's steps does not list airflow-main:\n%s", out)
+	}
+
+	// The demo stack (registry, two buildkitd nodes, constraints repository) inside, and what
+	// `systemctl edit refreshd` would add for it: its workdirs, its plain-http registry, and a
+	// short watchdog so that pings show within the test.
+	t0 = time.Now()
+	// One Python version instead of the demo's two: the same steps, half the builds. The
+	// rootfs's own docker-registry service is not the stack's.
+	c.must(3*time.Minute, `systemctl disable --now docker-registry >/dev/null 2>&1 || true
+STACK_PYTHONS=3.11 bash /root/refreshd/scripts/stack.sh up /srv/refreshd-demo >/srv/refreshd-demo/stack-up.log 2>&1 || { tail -30 /srv/refreshd-demo/stack-up.log; exit 1; }
+chown -R refreshd:refreshd /srv/refreshd-demo/project /srv/refreshd-demo/docker-config /srv/refreshd-demo/constraints.git`)
+	phase("demo stack up", t0)
+	regPort := c.must(10*time.Second, `. /srv/refreshd-demo/stack.env; echo $REGISTRY_PORT`)
+	dropIn := fmt.Sprintf(`[Service]
+ReadWritePaths=/srv/refreshd-demo
+WatchdogSec=4s
+ExecStart=
+ExecStart=/usr/local/bin/refreshd daemon --plans /etc/refreshd/plans --state /var/lib/refreshd --socket /run/refreshd/refreshd.sock --socket-group refreshd --stop-timeout 80s --plain-http-registry 127.0.0.1:%s
+`, strings.TrimSpace(regPort))
+	c.must(30*time.Second, fmt.Sprintf(`cat >/etc/systemd/system/refreshd.service.d/demo.conf <<'EOF'
+%sEOF
+sed 's/^  python: \["3.11", "3.12"\]/  python: ["3.11"]/' /srv/refreshd-demo/plans/demo.yaml >/etc/refreshd/plans/demo.yaml
+grep -q '^  python: \["3.11"\]' /etc/refreshd/plans/demo.yaml
+cat >/etc/refreshd/plans/hardening.yaml <<'EOF'
+%sEOF
+cat >/etc/refreshd/plans/sleeper.yaml <<'EOF'
+%sEOF
+refreshd validate /etc/refreshd/plans >/dev/null
+useradd -m alice && usermod -aG refreshd alice && useradd -m bob
+systemd-analyze log-level debug
+systemctl daemon-reload`, dropIn, hardeningPlan, sleeperPlan))
+	as := func(user string, timeout time.Duration, args string) (string, error) {
+		return c.exec(timeout, "runuser", "-u", user, "--", "bash", "-c", "refreshd "+args)
+	}
+
+	t.Run("start: active, READY=1, status", func(t *testing.T) {
+		c.must(30*time.Second, "systemctl restart refreshd")
+		show := c.must(10*time.Second, "systemctl show refreshd -p ActiveState -p SubState -p StatusText -p Type")
+		for _, want := range []string{"ActiveState=active", "SubState=running", "Type=notify", "StatusText=4 plans, 0 running"} {
+			if !strings.Contains(show, want) {
+				t.Errorf("systemctl show: no %s in\n%s", want, show)
+			}
+		}
+		if out, _ := c.sh(10*time.Second, "journalctl --no-pager -o cat -g 'refreshd.service: Got notification message' | grep READY=1"); !strings.Contains(out, "READY=1") {
+			t.Errorf("no READY=1 notification in the journal")
+		}
+	})
+
+	t.Run("demo run through the socket under the hardening", func(t *testing.T) {
+		t0 := time.Now()
+		out, err := as("refreshd", 5*time.Minute, "run --wait demo")
+		phase("demo run (cold)", t0)
+		if err != nil || !strings.Contains(out, "succeeded") {
+			t.Fatalf("refreshd run --wait demo: %v\n%s", err, tail(out, 40))
+		}
+		out, err = as("refreshd", time.Minute, "run --wait hardening")
+		if err != nil {
+			t.Fatalf("refreshd run --wait hardening: %v\n%s", err, out)
+		}
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`NoNewPrivs:\s+1`), regexp.MustCompile(`Seccomp:\s+2`),
+			regexp.MustCompile(`CapEff:\s+0000000000000000`), regexp.MustCompile(`github.com/docker/buildx`),
+		} {
+			if !want.MatchString(out) {
+				t.Errorf("hardening run output lacks %s:\n%s", want, out)
+			}
+		}
+		if out, _ := c.sh(10*time.Second, `journalctl -u refreshd --no-pager -o cat | grep -v PR_SET_MM_ARG_START | grep -iE 'operation not permitted|read-only file system|bad system call|permission denied' || true`); strings.TrimSpace(out) != "" {
+			t.Errorf("denials in the daemon's journal:\n%s", out)
+		}
+	})
+
+	t.Run("reload: waits, fails on a bad plan, old plan keeps running", func(t *testing.T) {
+		c.must(10*time.Second, `cp /etc/refreshd/plans/hardening.yaml /root/hardening.good
+sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/hardening.yaml`)
+		out, err := c.sh(30*time.Second, "systemctl reload refreshd")
+		if err == nil {
+			t.Errorf("systemctl reload with a bad plan succeeded:\n%s", out)
+		}
+		if show := c.must(10*time.Second, "systemctl show refreshd -p ActiveState -p StatusText"); !strings.Contains(show, "ActiveState=active") || !strings.Contains(show, "1 plan load errors") {
+			t.Errorf("after the failed reload:\n%s", show)
+		}
+		out, err = as("refreshd", 10*time.Second, "status")
+		if err == nil || !strings.Contains(out, "hardening.yaml:3:10") {
+			t.Errorf("refreshd status after the bad reload: %v, want exit 1 naming hardening.yaml:3:10\n%s", err, out)
+		}
+		if out, err := as("refreshd", time.Minute, "run --wait hardening"); err != nil {
+			t.Errorf("the old hardening plan does not run: %v\n%s", err, out)
+		}
+		c.must(10*time.Second, "cp /root/hardening.good /etc/refreshd/plans/hardening.yaml")
+		if out, err := c.sh(30*time.Second, "systemctl reload refreshd"); err != nil {
+			t.Errorf("systemctl reload with the plan fixed: %v\n%s", err, out)
+		}
+		// Synchronous: the daemon's READY=1 came before the reload job ended.
+		jr := c.must(10*time.Second, `journalctl --no-pager -o cat -g 'refreshd.service: (Got notification message.*READY=1|Control process exited|Reload failed|reload finished)' | tail -6`)
+		t.Logf("journal of the last reloads:\n%s", jr)
+		// Each reload job's control process (refreshd reload) exits after the daemon's
+		// READY=1 for that reload: a kill -HUP would exit before it.
+		lines := strings.Split(strings.TrimSpace(jr), "\n")
+		sinceExit := 0
+		for _, l := range lines {
+			switch {
+			case strings.Contains(l, "READY=1"):
+				sinceExit++
+			case strings.Contains(l, "Control process exited"):
+				if sinceExit == 0 {
+					t.Errorf("a reload's control process exited before the daemon's READY=1:\n%s", jr)
+				}
+				sinceExit = 0
+			}
+		}
+	})
+
+	t.Run("journal: priorities and fields", func(t *testing.T) {
+		errs := c.must(10*time.Second, "journalctl -u refreshd -p err --no-pager -o cat")
+		if !strings.Contains(errs, "plan did not load") {
+			t.Errorf("journalctl -p err lacks the plan load error:\n%s", errs)
+		}
+		for _, info := range []string{"daemon ready", "run starting", "output "} {
+			if strings.Contains(errs, info) {
+				t.Errorf("journalctl -p err shows an INFO line (%s):\n%s", info, errs)
+			}
+		}
+		js := c.must(10*time.Second, "journalctl -u refreshd --no-pager -o json PLAN=hardening STEP=write-workdir")
+		var found bool
+		for line := range strings.Lines(js) {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) != nil {
+				continue
+			}
+			if e["PRIORITY"] == "6" && e["RUN"] != nil && e["ATTEMPT"] == "1" && e["SYSLOG_IDENTIFIER"] == "refreshd" {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("no INFO entry with PLAN=hardening STEP=write-workdir RUN ATTEMPT=1 in the journal:\n%s", tail(js, 5))
+		}
+	})
+
+	t.Run("socket permissions", func(t *testing.T) {
+		modes := c.must(10*time.Second, "stat -c '%a %U:%G %F' /run/refreshd /run/refreshd/refreshd.sock")
+		t.Logf("%s", modes)
+		if !strings.Contains(modes, "750 refreshd:refreshd directory") || !strings.Contains(modes, "660 refreshd:refreshd socket") {
+			t.Errorf("modes:\n%s", modes)
+		}
+		if out, err := as("alice", 10*time.Second, "status"); err != nil {
+			t.Errorf("alice (group refreshd): %v\n%s", err, out)
+		}
+		if out, err := as("bob", 10*time.Second, "status"); err == nil || !strings.Contains(out, "permission denied") {
+			t.Errorf("bob (not in the group): %v\n%s", err, out)
+		}
+	})
+
+	t.Run("watchdog pings", func(t *testing.T) {
+		out := c.must(10*time.Second, "journalctl --no-pager -o cat -g 'refreshd.service: Got notification message.*WATCHDOG=1' | wc -l")
+		if n, _ := strconv.Atoi(strings.TrimSpace(out)); n < 2 {
+			t.Errorf("%d watchdog pings in the journal, want them every 2s", n)
+		}
+		if show := c.must(10*time.Second, "systemctl show refreshd -p NRestarts"); !strings.Contains(show, "NRestarts=0") {
+			t.Errorf("restarts: %s", show)
+		}
+	})
+
+	t.Run("stop during a long step", func(t *testing.T) {
+		run, err := as("refreshd", 10*time.Second, "run sleeper")
+		if err != nil {
+			t.Fatalf("run sleeper: %v\n%s", err, run)
+		}
+		run = strings.TrimSpace(run)
+		// [s]leep: the pattern must not match the shell that runs pgrep.
+		c.must(30*time.Second, `for i in $(seq 100); do [ "$(pgrep -c -f '[s]leep 600' || true)" -ge 3 ] && exit 0; sleep 0.1; done; ps -ef; exit 1`)
+		t0 := time.Now()
+		c.must(2*time.Minute, "systemctl stop refreshd")
+		phase("systemctl stop during two steps", t0)
+		if left, _ := c.sh(10*time.Second, "pgrep -a -f '[s]leep 600|[i]gnoring' || true"); strings.TrimSpace(left) != "" {
+			t.Errorf("left after the stop:\n%s", left)
+		}
+		c.must(30*time.Second, "systemctl start refreshd")
+		out, err := as("refreshd", 10*time.Second, "history -o json sleeper")
+		var runs []struct{ ID, Status, Reason string }
+		if err != nil || json.Unmarshal([]byte(out), &runs) != nil || len(runs) == 0 {
+			t.Fatalf("history: %v\n%s", err, out)
+		}
+		if runs[0].ID != run || runs[0].Status != "interrupted" || !strings.Contains(runs[0].Reason, "stopping") {
+			t.Errorf("run %s after the stop: %+v, want interrupted by the stop", run, runs[0])
+		}
+	})
+
+	t.Run("exposure", func(t *testing.T) {
+		out := c.must(30*time.Second, "systemd-analyze security refreshd.service --no-pager")
+		m := regexp.MustCompile(`Overall exposure level for refreshd.service: ([0-9.]+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no exposure level in:\n%s", out)
+		}
+		level, _ := strconv.ParseFloat(m[1], 64)
+		t.Logf("systemd-analyze security refreshd.service: exposure %.1f", level)
+		if level > 2.0 {
+			t.Errorf("exposure %.1f, want 2.0 or below:\n%s", level, out)
+		}
+	})
+	phase("whole test", began)
+}
+
+// readmeInstallSteps is the README's install block, the sh block after its
+// "install-steps" marker, as an operator would paste it.
+func readmeInstallSteps(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "<!-- install-steps:")
+	if !ok {
+		t.Fatal("README.md has no install-steps marker")
+	}
+	_, block, ok := strings.Cut(after, "```sh\n")
+	if !ok {
+		t.Fatal("README.md: no sh block after the install-steps marker")
+	}
+	block, _, ok = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("README.md: the install block does not end")
+	}
+	return block
+}
+
+// stageCheckout makes the checkout the README's steps run in: the tree's systemd/, plans/,
+// scripts/ and e2e/sample/ (the demo stack), with bin/refreshd built as `make build` would.
+func stageCheckout(t *testing.T, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"systemd", "plans", "scripts", "e2e/sample"} {
+		dst := filepath.Join(dir, sub)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("cp", "-a", filepath.Join("../..", sub), dst).CombinedOutput(); err != nil {
+			t.Fatalf("stage %s: %v\n%s", sub, err, out)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("install", "-m755", bin, filepath.Join(dir, "bin", "refreshd")).CombinedOutput(); err != nil {
+		t.Fatalf("stage bin/refreshd: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
