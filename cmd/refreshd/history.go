@@ -7,11 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/report"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // cmdHistory is `refreshd history [--state DIR] [-o json] [--limit N] [PLAN]`: past runs,
@@ -56,7 +56,7 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // storeRuns reads the run list from the store of a state directory no daemon is using.
 // A state directory without a store yet (nothing ever ran there) has no runs.
 func storeRuns(state, plan string, limit int) ([]*history.Run, error) {
-	path := filepath.Join(state, "history.db")
+	path := statedir.Dir{Root: state}.History()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

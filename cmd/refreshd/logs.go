@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/report"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // cmdLogs is `refreshd logs [-f] [--state DIR] [-o json] RUN [STEP]`: a run's steps,
@@ -85,7 +85,7 @@ func followLogs(ctx context.Context, c *control.Client, id, step, out string, st
 
 // storeRun reads one run from the store of a state directory no daemon is using.
 func storeRun(state, id string) (*history.Run, error) {
-	store, err := history.OpenReadOnly(filepath.Join(state, "history.db"))
+	store, err := history.OpenReadOnly(statedir.Dir{Root: state}.History())
 	if err != nil {
 		return nil, err
 	}

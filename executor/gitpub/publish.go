@@ -110,10 +110,10 @@ func publish(ctx context.Context, o Options) (*Result, error) {
 	}
 	o.defaults(rem)
 	key := Key(o.Repo, o.Branch)
-	res.Clone = filepath.Join(o.StateDir, "git", key)
+	res.Clone = clonePath(o.StateDir, key)
 	log := o.Log.With("branch", o.Branch, "repo", rem.URL)
 
-	unlock, err := lockBranch(ctx, filepath.Join(o.StateDir, "locks", "branch-"+key+".lock"), o.LockWait, log)
+	unlock, err := lockBranch(ctx, lockPath(o.StateDir, key), o.LockWait, log)
 	if err != nil {
 		return res, err
 	}
@@ -253,6 +253,14 @@ func (o *Options) report(res *Result) {
 			fmt.Fprintf(o.Output, "  (lines changed, no package pins)\n")
 		}
 	}
+}
+
+// clonePath is the clone of one repository and branch: STATE/git/KEY.
+func clonePath(stateDir, key string) string { return filepath.Join(stateDir, "git", key) }
+
+// lockPath is the lock of one repository and branch: STATE/locks/branch-KEY.lock.
+func lockPath(stateDir, key string) string {
+	return filepath.Join(stateDir, "locks", "branch-"+key+".lock")
 }
 
 // lockBranch takes the per-branch lock, waiting (as long as ctx allows) for another plan or

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"time"
 )
 
@@ -44,13 +43,13 @@ func Reconcile(ctx context.Context, o ReconcileOptions) (onBranch bool, err erro
 	o.Runner = withRedactor(o.Runner, rem)
 	key := Key(o.Repo, o.Branch)
 	log := o.Log.With("branch", o.Branch, "repo", rem.URL)
-	unlock, err := lockBranch(ctx, filepath.Join(o.StateDir, "locks", "branch-"+key+".lock"), time.Second, log)
+	unlock, err := lockBranch(ctx, lockPath(o.StateDir, key), time.Second, log)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
 	defer unlock()
 	c := &clone{
-		dir: filepath.Join(o.StateDir, "git", key), remote: rem, branch: o.Branch, run: o.Runner, log: log,
+		dir: clonePath(o.StateDir, key), remote: rem, branch: o.Branch, run: o.Runner, log: log,
 		env:           append(append([]string(nil), o.Env...), rem.env()...),
 		fetchAttempts: 3, fetchBackoff: time.Second,
 	}
