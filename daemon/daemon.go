@@ -33,6 +33,7 @@ type RunRequest struct {
 	ID        string
 	Trigger   history.Trigger
 	Scheduled time.Time
+	Params    map[string]string // checked; nil for the plan's defaults
 }
 
 // Engine runs one plan to its end (an adapter over executor.Engine: plan.Expand, then

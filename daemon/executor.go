@@ -17,7 +17,7 @@ type Executor struct {
 
 // Run implements Engine.
 func (x *Executor) Run(ctx context.Context, p *plan.Plan, req RunRequest) (*history.Run, error) {
-	g, err := plan.Expand(p)
+	g, err := plan.ExpandRun(p, req.Params)
 	if err != nil {
 		return nil, fmt.Errorf("expand plan %s: %w", p.Name, err)
 	}

@@ -25,7 +25,7 @@ func (r *runner) Run(ctx context.Context, f schedule.Fire) {
 		}
 	}()
 	log.Info("run starting", "trigger", f.Trigger, "scheduled", f.Scheduled)
-	run, err := d.cfg.Engine.Run(ctx, f.Plan, RunRequest{ID: f.RunID, Trigger: f.Trigger, Scheduled: f.Scheduled})
+	run, err := d.cfg.Engine.Run(ctx, f.Plan, RunRequest{ID: f.RunID, Trigger: f.Trigger, Scheduled: f.Scheduled, Params: f.Params})
 	switch {
 	case err != nil && run == nil:
 		// The plan did not expand or the store refused the start: still a failed run in
@@ -45,7 +45,7 @@ func (r *runner) recordFailed(f schedule.Fire, reason string) {
 	d := r.d
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
-		Start: now, End: now, Status: history.StatusFailed, Reason: reason}
+		Start: now, End: now, Status: history.StatusFailed, Reason: reason, Params: f.Params}
 	if prev, err := d.cfg.Store.Run(f.RunID); err == nil && prev != nil {
 		run.Start, run.Steps = prev.Start, prev.Steps
 	}
@@ -61,7 +61,7 @@ func (r *runner) recordFailed(f schedule.Fire, reason string) {
 func (r *runner) Skipped(f schedule.Fire, reason string) {
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
-		Start: now, End: now, Status: history.StatusSkipped, Reason: reason}
+		Start: now, End: now, Status: history.StatusSkipped, Reason: reason, Params: f.Params}
 	if err := r.d.cfg.Store.SaveRun(run); err != nil {
 		r.d.log.Error("record skipped trigger", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}
@@ -79,7 +79,7 @@ func (r *runner) Skipped(f schedule.Fire, reason string) {
 func (r *runner) Dropped(f schedule.Fire, cause error) {
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
-		Start: now, End: now, Status: history.StatusInterrupted, Reason: "dropped before it started: " + cause.Error()}
+		Start: now, End: now, Status: history.StatusInterrupted, Reason: "dropped before it started: " + cause.Error(), Params: f.Params}
 	if err := r.d.cfg.Store.SaveRun(run); err != nil {
 		r.d.log.Error("record dropped run", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}

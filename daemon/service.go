@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/schedule"
@@ -41,15 +43,37 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	return st, nil
 }
 
-// Trigger implements control.Service.
-func (d *Daemon) Trigger(ctx context.Context, plan string) (*control.Triggered, error) {
-	id, queued, err := d.sched.Trigger(ctx, plan)
+// Trigger implements control.Service. The params are checked against the plan before
+// anything starts: a bad one is ErrInvalid, naming it. A plan with instances is run by
+// instance (PLAN/INSTANCE); its bare name is not found, with the instances listed.
+func (d *Daemon) Trigger(ctx context.Context, name string, params map[string]string) (*control.Triggered, error) {
+	d.mu.Lock()
+	p := d.plans[name]
+	var instances []string
+	for _, q := range d.plans {
+		if q.Base == name && q.Instance != "" {
+			instances = append(instances, q.Name)
+		}
+	}
+	d.mu.Unlock()
+	if p == nil {
+		if len(instances) > 0 {
+			slices.Sort(instances)
+			return nil, fmt.Errorf("%w: plan %s has instances; run one of %s", control.ErrNotFound, name, strings.Join(instances, ", "))
+		}
+		return nil, mapErr(fmt.Errorf("%w: %q", schedule.ErrUnknownPlan, name))
+	}
+	resolved, err := p.ResolveParams(params)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrInvalid, err)
+	}
+	id, queued, err := d.sched.TriggerWith(ctx, name, resolved)
 	if err != nil {
 		return nil, mapErr(err)
 	}
 	d.streams.open(id) // followers may attach before the engine starts it
-	d.log.Info("manual run requested", "plan", plan, "run", id, "queued", queued)
-	return &control.Triggered{Run: id, Plan: plan, Queued: queued}, nil
+	d.log.Info("manual run requested", "plan", name, "run", id, "queued", queued, "params", params)
+	return &control.Triggered{Run: id, Plan: name, Queued: queued, Params: resolved}, nil
 }
 
 // Runs implements control.Service.

@@ -140,9 +140,10 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		changed:  map[int]bool{},
 		builders: map[string]*builderLock{},
 		grace:    e.grace(p),
+		values:   map[string]map[string]plan.Var{},
 	}
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
-		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun}
+		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maps.Clone(g.Params)}
 	for i, inst := range g.Instances {
 		rs.idx[inst.ID] = i
 		st := history.Step{Instance: inst.ID, Status: history.StatusWaiting}
@@ -258,6 +259,11 @@ type runState struct {
 	changed map[int]bool // steps changed since the last save (under mu)
 	saved   int          // steps the store holds (under mu); later ones are new
 	saveMu  sync.Mutex   // serialises saves, so a later snapshot is never overwritten by an earlier one
+
+	// values are the run-time vars each step with outputs: defined (guarded by mu); stageErr
+	// is a stage that could not expand (the run fails with it).
+	values   map[string]map[string]plan.Var
+	stageErr error
 }
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
@@ -314,6 +320,9 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 	if ctx.Err() != nil {
 		return rs.ended(ctx)
 	}
+	if rs.stageErr != nil {
+		return history.StatusFailed, rs.stageErr.Error()
+	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	for _, s := range rs.rec.Steps {
@@ -322,7 +331,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		}
 	}
 	for i, s := range rs.rec.Steps {
-		if bad[i] {
+		if i < len(bad) && bad[i] { // past bad: steps that never expanded (stages.go)
 			return history.StatusFailed, fmt.Sprintf("step %s %s: %s", s.Instance, s.Status, s.Reason)
 		}
 	}
@@ -341,7 +350,8 @@ func (rs *runState) ended(ctx context.Context) (history.Status, string) {
 	return history.StatusInterrupted, "interrupted"
 }
 
-// skipAll marks every waiting step skipped with reason.
+// skipAll marks every waiting step skipped with reason, and the steps that would have
+// expanded at run time too.
 func (rs *runState) skipAll(reason string) {
 	for i := range rs.g.Instances {
 		rs.update(i, func(s *history.Step) {
@@ -350,6 +360,7 @@ func (rs *runState) skipAll(reason string) {
 			}
 		})
 	}
+	rs.recordPending(reason)
 }
 
 // update changes step i of the record under the lock, tells the observer and schedules a save.
@@ -415,6 +426,7 @@ func (rs *runState) persist() {
 func (rs *runState) header() *history.Run {
 	h := *rs.rec
 	h.Steps = nil
+	h.Vars = append([]history.RunVar(nil), rs.rec.Vars...)
 	h.Reason = rs.red.String(h.Reason)
 	h.Warnings = make([]string, len(rs.rec.Warnings))
 	for i, w := range rs.rec.Warnings {
@@ -443,6 +455,8 @@ func copyRun(r *history.Run) *history.Run {
 		src := *r.Source
 		c.Source = &src
 	}
+	c.Params = maps.Clone(r.Params)
+	c.Vars = append([]history.RunVar(nil), r.Vars...)
 	c.Steps = make([]history.Step, len(r.Steps))
 	for i := range r.Steps {
 		c.Steps[i] = *copyStep(&r.Steps[i], nil)

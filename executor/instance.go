@@ -24,8 +24,9 @@ func stepConcurrency(inst *plan.Instance) int {
 }
 
 // runInstance runs instance i with its retry policy and returns its final status.
-func (rs *runState) runInstance(ctx context.Context, i int) history.Status {
-	inst := rs.g.Instances[i]
+// inst is passed rather than read from the graph: the graph's instance list grows while
+// instances run (stages.go).
+func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance) history.Status {
 	log := rs.log.With("step", inst.ID)
 	start := time.Now().UTC()
 	rs.update(i, func(s *history.Step) { s.Status, s.Start = history.StatusRunning, start })
@@ -57,7 +58,7 @@ func (rs *runState) runInstance(ctx context.Context, i int) history.Status {
 	attempts := max(inst.Retry.Attempts, 1)
 	pats := retryPatterns(inst.Retry)
 	for n := 1; ; n++ {
-		matched, err := rs.attempt(ctx, i, n, pats, log.With("attempt", n))
+		matched, err := rs.attempt(ctx, i, inst, n, pats, log.With("attempt", n))
 		if err == nil {
 			return finish(history.StatusSucceeded, "")
 		}
@@ -94,15 +95,14 @@ type attemptResult struct {
 
 // attempt runs one attempt of instance i: its log file, its Attempt for the action, its
 // timeout, and its record.
-func (rs *runState) attempt(ctx context.Context, i, n int, pats []*regexp.Regexp, log *slog.Logger) (attemptResult, error) {
-	inst := rs.g.Instances[i]
+func (rs *runState) attempt(ctx context.Context, i int, inst *plan.Instance, n int, pats []*regexp.Regexp, log *slog.Logger) (attemptResult, error) {
 	logPath := LogPath(rs.e.cfg.StateDir, rs.spec.ID, inst.ID, n)
 	start := time.Now().UTC()
 	rs.update(i, func(s *history.Step) {
 		s.Attempts = append(s.Attempts, history.Attempt{N: n, Start: start, ExitCode: -1, Log: logPath})
 	})
 	var res attemptResult
-	err := rs.runAttempt(ctx, inst, n, logPath, pats, log, &res)
+	err := rs.runAttempt(ctx, i, inst, n, logPath, pats, log, &res)
 	end := time.Now().UTC()
 	rs.update(i, func(s *history.Step) {
 		a := &s.Attempts[len(s.Attempts)-1]
@@ -114,7 +114,7 @@ func (rs *runState) attempt(ctx context.Context, i, n int, pats []*regexp.Regexp
 	return res, err
 }
 
-func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, logPath string, pats []*regexp.Regexp, log *slog.Logger, res *attemptResult) error {
+func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, n int, logPath string, pats []*regexp.Regexp, log *slog.Logger, res *attemptResult) error {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
 		return fmt.Errorf("create log directory: %w", err)
 	}
@@ -152,8 +152,11 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 		ctx, cancel = context.WithTimeoutCause(ctx, inst.Timeout, errStepTimeout)
 		defer cancel()
 	}
-	i := rs.idx[inst.ID]
 	procs := rs.attemptProcs(i, log)
+	var stdout *capture
+	if wantsStdout(inst) && !rs.spec.DryRun {
+		stdout = &capture{}
+	}
 	a := &Attempt{
 		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, Workdir: workdir, N: n, Log: log, Output: lw,
 		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun, Procs: procs,
@@ -162,7 +165,11 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 				dir = workdir
 			}
 			env := stepEnv(inst, rs.secrets, rs.tools.DockerConfig, append(rs.sourceEnv(), extraEnv...))
-			st, err := procs.Run(ctx, proc.Cmd{Argv: argv, Dir: dir, Env: env, Output: lw})
+			c := proc.Cmd{Argv: argv, Dir: dir, Env: env, Output: lw}
+			if stdout != nil {
+				c.Stdout = stdout // a nil *capture must not become a non-nil io.Writer
+			}
+			st, err := procs.Run(ctx, c)
 			res.status = st
 			return st, err
 		},
@@ -185,6 +192,9 @@ func (rs *runState) runAttempt(ctx context.Context, inst *plan.Instance, n int, 
 		},
 	}
 	err = rs.dispatch(ctx, a)
+	if err == nil && inst.Step != nil && inst.Step.Outputs != nil && !rs.spec.DryRun {
+		err = rs.readOutputs(inst, workdir, stdout, lw)
+	}
 	if errors.Is(context.Cause(ctx), errStepTimeout) && rs.stepTimedOut(ctx) {
 		err = fmt.Errorf("timed out after %s (process group stopped: SIGTERM, then SIGKILL after %s)", inst.Timeout, rs.grace)
 	}

@@ -35,7 +35,7 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 		token = v
 	}
 	set := publishSettings(act)
-	msgTmpl, err := template.New("message").Option("missingkey=error").Parse(set.Message)
+	msgTmpl, err := template.New("message").Funcs(plan.TemplateFuncs()).Option("missingkey=error").Parse(set.Message)
 	if err != nil {
 		return fmt.Errorf("%s: message template: %w", what, err)
 	}

@@ -31,7 +31,9 @@ const DefaultCleanupBound = time.Minute
 // succeeded, or was skipped only because a when: condition did not hold (a failure step
 // when nothing failed, and what needs it).
 //
-// One goroutine (this one) owns the scheduling state; instances report back on a channel.
+// One goroutine (this one) owns the scheduling state, and the graph: when a step that
+// defines run-time values succeeds, the steps using them are expanded here (stages.go) and
+// join the scheduling before anything else starts. Instances report back on a channel.
 func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 	insts := rs.g.Instances
 	const (
@@ -168,7 +170,7 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 				nRunning++
 				perKey[inst.ConcurrencyKey]++
 				if !when(inst).Cleanup() {
-					go func() { results <- finished{i, rs.runInstance(ctx, i)} }()
+					go func() { results <- finished{i, rs.runInstance(ctx, i, inst)} }()
 					continue
 				}
 				why := after(i)
@@ -177,7 +179,7 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 				cctx, cancel := rs.cleanupContext(ctx, inst)
 				go func() {
 					defer cancel()
-					results <- finished{i, rs.runInstance(cctx, i)}
+					results <- finished{i, rs.runInstance(cctx, i, inst)}
 				}()
 			}
 		}
@@ -190,6 +192,22 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 		nRunning--
 		perKey[insts[f.i].ConcurrencyKey]--
 		remaining--
+		if st := insts[f.i].Step; f.status == history.StatusSucceeded && st != nil && st.Outputs != nil && rs.stageErr == nil {
+			n, err := rs.extend(st.ID)
+			if err != nil {
+				rs.stageErr = err
+				rs.log.Error("run-time expansion failed", "from", st.ID, "err", err)
+				continue
+			}
+			if n > 0 {
+				insts = rs.g.Instances
+				state = append(state, make([]int, n)...)
+				result = append(result, make([]history.Status, n)...)
+				bad = append(bad, make([]bool, n)...)
+				remaining += n
+				clear(followsMemo) // a cleanup step without needs follows the new instances too
+			}
+		}
 	}
 	for i := range insts {
 		if state[i] == waiting {
@@ -199,6 +217,16 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 			})
 		}
 	}
+	why := ""
+	switch {
+	case rs.stageErr != nil:
+		why = "not expanded: " + rs.stageErr.Error()
+	case ctx.Err() != nil:
+		why = "run ended before the step expanded"
+	case rs.spec.DryRun:
+		why = "dry run: expands at run time, from values the dry run does not produce"
+	}
+	rs.recordPending(why)
 	return bad
 }
 

@@ -43,6 +43,10 @@ type Run struct {
 	Process *ProcessGroup `json:"process,omitempty"`
 	// Source is what the run's checkout step fetched and built from; nil without one.
 	Source *Source `json:"source,omitempty"`
+	// Params are the run's parameters, each with its value (given, or the plan's default).
+	Params map[string]string `json:"params,omitempty"`
+	// Vars are the values steps defined at run time (outputs:), in the order they came.
+	Vars []RunVar `json:"vars,omitempty"`
 }
 
 // ProcessGroup identifies a process group across pid reuse (see Attempt.PGID).
@@ -61,6 +65,15 @@ type Source struct {
 	Previous string `json:"previous,omitempty"` // the tree's commit before, "" when new
 	Changed  bool   `json:"changed"`            // the tree moved to another commit
 	Path     string `json:"path"`
+}
+
+// RunVar is one var a step of the run defined from what it read at run time.
+type RunVar struct {
+	Name   string   `json:"name"`
+	Step   string   `json:"step"`             // the step that defined it
+	Value  string   `json:"value,omitempty"`  // a string var
+	Values []string `json:"values,omitempty"` // a list var
+	List   bool     `json:"list,omitempty"`
 }
 
 // Step is one step instance of a run.

@@ -273,3 +273,11 @@ func (w Webhook) RenderURL(secrets map[string]string) (string, error) {
 	}
 	return u, nil
 }
+
+// TemplateFuncs are the functions plan templates may call, for templates rendered outside
+// this package (a commit message, rendered when the run knows .run and .summary).
+func TemplateFuncs() template.FuncMap { return templateFuncs() }
+
+// Render executes a template the plan loader checked (a commit message, rendered when the
+// run knows .run and .summary) with data. Values without "{{" are returned as is.
+func Render(text string, data map[string]any) (string, error) { return render(text, data) }

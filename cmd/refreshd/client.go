@@ -45,11 +45,13 @@ func printJSON(w io.Writer, v any) {
 // the plan now, prints the run id, and with --wait follows its output to the end and exits
 // like run --local would (0 succeeded, 1 failed, 130 interrupted).
 func runViaDaemon(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("run", "Usage: refreshd run [--socket PATH] [--wait] [-o json] PLAN\n       refreshd run --local [flags] PLANFILE   (see refreshd run --local --help)\n\nAsk the daemon to run PLAN now and print the run id. --wait follows it to the end and exits\n0 succeeded, 1 failed, 130 interrupted.")
+	fs := newFlagSet("run", "Usage: refreshd run [--socket PATH] [--wait] [-o json] [--param NAME=VALUE]... PLAN\n       refreshd run --local [flags] PLANFILE   (see refreshd run --local --help)\n\nAsk the daemon to run PLAN now and print the run id. PLAN is a plan's name, or PLAN/INSTANCE\nfor an instance of a plan that declares instances (refreshd status lists them). --param sets\na run parameter the plan declares; the daemon checks it before the run starts. --wait\nfollows the run to the end and exits 0 succeeded, 1 failed, 130 interrupted.")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	wait := fs.Bool("wait", false, "follow the run to its end; exit 0 if it succeeded, 1 if it failed, 130 if interrupted")
 	fs.Bool("local", false, "run in the foreground without a daemon")
+	params := paramFlag{}
+	fs.Var(params, "param", "`NAME=VALUE`: a run parameter the plan declares (repeatable); the others keep their defaults")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func runViaDaemon(ctx context.Context, args []string, stdout io.Writer) error {
 		return usage(fs, "run needs exactly one PLAN name")
 	}
 	c := control.NewClient(*socket)
-	t, err := c.Trigger(ctx, fs.Arg(0))
+	t, err := c.TriggerWith(ctx, fs.Arg(0), params)
 	if err != nil {
 		return err
 	}

@@ -15,28 +15,58 @@ import (
 // cmdPlan is the dry run: it loads and expands one plan and prints, level by level, the
 // instances that may run in parallel and the exact commands each would run. Nothing runs.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("plan", "Usage: refreshd plan FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance. Nothing is executed.")
+	fs := newFlagSet("plan", "Usage: refreshd plan [--instance NAME] [--param NAME=VALUE]... FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance; the steps that expand at run time, from the values\nof which step. Nothing is executed. A plan with instances shows each (or --instance).")
+	instance := fs.String("instance", "", "show only this instance of a plan that declares instances")
+	params := paramFlag{}
+	fs.Var(params, "param", "`NAME=VALUE`: expand with this run parameter (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usage(fs, "plan needs exactly one FILE")
 	}
-	p, err := plan.LoadFile(fs.Arg(0))
+	plans, err := plan.LoadPlans(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	g, err := plan.Expand(p)
-	if err != nil {
-		return err
+	if *instance != "" {
+		p, err := pickInstance(plans, *instance)
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+		plans = []*plan.Plan{p}
 	}
-	printGraph(stdout, g, &executor.Tools{})
+	for i, p := range plans {
+		resolved, err := p.ResolveParams(params)
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+		g, err := plan.ExpandRun(p, resolved)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		printGraph(stdout, g, &executor.Tools{})
+	}
 	return nil
 }
 
 func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 	p := g.Plan
-	fmt.Fprintf(w, "plan %s (%s): %d steps, %d instances\n", p.Name, p.File, len(p.Steps), len(g.Instances))
+	fmt.Fprintf(w, "plan %s (%s): %d steps, %d instances", p.Name, p.File, len(p.Steps), len(g.Instances))
+	if pending := g.Pending(); len(pending) > 0 {
+		fmt.Fprintf(w, " before run-time expansion (%d steps pending)", len(pending))
+	}
+	fmt.Fprintln(w)
+	if len(g.Params) > 0 {
+		var ps []string
+		for _, name := range p.ParamNames() {
+			ps = append(ps, fmt.Sprintf("%s=%q", name, g.Params[name]))
+		}
+		fmt.Fprintf(w, "params %s\n", strings.Join(ps, " "))
+	}
 	if p.Schedule != "" {
 		fmt.Fprintf(w, "schedule %q in %s, overlap %s, catch_up %t", p.Schedule, p.Timezone, p.Overlap, p.CatchUp)
 	} else {
@@ -63,6 +93,7 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 		byID[in.ID] = in
 		maxLevel = max(maxLevel, in.Level)
 	}
+	defer printPending(w, g)
 	for level := 0; level <= maxLevel; level++ {
 		fmt.Fprintf(w, "\nlevel %d: may run in parallel\n", level)
 		for _, note := range concurrencyNotes(g, level) {
@@ -180,4 +211,29 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// printPending shows the steps that expand at run time: from the values of which step,
+// and which vars.
+func printPending(w io.Writer, g *plan.Graph) {
+	pending := g.Pending()
+	if len(pending) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nexpands at run time (the graph grows when a step that defines values succeeds):\n")
+	for _, ps := range pending {
+		from := "after " + strings.Join(ps.Step.Needs, ", ") + " expanded"
+		if len(ps.Waits) > 0 {
+			from = "from the values of " + strings.Join(ps.Waits, ", ") + " (" + strings.Join(ps.Vars, ", ") + ")"
+		}
+		what := ""
+		if len(ps.Step.Matrix) > 0 {
+			var axes []string
+			for _, ax := range ps.Step.Matrix {
+				axes = append(axes, ax.Name)
+			}
+			what = ", matrix over " + strings.Join(axes, " x ")
+		}
+		fmt.Fprintf(w, "  %s: %s%s\n", ps.Step.ID, from, what)
+	}
 }

@@ -106,7 +106,11 @@ func printValid(w, errw io.Writer, p *plan.Plan, now time.Time) bool {
 		printError(errw, err)
 		return false
 	}
-	fmt.Fprintf(w, "%s: plan %s ok (%d steps, %d instances)\n", p.File, p.Name, len(p.Steps), len(g.Instances))
+	fmt.Fprintf(w, "%s: plan %s ok (%d steps, %d instances", p.File, p.Name, len(p.Steps), len(g.Instances))
+	if len(g.Pending()) > 0 {
+		fmt.Fprintf(w, ", %d steps expand at run time", len(g.Pending()))
+	}
+	fmt.Fprintln(w, ")")
 	if p.Schedule == "" {
 		fmt.Fprintln(w, "  no schedule: manual runs only")
 		return true

@@ -3,7 +3,7 @@
 // serves a Service, and the client the CLI uses.
 //
 //	GET  /v1/status
-//	POST /v1/plans/{plan}/run
+//	POST /v1/plans/{plan}/run?param=NAME=VALUE   (param repeatable; plan may be PLAN/INSTANCE, escaped)
 //	GET  /v1/runs?plan=&limit=
 //	GET  /v1/runs/{id}
 //	GET  /v1/runs/{id}/logs?step=&follow=1   (text/plain, streamed line by line)
@@ -62,9 +62,10 @@ type LoadError struct {
 
 // Triggered is the answer to POST /v1/plans/{plan}/run.
 type Triggered struct {
-	Run    string `json:"run"`
-	Plan   string `json:"plan"`
-	Queued bool   `json:"queued"` // waits behind a running run (overlap: queue)
+	Run    string            `json:"run"`
+	Plan   string            `json:"plan"`
+	Queued bool              `json:"queued"`           // waits behind a running run (overlap: queue)
+	Params map[string]string `json:"params,omitempty"` // every param of the run, with its value
 }
 
 // Reloaded is the answer to POST /v1/reload.
@@ -76,7 +77,9 @@ type Reloaded struct {
 // Service is what the daemon offers through the socket.
 type Service interface {
 	Status(ctx context.Context) (*Status, error)
-	Trigger(ctx context.Context, plan string) (*Triggered, error)
+	// Trigger starts a run; params (NAME -> VALUE, nil for the defaults) are checked
+	// against the plan first (ErrInvalid names the param at fault).
+	Trigger(ctx context.Context, plan string, params map[string]string) (*Triggered, error)
 	Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error)
 	RunRecord(ctx context.Context, id string) (*history.Run, error)
 	// Logs writes the run's output lines to w; with follow it returns when the run has

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -151,10 +153,23 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &s, c.getJSON(ctx, http.MethodGet, "/v1/status", nil, &s)
 }
 
-// Trigger starts a run of plan now.
+// Trigger starts a run of plan now, with its default params.
 func (c *Client) Trigger(ctx context.Context, plan string) (*Triggered, error) {
+	return c.TriggerWith(ctx, plan, nil)
+}
+
+// TriggerWith starts a run of plan now with params (NAME -> VALUE; the daemon checks them
+// against the plan before the run starts). They travel as ?param=NAME=VALUE.
+func (c *Client) TriggerWith(ctx context.Context, plan string, params map[string]string) (*Triggered, error) {
+	var q url.Values
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Add("param", k+"="+params[k])
+	}
 	var t Triggered
-	return &t, c.getJSON(ctx, http.MethodPost, "/v1/plans/"+url.PathEscape(plan)+"/run", nil, &t)
+	return &t, c.getJSON(ctx, http.MethodPost, "/v1/plans/"+url.PathEscape(plan)+"/run", q, &t)
 }
 
 // Runs lists runs, newest first; plan "" means all plans, limit 0 all runs.

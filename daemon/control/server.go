@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/refreshd/refreshd/plan"
 	"io"
 	"log/slog"
 	"net"
@@ -125,7 +126,12 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) trigger(w http.ResponseWriter, r *http.Request) {
-	t, err := h.svc.Trigger(r.Context(), r.PathValue("plan"))
+	params, err := queryParams(r.URL.Query()["param"])
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	t, err := h.svc.Trigger(r.Context(), r.PathValue("plan"), params)
 	if err == nil {
 		w.Header().Set("Location", "/v1/runs/"+t.Run)
 	}
@@ -239,4 +245,23 @@ func writeError(w http.ResponseWriter, code int, err error) {
 // giving open requests (log followers) a moment to finish.
 func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) error {
 	return httpserve.Serve(ctx, l, Handler(svc, log), httpserve.DefaultLimits(), "control socket "+l.Addr().String())
+}
+
+// queryParams reads a trigger's ?param=NAME=VALUE (repeatable) into NAME -> VALUE.
+func queryParams(args []string) (map[string]string, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(args))
+	for _, a := range args {
+		k, v, err := plan.ParseParamArg(a)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("param %s given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
 }

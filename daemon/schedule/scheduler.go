@@ -35,6 +35,9 @@ type Fire struct {
 	Plan      *plan.Plan
 	Trigger   history.Trigger
 	Scheduled time.Time // the cron time; zero for manual runs
+	// Params are a manual run's parameters, checked (plan.ResolveParams); nil for the
+	// defaults, as every scheduled run has.
+	Params map[string]string
 }
 
 // Runner carries out the scheduler's decisions.
@@ -487,6 +490,11 @@ func (s *Scheduler) Reload(ctx context.Context, plans []*plan.Plan) error {
 // Trigger starts a manual run of the named plan now, or queues it (overlap: queue). It
 // returns the run id, and whether the run waits behind a running one.
 func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, queued bool, err error) {
+	return s.TriggerWith(ctx, name, nil)
+}
+
+// TriggerWith is Trigger for a run with params, already checked against the plan.
+func (s *Scheduler) TriggerWith(ctx context.Context, name string, params map[string]string) (runID string, queued bool, err error) {
 	derr := s.do(ctx, func(st *state) {
 		e := st.entries[name]
 		if e == nil || e.removed {
@@ -497,7 +505,7 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, que
 			err = ErrStopped
 			return
 		}
-		f := &Fire{RunID: s.newRunID(e, s.now()), Plan: e.plan, Trigger: history.TriggerManual}
+		f := &Fire{RunID: s.newRunID(e, s.now()), Plan: e.plan, Trigger: history.TriggerManual, Params: params}
 		runID = f.RunID
 		queued, err = s.trigger(st, e, f)
 	})

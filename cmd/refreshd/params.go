@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/refreshd/refreshd/plan"
+)
+
+// paramFlag collects repeatable --param NAME=VALUE flags. The plan checks names and values
+// (plan.ResolveParams); here only the shape and repeats are refused.
+type paramFlag map[string]string
+
+func (p paramFlag) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		parts = append(parts, k+"="+p[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func (p paramFlag) Set(s string) error {
+	k, v, err := plan.ParseParamArg(s)
+	if err != nil {
+		return err
+	}
+	if _, dup := p[k]; dup {
+		return fmt.Errorf("--param %s given twice", k)
+	}
+	p[k] = v
+	return nil
+}
+
+// pickInstance returns the plan of a file to run: its only plan, or the instance named
+// (as NAME or PLAN/NAME). A file of instances needs one named; a wrong name lists them.
+func pickInstance(plans []*plan.Plan, instance string) (*plan.Plan, error) {
+	if instance == "" {
+		if len(plans) == 1 && plans[0].Instance == "" {
+			return plans[0], nil
+		}
+		return nil, fmt.Errorf("plan %s has instances; choose one with --instance (%s)", plans[0].Base, instanceNames(plans))
+	}
+	for _, p := range plans {
+		if p.Instance != "" && (p.Instance == instance || p.Name == instance) {
+			return p, nil
+		}
+	}
+	if plans[0].Instance == "" {
+		return nil, fmt.Errorf("--instance %s: plan %s has no instances", instance, plans[0].Name)
+	}
+	return nil, fmt.Errorf("--instance %s: plan %s has no such instance; instances: %s", instance, plans[0].Base, instanceNames(plans))
+}
+
+func instanceNames(plans []*plan.Plan) string {
+	names := make([]string, len(plans))
+	for i, p := range plans {
+		names[i] = p.Instance
+	}
+	return strings.Join(names, ", ")
+}

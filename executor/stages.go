@@ -1,0 +1,142 @@
+package executor
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// A run's graph grows in stages (plan.Graph.Extend): a step with outputs: defines vars from
+// what it read in the checkout, and the steps using them are expanded once it succeeded,
+// before any of them starts. The values are checked when the step ends: a bad value fails
+// that step, so nothing downstream (no build, no publish) runs.
+
+// outputLimit bounds what a step's stdout capture keeps; more is an error (plan.ParseOutputs).
+const outputLimit = 1<<20 + 1
+
+// capture is a step's standard output, kept up to outputLimit bytes.
+type capture struct {
+	buf       bytes.Buffer
+	truncated bool
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	room := outputLimit - c.buf.Len()
+	if len(p) > room {
+		c.buf.Write(p[:max(room, 0)])
+		c.truncated = true
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
+// wantsStdout reports whether inst is a run step whose values come on its stdout.
+func wantsStdout(inst *plan.Instance) bool {
+	_, run := inst.Action.(*plan.RunAction)
+	return run && inst.Step != nil && inst.Step.Outputs != nil && inst.Step.Outputs.From == plan.FromStdout
+}
+
+// readOutputs reads and checks the values a succeeded step defined, records them on the
+// run and keeps them for the graph's next stage. out gets the captured stdout, so the
+// attempt's log shows what the step printed.
+func (rs *runState) readOutputs(inst *plan.Instance, workdir string, stdout *capture, out io.Writer) error {
+	o := inst.Step.Outputs
+	var data []byte
+	if o.From == plan.FromStdout {
+		data = stdout.buf.Bytes()
+		out.Write(data)
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			out.Write([]byte{'\n'})
+		}
+		if stdout.truncated {
+			return fmt.Errorf("outputs from stdout: more than %d bytes", outputLimit-1)
+		}
+	} else {
+		path := filepath.Join(workdir, o.From)
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("outputs: the step succeeded but %s cannot be read: %w", o.From, unwrapPathError(err))
+		}
+		data, err = io.ReadAll(io.LimitReader(f, outputLimit))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("outputs: read %s: %w", o.From, err)
+		}
+	}
+	vals, err := plan.ParseOutputs(o, data)
+	if err != nil {
+		return err
+	}
+	rs.mu.Lock()
+	rs.values[inst.Step.ID] = vals
+	for _, ov := range o.Vars {
+		v := vals[ov.Name]
+		rs.rec.Vars = append(rs.rec.Vars, history.RunVar{Name: ov.Name, Step: inst.Step.ID, Value: v.Scalar, Values: slices.Clone(v.List), List: v.IsList})
+	}
+	rs.mu.Unlock()
+	var shown []string
+	for _, ov := range o.Vars {
+		v := vals[ov.Name]
+		if v.IsList {
+			shown = append(shown, fmt.Sprintf("%s=[%s]", ov.Name, strings.Join(v.List, " ")))
+		} else {
+			shown = append(shown, fmt.Sprintf("%s=%s", ov.Name, v.Scalar))
+		}
+	}
+	fmt.Fprintf(out, "refreshd: step %s defined %s\n", inst.Step.ID, strings.Join(shown, ", "))
+	return nil
+}
+
+// extend expands the steps waiting for step's values (plan.Graph.Extend) and adds their
+// instances to the run's record. It returns how many were added. It runs on the scheduling
+// goroutine, the only one that reads the graph's instance list while a run goes on.
+func (rs *runState) extend(step string) (int, error) {
+	rs.mu.Lock()
+	vals, ok := rs.values[step]
+	rs.mu.Unlock()
+	if !ok {
+		return 0, nil
+	}
+	added, err := rs.g.Extend(step, vals)
+	if err != nil {
+		return 0, err
+	}
+	rs.mu.Lock()
+	for _, inst := range added {
+		rs.idx[inst.ID] = len(rs.rec.Steps)
+		rs.rec.Steps = append(rs.rec.Steps, history.Step{Instance: inst.ID, Status: history.StatusWaiting})
+	}
+	rs.mu.Unlock()
+	if len(added) > 0 {
+		ids := make([]string, len(added))
+		for i, in := range added {
+			ids[i] = in.ID
+		}
+		rs.log.Info("steps expanded from run-time values", "from", step, "instances", len(added), "ids", strings.Join(ids, " "))
+	}
+	return len(added), nil
+}
+
+// recordPending records the steps that never expanded (their producer failed, was skipped,
+// or the run ended first) as skipped, one record per step, with why.
+func (rs *runState) recordPending(why string) {
+	for _, ps := range rs.g.Pending() {
+		reason := rs.g.PendingReason(ps)
+		if why != "" {
+			reason = why
+		}
+		rs.mu.Lock()
+		rs.idx[ps.Step.ID] = len(rs.rec.Steps)
+		rs.rec.Steps = append(rs.rec.Steps, history.Step{Instance: ps.Step.ID, Status: history.StatusSkipped, Reason: reason})
+		i := len(rs.rec.Steps) - 1
+		rs.mu.Unlock()
+		rs.update(i, func(*history.Step) {})
+	}
+}
