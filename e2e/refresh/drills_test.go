@@ -28,7 +28,7 @@ func TestDrillBuilderNodeDown(t *testing.T) {
 	s := upStack(t)
 	s.onePython()
 	seed := s.head()
-	d := startDaemon(t, s, filepath.Join(s.dir, "state"))
+	d := startDaemon(t, s, filepath.Join(s.Dir, "state"))
 
 	s.stop("node1")
 	r, code := d.runCLI()
@@ -58,7 +58,7 @@ func TestDrillBuilderNodeDown(t *testing.T) {
 		}
 	}
 
-	s.sh("up") // restarts only node1, on its port
+	s.Run("up") // restarts only node1, on its port
 	r2 := d.mustSucceed()
 	checkCaches(t, s, r2, "3.11")
 	if p := publishOf(t, r2); p.Commit == "" || s.git("rev-parse", p.Commit+"^") != seed {
@@ -75,7 +75,7 @@ func TestDrillRegistryDownDuringVerify(t *testing.T) {
 	s := upStack(t)
 	s.onePython()
 	outage := "  - id: registry-outage\n    needs: [refresh-cache]\n" +
-		`    run: [sh, -c, "kill -s KILL $(cat ` + filepath.Join(s.dir, "pids", "registry.pid") + `)"]` + "\n\n"
+		`    run: [sh, -c, "kill -s KILL $(cat ` + filepath.Join(s.Dir, "pids", "registry.pid") + `)"]` + "\n\n"
 	planFile := filepath.Join(s.plans(), "demo.yaml")
 	good, err := os.ReadFile(planFile)
 	if err != nil {
@@ -83,7 +83,7 @@ func TestDrillRegistryDownDuringVerify(t *testing.T) {
 	}
 	s.editPlan("  - id: verify-cache\n    needs: [refresh-cache]",
 		outage+"  - id: verify-cache\n    needs: [refresh-cache, registry-outage]")
-	d := startDaemon(t, s, filepath.Join(s.dir, "state"))
+	d := startDaemon(t, s, filepath.Join(s.Dir, "state"))
 
 	r, code := d.runCLI()
 	if r.Status != history.StatusFailed || code != 1 {
@@ -132,7 +132,7 @@ func TestDrillRegistryDownDuringVerify(t *testing.T) {
 		t.Errorf("publish before the outage: commit %q, branch at %s", published, s.head())
 	}
 
-	s.sh("up") // the registry comes back on its port with its data
+	s.Run("up") // the registry comes back on its port with its data
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := os.WriteFile(planFile, good, 0o644); err != nil {
@@ -160,7 +160,7 @@ func TestDrillBranchMovedByOthers(t *testing.T) {
 	t.Parallel()
 	s := upStack(t)
 	s.onePython()
-	d := startDaemon(t, s, filepath.Join(s.dir, "state"))
+	d := startDaemon(t, s, filepath.Join(s.Dir, "state"))
 	ours := publishOf(t, d.mustSucceed()).Commit
 
 	other := filepath.Join(t.TempDir(), "other")
@@ -222,7 +222,7 @@ func TestDrillDaemonKilledMidBuild(t *testing.T) {
           --tag,`
 	s.editPlan(slow, `--build-arg, "UPGRADE=true", --build-arg, "INSTALL_WORK_MB=30000",
           --tag,`)
-	state := filepath.Join(s.dir, "state")
+	state := filepath.Join(s.Dir, "state")
 	d := startDaemon(t, s, state)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -294,7 +294,7 @@ func TestDrillInvalidPlanReload(t *testing.T) {
 	t.Parallel()
 	s := upStack(t)
 	s.onePython()
-	d := startDaemon(t, s, filepath.Join(s.dir, "state"))
+	d := startDaemon(t, s, filepath.Join(s.Dir, "state"))
 	planFile := filepath.Join(s.plans(), "demo.yaml")
 	good, err := os.ReadFile(planFile)
 	if err != nil {

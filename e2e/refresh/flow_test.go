@@ -90,7 +90,7 @@ func pinDiff(s *stack, from, to string) map[string][]string {
 func TestFullFlowThenUpstreamRelease(t *testing.T) {
 	s := upStack(t)
 	seed := s.head()
-	d := startDaemon(t, s, filepath.Join(s.dir, "state"))
+	d := startDaemon(t, s, filepath.Join(s.Dir, "state"))
 
 	// 1. The first refresh.
 	r1 := d.mustSucceed()

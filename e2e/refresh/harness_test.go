@@ -27,95 +27,28 @@ var refreshd testkit.Refreshd
 
 func TestMain(m *testing.M) { os.Exit(refreshd.Main(m)) }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// stack is one scripts/stack.sh stack (registry, two buildkitd nodes, bare constraints
-// repository, project copy, rendered plan) under the test's temp directory, on free ports.
+// stack is the demo stack of scripts/stack.sh (teststack.Demo) for one test.
 type stack struct {
-	t   *testing.T
-	dir string
-	env map[string]string // `stack.sh env`: DOCKER_CONFIG, REGISTRY, CONSTRAINTS_REPO, ...
+	*teststack.Demo
+	t *testing.T
 }
 
 func upStack(t *testing.T) *stack {
 	t.Helper()
-	teststack.Require(t)
-	testkit.Need(t, "busybox", "git")
-	s := &stack{t: t, dir: t.TempDir()}
-	t.Cleanup(func() {
-		if out, err := s.try("down"); err != nil {
-			t.Errorf("stack.sh down: %v\n%s", err, out)
-		}
-	})
-	// A free port can be taken by a parallel test between the kernel naming it and
-	// stack.sh binding it; stack.sh then stops what it started and fails, and another try
-	// with new ports succeeds. Three tries at most.
-	for try := 1; ; try++ {
-		out, err := s.try("up",
-			"STACK_REGISTRY_PORT="+strconv.Itoa(testkit.FreePort(t)),
-			"STACK_NODE0_PORT="+strconv.Itoa(testkit.FreePort(t)),
-			"STACK_NODE1_PORT="+strconv.Itoa(testkit.FreePort(t)))
-		if err == nil {
-			break
-		}
-		if try == 3 {
-			t.Fatalf("stack.sh up %s: %v\n%s", s.dir, err, out)
-		}
-		t.Logf("stack.sh up, try %d: %v\n%s", try, err, out)
-		os.Remove(filepath.Join(s.dir, "stack.env")) // forget the ports it chose
-	}
-	s.env = map[string]string{}
-	for _, line := range strings.Split(s.sh("env"), "\n") {
-		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok {
-			s.env[k] = v
-		}
-	}
-	return s
+	return &stack{Demo: teststack.UpDemo(t), t: t}
 }
 
-func (s *stack) sh(cmd string, env ...string) string {
-	s.t.Helper()
-	out, err := s.try(cmd, env...)
-	if err != nil {
-		s.t.Fatalf("stack.sh %s %s: %v\n%s", cmd, s.dir, err, out)
-	}
-	return out
-}
-
-func (s *stack) try(cmd string, env ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := exec.CommandContext(ctx, "bash", filepath.Join(repoRoot(s.t), "scripts", "stack.sh"), cmd, s.dir)
-	c.Env = append(os.Environ(), env...)
-	out, err := c.CombinedOutput()
-	return string(out), err
-}
-
-func (s *stack) registry() string { return s.env["REGISTRY"] }
-func (s *stack) repo() string     { return s.env["CONSTRAINTS_REPO"] }
-func (s *stack) project() string  { return s.env["REFRESHD_DEMO_PROJECT"] }
-func (s *stack) plans() string    { return s.env["REFRESHD_DEMO_PLANS"] }
+func (s *stack) registry() string { return s.Env["REGISTRY"] }
+func (s *stack) repo() string     { return s.Env["CONSTRAINTS_REPO"] }
+func (s *stack) project() string  { return s.Env["REFRESHD_DEMO_PROJECT"] }
+func (s *stack) plans() string    { return s.Env["REFRESHD_DEMO_PLANS"] }
 
 // stop stops one process of the stack (registry, node0, node1) the way an outage does:
 // SIGKILL to its process group, then waits (bounded) until it is gone. `stack.sh up`
 // restarts it.
 func (s *stack) stop(name string) {
 	s.t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.dir, "pids", name+".pid"))
-	if err != nil {
-		s.t.Fatalf("pid of %s: %v", name, err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		s.t.Fatalf("pid file of %s: %v", name, err)
-	}
+	pid := s.Pid(name)
 	syscall.Kill(-pid, syscall.SIGKILL)
 	for range 100 {
 		if syscall.Kill(pid, 0) != nil {
@@ -218,11 +151,11 @@ type daemon struct {
 // 15 s) until it answers on its socket. Cleanup stops it with SIGTERM (SIGKILL after 30 s).
 func startDaemon(t *testing.T, s *stack, state string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, socket: filepath.Join(s.dir, "refreshd.sock")}
+	d := &daemon{t: t, socket: filepath.Join(s.Dir, "refreshd.sock")}
 	d.Daemon = testkit.StartDaemon(t, refreshd.Path(t), testkit.DaemonOptions{
 		Args: []string{"--plans", s.plans(), "--state", state, "--socket", d.socket,
 			"--plain-http-registry", s.registry(), "--kill-grace", "5s"},
-		Env:   []string{"DOCKER_CONFIG=" + s.env["DOCKER_CONFIG"], "TZ=UTC"},
+		Env:   []string{"DOCKER_CONFIG=" + s.Env["DOCKER_CONFIG"], "TZ=UTC"},
 		Ready: func(ctx context.Context) error { _, err := d.client().Status(ctx); return err },
 	})
 	return d
@@ -358,7 +291,7 @@ func stepProcesses(t *testing.T, s *stack, skip ...int) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []byte("DOCKER_CONFIG=" + s.env["DOCKER_CONFIG"] + "\x00")
+	want := []byte("DOCKER_CONFIG=" + s.Env["DOCKER_CONFIG"] + "\x00")
 	var found []string
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())

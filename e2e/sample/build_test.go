@@ -24,11 +24,11 @@ const testBuilder = "sample_test"
 
 func newBuilder(t *testing.T, s *stack) *builder {
 	t.Helper()
-	b := &builder{t: t, s: s, project: s.env["REFRESHD_DEMO_PROJECT"]}
+	b := &builder{t: t, s: s, project: s.Env["REFRESHD_DEMO_PROJECT"]}
 	b.docker("buildx", "create", "--name", testBuilder, "--driver", "remote", "--node", testBuilder+"0",
-		"--platform", "linux/amd64", s.env["BUILDKIT_NODE0"])
+		"--platform", "linux/amd64", s.Env["BUILDKIT_NODE0"])
 	b.docker("buildx", "create", "--name", testBuilder, "--append", "--node", testBuilder+"1",
-		"--platform", "linux/386", s.env["BUILDKIT_NODE1"])
+		"--platform", "linux/386", s.Env["BUILDKIT_NODE1"])
 	return b
 }
 
@@ -38,7 +38,7 @@ func (b *builder) docker(args ...string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", args...)
 	cmd.Dir = b.project
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+b.s.env["DOCKER_CONFIG"])
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+b.s.Env["DOCKER_CONFIG"])
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -52,7 +52,7 @@ func (b *builder) build(platform string, args ...string) string {
 	b.t.Helper()
 	argv := []string{"buildx", "build", "--builder", testBuilder, "--platform", platform,
 		"--file", "Dockerfile.ci", "--progress", "plain",
-		"--build-arg", "BASE_IMAGE=" + b.s.env["REGISTRY"] + "/base/busybox:1",
+		"--build-arg", "BASE_IMAGE=" + b.s.Env["REGISTRY"] + "/base/busybox:1",
 		"--build-arg", "INSTALL_WORK_MB=20"}
 	return b.docker(append(append(argv, args...), ".")...)
 }
@@ -191,7 +191,7 @@ func TestDockerfileOnStack(t *testing.T) {
 	}
 
 	// Per-platform registry cache, one build per node, then reuse from the registry alone.
-	repo := s.env["REGISTRY"] + "/sample/ci/python3.11"
+	repo := s.Env["REGISTRY"] + "/sample/ci/python3.11"
 	cacheBuild := func(platform string) string {
 		ref := repo + ":cache-" + strings.ReplaceAll(platform, "/", "-")
 		return b.build(platform, "--target", "ci", "--build-arg", "PYTHON_VERSION=3.11", "--build-arg", "UPGRADE=true",
@@ -201,7 +201,7 @@ func TestDockerfileOnStack(t *testing.T) {
 		t.Fatal("first linux/386 build: install was a cache hit; the linux/386 node never built it")
 	}
 	cacheBuild("linux/amd64")
-	resp, err := http.Get("http://" + s.env["REGISTRY"] + "/v2/sample/ci/python3.11/tags/list")
+	resp, err := http.Get("http://" + s.Env["REGISTRY"] + "/v2/sample/ci/python3.11/tags/list")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package sample
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,56 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/internal/teststack"
 )
 
-// stack is one scripts/stack.sh stack under a test's temp directory.
+// stack is the demo stack of scripts/stack.sh (teststack.Demo) for one test.
 type stack struct {
-	t   *testing.T
-	dir string
-	env map[string]string // from `stack.sh env`
-}
-
-func stackScript(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "scripts", "stack.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// sh runs `stack.sh CMD DIR` with extra environment; it fails the test on error.
-func (s *stack) sh(env []string, cmd string) string {
-	s.t.Helper()
-	out, err := s.try(env, cmd)
-	if err != nil {
-		s.t.Fatalf("stack.sh %s %s: %v\n%s", cmd, s.dir, err, out)
-	}
-	return out
-}
-
-func (s *stack) try(env []string, cmd string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := exec.CommandContext(ctx, "bash", stackScript(s.t), cmd, s.dir)
-	c.Env = append(os.Environ(), env...)
-	out, err := c.CombinedOutput()
-	return string(out), err
-}
-
-func (s *stack) pid(name string) int {
-	s.t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.dir, "pids", name+".pid"))
-	if err != nil {
-		s.t.Fatalf("read pid of %s: %v", name, err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		s.t.Fatalf("pid file of %s: %v", name, err)
-	}
-	return pid
+	*teststack.Demo
+	t *testing.T
 }
 
 // processesUsing lists the processes whose command line names the stack's directory.
@@ -86,7 +42,7 @@ func (s *stack) processesUsing() []string {
 			continue
 		}
 		cmd := strings.ReplaceAll(string(b), "\x00", " ")
-		if strings.Contains(cmd, s.dir+"/") {
+		if strings.Contains(cmd, s.Dir+"/") {
 			found = append(found, e.Name()+": "+cmd)
 		}
 	}
@@ -95,42 +51,7 @@ func (s *stack) processesUsing() []string {
 
 func upStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
-	teststack.Require(t)
-	testkit.Need(t, "busybox")
-	s := &stack{t: t, dir: t.TempDir()}
-	t.Cleanup(func() {
-		if out, err := s.try(nil, "down"); err != nil {
-			t.Errorf("stack.sh down: %v\n%s", err, out)
-		}
-	})
-	// A free port can be taken by a test of another package (go test runs packages at once)
-	// between the kernel naming it and stack.sh binding it; stack.sh then stops what it
-	// started and fails, and another try with new ports succeeds. Three tries at most, as
-	// in e2e/refresh.
-	for try := 1; ; try++ {
-		env := append([]string{
-			"STACK_REGISTRY_PORT=" + strconv.Itoa(testkit.FreePort(t)),
-			"STACK_NODE0_PORT=" + strconv.Itoa(testkit.FreePort(t)),
-			"STACK_NODE1_PORT=" + strconv.Itoa(testkit.FreePort(t)),
-		}, extraEnv...)
-		out, err := s.try(env, "up")
-		if err == nil {
-			break
-		}
-		if try == 3 {
-			t.Fatalf("stack.sh up %s: %v\n%s", s.dir, err, out)
-		}
-		t.Logf("stack.sh up, try %d: %v\n%s", try, err, out)
-		os.Remove(filepath.Join(s.dir, "stack.env")) // forget the ports it chose
-	}
-	s.env = map[string]string{}
-	for _, line := range strings.Split(s.sh(nil, "env"), "\n") {
-		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		if ok {
-			s.env[k] = v
-		}
-	}
-	return s
+	return &stack{Demo: teststack.UpDemo(t, extraEnv...), t: t}
 }
 
 // TestStackLifecycle: up starts everything on the ports asked for (moving off a busy one),
@@ -146,11 +67,11 @@ func TestStackLifecycle(t *testing.T) {
 	busyPort := busy.Addr().(*net.TCPAddr).Port
 	s := upStack(t, "STACK_REGISTRY_PORT="+strconv.Itoa(busyPort))
 
-	registry := s.env["REGISTRY"]
+	registry := s.Env["REGISTRY"]
 	if registry == "" || registry == fmt.Sprintf("127.0.0.1:%d", busyPort) {
 		t.Fatalf("REGISTRY = %q; want a port other than the busy %d", registry, busyPort)
 	}
-	recorded, err := os.ReadFile(filepath.Join(s.dir, "stack.env"))
+	recorded, err := os.ReadFile(filepath.Join(s.Dir, "stack.env"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,23 +108,23 @@ func TestStackLifecycle(t *testing.T) {
 	}
 
 	// The constraints branch: one seed commit with the six published files.
-	files := gitOut(t, s.env["CONSTRAINTS_REPO"], "ls-tree", "--name-only", "constraints-main")
+	files := gitOut(t, s.Env["CONSTRAINTS_REPO"], "ls-tree", "--name-only", "constraints-main")
 	wantFiles := "constraints-3.11.txt constraints-3.12.txt constraints-no-providers-3.11.txt " +
 		"constraints-no-providers-3.12.txt constraints-source-providers-3.11.txt constraints-source-providers-3.12.txt"
 	if got := strings.Join(strings.Fields(files), " "); got != wantFiles {
 		t.Fatalf("constraints-main holds %q, want %q", got, wantFiles)
 	}
-	if n := gitOut(t, s.env["CONSTRAINTS_REPO"], "rev-list", "--count", "constraints-main"); strings.TrimSpace(n) != "1" {
+	if n := gitOut(t, s.Env["CONSTRAINTS_REPO"], "rev-list", "--count", "constraints-main"); strings.TrimSpace(n) != "1" {
 		t.Fatalf("constraints-main has %s commits, want 1", n)
 	}
 
 	// The rendered plan names this stack, not the shipped defaults.
-	plan, err := os.ReadFile(filepath.Join(s.dir, "plans", "demo.yaml"))
+	plan, err := os.ReadFile(filepath.Join(s.Dir, "plans", "demo.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{registry + "/demo/main/ci", s.env["BUILDKIT_NODE0"], s.env["BUILDKIT_NODE1"],
-		"repo: " + s.dir + "/constraints.git", "workdir: " + s.dir + "/project"} {
+	for _, want := range []string{registry + "/demo/main/ci", s.Env["BUILDKIT_NODE0"], s.Env["BUILDKIT_NODE1"],
+		"repo: " + s.Dir + "/constraints.git", "workdir: " + s.Dir + "/project"} {
 		if !strings.Contains(string(plan), want) {
 			t.Errorf("rendered plan lacks %q", want)
 		}
@@ -213,10 +134,10 @@ func TestStackLifecycle(t *testing.T) {
 	}
 
 	// Idempotent: a second up keeps every process.
-	before := map[string]int{"registry": s.pid("registry"), "node0": s.pid("node0"), "node1": s.pid("node1")}
-	s.sh(nil, "up")
+	before := map[string]int{"registry": s.Pid("registry"), "node0": s.Pid("node0"), "node1": s.Pid("node1")}
+	s.Run("up")
 	for name, pid := range before {
-		if got := s.pid(name); got != pid {
+		if got := s.Pid(name); got != pid {
 			t.Fatalf("second up replaced %s: pid %d -> %d", name, pid, got)
 		}
 	}
@@ -226,26 +147,26 @@ func TestStackLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, before["node1"])
-	if st := s.sh(nil, "status"); !strings.Contains(st, "node1     stopped") {
+	if st := s.Run("status"); !strings.Contains(st, "node1     stopped") {
 		t.Fatalf("status after killing node1:\n%s", st)
 	}
-	s.sh(nil, "up")
-	if s.pid("node1") == before["node1"] || s.pid("node0") != before["node0"] || s.pid("registry") != before["registry"] {
-		t.Fatalf("up after node1 died: pids %d %d %d, before %v", s.pid("registry"), s.pid("node0"), s.pid("node1"), before)
+	s.Run("up")
+	if s.Pid("node1") == before["node1"] || s.Pid("node0") != before["node0"] || s.Pid("registry") != before["registry"] {
+		t.Fatalf("up after node1 died: pids %d %d %d, before %v", s.Pid("registry"), s.Pid("node0"), s.Pid("node1"), before)
 	}
-	if env := s.sh(nil, "env"); !strings.Contains(env, "BUILDKIT_NODE1="+s.env["BUILDKIT_NODE1"]) {
-		t.Fatalf("node1 moved off its recorded endpoint %s:\n%s", s.env["BUILDKIT_NODE1"], env)
+	if env := s.Run("env"); !strings.Contains(env, "BUILDKIT_NODE1="+s.Env["BUILDKIT_NODE1"]) {
+		t.Fatalf("node1 moved off its recorded endpoint %s:\n%s", s.Env["BUILDKIT_NODE1"], env)
 	}
 
 	// down: nothing left, pid files gone; a second down is a no-op.
-	s.sh(nil, "down")
+	s.Run("down")
 	if left := s.processesUsing(); len(left) > 0 {
 		t.Fatalf("processes left after down:\n%s", strings.Join(left, "\n"))
 	}
-	if pids, _ := filepath.Glob(filepath.Join(s.dir, "pids", "*.pid")); len(pids) > 0 {
+	if pids, _ := filepath.Glob(filepath.Join(s.Dir, "pids", "*.pid")); len(pids) > 0 {
 		t.Fatalf("pid files left after down: %v", pids)
 	}
-	s.sh(nil, "down")
+	s.Run("down")
 }
 
 func waitGone(t *testing.T, pid int) {
