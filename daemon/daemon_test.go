@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/control/apitest"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
@@ -144,21 +145,11 @@ steps:
 	if err != nil || fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("socket %s: %v mode %v, want a 0660 socket", sock, err, fi.Mode())
 	}
-	c := control.NewClient(sock)
+	c, _ := apitest.Client(t, sock)
 	bg := context.Background()
 
 	// run --wait: trigger, follow the live lines to the end.
-	tr, err := c.Trigger(bg, "echo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	if err := c.Logs(bg, tr.Run, "", true, func(l string) error { lines = append(lines, l); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(lines, "\n") != "say | one\nsay | two" {
-		t.Errorf("followed lines %q, want both lines of step say", lines)
-	}
+	tr := triggerAndFollow(t, c, "echo", "say | one\nsay | two")
 	r, err := c.Run(bg, tr.Run)
 	if err != nil || r.Status != history.StatusSucceeded {
 		t.Fatalf("run %s: %+v %v", tr.Run, r, err)
@@ -252,7 +243,7 @@ steps:
 	}
 	attach(d)
 	serve(t, d)
-	c := control.NewClient(sock)
+	c, _ := apitest.Client(t, sock)
 	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	testkit.WaitFor(t, "control socket", 5*time.Second, func() bool { _, err := c.Status(bg); return err == nil })

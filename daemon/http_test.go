@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/control/apitest"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
@@ -56,7 +56,7 @@ steps:
 			}
 			attach(d)
 			serve(t, d)
-			c := control.NewClient(filepath.Join(dir, "refreshd.sock"))
+			c, _ := apitest.Client(t, filepath.Join(dir, "refreshd.sock"))
 			testkit.WaitFor(t, "the control socket", 5*time.Second, func() bool { _, err := c.Status(context.Background()); return err == nil })
 
 			web := "http://" + tt.webAdr

@@ -9,8 +9,11 @@
 //	GET  /v1/runs/{id}/logs?step=&follow=1   (text/plain, streamed line by line)
 //	POST /v1/runs/{id}/cancel
 //	POST /v1/reload
+//	GET  /openapi.yaml, /openapi.json         (the OpenAPI 3.1 description, openapi.yaml)
 //
-// Errors are JSON {"error": "..."} with a status code that says whose fault it was.
+// Errors are JSON {"error": "..."} with a status code that says whose fault it was; a known
+// path asked with another method is 405 with Allow. openapi.yaml describes all of it, and
+// package apitest checks the tests' exchanges against it.
 package control
 
 import (

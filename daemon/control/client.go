@@ -44,6 +44,12 @@ type ClientOption func(*Client)
 // stream it bounds the wait for the daemon's answer, not the stream. 0 or less: no bound.
 func WithTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
 
+// WithRoundTripper wraps the client's transport (which dials the socket) in wrap: for
+// tracing, or for checking every exchange against the API's description in tests.
+func WithRoundTripper(wrap func(http.RoundTripper) http.RoundTripper) ClientOption {
+	return func(c *Client) { c.http.Transport = wrap(c.http.Transport) }
+}
+
 // NewClient returns a client for the daemon listening on socket.
 func NewClient(socket string, opts ...ClientOption) *Client {
 	tr := &http.Transport{

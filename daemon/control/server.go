@@ -109,10 +109,39 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/runs/{id}/logs", h.logs)
 	mux.HandleFunc("POST /v1/runs/{id}/cancel", h.cancel)
 	mux.HandleFunc("POST /v1/reload", h.reload)
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(openAPIYAML)
+	})
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		v, err := openAPIValue()
+		h.reply(w, r, v, err)
+	})
+	// Everything else: a known path asked with another method is 405 with Allow (what
+	// ServeMux itself answers, but in the API's error shape); an unknown path is 404.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: method not allowed; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// allowedMethods lists the methods mux serves r's path with, asking mux itself, so the
+// answer cannot drift from the routes.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
 }
 
 type handler struct {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/control/apitest"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/proc"
@@ -90,7 +91,12 @@ func (e *env) cli(args ...string) (stdout, stderr string, code int) {
 	return o.String(), er.String(), code
 }
 
-func (e *env) client() *control.Client { return control.NewClient(e.socket) }
+// client is a control client whose every exchange is checked against the API's OpenAPI
+// description.
+func (e *env) client() *control.Client {
+	c, _ := apitest.Client(e.t, e.socket)
+	return c
+}
 
 // runs lists the runs of plan through the daemon.
 func (e *env) runs(plan string) []*history.Run {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/control/apitest"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/internal/teststack"
@@ -161,7 +162,12 @@ func startDaemon(t *testing.T, s *stack, state string) *daemon {
 	return d
 }
 
-func (d *daemon) client() *control.Client { return control.NewClient(d.socket) }
+// client is a control client whose every exchange is checked against the API's OpenAPI
+// description.
+func (d *daemon) client() *control.Client {
+	c, _ := apitest.Client(d.t, d.socket)
+	return c
+}
 
 // runCLI is `refreshd run --wait -o json demo` through the daemon's socket: the documented
 // command. It returns the finished run and the command's exit code.

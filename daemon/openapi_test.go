@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/daemon/control/apitest"
+	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/plan"
+)
+
+// TestControlAPIMatchesOpenAPI drives every operation of the control API on a real daemon
+// (real engine, store and socket) and checks each request and answer against
+// daemon/control/openapi.yaml with kin-openapi's openapi3filter: the success answers, the
+// error convention (400, 404, 405 with Allow, 409), the log stream's headers with and
+// without follow, and the description the daemon serves. It fails if an operation of the
+// description was never answered with a success, so the description cannot list what the
+// daemon does not serve.
+func TestControlAPIMatchesOpenAPI(t *testing.T) {
+	dir := t.TempDir()
+	echo := parsePlan(t, dir, "echo", "plan: echo\nschedule: \"0 3 1 1 *\"\nsteps:\n  - id: say\n    run: [sh, -c, \"echo one; sleep 0.2; echo two\"]\n")
+	slow := parsePlan(t, dir, "slow", "plan: slow\nsteps:\n  - id: wait\n    run: [sleep, \"30\"]\n")
+	store, eng, attach := realEngine(t, dir)
+	sock := filepath.Join(dir, "refreshd.sock")
+	d, err := New(Config{PlansDir: dir, Load: func(string) ([]*plan.Plan, error) { return []*plan.Plan{echo, slow}, nil },
+		Engine: eng, Store: store, Socket: sock, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attach(d)
+	serve(t, d)
+	c, checked := apitest.Client(t, sock)
+	testkit.WaitFor(t, "the control socket", 5*time.Second, func() bool { _, err := c.Status(context.Background()); return err == nil })
+	ctx := t.Context()
+
+	tr := triggerAndFollow(t, c, "echo", "say | one\nsay | two")
+	if err := c.Logs(ctx, tr.Run, "say", false, func(string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Run(ctx, tr.Run); err != nil || r.Status != history.StatusSucceeded {
+		t.Fatalf("run %s: %+v %v", tr.Run, r, err)
+	}
+	if _, err := c.Runs(ctx, "echo", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Runs(ctx, "", 1); err != nil {
+		t.Fatal(err)
+	}
+	long, err := c.Trigger(ctx, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiErr *control.APIError
+	if _, err := c.Trigger(ctx, "slow"); !errors.As(err, &apiErr) || apiErr.Code != http.StatusConflict {
+		t.Errorf("second trigger of a running plan: %v, want 409", err)
+	}
+	if _, err := c.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Cancel(ctx, long.Run); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Cancel(ctx, "no-such-run"); !errors.As(err, &apiErr) || apiErr.Code != http.StatusNotFound {
+		t.Errorf("cancel of an unknown run: %v, want 404", err)
+	}
+	if _, err := c.Trigger(ctx, "nope"); !errors.As(err, &apiErr) || apiErr.Code != http.StatusNotFound {
+		t.Errorf("trigger of an unknown plan: %v, want 404", err)
+	}
+	if _, err := c.Run(ctx, "no-such-run"); !errors.As(err, &apiErr) || apiErr.Code != http.StatusNotFound {
+		t.Errorf("unknown run: %v, want 404", err)
+	}
+	if _, err := c.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// What control.Client never asks: the description itself, wrong methods, unknown
+	// paths, bad query parameters.
+	hc, rawChecked := apitest.HTTPClient(t, sock)
+	raw := []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/openapi.yaml", 200},
+		{"GET", "/openapi.json", 200},
+		{"POST", "/v1/status", 405},
+		{"GET", "/v1/reload", 405},
+		{"DELETE", "/v1/runs/" + tr.Run, 405},
+		{"PUT", "/v1/runs/" + tr.Run + "/cancel", 405},
+		{"GET", "/v1/nothing", 404},
+		{"GET", "/v1/runs?limit=many", 400},
+		{"GET", "/v1/runs/" + tr.Run + "/logs?follow=maybe", 400},
+		{"GET", "/v1/runs/no-such-run/logs", 404},
+	}
+	for _, r := range raw {
+		req, err := http.NewRequestWithContext(ctx, r.method, "http://refreshd"+r.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != r.want {
+			t.Errorf("%s %s: %d, want %d: %s", r.method, r.path, resp.StatusCode, r.want, body)
+		}
+		if r.want == 405 && resp.Header.Get("Allow") == "" {
+			t.Errorf("%s %s: 405 without Allow", r.method, r.path)
+		}
+	}
+
+	answered := map[string]bool{}
+	for _, ch := range []*apitest.Checked{checked, rawChecked} {
+		for op := range ch.Ops() {
+			if f := strings.Fields(op); len(f) == 3 && strings.HasPrefix(f[2], "2") {
+				answered[f[0]+" "+f[1]] = true
+			}
+		}
+	}
+	spec, err := apitest.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range spec.Doc.Paths.Map() {
+		for method := range item.Operations() {
+			if !answered[method+" "+path] {
+				t.Errorf("%s %s is in openapi.yaml but the test never got a success from it", method, path)
+			}
+		}
+	}
+	t.Logf("checked against openapi.yaml: %v %v", checked.Ops(), rawChecked.Ops())
+}
+
+// triggerAndFollow starts a run of planName, as run --wait does, follows its live lines to
+// the end and checks them against want.
+func triggerAndFollow(t *testing.T, c *control.Client, planName, want string) *control.Triggered {
+	t.Helper()
+	tr, err := c.Trigger(t.Context(), planName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	if err := c.Logs(t.Context(), tr.Run, "", true, func(l string) error { lines = append(lines, l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(lines, "\n"); got != want {
+		t.Errorf("followed lines of %s: %q, want %q", tr.Run, got, want)
+	}
+	return tr
+}
