@@ -28,6 +28,9 @@ type Recovery struct {
 // panics bbolt raises on damaged pages (and memory faults on a file shorter than its pages
 // say) into an error wrapping ErrCorrupt, so a bad disk block can never crash-loop the
 // daemon under Restart=on-failure.
+// fileMode is the store file's mode.
+const fileMode = 0o640
+
 func openChecked(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -38,12 +41,20 @@ func openChecked(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 			db, err = nil, fmt.Errorf("%w: %v", ErrCorrupt, r)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, opts)
+	// 0640: the daemon's group (operators, `usermod -aG refreshd`) may read the history
+	// with `refreshd history --state` while no daemon runs; the umask narrows it further.
+	db, err = bolt.Open(path, fileMode, opts)
 	if err != nil {
 		if isCorruptOpenError(err) {
 			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		return nil, err
+	}
+	if opts == nil || !opts.ReadOnly {
+		// A store made by an older refreshd is 0600: give the group its read access.
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == 0o600 {
+			os.Chmod(path, fileMode)
+		}
 	}
 	if err := check(db); err != nil {
 		db.Close()

@@ -103,6 +103,9 @@ type Attempt struct {
 	Signal   string    `json:"signal,omitempty"` // e.g. "killed"
 	Error    string    `json:"error,omitempty"`
 	Log      string    `json:"log,omitempty"` // path of the attempt's log file
+	// Interrupted: the attempt was still running when refreshd stopped without recording
+	// its end (crash, kill -9, power loss); the next start marked it.
+	Interrupted bool `json:"interrupted,omitempty"`
 
 	// The process group of the attempt's current process (its argv, git, docker buildx or
 	// buildctl), recorded as soon as it starts, so

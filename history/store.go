@@ -357,7 +357,7 @@ func markInterrupted(r *Run, reason string, now time.Time) {
 			for j := range st.Attempts {
 				at := &st.Attempts[j]
 				if at.End.IsZero() {
-					at.End, at.ExitCode, at.Error = now, -1, reason
+					at.End, at.ExitCode, at.Error, at.Interrupted = now, -1, reason, true
 				}
 			}
 		case StatusWaiting:

@@ -110,8 +110,8 @@ func TestInterruptRunning(t *testing.T) {
 			t.Errorf("step %s: %s, want %s", st.Instance, st.Status, want[i])
 		}
 	}
-	if a := r.Steps[1].Attempts[0]; a.End.IsZero() || a.ExitCode != -1 {
-		t.Errorf("open attempt not closed: %+v", a)
+	if a := r.Steps[1].Attempts[0]; a.End.IsZero() || a.ExitCode != -1 || !a.Interrupted {
+		t.Errorf("open attempt not closed as interrupted: %+v", a)
 	}
 	if r0, _ := s.Run("r0"); r0.Status != StatusFailed {
 		t.Errorf("finished run changed: %s", r0.Status)

@@ -148,6 +148,8 @@ func exit(a history.Attempt) string {
 	switch {
 	case a.End.IsZero():
 		return "running"
+	case a.Interrupted:
+		return "interrupted"
 	case a.Signal != "":
 		return "signal: " + a.Signal
 	case a.ExitCode >= 0:

@@ -164,3 +164,23 @@ func TestLiveView(t *testing.T) {
 		t.Error("log record not printed above the table")
 	}
 }
+
+// An attempt cut short by a crash says so, not "not started" (which is an attempt whose
+// process never ran).
+func TestAttemptOutcome(t *testing.T) {
+	end := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tt := range []struct {
+		a    history.Attempt
+		want string
+	}{
+		{history.Attempt{N: 1}, "running"},
+		{history.Attempt{N: 1, End: end, ExitCode: -1, Error: "refreshd stopped while the run was running", Interrupted: true}, "interrupted"},
+		{history.Attempt{N: 1, End: end, ExitCode: -1, Signal: "killed"}, "signal: killed"},
+		{history.Attempt{N: 1, End: end, ExitCode: 3}, "exit code 3"},
+		{history.Attempt{N: 1, End: end, ExitCode: -1, Error: `exec: "nope": executable file not found in $PATH`}, "not started"},
+	} {
+		if got := exit(tt.a); got != tt.want {
+			t.Errorf("exit(%+v) = %q, want %q", tt.a, got, tt.want)
+		}
+	}
+}

@@ -182,6 +182,8 @@ func attemptOutcome(a history.Attempt) string {
 	switch {
 	case a.End.IsZero():
 		return "running"
+	case a.Interrupted:
+		return "interrupted"
 	case a.Signal != "":
 		return "killed by signal " + a.Signal
 	case a.ExitCode >= 0:
