@@ -13,9 +13,11 @@ help: ## list targets
 build: ## build bin/refreshd
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/refreshd
 
-check: ## gofmt and go vet
+check: ## gofmt, go vet and staticcheck (make install-stack installs it)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@command -v staticcheck >/dev/null || { echo "staticcheck not found: make install-stack installs it"; exit 1; }
+	staticcheck ./...
 
 test: install-stack check ## all tests: unit, integration and end-to-end on the real stack
 	REFRESHD_REQUIRE_STACK=1 $(GO) test -count=1 -timeout 40m ./...

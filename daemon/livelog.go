@@ -13,7 +13,7 @@ type streams struct {
 	max      int // lines kept per run
 	maxBytes int // bytes of text kept per run: lines are cut at 64 KiB, not short
 	mu       sync.Mutex
-	runs map[string]*stream
+	runs     map[string]*stream
 }
 
 type stream struct {

@@ -59,7 +59,7 @@ type Op struct {
 func (o Op) String() string {
 	s := o.Text
 	if o.Argv != nil {
-		s = "$ " + QuoteArgv(o.Argv)
+		s = "$ " + quoteArgv(o.Argv)
 	}
 	if o.Note != "" {
 		s += "  # " + o.Note
@@ -84,9 +84,9 @@ func Describe(inst *plan.Instance, tools *Tools) []string {
 	return lines
 }
 
-// QuoteArgv renders an argv as one line a POSIX shell would split back into the same
+// quoteArgv renders an argv as one line a POSIX shell would split back into the same
 // elements. Elements with only safe characters stay bare.
-func QuoteArgv(argv []string) string {
+func quoteArgv(argv []string) string {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
 		parts[i] = quoteArg(a)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrCorrupt is wrapped by OpenReadOnly, and reported by Open's Recovery, when the store file
@@ -70,7 +71,7 @@ func isCorruptOpenError(err error) bool {
 	if errors.As(err, &pe) {
 		return false
 	}
-	return !errors.Is(err, bolt.ErrTimeout) && !errors.Is(err, os.ErrPermission)
+	return !errors.Is(err, berrors.ErrTimeout) && !errors.Is(err, os.ErrPermission)
 }
 
 // check walks every bucket and record in this goroutine first (where a fault on a garbage

@@ -175,7 +175,7 @@ func TestShippedPlans(t *testing.T) {
 			lines = append(lines, strings.Join(r.Argv, " "))
 		}
 	}
-	// The seed's procedure, exactly.
+	// Airflow's cache refresh procedure, the breeze commands its maintainers run, exactly.
 	want := []string{
 		"breeze ci-image build --run-in-parallel --upgrade-to-newer-dependencies --answer yes",
 		"breeze release-management generate-constraints --airflow-constraints-mode constraints --run-in-parallel --answer yes",

@@ -38,7 +38,8 @@ const (
 )
 
 // Emulation says what a builder may do when a node would build a platform it does not run
-// natively (QEMU emulation is over 10x slower: the seed's "better to fail than to emulate").
+// natively (QEMU emulation is over 10x slower, so for a cache refresh it is better to fail than
+// to emulate).
 type Emulation string
 
 const (

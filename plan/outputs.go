@@ -100,7 +100,7 @@ func (pd *planDecoder) outputs(n *yaml.Node) *Outputs {
 					}},
 					{"pattern", func(v *yaml.Node) {
 						if re := pd.regex(v, "output var "+k.Value+" pattern"); re != nil {
-							ov.Pattern = regexp.MustCompile(`^(?:` + re.String() + `)$`)
+							ov.Pattern = compileWhole(re.String())
 						}
 					}},
 					{"max_items", func(v *yaml.Node) { maxSet = true; ov.MaxItems = pd.integer(v, "max_items", 1, maxItemsLimit) }},
@@ -411,7 +411,5 @@ func shorten(s string) string {
 	return s
 }
 
-// regexpT and compileWhole let tests build an OutputVar's pattern as the decoder does.
-type regexpT = regexp.Regexp
-
+// compileWhole is an output's pattern as the decoder keeps it: matching the whole value.
 func compileWhole(s string) *regexp.Regexp { return regexp.MustCompile(`^(?:` + s + `)$`) }

@@ -47,11 +47,3 @@ func checkPlatform(s string) string {
 	}
 	return ""
 }
-
-// platformSchemaPattern is the platform pattern of schema.json, made from the same lists
-// (TestPlatformSchemaPattern keeps the two equal).
-func platformSchemaPattern() string {
-	return `^(` + strings.Join(platformOS, "|") + `)/(` +
-		`amd64(/v[1-4])?|arm(/v[5-8])?|arm64(/v8(\.[0-9])?|/v9(\.[0-5])?)?|` +
-		strings.Join(slices.DeleteFunc(slices.Clone(platformArch), func(a string) bool { return platformVariant[a] != nil }), "|") + `)$`
-}

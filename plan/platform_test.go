@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -33,4 +35,12 @@ func TestPlatformSchemaPattern(t *testing.T) {
 			t.Errorf("%s: schema accepts %v, checkPlatform accepts %v", p, schemaOK, goOK)
 		}
 	}
+}
+
+// platformSchemaPattern is the platform pattern of schema.json, made from the same lists
+// (TestPlatformSchemaPattern keeps the two equal).
+func platformSchemaPattern() string {
+	return `^(` + strings.Join(platformOS, "|") + `)/(` +
+		`amd64(/v[1-4])?|arm(/v[5-8])?|arm64(/v8(\.[0-9])?|/v9(\.[0-5])?)?|` +
+		strings.Join(slices.DeleteFunc(slices.Clone(platformArch), func(a string) bool { return platformVariant[a] != nil }), "|") + `)$`
 }

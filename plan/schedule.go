@@ -24,7 +24,7 @@ const scheduleWant = `want 5 cron fields ("0 2 * * *"), 6 with seconds, or a des
 //     silently rounds (to 1 s, or down to the second), so "@every -1s" would fire every second;
 //   - a spec that never fires ("0 0 30 2 *", February 30).
 //
-// robfig/cron panics on some malformed specs (robfig/cron#470, #554); parsing runs inside a
+// robfig/cron panics on some malformed specs (robfig/cron#470, robfig/cron#554); parsing runs inside a
 // recover so that a bad plan never crashes the daemon, and the error says what is valid
 // rather than repeating the runtime error.
 //
@@ -73,9 +73,6 @@ func ParseSchedule(spec string, loc *time.Location) (sched cron.Schedule, err er
 	}
 	return sched, nil
 }
-
-// Cron is the plan's parsed schedule, nil for a plan without one (manual runs only).
-func (p *Plan) Cron() cron.Schedule { return p.sched }
 
 // NextRuns returns the next n scheduled times after t, in the plan's timezone. A plan
 // without a schedule (manual runs only) has none.

@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -149,7 +150,7 @@ func TestParseOutputs(t *testing.T) {
 	}
 }
 
-func mustPattern(s string) *regexpT { return compileWhole(s) }
+func mustPattern(s string) *regexp.Regexp { return compileWhole(s) }
 
 func TestResolveParams(t *testing.T) {
 	plans, err := LoadPlans("testdata/full/release.yaml")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # install-stack.sh installs the real build stack refreshd is tested against and demoed on:
 # runc, docker-registry, htpasswd, busybox-static, git, promtool (Debian), buildx and
-# buildkitd/buildctl (built from source through the Go module proxy), ajv-cli (npm), and
-# systemd-nspawn with a debootstrapped Debian 12 root filesystem for the real-systemd test.
+# buildkitd/buildctl and staticcheck (built from source through the Go module proxy),
+# ajv-cli (npm), and systemd-nspawn with a debootstrapped Debian 12 root filesystem for the
+# real-systemd test.
 #
 # Built binaries are cached in $REFRESHD_STACK_CACHE (default /var/cache/refreshd-stack) so a
 # second call takes seconds. Everything is idempotent; nothing is downloaded but packages.
@@ -10,6 +11,8 @@ set -euo pipefail
 
 BUILDX_VERSION=${BUILDX_VERSION:-v0.38.2}
 BUILDKIT_VERSION=${BUILDKIT_VERSION:-v0.34.2}
+# staticcheck 2026.2.2 (v0.8.2) type-checks go1.26 code; make check runs it.
+STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
 CACHE=${REFRESHD_STACK_CACHE:-/var/cache/refreshd-stack}
 PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 BIN=$CACHE/bin
@@ -73,6 +76,14 @@ GO
 fi
 install -m 0755 "$BIN/buildkitd-$BUILDKIT_VERSION" /usr/local/bin/buildkitd
 install -m 0755 "$BIN/buildctl-$BUILDKIT_VERSION" /usr/local/bin/buildctl
+
+if [ ! -x "$BIN/staticcheck-$STATICCHECK_VERSION" ]; then
+  log "building staticcheck $STATICCHECK_VERSION"
+  GOBIN="$BIN/tmp-staticcheck" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+  mv "$BIN/tmp-staticcheck/staticcheck" "$BIN/staticcheck-$STATICCHECK_VERSION"
+  rmdir "$BIN/tmp-staticcheck"
+fi
+install -m 0755 "$BIN/staticcheck-$STATICCHECK_VERSION" /usr/local/bin/staticcheck
 
 if ! command -v ajv >/dev/null 2>&1; then
   log "npm install -g ajv-cli ajv-formats"

@@ -14,7 +14,7 @@ import (
 )
 
 // TestPlanAirflow is the dry run of the shipped Airflow plan. The breeze lines are run steps
-// and must be exactly the seed's.
+// and must be exactly the breeze commands of Airflow's cache refresh procedure.
 func TestPlanAirflow(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := dispatch([]string{"plan", "../../plans/airflow.yaml"}, &out, &errb); code != 0 {

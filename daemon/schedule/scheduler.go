@@ -357,13 +357,8 @@ func (s *Scheduler) catchUp(st *state) {
 		if e.sched == nil {
 			continue
 		}
-		last, err := s.marks.LastScheduled(name)
-		if err != nil {
-			s.log.Error("read last scheduled time", "plan", name, "err", err)
-			continue
-		}
-		if last.IsZero() {
-			s.mark(name, now)
+		last, ok := s.lastMark(name, now)
+		if !ok {
 			continue
 		}
 		missed := lastMissed(e.sched, last, now)
@@ -434,17 +429,24 @@ func (s *Scheduler) load(st *state, plans []*plan.Plan) error {
 // markIfNew gives a plan seen for the first time (at start or added by a reload) a mark
 // now, so downtime before its first fire is caught up.
 func (s *Scheduler) markIfNew(name string, now time.Time) {
-	if s.marks == nil {
-		return
+	if s.marks != nil {
+		s.lastMark(name, now)
 	}
+}
+
+// lastMark is the plan's last scheduled time as marked. ok is false when there is none to
+// compare with: unreadable (logged), or the plan is new, which then gets a mark now.
+func (s *Scheduler) lastMark(name string, now time.Time) (last time.Time, ok bool) {
 	last, err := s.marks.LastScheduled(name)
 	if err != nil {
 		s.log.Error("read last scheduled time", "plan", name, "err", err)
-		return
+		return time.Time{}, false
 	}
 	if last.IsZero() {
 		s.mark(name, now)
+		return time.Time{}, false
 	}
+	return last, true
 }
 
 func zone(p *plan.Plan) string {

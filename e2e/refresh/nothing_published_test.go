@@ -17,8 +17,8 @@ import (
 // TestUpstreamFailureNothingPublished runs, with the real engine (`refreshd run --local`)
 // and a real bare repository, a plan whose constraint generation writes new constraint
 // files and then fails: publish needs it, so nothing may reach the branch, although the
-// files on disk differ from the branch (issue #17939: constraints only from this run's
-// successful build). The control case, a generation that succeeds, does publish, so the
+// files on disk differ from the branch (Airflow's rule, apache/airflow#17939: constraints come
+// only from a run whose build succeeded). The control case, a generation that succeeds, does publish, so the
 // test would see a publish that should not have happened.
 func TestUpstreamFailureNothingPublished(t *testing.T) {
 	testkit.Need(t, "git")

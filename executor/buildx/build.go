@@ -59,7 +59,7 @@ func (c *Client) Build(ctx context.Context, o BuildOptions) (Metadata, error) {
 	if o.MetadataFile == "" {
 		return Metadata{}, nil
 	}
-	return ReadMetadata(o.MetadataFile)
+	return readMetadata(o.MetadataFile)
 }
 
 // Metadata is what a build's --metadata-file says about it.
@@ -69,17 +69,17 @@ type Metadata struct {
 	CacheManifest string
 }
 
-// ReadMetadata reads a buildx --metadata-file.
-func ReadMetadata(path string) (Metadata, error) {
+// readMetadata reads a buildx --metadata-file.
+func readMetadata(path string) (Metadata, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Metadata{}, fmt.Errorf("read build metadata: %w", err)
 	}
-	return ParseMetadata(path, data)
+	return parseMetadata(path, data)
 }
 
-// ParseMetadata parses metadata file contents; name is used in errors.
-func ParseMetadata(name string, data []byte) (Metadata, error) {
+// parseMetadata parses metadata file contents; name is used in errors.
+func parseMetadata(name string, data []byte) (Metadata, error) {
 	var raw struct {
 		Ref   string `json:"buildx.build.ref"`
 		Cache string `json:"cache.manifest"`

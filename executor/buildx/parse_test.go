@@ -15,7 +15,7 @@ func TestParseLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := ParseLs(data)
+	bs, err := parseLs(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestParseLs(t *testing.T) {
 	if bs[1].Err == "" {
 		t.Errorf("default builder error not kept: %+v", bs[1])
 	}
-	if _, err := ParseLs([]byte("{\"Name\":\"x\"}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if _, err := parseLs([]byte("{\"Name\":\"x\"}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("bad line: error %v, want one naming line 2", err)
 	}
 }
@@ -39,7 +39,7 @@ func TestParseWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := ParseWorkers(data)
+	ps, err := parseWorkers(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestParseWorkers(t *testing.T) {
 	if !slices.Equal(ps, want) {
 		t.Errorf("platforms %v, want %v", ps, want)
 	}
-	if _, err := ParseWorkers([]byte("[]")); err == nil {
+	if _, err := parseWorkers([]byte("[]")); err == nil {
 		t.Error("no workers: want an error")
 	}
 }
@@ -57,7 +57,7 @@ func TestParseMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ParseMetadata("metadata.json", data)
+	m, err := parseMetadata("metadata.json", data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestParseMetadata(t *testing.T) {
 		t.Errorf("metadata %+v", m)
 	}
 	for _, bad := range []string{`{}`, `{"buildx.build.ref":"b1"}`, `nope`} {
-		if _, err := ParseMetadata("m.json", []byte(bad)); err == nil || !strings.Contains(err.Error(), "m.json") {
+		if _, err := parseMetadata("m.json", []byte(bad)); err == nil || !strings.Contains(err.Error(), "m.json") {
 			t.Errorf("ParseMetadata(%s): error %v, want one naming m.json", bad, err)
 		}
 	}
@@ -86,7 +86,7 @@ func TestNativeFromLs(t *testing.T) {
 		{"unpinned", nil, amd, "linux/amd64"},
 	}
 	for _, tt := range tests {
-		got, err := NativeFromLs(tt.pinned, tt.platforms)
+		got, err := nativeFromLs(tt.pinned, tt.platforms)
 		if err != nil || got != tt.want {
 			t.Errorf("%s: NativeFromLs = %q, %v; want %q", tt.name, got, err, tt.want)
 		}

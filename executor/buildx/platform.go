@@ -10,9 +10,9 @@ type Platform struct {
 	OS, Arch, Variant string
 }
 
-// ParsePlatform parses "os/arch[/variant]". It does not guess defaults: a plan names
+// parsePlatform parses "os/arch[/variant]". It does not guess defaults: a plan names
 // platforms exactly, and "linux" alone is an error.
-func ParsePlatform(s string) (Platform, error) {
+func parsePlatform(s string) (Platform, error) {
 	parts := strings.Split(s, "/")
 	if len(parts) < 2 || len(parts) > 3 {
 		return Platform{}, fmt.Errorf("platform %q: want os/arch[/variant]", s)
@@ -57,7 +57,7 @@ func (p Platform) String() string {
 // CacheTag is the registry cache tag of a platform, the Airflow convention:
 // "cache-" + the platform with "/" replaced by "-", e.g. cache-linux-amd64, cache-linux-arm-v7.
 func CacheTag(platform string) (string, error) {
-	p, err := ParsePlatform(platform)
+	p, err := parsePlatform(platform)
 	if err != nil {
 		return "", err
 	}
@@ -81,11 +81,11 @@ var nativeFamilies = map[string][]string{
 // Native reports whether a node whose worker's native platform is native runs declared
 // without emulation: the same platform, or one of native's compatibility family.
 func Native(native, declared string) (bool, error) {
-	n, err := ParsePlatform(native)
+	n, err := parsePlatform(native)
 	if err != nil {
 		return false, fmt.Errorf("native platform: %w", err)
 	}
-	d, err := ParsePlatform(declared)
+	d, err := parsePlatform(declared)
 	if err != nil {
 		return false, fmt.Errorf("declared platform: %w", err)
 	}

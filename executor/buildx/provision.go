@@ -119,7 +119,7 @@ func nodeDiff(want NodeSpec, have *NodeState) string {
 		why = append(why, fmt.Sprintf("endpoint %q, want %q", have.Endpoint, want.Endpoint))
 	}
 	if want.Platform != "" {
-		wp, err := ParsePlatform(want.Platform)
+		wp, err := parsePlatform(want.Platform)
 		if err != nil || len(have.Pinned) != 1 || have.Pinned[0] != wp.String() {
 			why = append(why, fmt.Sprintf("pinned %v, want [%s]", have.Pinned, want.Platform))
 		}
@@ -134,7 +134,7 @@ func nodeDiff(want NodeSpec, have *NodeState) string {
 
 // createArgv is `docker buildx create` for one node: a new builder, or --append (which also
 // updates an existing node of that name). --driver is always passed: without it a tcp:// or
-// ssh:// endpoint silently becomes a remote builder (buildx#1293).
+// ssh:// endpoint silently becomes a remote builder (docker/buildx#1293).
 func createArgv(docker string, spec BuilderSpec, n NodeSpec, appendNode bool) []string {
 	argv := []string{docker, "buildx", "create", "--name", spec.Name, "--driver", spec.Driver}
 	if appendNode {

@@ -65,9 +65,9 @@ type lsEntry struct {
 	}
 }
 
-// ParseLs parses the output of `docker buildx ls --format json`: one JSON object per builder
+// parseLs parses the output of `docker buildx ls --format json`: one JSON object per builder
 // per line.
-func ParseLs(out []byte) ([]BuilderState, error) {
+func parseLs(out []byte) ([]BuilderState, error) {
 	var builders []BuilderState
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
@@ -107,7 +107,7 @@ func (c *Client) Builder(ctx context.Context, name string) (state *BuilderState,
 	if err != nil {
 		return nil, false, fmt.Errorf("read builders: %w", err)
 	}
-	builders, err := ParseLs(out)
+	builders, err := parseLs(out)
 	if err != nil {
 		return nil, false, err
 	}

@@ -17,9 +17,9 @@ type workerInfo struct {
 	} `json:"platforms"`
 }
 
-// ParseWorkers returns the platforms of the first worker in `buildctl debug workers --format
+// parseWorkers returns the platforms of the first worker in `buildctl debug workers --format
 // '{{json .}}'` output, native first.
-func ParseWorkers(out []byte) ([]string, error) {
+func parseWorkers(out []byte) ([]string, error) {
 	var ws []workerInfo
 	if err := json.Unmarshal(out, &ws); err != nil {
 		return nil, fmt.Errorf("parse buildctl debug workers output: %w", err)
@@ -72,18 +72,18 @@ func buildctlTarget(driver string, n NodeState) (args, env []string, ok bool) {
 	return nil, nil, false
 }
 
-// NativeFromLs infers a running node's native platform from its `buildx ls` platform list when
+// nativeFromLs infers a running node's native platform from its `buildx ls` platform list when
 // buildctl cannot reach it: ls lists the pinned platforms first, then the worker's own
 // (native first) without duplicates. If the first worker platform is in the pinned
 // platform's native family, the pinned platform was the native one and was deduplicated away.
-func NativeFromLs(pinned, platforms []string) (string, error) {
+func nativeFromLs(pinned, platforms []string) (string, error) {
 	pin := map[string]bool{}
 	for _, p := range pinned {
 		pin[p] = true
 	}
 	var rest []string
 	for _, p := range platforms {
-		np, err := ParsePlatform(p)
+		np, err := parsePlatform(p)
 		if err != nil {
 			return "", err
 		}
@@ -106,11 +106,11 @@ func NativeFromLs(pinned, platforms []string) (string, error) {
 
 // NativePlatform returns a running node's native platform: the first platform of its worker
 // as `buildctl --addr ADDR debug workers` lists it (remote and docker-container drivers), or,
-// for drivers buildctl cannot address, inferred from `buildx ls` (NativeFromLs).
+// for drivers buildctl cannot address, inferred from `buildx ls` (nativeFromLs).
 func (c *Client) NativePlatform(ctx context.Context, driver string, n NodeState) (string, error) {
 	target, env, ok := buildctlTarget(driver, n)
 	if !ok {
-		native, err := NativeFromLs(n.Pinned, n.Platforms)
+		native, err := nativeFromLs(n.Pinned, n.Platforms)
 		if err != nil {
 			return "", fmt.Errorf("native platform of node %s (%s): %w", n.Name, n.Endpoint, err)
 		}
@@ -122,7 +122,7 @@ func (c *Client) NativePlatform(ctx context.Context, driver string, n NodeState)
 	if err != nil {
 		return "", fmt.Errorf("native platform of node %s (%s): %w", n.Name, addr, err)
 	}
-	ps, err := ParseWorkers(out)
+	ps, err := parseWorkers(out)
 	if err != nil {
 		return "", fmt.Errorf("native platform of node %s (%s): %w", n.Name, addr, err)
 	}

@@ -23,11 +23,11 @@ import (
 // Manifest media types a registry may hold for a tag. Without the OCI ones in Accept, a
 // registry answers MANIFEST_UNKNOWN for BuildKit's cache manifests.
 const (
-	MediaOCIIndex      = "application/vnd.oci.image.index.v1+json"
-	MediaOCIManifest   = "application/vnd.oci.image.manifest.v1+json"
-	MediaDockerList    = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaDockerV2      = "application/vnd.docker.distribution.manifest.v2+json"
-	manifestAcceptList = MediaOCIIndex + ", " + MediaOCIManifest + ", " + MediaDockerList + ", " + MediaDockerV2
+	mediaOCIIndex      = "application/vnd.oci.image.index.v1+json"
+	mediaOCIManifest   = "application/vnd.oci.image.manifest.v1+json"
+	mediaDockerList    = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaDockerV2      = "application/vnd.docker.distribution.manifest.v2+json"
+	manifestAcceptList = mediaOCIIndex + ", " + mediaOCIManifest + ", " + mediaDockerList + ", " + mediaDockerV2
 )
 
 // Options configure a Client.
@@ -241,7 +241,7 @@ func (c *Client) ImageCreated(ctx context.Context, ref string) (time.Time, error
 		if mediaType == "" || strings.HasPrefix(mediaType, "text/plain") {
 			mediaType = m.MediaType
 		}
-		if mediaType == MediaOCIIndex || mediaType == MediaDockerList {
+		if mediaType == mediaOCIIndex || mediaType == mediaDockerList {
 			if len(m.Manifests) == 0 {
 				return time.Time{}, fmt.Errorf("read image %s: empty index", ref)
 			}

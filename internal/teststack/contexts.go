@@ -2,7 +2,6 @@ package teststack
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -19,30 +18,6 @@ func ScratchContext(t testing.TB, files map[string]string) string {
 		}
 		df += "COPY " + name + " /" + name + "\n"
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		t.Fatalf("write Dockerfile: %v", err)
-	}
-	return dir
-}
-
-// BusyboxBaseContext writes a context that turns Debian's static busybox into a base image
-// (FROM scratch, COPY busybox, install its applets). Built for linux/amd64 and linux/386 it
-// gives later Dockerfiles a shell without any network.
-func BusyboxBaseContext(t testing.TB) string {
-	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Fatalf("busybox-static is needed for a base image: %v", err)
-	}
-	dir := t.TempDir()
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatalf("read %s: %v", bb, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "busybox"), data, 0o755); err != nil {
-		t.Fatalf("copy busybox: %v", err)
-	}
-	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		t.Fatalf("write Dockerfile: %v", err)
 	}

@@ -32,7 +32,8 @@ func mustSpec(t testing.TB, expr string) *cron.SpecSchedule {
 	return ss
 }
 
-// TestNextByHand pins the rules on the cases issue 15 reported, each worked out by hand
+// TestNextByHand pins the rules on the daylight-saving cases that went wrong before
+// (gaps, repeated hours, 30-minute and midnight changes), each worked out by hand
 // from the zone's published rules.
 func TestNextByHand(t *testing.T) {
 	tests := []struct {
@@ -256,7 +257,8 @@ func bruteFires(sp *cron.SpecSchedule, ms []minute, from, to time.Time) []time.T
 // TestNextMatchesWallClock compares Next with the brute-force wall-clock reading for every
 // expression in every zone of Go's tzdata, over two years of offset changes. Zones whose
 // offsets and changes are identical over the span are checked once. With -short, a sample:
-// the zones issue 15 named and every fifth other distinct zone.
+// the zones with unusual changes (Lord Howe's 30 minutes, Cairo, Beirut and Havana at
+// midnight, Chatham, Santiago), New York, London, UTC, and every fifth other distinct zone.
 func TestNextMatchesWallClock(t *testing.T) {
 	exprs := propertyExprs()
 	if len(exprs) < 100 {
