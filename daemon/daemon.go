@@ -50,6 +50,8 @@ type Store interface {
 	// SaveRun records a run the engine never ran: a skipped trigger, a queued run that was
 	// dropped, a run that panicked.
 	SaveRun(r *history.Run) error
+	// Recovered reports a corrupt store moved aside at start-up (history.Store.Recovered).
+	Recovered() *history.Recovery
 	schedule.Marks
 }
 
@@ -167,6 +169,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.MetricsAddr != "" {
 		d.metrics = metrics.New(cfg.Build)
+		if rec := cfg.Store.Recovered(); rec != nil {
+			d.metrics.StoreRecovered(rec.At)
+		}
 	}
 	if cfg.HTTPAddr != "" {
 		var err error

@@ -40,6 +40,9 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	st.LoadErrors = append(st.LoadErrors, d.loadErrors...)
 	st.LastReload = d.lastReload
 	d.mu.Unlock()
+	if rec := d.cfg.Store.Recovered(); rec != nil {
+		st.StoreRecovered = &control.StoreRecovery{MovedTo: rec.MovedTo, At: rec.At, Error: rec.Err}
+	}
 	return st, nil
 }
 

@@ -56,6 +56,10 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Plan, sched, next, running, last)
 	}
 	tw.Flush()
+	if rec := st.StoreRecovered; rec != nil {
+		fmt.Fprintf(stdout, "\nHistory store was corrupt at start-up (%s): moved to %s at %s; the history since starts empty.\n",
+			rec.Error, rec.MovedTo, rec.At.Local().Format(time.RFC3339))
+	}
 	if len(st.LoadErrors) > 0 {
 		fmt.Fprintf(stdout, "\nPlan load errors (the previous version of these plans keeps running):\n")
 		for _, e := range st.LoadErrors {

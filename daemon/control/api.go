@@ -33,6 +33,16 @@ type Status struct {
 	Plans      []PlanStatus `json:"plans"`
 	LoadErrors []LoadError  `json:"load_errors,omitempty"`
 	LastReload time.Time    `json:"last_reload"`
+	// StoreRecovered is set when the history store was found corrupt at start-up, moved
+	// aside and replaced by an empty one: the history before that is in MovedTo.
+	StoreRecovered *StoreRecovery `json:"store_recovered,omitempty"`
+}
+
+// StoreRecovery says where a corrupt history store was moved, when and why.
+type StoreRecovery struct {
+	MovedTo string    `json:"moved_to"`
+	At      time.Time `json:"at"`
+	Error   string    `json:"error"`
 }
 
 // PlanStatus is one plan: its schedule, what runs now, and how the last run ended. The API

@@ -58,6 +58,7 @@ type Metrics struct {
 	loadErrors     prometheus.Gauge
 	loadError      *prometheus.GaugeVec
 	cacheTags      *prometheus.GaugeVec
+	storeRecovered prometheus.Gauge
 	planCollectors []*prometheus.MetricVec
 }
 
@@ -102,6 +103,10 @@ func New(build BuildInfo) *Metrics {
 			Name: "refreshd_cache_tags", Help: "Cache tags checked by the last run of a plan, by state (verified, missing).",
 		}, []string{"plan", "state"}),
 	}
+	m.storeRecovered = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "refreshd_history_store_recovered_timestamp_seconds",
+		Help: "When the history store was found corrupt at start-up and moved aside (0: it was not).",
+	})
 	m.planCollectors = []*prometheus.MetricVec{m.runs.MetricVec, m.skips.MetricVec, m.stepDuration.MetricVec,
 		m.lastSuccess.MetricVec, m.lastFresh.MetricVec, m.lastRun.MetricVec, m.lastRunStatus.MetricVec,
 		m.inProgress.MetricVec, m.cacheTags.MetricVec}
@@ -110,10 +115,13 @@ func New(build BuildInfo) *Metrics {
 	}, []string{"version", "revision", "goversion"})
 	info.WithLabelValues(build.Version, build.Revision, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.runs, m.skips, m.stepDuration, m.lastSuccess, m.lastFresh, m.lastRun, m.lastRunStatus,
-		m.inProgress, m.loadErrors, m.loadError, m.cacheTags, info,
+		m.inProgress, m.loadErrors, m.loadError, m.cacheTags, m.storeRecovered, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// StoreRecovered records that the history store was corrupt and moved aside at t.
+func (m *Metrics) StoreRecovered(t time.Time) { m.storeRecovered.Set(float64(t.Unix())) }
 
 // PlanKnown makes every series of a plan exist before its first run: counters at 0 for
 // each status and skip reason, the timestamps at 0 ("never"). Values already there (a
