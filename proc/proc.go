@@ -89,8 +89,40 @@ const killWait = 10 * time.Second
 // group kill. ReapOrphans reaps it when it exits; under systemd the unit's cgroup holds it
 // and KillMode=mixed SIGKILLs whatever is left when the daemon stops.
 func (r *Runner) Run(ctx context.Context, c Cmd) (Status, error) {
+	cmd, readers, err := start(c)
+	if err != nil {
+		return Status{Code: -1}, err
+	}
+	pgid := cmd.Process.Pid
+	log := r.log()
+	if r != nil && r.Started != nil {
+		g, err := ReadGroup(pgid)
+		if err != nil {
+			// The leader may already have exited; what it left is stopped below anyway.
+			log.Debug("read the new process group's identity", "pgid", pgid, "err", err)
+			g = Group{PGID: pgid}
+		}
+		r.Started(g)
+	}
+	termDeadline := r.wait(ctx, cmd, log)
+	clearGroup(log, pgid, r.grace(), termDeadline)
+
+	var werr error
+	for _, pr := range readers {
+		if !pr.drain(pipeDrainWait) {
+			log.Warn("output pipe still held after the process group ended (a process left the group with setsid?); its output is no longer read", "pgid", pgid, "argv0", c.Argv[0])
+		}
+		if err := pr.err(); err != nil && werr == nil {
+			werr = fmt.Errorf("hand on the output of %s: %w", c.Argv[0], err)
+		}
+	}
+	return exitStatus(cmd.ProcessState), werr
+}
+
+// start starts c in a group of its own, its output pipes read from now on.
+func start(c Cmd) (*exec.Cmd, []*pipeReader, error) {
 	if len(c.Argv) == 0 {
-		return Status{Code: -1}, errors.New("empty command")
+		return nil, nil, errors.New("empty command")
 	}
 	env := c.Env
 	if env == nil {
@@ -98,11 +130,11 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Status, error) {
 	}
 	path, err := LookPath(c.Argv[0], c.Dir, env)
 	if err != nil {
-		return Status{Code: -1}, err
+		return nil, nil, err
 	}
 	out, err := newPipeReader(c.Output)
 	if err != nil {
-		return Status{Code: -1}, err
+		return nil, nil, err
 	}
 	readers := []*pipeReader{out}
 	cmd := &exec.Cmd{
@@ -122,70 +154,52 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Status, error) {
 		so, err := newPipeReader(c.Stdout)
 		if err != nil {
 			out.abort()
-			return Status{Code: -1}, err
+			return nil, nil, err
 		}
 		readers = append(readers, so)
 		cmd.Stdout = so.w
 	}
-	abort := func() {
+	if err := startOwned(cmd); err != nil {
 		for _, pr := range readers {
 			pr.abort()
 		}
-	}
-	if err := startOwned(cmd); err != nil {
-		abort()
-		return Status{Code: -1}, fmt.Errorf("start %s: %w", c.Argv[0], err)
+		return nil, nil, fmt.Errorf("start %s: %w", c.Argv[0], err)
 	}
 	for _, pr := range readers {
 		pr.start() // the children hold the write ends now; EOF when the last of them exits
 	}
-	pgid := cmd.Process.Pid
-	log := r.log()
-	if r != nil && r.Started != nil {
-		g, err := ReadGroup(pgid)
-		if err != nil {
-			// The leader may already have exited; what it left is stopped below anyway.
-			log.Debug("read the new process group's identity", "pgid", pgid, "err", err)
-			g = Group{PGID: pgid}
-		}
-		r.Started(g)
-	}
-	waited := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		disown(pgid)
-		waited <- err
-	}()
+	return cmd, readers, nil
+}
 
-	grace := r.grace()
-	var termDeadline time.Time // zero until the group got SIGTERM
+// wait waits for cmd's leader. When ctx ends first, the group gets SIGTERM, and SIGKILL
+// after the grace period. It returns the end of the grace SIGTERM started (zero if none
+// was sent), for clearGroup.
+func (r *Runner) wait(ctx context.Context, cmd *exec.Cmd, log *slog.Logger) (termDeadline time.Time) {
+	pgid := cmd.Process.Pid
+	waited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		disown(pgid)
+		close(waited)
+	}()
 	select {
 	case <-waited:
+		return time.Time{}
 	case <-ctx.Done():
-		log.Debug("stopping process group", "pgid", pgid, "grace", grace)
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		termDeadline = time.Now().Add(grace)
-		t := time.NewTimer(grace)
-		select {
-		case <-waited:
-			t.Stop()
-		case <-t.C:
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-waited
-		}
 	}
-	clearGroup(log, pgid, grace, termDeadline)
-
-	var werr error
-	for _, pr := range readers {
-		if !pr.drain(pipeDrainWait) {
-			log.Warn("output pipe still held after the process group ended (a process left the group with setsid?); its output is no longer read", "pgid", pgid, "argv0", c.Argv[0])
-		}
-		if err := pr.err(); err != nil && werr == nil {
-			werr = fmt.Errorf("hand on the output of %s: %w", c.Argv[0], err)
-		}
+	grace := r.grace()
+	log.Debug("stopping process group", "pgid", pgid, "grace", grace)
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	termDeadline = time.Now().Add(grace)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-waited:
+	case <-t.C:
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-waited
 	}
-	return exitStatus(cmd.ProcessState), werr
+	return termDeadline
 }
 
 func (r *Runner) grace() time.Duration {
