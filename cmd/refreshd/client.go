@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // socketFlag registers --socket, defaulting to $REFRESHD_SOCKET or the systemd unit's path.
@@ -19,6 +20,34 @@ func socketFlag(fs *flag.FlagSet) *string {
 		def = control.DefaultSocket
 	}
 	return fs.String("socket", def, "control socket of the daemon (env REFRESHD_SOCKET)")
+}
+
+// systemState is the state directory of the systemd unit's daemon (StateDirectory=).
+const systemState = "/var/lib/refreshd"
+
+// readStateFlag registers --state for the commands that read the history themselves when
+// no daemon listens (history, logs). Unset, it is the system daemon's state directory when
+// its history is readable (the operator is in the daemon's group), else the user's own, as
+// run --local writes it. The returned function gives the directory to read.
+func readStateFlag(fs *flag.FlagSet) func() string {
+	state := fs.String("state", "", "state directory, read when no daemon listens on --socket (default: "+systemState+
+		" when its history is readable, else "+defaultLocalState()+")")
+	return func() string {
+		if *state != "" {
+			return *state
+		}
+		return readableState(systemState, defaultLocalState())
+	}
+}
+
+// readableState is system if its history can be opened for reading, else local.
+func readableState(system, local string) string {
+	f, err := os.Open(statedir.Dir{Root: system}.History())
+	if err != nil {
+		return local
+	}
+	f.Close()
+	return system
 }
 
 // outputFlag registers -o text|json. A value other than those is a flag error, reported

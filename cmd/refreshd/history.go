@@ -20,7 +20,7 @@ import (
 func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("history", "Usage: refreshd history [--socket PATH] [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first: from the daemon when it listens on --socket, else from --state.")
 	socket := socketFlag(fs)
-	state := fs.String("state", defaultLocalState(), "state directory, read when no daemon listens on --socket")
+	stateDir := readStateFlag(fs)
 	out := outputFlag(fs)
 	limit := fs.Int("limit", 20, "at most this many runs (0: all)")
 	if err := parseFlags(fs, args); err != nil {
@@ -32,8 +32,9 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	runs, err := control.NewClient(*socket).Runs(ctx, fs.Arg(0), *limit)
 	where := ""
 	if errors.Is(err, control.ErrNoDaemon) {
-		runs, err = storeRuns(*state, fs.Arg(0), *limit)
-		where = " in " + *state
+		state := stateDir()
+		runs, err = storeRuns(state, fs.Arg(0), *limit)
+		where = " in " + state
 	}
 	if err != nil {
 		return err

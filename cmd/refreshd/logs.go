@@ -21,7 +21,7 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"A run's steps, attempts and output. STEP is an instance id or a step id (all its instances).\n"+
 		"-f follows a running run's output live until it ends (needs the daemon).")
 	socket := socketFlag(fs)
-	state := fs.String("state", defaultLocalState(), "state directory, read when no daemon listens on --socket")
+	stateDir := readStateFlag(fs)
 	follow := fs.Bool("f", false, "follow the run's output until it ends")
 	out := outputFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -37,7 +37,7 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	r, err := c.Run(ctx, id)
 	if errors.Is(err, control.ErrNoDaemon) {
-		r, err = storeRun(*state, id)
+		r, err = storeRun(stateDir(), id)
 	}
 	if err == nil {
 		// Whether the daemon or the store answered, a step the run does not have is an

@@ -257,14 +257,35 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 		if left, _ := c.sh(10*time.Second, "pgrep -a -f '[s]leep 600|[i]gnoring' || true"); strings.TrimSpace(left) != "" {
 			t.Errorf("left after the stop:\n%s", left)
 		}
-		c.must(30*time.Second, "systemctl start refreshd")
-		out, err := as("refreshd", 10*time.Second, "history -o json sleeper")
+		// No daemon now: an operator in the daemon's group reads its history from the state
+		// directory, without flags.
+		out, err := as("alice", 10*time.Second, "history -o json sleeper")
 		var runs []struct{ ID, Status, Reason string }
 		if err != nil || json.Unmarshal([]byte(out), &runs) != nil || len(runs) == 0 {
-			t.Fatalf("history: %v\n%s", err, out)
+			t.Fatalf("alice: refreshd history with the daemon stopped: %v\n%s", err, out)
 		}
+		c.must(30*time.Second, "systemctl start refreshd")
 		if runs[0].ID != run || runs[0].Status != "interrupted" || !strings.Contains(runs[0].Reason, "stopping") {
 			t.Errorf("run %s after the stop: %+v, want interrupted by the stop", run, runs[0])
+		}
+	})
+
+	t.Run("crash: restarted, the run recorded interrupted", func(t *testing.T) {
+		run, err := as("refreshd", 10*time.Second, "run sleeper")
+		if err != nil {
+			t.Fatalf("run sleeper: %v\n%s", err, run)
+		}
+		run = strings.TrimSpace(run)
+		c.must(30*time.Second, `for i in $(seq 100); do [ "$(pgrep -c -f '[s]leep 600' || true)" -ge 3 ] && exit 0; sleep 0.1; done; exit 1`)
+		c.must(10*time.Second, "systemctl kill --kill-whom=main --signal=SIGKILL refreshd")
+		// Restart=on-failure, RestartSec=5s.
+		c.must(time.Minute, `for i in $(seq 300); do systemctl show refreshd -p NRestarts | grep -q NRestarts=1 && systemctl is-active -q refreshd && exit 0; sleep 0.2; done; systemctl status refreshd --no-pager; exit 1`)
+		if left, _ := c.sh(10*time.Second, "pgrep -a -f '[s]leep 600|[i]gnoring' || true"); strings.TrimSpace(left) != "" {
+			t.Errorf("left after the crash and restart:\n%s", left)
+		}
+		out, err := as("alice", 10*time.Second, "logs "+run)
+		if err != nil || !strings.Contains(out, "interrupted") || strings.Contains(out, "not started") {
+			t.Errorf("refreshd logs %s after the crash: %v, want the attempts interrupted, none 'not started':\n%s", run, err, out)
 		}
 	})
 
