@@ -51,7 +51,17 @@ type Attempt struct {
 	// before a checkout of this run succeeded). Publish templates see it as .source.
 	SetSource func(history.Source)
 	Source    func() *history.Source
+	// ObserveTag tells the store of watched tags (skip_if tags:) the digest ref has now, as
+	// this attempt read it from the registry: the run's own pushes count as refreshes too.
+	ObserveTag func(ref, digest string)
 	// StateDir is the daemon's (or run --local's) state directory.
 	StateDir string
 	DryRun   bool // the dry run: change nothing outside the state directory
+}
+
+// observeTag records ref's digest as seen now, if the engine watches tags.
+func (a *Attempt) observeTag(ref, digest string) {
+	if a.ObserveTag != nil {
+		a.ObserveTag(ref, digest)
+	}
 }

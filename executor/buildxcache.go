@@ -42,6 +42,9 @@ func (b buildxCache) run(ctx context.Context, t *Tools, a *Attempt) error {
 	if err != nil {
 		return fmt.Errorf("verify cache %s after the build: %w", act.CacheRef, err)
 	}
+	if found {
+		a.observeTag(act.CacheRef, after)
+	}
 	a.Record(func(s *history.Step) {
 		s.Node = md.Node
 		s.Caches = setCache(s.Caches, history.Cache{Ref: act.CacheRef, Before: before, After: after, Changed: found && before != after, Verified: found})

@@ -302,7 +302,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		defer cancel()
 	}
 	if len(rs.p.SkipIf) > 0 {
-		skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, secrets, rs.runProcs(), rs.log)
+		skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, secrets, rs.runProcs(), rs.e.cfg.Store, rs.log)
 		rs.mu.Lock()
 		rs.rec.Warnings = append(rs.rec.Warnings, warnings...)
 		rs.mu.Unlock()

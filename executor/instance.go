@@ -182,6 +182,14 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 			rs.update(i, func(*history.Step) {}) // saves the record
 		},
 		Source: rs.source,
+		ObserveTag: func(ref, digest string) {
+			if rs.spec.DryRun {
+				return
+			}
+			if _, err := rs.e.cfg.Store.ObserveTag(ref, digest, time.Now()); err != nil {
+				log.Error("record the digest of a watched tag", "ref", ref, "err", err)
+			}
+		},
 		Warn: func(msg string) {
 			msg = rs.red.String(msg)
 			log.Warn(msg)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/proc"
 )
@@ -24,7 +26,7 @@ const SkipIfReasonPrefix = "skip_if: "
 // Each such condition is a warning, returned for the run's record and logged to log.
 //
 // procs starts git (the run's runner: its groups are recorded on the run).
-func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, secrets map[string]string, procs *proc.Runner, log *slog.Logger) (skip bool, reason string, warnings []string) {
+func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, secrets map[string]string, procs *proc.Runner, tags tagObserver, log *slog.Logger) (skip bool, reason string, warnings []string) {
 	now := time.Now()
 	for _, c := range g.Plan.SkipIf {
 		var at time.Time
@@ -32,6 +34,19 @@ func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, secrets map[string
 		var what, how string
 		var err error
 		switch {
+		case c.Tags != nil:
+			fresh, why, warn := t.checkTags(ctx, c, tags, now, log)
+			if ctx.Err() != nil {
+				return false, "", warnings
+			}
+			if warn != "" {
+				warnings = append(warnings, warn)
+			}
+			if fresh {
+				return true, why, warnings
+			}
+			log.Info("skip_if tags: not fresh", "pos", c.Pos.String(), "why", why)
+			continue
 		case c.Branch != nil:
 			env := append([]string{"GIT_TERMINAL_PROMPT=0"}, gitpub.TokenEnv(branchToken(g, c.Branch.Repo, secrets))...)
 			at, err = gitpub.LastCommitTime(ctx, procs, c.Branch.Repo, c.Branch.Branch, env)
@@ -68,4 +83,76 @@ func branchToken(g *plan.Graph, repo string, secrets map[string]string) string {
 		}
 	}
 	return ""
+}
+
+// tagObserver is the store of watched tags (history.Store.ObserveTag).
+type tagObserver interface {
+	ObserveTag(ref, digest string, at time.Time) (history.Tag, error)
+}
+
+// checkTags looks up every ref of a tags condition in the registry, records its digest in
+// the store, and reports the condition fresh when every ref's digest changed within the
+// window. A change is dated when refreshd first saw it (the rule: a change first
+// seen at T is a refresh at T): the push was between the look before and that one, both of
+// which the record and the reason name. A plan that looks more often dates pushes closer.
+//
+// Every ref is looked up and recorded, even when an earlier one already decides the
+// answer: a tag's record is only as good as its last look. A ref refreshd has seen only one
+// digest of cannot be dated: the condition cannot be checked (warning) until it changes.
+func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, tags tagObserver, now time.Time, log *slog.Logger) (fresh bool, why, warning string) {
+	tf := c.Tags
+	if tags == nil {
+		return false, "no store of watched tags", fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: no history store", c.Pos)
+	}
+	reg := t.registryClient(log)
+	var stale, absent, undated, failed []string
+	var oldest, oldestAfter time.Time
+	var oldestRef string
+	for _, ref := range tf.Refs {
+		digest, found, err := reg.Digest(ctx, ref)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, "", ""
+			}
+			failed = append(failed, fmt.Sprintf("%s (%v)", ref, err))
+			continue
+		}
+		if !found {
+			digest = ""
+		}
+		tag, err := tags.ObserveTag(ref, digest, now)
+		switch {
+		case err != nil:
+			failed = append(failed, fmt.Sprintf("%s (%v)", ref, err))
+		case !found:
+			absent = append(absent, ref)
+		case tag.ChangedBy.IsZero():
+			undated = append(undated, ref)
+		case now.Sub(tag.ChangedBy) >= tf.Within:
+			stale = append(stale, fmt.Sprintf("%s (last change seen %s)", ref, tag.ChangedBy.Format(time.RFC3339)))
+		case oldest.IsZero() || tag.ChangedBy.Before(oldest):
+			oldest, oldestRef, oldestAfter = tag.ChangedBy, ref, tag.ChangedAfter
+		}
+	}
+	var cannot []string
+	if len(failed) > 0 {
+		cannot = append(cannot, "could not look up "+strings.Join(failed, ", "))
+	}
+	if len(undated) > 0 {
+		cannot = append(cannot, fmt.Sprintf("refreshd has seen only one digest of %s so far (it dates a push from the next change of digest on)", strings.Join(undated, ", ")))
+	}
+	if len(cannot) > 0 {
+		warning = fmt.Sprintf("skip_if at %s: cannot tell whether every tag is fresh, refreshing: %s", c.Pos, strings.Join(cannot, "; "))
+		log.Warn("skip_if tags could not all be checked; treated as not fresh", "pos", c.Pos.String(), "failed", len(failed), "undated", len(undated))
+	}
+	switch {
+	case len(absent) > 0:
+		return false, "missing in the registry: " + strings.Join(absent, ", "), warning
+	case len(stale) > 0:
+		return false, "not pushed within " + tf.Within.String() + ": " + strings.Join(stale, ", "), warning
+	case len(cannot) > 0:
+		return false, "cannot tell", warning
+	}
+	return true, fmt.Sprintf("all %d tags pushed within %s (oldest: %s, new digest seen %s ago, pushed after %s)", len(tf.Refs), tf.Within,
+		oldestRef, now.Sub(oldest).Round(time.Second), oldestAfter.UTC().Format(time.RFC3339)), warning
 }

@@ -42,17 +42,7 @@ func TestEngineSkipIf(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			st, err := history.Open(filepath.Join(dir, "history.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			e, err := New(Config{StateDir: dir, Store: st, KillGrace: time.Second,
-				Tools:  &Tools{PlainHTTPRegistries: []string{"127.0.0.1"}, DockerConfig: teststack.DockerConfig(t), RegistryAttempts: 1},
-				Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-			if err != nil {
-				t.Fatal(err)
-			}
+			e, st := newRegistryEngine(t, dir)
 			marker := filepath.Join(dir, "refreshed")
 			g := graph(&plan.Plan{Name: "skip", SkipIf: []plan.SkipCondition{tc.cond}}, step("refresh", "touch", marker))
 			r, err := e.Run(t.Context(), g, RunSpec{Trigger: history.TriggerManual})
@@ -80,4 +70,22 @@ func TestEngineSkipIf(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newRegistryEngine is an engine on dir with its own store, reaching registries on 127.0.0.1
+// over plain HTTP with one try per request, logging warnings to the test.
+func newRegistryEngine(t *testing.T, dir string) (*Engine, *history.Store) {
+	t.Helper()
+	st, err := history.Open(filepath.Join(dir, "history.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e, err := New(Config{StateDir: dir, Store: st, KillGrace: time.Second,
+		Tools:  &Tools{PlainHTTPRegistries: []string{"127.0.0.1"}, DockerConfig: teststack.DockerConfig(t), RegistryAttempts: 1},
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, st
 }

@@ -24,6 +24,7 @@ const (
 	bucketRuns  = "runs"  // run id -> JSON Run without its steps
 	bucketSteps = "steps" // run id -> bucket: step index (4 bytes, big endian) -> JSON Step
 	bucketMarks = "marks" // plan -> last scheduled time (RFC 3339, nanoseconds)
+	bucketTags  = "tags"  // image ref -> JSON Tag: the digest refreshd last saw, and since when
 )
 
 // openTimeout bounds the wait for bbolt's file lock: a second daemon (or a run --local next
@@ -91,7 +92,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, openError(path, err, "is a refreshd daemon or run --local using this state directory?")
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketRuns, bucketSteps, bucketMarks} {
+		for _, b := range []string{bucketRuns, bucketSteps, bucketMarks, bucketTags} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}

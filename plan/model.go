@@ -79,9 +79,12 @@ type Plan struct {
 	Vars      map[string]Var
 	Builders  map[string]*Builder // declared in the plan or in a shared file and referenced
 	SkipIf    []SkipCondition
-	Notify    []Webhook
-	KeepRuns  int // history retention per plan; default 50
-	Steps     []*Step
+	// Warnings are problems that do not make the plan invalid but make part of it useless,
+	// like a skip_if condition that can never be checked; refreshd validate prints them.
+	Warnings ErrorList
+	Notify   []Webhook
+	KeepRuns int // history retention per plan; default 50
+	Steps    []*Step
 
 	namePos Pos           // where the name is, for duplicate names in a directory
 	sched   cron.Schedule // Schedule, parsed; nil for manual runs only
@@ -121,11 +124,25 @@ type Node struct {
 }
 
 // SkipCondition skips a whole run when the project's own CI refreshed recently.
-// Exactly one of Branch and Image is set.
+// Exactly one of Branch, Image and Tags is set.
 type SkipCondition struct {
 	Pos    Pos
 	Branch *BranchFreshness
 	Image  *ImageFreshness
+	Tags   *TagsFreshness
+}
+
+// TagsFreshness: skip when every one of Refs was pushed within Within, as refreshd saw it:
+// the digest it recorded for the tag changed, between its two last looks, no longer than
+// Within ago. The only signal that works for BuildKit registry-cache tags, whose manifests
+// carry no created time, pushed by someone else.
+type TagsFreshness struct {
+	Refs   []string // concrete image refs with a tag: the refs: templates rendered per matrix combination
+	Within time.Duration
+
+	tmpls []string // refs: as written
+	pos   []Pos
+	axes  []Axis
 }
 
 // BranchFreshness: skip when the branch's last commit is newer than Within.

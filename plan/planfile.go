@@ -163,6 +163,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 	pd.resolveRefs()
 	pd.collectOutputs()
 	pd.checkSteps()
+	pd.resolveTags()
 	pd.checkTemplates()
 	pd.renderWorkdir()
 	pd.checkRuntimeVars()
@@ -297,18 +298,29 @@ func (pd *planDecoder) skipIf(n *yaml.Node) []SkipCondition {
 			}},
 			{"image", func(v *yaml.Node) {
 				im := &ImageFreshness{}
+				var refNode *yaml.Node
 				pd.fields(v, "skip_if image", []field{
-					{"ref", func(v *yaml.Node) { im.Ref = pd.nonEmpty(v, "ref") }},
+					{"ref", func(v *yaml.Node) { refNode = v; im.Ref = pd.nonEmpty(v, "ref") }},
 					{"within", func(v *yaml.Node) { im.Within = pd.duration(v, "within") }},
 				})
 				if im.Ref == "" || im.Within == 0 {
 					pd.errorf(v, "skip_if image needs ref and within (e.g. within: 12h)")
 				}
+				if refNode != nil && isCacheTag(im.Ref) {
+					pd.warnf(refNode, "skip_if image %s looks like a BuildKit registry-cache tag: its manifest has no created time, so this condition can never be checked and every run refreshes; watch it with tags: {refs: [%s], within: %s} (refreshd remembers its digest and when it changed)", im.Ref, im.Ref, ShortDuration(im.Within))
+				}
 				c.Image = im
 			}},
+			{"tags", func(v *yaml.Node) { c.Tags = pd.tagsFreshness(v) }},
 		})
-		if (c.Branch == nil) == (c.Image == nil) && resolve(e).Kind == yaml.MappingNode {
-			pd.errorf(e, "a skip_if condition needs exactly one of branch: or image:")
+		set := 0
+		for _, b := range []bool{c.Branch != nil, c.Image != nil, c.Tags != nil} {
+			if b {
+				set++
+			}
+		}
+		if set != 1 && resolve(e).Kind == yaml.MappingNode {
+			pd.errorf(e, "a skip_if condition needs exactly one of branch:, image: or tags:")
 			continue
 		}
 		out = append(out, c)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/plan"
@@ -73,7 +72,7 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 		fmt.Fprintf(w, "manual runs only, overlap %s", p.Overlap)
 	}
 	if p.Timeout > 0 {
-		fmt.Fprintf(w, ", timeout %s", shortDuration(p.Timeout))
+		fmt.Fprintf(w, ", timeout %s", plan.ShortDuration(p.Timeout))
 	}
 	fmt.Fprintln(w)
 	if p.Workdir != "" {
@@ -82,9 +81,14 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 	for _, c := range p.SkipIf {
 		switch {
 		case c.Branch != nil:
-			fmt.Fprintf(w, "skip the run if branch %s of %s has a commit newer than %s\n", c.Branch.Branch, c.Branch.Repo, shortDuration(c.Branch.Within))
+			fmt.Fprintf(w, "skip the run if branch %s of %s has a commit newer than %s\n", c.Branch.Branch, c.Branch.Repo, plan.ShortDuration(c.Branch.Within))
 		case c.Image != nil:
-			fmt.Fprintf(w, "skip the run if image %s was created less than %s ago\n", c.Image.Ref, shortDuration(c.Image.Within))
+			fmt.Fprintf(w, "skip the run if image %s was created less than %s ago\n", c.Image.Ref, plan.ShortDuration(c.Image.Within))
+		case c.Tags != nil:
+			fmt.Fprintf(w, "skip the run if every one of these %d tags changed digest less than %s ago (as refreshd saw it):\n", len(c.Tags.Refs), plan.ShortDuration(c.Tags.Within))
+			for _, ref := range c.Tags.Refs {
+				fmt.Fprintf(w, "  %s\n", ref)
+			}
 		}
 	}
 	byID := make(map[string]*plan.Instance, len(g.Instances))
@@ -190,7 +194,7 @@ func details(in *plan.Instance, byID map[string]*plan.Instance) string {
 		parts = append(parts, "builder "+in.Builder)
 	}
 	if in.Timeout > 0 {
-		parts = append(parts, "timeout "+shortDuration(in.Timeout))
+		parts = append(parts, "timeout "+plan.ShortDuration(in.Timeout))
 	}
 	if in.Retry.Attempts > 1 {
 		parts = append(parts, fmt.Sprintf("%d attempts", in.Retry.Attempts))
@@ -199,18 +203,6 @@ func details(in *plan.Instance, byID map[string]*plan.Instance) string {
 		return ""
 	}
 	return "  (" + strings.Join(parts, "; ") + ")"
-}
-
-// shortDuration prints 2h instead of 2h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // printPending shows the steps that expand at run time: from the values of which step,

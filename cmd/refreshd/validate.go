@@ -111,6 +111,9 @@ func printValid(w, errw io.Writer, p *plan.Plan, now time.Time) bool {
 		fmt.Fprintf(w, ", %d steps expand at run time", len(g.Pending()))
 	}
 	fmt.Fprintln(w, ")")
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(errw, "refreshd: %s: warning: %s\n", warn.Pos, warn.Msg)
+	}
 	if p.Schedule == "" {
 		fmt.Fprintln(w, "  no schedule: manual runs only")
 		return true
