@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/internal/teststack"
 )
 
 // silentListener accepts connections and never answers: a builder node that hangs every
@@ -63,6 +64,72 @@ func withEnv(marker string) []string {
 	return out
 }
 
+// builderPlan is a plan whose one step uses a remote-driver builder with one node at
+// endpoint (so a provision step runs first), its builder state in dockerConfig.
+func builderPlan(dockerConfig, endpoint string) string {
+	return fmt.Sprintf(`plan: bx
+env:
+  DOCKER_CONFIG: %s
+builders:
+  - name: bx
+    driver: remote
+    emulation: allow
+    nodes:
+      - { name: bx0, endpoint: "%s", platform: linux/amd64 }
+steps:
+  - id: use
+    builder: bx
+    run: ["true"]
+`, dockerConfig, endpoint)
+}
+
+// killDuring runs plan (a builderPlan on dockerConfig) under run --local with env, waits
+// (bounded) until a process of it whose command line holds match runs, kills refreshd with
+// SIGKILL, and starts refreshd again on the same state. Nothing with that DOCKER_CONFIG may
+// be left running then, and the run is recorded interrupted.
+func killDuring(t *testing.T, plan, dockerConfig string, env []string, match string, within time.Duration) {
+	t.Helper()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	planFile, noop := filepath.Join(dir, "bx.yaml"), filepath.Join(dir, "noop.yaml")
+	os.WriteFile(planFile, []byte(plan), 0o644)
+	os.WriteFile(noop, []byte("plan: noop\nsteps:\n  - id: a\n    run: [\"true\"]\n"), 0o644)
+
+	run := exec.Command(refreshd.Path(t), "run", "--local", "--state", state, planFile)
+	run.Env = env
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	marker := "DOCKER_CONFIG=" + dockerConfig
+	testkit.WaitFor(t, match+" to hang on the silent node", within, func() bool {
+		for _, p := range withEnv(marker) {
+			if strings.Contains(p, match) {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(500 * time.Millisecond) // well inside the call
+	kill9(run)
+	time.Sleep(200 * time.Millisecond)
+	t.Logf("left by the killed refreshd: %v", withEnv(marker))
+
+	cmd := exec.Command(refreshd.Path(t), "run", "--local", "--state", state, noop)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("recovering run: %v\n%s", err, out)
+	}
+	if left := withEnv(marker); len(left) > 0 {
+		t.Errorf("processes of the killed run survive the next start:\n%s\n%s", strings.Join(left, "\n"), out)
+	}
+	for _, r := range historyJSON(t, refreshd.Path(t), state) {
+		if r.Plan == "bx" && r.Status != "interrupted" {
+			t.Errorf("killed run: %s %q", r.Status, r.Reason)
+		}
+	}
+}
+
 // A kill -9 of refreshd while `docker buildx ls` (a query whose output refreshd parses)
 // waits on a builder node that never answers: after the next start nothing of docker or its
 // buildx plugin is left running (Pdeathsig on the docker CLI, the group recorded on the
@@ -72,57 +139,29 @@ func TestKill9DuringBuildxLeavesNothing(t *testing.T) {
 	if out, err := exec.Command("docker", "buildx", "version").CombinedOutput(); err != nil {
 		testkit.SkipOrFail(t, "docker buildx: "+strings.TrimSpace(string(out)))
 	}
-	dir := t.TempDir()
-	state, dockerConfig := filepath.Join(dir, "state"), filepath.Join(dir, "docker-config")
+	dockerConfig := filepath.Join(t.TempDir(), "docker-config")
 	os.MkdirAll(dockerConfig, 0o700)
-	planFile, noop := filepath.Join(dir, "bx.yaml"), filepath.Join(dir, "noop.yaml")
-	os.WriteFile(planFile, []byte(fmt.Sprintf(`plan: bx
-env:
-  DOCKER_CONFIG: %s
-builders:
-  - name: silent
-    driver: remote
-    emulation: allow
-    nodes:
-      - { name: silent0, endpoint: "tcp://%s", platform: linux/amd64 }
-steps:
-  - id: use
-    builder: silent
-    run: ["true"]
-`, dockerConfig, silentListener(t))), 0o644)
-	os.WriteFile(noop, []byte("plan: noop\nsteps:\n  - id: a\n    run: [\"true\"]\n"), 0o644)
+	// buildx create, then ls, each wait for the node (about 20 s here) before they give up.
+	killDuring(t, builderPlan(dockerConfig, "tcp://"+silentListener(t)), dockerConfig, os.Environ(), "buildx ls", 90*time.Second)
+}
 
-	run := exec.Command(refreshd.Path(t), "run", "--local", "--state", state, planFile)
-	if err := run.Start(); err != nil {
+// The same for buildctl: the builder's node is a real buildkitd, so provisioning reaches the
+// emulation guard's `buildctl debug workers`; a buildctl first in PATH sends that real call
+// to a node that never answers, and refreshd is killed while it hangs.
+func TestKill9DuringBuildctlLeavesNothing(t *testing.T) {
+	teststack.Require(t)
+	real, err := exec.LookPath("buildctl")
+	if err != nil {
 		t.Fatal(err)
 	}
-	marker := "DOCKER_CONFIG=" + dockerConfig
-	// buildx create, then ls, each wait for the node (about 20 s here) before they give up.
-	testkit.WaitFor(t, "docker buildx ls to hang on the silent node", 90*time.Second, func() bool {
-		for _, p := range withEnv(marker) {
-			if strings.Contains(p, "buildx ls") {
-				return true
-			}
-		}
-		return false
-	})
-	time.Sleep(500 * time.Millisecond) // well inside the query
-	kill9(run)
-	time.Sleep(200 * time.Millisecond)
-	t.Logf("left by the killed refreshd: %v", withEnv(marker))
-
-	cmd := exec.Command(refreshd.Path(t), "run", "--local", "--state", state, noop)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("recovering run: %v\n%s", err, out)
+	node := teststack.StartBuildkitd(t, "kill")
+	dockerConfig := filepath.Join(t.TempDir(), "docker-config")
+	os.MkdirAll(dockerConfig, 0o700)
+	bin := t.TempDir()
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec %s --addr tcp://%s debug workers\n", real, silentListener(t))
+	if err := os.WriteFile(filepath.Join(bin, "buildctl"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if left := withEnv(marker); len(left) > 0 {
-		t.Errorf("docker/buildx processes of the killed run survive the next start:\n%s\n%s", strings.Join(left, "\n"), out)
-	}
-	runs := historyJSON(t, refreshd.Path(t), state)
-	for _, r := range runs {
-		if r.Plan == "bx" && (r.Status != "interrupted" || !strings.Contains(string(out), "marked interrupted")) {
-			t.Errorf("killed run: %s %q", r.Status, r.Reason)
-		}
-	}
+	env := append(os.Environ(), "PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	killDuring(t, builderPlan(dockerConfig, node.Endpoint), dockerConfig, env, "debug workers", 90*time.Second)
 }
