@@ -124,10 +124,9 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 	}
 	defer f.Close()
 	obs, out := rs.e.cfg.Observer, rs.e.cfg.Output
-	var fileErr error
+	logFile := &attemptLog{f: f, path: logPath}
 	lw := newLineWriter(rs.red, pats, func(line string) {
-		if _, err := f.WriteString(line + "\n"); err != nil && fileErr == nil {
-			fileErr = err
+		if err := logFile.write(line); err != nil {
 			log.Error("write attempt log", "path", logPath, "err", err)
 		}
 		log.LogAttrs(context.Background(), slog.LevelInfo, "output", slog.String("line", line))
@@ -205,6 +204,12 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 	}
 	if errors.Is(context.Cause(ctx), errStepTimeout) && rs.stepTimedOut(ctx) {
 		err = fmt.Errorf("timed out after %s (process group stopped: SIGTERM, then SIGKILL after %s)", inst.Timeout, rs.grace)
+	}
+	// Output the log could not keep makes the attempt fail: a success whose log was cut
+	// would hide what the step printed.
+	lw.Flush()
+	if lerr := logFile.close(); lerr != nil && err == nil {
+		err = lerr
 	}
 	if err == nil {
 		res.status = ExitStatus{}

@@ -1,8 +1,15 @@
 package executor
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
 	"regexp"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/proc"
@@ -50,4 +57,48 @@ func (w *lineWriter) Matched() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.matched
+}
+
+// attemptLog is an attempt's log file. The first write that fails (a full disk) is kept
+// and every later line is dropped, so the attempt ends with an error naming the file and
+// its file system instead of a success with its output cut.
+type attemptLog struct {
+	f    *os.File
+	path string
+
+	mu  sync.Mutex
+	err error
+}
+
+func (l *attemptLog) write(line string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return nil // reported once
+	}
+	if _, err := l.f.WriteString(line + "\n"); err != nil {
+		l.err = diskError("write attempt log", l.path, err)
+		return l.err
+	}
+	return nil
+}
+
+// close closes the file and returns the first write or close error.
+func (l *attemptLog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.f.Close(); err != nil && l.err == nil && !errors.Is(err, os.ErrClosed) {
+		l.err = diskError("close attempt log", l.path, err)
+	}
+	return l.err
+}
+
+// diskError names the file and the free space of its file system.
+func diskError(doing, path string, err error) error {
+	var st unix.Statfs_t
+	if unix.Statfs(filepath.Dir(path), &st) == nil {
+		return fmt.Errorf("%s %s: %w (its file system has %d bytes free; output from here on is lost)",
+			doing, path, err, st.Bavail*uint64(st.Bsize))
+	}
+	return fmt.Errorf("%s %s: %w (output from here on is lost)", doing, path, err)
 }
