@@ -44,9 +44,9 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printCommands(stdout)
 		if len(args) == 0 {
-			return 2
+			return exitUsage
 		}
-		return 0
+		return exitSucceeded
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
