@@ -5,7 +5,7 @@ BIN     ?= bin/refreshd
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help build test check install-stack demo demo-down fuzz bench clean
+.PHONY: help build test test-short check install-stack demo demo-down fuzz bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ check: ## gofmt, go vet and staticcheck (make install-stack installs it)
 
 test: install-stack check ## all tests: unit, integration and end-to-end on the real stack
 	REFRESHD_REQUIRE_STACK=1 $(GO) test -count=1 -timeout 40m ./...
+
+test-short: ## the fast tier: every test that needs no program from outside the tree (no stack)
+	$(GO) test -short -count=1 ./...
 
 install-stack: ## install the real build stack (buildkitd, buildx, registry, git, ...); seconds once built
 	bash scripts/install-stack.sh
