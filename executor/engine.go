@@ -158,6 +158,10 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		return nil, fmt.Errorf("start run %s of %s: %w", spec.ID, p.Name, err)
 	}
 	rs.saved = len(rs.rec.Steps)
+	dir := statedir.Dir{Root: e.cfg.StateDir}
+	if err := dir.ReserveOutcome(spec.ID); err != nil {
+		rs.log.Warn("no outcome file: if the store cannot record this run's end, a restart will call it interrupted", "err", err)
+	}
 	if o := e.cfg.Observer; o != nil {
 		o.RunStarted(copyRun(rs.rec))
 	}
@@ -176,6 +180,12 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	err := e.cfg.Store.SaveRun(final)
 	if err != nil {
 		err = fmt.Errorf("record the end of run %s of %s: %w", spec.ID, p.Name, err)
+		o := statedir.Outcome{Status: final.Status, Reason: final.Reason, End: final.End, StoreError: err.Error()}
+		if werr := dir.WriteOutcome(spec.ID, o); werr != nil {
+			rs.log.Error("the run's end is recorded nowhere", "status", final.Status, "err", err, "outcome_err", werr)
+		} else {
+			rs.log.Error("the store could not record the run's end; kept in its outcome file for the next start", "status", final.Status, "path", dir.Outcome(spec.ID), "err", err)
+		}
 	}
 	attrs := []any{"status", status, "duration", final.End.Sub(final.Start).Round(time.Millisecond)}
 	if reason != "" {

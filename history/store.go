@@ -341,6 +341,29 @@ func (s *Store) InterruptRunning(reason string) ([]string, error) {
 	return ids, nil
 }
 
+// Finish records the end of run id when it could not be recorded as it happened (see
+// statedir's outcome files): status and reason on the run, and each step it left running
+// or waiting interrupted.
+func (s *Store) Finish(id string, status Status, reason string, end time.Time) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		data := tx.Bucket([]byte(bucketRuns)).Get([]byte(id))
+		if data == nil {
+			return ErrNotFound
+		}
+		r, err := getRun(tx, id, data)
+		if err != nil {
+			return err
+		}
+		markInterrupted(r, "the run ended before this step's end was recorded", end)
+		r.Status, r.Reason, r.End = status, reason, end
+		return putRun(tx, r)
+	})
+	if err != nil {
+		return fmt.Errorf("record the end of run %s: %w", id, err)
+	}
+	return nil
+}
+
 func markInterrupted(r *Run, reason string, now time.Time) {
 	r.Status = StatusInterrupted
 	r.Reason = reason

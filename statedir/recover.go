@@ -57,6 +57,7 @@ func (d Dir) Recover(ctx context.Context, store *history.Store, o Options) ([]st
 			}
 		}
 	}
+	d.restoreOutcomes(store, runs, logger)
 	ids, err := store.InterruptRunning(InterruptedReason)
 	if err != nil {
 		return nil, err
@@ -77,5 +78,34 @@ func stopLeft(ctx context.Context, log *slog.Logger, g proc.Group, boot string) 
 	log.Warn("stopping process group left running by an earlier refreshd", "found", why, "grace", recoverGrace)
 	if err := proc.StopGroup(ctx, g.PGID, recoverGrace); err != nil {
 		log.Error("stop process group left running by an earlier refreshd", "err", err)
+	}
+}
+
+// restoreOutcomes records the end of each run left running whose outcome file says how it
+// ended (the store could not record it then): its status and reason, with a note saying
+// where they came from, and its unfinished steps interrupted.
+func (d Dir) restoreOutcomes(store *history.Store, runs []*history.Run, log *slog.Logger) {
+	for _, r := range runs {
+		if r.Status != history.StatusRunning {
+			continue
+		}
+		o, err := d.ReadOutcome(r.ID)
+		if err != nil {
+			log.Error("read the outcome file of a run left running", "run", r.ID, "err", err)
+			continue
+		}
+		if o == nil {
+			continue
+		}
+		reason := o.Reason
+		note := fmt.Sprintf("recorded at the next start from %s: the store could not record the run's end (%s)", d.Outcome(r.ID), o.StoreError)
+		if reason != "" {
+			reason += "; "
+		}
+		if err := store.Finish(r.ID, o.Status, reason+note, o.End); err != nil {
+			log.Error("record the outcome of a run left running", "run", r.ID, "err", err)
+			continue
+		}
+		log.Warn("restored the end of a run the store could not record", "run", r.ID, "status", o.Status)
 	}
 }
