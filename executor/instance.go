@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/refreshd/refreshd/history"
@@ -210,6 +211,12 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 	lw.Flush()
 	if lerr := logFile.close(); lerr != nil && err == nil {
 		err = lerr
+	}
+	if err != nil && ctx.Err() == nil {
+		// "exit code 1" alone sends the operator to the log; name the line that says why.
+		if line := strings.TrimSpace(lw.ErrorLine()); line != "" && !strings.Contains(err.Error(), line) {
+			err = fmt.Errorf("%w: %s", err, line)
+		}
 	}
 	if err == nil {
 		res.status = ExitStatus{}

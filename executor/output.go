@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"regexp"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -25,9 +26,19 @@ type lineWriter struct {
 	emit     func(line string)
 	patterns []*regexp.Regexp
 
-	mu      sync.Mutex
-	matched string // the first line that matched a retry pattern
+	mu        sync.Mutex
+	matched   string // the first line that matched a retry pattern
+	errorLine string // the first line that says what went wrong (errorLinePattern)
 }
+
+// errorLinePattern recognises an output line that says what went wrong, so that a failed
+// step's reason names it ("exit code 1: ERROR: ... 401 Unauthorized") rather than only the
+// exit code: buildx/BuildKit "ERROR:" lines, git "fatal:"/"error:", "failed"/"denied"
+// messages, HTTP error statuses from registries and the usual system errors.
+var errorLinePattern = regexp.MustCompile(`(?i)(^\s*(error|fatal|failed|failure|panic)\b|\berror:|\b(unauthorized|forbidden|access denied|permission denied|authentication required|not found|no such file|connection refused|i/o timeout|no space left)\b|\b[45]\d\d (unauthorized|forbidden|not found|too many requests|internal server error|bad gateway|service unavailable)\b)`)
+
+// maxErrorLine bounds the error line quoted in a reason.
+const maxErrorLine = 300
 
 func newLineWriter(red *redact.Redactor, patterns []*regexp.Regexp, emit func(line string)) *lineWriter {
 	w := &lineWriter{red: red, emit: emit, patterns: patterns}
@@ -40,6 +51,13 @@ func newLineWriter(red *redact.Redactor, patterns []*regexp.Regexp, emit func(li
 func (w *lineWriter) line(b []byte) {
 	raw := string(b)
 	w.mu.Lock()
+	if w.errorLine == "" && errorLinePattern.MatchString(raw) {
+		// Redacted whole, then cut: cutting first could split a secret past the redactor.
+		w.errorLine = w.red.String(raw)
+		if len(w.errorLine) > maxErrorLine {
+			w.errorLine = strings.ToValidUTF8(w.errorLine[:maxErrorLine], "") + "..."
+		}
+	}
 	if w.matched == "" {
 		for _, re := range w.patterns {
 			if re.MatchString(raw) {
@@ -101,4 +119,12 @@ func diskError(doing, path string, err error) error {
 			doing, path, err, st.Bavail*uint64(st.Bsize))
 	}
 	return fmt.Errorf("%s %s: %w (output from here on is lost)", doing, path, err)
+}
+
+// ErrorLine returns the first output line (redacted, at most maxErrorLine bytes) that says
+// what went wrong, or "".
+func (w *lineWriter) ErrorLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.errorLine
 }
