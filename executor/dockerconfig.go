@@ -9,12 +9,12 @@ import (
 	"github.com/refreshd/refreshd/plan"
 )
 
-// DefaultDockerConfig is the docker configuration directory docker itself would use:
+// defaultDockerConfig is the docker configuration directory docker itself would use:
 // $DOCKER_CONFIG, else $HOME/.docker, made absolute. The engine fills Tools.DockerConfig
 // with it so that every docker, buildx and buildctl command, every step process and the
 // registry client read one directory: builder state written by `buildx create` is the state
 // `buildx ls` reads, and run steps (breeze) see the credentials the verify step uses.
-func DefaultDockerConfig() (string, error) {
+func defaultDockerConfig() (string, error) {
 	dir := os.Getenv("DOCKER_CONFIG")
 	if dir == "" {
 		home, err := os.UserHomeDir()

@@ -86,7 +86,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Tools.DockerConfig == "" {
 		// One directory for every docker command, step and registry check (dockerconfig.go).
-		if cfg.Tools.DockerConfig, err = DefaultDockerConfig(); err != nil {
+		if cfg.Tools.DockerConfig, err = defaultDockerConfig(); err != nil {
 			return nil, fmt.Errorf("engine config: %w", err)
 		}
 	}
@@ -236,11 +236,6 @@ func (e *Engine) prune(p *plan.Plan) {
 	if len(removed) > 0 {
 		e.log.Info("retention: removed old runs", "plan", p.Name, "removed", len(removed), "keep", keep)
 	}
-}
-
-// LogPath is the log file of attempt n of an instance: DIR/logs/RUN/INSTANCE.N.log.
-func LogPath(stateDir, runID, instance string, n int) string {
-	return statedir.Dir{Root: stateDir}.Log(runID, instance, n)
 }
 
 // runState is one run in progress. mu guards rec and builders.
