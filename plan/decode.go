@@ -145,12 +145,16 @@ func (d *decoder) nonEmpty(n *yaml.Node, what string) string {
 	return s
 }
 
+// boolean reads true or false. Like every scalar, it is read by its text, quoted or not:
+// "true" is true as 4 and "4" are both 4 (YAML 1.2's spellings: true, True, TRUE).
 func (d *decoder) boolean(n *yaml.Node, what string) bool {
 	n = resolve(n)
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
-		b, err := strconv.ParseBool(strings.ToLower(n.Value))
-		if err == nil {
-			return b
+	if n.Kind == yaml.ScalarNode {
+		switch n.Value {
+		case "true", "True", "TRUE":
+			return true
+		case "false", "False", "FALSE":
+			return false
 		}
 	}
 	d.errorf(n, "%s must be true or false, not %q", what, n.Value)

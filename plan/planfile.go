@@ -136,8 +136,8 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 		d.errorf(stepsNode, "steps is empty; a plan needs at least one step")
 	}
 	if tzNode != nil && p.Timezone != "" {
-		loc, err := time.LoadLocation(p.Timezone)
-		if err != nil || p.Timezone == "Local" {
+		loc, err := loadZone(p.Timezone)
+		if err != nil {
 			d.errorf(tzNode, "unknown timezone %q; want an IANA name like UTC, Europe/Berlin or America/New_York", p.Timezone)
 		} else {
 			p.Location = loc

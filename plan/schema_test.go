@@ -89,51 +89,60 @@ func TestSchemaAjv(t *testing.T) {
 	if len(reject) < 20 {
 		t.Fatalf("only %d bad plans marked # schema: reject", len(reject))
 	}
-	run := func(files []string) map[string]string {
-		args := []string{"validate", "--spec=draft2020", "--errors=line", "-s", schema}
-		names := make(map[string]string)
-		for i, f := range files {
-			var v any
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := yaml.Unmarshal(data, &v); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			js, err := json.Marshal(v)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			out := filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(f, "../"), "/", "_")+".json")
-			if err := os.WriteFile(out, js, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			names[out] = files[i]
-			args = append(args, "-d", out)
-		}
-		out, _ := exec.Command(ajv, args...).CombinedOutput()
-		verdict := make(map[string]string)
-		for _, line := range strings.Split(string(out), "\n") {
-			for js, f := range names {
-				if strings.HasPrefix(line, js+" ") {
-					verdict[f] = strings.TrimPrefix(line, js+" ")
-				}
-			}
-		}
-		if len(verdict) != len(files) {
-			t.Fatalf("ajv gave %d verdicts for %d files:\n%s", len(verdict), len(files), out)
-		}
-		return verdict
-	}
-	for f, v := range run(good) {
+	for f, v := range ajvVerdicts(t, ajv, schema, good) {
 		if v != "valid" {
 			t.Errorf("ajv rejects shipped plan %s: %s", f, v)
 		}
 	}
-	for f, v := range run(reject) {
-		if v != "invalid" {
+	for f, v := range ajvVerdicts(t, ajv, schema, reject) {
+		if !strings.HasPrefix(v, "invalid") {
 			t.Errorf("ajv accepts %s, which the schema should reject", f)
 		}
 	}
+}
+
+// ajvVerdicts runs ajv (draft 2020-12, with ajv-formats for "format": "regex") on each
+// YAML file, converted to JSON as an editor's YAML support does, and returns "valid" or
+// "invalid" (with ajv's reasons) per file.
+func ajvVerdicts(t *testing.T, ajv, schema string, files []string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"validate", "--spec=draft2020", "-c", "ajv-formats", "--errors=line", "-s", schema}
+	names := make(map[string]string)
+	verdict := make(map[string]string)
+	for _, f := range files {
+		var v any
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(data, &v); err != nil {
+			// Not a YAML document an editor can check (a repeated key): invalid for any
+			// JSON Schema validator.
+			verdict[f] = "invalid (YAML: " + err.Error() + ")"
+			continue
+		}
+		js, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out := filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(f, "../"), "/", "_")+".json")
+		if err := os.WriteFile(out, js, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names[out] = f
+		args = append(args, "-d", out)
+	}
+	out, _ := exec.Command(ajv, args...).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		for js, f := range names {
+			if rest, ok := strings.CutPrefix(line, js+" "); ok {
+				verdict[f] = rest
+			}
+		}
+	}
+	if len(verdict) != len(files) {
+		t.Fatalf("ajv gave %d verdicts for %d files:\n%s", len(verdict), len(files), out)
+	}
+	return verdict
 }
