@@ -70,6 +70,13 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 	if r.Reason != "" {
 		fmt.Fprintf(w, "  reason: %s\n", r.Reason)
 	}
+	if src := r.Source; src != nil {
+		moved := "unchanged"
+		if src.Changed {
+			moved = "moved from " + orNone(src.Previous)
+		}
+		fmt.Fprintf(w, "  source: %s %s at %s in %s (%s)\n", src.Repo, src.Ref, src.Commit, src.Path, moved)
+	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}

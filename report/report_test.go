@@ -26,6 +26,8 @@ func fixture(t *testing.T, dir string) *history.Run {
 		ID: "demo-20260102T030405.000Z-abcd", Plan: "demo", Trigger: history.TriggerSchedule, Scheduled: at(0),
 		Start: at(0), End: at(95.5), Status: history.StatusFailed, Reason: "step verify failed: attempt 1 of 1: cache tags missing",
 		Warnings: []string{"build[linux/386]: ran on node n0, not n1"},
+		Source: &history.Source{Step: "checkout", Repo: "https://github.com/apache/airflow.git", Ref: "main",
+			Commit: "89abcdef0123456789abcdef0123456789abcdef", Previous: "0123456789abcdef0123456789abcdef01234567", Changed: true, Path: "/srv/airflow"},
 		Steps: []history.Step{
 			{Instance: "build[linux/amd64]", Status: history.StatusSucceeded, Start: at(0), End: at(60), Node: "n0",
 				Attempts: []history.Attempt{
@@ -42,6 +44,8 @@ func fixture(t *testing.T, dir string) *history.Run {
 			{Instance: "verify", Status: history.StatusFailed, Reason: "attempt 1 of 1: cache tags missing", Start: at(62), End: at(95.5),
 				Attempts: []history.Attempt{{N: 1, Start: at(62), End: at(95.5), ExitCode: -1, Signal: "killed", Error: "timed out"}}},
 			{Instance: "after", Status: history.StatusSkipped, Reason: "needs verify which failed"},
+			{Instance: "stop-arm-node", Status: history.StatusSucceeded, Start: at(95.5), End: at(96), When: "always", After: "verify failed",
+				Attempts: []history.Attempt{{N: 1, Start: at(95.5), End: at(96)}}},
 		},
 	}
 }
