@@ -238,8 +238,9 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 		if n, _ := strconv.Atoi(strings.TrimSpace(out)); n < 2 {
 			t.Errorf("%d watchdog pings in the journal, want them every 2s", n)
 		}
-		if show := c.must(10*time.Second, "systemctl show refreshd -p NRestarts"); !strings.Contains(show, "NRestarts=0") {
-			t.Errorf("restarts: %s", show)
+		// And STATUS= names no run once the runs have ended.
+		if show := c.must(10*time.Second, "systemctl show refreshd -p NRestarts -p StatusText"); !strings.Contains(show, "NRestarts=0") || !strings.Contains(show, "StatusText=4 plans, 0 running\n") {
+			t.Errorf("after the runs: %s", show)
 		}
 	})
 
