@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/history"
 )
 
 // sse reads one server-sent event (its event name and data lines joined by "\n").
@@ -149,5 +151,86 @@ func TestSSEData(t *testing.T) {
 		if got := sseData(in); got != want {
 			t.Errorf("sseData(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// stepSource is a run whose step "build" writes lines while it runs, then ends while the
+// run goes on: the step's stream must end with the step, with every line it wrote.
+type stepSource struct {
+	*source
+	mu    sync.Mutex
+	lines []string
+	done  bool
+}
+
+func (s *stepSource) RunRecord(ctx context.Context, id string) (*history.Run, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := history.StatusRunning
+	if s.done {
+		st = history.StatusSucceeded
+	}
+	return &history.Run{ID: id, Plan: "demo", Status: history.StatusRunning, Start: fixtureNow,
+		Steps: []history.Step{{Instance: "build", Status: st, Start: fixtureNow}}}, nil
+}
+
+func (s *stepSource) Logs(ctx context.Context, id, step string, follow bool, w control.LineWriter) error {
+	for i := 0; ; {
+		s.mu.Lock()
+		n := len(s.lines)
+		var line string
+		if i < n {
+			line = s.lines[i]
+		}
+		s.mu.Unlock()
+		if i < n {
+			if err := w.WriteLine(line); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
+		if !follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done(): // the run never ends in this test: only the step does
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func TestEventsStepEnds(t *testing.T) {
+	src := &stepSource{source: fixture(t, 0), lines: []string{"one"}}
+	srv := httptest.NewServer(newServer(t, src, 0).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + eventsURL("demo-live", "build"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if _, data := sse(t, r); data != "one" {
+		t.Fatalf("first line %q", data)
+	}
+	// The step writes its last lines and ends at once: they come before the end.
+	src.mu.Lock()
+	src.lines = append(src.lines, "two", "three")
+	src.done = true
+	src.mu.Unlock()
+	var got []string
+	for {
+		name, data := sse(t, r)
+		if name == "end" {
+			if data != "the step succeeded" {
+				t.Errorf("end %q", data)
+			}
+			break
+		}
+		got = append(got, data)
+	}
+	if strings.Join(got, ",") != "two,three" {
+		t.Errorf("after the first line: %q, want two,three once each", got)
 	}
 }

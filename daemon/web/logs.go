@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -210,7 +211,21 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	err := s.cfg.Source.Logs(ctx, id, step, true, sw)
+	// The daemon's stream of a run ends with the run. A step's ends with the step: a
+	// watcher stops following once the record says the step is no longer running, and the
+	// lines buffered until then are sent from the daemon's buffer without following.
+	follow, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	ended := make(chan string, 1)
+	if step != "" {
+		go s.watchStep(follow, id, step, ended, stopFollow)
+	}
+	err := s.cfg.Source.Logs(follow, id, step, true, sw)
+	end := "the run's output has ended"
+	if ctx.Err() == nil && follow.Err() != nil && !errors.Is(err, errGone) {
+		end = <-ended
+		err = s.cfg.Source.Logs(ctx, id, step, false, &skipLines{w: sw, skip: sw.lines})
+	}
 	switch {
 	case ctx.Err() != nil || errors.Is(err, errGone):
 		return // the follower left
@@ -219,7 +234,48 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		sw.event("end", "the stream failed: "+err.Error())
 		return
 	}
-	sw.event("end", "the output has ended")
+	sw.event("end", end)
+}
+
+// stepPoll is how often a followed step's record is read to see whether it has ended.
+const stepPoll = 500 * time.Millisecond
+
+// watchStep reads the run's record every stepPoll until step is no longer running (or ctx
+// ends), then says how it ended and calls stop.
+func (s *Server) watchStep(ctx context.Context, id, step string, ended chan<- string, stop func()) {
+	t := time.NewTicker(stepPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		run, err := s.cfg.Source.RunRecord(ctx, id)
+		if err != nil {
+			continue // not started yet, or a passing error: the run's end still ends the stream
+		}
+		if _, st := findStep(run, step); st != nil && st.Status != history.StatusRunning && st.Status != history.StatusWaiting {
+			ended <- "the step " + string(st.Status)
+			stop()
+			return
+		}
+	}
+}
+
+// skipLines drops the first skip lines written to it: the lines a follower already has
+// when the rest of a step's output is sent again from the start of the buffer.
+type skipLines struct {
+	w    control.LineWriter
+	skip int
+}
+
+func (s *skipLines) WriteLine(line string) error {
+	if s.skip > 0 {
+		s.skip--
+		return nil
+	}
+	return s.w.WriteLine(line)
 }
 
 var errGone = errors.New("follower gone")
@@ -231,6 +287,7 @@ type sseWriter struct {
 	w      io.Writer
 	rc     *http.ResponseController
 	failed bool
+	lines  int // lines written (WriteLine), for skipLines
 }
 
 func (s *sseWriter) send(text string) error {
@@ -254,7 +311,11 @@ func (s *sseWriter) send(text string) error {
 // WriteLine implements control.LineWriter. A line holding a carriage return or a newline
 // (it should not) is sent as several data fields, which the browser joins with "\n".
 func (s *sseWriter) WriteLine(line string) error {
-	return s.send(sseData(line))
+	if err := s.send(sseData(line)); err != nil {
+		return err
+	}
+	s.lines++ // only Logs calls WriteLine, one call at a time
+	return nil
 }
 
 func (s *sseWriter) event(name, data string) error {

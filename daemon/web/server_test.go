@@ -15,7 +15,7 @@ import (
 
 func newServer(t testing.TB, src Source, pageSize int) *Server {
 	t.Helper()
-	s, err := New(Config{Source: src, Version: "v1.2.3", Now: func() time.Time { return fixtureNow }, PageSize: pageSize})
+	s, err := New(Config{Source: src, Version: "refreshd v1.2.3", Now: func() time.Time { return fixtureNow }, PageSize: pageSize})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,7 @@ type tlRow struct {
 	Segs     []seg
 	Label    string // accessible description of the row
 	Note     string // why a row without a bar has none
+	began    time.Time
 }
 
 type seg struct {
@@ -108,7 +109,7 @@ func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
 			row.Ran = true
 			tl.Bars++
 			e := endOr(s.End, now)
-			row.Start, row.End = iso(s.Start), iso(e)
+			row.Start, row.End, row.began = iso(s.Start), iso(e), s.Start
 			row.X, row.W = span(s.Start, e)
 			var desc []string
 			for j, a := range s.Attempts {
@@ -161,7 +162,7 @@ func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
 				}
 				return 1
 			}
-			return strings.Compare(a.Start, b.Start)
+			return a.began.Compare(b.began)
 		})
 		tl.Lanes = append(tl.Lanes, *l)
 	}

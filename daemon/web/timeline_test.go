@@ -31,6 +31,14 @@ func TestTimeline(t *testing.T) {
 	if fmt.Sprint(lanes) != "[ demo_cache0 demo_cache1]" {
 		t.Errorf("lanes %q", lanes)
 	}
+	var order []string
+	for _, r := range tl.Lanes[0].Rows {
+		order = append(order, r.Instance)
+	}
+	// By start time (14 s before 14.2 s: times, not their text, compare), rows without a bar last.
+	if want := "[provision[demo_cache] build-ci-images[python=3.11] generate-constraints[python=3.11,mode=constraints] publish-constraints verify-cache[python=3.11,platform=linux/amd64] cleanup notify-release]"; fmt.Sprint(order) != want {
+		t.Errorf("lane order\n got %v\nwant %s", order, want)
+	}
 	amd, i386 := rows["refresh-cache[python=3.11][linux/amd64]"], rows["refresh-cache[python=3.11][linux/386]"]
 	if amd.X != i386.X || amd.X == "" {
 		t.Errorf("the two platforms started together but their bars start at %s and %s", amd.X, i386.X)
