@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-stack.sh installs the real build stack refreshd is tested against and demoed on:
-# runc, docker-registry, htpasswd, busybox-static, git, promtool (Debian), buildx and
+# runc, docker-registry, htpasswd, busybox-static, git, promtool, chromium (Debian), buildx and
 # buildkitd/buildctl and staticcheck (built from source through the Go module proxy),
 # ajv-cli (npm), and systemd-nspawn with a debootstrapped Debian 12 root filesystem for the
 # real-systemd test.
@@ -25,6 +25,10 @@ for pair in runc:runc docker-registry:docker-registry htpasswd:apache2-utils \
   busybox:busybox-static git:git promtool:prometheus systemd-analyze:systemd jq:jq bc:bc; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
+# Headless Chromium for the dashboard's browser test (e2e/refresh TestDashboardInBrowser),
+# with one font family so its screenshots show text, not boxes.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

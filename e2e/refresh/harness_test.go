@@ -148,14 +148,15 @@ type daemon struct {
 	socket string
 }
 
-// startDaemon starts `refreshd daemon` with the stack's environment and waits (at most
-// 15 s) until it answers on its socket. Cleanup stops it with SIGTERM (SIGKILL after 30 s).
-func startDaemon(t *testing.T, s *stack, state string) *daemon {
+// startDaemon starts `refreshd daemon` with the stack's environment (and any extra flags)
+// and waits (at most 15 s) until it answers on its socket. Cleanup stops it with SIGTERM
+// (SIGKILL after 30 s).
+func startDaemon(t *testing.T, s *stack, state string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, socket: filepath.Join(s.Dir, "refreshd.sock")}
 	d.Daemon = testkit.StartDaemon(t, refreshd.Path(t), testkit.DaemonOptions{
-		Args: []string{"--plans", s.plans(), "--state", state, "--socket", d.socket,
-			"--plain-http-registry", s.registry(), "--kill-grace", "5s"},
+		Args: append([]string{"--plans", s.plans(), "--state", state, "--socket", d.socket,
+			"--plain-http-registry", s.registry(), "--kill-grace", "5s"}, extra...),
 		Env:   []string{"DOCKER_CONFIG=" + s.Env["DOCKER_CONFIG"], "TZ=UTC"},
 		Ready: func(ctx context.Context) error { _, err := d.client().Status(ctx); return err },
 	})
