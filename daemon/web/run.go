@@ -103,7 +103,7 @@ func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
 	p := runPage{page: s.page("Run " + run.ID), Run: run, TZ: loc.String(),
 		Start: Time{run.Start, loc}, End: Time{run.End, loc}, Scheduled: Time{run.Scheduled, loc},
 		Duration: duration(run.Start, run.End, now), Running: run.Status == history.StatusRunning,
-		Timeline: buildTimeline(run, loc, now), Extra: extras(run, runFields...)}
+		Timeline: buildTimeline(run, loc, now), Extra: extras(recordOnly(*run), runFields...)}
 	if p.Running {
 		p.Refresh = 5
 	}
@@ -114,7 +114,7 @@ func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
 	for i, st := range run.Steps {
 		v := stepView{Anchor: stepAnchor(i), Instance: st.Instance, Status: st.Status, Reason: st.Reason, Node: st.Node,
 			Start: Time{st.Start, loc}, Duration: duration(st.Start, st.End, now), Warnings: st.Warnings,
-			Extra: extras(st, stepFields...)}
+			Extra: extras(stepOnly(st), stepFields...)}
 		if st.Status == history.StatusRunning && len(st.Attempts) > 0 {
 			v.LiveURL = logURL(run.ID, st.Instance, st.Attempts[len(st.Attempts)-1].N)
 		}
@@ -160,4 +160,16 @@ func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
 		p.Steps = append(p.Steps, v)
 	}
 	return p
+}
+
+// recordOnly and stepOnly drop what has a view of its own before extras encodes a record to
+// find its other fields: a run of 500 steps is then not encoded 501 times.
+func recordOnly(r history.Run) history.Run {
+	r.Steps, r.Warnings = nil, nil
+	return r
+}
+
+func stepOnly(s history.Step) history.Step {
+	s.Attempts, s.Caches, s.Publish, s.Warnings = nil, nil, nil, nil
+	return s
 }
