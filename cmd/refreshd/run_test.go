@@ -86,13 +86,21 @@ func historyJSON(t *testing.T, bin, state string) []history.Run {
 	return runs
 }
 
+// localPlan writes plan NAME.yaml into a new temp directory and returns the binary, a state
+// directory beside the plan and the plan's path, for `refreshd run --local`.
+func localPlan(t *testing.T, name, yaml string) (bin, state, planFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	planFile = filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(planFile, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return refreshd.Path(t), filepath.Join(dir, "state"), planFile
+}
+
 func TestRunLocalKill9ThenNewRun(t *testing.T) {
 	t.Parallel()
-	bin := refreshd.Path(t)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	planFile := filepath.Join(dir, "crashy.yaml")
-	os.WriteFile(planFile, []byte(firstRunPlan), 0o644)
+	bin, state, planFile := localPlan(t, "crashy", firstRunPlan)
 
 	first := exec.Command(bin, "run", "--local", "--state", state, planFile)
 	var firstErr bytes.Buffer
@@ -153,11 +161,7 @@ func TestRunLocalKill9ThenNewRun(t *testing.T) {
 
 func TestRunLocalCtrlC(t *testing.T) {
 	t.Parallel()
-	bin := refreshd.Path(t)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	planFile := filepath.Join(dir, "crashy.yaml")
-	os.WriteFile(planFile, []byte(firstRunPlan), 0o644)
+	bin, state, planFile := localPlan(t, "crashy", firstRunPlan)
 	cmd := exec.Command(bin, "run", "--local", "--state", state, "--kill-grace", "2s", planFile)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -217,16 +221,12 @@ func TestRunLocalExitCodes(t *testing.T) {
 
 func TestLogsUnknownStep(t *testing.T) {
 	t.Parallel()
-	bin := refreshd.Path(t)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	planFile := filepath.Join(dir, "ok.yaml")
-	os.WriteFile(planFile, []byte("plan: ok\nsteps:\n  - id: a\n    run: [\"true\"]\n"), 0o644)
+	bin, state, planFile := localPlan(t, "ok", "plan: ok\nsteps:\n  - id: a\n    run: [\"true\"]\n")
 	if out, err := exec.Command(bin, "run", "--local", "--state", state, planFile).CombinedOutput(); err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
 	id := historyJSON(t, bin, state)[0].ID
-	socket := filepath.Join(dir, "no-daemon.sock") // nothing listens: the store is read
+	socket := filepath.Join(filepath.Dir(state), "no-daemon.sock") // nothing listens: the store is read
 	tests := []struct {
 		step   string
 		code   int
