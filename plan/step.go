@@ -61,6 +61,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 			s.at["builder"] = pd.pos(v)
 		}},
 		{"when", func(v *yaml.Node) {
+			s.at["when"] = pd.pos(v)
 			w := When(pd.str(v, "when"))
 			switch w {
 			case WhenSuccess, WhenFailure, WhenAlways:
@@ -128,6 +129,9 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 	case 1:
 	default:
 		pd.errorf(n, "step %s has %d actions (%s); want exactly one of %s", s.ID, len(actions), strings.Join(actions, ", "), strings.Join(actionKeys[:], ", "))
+	}
+	if s.PublishConstraints != nil && s.When != WhenSuccess {
+		pd.errorAt(s.at["when"], "step %s publishes constraints with when: %s; constraints are published only from a run whose steps succeeded (when: success), never after a failure", s.ID, s.When)
 	}
 	if len(s.Secrets) > 0 && s.Run == nil && len(actions) == 1 {
 		pd.errorAt(s.at["secrets"], "secrets: is for run steps; a %s step gets its credentials through its own keys (token: NAME)", actions[0])
