@@ -94,6 +94,12 @@ if ! command -v ajv >/dev/null 2>&1; then
   npm install -g --silent ajv-cli@5 ajv-formats@3 >/dev/null 2>&1
 fi
 
+# yaml-language-server: the schema-parity test drives it as an editor does (LSP on stdio).
+if ! command -v yaml-language-server >/dev/null 2>&1; then
+  log "npm install -g yaml-language-server"
+  npm install -g --silent yaml-language-server@1.25.0 >/dev/null 2>&1
+fi
+
 # A Debian 12 root filesystem for the real-systemd test (e2e/systemd): systemd 252 boots in
 # it as PID 1 under systemd-nspawn. Built once with debootstrap from the mirror apt already
 # uses (about 6 minutes), then only read: the test boots it with --volatile=overlay.
