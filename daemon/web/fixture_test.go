@@ -92,6 +92,10 @@ func demoRun(t testing.TB, dir string) *history.Run {
 		ID: "demo-20261128T030000.000Z-a1b2", Plan: "demo", Trigger: history.TriggerSchedule,
 		Scheduled: at(0), Start: at(0), End: at(14.5), Status: history.StatusSucceeded,
 		Warnings: []string{"skip_if: branch constraints-main could not be read: connection refused; refreshing"},
+		Source: &history.Source{Step: "checkout", Repo: "https://github.com/example/sample", Ref: "main",
+			Commit: "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c", Previous: "0123456789abcdef0123456789abcdef01234567", Changed: true, Path: "/tmp/src"},
+		Params: map[string]string{"branch": "main", "python": "3.11"},
+		Vars:   []history.RunVar{{Name: "airflow_version", Step: "read-version", Value: "3.1.0"}, {Name: "providers", Step: "read-version", Values: []string{"amazon", "http"}, List: true}},
 		Steps: []history.Step{
 			{Instance: "provision[demo_cache]", Status: history.StatusSucceeded, Start: at(0.1), End: at(0.4),
 				Attempts: []history.Attempt{{N: 1, Start: at(0.1), End: at(0.4)}}},

@@ -2,7 +2,10 @@ package web
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/refreshd/refreshd/executor/gitpub"
@@ -24,6 +27,8 @@ type runPage struct {
 	Publishes []publishView
 	Warnings  []warningView
 	Extra     []field
+	Params    []pair
+	Vars      []pair
 }
 
 type stepView struct {
@@ -82,7 +87,7 @@ type warningView struct {
 // group kept for crash recovery) none worth showing; any other field (new ones such as
 // params or the source commit) is listed as it is.
 var (
-	runFields  = []string{"id", "plan", "trigger", "scheduled", "start", "end", "status", "reason", "warnings", "steps", "dry_run", "process"}
+	runFields  = []string{"id", "plan", "trigger", "scheduled", "start", "end", "status", "reason", "warnings", "steps", "dry_run", "process", "source", "params", "vars"}
 	stepFields = []string{"instance", "status", "reason", "start", "end", "attempts", "node", "caches", "publish", "warnings"}
 )
 
@@ -106,6 +111,16 @@ func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
 		Timeline: buildTimeline(run, loc, now), Extra: extras(recordOnly(*run), runFields...)}
 	if p.Running {
 		p.Refresh = 5
+	}
+	for _, k := range slices.Sorted(maps.Keys(run.Params)) {
+		p.Params = append(p.Params, pair{k, run.Params[k]})
+	}
+	for _, v := range run.Vars {
+		val := v.Value
+		if v.List || len(v.Values) > 0 {
+			val = "[" + strings.Join(v.Values, ", ") + "]"
+		}
+		p.Vars = append(p.Vars, pair{v.Name + " (from " + v.Step + ")", val})
 	}
 	for _, w := range run.Warnings {
 		p.Warnings = append(p.Warnings, warningView{Text: w})
