@@ -105,8 +105,8 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 			fmt.Fprintf(w, "  built on node: %s\n", s.Node)
 		}
 		for _, a := range s.Attempts {
-			fmt.Fprintf(w, "  attempt %d: %s, %s", a.N, exit(a), duration(a.Start, a.End))
-			if a.Error != "" && a.Error != exit(a) {
+			fmt.Fprintf(w, "  attempt %d: %s, %s", a.N, AttemptOutcome(a), duration(a.Start, a.End))
+			if a.Error != "" && a.Error != AttemptOutcome(a) {
 				fmt.Fprintf(w, ", %s", a.Error)
 			}
 			fmt.Fprintln(w)
@@ -151,14 +151,17 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 	}
 }
 
-func exit(a history.Attempt) string {
+// AttemptOutcome says how an attempt ended, in the words of `refreshd logs` and the
+// dashboard alike: running, interrupted (cut short by a crash or a stop), the signal that
+// killed it, its exit code, or not started (its process never ran).
+func AttemptOutcome(a history.Attempt) string {
 	switch {
 	case a.End.IsZero():
 		return "running"
 	case a.Interrupted:
 		return "interrupted"
 	case a.Signal != "":
-		return "signal: " + a.Signal
+		return "signal: " + a.Signal // as Go prints it: "signal: killed", "signal: terminated"
 	case a.ExitCode >= 0:
 		return fmt.Sprintf("exit code %d", a.ExitCode)
 	}

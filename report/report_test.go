@@ -183,8 +183,8 @@ func TestAttemptOutcome(t *testing.T) {
 		{history.Attempt{N: 1, End: end, ExitCode: 3}, "exit code 3"},
 		{history.Attempt{N: 1, End: end, ExitCode: -1, Error: `exec: "nope": executable file not found in $PATH`}, "not started"},
 	} {
-		if got := exit(tt.a); got != tt.want {
-			t.Errorf("exit(%+v) = %q, want %q", tt.a, got, tt.want)
+		if got := AttemptOutcome(tt.a); got != tt.want {
+			t.Errorf("AttemptOutcome(%+v) = %q, want %q", tt.a, got, tt.want)
 		}
 	}
 }

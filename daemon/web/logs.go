@@ -14,6 +14,7 @@ import (
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/report"
 )
 
 type logPage struct {
@@ -82,7 +83,7 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request) {
 	loc := s.zone(ctx, run.Plan)
 	now := s.cfg.Now()
 	p := logPage{page: s.page(fmt.Sprintf("%s attempt %d", step, a.N)), RunID: id, Plan: run.Plan, Step: step,
-		Anchor: stepAnchor(idx), N: a.N, Outcome: attemptOutcome(a), Start: Time{a.Start, loc},
+		Anchor: stepAnchor(idx), N: a.N, Outcome: report.AttemptOutcome(a), Start: Time{a.Start, loc},
 		Duration: duration(a.Start, a.End, now), RawURL: logURL(id, step, a.N) + "&raw=1"}
 	for _, at := range st.Attempts {
 		p.Attempts = append(p.Attempts, attemptLink{N: at.N, URL: logURL(id, step, at.N), Current: at.N == a.N})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/refreshd/refreshd/executor/gitpub"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/report"
 )
 
 type runPage struct {
@@ -135,7 +136,7 @@ func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
 		}
 		for j, a := range st.Attempts {
 			av := attemptView{N: a.N, Start: Time{a.Start, loc}, Duration: duration(a.Start, a.End, now),
-				Outcome: attemptOutcome(a), OK: outcomeClass(a) == "ok", Error: a.Error}
+				Outcome: report.AttemptOutcome(a), OK: outcomeClass(a) == "ok", Error: a.Error}
 			if av.Error == av.Outcome {
 				av.Error = ""
 			}

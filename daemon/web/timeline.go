@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/report"
 )
 
 // The timeline is a Gantt chart of a run: one row per step instance, grouped in lanes by
@@ -125,7 +126,7 @@ func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
 				if a.Start.IsZero() {
 					continue
 				}
-				outcome := attemptOutcome(a)
+				outcome := report.AttemptOutcome(a)
 				sg := seg{Class: "attempt " + outcomeClass(a),
 					Title: fmt.Sprintf("%s attempt %d: %s, %s to %s (%s)", s.Instance, a.N, outcome,
 						Time{a.Start, loc}.Clock(), Time{endOr(a.End, now), loc}.Clock(), duration(a.Start, a.End, now))}
@@ -177,23 +178,6 @@ func num(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
 func iso(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func stepAnchor(i int) string { return "step-" + strconv.Itoa(i+1) }
-
-// attemptOutcome says how an attempt ended, as the CLI's `refreshd logs` does.
-func attemptOutcome(a history.Attempt) string {
-	switch {
-	case a.End.IsZero():
-		return "running"
-	case a.Interrupted:
-		return "interrupted"
-	case a.Signal != "":
-		return "killed by signal " + a.Signal
-	case a.ExitCode >= 0:
-		return "exit code " + strconv.Itoa(a.ExitCode)
-	case a.Error != "":
-		return "failed"
-	}
-	return "not started"
-}
 
 func outcomeClass(a history.Attempt) string {
 	switch {
