@@ -5,10 +5,13 @@
 #
 #   1. stack.sh up DIR: registry, two buildkitd nodes, the bare constraints repository
 #   2. refreshd daemon --plans DIR/plans --state DIR/state --socket DIR/refreshd.sock
-#   3. refreshd run demo --wait, then what it did: per-step durations, the cache tags and
-#      digests in the registry, the constraints commit and its summary
-#   4. the same again: the cached, unchanged path (no constraints commit, faster builds)
-#   5. both wall times; then the daemon and the stack are stopped, whatever happened
+#   3. refreshd run demo/main --wait, then what it did: the Python versions read from the
+#      tree, per-step durations, the cache tags and digests in the registry, the
+#      constraints commit and its summary
+#   4. refreshd run demo/v1-0-test --wait: the release branch, the second instance of the
+#      same plan (its own clone, Python list, constraints branch and cache path)
+#   5. demo/main again: the cached, unchanged path (no constraints commit, faster builds)
+#   6. the wall times; then the daemon and the stack are stopped, whatever happened
 #
 # Exits 1 if a run did not succeed. Environment:
 #   REFRESHD_BIN=bin/refreshd   the binary (make demo builds it)
@@ -23,7 +26,8 @@ DIR=${DIR%/}
 BIN=${REFRESHD_BIN:-$ROOT/bin/refreshd}
 STACK=$ROOT/scripts/stack.sh
 SOCKET=$DIR/refreshd.sock
-PLAN=demo
+PLAN=demo/main
+RELEASE=demo/v1-0-test
 # Every time the daemon records is UTC, so jq can read them (fromdateiso8601 wants "Z").
 export TZ=UTC
 
@@ -107,8 +111,10 @@ summary() {
 		+ ((capture("\\.(?<f>[0-9]+)Z$").f // "0") | ("0." + .) | tonumber);
 	def dur(a; b): if (a // "") == "" or (b // "") == "" then "-"
 		else ((b | secs) - (a | secs)) * 100 | round / 100 | tostring + "s" end;
-	"run \(.id): \(.status) in \(dur(.start; .end))"
+	"run \(.id) of \(.plan): \(.status) in \(dur(.start; .end))"
 	+ (if .reason then "\n  reason: \(.reason)" else "" end),
+	(if .params then "params: " + ([.params | to_entries[] | "\(.key)=\(.value)"] | join(" ")) else empty end),
+	(.vars[]? | "from the tree: \(.name) = \(if .list then (.values | join(" ")) else .value end)  (step \(.step))"),
 	"",
 	"steps (status, duration, node that built):",
 	(.steps[] | "  \(.instance | . + " " * (68 - length)) \(.status | . + " " * (10 - length)) \(dur(.start; .end) | " " * (7 - length) + .)"
@@ -132,16 +138,18 @@ summary() {
 
 failed=0
 declare -a WALL
-for n in 1 2; do
-	if [ $n = 1 ]; then
-		say "run 1: refreshd run $PLAN --wait (upgrade build, constraints, per-platform caches, verification)"
-	else
-		say "run 2: the same again: the cached, unchanged path"
-	fi
+RUNS=("$PLAN" "$RELEASE" "$PLAN")
+for n in 1 2 3; do
+	plan=${RUNS[$((n - 1))]}
+	case $n in
+	1) say "run 1: refreshd run $plan --wait (versions from the tree, upgrade build, constraints, per-platform caches, verification)" ;;
+	2) say "run 2: refreshd run $plan --wait (the release branch: a second instance of the same plan)" ;;
+	3) say "run 3: refreshd run $plan --wait again: the cached, unchanged path" ;;
+	esac
 	out=$DIR/run-$n.json
 	s=$(now)
 	rc=0
-	"$BIN" run --wait --socket "$SOCKET" -o json "$PLAN" >"$out" || rc=$?
+	"$BIN" run --wait --socket "$SOCKET" -o json "$plan" >"$out" || rc=$?
 	WALL[$n]=$(echo "$(now) - $s" | bc)
 	if ! [ -s "$out" ] || ! jq -e .id "$out" >/dev/null 2>&1; then
 		die "run $n: no run record (exit $rc); daemon log: $DIR/logs/refreshd.log"
@@ -166,14 +174,14 @@ for n in 1 2; do
 		echo
 		echo "run $n did not succeed (exit $rc); its record: $out, daemon log: $DIR/logs/refreshd.log"
 	fi
-	# Run 2 is the demo's promise of the cached, unchanged path: nothing upstream moved
-	# between the runs, so a commit or a changed cache digest there is a bug, not a result.
-	if [ $n = 2 ] && [ $rc = 0 ]; then
+	# Run 3 is the demo's promise of the cached, unchanged path: nothing upstream moved
+	# between runs 1 and 3, so a commit or a changed cache digest there is a bug, not a result.
+	if [ $n = 3 ] && [ $rc = 0 ]; then
 		changed=$(jq -r '[.steps[] | .caches[]? | select(.changed) | .ref] | unique | .[]' "$out")
 		if [ -n "$commit" ] || [ -n "$changed" ]; then
 			failed=1
 			echo
-			echo "run 2 was not the cached, unchanged path (record: $out):"
+			echo "run 3 was not the cached, unchanged path (record: $out):"
 			[ -z "$commit" ] || echo "  it made constraints commit ${commit:0:12}"
 			[ -z "$changed" ] || printf '  it changed the digest of %s\n' $changed
 		fi
@@ -181,9 +189,10 @@ for n in 1 2; do
 done
 
 say "wall time"
-printf '  run 1 (cold or after upstream changes): %6.1f s\n' "${WALL[1]}"
-printf '  run 2 (cached, unchanged):              %6.1f s   (%.0f%% of run 1)\n' "${WALL[2]}" \
-	"$(echo "100 * ${WALL[2]} / ${WALL[1]}" | bc -l)"
+printf '  run 1, %s (cold or after upstream changes): %6.1f s\n' "$PLAN" "${WALL[1]}"
+printf '  run 2, %s (release branch, one Python):  %6.1f s\n' "$RELEASE" "${WALL[2]}"
+printf '  run 3, %s (cached, unchanged):           %6.1f s   (%.0f%% of run 1)\n' "$PLAN" "${WALL[3]}" \
+	"$(echo "100 * ${WALL[3]} / ${WALL[1]}" | bc -l)"
 echo
-echo "records: $DIR/run-1.json $DIR/run-2.json; after the demo: $BIN history --state $DIR/state"
+echo "records: $DIR/run-1.json $DIR/run-2.json $DIR/run-3.json; after the demo: $BIN history --state $DIR/state"
 exit $failed

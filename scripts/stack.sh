@@ -15,9 +15,15 @@
 #   pids/*.pid, logs/*.log one per process: registry, node0, node1
 #   registry/ buildkit/    their state; buildkitd.toml marks the registry http/insecure
 #   docker-config/         the DOCKER_CONFIG for buildx (builders live in it, not in ~/.docker)
-#   constraints.git        bare repository; branch constraints-main seeded with older files
-#   project/               a copy of e2e/sample: the plan's workdir (edit its index to
-#                          simulate an upstream release; `up` never overwrites it)
+#   constraints.git        bare repository; branches constraints-main and constraints-1-0
+#                          seeded with older files
+#   sample.git             the sample project (e2e/sample) as a repository with two branches:
+#                          main (python-versions.txt lists every Python of the stack) and the
+#                          release branch v1-0-test (only the first Python)
+#   project/               a clone of sample.git at main: the workdir of instance demo/main
+#                          (edit its index to simulate an upstream release, its
+#                          python-versions.txt to add a Python; `up` never overwrites it)
+#   project-v1-0/          a clone at v1-0-test: the workdir of instance demo/v1-0-test
 #   plans/demo.yaml        plans/demo.yaml with this stack's DIR and ports filled in
 #
 # The busybox base (Debian's static x86-64 busybox) is pushed as REGISTRY/base/busybox:1 for
@@ -249,6 +255,9 @@ up_constraints() {
 	if [ -d "$repo" ]; then
 		git --git-dir="$repo" rev-parse --verify -q refs/heads/constraints-main >/dev/null ||
 			die "$repo exists but has no branch constraints-main"
+		# A stack made before the release branch: give it one, from the seed.
+		git --git-dir="$repo" rev-parse --verify -q refs/heads/constraints-1-0 >/dev/null ||
+			git --git-dir="$repo" branch constraints-1-0 "$(git --git-dir="$repo" rev-list --max-parents=0 constraints-main | tail -1)"
 		return 0
 	fi
 	local tmp py mode s=$ROOT/e2e/sample
@@ -269,17 +278,52 @@ up_constraints() {
 		git -c user.name=stack.sh -c user.email=stack@localhost commit -q \
 			-m "Seed constraints for Python ${PYTHONS// /, } (pinned versions)"
 		git push -q "$repo.tmp" constraints-main
+		git push -q "$repo.tmp" constraints-main:constraints-1-0
 	)
 	mv "$repo.tmp" "$repo"
 	rm -rf "$tmp"
 	log "constraints repository $repo (constraints-main seeded)"
 }
 
+# up_sample creates DIR/sample.git from e2e/sample: main lists every Python of the stack in
+# python-versions.txt (the list the demo plan reads from the tree), the release branch
+# v1-0-test only the first one, as an older release line supports fewer.
+up_sample() {
+	local repo=$DIR/sample.git tmp py first=${PYTHONS%% *}
+	[ ! -d "$repo" ] || return 0
+	tmp=$(mktemp -d)
+	git init -q --bare --initial-branch=main "$repo.tmp"
+	cp -r "$ROOT/e2e/sample" "$tmp/tree"
+	rm -rf "$tmp/tree/files"
+	: >"$tmp/tree/python-versions.txt"
+	for py in $PYTHONS; do
+		echo "$py" >>"$tmp/tree/python-versions.txt"
+	done
+	(
+		cd "$tmp/tree"
+		git init -q --initial-branch=main
+		git add .
+		git -c user.name=stack.sh -c user.email=stack@localhost commit -q -m "sample project"
+		git push -q "$repo.tmp" main
+		git checkout -q -b v1-0-test
+		echo "$first" >python-versions.txt
+		git -c user.name=stack.sh -c user.email=stack@localhost commit -q -am "v1-0-test: Python $first only"
+		git push -q "$repo.tmp" v1-0-test
+	)
+	mv "$repo.tmp" "$repo"
+	rm -rf "$tmp"
+	log "sample repository $repo (main: ${PYTHONS// /, }; v1-0-test: $first)"
+}
+
 up_project() {
+	up_sample
 	if [ ! -d "$DIR/project" ]; then
-		cp -r "$ROOT/e2e/sample" "$DIR/project"
-		rm -rf "$DIR/project/files"
-		log "project $DIR/project (copy of e2e/sample)"
+		git clone -q --branch main "$DIR/sample.git" "$DIR/project"
+		log "project $DIR/project (sample.git at main)"
+	fi
+	if [ ! -d "$DIR/project-v1-0" ]; then
+		git clone -q --branch v1-0-test "$DIR/sample.git" "$DIR/project-v1-0"
+		log "project $DIR/project-v1-0 (sample.git at v1-0-test)"
 	fi
 	# The shipped plan names the default DIR and ports; fill in this stack's.
 	mkdir -p "$DIR/plans"

@@ -226,7 +226,7 @@ func TestDrillDaemonKilledMidBuild(t *testing.T) {
 	d := startDaemon(t, s, state)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tr, err := d.client().Trigger(ctx, "demo")
+	tr, err := d.client().Trigger(ctx, "demo/main")
 	if err != nil {
 		t.Fatal(err)
 	}

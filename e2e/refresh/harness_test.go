@@ -80,10 +80,14 @@ func (s *stack) editPlan(pairs ...string) {
 	}
 }
 
-// onePython cuts the rendered plan to Python 3.11 so a drill builds half as much; the
-// shapes (matrix, two platforms, three modes, publish, verify) stay.
+// onePython cuts the main branch's Python list (python-versions.txt in the project's tree,
+// which the plan reads) to 3.11 so a drill builds half as much; the shapes (matrix, two
+// platforms, three modes, publish, verify) stay.
 func (s *stack) onePython() {
-	s.editPlan(`python: ["3.11", "3.12"]`, `python: ["3.11"]`)
+	s.t.Helper()
+	if err := os.WriteFile(filepath.Join(s.project(), "python-versions.txt"), []byte("3.11\n"), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // release appends a line to the project's package index: a simulated upstream release.
@@ -170,13 +174,20 @@ func (d *daemon) client() *control.Client {
 	return c
 }
 
-// runCLI is `refreshd run --wait -o json demo` through the daemon's socket: the documented
-// command. It returns the finished run and the command's exit code.
+// runCLI is `refreshd run --wait -o json demo/main` through the daemon's socket: the
+// documented command. It returns the finished run and the command's exit code.
 func (d *daemon) runCLI() (*history.Run, int) {
+	d.t.Helper()
+	return d.runPlan("demo/main")
+}
+
+// runPlan is `refreshd run --wait -o json ARGS... PLAN`.
+func (d *daemon) runPlan(plan string, args ...string) (*history.Run, int) {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	c := exec.CommandContext(ctx, refreshd.Path(d.t), "run", "--wait", "--socket", d.socket, "-o", "json", "demo")
+	argv := append([]string{"run", "--wait", "--socket", d.socket, "-o", "json"}, args...)
+	c := exec.CommandContext(ctx, refreshd.Path(d.t), append(argv, plan)...)
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	err := c.Run()

@@ -85,11 +85,12 @@ func TestUnderSystemd(t *testing.T) {
 	// `systemctl edit refreshd` would add for it: its workdirs, its plain-http registry, and a
 	// short watchdog so that pings show within the test.
 	t0 = time.Now()
-	// One Python version instead of the demo's two: the same steps, half the builds. The
-	// rootfs's own docker-registry service is not the stack's.
+	// One Python version instead of the demo's two (stack.sh writes STACK_PYTHONS into the
+	// sample's python-versions.txt, the list the plan reads from the tree): the same steps,
+	// half the builds. The rootfs's own docker-registry service is not the stack's.
 	c.must(3*time.Minute, `systemctl disable --now docker-registry >/dev/null 2>&1 || true
 STACK_PYTHONS=3.11 bash /root/refreshd/scripts/stack.sh up /srv/refreshd-demo >/srv/refreshd-demo/stack-up.log 2>&1 || { tail -30 /srv/refreshd-demo/stack-up.log; exit 1; }
-chown -R refreshd:refreshd /srv/refreshd-demo/project /srv/refreshd-demo/docker-config /srv/refreshd-demo/constraints.git`)
+chown -R refreshd:refreshd /srv/refreshd-demo/project /srv/refreshd-demo/project-v1-0 /srv/refreshd-demo/docker-config /srv/refreshd-demo/constraints.git`)
 	phase("demo stack up", t0)
 	regPort := c.must(10*time.Second, `. /srv/refreshd-demo/stack.env; echo $REGISTRY_PORT`)
 	dropIn := fmt.Sprintf(`[Service]
@@ -100,8 +101,8 @@ ExecStart=/usr/local/bin/refreshd daemon --plans /etc/refreshd/plans --state /va
 `, strings.TrimSpace(regPort))
 	c.must(30*time.Second, fmt.Sprintf(`cat >/etc/systemd/system/refreshd.service.d/demo.conf <<'EOF'
 %sEOF
-sed 's/^  python: \["3.11", "3.12"\]/  python: ["3.11"]/' /srv/refreshd-demo/plans/demo.yaml >/etc/refreshd/plans/demo.yaml
-grep -q '^  python: \["3.11"\]' /etc/refreshd/plans/demo.yaml
+cp /srv/refreshd-demo/plans/demo.yaml /etc/refreshd/plans/demo.yaml
+test "$(cat /srv/refreshd-demo/project/python-versions.txt)" = 3.11
 cat >/etc/refreshd/plans/hardening.yaml <<'EOF'
 %sEOF
 cat >/etc/refreshd/plans/sleeper.yaml <<'EOF'
@@ -129,10 +130,10 @@ systemctl daemon-reload`, dropIn, hardeningPlan, sleeperPlan))
 
 	t.Run("demo run through the socket under the hardening", func(t *testing.T) {
 		t0 := time.Now()
-		out, err := as("refreshd", 5*time.Minute, "run --wait demo")
+		out, err := as("refreshd", 5*time.Minute, "run --wait demo/main")
 		phase("demo run (cold)", t0)
 		if err != nil || !strings.Contains(out, "succeeded") {
-			t.Fatalf("refreshd run --wait demo: %v\n%s", err, tail(out, 40))
+			t.Fatalf("refreshd run --wait demo/main: %v\n%s", err, tail(out, 40))
 		}
 		out, err = as("refreshd", time.Minute, "run --wait hardening")
 		if err != nil {
