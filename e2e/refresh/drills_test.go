@@ -218,9 +218,9 @@ func TestDrillDaemonKilledMidBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slow := `--build-arg, "UPGRADE=true",
+	slow := `--build-arg, "UPGRADE={{ .params.upgrade }}",
           --tag,`
-	s.editPlan(slow, `--build-arg, "UPGRADE=true", --build-arg, "INSTALL_WORK_MB=30000",
+	s.editPlan(slow, `--build-arg, "UPGRADE={{ .params.upgrade }}", --build-arg, "INSTALL_WORK_MB=30000",
           --tag,`)
 	state := filepath.Join(s.Dir, "state")
 	d := startDaemon(t, s, state)
@@ -301,7 +301,8 @@ func TestDrillInvalidPlanReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := 1 + bytes.Count(good[:bytes.Index(good, []byte("overlap: skip"))], []byte("\n"))
-	s.editPlan("overlap: skip", "overlap: sometimes", `python: ["3.11"]`, `python: ["3.11", "3.12"]`)
+	// The invalid edit also moves main's cache path: a run of the invalid plan would show.
+	s.editPlan("overlap: skip", "overlap: sometimes", "/demo/main/ci,", "/demo/edited/ci,")
 
 	cli := func(args ...string) (string, int) {
 		c := exec.Command(refreshd.Path(t), append(args[:1:1], append([]string{"--socket", d.socket}, args[1:]...)...)...)
@@ -336,8 +337,8 @@ func TestDrillInvalidPlanReload(t *testing.T) {
 
 	// The old plan (one Python, valid) still runs.
 	r := d.mustSucceed()
-	if _, ok := caches(r)[s.registry()+"/demo/main/ci/python3.12:cache-linux-amd64"]; ok {
-		t.Error("the run used the invalid edit (python 3.12), not the old plan")
+	if _, ok := caches(r)[s.registry()+"/demo/edited/ci/python3.11:cache-linux-amd64"]; ok {
+		t.Error("the run used the invalid edit (cache path demo/edited), not the old plan")
 	}
 	checkCaches(t, s, r, "3.11")
 
