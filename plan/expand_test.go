@@ -52,17 +52,39 @@ func dumpGraph(g *Graph) string {
 	return b.String()
 }
 
+// airflowPythons stands for what python-versions reads from an Airflow checkout.
+var airflowPythons = []string{"3.10", "3.11", "3.12", "3.13", "3.14"}
+
+// expandShipped expands the first plan of file; steps that expand at run time get the
+// values a real run would read (airflowPythons), so the golden shows the whole graph.
+func expandShipped(t *testing.T, file string) (*Plan, *Graph) {
+	t.Helper()
+	plans, err := LoadPlans(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plans[0]
+	g, err := Expand(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Steps {
+		if s.Outputs != nil {
+			if _, err := g.Extend(s.ID, map[string]Var{"python": {List: airflowPythons, IsList: true}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(g.Pending()) > 0 {
+		t.Fatalf("%s: steps still pending: %v", file, g.Pending())
+	}
+	return p, g
+}
+
 func TestExpandGolden(t *testing.T) {
 	for _, file := range []string{"testdata/full/full.yaml", "../plans/airflow.yaml", "../plans/buildx-example.yaml"} {
 		t.Run(file, func(t *testing.T) {
-			p, err := LoadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := Expand(p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, g := expandShipped(t, file)
 			name := strings.TrimSuffix(file[strings.LastIndex(file, "/")+1:], ".yaml")
 			testkit.Golden(t, "testdata/expand-"+name+".golden", dumpGraph(g))
 		})
@@ -161,33 +183,38 @@ func TestShippedPlans(t *testing.T) {
 	if len(plans) < 2 {
 		t.Fatalf("only %d shipped plans", len(plans))
 	}
-	p, err := LoadFile("../plans/airflow.yaml")
-	if err != nil {
-		t.Fatal(err)
+	// Airflow's procedure: instances for main and the release branch, Python versions from
+	// the tree, the wheels before the PyPI constraints mode, a gate before publishing.
+	var names []string
+	for _, q := range plans {
+		if q.Base == "airflow" {
+			names = append(names, q.Name)
+		}
 	}
-	g, err := Expand(p)
-	if err != nil {
-		t.Fatal(err)
+	if !slices.Equal(names, []string{"airflow/main", "airflow/v3-1-test"}) {
+		t.Errorf("airflow instances %q", names)
 	}
+	p, g := expandShipped(t, "../plans/airflow.yaml")
 	var lines []string
 	for _, in := range g.Instances {
-		if r, ok := in.Action.(*RunAction); ok {
+		if r, ok := in.Action.(*RunAction); ok && strings.HasPrefix(r.Argv[0], "breeze") {
 			lines = append(lines, strings.Join(r.Argv, " "))
 		}
 	}
-	// Airflow's cache refresh procedure, the breeze commands its maintainers run, exactly.
 	want := []string{
-		"breeze ci-image build --run-in-parallel --upgrade-to-newer-dependencies --answer yes",
-		"breeze release-management generate-constraints --airflow-constraints-mode constraints --run-in-parallel --answer yes",
-		"breeze release-management generate-constraints --airflow-constraints-mode constraints-source-providers --run-in-parallel --answer yes",
-		"breeze release-management generate-constraints --airflow-constraints-mode constraints-no-providers --run-in-parallel --answer yes",
-		"breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python 3.10",
-		"breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python 3.11",
-		"breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python 3.12",
-		"breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python 3.13",
+		"breeze ci-image build --run-in-parallel --python-versions 3.10 3.11 3.12 3.13 3.14 --answer yes",
+		"breeze release-management prepare-provider-distributions --include-not-ready-providers --skip-tag-check --distribution-format wheel",
+		"breeze release-management prepare-airflow-distributions --distribution-format wheel",
+		"breeze release-management prepare-task-sdk-distributions --distribution-format wheel",
+		"breeze release-management generate-constraints --airflow-constraints-mode constraints --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel --answer yes",
+		"breeze release-management generate-constraints --airflow-constraints-mode constraints-source-providers --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel --answer yes",
+		"breeze release-management generate-constraints --airflow-constraints-mode constraints-no-providers --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel --answer yes",
+	}
+	for _, py := range airflowPythons {
+		want = append(want, "breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python "+py)
 	}
 	if !slices.Equal(lines, want) {
-		t.Errorf("airflow run lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+		t.Errorf("airflow breeze lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 	var refs []string
 	for _, in := range g.Instances {
@@ -195,7 +222,7 @@ func TestShippedPlans(t *testing.T) {
 			refs = append(refs, v.Refs...)
 		}
 	}
-	if len(refs) != 8 || refs[0] != "ghcr.io/apache/airflow/main/ci/python3.10:cache-linux-amd64" || refs[7] != "ghcr.io/apache/airflow/main/ci/python3.13:cache-linux-arm64" {
+	if len(refs) != 10 || refs[0] != "ghcr.io/apache/airflow/main/ci/python3.10:cache-linux-amd64" || refs[9] != "ghcr.io/apache/airflow/main/ci/python3.14:cache-linux-arm64" {
 		t.Errorf("verified refs %q", refs)
 	}
 	b := p.Builders["airflow_cache"]

@@ -3,6 +3,7 @@ package plan
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -30,6 +31,9 @@ type instanceSpec struct {
 	schedule *yaml.Node
 	timezone *yaml.Node
 	workdir  *yaml.Node
+	// params are this instance's defaults of the plan's params (a release branch's ref).
+	params    map[string]string
+	paramsPos map[string]Pos
 }
 
 // instanceSep joins a plan's name and an instance's: "airflow/main". Plan and instance
@@ -87,6 +91,7 @@ func (d *decoder) instanceSpecs(doc *yaml.Node) []*instanceSpec {
 			{"schedule", func(v *yaml.Node) { spec.schedule = v }},
 			{"timezone", func(v *yaml.Node) { spec.timezone = v }},
 			{"workdir", func(v *yaml.Node) { spec.workdir = v }},
+			{"params", func(v *yaml.Node) { spec.params, spec.paramsPos = d.strMap(v, "instance params") }},
 		})
 		out = append(out, spec)
 	}
@@ -188,6 +193,32 @@ func (l *loader) checkInstanceWorkdirs(plans []*Plan, specs []*instanceSpec) {
 			continue
 		}
 		byDir[p.Workdir] = p
+	}
+}
+
+// overlayParams sets the instance's defaults of the plan's params, each checked like the
+// plan's own default.
+func (pd *planDecoder) overlayParams() {
+	spec := pd.inst
+	if spec == nil {
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(spec.params)) {
+		i := slices.IndexFunc(pd.p.Params, func(x Param) bool { return x.Name == name })
+		if i < 0 {
+			valid := "the plan declares none"
+			if len(pd.p.Params) > 0 {
+				valid = "params: " + strings.Join(pd.p.ParamNames(), ", ")
+			}
+			pd.errorAt(spec.paramsPos[name], "instance %s sets param %s, which the plan does not declare; %s", spec.name, name, valid)
+			continue
+		}
+		v := spec.params[name]
+		if msg := pd.p.Params[i].check(v); msg != "" {
+			pd.errorAt(spec.paramsPos[name], "instance %s param %s default %q: %s", spec.name, name, v, msg)
+			continue
+		}
+		pd.p.Params[i].Default = v
 	}
 }
 

@@ -126,6 +126,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 	})
 	p.Base = p.Name
 	pd.overlayVars()
+	pd.overlayParams()
 	pd.applyInstance(&scheduleNode, &tzNode)
 	if !hasName {
 		d.errorf(doc, "missing plan: NAME (the plan's name, unique in its directory)")

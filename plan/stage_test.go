@@ -30,6 +30,9 @@ func TestInstancesLoad(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("instances:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if a, b := plans[0].Params[0], plans[1].Params[0]; a.Name != "ref" || a.Default != "" || b.Default != "v3-1-test" {
+		t.Errorf("param ref defaults: main %q, v3-1-test %q (the instance sets its own)", a.Default, b.Default)
+	}
 	if _, err := LoadFile("testdata/full/release.yaml"); err == nil || !strings.Contains(err.Error(), "declares instances (release/main, release/v3-1-test); name one") {
 		t.Errorf("LoadFile of a file with instances: %v", err)
 	}
