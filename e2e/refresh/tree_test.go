@@ -21,7 +21,7 @@ func TestVersionAddedInTheTree(t *testing.T) {
 	t.Parallel()
 	s := upStack(t)
 	d := startDaemon(t, s, t.TempDir())
-	release := s.env["REFRESHD_DEMO_DIR"] + "/project-v1-0"
+	release := s.Env["REFRESHD_DEMO_DIR"] + "/project-v1-0"
 	planFile := filepath.Join(s.plans(), "demo.yaml")
 	planBefore, err := os.ReadFile(planFile)
 	if err != nil {
