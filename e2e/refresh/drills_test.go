@@ -45,6 +45,15 @@ func TestDrillBuilderNodeDown(t *testing.T) {
 		t.Errorf("run reason %q does not name the node demo_cache1", r.Reason)
 	}
 	for _, st := range r.Steps {
+		// python-versions only reads the tree (it builds nothing, on no builder): it runs
+		// before the builder is provisioned, since the steps that use the builder expand
+		// from its values.
+		if st.Instance == "python-versions" {
+			if st.Status != history.StatusSucceeded {
+				t.Errorf("python-versions: %s; want succeeded (it uses no builder)", st.Status)
+			}
+			continue
+		}
 		if st.Instance != prov.Instance && (st.Status != history.StatusSkipped || len(st.Attempts) != 0) {
 			t.Errorf("%s: %s with %d attempts; want skipped, never started", st.Instance, st.Status, len(st.Attempts))
 		}
