@@ -125,6 +125,10 @@ func publishData(a *Attempt) map[string]any {
 			source = map[string]string{"commit": src.Commit, "ref": src.Ref, "repo": src.Repo}
 		}
 	}
+	if source == nil && a.DryRun && hasCheckout(a.Plan) {
+		// The dry run fetches nothing: the message shows where the commit would go.
+		source = map[string]string{"commit": "(commit fetched by the checkout)", "ref": "(ref)", "repo": "(repo)"}
+	}
 	data["source"] = source
 	return data
 }
@@ -224,4 +228,14 @@ func ReconcilePublish(token func(plan, repo string) string) func(ctx context.Con
 			Repo: p.Repo, Branch: p.Branch, Token: tok, Commit: p.Pushing, StateDir: stateDir,
 		})
 	}
+}
+
+// hasCheckout reports whether p has a checkout step (the source of .source).
+func hasCheckout(p *plan.Plan) bool {
+	for _, s := range p.Steps {
+		if s.Checkout != nil {
+			return true
+		}
+	}
+	return false
 }
