@@ -32,6 +32,7 @@ type env struct {
 	plans  string
 	state  string
 	socket string
+	api    *control.Client // checks every exchange against the API's OpenAPI description
 }
 
 func newEnv(t *testing.T) *env {
@@ -43,6 +44,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	e := &env{t: t, dir: dir, plans: filepath.Join(dir, "plans"), state: filepath.Join(dir, "state"), socket: filepath.Join(dir, "run", "refreshd.sock")}
+	e.api, _ = apitest.Client(t, e.socket)
 	if err := os.MkdirAll(e.plans, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -93,10 +95,7 @@ func (e *env) cli(args ...string) (stdout, stderr string, code int) {
 
 // client is a control client whose every exchange is checked against the API's OpenAPI
 // description.
-func (e *env) client() *control.Client {
-	c, _ := apitest.Client(e.t, e.socket)
-	return c
-}
+func (e *env) client() *control.Client { return e.api }
 
 // runs lists the runs of plan through the daemon.
 func (e *env) runs(plan string) []*history.Run {

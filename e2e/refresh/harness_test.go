@@ -150,6 +150,7 @@ type daemon struct {
 	*testkit.Daemon
 	t      *testing.T
 	socket string
+	api    *control.Client // checks every exchange against the API's OpenAPI description
 }
 
 // startDaemon starts `refreshd daemon` with the stack's environment (and any extra flags)
@@ -158,6 +159,7 @@ type daemon struct {
 func startDaemon(t *testing.T, s *stack, state string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, socket: filepath.Join(s.Dir, "refreshd.sock")}
+	d.api, _ = apitest.Client(t, d.socket)
 	d.Daemon = testkit.StartDaemon(t, refreshd.Path(t), testkit.DaemonOptions{
 		Args: append([]string{"--plans", s.plans(), "--state", state, "--socket", d.socket,
 			"--plain-http-registry", s.registry(), "--kill-grace", "5s"}, extra...),
@@ -169,10 +171,7 @@ func startDaemon(t *testing.T, s *stack, state string, extra ...string) *daemon 
 
 // client is a control client whose every exchange is checked against the API's OpenAPI
 // description.
-func (d *daemon) client() *control.Client {
-	c, _ := apitest.Client(d.t, d.socket)
-	return c
-}
+func (d *daemon) client() *control.Client { return d.api }
 
 // runCLI is `refreshd run --wait -o json demo/main` through the daemon's socket: the
 // documented command. It returns the finished run and the command's exit code.
