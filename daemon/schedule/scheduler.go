@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +126,8 @@ func New(runner Runner, opts ...Option) *Scheduler {
 }
 
 func defaultRunID(plan string, t time.Time) string {
-	return plan + "-" + t.UTC().Format("20060102T150405.000Z")
+	// An instance's name holds "/" (PLAN/INSTANCE); a run id is a path segment and a file name.
+	return strings.ReplaceAll(plan, "/", "_") + "-" + t.UTC().Format("20060102T150405.000Z")
 }
 
 // entry is one plan in the owner's table.
