@@ -221,17 +221,10 @@ steps:
 `, child))
 	const grace = time.Second
 	d := e.start(nil) // the plan's kill_grace applies; --kill-grace is only a fallback
-	out, _, code := e.cli("run", "stubborn")
-	if code != 0 {
-		t.Fatalf("run stubborn: exit %d", code)
-	}
-	runID := strings.TrimSpace(out)
-	pid := e.readPID(child)
-	group := pgid(t, pid)
+	runID, pid, group := e.runStubborn(child)
 	if group == pid || group == d.Pid() {
 		t.Fatalf("step pgid %d: want the group of the step's own shell", group)
 	}
-	t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
 
 	took := d.Stop(syscall.SIGTERM, grace+5*time.Second)
 	if d.Err() != nil {

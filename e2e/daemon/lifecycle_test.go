@@ -50,6 +50,21 @@ func (e *env) waitRun(plan, id string, within time.Duration) *history.Run {
 	return got
 }
 
+// runStubborn starts plan stubborn through the CLI and waits until its step wrote the pid
+// of its child to child; it returns the run id, the pid and the step's process group, which
+// the test's cleanup kills whatever happens.
+func (e *env) runStubborn(child string) (id string, pid, group int) {
+	e.t.Helper()
+	out, _, code := e.cli("run", "stubborn")
+	if code != 0 {
+		e.t.Fatalf("run stubborn: exit %d", code)
+	}
+	pid = e.readPID(child)
+	group = pgid(e.t, pid)
+	e.t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
+	return strings.TrimSpace(out), pid, group
+}
+
 // The daemon's --kill-grace is only the fallback: a plan's own kill_grace (1s here) wins
 // over it (30s, as the unit used to pass), and `refreshd cancel` is the recorded reason.
 func TestPlanKillGraceBeatsDaemonFlag(t *testing.T) {
@@ -58,13 +73,7 @@ func TestPlanKillGraceBeatsDaemonFlag(t *testing.T) {
 	child := filepath.Join(e.dir, "child.pid")
 	e.writePlan("stubborn", stubbornPlan("stubborn", "1s", child))
 	e.start(nil, "--kill-grace", "30s")
-	out, _, code := e.cli("run", "stubborn")
-	if code != 0 {
-		t.Fatalf("run stubborn: exit %d", code)
-	}
-	id := strings.TrimSpace(out)
-	group := pgid(t, e.readPID(child))
-	t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
+	id, _, group := e.runStubborn(child)
 
 	t0 := time.Now()
 	if _, errOut, code := e.cli("cancel", id); code != 0 {
@@ -90,13 +99,7 @@ func TestStopTimeoutCapsKillGrace(t *testing.T) {
 	e.writePlan("stubborn", stubbornPlan("stubborn", "5m", child))
 	const stopTimeout = 3 * time.Second
 	d := e.start(nil, "--stop-timeout", stopTimeout.String())
-	out, _, code := e.cli("run", "stubborn")
-	if code != 0 {
-		t.Fatalf("run stubborn: exit %d", code)
-	}
-	id := strings.TrimSpace(out)
-	group := pgid(t, e.readPID(child))
-	t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
+	id, _, group := e.runStubborn(child)
 
 	took := d.Stop(syscall.SIGTERM, stopTimeout+2*time.Second)
 	if d.Err() != nil {
