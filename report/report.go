@@ -7,6 +7,9 @@ package report
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -76,6 +79,20 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 			moved = "moved from " + orNone(src.Previous)
 		}
 		fmt.Fprintf(w, "  source: %s %s at %s in %s (%s)\n", src.Repo, src.Ref, src.Commit, src.Path, moved)
+	}
+	if len(r.Params) > 0 {
+		var ps []string
+		for _, k := range slices.Sorted(maps.Keys(r.Params)) {
+			ps = append(ps, k+"="+strconv.Quote(r.Params[k]))
+		}
+		fmt.Fprintf(w, "  params: %s\n", strings.Join(ps, " "))
+	}
+	for _, v := range r.Vars {
+		value := v.Value
+		if v.List {
+			value = "[" + strings.Join(v.Values, " ") + "]"
+		}
+		fmt.Fprintf(w, "  from the tree: %s = %s (step %s)\n", v.Name, value, v.Step)
 	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)

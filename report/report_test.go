@@ -23,7 +23,9 @@ func fixture(t *testing.T, dir string) *history.Run {
 	logFile := filepath.Join(dir, "build.1.log")
 	os.WriteFile(logFile, []byte("step 1/3\nERROR: failed to export cache: 503 Service Unavailable\n"), 0o644)
 	return &history.Run{
-		ID: "demo-20260102T030405.000Z-abcd", Plan: "demo", Trigger: history.TriggerSchedule, Scheduled: at(0),
+		ID: "demo_main-20260102T030405.000Z-abcd", Plan: "demo/main", Trigger: history.TriggerSchedule, Scheduled: at(0),
+		Params: map[string]string{"upgrade": "true", "ref": "main"},
+		Vars:   []history.RunVar{{Name: "python", Step: "python-versions", Values: []string{"3.11", "3.12"}, List: true}},
 		Start: at(0), End: at(95.5), Status: history.StatusFailed, Reason: "step verify failed: attempt 1 of 1: cache tags missing",
 		Warnings: []string{"build[linux/386]: ran on node n0, not n1"},
 		Source: &history.Source{Step: "checkout", Repo: "https://github.com/apache/airflow.git", Ref: "main",
