@@ -83,6 +83,11 @@ func (l *Live) StepChanged(_ string, s *history.Step) {
 	defer l.mu.Unlock()
 	if i, ok := l.idx[s.Instance]; ok {
 		l.steps[i] = *s
+	} else {
+		// A step expanded at run time (from a step's values) joins the view when it first
+		// changes.
+		l.idx[s.Instance] = len(l.steps)
+		l.steps = append(l.steps, *s)
 	}
 	l.redraw()
 }
