@@ -96,6 +96,7 @@ func TestControlAPIMatchesOpenAPI(t *testing.T) {
 		{"DELETE", "/v1/runs/" + tr.Run, 405},
 		{"PUT", "/v1/runs/" + tr.Run + "/cancel", 405},
 		{"GET", "/v1/nothing", 404},
+		{"POST", "/v1/plans/echo/run?param=nope=1", 400},
 		{"GET", "/v1/runs?limit=many", 400},
 		{"GET", "/v1/runs/" + tr.Run + "/logs?follow=maybe", 400},
 		{"GET", "/v1/runs/no-such-run/logs", 404},
