@@ -201,16 +201,26 @@ func (d *decoder) duration(n *yaml.Node, what string) time.Duration {
 	return 0
 }
 
-// strList reads a list of strings; a single scalar is not a list.
-func (d *decoder) strList(n *yaml.Node, what string) ([]string, []Pos) {
+// list returns the elements of a YAML sequence; anything else is an error, "WHAT must be
+// a list of OF, not KIND", and ok is false.
+func (d *decoder) list(n *yaml.Node, what, of string) (elems []*yaml.Node, ok bool) {
 	n = resolve(n)
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, "%s must be a list of strings, not %s", what, kindName(n))
+		d.errorf(n, "%s must be a list of %s, not %s", what, of, kindName(n))
+		return nil, false
+	}
+	return n.Content, true
+}
+
+// strList reads a list of strings; a single scalar is not a list.
+func (d *decoder) strList(n *yaml.Node, what string) ([]string, []Pos) {
+	elems, ok := d.list(n, what, "strings")
+	if !ok {
 		return nil, nil
 	}
-	out := make([]string, 0, len(n.Content))
-	pos := make([]Pos, 0, len(n.Content))
-	for _, e := range n.Content {
+	out := make([]string, 0, len(elems))
+	pos := make([]Pos, 0, len(elems))
+	for _, e := range elems {
 		out = append(out, d.str(e, what+" element"))
 		pos = append(pos, d.pos(resolve(e)))
 	}

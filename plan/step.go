@@ -15,13 +15,9 @@ import (
 var actionKeys = [...]string{"run", "checkout", "buildx_cache", "publish_constraints", "verify_cache"}
 
 func (pd *planDecoder) steps(n *yaml.Node) []*Step {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		pd.errorf(n, "steps must be a list of steps, not %s", kindName(n))
-		return nil
-	}
 	var out []*Step
-	for _, e := range n.Content {
+	elems, _ := pd.list(n, "steps", "steps")
+	for _, e := range elems {
 		if s := pd.step(e); s != nil {
 			out = append(out, s)
 		}
@@ -207,22 +203,14 @@ func (pd *planDecoder) retry(n *yaml.Node, r *Retry) {
 		{"retry_on", func(v *yaml.Node) {
 			pd.fields(v, "retry_on", []field{
 				{"exit_codes", func(v *yaml.Node) {
-					v = resolve(v)
-					if v.Kind != yaml.SequenceNode {
-						pd.errorf(v, "exit_codes must be a list of exit codes (1-255), not %s", kindName(v))
-						return
-					}
-					for _, e := range v.Content {
+					codes, _ := pd.list(v, "exit_codes", "exit codes (1-255)")
+					for _, e := range codes {
 						r.ExitCodes = append(r.ExitCodes, pd.integer(e, "exit code", 1, 255))
 					}
 				}},
 				{"output", func(v *yaml.Node) {
-					v = resolve(v)
-					if v.Kind != yaml.SequenceNode {
-						pd.errorf(v, "output must be a list of regular expressions, not %s", kindName(v))
-						return
-					}
-					for _, e := range v.Content {
+					patterns, _ := pd.list(v, "output", "regular expressions")
+					for _, e := range patterns {
 						if re := pd.regex(e, "retry_on output"); re != nil {
 							r.Output = append(r.Output, re)
 						}
