@@ -26,7 +26,7 @@ func fixture(t *testing.T, dir string) *history.Run {
 		ID: "demo_main-20260102T030405.000Z-abcd", Plan: "demo/main", Trigger: history.TriggerSchedule, Scheduled: at(0),
 		Params: map[string]string{"upgrade": "true", "ref": "main"},
 		Vars:   []history.RunVar{{Name: "python", Step: "python-versions", Values: []string{"3.11", "3.12"}, List: true}},
-		Start: at(0), End: at(95.5), Status: history.StatusFailed, Reason: "step verify failed: attempt 1 of 1: cache tags missing",
+		Start:  at(0), End: at(95.5), Status: history.StatusFailed, Reason: "step verify failed: attempt 1 of 1: cache tags missing",
 		Warnings: []string{"build[linux/386]: ran on node n0, not n1"},
 		Source: &history.Source{Step: "checkout", Repo: "https://github.com/apache/airflow.git", Ref: "main",
 			Commit: "89abcdef0123456789abcdef0123456789abcdef", Previous: "0123456789abcdef0123456789abcdef01234567", Changed: true, Path: "/srv/airflow"},
