@@ -159,6 +159,11 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	}
 	rs.saved = len(rs.rec.Steps)
 	dir := statedir.Dir{Root: e.cfg.StateDir}
+	if j, err := dir.OpenJournal(spec.ID); err != nil {
+		rs.log.Warn("no run journal: each step change waits for the store", "err", err)
+	} else {
+		rs.journal = j
+	}
 	if err := dir.ReserveOutcome(spec.ID); err != nil {
 		rs.log.Warn("no outcome file: if the store cannot record this run's end, a restart will call it interrupted", "err", err)
 	}
@@ -176,6 +181,10 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	rs.mu.Lock()
 	rs.rec.Status, rs.rec.Reason, rs.rec.End = status, rs.red.String(reason), time.Now().UTC()
 	final := rs.snapshot()
+	if rs.journal != nil {
+		rs.journal.Close()
+		rs.journal = nil
+	}
 	rs.mu.Unlock()
 	err := e.cfg.Store.SaveRun(final)
 	if err != nil {
@@ -261,9 +270,10 @@ type runState struct {
 
 	outMu   sync.Mutex // serialises writes to Config.Output
 	dirty   chan struct{}
-	changed map[int]bool // steps changed since the last save (under mu)
-	saved   int          // steps the store holds (under mu); later ones are new
-	saveMu  sync.Mutex   // serialises saves, so a later snapshot is never overwritten by an earlier one
+	changed map[int]bool      // steps changed since the last save (under mu)
+	journal *statedir.Journal // every step change, as it happens (under mu); nil if it failed
+	saved   int               // steps the store holds (under mu); later ones are new
+	saveMu  sync.Mutex        // serialises saves, so a later snapshot is never overwritten by an earlier one
 
 	// values are the run-time vars each step with outputs: defined (guarded by mu); stageErr
 	// is a stage that could not expand (the run fails with it).
@@ -374,6 +384,13 @@ func (rs *runState) update(i int, f func(*history.Step)) {
 	s := &rs.rec.Steps[i]
 	f(s)
 	rs.changed[i] = true
+	if rs.journal != nil {
+		if err := rs.journal.Step(i, copyStep(s, rs.red)); err != nil {
+			rs.log.Error("journal the step change", "step", s.Instance, "err", err)
+			rs.journal.Close()
+			rs.journal = nil // the store's saves go on; a kill -9 now loses what they lag
+		}
+	}
 	if o := rs.e.cfg.Observer; o != nil {
 		o.StepChanged(rs.rec.ID, copyStep(s, rs.red))
 	}

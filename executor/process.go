@@ -18,11 +18,12 @@ type ExitStatus = proc.Status
 // record holds the one that may be running.
 func (rs *runState) attemptProcs(i int, log *slog.Logger) *proc.Runner {
 	return &proc.Runner{Grace: rs.grace, Log: log, Started: func(g proc.Group) {
+		// The change is in the run's journal when update returns: the recovery after a
+		// kill -9 finds the group before the process runs on.
 		rs.update(i, func(s *history.Step) {
 			a := &s.Attempts[len(s.Attempts)-1]
 			a.PGID, a.StartTicks, a.BootID = g.PGID, g.StartTicks, g.BootID
 		})
-		rs.persist()
 	}}
 }
 
@@ -33,6 +34,6 @@ func (rs *runState) runProcs() *proc.Runner {
 		rs.mu.Lock()
 		rs.rec.Process = &history.ProcessGroup{PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID}
 		rs.mu.Unlock()
-		rs.persist()
+		rs.persist() // the run's own group is not a step's: saved before git runs on
 	}}
 }

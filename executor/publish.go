@@ -82,9 +82,9 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 		MaxAttempts: set.MaxAttempts, StateDir: a.StateDir, DryRun: a.DryRun, Env: env,
 		Output: a.Output, Log: a.Log,
 		Runner: &gitpub.ExecRunner{Program: t.git(), Output: a.Output, Proc: a.Procs},
-		// Recorded before git push starts: the push's process start saves the record
-		// (Attempt.Procs) before git runs on, so after a kill -9 the next start finds the
-		// commit to look for on the branch (statedir's recovery).
+		// Recorded before git push starts (in the run's journal at once, in the store with
+		// the next save), so after a kill -9 the next start finds the commit to look for on
+		// the branch (statedir's recovery).
 		Pushing: func(res *gitpub.Result) {
 			a.Record(func(s *history.Step) { s.Publish = publishRecord(res) })
 		},

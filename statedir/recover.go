@@ -43,6 +43,7 @@ func (d Dir) Recover(ctx context.Context, store *history.Store, o Options) ([]st
 		if r.Status != history.StatusRunning {
 			continue
 		}
+		d.replayJournal(store, r, logger)
 		log := logger.With("plan", r.Plan, "run", r.ID)
 		if g := r.Process; g != nil {
 			stopLeft(ctx, log, proc.Group{PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID}, boot)
@@ -56,6 +57,7 @@ func (d Dir) Recover(ctx context.Context, store *history.Store, o Options) ([]st
 				stopLeft(ctx, log.With("step", s.Instance, "attempt", a.N), g, boot)
 			}
 		}
+
 	}
 	d.restoreOutcomes(store, runs, logger)
 	ids, err := store.InterruptRunning(InterruptedReason)

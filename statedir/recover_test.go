@@ -89,3 +89,59 @@ func TestRecoverInterruptedPidReuse(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverReplaysTheJournal: step changes that reached the run's journal but not the
+// store (refreshd was killed before its background save) are in the record after recovery:
+// a step that had succeeded stays succeeded, and the group of one still running is stopped.
+func TestRecoverReplaysTheJournal(t *testing.T) {
+	dir := Dir{Root: t.TempDir()}
+	store, err := history.Open(dir.History())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cmd := exec.Command("sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer cmd.Process.Kill()
+	g, err := proc.ReadGroup(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC()
+	r := &history.Run{ID: "r1", Plan: "p", Status: history.StatusRunning, Start: start,
+		Steps: []history.Step{{Instance: "a", Status: history.StatusWaiting}, {Instance: "b", Status: history.StatusWaiting}}}
+	if err := store.SaveRun(r); err != nil {
+		t.Fatal(err)
+	}
+	j, err := dir.OpenJournal("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Step(0, &history.Step{Instance: "a", Status: history.StatusRunning, Start: start})
+	j.Step(0, &history.Step{Instance: "a", Status: history.StatusSucceeded, Start: start, End: start})
+	j.Step(1, &history.Step{Instance: "b", Status: history.StatusRunning, Start: start,
+		Attempts: []history.Attempt{{N: 1, Start: start, ExitCode: -1, PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID}}})
+	j.f.WriteString(`1 {"instance":"b","status":"succ`) // torn by the kill
+	j.Close()
+
+	if _, err := dir.Recover(context.Background(), store, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Run("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Steps[0].Status != history.StatusSucceeded || got.Steps[1].Status != history.StatusInterrupted {
+		t.Errorf("after recovery: a %s, b %s; want succeeded, interrupted", got.Steps[0].Status, got.Steps[1].Status)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the group only the journal knew was not stopped")
+	}
+}

@@ -214,6 +214,15 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	lw := &flushWriter{w: w, rc: http.NewResponseController(w)}
+	if follow {
+		// A follower gets the headers now: steps may print nothing for a long time (a
+		// thousand quiet /bin/true instances), and the client bounds its wait for them.
+		w.WriteHeader(http.StatusOK)
+		if err := lw.rc.Flush(); err != nil {
+			return
+		}
+		lw.started = true
+	}
 	if err := h.svc.Logs(r.Context(), r.PathValue("id"), q.Get("step"), follow, lw); err != nil {
 		if !lw.started {
 			h.reply(w, r, nil, err)
