@@ -57,6 +57,8 @@ type Attempt struct {
 	// StateDir is the daemon's (or run --local's) state directory.
 	StateDir string
 	DryRun   bool // the dry run: change nothing outside the state directory
+	// health is the run's record of its builders' nodes found down (shared by its attempts).
+	health *nodeHealth
 }
 
 // observeTag records ref's digest as seen now, if the engine watches tags.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/refreshd/refreshd/executor/buildx"
 	"github.com/refreshd/refreshd/history"
@@ -33,8 +35,7 @@ func (b buildxCache) run(ctx context.Context, t *Tools, a *Attempt) error {
 	if err := os.MkdirAll(filepath.Dir(mdFile), 0o755); err != nil {
 		return fmt.Errorf("create run directory: %w", err)
 	}
-	_ = os.Remove(mdFile) // a stale file from an earlier attempt must not vouch for this one
-	md, err := t.buildxClient(a).Build(ctx, buildOptions(act, mdFile))
+	md, node, err := b.buildOnPool(ctx, t, a, mdFile)
 	if err != nil {
 		return err
 	}
@@ -53,14 +54,77 @@ func (b buildxCache) run(ctx context.Context, t *Tools, a *Attempt) error {
 		return fmt.Errorf("cache %s missing in the registry after the build of %s (the cache export failed or went elsewhere)", act.CacheRef, act.Platform)
 	}
 	a.Log.Info("cache verified", "ref", act.CacheRef, "node", md.Node, "digest", after, "changed", before != after)
-	if md.Node != act.Node {
-		msg := fmt.Sprintf("build of %s on builder %s ran on node %s, not on %s, the node pinned to %s", act.Platform, act.Builder, md.Node, act.Node, act.Platform)
+	if md.Node != node {
+		msg := fmt.Sprintf("build of %s on builder %s ran on node %s, not on %s, the node pinned to %s it was given", act.Platform, act.Builder, md.Node, node, act.Platform)
 		if t.emulation(a, act.Builder) == plan.EmulationForbid {
 			return fmt.Errorf("emulation: forbid: %s", msg)
 		}
 		a.Warn(msg)
 	}
 	return nil
+}
+
+// buildOnPool builds on a free, live node of the platform's pool, holding one slot of that
+// node for the build. A build that fails because its node went down (the node no longer
+// shows running) marks the node down for the rest of the run, with a warning, and is built
+// again on another live node of the pool; with none left the attempt fails. It returns the
+// build's metadata and the node it was given.
+func (b buildxCache) buildOnPool(ctx context.Context, t *Tools, a *Attempt, mdFile string) (buildx.Metadata, string, error) {
+	act := b.BuildxCacheAction
+	pool := a.builder(act)
+	c := t.buildxClient(a)
+	for {
+		slot, err := acquireSlot(ctx, a.StateDir, pool, act.Platform, a.health)
+		if err != nil {
+			return buildx.Metadata{}, "", err
+		}
+		a.Log.Info("node slot acquired", "builder", act.Builder, "node", slot.Node.Name, "slot", slot.Slot, "via", slot.Builder, "waited", slot.Waited.Round(time.Millisecond))
+		_ = os.Remove(mdFile) // a stale file from an earlier try must not vouch for this one
+		o := buildOptions(act, mdFile)
+		o.Builder = slot.Builder
+		md, err := c.Build(ctx, o)
+		slot.release()
+		if err == nil {
+			return md, slot.Node.Name, nil
+		}
+		if ctx.Err() != nil || !nodeGone(ctx, c, slot) {
+			return md, slot.Node.Name, err
+		}
+		if a.health.markDown(act.Builder, slot.Node.Name, err.Error()) {
+			a.Warn(fmt.Sprintf("builder %s node %s (%s) went down during the build of %s; the run skips it from now on", act.Builder, slot.Node.Name, slot.Node.Endpoint, act.Platform))
+		}
+		a.Log.Warn("build lost its node, trying another node of the pool", "node", slot.Node.Name, "err", lastLine(err.Error()))
+	}
+}
+
+// nodeGone reports whether the slot's node no longer shows running in `docker buildx ls`.
+func nodeGone(ctx context.Context, c *buildx.Client, slot *nodeSlot) bool {
+	st, found, err := c.Builder(ctx, slot.Builder)
+	if err != nil || !found {
+		return false // cannot tell: the build's own error stands
+	}
+	n := st.Node(slot.Node.Name)
+	return n != nil && n.Status != buildx.StatusRunning
+}
+
+// lastLine is the last line of s, trimmed.
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// builder is the plan's declaration of act's builder; without one (an attempt made outside
+// a plan), the builder as the action knows it: its one node pinned to the platform.
+func (a *Attempt) builder(act *plan.BuildxCacheAction) *plan.Builder {
+	if a.Plan != nil {
+		if b := a.Plan.Builders[act.Builder]; b != nil {
+			return b
+		}
+	}
+	return &plan.Builder{Name: act.Builder, Nodes: []plan.Node{{Name: act.Node, Platform: act.Platform, MaxParallel: 1}}}
 }
 
 func buildOptions(act *plan.BuildxCacheAction, mdFile string) buildx.BuildOptions {

@@ -61,10 +61,36 @@ func (t *Tools) registryClient(log *slog.Logger) *registry.Client {
 }
 
 // builderSpec translates a plan builder into buildx's own terms.
+//
+// Only the first node of each platform is in the buildx builder itself: buildx keeps a
+// platform pinned to one node of a builder (pinning it on a node unpins it from the others,
+// docker/buildx store/nodegroup.go validateDuplicates), and sends it to that node anyway.
+// The other nodes of a pool exist as their single-node builders (poolSpecs).
 func builderSpec(b *plan.Builder) buildx.BuilderSpec {
 	spec := buildx.BuilderSpec{Name: b.Name, Driver: b.Driver}
+	seen := map[string]bool{}
 	for _, n := range b.Nodes {
-		spec.Nodes = append(spec.Nodes, buildx.NodeSpec{Name: n.Name, Endpoint: n.Endpoint, Platform: n.Platform, DriverOpts: n.DriverOpts})
+		if seen[n.Platform] {
+			continue
+		}
+		seen[n.Platform] = true
+		spec.Nodes = append(spec.Nodes, nodeSpec(n))
 	}
 	return spec
+}
+
+func nodeSpec(n plan.Node) buildx.NodeSpec {
+	return buildx.NodeSpec{Name: n.Name, Endpoint: n.Endpoint, Platform: n.Platform, DriverOpts: n.DriverOpts}
+}
+
+// poolSpecs are the single-node builders BUILDER.NODE of every node whose platform has a
+// pool (poolBuilderName), in declared order.
+func poolSpecs(b *plan.Builder) []buildx.BuilderSpec {
+	var out []buildx.BuilderSpec
+	for _, n := range b.Nodes {
+		if name := poolBuilderName(b, n); name != b.Name {
+			out = append(out, buildx.BuilderSpec{Name: name, Driver: b.Driver, Nodes: []buildx.NodeSpec{nodeSpec(n)}})
+		}
+	}
+	return out
 }

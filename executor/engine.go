@@ -133,14 +133,13 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	}
 	rs := &runState{
 		e: e, g: g, p: p, spec: spec,
-		log:      e.log.With("plan", p.Name, "run", spec.ID),
-		red:      redact.New(),
-		idx:      make(map[string]int, len(g.Instances)),
-		dirty:    make(chan struct{}, 1),
-		changed:  map[int]bool{},
-		builders: map[string]*builderLock{},
-		grace:    e.grace(p),
-		values:   map[string]map[string]plan.Var{},
+		log:     e.log.With("plan", p.Name, "run", spec.ID),
+		red:     redact.New(),
+		idx:     make(map[string]int, len(g.Instances)),
+		dirty:   make(chan struct{}, 1),
+		changed: map[int]bool{},
+		grace:   e.grace(p),
+		values:  map[string]map[string]plan.Var{},
 	}
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
 		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maps.Clone(g.Params)}
@@ -260,11 +259,10 @@ type runState struct {
 	tools   *Tools // the engine's, or for a plan whose env sets DOCKER_CONFIG, with that one
 	grace   time.Duration
 
-	mu       sync.Mutex
-	rec      *history.Run
-	idx      map[string]int // instance id -> index in rec.Steps and g.Instances
-	builders map[string]*builderLock
-	unlocks  []func()
+	mu     sync.Mutex
+	rec    *history.Run
+	idx    map[string]int // instance id -> index in rec.Steps and g.Instances
+	health nodeHealth     // nodes of the run's builders found down
 
 	prev previousDigests // cache digests recorded by earlier runs, read once when first asked
 
@@ -330,7 +328,6 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 			return history.StatusSkipped, SkipIfReasonPrefix + why
 		}
 	}
-	defer rs.releaseBuilders()
 	bad := rs.schedule(ctx)
 	if ctx.Err() != nil {
 		return rs.ended(ctx)
@@ -514,46 +511,30 @@ func copyStep(s *history.Step, red *redact.Redactor) *history.Step {
 	return &c
 }
 
-// builderLock is the run's hold on a builder: taken once, by the first instance that uses
-// the builder, and kept until the run ends. Holding it for the whole run (not per
-// instance) means no other plan can reprovision or use the builder between this run's
-// provision step and its builds, which would make the provision check meaningless, and
-// instances of this run never wait for each other on it.
-type builderLock struct {
-	once sync.Once
-	err  error
-}
-
-func (rs *runState) lockBuilder(ctx context.Context, name string) error {
-	rs.mu.Lock()
-	bl, ok := rs.builders[name]
-	if !ok {
-		bl = &builderLock{}
-		rs.builders[name] = bl
-	}
-	rs.mu.Unlock()
-	bl.once.Do(func() {
-		start := time.Now()
-		unlock, err := lockBuilder(ctx, rs.e.cfg.StateDir, name)
-		if err != nil {
-			bl.err = err
-			return
+// holdBuilder takes what instance inst needs of its builder, for the instance only, so two
+// plans on one builder interleave build by build instead of one waiting for the other's
+// whole run:
+//   - provision: the builder's lock (statedir.Dir.BuilderLock) while it converges, boots and
+//     checks the builder, so provisioning happens once at a time; another plan's provisioning
+//     of the same definition (one shared builders file) then changes nothing;
+//   - buildx_cache: nothing here; the action takes one node slot for its build (acquireSlot);
+//   - a run step that drives the builder itself: slot 0 of every node (lockWholeBuilder).
+func (rs *runState) holdBuilder(ctx context.Context, inst *plan.Instance) (unlock func(), err error) {
+	start := time.Now()
+	defer func() {
+		if waited := time.Since(start); err == nil && waited > time.Second {
+			rs.log.Info("builder lock acquired after waiting", "builder", inst.Builder, "step", inst.ID, "waited", waited.Round(time.Millisecond))
 		}
-		if waited := time.Since(start); waited > time.Second {
-			rs.log.Info("builder lock acquired after waiting", "builder", name, "waited", waited.Round(time.Millisecond))
-		}
-		rs.mu.Lock()
-		rs.unlocks = append(rs.unlocks, unlock)
-		rs.mu.Unlock()
-	})
-	return bl.err
-}
-
-func (rs *runState) releaseBuilders() {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	for _, u := range rs.unlocks {
-		u()
+	}()
+	switch inst.Action.(type) {
+	case *plan.BuildxCacheAction:
+		return func() {}, nil
+	case *plan.ProvisionAction:
+		return lockBuilder(ctx, rs.e.cfg.StateDir, inst.Builder)
 	}
-	rs.unlocks = nil
+	b := rs.p.Builders[inst.Builder]
+	if b == nil {
+		return nil, fmt.Errorf("builder %s is not declared", inst.Builder)
+	}
+	return lockWholeBuilder(ctx, rs.e.cfg.StateDir, b)
 }

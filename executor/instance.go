@@ -47,13 +47,15 @@ func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance)
 	}
 
 	if inst.Builder != "" && !rs.spec.DryRun {
-		if err := rs.lockBuilder(ctx, inst.Builder); err != nil {
+		unlock, err := rs.holdBuilder(ctx, inst)
+		if err != nil {
 			if ctx.Err() != nil {
 				st, why := rs.ended(ctx)
 				return finish(st, why+" while waiting for the lock of builder "+inst.Builder)
 			}
 			return finish(history.StatusFailed, err.Error())
 		}
+		defer unlock()
 	}
 	log.Info("step started")
 
@@ -161,6 +163,7 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 	a := &Attempt{
 		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, Workdir: workdir, N: n, Log: log, Output: lw,
 		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun, Procs: procs,
+		health: &rs.health,
 		Exec: func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error) {
 			if dir == "" {
 				dir = workdir

@@ -11,14 +11,19 @@ import (
 	"github.com/refreshd/refreshd/plan"
 )
 
-// Two plans sharing a builder: the second run's instances wait for the first run to end.
-func TestBuilderLockSerialisesPlans(t *testing.T) {
+// Two plans whose run steps drive one builder themselves (as breeze does): each step holds
+// every node of the builder, so the steps never overlap.
+func TestBuilderLockSerialisesRunSteps(t *testing.T) {
 	t.Parallel()
 	e := newEngineT(t, time.Second)
 	mk := func(name string) *plan.Graph {
 		prov := step("use", "sleep", "0.3")
 		prov.Builder = "shared"
-		return graph(&plan.Plan{Name: name}, prov)
+		shared := &plan.Builder{Name: "shared", Nodes: []plan.Node{
+			{Name: "shared0", Platform: "linux/amd64", MaxParallel: 1},
+			{Name: "shared1", Platform: "linux/amd64", MaxParallel: 2},
+		}}
+		return graph(&plan.Plan{Name: name, Builders: map[string]*plan.Builder{"shared": shared}}, prov)
 	}
 	var wg sync.WaitGroup
 	runs := make([]*history.Run, 2)

@@ -2,7 +2,9 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/refreshd/refreshd/executor/buildx"
@@ -24,14 +26,65 @@ func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 	if err != nil {
 		return err
 	}
+	pools := poolSpecs(b)
+	for _, ps := range pools {
+		more, err := c.Provision(ctx, ps)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, more...)
+	}
 	if len(changes) == 0 {
 		a.Log.Info("builder matches the plan", "builder", b.Name)
 	}
-	state, err := c.WaitRunning(ctx, b.Name, t.NodeWait)
+	// Every node must be running, each seen through a builder it is in: the builder itself,
+	// else its own single-node builder. A pool's node that is not running is skipped by the
+	// run, with a warning, while its platform has another running node.
+	state, waitErr := c.WaitRunning(ctx, b.Name, t.NodeWait)
+	if state == nil {
+		return fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, waitErr)
+	}
+	nodes := map[string]buildx.NodeState{}
+	for _, n := range state.Nodes {
+		nodes[n.Name] = n
+	}
+	for _, ps := range pools {
+		n := ps.Nodes[0]
+		if _, seen := nodes[n.Name]; seen {
+			continue
+		}
+		st, err := c.WaitRunning(ctx, ps.Name, t.NodeWait)
+		if st == nil {
+			return fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, err)
+		}
+		if ns := st.Node(n.Name); ns != nil {
+			nodes[n.Name] = *ns
+		}
+		if waitErr == nil {
+			waitErr = err
+		}
+	}
+	down, err := downNodes(b, nodes, waitErr)
 	if err != nil {
 		return fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, err)
 	}
-	checks, err := c.CheckPlatforms(ctx, spec, state)
+	for _, n := range down {
+		if a.health != nil {
+			a.health.markDown(b.Name, n.Name, n.Status)
+		}
+		a.Warn(fmt.Sprintf("builder %s node %s (%s) is %s, not running: skipped by this run; %s builds on the rest of its pool", b.Name, n.Name, n.Endpoint, n.Status, nodePlatform(b, n.Name)))
+	}
+	// The emulation guard asks every running node's worker for its native platform.
+	live := &buildx.BuilderState{Name: b.Name, Driver: state.Driver}
+	all := buildx.BuilderSpec{Name: b.Name, Driver: b.Driver}
+	for _, n := range b.Nodes {
+		if slices.ContainsFunc(down, func(d buildx.NodeState) bool { return d.Name == n.Name }) {
+			continue
+		}
+		live.Nodes = append(live.Nodes, nodes[n.Name])
+		all.Nodes = append(all.Nodes, nodeSpec(n))
+	}
+	checks, err := c.CheckPlatforms(ctx, all, live)
 	if err != nil {
 		return err
 	}
@@ -57,6 +110,47 @@ func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 	return nil
 }
 
+// downNodes returns the nodes of b that are not running (nodes: by name, as buildx shows
+// them), when every platform b declares still has a running node; otherwise it fails with
+// waitErr, the first node found not running.
+func downNodes(b *plan.Builder, nodes map[string]buildx.NodeState, waitErr error) ([]buildx.NodeState, error) {
+	if waitErr == nil {
+		return nil, nil
+	}
+	var notRunning *buildx.NodeNotRunningError
+	if !errors.As(waitErr, &notRunning) {
+		return nil, waitErr
+	}
+	live := map[string]bool{}
+	var down []buildx.NodeState
+	for _, n := range b.Nodes {
+		ns, ok := nodes[n.Name]
+		if ok && ns.Status == buildx.StatusRunning {
+			live[n.Platform] = true
+			continue
+		}
+		if !ok {
+			ns = buildx.NodeState{Name: n.Name, Endpoint: n.Endpoint, Status: "missing"}
+		}
+		down = append(down, ns)
+	}
+	for _, n := range b.Nodes {
+		if !live[n.Platform] {
+			return nil, fmt.Errorf("no running node for %s: %w", n.Platform, waitErr)
+		}
+	}
+	return down, nil
+}
+
+func nodePlatform(b *plan.Builder, node string) string {
+	for _, n := range b.Nodes {
+		if n.Name == node {
+			return n.Platform
+		}
+	}
+	return ""
+}
+
 // describe lists the commands provisioning may run: each buildx create of the builder as
 // declared (only the missing ones run, or rm + create on a driver change), the bootstrap of a
 // node that is not running, and the emulation check of each node.
@@ -66,6 +160,11 @@ func (p provision) describe(t *Tools) []Op {
 	ops := []Op{{Argv: buildx.LsArgv(docker), Note: "compare builder " + b.Name + " with the plan; then only the missing of:"}}
 	for _, ch := range buildx.Diff(docker, builderSpec(b), nil) {
 		ops = append(ops, Op{Argv: ch.Argv})
+	}
+	for _, ps := range poolSpecs(b) {
+		for _, ch := range buildx.Diff(docker, ps, nil) {
+			ops = append(ops, Op{Argv: ch.Argv, Note: "the node's own builder: builds of a pooled platform go through it"})
+		}
 	}
 	ops = append(ops, Op{Argv: buildx.BootstrapArgv(docker, b.Name), Note: "only if a node is not running; every node must be running"})
 	for _, n := range b.Nodes {

@@ -121,6 +121,8 @@ type Node struct {
 	Endpoint   string
 	Platform   string // os/arch[/variant]
 	DriverOpts map[string]string
+	// MaxParallel is how many buildx_cache builds the node runs at once (1..100, default 1).
+	MaxParallel int
 }
 
 // SkipCondition skips a whole run when the project's own CI refreshed recently.

@@ -509,17 +509,14 @@ func (d *decoder) builder(n *yaml.Node) *Builder {
 	if nodesNode == nil || len(b.Nodes) == 0 {
 		d.errorf(n, "builder %s needs nodes: at least one {name, endpoint, platform}", b.Name)
 	}
+	// Several nodes may share a platform: they are its pool, and buildx_cache spreads that
+	// platform's builds over them.
 	names := make(map[string]bool)
-	platforms := make(map[string]string)
 	for _, nd := range b.Nodes {
 		if names[nd.Name] && nd.Name != "" {
 			d.errorAt(nd.Pos, "node name %q repeated in builder %s", nd.Name, b.Name)
 		}
 		names[nd.Name] = true
-		if other, dup := platforms[nd.Platform]; dup && nd.Platform != "" {
-			d.errorAt(nd.Pos, "nodes %s and %s are both pinned to %s; one node per platform", other, nd.Name, nd.Platform)
-		}
-		platforms[nd.Platform] = nd.Name
 	}
 	if len(d.errs) > errs {
 		return nil
@@ -544,7 +541,11 @@ func (d *decoder) node(n *yaml.Node, b *Builder) Node {
 		}},
 		{"platform", func(v *yaml.Node) { nd.Platform = d.platform(v) }},
 		{"driver_opts", func(v *yaml.Node) { nd.DriverOpts, _ = d.strMap(v, "driver_opts") }},
+		{"max_parallel", func(v *yaml.Node) { nd.MaxParallel = d.integer(v, "max_parallel", 1, 100) }},
 	})
+	if nd.MaxParallel == 0 {
+		nd.MaxParallel = 1
+	}
 	if resolve(n).Kind == yaml.MappingNode && (nd.Name == "" || nd.Platform == "") {
 		d.errorf(n, "a node needs name and platform (and endpoint unless the driver's default is wanted)")
 	}

@@ -66,6 +66,12 @@ func (d Dir) BuilderLock(name string) string {
 	return filepath.Join(d.Locks(), "builder-"+SafeName(name)+".lock")
 }
 
+// NodeSlotLock is DIR/locks/node-BUILDER-NODE.SLOT.lock: one of the max_parallel build slots
+// of a builder's node, held for one build.
+func (d Dir) NodeSlotLock(builder, node string, slot int) string {
+	return filepath.Join(d.Locks(), fmt.Sprintf("node-%s-%s.%d.lock", SafeName(builder), SafeName(node), slot))
+}
+
 // CheckoutLock is DIR/locks/checkout-HASH.lock, the lock of the checkout directory dir (an
 // absolute path; the hash keeps any path one safe file name).
 func (d Dir) CheckoutLock(dir string) string {
