@@ -210,6 +210,7 @@ func TestRetryOnTransientFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEngineT(t, time.Second)
 			tt.retry.Backoff, tt.retry.MaxBackoff, tt.retry.Jitter = 20*time.Millisecond, 50*time.Millisecond, 0.5
 			inst := step("flaky", "sh", "-c", script)
