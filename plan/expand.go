@@ -418,6 +418,11 @@ func (x *expander) check(s *Step, key, msg string) {
 
 func (x *expander) render(s *Step, key, text string, data map[string]any) string {
 	out, err := render(text, data)
+	if err == nil && strings.IndexByte(out, 0) >= 0 {
+		// No argument, environment value, path or reference can hold one: exec would
+		// refuse it with "invalid argument" only when the run gets there.
+		err = fmt.Errorf("%s holds a NUL byte (\\0), which no program argument, environment value or path can carry", key)
+	}
 	if err != nil {
 		pos, ok := s.at[key]
 		if !ok {
