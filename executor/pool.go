@@ -41,18 +41,6 @@ func poolNodes(b *plan.Builder, platform string) []plan.Node {
 	return out
 }
 
-// pooled reports whether b has a platform with more than one node.
-func pooled(b *plan.Builder) bool {
-	seen := map[string]bool{}
-	for _, n := range b.Nodes {
-		if seen[n.Platform] {
-			return true
-		}
-		seen[n.Platform] = true
-	}
-	return false
-}
-
 // poolBuilderName is the buildx builder a build on node runs through: the single-node
 // builder BUILDER.NODE when node's platform has a pool, else the builder itself.
 func poolBuilderName(b *plan.Builder, node plan.Node) string {

@@ -100,7 +100,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	web := "http://" + addr
 	out := artifacts(t)
 
-	tr, err := d.client().Trigger(ctx, "demo")
+	tr, err := d.client().Trigger(ctx, "demo/main")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,8 +77,8 @@ func TestUnderSystemd(t *testing.T) {
 	t0 := time.Now()
 	out := c.must(2*time.Minute, "cd /root/refreshd\nset -x\n"+readmeInstallSteps(t))
 	phase("README install steps", t0)
-	if !strings.Contains(out, "airflow-main") {
-		t.Errorf("refreshd status after the README's steps does not list airflow-main:\n%s", out)
+	if !strings.Contains(out, "airflow/main") {
+		t.Errorf("refreshd status after the README's steps does not list airflow/main:\n%s", out)
 	}
 
 	// The demo stack (registry, two buildkitd nodes, constraints repository) inside, and what
