@@ -118,7 +118,7 @@ systemctl daemon-reload`, dropIn, hardeningPlan, sleeperPlan))
 	t.Run("start: active, READY=1, status", func(t *testing.T) {
 		c.must(30*time.Second, "systemctl restart refreshd")
 		show := c.must(10*time.Second, "systemctl show refreshd -p ActiveState -p SubState -p StatusText -p Type")
-		for _, want := range []string{"ActiveState=active", "SubState=running", "Type=notify", "StatusText=4 plans, 0 running"} {
+		for _, want := range []string{"ActiveState=active", "SubState=running", "Type=notify", "StatusText=6 plans, 0 running"} {
 			if !strings.Contains(show, want) {
 				t.Errorf("systemctl show: no %s in\n%s", want, show)
 			}
@@ -240,7 +240,7 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 			t.Errorf("%d watchdog pings in the journal, want them every 2s", n)
 		}
 		// And STATUS= names no run once the runs have ended.
-		if show := c.must(10*time.Second, "systemctl show refreshd -p NRestarts -p StatusText"); !strings.Contains(show, "NRestarts=0") || !strings.Contains(show, "StatusText=4 plans, 0 running\n") {
+		if show := c.must(10*time.Second, "systemctl show refreshd -p NRestarts -p StatusText"); !strings.Contains(show, "NRestarts=0") || !strings.Contains(show, "StatusText=6 plans, 0 running\n") {
 			t.Errorf("after the runs: %s", show)
 		}
 	})
