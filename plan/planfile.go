@@ -198,11 +198,8 @@ func (pd *planDecoder) env(n *yaml.Node, step *Step) map[string]string {
 	if step != nil {
 		kind = tmplStep
 	}
-	for _, kv := range pd.pairs(n, "env") {
+	for _, kv := range pd.identPairs(n, "env", "env", "") {
 		k, v := kv[0], kv[1]
-		if !identPattern.MatchString(k.Value) {
-			pd.errorf(k, "env name %q: use %s", k.Value, identRule)
-		}
 		out[k.Value] = pd.str(v, "env "+k.Value)
 		pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: out[k.Value], kind: kind, step: step})
 		if step != nil {
@@ -212,13 +209,22 @@ func (pd *planDecoder) env(n *yaml.Node, step *Step) map[string]string {
 	return out
 }
 
+// identPairs is pairs for a mapping whose keys are names (env, secrets, vars): each key that
+// is not an identifier is reported as "NAME name %q: use RULE" with hint after it.
+func (pd *planDecoder) identPairs(n *yaml.Node, what, name, hint string) [][2]*yaml.Node {
+	pairs := pd.pairs(n, what)
+	for _, kv := range pairs {
+		if !identPattern.MatchString(kv[0].Value) {
+			pd.errorf(kv[0], "%s name %q: use %s%s", name, kv[0].Value, identRule, hint)
+		}
+	}
+	return pairs
+}
+
 func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 	out := make(map[string]Secret)
-	for _, kv := range pd.pairs(n, "secrets") {
+	for _, kv := range pd.identPairs(n, "secrets", "secret", "") {
 		k, v := kv[0], kv[1]
-		if !identPattern.MatchString(k.Value) {
-			pd.errorf(k, "secret name %q: use %s", k.Value, identRule)
-		}
 		s := Secret{Pos: pd.pos(v)}
 		// A secret with an error in its declaration is not reported again as given to nothing.
 		pd.badSecrets[k.Value] = true
@@ -251,11 +257,8 @@ func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 
 func (pd *planDecoder) vars(n *yaml.Node) map[string]Var {
 	out := make(map[string]Var)
-	for _, kv := range pd.pairs(n, "vars") {
+	for _, kv := range pd.identPairs(n, "vars", "var", " (templates name it as .vars.NAME)") {
 		k, v := kv[0], kv[1]
-		if !identPattern.MatchString(k.Value) {
-			pd.errorf(k, "var name %q: use %s (templates name it as .vars.NAME)", k.Value, identRule)
-		}
 		vr := Var{Pos: pd.pos(v)}
 		switch v.Kind {
 		case yaml.SequenceNode:
