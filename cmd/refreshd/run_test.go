@@ -73,9 +73,9 @@ func processRunning(pid int) bool {
 	return err == nil && st.State != "Z"
 }
 
-func historyJSON(t *testing.T, bin, state string) []history.Run {
+func historyJSON(t *testing.T, bin, state string) []history.Run { // every run: history lists 20 by default
 	t.Helper()
-	out, err := exec.Command(bin, "history", "--state", state, "-o", "json").Output()
+	out, err := exec.Command(bin, "history", "--state", state, "-o", "json", "--limit", "0").Output()
 	if err != nil {
 		t.Fatalf("refreshd history: %v", err)
 	}
