@@ -33,18 +33,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The binary under test: REFRESHD if set, else built from this tree.
-if [ -z "${REFRESHD:-}" ]; then
-	REFRESHD=$DIR/refreshd
-	(cd "$ROOT" && go build -o "$REFRESHD" ./cmd/refreshd)
-fi
-
-bash "$ROOT/scripts/stack.sh" up "$DIR" >"$DIR.up.log" 2>&1 || {
-	cat "$DIR.up.log" >&2
-	exit 1
-}
-rm -f "$DIR.up.log"
-eval "$(bash "$ROOT/scripts/stack.sh" env "$DIR")"
+# The binary under test (REFRESHD if set, else built from this tree) and the stack.
+. "$ROOT/bench/lib.sh"
+stack_up
 
 CTX=$DIR/bench-context
 mkdir -p "$CTX" "$DIR/bench-plans"

@@ -29,17 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${REFRESHD:-}" ]; then
-	REFRESHD=$DIR/refreshd
-	(cd "$ROOT" && go build -o "$REFRESHD" ./cmd/refreshd)
-fi
-
-bash "$ROOT/scripts/stack.sh" up "$DIR" >"$DIR.up.log" 2>&1 || {
-	cat "$DIR.up.log" >&2
-	exit 1
-}
-rm -f "$DIR.up.log"
-eval "$(bash "$ROOT/scripts/stack.sh" env "$DIR")"
+# The binary under test (REFRESHD if set, else built from this tree) and the stack.
+. "$ROOT/bench/lib.sh"
+stack_up
 
 # Two more nodes, with the stack's buildkitd config, their own roots and OTEL sockets.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
