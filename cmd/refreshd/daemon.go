@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ import (
 
 // cmdDaemon is `refreshd daemon`: the long-running scheduler behind the control socket, as
 // systemd runs it. SIGTERM (the context) stops it; SIGHUP reloads the plans.
+// defaultMemoryLimit is the daemon's soft memory limit unless GOMEMLIMIT sets one.
+const defaultMemoryLimit = 48 << 20
+
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("daemon", "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
 		"                       [--metrics-addr ADDR] [--http ADDR] [--kill-grace D] [--stop-timeout D]\n"+
@@ -104,6 +108,14 @@ type daemonOptions struct {
 // runDaemon holds the state directory, recovers what a crash left behind, wires the engine
 // into the daemon and runs it until ctx is cancelled.
 func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit keeps the daemon small on a build box: left alone, the runtime lets
+		// the heap grow to twice what is live before it collects (109 MiB resident for a
+		// 10,000-instance run, 69 MiB with this limit; bench/scale.sh). It only makes the
+		// collector work harder near the limit, never fails an allocation. GOMEMLIMIT
+		// (the unit's environment) overrides it.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	if fi, err := os.Stat(o.plans); err != nil {
 		return fmt.Errorf("plans directory: %w", err)
 	} else if !fi.IsDir() {
