@@ -279,13 +279,12 @@ func (pd *planDecoder) vars(n *yaml.Node) map[string]Var {
 }
 
 func (pd *planDecoder) skipIf(n *yaml.Node) []SkipCondition {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		pd.errorf(n, "skip_if must be a list of {branch: ...} or {image: ...}, not %s", kindName(n))
+	elems, ok := pd.list(n, "skip_if", "{branch: ...} or {image: ...}")
+	if !ok {
 		return nil
 	}
 	var out []SkipCondition
-	for _, e := range n.Content {
+	for _, e := range elems {
 		c := SkipCondition{Pos: pd.pos(resolve(e))}
 		pd.fields(e, "skip_if condition", []field{
 			{"branch", func(v *yaml.Node) {
@@ -333,13 +332,12 @@ func (pd *planDecoder) skipIf(n *yaml.Node) []SkipCondition {
 }
 
 func (pd *planDecoder) notify(n *yaml.Node) []Webhook {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		pd.errorf(n, "notify must be a list of {url, format, on}, not %s", kindName(n))
+	elems, ok := pd.list(n, "notify", "{url, format, on}")
+	if !ok {
 		return nil
 	}
 	var out []Webhook
-	for _, e := range n.Content {
+	for _, e := range elems {
 		w := Webhook{Pos: pd.pos(resolve(e)), Format: "json", On: []string{"failure", "recovery"}}
 		var urlNode *yaml.Node
 		pd.fields(e, "notify", []field{
