@@ -157,7 +157,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		return nil, fmt.Errorf("start run %s of %s: %w", spec.ID, p.Name, err)
 	}
 	rs.saved = len(rs.rec.Steps)
-	dir := statedir.Dir{Root: e.cfg.StateDir}
+	dir := e.dir
 	if j, err := dir.OpenJournal(spec.ID); err != nil {
 		rs.log.Warn("no run journal: each step change waits for the store", "err", err)
 	} else {

@@ -14,7 +14,6 @@ import (
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/proc"
-	"github.com/refreshd/refreshd/statedir"
 )
 
 // stepConcurrency is the budget of an instance's ConcurrencyKey; 0 means no cap.
@@ -100,7 +99,7 @@ type attemptResult struct {
 // attempt runs one attempt of instance i: its log file, its Attempt for the action, its
 // timeout, and its record.
 func (rs *runState) attempt(ctx context.Context, i int, inst *plan.Instance, n int, pats []*regexp.Regexp, log *slog.Logger) (attemptResult, error) {
-	logPath := statedir.Dir{Root: rs.e.cfg.StateDir}.Log(rs.spec.ID, inst.ID, n)
+	logPath := rs.e.dir.Log(rs.spec.ID, inst.ID, n)
 	start := time.Now().UTC()
 	rs.update(i, func(s *history.Step) {
 		s.Attempts = append(s.Attempts, history.Attempt{N: n, Start: start, ExitCode: -1, Log: logPath})
