@@ -41,7 +41,8 @@ steps:
     checkout: { repo: ` + src + `, ref: main, keep: [files] }
   - id: generate
     needs: [checkout]
-    run: [sh, -c, 'mkdir -p files && { echo "# from $REFRESHD_SOURCE_COMMIT"; cat pins.txt; } > files/constraints-3.12.txt']
+    env: { FROM_REF: "{{ .source.ref }}" }
+    run: [sh, -c, 'mkdir -p files && { echo "# from $1 $FROM_REF ($REFRESHD_SOURCE_COMMIT)"; cat pins.txt; } > files/constraints-3.12.txt', sh, "{{ .source.commit }}"]
   - id: publish
     needs: [generate]
     publish_constraints:
@@ -75,7 +76,9 @@ steps:
 	if s := r.Source; s == nil || s.Commit != head || s.Ref != "main" || s.Repo != src || !s.Changed || s.Step != "checkout" {
 		t.Fatalf("run source %+v, want %s main %s, changed", s, head, src)
 	}
-	if got := gitT(t, constraints, "show", "constraints-main:constraints-3.12.txt"); got != "# from "+head+"\na==1.0" {
+	// The step names the source in its argv and env templates (it expands once the checkout
+	// succeeded) and gets it in REFRESHD_SOURCE_COMMIT.
+	if got := gitT(t, constraints, "show", "constraints-main:constraints-3.12.txt"); got != "# from "+head+" main ("+head+")\na==1.0" {
 		t.Errorf("published file %q: the step did not see the source commit", got)
 	}
 	msg := gitT(t, constraints, "log", "-1", "--format=%an <%ae>%n%B", "constraints-main")

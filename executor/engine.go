@@ -140,6 +140,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		changed: map[int]bool{},
 		grace:   e.grace(p),
 		values:  map[string]map[string]plan.Var{},
+		decided: map[int]bool{},
 	}
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
 		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maps.Clone(g.Params)}
@@ -277,19 +278,19 @@ type runState struct {
 	// is a stage that could not expand (the run fails with it).
 	values   map[string]map[string]plan.Var
 	stageErr error
+	// decided are the skip_if conditions already checked (by index in the plan's SkipIf);
+	// skipped is why the run skipped its rest, when one decided at run time held.
+	decided map[int]bool
+	skipped string
 }
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
 func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 	secrets, warnings, err := ReadSecrets(ctx, rs.p)
-	if len(warnings) > 0 {
-		for _, w := range warnings {
-			rs.log.Warn(w)
-		}
-		rs.mu.Lock()
-		rs.rec.Warnings = append(rs.rec.Warnings, warnings...)
-		rs.mu.Unlock()
+	for _, w := range warnings {
+		rs.log.Warn(w)
 	}
+	rs.warn(warnings...)
 	if err != nil {
 		rs.skipAll("run failed before it started")
 		return history.StatusFailed, err.Error()
@@ -315,10 +316,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		defer cancel()
 	}
 	if len(rs.p.SkipIf) > 0 {
-		skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, secrets, rs.runProcs(), rs.e.cfg.Store, rs.log)
-		rs.mu.Lock()
-		rs.rec.Warnings = append(rs.rec.Warnings, warnings...)
-		rs.mu.Unlock()
+		skip, why := rs.decideSkip(ctx)
 		switch {
 		case ctx.Err() != nil:
 			rs.skipAll("run interrupted before the step started")
@@ -346,6 +344,9 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		if i < len(bad) && bad[i] { // past bad: steps that never expanded (stages.go)
 			return history.StatusFailed, fmt.Sprintf("step %s %s: %s", s.Instance, s.Status, s.Reason)
 		}
+	}
+	if rs.skipped != "" {
+		return history.StatusSkipped, rs.skipped
 	}
 	return history.StatusSucceeded, ""
 }

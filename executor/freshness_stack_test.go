@@ -28,23 +28,7 @@ func TestSkipIfTagsOutsidePushes(t *testing.T) {
 	for _, py := range []string{"3.11", "3.12"} {
 		refs[py] = fmt.Sprintf("%s/ci/python%s:cache-linux-amd64", reg.Host, py)
 	}
-	pushes := 0
-	// push exports a new cache to the tag of py, as another CI would: a build of a context
-	// with content never built before, so the cache manifest's digest changes.
-	push := func(py string) {
-		t.Helper()
-		pushes++
-		dir := teststack.ScratchContext(t, map[string]string{"stamp": fmt.Sprintf("%s push %d %d", py, pushes, time.Now().UnixNano())})
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "buildctl", "--addr", node.Endpoint, "build", "--frontend", "dockerfile.v0",
-			"--local", "context="+dir, "--local", "dockerfile="+dir, "--opt", "platform=linux/amd64",
-			"--export-cache", "type=registry,ref="+refs[py]+",mode=max")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("outside push to %s: %v\n%s", refs[py], err, out)
-		}
-	}
-
+	push := outsidePusher(t, node)
 	dir := t.TempDir()
 	e, st := newRegistryEngine(t, dir)
 	marker := filepath.Join(dir, "refreshed")
@@ -97,20 +81,20 @@ steps:
 	}
 	hour, short := load("1h"), load("2s")
 
-	push("3.11")
-	push("3.12")
+	push(refs["3.11"])
+	push(refs["3.12"])
 	run("first look", hour, false, "", "refreshd has seen only one digest of "+refs["3.11"]+", "+refs["3.12"])
-	push("3.11")
+	push(refs["3.11"])
 	run("push to one tag of two", hour, false, "", "refreshd has seen only one digest of "+refs["3.12"])
-	push("3.12")
+	push(refs["3.12"])
 	run("every tag pushed since the last look", hour, true, "skip_if: all 2 tags pushed within 1h0m0s", "")
 
 	time.Sleep(2100 * time.Millisecond)
 	run("pushes older than the window", short, false, "", "")
-	push("3.11")
+	push(refs["3.11"])
 	run("a fresh push to one tag, the other old", short, false, "", "")
-	push("3.11")
-	push("3.12")
+	push(refs["3.11"])
+	push(refs["3.12"])
 	run("a fresh push to every tag", short, true, "skip_if: all 2 tags pushed within 2s", "")
 
 	// The record: each tag's digest is the registry's, with when refreshd saw it change.
@@ -124,4 +108,128 @@ steps:
 			t.Errorf("python %s: tag record %+v", py, tag)
 		}
 	}
+}
+
+// outsidePusher returns a function that exports a new BuildKit registry cache to ref, as
+// another CI would: buildctl on node, never refreshd, building a context with content never
+// built before, so the cache manifest's digest changes.
+func outsidePusher(t *testing.T, node *teststack.Buildkitd) func(ref string) {
+	pushes := 0
+	return func(ref string) {
+		t.Helper()
+		pushes++
+		dir := teststack.ScratchContext(t, map[string]string{"stamp": fmt.Sprintf("%s push %d %d", ref, pushes, time.Now().UnixNano())})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "buildctl", "--addr", node.Endpoint, "build", "--frontend", "dockerfile.v0",
+			"--local", "context="+dir, "--local", "dockerfile="+dir, "--opt", "platform=linux/amd64",
+			"--export-cache", "type=registry,ref="+ref+",mode=max")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("outside push to %s: %v\n%s", ref, err, out)
+		}
+	}
+}
+
+// TestSkipIfTagsFromTreeValues: the watched tags come from values a step reads from the
+// tree at run time (the Python versions), so the condition is decided once that step has
+// succeeded. A fresh push to every tag skips the rest of the run (the when: always step
+// still runs, the when: failure one does not); a push to only some does not; a version
+// added to the tree adds its tag, which is missing, so the run refreshes without the plan
+// changing.
+func TestSkipIfTagsFromTreeValues(t *testing.T) {
+	teststack.Require(t)
+	reg := teststack.StartRegistry(t, teststack.RegistryOptions{})
+	push := outsidePusher(t, teststack.StartBuildkitd(t, "outside"))
+	ref := func(py string) string { return fmt.Sprintf("%s/ci/python%s:cache-linux-amd64", reg.Host, py) }
+
+	dir := t.TempDir()
+	e, _ := newRegistryEngine(t, dir)
+	versions := filepath.Join(dir, "versions.json")
+	setVersions := func(v string) {
+		t.Helper()
+		if err := os.WriteFile(versions, []byte(`{"python": [`+v+`]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := plan.Parse(filepath.Join(dir, "plan.yaml"), []byte(`plan: cache
+skip_if:
+  - tags:
+      refs: ["`+reg.Host+`/ci/python{{ .python }}:cache-linux-amd64"]
+      matrix: { python: "{{ .vars.python }}" }
+      within: 1h
+steps:
+  - id: versions
+    run: [cat, `+versions+`]
+    outputs: { vars: { python: { pattern: '3\.[0-9]+' } } }
+  - id: refresh
+    needs: [versions]
+    matrix: { python: "{{ .vars.python }}" }
+    run: [touch, "`+dir+`/refreshed-{{ .python }}"]
+  - { id: on-failure, needs: [refresh], when: failure, run: [touch, `+dir+`/failure-ran] }
+  - { id: cleanup, when: always, run: [touch, `+dir+`/cleanup-ran] }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.SkipIf[0].Tags.After; len(got) != 1 || got[0] != "versions" {
+		t.Fatalf("condition decided after %v, want [versions]", got)
+	}
+	// run checks the run's status and reason, and which of refresh, failure, cleanup ran.
+	run := func(name string, want history.Status, reason string, refreshed ...string) {
+		t.Helper()
+		for _, f := range []string{"failure-ran", "cleanup-ran", "refreshed-3.11", "refreshed-3.12", "refreshed-3.13"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+		g, err := plan.Expand(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.Run(t.Context(), g, RunSpec{Trigger: history.TriggerSchedule})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != want || !strings.Contains(r.Reason, reason) {
+			t.Errorf("%s: run %s %q, want %s with %q", name, r.Status, r.Reason, want, reason)
+		}
+		var ran []string
+		for _, py := range []string{"3.11", "3.12", "3.13"} {
+			if _, err := os.Stat(filepath.Join(dir, "refreshed-"+py)); err == nil {
+				ran = append(ran, py)
+			}
+		}
+		if strings.Join(ran, " ") != strings.Join(refreshed, " ") {
+			t.Errorf("%s: refreshed %v, want %v", name, ran, refreshed)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "cleanup-ran")); err != nil {
+			t.Errorf("%s: the when: always step did not run", name)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "failure-ran")); err == nil {
+			t.Errorf("%s: the when: failure step ran", name)
+		}
+		steps := map[string]history.Step{}
+		for _, s := range r.Steps {
+			steps[s.Instance] = s
+		}
+		if s := steps["versions"]; s.Status != history.StatusSucceeded {
+			t.Errorf("%s: versions %s %q", name, s.Status, s.Reason)
+		}
+		if want == history.StatusSkipped {
+			for id, s := range steps {
+				if strings.HasPrefix(id, "refresh[") && (s.Status != history.StatusSkipped || !strings.HasPrefix(s.Reason, SkipIfReasonPrefix)) {
+					t.Errorf("%s: %s %s %q, want skipped by skip_if", name, id, s.Status, s.Reason)
+				}
+			}
+		}
+	}
+
+	setVersions(`"3.11", "3.12"`)
+	push(ref("3.11"))
+	push(ref("3.12"))
+	run("first look", history.StatusSucceeded, "", "3.11", "3.12")
+	push(ref("3.11"))
+	run("push to one tag of two", history.StatusSucceeded, "", "3.11", "3.12")
+	push(ref("3.12"))
+	run("every tag of the tree's versions pushed", history.StatusSkipped, "skip_if: all 2 tags pushed within 1h0m0s")
+	setVersions(`"3.11", "3.12", "3.13"`)
+	run("a version added to the tree", history.StatusSucceeded, "", "3.11", "3.12", "3.13")
 }

@@ -51,6 +51,7 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 	}
 	results := make(chan finished)
 	nRunning, remaining := 0, len(insts)
+	skipRest := "" // set when a skip_if decided at run time held: why, for the steps not started
 
 	// follows is what instance i waits for: its needs, or for a cleanup step without
 	// needs, every instance that is not a cleanup step and does not depend on it.
@@ -148,6 +149,15 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 					changed = true
 					continue
 				}
+				if skipRest != "" && !when(inst).Cleanup() {
+					// The outputs are fresh: the rest of the run is not needed. Not a failure,
+					// so when: failure steps do not run and when: always steps do.
+					state[i], result[i] = done, history.StatusSkipped
+					remaining--
+					rs.update(i, func(s *history.Step) { s.Status, s.Reason = history.StatusSkipped, skipRest })
+					changed = true
+					continue
+				}
 				ready, skip, neutral := canStart(i)
 				if skip != "" {
 					state[i], result[i], bad[i] = done, history.StatusSkipped, !neutral
@@ -192,12 +202,17 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 		nRunning--
 		perKey[insts[f.i].ConcurrencyKey]--
 		remaining--
-		if st := insts[f.i].Step; f.status == history.StatusSucceeded && st != nil && st.Outputs != nil && rs.stageErr == nil {
-			n, err := rs.extend(st.ID)
+		if st := insts[f.i].Step; f.status == history.StatusSucceeded && st != nil && (st.Outputs != nil || st.Checkout != nil) && rs.stageErr == nil {
+			n, err := rs.extend(st)
 			if err != nil {
 				rs.stageErr = err
 				rs.log.Error("run-time expansion failed", "from", st.ID, "err", err)
 				continue
+			}
+			// A skip_if over tags named from these values is decided now, before anything
+			// expanded from them starts.
+			if why, skip := rs.lateSkip(ctx); skip {
+				skipRest = SkipIfReasonPrefix + why
 			}
 			if n > 0 {
 				insts = rs.g.Instances
@@ -219,6 +234,11 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 	}
 	why := ""
 	switch {
+	case skipRest != "":
+		why = skipRest
+		rs.mu.Lock()
+		rs.skipped = skipRest
+		rs.mu.Unlock()
 	case rs.stageErr != nil:
 		why = "not expanded: " + rs.stageErr.Error()
 	case ctx.Err() != nil:

@@ -26,16 +26,16 @@ const SkipIfReasonPrefix = "skip_if: "
 // Each such condition is a warning, returned for the run's record and logged to log.
 //
 // procs starts git (the run's runner: its groups are recorded on the run).
-func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, secrets map[string]string, procs *proc.Runner, tags tagObserver, log *slog.Logger) (skip bool, reason string, warnings []string) {
+func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, conds []plan.SkipCondition, secrets map[string]string, procs *proc.Runner, tags tagObserver, log *slog.Logger) (skip bool, reason string, warnings []string) {
 	now := time.Now()
-	for _, c := range g.Plan.SkipIf {
+	for _, c := range conds {
 		var at time.Time
 		var within time.Duration
 		var what, how string
 		var err error
 		switch {
 		case c.Tags != nil:
-			fresh, why, warn := t.checkTags(ctx, c, tags, now, log)
+			fresh, why, warn := t.checkTags(ctx, c, c.Tags.Refs, tags, now, log)
 			if ctx.Err() != nil {
 				return false, "", warnings
 			}
@@ -73,6 +73,67 @@ func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, secrets map[string
 	return false, "", warnings
 }
 
+// decideSkip checks the skip_if conditions that can be decided before any step runs (all
+// but tags conditions over values a step defines at run time: lateSkip decides those).
+func (rs *runState) decideSkip(ctx context.Context) (skip bool, why string) {
+	var conds []plan.SkipCondition
+	for i, c := range rs.p.SkipIf {
+		if c.Tags != nil && len(c.Tags.After) > 0 {
+			continue
+		}
+		rs.decided[i] = true
+		conds = append(conds, c)
+	}
+	skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, conds, rs.secrets, rs.runProcs(), rs.e.cfg.Store, rs.log)
+	rs.warn(warnings...)
+	return skip, why
+}
+
+// lateSkip decides each tags condition whose refs name run-time values, as soon as the
+// steps defining them have delivered (it runs after each stage of the graph expands). It
+// reports why when one holds: every watched tag, of every value the tree gave, is fresh.
+// A condition whose refs cannot be made from the values cannot be checked: a warning, and
+// the run goes on, as for any skip_if it cannot check.
+func (rs *runState) lateSkip(ctx context.Context) (why string, skip bool) {
+	for i, c := range rs.p.SkipIf {
+		if rs.decided[i] || c.Tags == nil || len(c.Tags.After) == 0 {
+			continue
+		}
+		refs, ready, err := rs.g.SkipTagRefs(c)
+		if !ready {
+			continue
+		}
+		rs.decided[i] = true
+		if err != nil {
+			rs.warn(fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: %v", c.Pos, err))
+			continue
+		}
+		fresh, why, warn := rs.tools.checkTags(ctx, c, refs, rs.e.cfg.Store, time.Now(), rs.log)
+		if warn != "" {
+			rs.warn(warn)
+		}
+		if ctx.Err() != nil {
+			return "", false
+		}
+		if fresh {
+			rs.log.Info("skip_if tags: fresh; the rest of the run is skipped", "pos", c.Pos.String(), "after", strings.Join(c.Tags.After, ","), "tags", len(refs))
+			return why, true
+		}
+		rs.log.Info("skip_if tags: not fresh", "pos", c.Pos.String(), "after", strings.Join(c.Tags.After, ","), "tags", len(refs), "why", why)
+	}
+	return "", false
+}
+
+// warn adds warnings to the run's record.
+func (rs *runState) warn(warnings ...string) {
+	if len(warnings) == 0 {
+		return
+	}
+	rs.mu.Lock()
+	rs.rec.Warnings = append(rs.rec.Warnings, warnings...)
+	rs.mu.Unlock()
+}
+
 // branchToken is the token for reading a skip_if branch: that of a publish_constraints step
 // of the plan pushing to the same repository (the branch skip_if watches is usually the one
 // the plan publishes), or "" when none has one. The plan schema needs no key of its own.
@@ -99,7 +160,7 @@ type tagObserver interface {
 // Every ref is looked up and recorded, even when an earlier one already decides the
 // answer: a tag's record is only as good as its last look. A ref refreshd has seen only one
 // digest of cannot be dated: the condition cannot be checked (warning) until it changes.
-func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, tags tagObserver, now time.Time, log *slog.Logger) (fresh bool, why, warning string) {
+func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, refs []string, tags tagObserver, now time.Time, log *slog.Logger) (fresh bool, why, warning string) {
 	tf := c.Tags
 	if tags == nil {
 		return false, "no store of watched tags", fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: no history store", c.Pos)
@@ -108,7 +169,7 @@ func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, tags tagObs
 	var stale, absent, undated, failed []string
 	var oldest, oldestAfter time.Time
 	var oldestRef string
-	for _, ref := range tf.Refs {
+	for _, ref := range refs {
 		digest, found, err := reg.Digest(ctx, ref)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -153,6 +214,6 @@ func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, tags tagObs
 	case len(cannot) > 0:
 		return false, "cannot tell", warning
 	}
-	return true, fmt.Sprintf("all %d tags pushed within %s (oldest: %s, new digest seen %s ago, pushed after %s)", len(tf.Refs), tf.Within,
+	return true, fmt.Sprintf("all %d tags pushed within %s (oldest: %s, new digest seen %s ago, pushed after %s)", len(refs), tf.Within,
 		oldestRef, now.Sub(oldest).Round(time.Second), oldestAfter.UTC().Format(time.RFC3339)), warning
 }

@@ -68,7 +68,7 @@ func TestCheckSkip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			skip, reason, warnings := tools.checkSkip(t.Context(), &plan.Graph{Plan: &plan.Plan{SkipIf: tt.conds}}, nil, nil, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
+			skip, reason, warnings := tools.checkSkip(t.Context(), &plan.Graph{Plan: &plan.Plan{SkipIf: tt.conds}}, tt.conds, nil, nil, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
 			if skip != tt.skip || !strings.Contains(reason, tt.reason) {
 				t.Errorf("checkSkip = %v, %q; want %v, %q", skip, reason, tt.skip, tt.reason)
 			}

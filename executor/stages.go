@@ -97,16 +97,32 @@ func (rs *runState) readOutputs(inst *plan.Instance, workdir string, stdout *cap
 // extend expands the steps waiting for step's values (plan.Graph.Extend) and adds their
 // instances to the run's record. It returns how many were added. It runs on the scheduling
 // goroutine, the only one that reads the graph's instance list while a run goes on.
-func (rs *runState) extend(step string) (int, error) {
-	rs.mu.Lock()
-	vals, ok := rs.values[step]
-	rs.mu.Unlock()
-	if !ok {
-		return 0, nil
+func (rs *runState) extend(st *plan.Step) (int, error) {
+	step := st.ID
+	var added []*plan.Instance
+	var err error
+	if st.Checkout != nil {
+		// What it fetched: the steps whose templates name .source expand now.
+		src := rs.source()
+		if src == nil {
+			return 0, nil
+		}
+		if added, err = rs.g.ExtendSource(step, plan.Source{Repo: src.Repo, Ref: src.Ref, Commit: src.Commit}); err != nil {
+			return 0, err
+		}
 	}
-	added, err := rs.g.Extend(step, vals)
-	if err != nil {
-		return 0, err
+	if st.Outputs != nil {
+		rs.mu.Lock()
+		vals, ok := rs.values[step]
+		rs.mu.Unlock()
+		if !ok {
+			return 0, nil
+		}
+		more, err := rs.g.Extend(step, vals)
+		if err != nil {
+			return 0, err
+		}
+		added = append(added, more...)
 	}
 	rs.mu.Lock()
 	for _, inst := range added {

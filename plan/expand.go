@@ -110,6 +110,7 @@ type expander struct {
 	g           *Graph
 	params      map[string]string
 	runtime     map[string]Var // vars steps defined at run time, so far
+	source      *Source        // what the checkout step fetched, once it has (ExtendSource)
 	order       []*Step
 	pending     []*Step // deferred steps not expanded yet, in order
 	total       int     // instances so far
@@ -130,6 +131,9 @@ func (x *expander) data(c []KV) map[string]any {
 		params[k] = v
 	}
 	data := map[string]any{"vars": vars, "plan": x.p.Name, "instance": x.p.Instance, "params": params}
+	if x.source != nil {
+		data["source"] = map[string]any{"commit": x.source.Commit, "ref": x.source.Ref, "repo": x.source.Repo}
+	}
 	for _, kv := range c {
 		data[kv.Key] = kv.Value
 	}

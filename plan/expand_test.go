@@ -52,6 +52,9 @@ func dumpGraph(g *Graph) string {
 	return b.String()
 }
 
+// shippedCommit stands for the commit a shipped plan's checkout fetched.
+const shippedCommit = "0123456789abcdef0123456789abcdef01234567"
+
 // airflowPythons stands for what python-versions reads from an Airflow checkout.
 var airflowPythons = []string{"3.10", "3.11", "3.12", "3.13", "3.14"}
 
@@ -69,6 +72,11 @@ func expandShipped(t *testing.T, file string) (*Plan, *Graph) {
 		t.Fatal(err)
 	}
 	for _, s := range p.Steps {
+		if s.Checkout != nil {
+			if _, err := g.ExtendSource(s.ID, Source{Repo: "https://example.com/repo.git", Ref: "main", Commit: shippedCommit}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if s.Outputs != nil {
 			if _, err := g.Extend(s.ID, map[string]Var{"python": {List: airflowPythons, IsList: true}}); err != nil {
 				t.Fatal(err)
@@ -201,17 +209,21 @@ func TestShippedPlans(t *testing.T) {
 			lines = append(lines, strings.Join(r.Argv, " "))
 		}
 	}
+	// What CI runs (the h-airflow reading of breeze, workflows and dev/refresh_images.sh):
+	// the source-providers and no-providers modes before the wheels, no --skip-tag-check,
+	// the PyPI mode from the wheels, the images labelled with the source commit.
+	const commit = shippedCommit
 	want := []string{
-		"breeze ci-image build --run-in-parallel --python-versions 3.10 3.11 3.12 3.13 3.14 --answer yes",
-		"breeze release-management prepare-provider-distributions --include-not-ready-providers --skip-tag-check --distribution-format wheel",
+		"breeze ci-image build --run-in-parallel --python-versions 3.10 3.11 3.12 3.13 3.14 --commit-sha " + commit,
+		"breeze release-management generate-constraints --airflow-constraints-mode constraints-source-providers --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel",
+		"breeze release-management generate-constraints --airflow-constraints-mode constraints-no-providers --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel",
+		"breeze release-management prepare-provider-distributions --include-not-ready-providers --distribution-format wheel",
 		"breeze release-management prepare-airflow-distributions --distribution-format wheel",
 		"breeze release-management prepare-task-sdk-distributions --distribution-format wheel",
-		"breeze release-management generate-constraints --airflow-constraints-mode constraints --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel --answer yes",
-		"breeze release-management generate-constraints --airflow-constraints-mode constraints-source-providers --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel --answer yes",
-		"breeze release-management generate-constraints --airflow-constraints-mode constraints-no-providers --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel --answer yes",
+		"breeze release-management generate-constraints --airflow-constraints-mode constraints --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel",
 	}
 	for _, py := range airflowPythons {
-		want = append(want, "breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python "+py)
+		want = append(want, "breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python "+py+" --commit-sha "+commit)
 	}
 	if !slices.Equal(lines, want) {
 		t.Errorf("airflow breeze lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
@@ -224,6 +236,15 @@ func TestShippedPlans(t *testing.T) {
 	}
 	if len(refs) != 10 || refs[0] != "ghcr.io/apache/airflow/main/ci/python3.10:cache-linux-amd64" || refs[9] != "ghcr.io/apache/airflow/main/ci/python3.14:cache-linux-arm64" {
 		t.Errorf("verified refs %q", refs)
+	}
+	// Freshness over every cache tag of every Python of the tree, decided once the tree
+	// gave its versions: the refs are exactly the ones verify-cache checks.
+	if len(p.SkipIf) != 1 || p.SkipIf[0].Tags == nil || !slices.Equal(p.SkipIf[0].Tags.After, []string{"python-versions"}) {
+		t.Fatalf("airflow skip_if %+v; want one tags condition decided after python-versions", p.SkipIf)
+	}
+	watched, ready, err := g.SkipTagRefs(p.SkipIf[0])
+	if err != nil || !ready || !slices.Equal(watched, refs) {
+		t.Errorf("skip_if watches %q (ready %v, err %v); want the verified refs %q", watched, ready, err, refs)
 	}
 	b := p.Builders["airflow_cache"]
 	if b == nil || len(b.Nodes) != 2 || b.Nodes[0].Endpoint != "unix:///var/run/docker.sock" || b.Nodes[1].Platform != "linux/arm64" {

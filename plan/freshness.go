@@ -2,6 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,8 +29,10 @@ func (pd *planDecoder) tagsFreshness(n *yaml.Node) *TagsFreshness {
 	return tf
 }
 
-// resolveTags renders every tags condition's refs for each combination of its matrix
-// (axes: literal lists or list vars), checking the templates and the refs they make.
+// resolveTags checks every tags condition and renders its refs for each combination of its
+// matrix (axes: literal lists or list vars). A condition whose refs use a var a step
+// defines at run time (the Python versions read from the checkout) is decided once that
+// step has succeeded (After): its refs are rendered then, by Graph.SkipTagRefs.
 func (pd *planDecoder) resolveTags() {
 	for _, c := range pd.p.SkipIf {
 		tf := c.Tags
@@ -37,58 +41,138 @@ func (pd *planDecoder) resolveTags() {
 		}
 		ok := true
 		names := []string{"plan", "instance"}
+		var after []string
 		for i := range tf.axes {
 			ax := &tf.axes[i]
 			names = append(names, ax.Name)
 			if ax.ref == "" {
 				continue
 			}
+			if rv, late := pd.runtime[ax.ref]; late && rv.out.List {
+				after = append(after, rv.step.ID)
+				continue
+			}
 			v, found := pd.p.Vars[ax.ref]
 			switch {
 			case !found || !v.IsList:
-				pd.errorAt(ax.refPos, "matrix axis %s names %q, which is not a list var; vars: %s", ax.Name, ax.ref, scope{vars: pd.p.Vars}.valid())
+				pd.errorAt(ax.refPos, "matrix axis %s names %q, which is not a list var; vars: %s", ax.Name, ax.ref,
+					scope{vars: pd.p.Vars, runtime: pd.runtime, runtimeOK: true}.valid())
 				ok = false
 			default:
 				ax.Values = v.List
 			}
 		}
+		sc := scope{vars: pd.p.Vars, names: names, runtime: pd.runtime, runtimeOK: true}
 		for i, t := range tf.tmpls {
-			for _, msg := range checkTemplate(t, scope{vars: pd.p.Vars, names: names}) {
+			for _, msg := range checkTemplate(t, sc) {
 				pd.errorAt(tf.pos[i], "%s", msg)
 				ok = false
+			}
+			for _, name := range templateVars(t) {
+				if rv, late := pd.runtime[name]; late {
+					after = append(after, rv.step.ID)
+				}
 			}
 		}
 		if !ok {
 			continue
 		}
-		seen := map[string]bool{}
-		for _, combo := range combos(tf.axes) {
-			data := map[string]any{"vars": varData(pd.p.Vars), "plan": pd.p.Name, "instance": pd.p.Instance}
-			for _, kv := range combo {
-				data[kv.Key] = kv.Value
+		if len(after) > 0 {
+			slices.Sort(after)
+			tf.After = slices.Compact(after)
+			continue
+		}
+		refs, errs := tf.render(c.Pos, pd.p.Vars, pd.p.Name, pd.p.Instance)
+		pd.errs = append(pd.errs, errs...)
+		tf.Refs = refs
+	}
+}
+
+// render renders the refs: templates for every combination of the matrix over vars, and
+// checks each ref names a tag. Each ref appears once.
+func (tf *TagsFreshness) render(at Pos, vars map[string]Var, planName, instance string) ([]string, ErrorList) {
+	var errs ErrorList
+	errorAt := func(p Pos, format string, args ...any) {
+		errs = append(errs, &Error{Pos: p, Msg: fmt.Sprintf(format, args...)})
+	}
+	axes := slices.Clone(tf.axes)
+	for i, ax := range axes {
+		if ax.ref == "" {
+			continue
+		}
+		v, ok := vars[ax.ref]
+		if !ok || !v.IsList {
+			errorAt(ax.refPos, "matrix axis %s: var %q has no list value", ax.Name, ax.ref)
+			return nil, errs
+		}
+		axes[i].Values = v.List
+	}
+	var refs []string
+	seen := map[string]bool{}
+	for _, combo := range combos(axes) {
+		data := map[string]any{"vars": varData(vars), "plan": planName, "instance": instance}
+		for _, kv := range combo {
+			data[kv.Key] = kv.Value
+		}
+		for i, t := range tf.tmpls {
+			ref, err := render(t, data)
+			if err != nil {
+				errorAt(tf.pos[i], "%v", err)
+				continue
 			}
-			for i, t := range tf.tmpls {
-				ref, err := render(t, data)
-				if err != nil {
-					pd.errorAt(tf.pos[i], "%v", err)
-					continue
-				}
-				switch {
-				case strings.Contains(ref, "@"):
-					pd.errorAt(tf.pos[i], "skip_if tags ref %q names a digest, which never changes: name a tag", ref)
-				case !hasTag(ref):
-					pd.errorAt(tf.pos[i], "skip_if tags ref renders to %q, which has no :TAG", ref)
-				case !seen[ref]:
-					seen[ref] = true
-					tf.Refs = append(tf.Refs, ref)
-				}
-			}
-			if len(tf.Refs) > maxWatchedTags {
-				pd.errorAt(c.Pos, "skip_if tags watches more than %d refs; reduce the matrix", maxWatchedTags)
-				return
+			switch {
+			case strings.Contains(ref, "@"):
+				errorAt(tf.pos[i], "skip_if tags ref %q names a digest, which never changes: name a tag", ref)
+			case !hasTag(ref):
+				errorAt(tf.pos[i], "skip_if tags ref renders to %q, which has no :TAG", ref)
+			case checkImageRef("skip_if tags ref", ref) != "":
+				errorAt(tf.pos[i], "%s", checkImageRef("skip_if tags ref", ref))
+			case !seen[ref]:
+				seen[ref] = true
+				refs = append(refs, ref)
 			}
 		}
+		if len(refs) > maxWatchedTags {
+			errorAt(at, "skip_if tags watches more than %d refs; reduce the matrix", maxWatchedTags)
+			return nil, errs
+		}
 	}
+	return refs, errs
+}
+
+// RefTemplates are the refs: as written, for a condition decided at run time (whose Refs
+// are not known before), with the names of its matrix axes.
+func (tf *TagsFreshness) RefTemplates() (refs, axes []string) {
+	for _, ax := range tf.axes {
+		axes = append(axes, ax.Name)
+	}
+	return slices.Clone(tf.tmpls), axes
+}
+
+// SkipTagRefs renders the refs of a tags condition decided at run time (c.Tags.After),
+// with the values the steps defined so far. ready is false while a step it waits for has
+// not delivered its values; an error (a ref that is not a tag, too many refs) says what
+// the values made of the template.
+func (g *Graph) SkipTagRefs(c SkipCondition) (refs []string, ready bool, err error) {
+	tf := c.Tags
+	if tf == nil || g.x == nil {
+		return nil, false, nil
+	}
+	if len(tf.After) == 0 {
+		return tf.Refs, true, nil
+	}
+	for _, id := range tf.After {
+		if !g.x.delivered(id) {
+			return nil, false, nil
+		}
+	}
+	vars := maps.Clone(g.Plan.Vars)
+	maps.Copy(vars, g.x.runtime)
+	refs, errs := tf.render(c.Pos, vars, g.Plan.Name, g.Plan.Instance)
+	if err := errs.err(); err != nil {
+		return nil, true, fmt.Errorf("skip_if tags with the values of %s: %w", strings.Join(tf.After, ", "), err)
+	}
+	return refs, true, nil
 }
 
 // warnf records a warning at n: the plan stays valid.

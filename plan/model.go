@@ -141,6 +141,11 @@ type SkipCondition struct {
 type TagsFreshness struct {
 	Refs   []string // concrete image refs with a tag: the refs: templates rendered per matrix combination
 	Within time.Duration
+	// After are the steps whose run-time values the refs use (the Python versions read
+	// from the checkout). Empty: Refs are known at load and the condition is decided before
+	// the run starts. Otherwise Refs is empty, and the condition is decided as soon as these
+	// steps succeeded (Graph.SkipTagRefs), before anything expanded from their values starts.
+	After []string
 
 	tmpls []string // refs: as written
 	pos   []Pos

@@ -162,6 +162,14 @@ func (pd *planDecoder) withRunData(sc scope, kind templateKind) scope {
 	}
 	sc.runtime = pd.runtime
 	sc.runtimeOK = kind == tmplStep || kind == tmplMessage
+	switch kind {
+	case tmplPlan:
+		sc.source = sourceScope{why: "plan-level values are fixed before any step runs; name it in the steps after the checkout"}
+	case tmplStep:
+		// A step's templates may name what the checkout fetched: the step then expands once
+		// the checkout succeeded (checkRuntimeVars), like one using a run-time var.
+		sc.source = pd.sourceScope()
+	}
 	return sc
 }
 
@@ -195,7 +203,13 @@ func (pd *planDecoder) renderWorkdir() {
 // (directly or not) the step defining them, and marks the steps that expand at run time.
 func (pd *planDecoder) checkRuntimeVars() {
 	p := pd.p
-	if len(pd.runtime) == 0 {
+	var checkout *Step
+	for _, s := range p.Steps {
+		if s.Checkout != nil {
+			checkout = s
+		}
+	}
+	if len(pd.runtime) == 0 && checkout == nil {
 		return
 	}
 	ids := make(map[string]*Step, len(p.Steps))
@@ -214,12 +228,16 @@ func (pd *planDecoder) checkRuntimeVars() {
 			uses[s][name] = pos
 		}
 	}
+	sourceUse := make(map[*Step]Pos)
 	for _, t := range pd.tmpls {
 		if t.step == nil {
 			continue
 		}
 		for _, name := range templateVars(t.text) {
 			use(t.step, name, t.pos)
+		}
+		if _, seen := sourceUse[t.step]; !seen && t.kind == tmplStep && checkout != nil && templateUsesSource(t.text) {
+			sourceUse[t.step] = t.pos
 		}
 	}
 	for _, s := range p.Steps {
@@ -253,6 +271,16 @@ func (pd *planDecoder) checkRuntimeVars() {
 				}
 			}
 		}
+		if pos, ok := sourceUse[s]; ok {
+			switch {
+			case s == checkout:
+				pd.errorAt(pos, "checkout step %s names .source, which is what it fetches; only the steps after it can use it", s.ID)
+			case !anc[checkout.ID]:
+				pd.errorAt(pos, "step %s names .source, which checkout step %s sets when it has fetched; add %s to its needs (directly or through a step it needs)", s.ID, checkout.ID, checkout.ID)
+			case !slices.Contains(s.waits, checkout.ID):
+				s.waits = append(s.waits, checkout.ID)
+			}
+		}
 		s.deferred = len(s.waits) > 0
 		for _, n := range s.Needs {
 			if ids[n] != nil && ids[n].deferred {
@@ -281,6 +309,22 @@ func ancestors(s *Step, ids map[string]*Step) map[string]bool {
 
 // templateVars lists the NAMEs of .vars.NAME a template uses.
 func templateVars(text string) []string {
+	var out []string
+	for _, f := range templateFields(text) {
+		if len(f) == 2 && f[0] == "vars" {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// templateUsesSource reports whether a template names .source.FIELD.
+func templateUsesSource(text string) bool {
+	return slices.ContainsFunc(templateFields(text), func(f []string) bool { return len(f) > 0 && f[0] == "source" })
+}
+
+// templateFields lists the field references (.vars.python: [vars python]) of a template.
+func templateFields(text string) [][]string {
 	if !isTemplate(text) {
 		return nil
 	}
@@ -288,7 +332,7 @@ func templateVars(text string) []string {
 	if err != nil {
 		return nil
 	}
-	var out []string
+	var out [][]string
 	var walk func(n parse.Node)
 	walk = func(n parse.Node) {
 		switch n := n.(type) {
@@ -307,9 +351,7 @@ func templateVars(text string) []string {
 				walk(a)
 			}
 		case *parse.FieldNode:
-			if len(n.Ident) == 2 && n.Ident[0] == "vars" {
-				out = append(out, n.Ident[1])
-			}
+			out = append(out, n.Ident)
 		}
 	}
 	walk(t.Tree.Root)

@@ -33,11 +33,18 @@ func (g *Graph) Pending() []PendingStep {
 	return out
 }
 
-// usedRuntime lists the run-time vars a step uses, sorted.
+// usedRuntime lists the run-time vars a step uses, sorted, and "source" when it names
+// what the checkout fetched.
 func (p *Plan) usedRuntime(s *Step) []string {
 	var out []string
 	for _, w := range p.Steps {
-		if w.Outputs == nil || !slices.Contains(s.waits, w.ID) {
+		if !slices.Contains(s.waits, w.ID) {
+			continue
+		}
+		if w.Checkout != nil {
+			out = append(out, "source")
+		}
+		if w.Outputs == nil {
 			continue
 		}
 		for _, ov := range w.Outputs.Vars {
@@ -68,18 +75,6 @@ func (g *Graph) Extend(step string, values map[string]Var) ([]*Instance, error) 
 	for name, v := range values {
 		x.runtime[name] = v
 	}
-	delivered := func(id string) bool {
-		for _, s := range x.p.Steps {
-			if s.ID == id && s.Outputs != nil {
-				for _, ov := range s.Outputs.Vars {
-					if _, ok := x.runtime[ov.Name]; !ok {
-						return false
-					}
-				}
-			}
-		}
-		return true
-	}
 	before := len(g.Instances)
 	saved := struct {
 		total   int
@@ -87,7 +82,7 @@ func (g *Graph) Extend(step string, values map[string]Var) ([]*Instance, error) 
 	}{x.total, slices.Clone(x.pending)}
 	var rest []*Step
 	for _, s := range x.pending {
-		ready := !slices.ContainsFunc(s.waits, func(id string) bool { return !delivered(id) })
+		ready := !slices.ContainsFunc(s.waits, func(id string) bool { return !x.delivered(id) })
 		for _, n := range s.Needs {
 			if slices.ContainsFunc(rest, func(r *Step) bool { return r.ID == n }) {
 				ready = false
@@ -126,19 +121,49 @@ func (g *Graph) Extend(step string, values map[string]Var) ([]*Instance, error) 
 	return g.Instances[before:], nil
 }
 
+// delivered reports whether step id has given the run what later steps wait for: every var
+// of its outputs:, and for a checkout step, the source it fetched.
+func (x *expander) delivered(id string) bool {
+	for _, s := range x.p.Steps {
+		if s.ID != id {
+			continue
+		}
+		if s.Checkout != nil && x.source == nil {
+			return false
+		}
+		if s.Outputs != nil {
+			for _, ov := range s.Outputs.Vars {
+				if _, ok := x.runtime[ov.Name]; !ok {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// Source is what the run's checkout step fetched, as templates see it (.source.commit,
+// .source.ref, .source.repo).
+type Source struct {
+	Repo, Ref, Commit string
+}
+
+// ExtendSource records what checkout step fetched and expands the steps whose templates
+// name .source (Extend).
+func (g *Graph) ExtendSource(step string, src Source) ([]*Instance, error) {
+	if g.x == nil {
+		return nil, fmt.Errorf("extend graph of %s: not made by Expand", g.Plan.Name)
+	}
+	g.x.source = &src
+	return g.Extend(step, nil)
+}
+
 // PendingReason says why a pending step never expanded, for the run's record.
 func (g *Graph) PendingReason(ps PendingStep) string {
 	var missing []string
 	for _, w := range ps.Waits {
-		for _, s := range g.Plan.Steps {
-			if s.ID == w && s.Outputs != nil {
-				for _, ov := range s.Outputs.Vars {
-					if _, ok := g.x.runtime[ov.Name]; !ok {
-						missing = append(missing, w)
-						break
-					}
-				}
-			}
+		if !g.x.delivered(w) {
+			missing = append(missing, w)
 		}
 	}
 	if len(missing) == 0 {
