@@ -25,6 +25,7 @@ EXTRA_PIDS=()
 cleanup() {
 	for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${EXTRA_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$DIR"/*.log "$KEEP_LOGS"/ 2>/dev/null || true; fi
 	bash "$ROOT/scripts/stack.sh" purge "$DIR" >/dev/null 2>&1 || rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -158,7 +159,6 @@ t1=$(now)
 kill -TERM "$DAEMON"
 wait "$DAEMON" || true
 wall=$(echo "$t1 - $t0" | bc -l)
-[ -n "${KEEP_LOG:-}" ] && cp "$DIR/daemon.log" "$KEEP_LOG"
 busy=$(build_seconds "$DIR/daemon.log")
 ideal=$(echo "$busy / 4" | bc -l)
 printf 'three plans on one 4-node builder: wall %.2fs, ideal %.2fs (build time %.2fs / 4 nodes), ratio %.2f (target <= 1.10)\n' \

@@ -167,6 +167,33 @@ func TestPoolBuildsTwoPythonsAtOnceOnTwoNodes(t *testing.T) {
 	if len(r.Warnings) != 0 {
 		t.Errorf("warnings %q, want none", r.Warnings)
 	}
+	// Provisioning reads `docker buildx ls` once for the builder and both nodes' builders:
+	// once to compare, once to check what it created; the next run, with nothing to
+	// change, once in all (it was once per pooled node).
+	if got := lsCalls(cmds); got != 2 {
+		t.Errorf("first run: %d buildx ls calls, want 2 (compare, check)", got)
+	}
+	r2, cmds2 := es.run(t, g)
+	if r2.Status != history.StatusSucceeded {
+		t.Fatalf("second run %s: %s", r2.Status, r2.Reason)
+	}
+	if got := builderChanges(cmds2); len(got) != 0 {
+		t.Errorf("second run changed builders: %q", got)
+	}
+	if got := lsCalls(cmds2); got != 1 {
+		t.Errorf("second run: %d buildx ls calls, want 1 for the builder and its 2 pooled nodes", got)
+	}
+}
+
+// lsCalls counts the `docker buildx ls` among cmds.
+func lsCalls(cmds []string) int {
+	n := 0
+	for _, c := range cmds {
+		if strings.HasPrefix(c, "buildx ls ") {
+			n++
+		}
+	}
+	return n
 }
 
 func TestPoolNodeKilledMidRunDegradesToTheOther(t *testing.T) {

@@ -20,19 +20,13 @@ type provision struct{ *plan.ProvisionAction }
 
 func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 	b := p.Builder
-	spec := builderSpec(b)
 	c := t.buildxClient(a)
-	changes, err := c.Provision(ctx, spec)
+	// The builder and its pooled nodes' own builders, compared, converged and checked
+	// together: one `docker buildx ls` for all of them, whatever the pool's size.
+	specs := append([]buildx.BuilderSpec{builderSpec(b)}, poolSpecs(b)...)
+	changes, states, err := c.ProvisionAll(ctx, specs)
 	if err != nil {
 		return err
-	}
-	pools := poolSpecs(b)
-	for _, ps := range pools {
-		more, err := c.Provision(ctx, ps)
-		if err != nil {
-			return err
-		}
-		changes = append(changes, more...)
 	}
 	if len(changes) == 0 {
 		a.Log.Info("builder matches the plan", "builder", b.Name)
@@ -40,28 +34,27 @@ func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 	// Every node must be running, each seen through a builder it is in: the builder itself,
 	// else its own single-node builder. A pool's node that is not running is skipped by the
 	// run, with a warning, while its platform has another running node.
-	state, waitErr := c.WaitRunning(ctx, b.Name, t.NodeWait)
-	if state == nil {
+	names := []string{b.Name}
+	inMain := map[string]bool{}
+	for _, n := range specs[0].Nodes {
+		inMain[n.Name] = true
+	}
+	for _, ps := range specs[1:] {
+		if !inMain[ps.Nodes[0].Name] {
+			names = append(names, ps.Name)
+		}
+	}
+	states, waitErr := c.WaitRunningAll(ctx, names, states, t.NodeWait)
+	if states == nil {
 		return fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, waitErr)
 	}
+	state := states[b.Name]
 	nodes := map[string]buildx.NodeState{}
-	for _, n := range state.Nodes {
-		nodes[n.Name] = n
-	}
-	for _, ps := range pools {
-		n := ps.Nodes[0]
-		if _, seen := nodes[n.Name]; seen {
-			continue
-		}
-		st, err := c.WaitRunning(ctx, ps.Name, t.NodeWait)
-		if st == nil {
-			return fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, err)
-		}
-		if ns := st.Node(n.Name); ns != nil {
-			nodes[n.Name] = *ns
-		}
-		if waitErr == nil {
-			waitErr = err
+	for _, name := range names {
+		for _, n := range states[name].Nodes {
+			if _, seen := nodes[n.Name]; !seen {
+				nodes[n.Name] = n
+			}
 		}
 	}
 	down, err := downNodes(b, nodes, waitErr)
@@ -142,6 +135,14 @@ func downNodes(b *plan.Builder, nodes map[string]buildx.NodeState, waitErr error
 	return down, nil
 }
 
+// compareNote says what provisioning's one `docker buildx ls` compares.
+func compareNote(b *plan.Builder) string {
+	if n := len(poolSpecs(b)); n > 0 {
+		return fmt.Sprintf("compare builder %s and its %d pooled nodes' own builders with the plan, all in this one call; then only the missing of:", b.Name, n)
+	}
+	return "compare builder " + b.Name + " with the plan; then only the missing of:"
+}
+
 func nodePlatform(b *plan.Builder, node string) string {
 	for _, n := range b.Nodes {
 		if n.Name == node {
@@ -157,7 +158,7 @@ func nodePlatform(b *plan.Builder, node string) string {
 func (p provision) describe(t *Tools) []Op {
 	b := p.Builder
 	docker := t.docker()
-	ops := []Op{{Argv: buildx.LsArgv(docker), Note: "compare builder " + b.Name + " with the plan; then only the missing of:"}}
+	ops := []Op{{Argv: buildx.LsArgv(docker), Note: compareNote(b)}}
 	for _, ch := range buildx.Diff(docker, builderSpec(b), nil) {
 		ops = append(ops, Op{Argv: ch.Argv})
 	}

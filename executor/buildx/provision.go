@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -156,43 +157,58 @@ func createArgv(docker string, spec BuilderSpec, n NodeSpec, appendNode bool) []
 // Provision makes the builder match spec and returns the changes it made (none for a builder
 // that already matches). It checks the result: a builder that still differs is an error.
 func (c *Client) Provision(ctx context.Context, spec BuilderSpec) ([]Change, error) {
-	if len(spec.Nodes) == 0 {
-		return nil, fmt.Errorf("provision builder %s: no nodes declared", spec.Name)
+	changes, _, err := c.ProvisionAll(ctx, []BuilderSpec{spec})
+	return changes, err
+}
+
+// ProvisionAll makes every builder of specs match its spec, reading their state with one
+// `docker buildx ls` per round for all of them: a builder that already matches costs that
+// one call and nothing else. It returns the changes made, in order, and the builders'
+// states as last read (every spec's builder is in it unless err is set). A builder that
+// still differs after provisioning is an error.
+func (c *Client) ProvisionAll(ctx context.Context, specs []BuilderSpec) ([]Change, map[string]*BuilderState, error) {
+	names := make([]string, len(specs))
+	for i, spec := range specs {
+		if len(spec.Nodes) == 0 {
+			return nil, nil, fmt.Errorf("provision builder %s: no nodes declared", spec.Name)
+		}
+		names[i] = spec.Name
 	}
+	what := "provision builder " + strings.Join(names, ", ")
 	var done []Change
 	// Two rounds: an --append that pins a platform unpins it from the other nodes, so a
-	// swap of platforms between nodes needs a second pass.
-	for round := 0; round < 2; round++ {
-		cur, found, err := c.Builder(ctx, spec.Name)
+	// swap of platforms between nodes needs a second pass. A third read only checks.
+	for round := 0; ; round++ {
+		states, err := c.Builders(ctx, names...)
 		if err != nil {
-			return done, fmt.Errorf("provision builder %s: %w", spec.Name, err)
+			return done, nil, fmt.Errorf("%s: %w", what, err)
 		}
-		if !found {
-			cur = nil
-		}
-		changes := Diff(c.docker(), spec, cur)
-		if len(changes) == 0 {
-			return done, nil
-		}
-		for _, ch := range changes {
-			c.log().Info("builder change", "builder", spec.Name, "node", ch.Node, "change", string(ch.Kind), "reason", ch.Reason)
-			if err := c.run(ctx, ch.Argv...); err != nil {
-				return done, fmt.Errorf("provision builder %s: %s node %s: %w", spec.Name, ch.Kind, ch.Node, err)
+		var rest []Change
+		changed := false
+		for _, spec := range specs {
+			changes := Diff(c.docker(), spec, states[spec.Name])
+			if round == 2 {
+				if len(changes) > 0 {
+					rest = append(rest, changes...)
+				}
+				continue
 			}
-			done = append(done, ch)
+			for _, ch := range changes {
+				c.log().Info("builder change", "builder", spec.Name, "node", ch.Node, "change", string(ch.Kind), "reason", ch.Reason)
+				if err := c.run(ctx, ch.Argv...); err != nil {
+					return done, nil, fmt.Errorf("provision builder %s: %s node %s: %w", spec.Name, ch.Kind, ch.Node, err)
+				}
+				done = append(done, ch)
+				changed = true
+			}
+		}
+		if len(rest) > 0 {
+			return done, nil, fmt.Errorf("%s: still differs after provisioning: %v", what, rest)
+		}
+		if !changed {
+			return done, states, nil
 		}
 	}
-	cur, found, err := c.Builder(ctx, spec.Name)
-	if err != nil {
-		return done, fmt.Errorf("provision builder %s: %w", spec.Name, err)
-	}
-	if !found {
-		cur = nil
-	}
-	if rest := Diff(c.docker(), spec, cur); len(rest) > 0 {
-		return done, fmt.Errorf("provision builder %s: still differs after provisioning: %v", spec.Name, rest)
-	}
-	return done, nil
 }
 
 // WaitPolicy bounds WaitRunning.
@@ -239,44 +255,73 @@ func BootstrapArgv(docker, name string) []string {
 // bootstrapped (`docker buildx inspect --bootstrap`) and checked again with backoff; after the
 // last check the first such node is returned as a *NodeNotRunningError.
 func (c *Client) WaitRunning(ctx context.Context, name string, policy WaitPolicy) (*BuilderState, error) {
+	states, err := c.WaitRunningAll(ctx, []string{name}, nil, policy)
+	return states[name], err
+}
+
+// WaitRunningAll requires every node of the named builders to be running, starting from
+// states (as ProvisionAll returns them; nil reads them first): when they all are, it issues
+// no command at all. Builders with a node that is not running are bootstrapped, and all are
+// read again with one `docker buildx ls`, with backoff. After the last check it returns the
+// states it last read and the first node not running, in names order, as a
+// *NodeNotRunningError. The states are nil only with an error that is not one of those.
+func (c *Client) WaitRunningAll(ctx context.Context, names []string, states map[string]*BuilderState, policy WaitPolicy) (map[string]*BuilderState, error) {
 	policy = policy.withDefaults()
 	delay := policy.Backoff
-	var bootErr error
+	bootErr := map[string]error{}
+	what := strings.Join(names, ", ")
 	for check := 1; ; check++ {
-		cur, found, err := c.Builder(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("check builder %s nodes: %w", name, err)
-		}
-		if !found {
-			return nil, fmt.Errorf("check builder %s nodes: builder does not exist", name)
-		}
-		var down *NodeState
-		for i := range cur.Nodes {
-			if cur.Nodes[i].Status != StatusRunning {
-				down = &cur.Nodes[i]
-				break
+		if states == nil || check > 1 {
+			var err error
+			if states, err = c.Builders(ctx, names...); err != nil {
+				return nil, fmt.Errorf("check builder %s nodes: %w", what, err)
 			}
 		}
-		if down == nil {
-			return cur, nil
+		var down []*NodeNotRunningError
+		for _, name := range names {
+			cur := states[name]
+			if cur == nil {
+				return nil, fmt.Errorf("check builder %s nodes: builder does not exist", name)
+			}
+			for i := range cur.Nodes {
+				if n := cur.Nodes[i]; n.Status != StatusRunning {
+					down = append(down, &NodeNotRunningError{Builder: name, Node: n.Name, Endpoint: n.Endpoint, Status: n.Status, Checks: check, Detail: n.Err})
+					break
+				}
+			}
+		}
+		if len(down) == 0 {
+			return states, nil
 		}
 		if check >= policy.Attempts {
-			e := &NodeNotRunningError{Builder: name, Node: down.Name, Endpoint: down.Endpoint, Status: down.Status, Checks: check, Detail: down.Err}
+			e := down[0]
 			if e.Status == "" {
 				e.Status = "unknown"
 			}
-			if e.Detail == "" && bootErr != nil {
-				e.Detail = lastLine(bootErr.Error())
+			if e.Detail == "" && bootErr[e.Builder] != nil {
+				e.Detail = lastLine(bootErr[e.Builder].Error())
 			}
-			return cur, e
+			return states, e
 		}
-		c.log().Warn("builder node not running", "builder", name, "node", down.Name, "endpoint", down.Endpoint, "status", down.Status, "check", check)
-		bctx, cancel := context.WithTimeout(ctx, policy.BootstrapTimeout)
-		bootErr = c.run(bctx, BootstrapArgv(c.docker(), name)...)
-		cancel()
+		// At once: an unreachable node may take the whole bootstrap timeout, and a fleet
+		// may have several down.
+		errs := make([]error, len(down))
+		var wg sync.WaitGroup
+		for i, d := range down {
+			c.log().Warn("builder node not running", "builder", d.Builder, "node", d.Node, "endpoint", d.Endpoint, "status", d.Status, "check", check)
+			wg.Go(func() {
+				bctx, cancel := context.WithTimeout(ctx, policy.BootstrapTimeout)
+				defer cancel()
+				errs[i] = c.run(bctx, BootstrapArgv(c.docker(), d.Builder)...)
+			})
+		}
+		wg.Wait()
+		for i, d := range down {
+			bootErr[d.Builder] = errs[i]
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("check builder %s nodes: %w", name, ctx.Err())
+			return nil, fmt.Errorf("check builder %s nodes: %w", what, ctx.Err())
 		case <-time.After(delay):
 		}
 		delay *= 2

@@ -103,25 +103,43 @@ func LsArgv(docker string) []string {
 
 // Builder reads the named builder's state. found is false when no such builder exists.
 func (c *Client) Builder(ctx context.Context, name string) (state *BuilderState, found bool, err error) {
-	out, err := c.query(ctx, LsArgv(c.docker())...)
-	if err != nil {
-		return nil, false, fmt.Errorf("read builders: %w", err)
-	}
-	builders, err := parseLs(out)
+	all, err := c.Builders(ctx, name)
 	if err != nil {
 		return nil, false, err
 	}
+	state, found = all[name]
+	return state, found, nil
+}
+
+// Builders reads the state of the named builders with one `docker buildx ls`, whatever
+// their number: ls lists every builder anyway, and each call costs a docker CLI start plus
+// a round trip to every node, so a pool of N nodes must not pay it N times. A name missing
+// from the map has no builder.
+func (c *Client) Builders(ctx context.Context, names ...string) (map[string]*BuilderState, error) {
+	out, err := c.query(ctx, LsArgv(c.docker())...)
+	if err != nil {
+		return nil, fmt.Errorf("read builders: %w", err)
+	}
+	builders, err := parseLs(out)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	states := map[string]*BuilderState{}
 	for i := range builders {
-		if builders[i].Name != name {
+		b := &builders[i]
+		if !want[b.Name] {
 			continue
 		}
-		b := &builders[i]
 		if err := c.readStore(b); err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		return b, true, nil
+		states[b.Name] = b
 	}
-	return nil, false, nil
+	return states, nil
 }
 
 // storeEntry is buildx's own record of a builder, $DOCKER_CONFIG/buildx/instances/NAME. It is

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // workerInfo is the subset of `buildctl debug workers --format '{{json .}}'` we read.
@@ -141,27 +142,51 @@ func (p PlatformCheck) String() string {
 	return fmt.Sprintf("node %s (%s) declared %s, native %s", p.Node, p.Endpoint, p.Declared, p.Native)
 }
 
-// CheckPlatforms compares each declared node's platform with its worker's native platform.
-// state must come from WaitRunning (every node running).
+// CheckPlatforms compares each declared node's platform with its worker's native platform,
+// asking every node at once (one buildctl round trip per node, so provisioning a pool of N
+// costs one, not N). state must come from WaitRunning (every node running). The checks are
+// in spec order; the first error in that order is returned.
 func (c *Client) CheckPlatforms(ctx context.Context, spec BuilderSpec, state *BuilderState) ([]PlatformCheck, error) {
-	var checks []PlatformCheck
-	for _, n := range spec.Nodes {
+	type result struct {
+		check PlatformCheck
+		skip  bool
+		err   error
+	}
+	results := make([]result, len(spec.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range spec.Nodes {
 		if n.Platform == "" {
+			results[i].skip = true
 			continue
 		}
 		ns := state.Node(n.Name)
 		if ns == nil {
-			return nil, fmt.Errorf("check platforms of builder %s: node %s is missing", spec.Name, n.Name)
+			results[i].err = fmt.Errorf("check platforms of builder %s: node %s is missing", spec.Name, n.Name)
+			continue
 		}
-		native, err := c.NativePlatform(ctx, state.Driver, *ns)
-		if err != nil {
-			return nil, fmt.Errorf("check platforms of builder %s: %w", spec.Name, err)
+		wg.Go(func() {
+			native, err := c.NativePlatform(ctx, state.Driver, *ns)
+			if err != nil {
+				results[i].err = fmt.Errorf("check platforms of builder %s: %w", spec.Name, err)
+				return
+			}
+			ok, err := Native(native, n.Platform)
+			if err != nil {
+				results[i].err = fmt.Errorf("check platforms of builder %s node %s: %w", spec.Name, n.Name, err)
+				return
+			}
+			results[i].check = PlatformCheck{Node: n.Name, Endpoint: ns.Endpoint, Declared: n.Platform, Native: native, Emulated: !ok}
+		})
+	}
+	wg.Wait()
+	var checks []PlatformCheck
+	for _, r := range results {
+		if r.err != nil {
+			return nil, r.err
 		}
-		ok, err := Native(native, n.Platform)
-		if err != nil {
-			return nil, fmt.Errorf("check platforms of builder %s node %s: %w", spec.Name, n.Name, err)
+		if !r.skip {
+			checks = append(checks, r.check)
 		}
-		checks = append(checks, PlatformCheck{Node: n.Name, Endpoint: ns.Endpoint, Declared: n.Platform, Native: native, Emulated: !ok})
 	}
 	return checks, nil
 }
