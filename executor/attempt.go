@@ -59,6 +59,9 @@ type Attempt struct {
 	DryRun   bool // the dry run: change nothing outside the state directory
 	// health is the run's record of its builders' nodes found down (shared by its attempts).
 	health *nodeHealth
+	// slots is the engine's slot queue; nil (an attempt made outside an engine) queues the
+	// attempt alone, still sharing the slots' flocks with everything else.
+	slots *slotManager
 }
 
 // observeTag records ref's digest as seen now, if the engine watches tags.

@@ -73,8 +73,15 @@ func (b buildxCache) buildOnPool(ctx context.Context, t *Tools, a *Attempt, mdFi
 	act := b.BuildxCacheAction
 	pool := a.builder(act)
 	c := t.buildxClient(a)
+	slots, health := a.slots, a.health
+	if slots == nil {
+		slots = newSlotManager()
+	}
+	if health == nil {
+		health = &nodeHealth{} // an attempt outside a run: what it finds is its own
+	}
 	for {
-		slot, err := acquireSlot(ctx, a.StateDir, pool, act.Platform, a.health)
+		slot, err := acquireSlot(ctx, slots, a.StateDir, pool, act.Platform, health)
 		if err != nil {
 			return buildx.Metadata{}, "", err
 		}
@@ -83,15 +90,19 @@ func (b buildxCache) buildOnPool(ctx context.Context, t *Tools, a *Attempt, mdFi
 		o := buildOptions(act, mdFile)
 		o.Builder = slot.Builder
 		md, err := c.Build(ctx, o)
-		slot.release()
 		if err == nil {
+			slot.release()
 			return md, slot.Node.Name, nil
 		}
-		if ctx.Err() != nil || !nodeGone(ctx, c, slot) {
-			return md, slot.Node.Name, err
-		}
-		if a.health.markDown(act.Builder, slot.Node.Name, err.Error()) {
+		// The slot is kept while the node is checked: released first, it would go to the
+		// next waiter, node down or not.
+		gone := ctx.Err() == nil && nodeGone(ctx, c, slot)
+		if gone && health.markDown(act.Builder, slot.Node.Name, err.Error()) {
 			a.Warn(fmt.Sprintf("builder %s node %s (%s) went down during the build of %s; the run skips it from now on", act.Builder, slot.Node.Name, slot.Node.Endpoint, act.Platform))
+		}
+		slot.release()
+		if !gone {
+			return md, slot.Node.Name, err
 		}
 		a.Log.Warn("build lost its node, trying another node of the pool", "node", slot.Node.Name, "err", lastLine(err.Error()))
 	}

@@ -55,6 +55,9 @@ type Engine struct {
 	dir  statedir.Dir // cfg.StateDir
 	log  *slog.Logger
 	rand func() float64
+	// slots queues this process's builds for node slots, first come first served across
+	// every run the engine makes.
+	slots *slotManager
 }
 
 // DefaultKillGrace is the grace when neither the plan nor the Config sets one.
@@ -93,7 +96,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := proc.BecomeSubreaper(); err != nil {
 		cfg.Logger.Warn("orphaned step processes will be reaped by PID 1 instead", "err", err)
 	}
-	return &Engine{cfg: cfg, dir: dir, log: cfg.Logger, rand: defaultRand}, nil
+	return &Engine{cfg: cfg, dir: dir, log: cfg.Logger, rand: defaultRand, slots: newSlotManager()}, nil
 }
 
 // RunSpec says which run to make of a graph.
@@ -537,5 +540,5 @@ func (rs *runState) holdBuilder(ctx context.Context, inst *plan.Instance) (unloc
 	if b == nil {
 		return nil, fmt.Errorf("builder %s is not declared", inst.Builder)
 	}
-	return lockWholeBuilder(ctx, rs.e.cfg.StateDir, b)
+	return lockWholeBuilder(ctx, rs.e.slots, rs.e.cfg.StateDir, b)
 }

@@ -162,7 +162,7 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 	a := &Attempt{
 		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, Workdir: workdir, N: n, Log: log, Output: lw,
 		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun, Procs: procs,
-		health: &rs.health,
+		health: &rs.health, slots: rs.e.slots,
 		Exec: func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error) {
 			if dir == "" {
 				dir = workdir

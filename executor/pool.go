@@ -2,14 +2,13 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gofrs/flock"
 
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/statedir"
@@ -25,10 +24,6 @@ import (
 // node (buildx_buildkit_NODE), so both builders reach the same BuildKit state, and the
 // registry cache (--cache-from/--cache-to REF) does not depend on the builder's name at all.
 // A platform with one node keeps building through the full builder, by its name.
-
-// slotPoll is how often a build waiting for a node slot tries every slot again. flock has
-// no queue, so waiters are served in polling order, not strictly first come first served.
-const slotPoll = 100 * time.Millisecond
 
 // poolNodes returns the nodes of b pinned to platform, in declared order.
 func poolNodes(b *plan.Builder, platform string) []plan.Node {
@@ -98,11 +93,10 @@ func (s *nodeSlot) release() {
 	}
 }
 
-// acquireSlot takes a free slot of a live node of b pinned to platform: every slot of every
-// node not down, in declared order, without blocking, then again every slotPoll until one is
-// free or ctx ends. Slots are flocks in the state directory, so plans and daemons sharing it
-// share the nodes build by build.
-func acquireSlot(ctx context.Context, stateDir string, b *plan.Builder, platform string, h *nodeHealth) (*nodeSlot, error) {
+// acquireSlot takes a free slot of a live node of b pinned to platform, preferring nodes in
+// declared order, waiting in m's queue (first come first served) until one is free or ctx
+// ends. A node marked down in h meanwhile is not given.
+func acquireSlot(ctx context.Context, m *slotManager, stateDir string, b *plan.Builder, platform string, h *nodeHealth) (*nodeSlot, error) {
 	start := time.Now()
 	dir := statedir.Dir{Root: stateDir}
 	if err := os.MkdirAll(dir.Locks(), 0o750); err != nil {
@@ -112,55 +106,54 @@ func acquireSlot(ctx context.Context, stateDir string, b *plan.Builder, platform
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("builder %s has no node pinned to %s", b.Name, platform)
 	}
-	t := time.NewTicker(slotPoll)
-	defer t.Stop()
-	for {
-		var live []string
-		for _, n := range nodes {
-			if h.isDown(b.Name, n.Name) {
-				continue
-			}
-			live = append(live, n.Name)
-			for slot := range max(n.MaxParallel, 1) {
-				path := dir.NodeSlotLock(b.Name, n.Name, slot)
-				l := flock.New(path)
-				ok, err := l.TryLock()
-				if err != nil {
-					return nil, fmt.Errorf("lock %s: %w", filepath.Base(path), err)
-				}
-				if ok {
-					return &nodeSlot{Node: n, Slot: slot, Builder: poolBuilderName(b, n), Waited: time.Since(start), unlock: func() { _ = l.Unlock() }}, nil
-				}
-			}
-		}
-		if len(live) == 0 {
-			return nil, fmt.Errorf("builder %s has no live node for %s (down: %s)", b.Name, platform, strings.Join(nodeNames(nodes), ", "))
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for a free node of builder %s for %s (%s): %w", b.Name, platform, strings.Join(live, ", "), context.Cause(ctx))
-		case <-t.C:
+	var want []slotChoice
+	for _, n := range nodes {
+		for slot := range max(n.MaxParallel, 1) {
+			want = append(want, slotChoice{Path: dir.NodeSlotLock(b.Name, n.Name, slot), Node: n, Slot: slot})
 		}
 	}
+	live := func(n plan.Node) bool { return !h.isDown(b.Name, n.Name) }
+	c, err := m.acquire(ctx, want, live)
+	switch {
+	case errors.Is(err, errNoUsableSlot):
+		return nil, fmt.Errorf("builder %s has no live node for %s (down: %s)", b.Name, platform, strings.Join(nodeNames(nodes), ", "))
+	case err != nil && ctx.Err() != nil:
+		var up []string
+		for _, n := range nodes {
+			if live(n) {
+				up = append(up, n.Name)
+			}
+		}
+		return nil, fmt.Errorf("wait for a free node of builder %s for %s (%s): %w", b.Name, platform, strings.Join(up, ", "), err)
+	case err != nil:
+		return nil, err
+	}
+	return &nodeSlot{Node: c.Node, Slot: c.Slot, Builder: poolBuilderName(b, c.Node), Waited: time.Since(start),
+		unlock: func() { m.release(c.Path) }}, nil
 }
 
 // lockWholeBuilder holds slot 0 of every node of b, in declared order (so two holders never
 // deadlock), for a step that drives the builder itself (a run step with builder:): its
-// builds go wherever buildx sends them, so it has the builder to itself.
-func lockWholeBuilder(ctx context.Context, stateDir string, b *plan.Builder) (unlock func(), err error) {
-	var unlocks []func()
+// builds go wherever buildx sends them, so it has the builder to itself. It queues for each
+// slot with the builds, first come first served.
+func lockWholeBuilder(ctx context.Context, m *slotManager, stateDir string, b *plan.Builder) (unlock func(), err error) {
+	dir := statedir.Dir{Root: stateDir}
+	if err := os.MkdirAll(dir.Locks(), 0o750); err != nil {
+		return nil, fmt.Errorf("create locks directory: %w", err)
+	}
+	var held []string
 	unlock = func() {
-		for i := len(unlocks) - 1; i >= 0; i-- {
-			unlocks[i]()
+		for _, path := range slices.Backward(held) {
+			m.release(path)
 		}
 	}
 	for _, n := range b.Nodes {
-		u, err := lockPath(ctx, statedir.Dir{Root: stateDir}.NodeSlotLock(b.Name, n.Name, 0), "node "+n.Name+" of builder "+b.Name)
+		c, err := m.acquire(ctx, []slotChoice{{Path: dir.NodeSlotLock(b.Name, n.Name, 0), Node: n}}, nil)
 		if err != nil {
 			unlock()
-			return nil, err
+			return nil, fmt.Errorf("lock node %s of builder %s: %w", n.Name, b.Name, err)
 		}
-		unlocks = append(unlocks, u)
+		held = append(held, c.Path)
 	}
 	return unlock, nil
 }

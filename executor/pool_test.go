@@ -2,9 +2,14 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,29 +27,14 @@ func poolBuilder(nodes, maxParallel int) *plan.Builder {
 	return b
 }
 
-// holdAll takes every slot of b's nodes, as other builds would.
-func holdAll(t testing.TB, state string, b *plan.Builder) {
-	if err := os.MkdirAll(statedir.Dir{Root: state}.Locks(), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range b.Nodes {
-		for s := range n.MaxParallel {
-			l := flock.New(statedir.Dir{Root: state}.NodeSlotLock(b.Name, n.Name, s))
-			if ok, err := l.TryLock(); !ok || err != nil {
-				t.Fatalf("hold %s slot %d: %v %v", n.Name, s, ok, err)
-			}
-			t.Cleanup(func() { _ = l.Unlock() })
-		}
-	}
-}
-
 func TestAcquireSlotPlacesOnFreeLiveNodes(t *testing.T) {
 	state := t.TempDir()
 	b := poolBuilder(2, 2)
+	m := newSlotManager()
 	var h nodeHealth
 	var got []string
 	for range 4 {
-		s, err := acquireSlot(t.Context(), state, b, "linux/amd64", &h)
+		s, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,34 +48,251 @@ func TestAcquireSlotPlacesOnFreeLiveNodes(t *testing.T) {
 	// All four busy: a fifth waits until its context ends, naming the live nodes.
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := acquireSlot(ctx, state, b, "linux/amd64", &h); err == nil || !strings.Contains(err.Error(), "wait for a free node of builder pool for linux/amd64 (pool0, pool1)") {
+	if _, err := acquireSlot(ctx, m, state, b, "linux/amd64", &h); err == nil || !strings.Contains(err.Error(), "wait for a free node of builder pool for linux/amd64 (pool0, pool1)") {
 		t.Errorf("fifth slot: %v", err)
+	}
+	if n := m.waiting(); n != 0 {
+		t.Errorf("%d waiters left queued after their context ended", n)
 	}
 	// A node marked down is never given; none live is an error at once.
 	h.markDown("pool", "pool0", "inactive")
 	h.markDown("pool", "pool1", "inactive")
-	if _, err := acquireSlot(t.Context(), state, b, "linux/amd64", &h); err == nil || !strings.Contains(err.Error(), "no live node for linux/amd64") {
+	if _, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &h); err == nil || !strings.Contains(err.Error(), "no live node for linux/amd64") {
 		t.Errorf("all down: %v", err)
 	}
-	if _, err := acquireSlot(t.Context(), state, b, "linux/arm64", &h); err == nil || !strings.Contains(err.Error(), "no node pinned to linux/arm64") {
+	if _, err := acquireSlot(t.Context(), m, state, b, "linux/arm64", &h); err == nil || !strings.Contains(err.Error(), "no node pinned to linux/arm64") {
 		t.Errorf("no such platform: %v", err)
 	}
 }
 
-// BenchmarkSlotPollBusy is one polling pass of a build waiting for a slot while every slot
-// of N nodes is held: what each waiter costs every 100 ms (slotPoll).
-func BenchmarkSlotPollBusy(b *testing.B) {
+// waitQueued waits until m has n waiters, so that the next one is known to arrive after them.
+func waitQueued(t *testing.T, m *slotManager, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for m.waiting() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters queued, want %d", m.waiting(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSlotsFirstComeFirstServed: builds of several runs (each its own health) wait for a pool
+// of one node; they get the slot in the order they asked, each as the previous releases it,
+// and a waiter for another platform is not held up behind them.
+func TestSlotsFirstComeFirstServed(t *testing.T) {
+	state := t.TempDir()
+	b := poolBuilder(1, 1)
+	b.Nodes = append(b.Nodes, plan.Node{Name: "x86", Platform: "linux/386", MaxParallel: 1})
+	m := newSlotManager()
+	first, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const waiters = 6
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() {
+			s, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			time.Sleep(time.Millisecond) // a build: newcomers could overtake a poller here
+			s.release()
+		})
+		waitQueued(t, m, i+1)
+	}
+	// The other platform's node is free: served at once, whatever the queue ahead.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	other, err := acquireSlot(ctx, m, state, b, "linux/386", &nodeHealth{})
+	if err != nil {
+		t.Fatalf("linux/386 waited behind linux/amd64 builds: %v", err)
+	}
+	other.release()
+	first.release()
+	wg.Wait()
+	if want := []int{0, 1, 2, 3, 4, 5}; !slices.Equal(order, want) {
+		t.Errorf("slots given in order %v, want arrival order %v", order, want)
+	}
+}
+
+// TestSlotsFaults: a slot held by another process (another open file of the lock: flock
+// sees another owner) is taken when that process lets go; a cancelled waiter leaves the
+// queue and its turn passes on; a waiter whose nodes all go down while it waits is told so.
+func TestSlotsFaults(t *testing.T) {
+	state := t.TempDir()
+	b := poolBuilder(1, 1)
+	path := statedir.Dir{Root: state}.NodeSlotLock("pool", "pool0", 0)
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("held by another process", func(t *testing.T) {
+		m := newSlotManager()
+		foreign := flock.New(path)
+		if ok, err := foreign.TryLock(); !ok || err != nil {
+			t.Fatalf("hold: %v %v", ok, err)
+		}
+		got := make(chan error, 1)
+		go func() {
+			s, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+			s.release()
+			got <- err
+		}()
+		waitQueued(t, m, 1)
+		select {
+		case err := <-got:
+			t.Fatalf("slot given while another process holds it: %v", err)
+		case <-time.After(3 * slotForeignPoll):
+		}
+		_ = foreign.Unlock()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("slot released by another process never given")
+		}
+	})
+	t.Run("cancelled waiter", func(t *testing.T) {
+		m := newSlotManager()
+		holder, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancelled := make(chan error, 1)
+		go func() {
+			_, err := acquireSlot(ctx, m, state, b, "linux/amd64", &nodeHealth{})
+			cancelled <- err
+		}()
+		waitQueued(t, m, 1)
+		next := make(chan error, 1)
+		go func() {
+			s, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+			s.release()
+			next <- err
+		}()
+		waitQueued(t, m, 2)
+		cancel()
+		if err := <-cancelled; !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled waiter: %v", err)
+		}
+		holder.release()
+		if err := <-next; err != nil {
+			t.Errorf("the waiter after a cancelled one: %v", err)
+		}
+	})
+	t.Run("nodes down while waiting", func(t *testing.T) {
+		m := newSlotManager()
+		holder, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h nodeHealth
+		got := make(chan error, 1)
+		go func() {
+			_, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &h)
+			got <- err
+		}()
+		waitQueued(t, m, 1)
+		h.markDown("pool", "pool0", "went down")
+		holder.release()
+		select {
+		case err := <-got:
+			if err == nil || !strings.Contains(err.Error(), "no live node for linux/amd64") {
+				t.Errorf("waiter whose node went down: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("waiter whose only node went down still waits")
+		}
+	})
+	t.Run("whole builder queues with builds", func(t *testing.T) {
+		m := newSlotManager()
+		holder, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var order []string
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			s, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, "build")
+			mu.Unlock()
+			s.release()
+		})
+		waitQueued(t, m, 1)
+		wg.Go(func() {
+			unlock, err := lockWholeBuilder(t.Context(), m, state, b)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, "whole builder")
+			mu.Unlock()
+			unlock()
+		})
+		waitQueued(t, m, 2)
+		holder.release()
+		wg.Wait()
+		if want := []string{"build", "whole builder"}; !slices.Equal(order, want) {
+			t.Errorf("order %v, want %v", order, want)
+		}
+	})
+}
+
+// BenchmarkSlotHandover is one build's turn on a pool of N nodes whose slots are all held by
+// builds of this process: queueing (one pass over the pool, no system call for slots held
+// here) and the handover of a released slot, flock kept. No waiter polls: this is what a
+// turn costs whatever the wait.
+func BenchmarkSlotHandover(b *testing.B) {
 	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			state := b.TempDir()
 			pool := poolBuilder(n, 1)
-			holdAll(b, state, pool)
-			ctx, cancel := context.WithCancel(b.Context())
-			cancel() // one pass, then the wait ends
-			for b.Loop() {
-				if _, err := acquireSlot(ctx, state, pool, "linux/amd64", &nodeHealth{}); err == nil {
-					b.Fatal("got a slot while all are held")
+			m := newSlotManager()
+			var held []*nodeSlot
+			for range n {
+				s, err := acquireSlot(b.Context(), m, state, pool, "linux/amd64", &nodeHealth{})
+				if err != nil {
+					b.Fatal(err)
 				}
+				held = append(held, s)
+			}
+			h := &nodeHealth{}
+			i := 0
+			for b.Loop() {
+				got := make(chan *nodeSlot)
+				go func() {
+					s, err := acquireSlot(b.Context(), m, state, pool, "linux/amd64", h)
+					if err != nil {
+						b.Error(err)
+					}
+					got <- s
+				}()
+				for m.waiting() == 0 {
+					runtime.Gosched()
+				}
+				held[i%n].release()
+				held[i%n] = <-got
+				i++
+			}
+			for _, s := range held {
+				s.release()
 			}
 		})
 	}
