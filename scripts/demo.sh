@@ -3,14 +3,16 @@
 # refreshd daemon, twice, on the local stack of scripts/stack.sh (default DIR
 # /tmp/refreshd-demo, the place plans/demo.yaml names):
 #
-#   1. stack.sh up DIR: registry, two buildkitd nodes, the bare constraints repository
+#   1. stack.sh up DIR: registry, two buildkitd nodes, the bare constraints repository,
+#      the sample project as a repository (sample.git, branches main and v1-0-test)
 #   2. refreshd daemon --plans DIR/plans --state DIR/state --socket DIR/refreshd.sock
-#   3. refreshd run demo/main --wait, then what it did: the Python versions read from the
-#      tree, per-step durations, the cache tags and digests in the registry, the
+#   3. refreshd run demo/main --wait, then what it did: the commit it checked out, the
+#      Python versions read from that tree, per-step durations, the cache tags and digests in the registry, the
 #      constraints commit and its summary
 #   4. refreshd run demo/v1-0-test --wait: the release branch, the second instance of the
-#      same plan (its own clone, Python list, constraints branch and cache path)
-#   5. demo/main again: the cached, unchanged path (no constraints commit, faster builds)
+#      same plan (its own checkout, Python list, constraints branch and cache path)
+#   5. demo/main again: the cached, unchanged path (the same commit, no constraints commit,
+#      faster builds)
 #   6. the wall times; then the daemon and the stack are stopped, whatever happened
 #
 # Exits 1 if a run did not succeed. Environment:
@@ -114,6 +116,7 @@ summary() {
 	"run \(.id) of \(.plan): \(.status) in \(dur(.start; .end))"
 	+ (if .reason then "\n  reason: \(.reason)" else "" end),
 	(if .params then "params: " + ([.params | to_entries[] | "\(.key)=\(.value)"] | join(" ")) else empty end),
+	(if .source then "source: \(.source.ref) at \(.source.commit[0:12]) of \(.source.repo) (\(if .source.changed then "new since the last run" else "unchanged" end))" else empty end),
 	(.vars[]? | "from the tree: \(.name) = \(if .list then (.values | join(" ")) else .value end)  (step \(.step))"),
 	"",
 	"steps (status, duration, node that built):",

@@ -80,27 +80,63 @@ func (s *stack) editPlan(pairs ...string) {
 	}
 }
 
-// onePython cuts the main branch's Python list (python-versions.txt in the project's tree,
-// which the plan reads) to 3.11 so a drill builds half as much; the shapes (matrix, two
-// platforms, three modes, publish, verify) stay.
+// onePython cuts the main branch's Python list (python-versions.txt in sample.git, which
+// the plan's checkout fetches and python-versions reads) to 3.11 so a drill builds half as
+// much; the shapes (matrix, two platforms, three modes, gate, publish, verify) stay.
 func (s *stack) onePython() {
 	s.t.Helper()
-	if err := os.WriteFile(filepath.Join(s.project(), "python-versions.txt"), []byte("3.11\n"), 0o644); err != nil {
-		s.t.Fatal(err)
-	}
+	s.commitSample("main", "main: Python 3.11 only", func(dir string) {
+		if err := os.WriteFile(filepath.Join(dir, "python-versions.txt"), []byte("3.11\n"), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	})
 }
 
-// release appends a line to the project's package index: a simulated upstream release.
+// release appends a line to the package index in the sample's main branch: a simulated
+// upstream release, which the next run's checkout brings in.
 func (s *stack) release(line string) {
 	s.t.Helper()
-	f, err := os.OpenFile(filepath.Join(s.project(), "index", "packages.txt"), os.O_APPEND|os.O_WRONLY, 0)
+	s.commitSample("main", "index: "+line, func(dir string) {
+		f, err := os.OpenFile(filepath.Join(dir, "index", "packages.txt"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := fmt.Fprintln(f, line); err != nil {
+			s.t.Fatal(err)
+		}
+	})
+}
+
+// commitSample changes branch of the stack's sample.git as a developer would: a clone, the
+// edit, a commit and a push. The demo plan's checkout step fetches it at the next run: no
+// test writes into a workdir refreshd owns.
+func (s *stack) commitSample(branch, message string, edit func(dir string)) {
+	s.t.Helper()
+	dir := s.t.TempDir()
+	run := func(args ...string) {
+		s.t.Helper()
+		c := exec.Command("git", args...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		if out, err := c.CombinedOutput(); err != nil {
+			s.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("clone", "--quiet", "--branch", branch, s.Env["REFRESHD_DEMO_DIR"]+"/sample.git", ".")
+	edit(dir)
+	run("-c", "user.name=e2e", "-c", "user.email=e2e@example.org", "commit", "--quiet", "--allow-empty", "-am", message)
+	run("push", "--quiet", "origin", "HEAD:"+branch)
+}
+
+// sampleHead is the commit at the tip of branch in the stack's sample.git.
+func (s *stack) sampleHead(branch string) string {
+	s.t.Helper()
+	out, err := exec.Command("git", "--git-dir", s.Env["REFRESHD_DEMO_DIR"]+"/sample.git", "rev-parse", "refs/heads/"+branch).CombinedOutput()
 	if err != nil {
-		s.t.Fatal(err)
+		s.t.Fatalf("rev-parse %s of sample.git: %v\n%s", branch, err, out)
 	}
-	defer f.Close()
-	if _, err := fmt.Fprintln(f, line); err != nil {
-		s.t.Fatal(err)
-	}
+	return strings.TrimSpace(string(out))
 }
 
 // digest asks the registry itself (not refreshd's client) for the manifest digest of a

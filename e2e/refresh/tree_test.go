@@ -61,16 +61,22 @@ func TestVersionAddedInTheTree(t *testing.T) {
 	seeded := branchFiles()
 
 	// A value the plan's pattern refuses: the run fails at python-versions, naming it.
-	if err := os.WriteFile(filepath.Join(release, "python-versions.txt"), []byte("3.11\n--push\n"), 0o644); err != nil {
-		t.Fatal(err)
+	setVersions := func(list string) {
+		t.Helper()
+		s.commitSample("v1-0-test", "v1-0-test: Python "+list, func(dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "python-versions.txt"), []byte(list), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
+	setVersions("3.11\n--push\n")
 	head := s.git("rev-parse", "refs/heads/constraints-1-0")
 	bad, code := d.runPlan("demo/v1-0-test")
 	if code != 1 || bad.Status != history.StatusFailed || !strings.Contains(bad.Reason, "step python-versions failed") || !strings.Contains(bad.Reason, `"--push"`) {
 		t.Errorf("run with a bad value: exit %d, %s", code, describe(bad))
 	}
 	for _, st := range bad.Steps {
-		if st.Instance != "python-versions" && (st.Status != history.StatusSkipped || len(st.Attempts) > 0) {
+		if st.Instance != "checkout" && st.Instance != "python-versions" && (st.Status != history.StatusSkipped || len(st.Attempts) > 0) {
 			t.Errorf("run with a bad value: %s %s (attempts %d); want skipped without an attempt", st.Instance, st.Status, len(st.Attempts))
 		}
 	}
@@ -79,9 +85,7 @@ func TestVersionAddedInTheTree(t *testing.T) {
 	}
 
 	// The release line adds Python 3.12: one line in its tree, nothing in the plan.
-	if err := os.WriteFile(filepath.Join(release, "python-versions.txt"), []byte("3.11\n3.12\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	setVersions("3.11\n3.12\n")
 	r2, code := d.runPlan("demo/v1-0-test", "--param", "upgrade=true")
 	if code != 0 {
 		logFailed(t, r2)
@@ -89,6 +93,14 @@ func TestVersionAddedInTheTree(t *testing.T) {
 	}
 	if got := pythons(r2); !slices.Equal(got, []string{"3.11", "3.12"}) {
 		t.Errorf("run 2 read python %q, want [3.11 3.12]", got)
+	}
+	// The run's checkout brought the release workdir to the branch's tip and recorded it.
+	tip := s.sampleHead("v1-0-test")
+	if r2.Source == nil || r2.Source.Commit != tip || r2.Source.Ref != "v1-0-test" || !r2.Source.Changed {
+		t.Errorf("run 2 source %+v, want v1-0-test at %s, changed", r2.Source, tip)
+	}
+	if b, err := os.ReadFile(filepath.Join(release, "python-versions.txt")); err != nil || string(b) != "3.11\n3.12\n" {
+		t.Errorf("release workdir python-versions.txt %q (%v) after run 2", b, err)
 	}
 	for _, id := range []string{"build-ci-images[python=3.12]", "refresh-cache[python=3.12][linux/amd64]",
 		"refresh-cache[python=3.12][linux/386]", "verify-cache[python=3.12,platform=linux/386]"} {

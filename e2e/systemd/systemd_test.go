@@ -90,7 +90,7 @@ func TestUnderSystemd(t *testing.T) {
 	// half the builds. The rootfs's own docker-registry service is not the stack's.
 	c.must(3*time.Minute, `systemctl disable --now docker-registry >/dev/null 2>&1 || true
 STACK_PYTHONS=3.11 bash /root/refreshd/scripts/stack.sh up /srv/refreshd-demo >/srv/refreshd-demo/stack-up.log 2>&1 || { tail -30 /srv/refreshd-demo/stack-up.log; exit 1; }
-chown -R refreshd:refreshd /srv/refreshd-demo/project /srv/refreshd-demo/project-v1-0 /srv/refreshd-demo/docker-config /srv/refreshd-demo/constraints.git`)
+chown -R refreshd:refreshd /srv/refreshd-demo/project /srv/refreshd-demo/project-v1-0 /srv/refreshd-demo/docker-config /srv/refreshd-demo/constraints.git /srv/refreshd-demo/sample.git`)
 	phase("demo stack up", t0)
 	regPort := c.must(10*time.Second, `. /srv/refreshd-demo/stack.env; echo $REGISTRY_PORT`)
 	dropIn := fmt.Sprintf(`[Service]
