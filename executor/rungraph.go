@@ -35,198 +35,18 @@ const DefaultCleanupBound = time.Minute
 // defines run-time values succeeds, the steps using them are expanded here (stages.go) and
 // join the scheduling before anything else starts. Instances report back on a channel.
 func (rs *runState) schedule(ctx context.Context) (bad []bool) {
-	insts := rs.g.Instances
-	const (
-		waiting = iota
-		running
-		done
-	)
-	state := make([]int, len(insts))
-	result := make([]history.Status, len(insts))
-	bad = make([]bool, len(insts))
-	perKey := map[string]int{}
-	type finished struct {
-		i      int
-		status history.Status
-	}
-	results := make(chan finished)
-	nRunning, remaining := 0, len(insts)
-	skipRest := "" // set when a skip_if decided at run time held: why, for the steps not started
-
-	// follows is what instance i waits for: its needs, or for a cleanup step without
-	// needs, every instance that is not a cleanup step and does not depend on it.
-	followsMemo := map[int][]int{}
-	follows := func(i int) []int {
-		if out, ok := followsMemo[i]; ok {
-			return out
-		}
-		var out []int
-		if len(insts[i].Needs) == 0 && when(insts[i]).Cleanup() {
-			after := rs.dependents(i)
-			for j := range insts {
-				if !when(insts[j]).Cleanup() && !after[j] {
-					out = append(out, j)
-				}
-			}
-		} else {
-			for _, need := range insts[i].Needs {
-				out = append(out, rs.idx[need])
-			}
-		}
-		followsMemo[i] = out
-		return out
-	}
-
-	// canStart reports whether instance i may start now, or, when it never will, why.
-	// neutral says the skip is not a failure: a when: condition that did not hold.
-	canStart := func(i int) (ready bool, skipReason string, neutral bool) {
-		for _, need := range insts[i].Needs {
-			if _, ok := rs.idx[need]; !ok {
-				return false, "needs " + need + ", which is not in the graph", false
-			}
-		}
-		w := when(insts[i])
-		if !w.Cleanup() {
-			for _, need := range insts[i].Needs {
-				j := rs.idx[need]
-				if state[j] == done && result[j] != history.StatusSucceeded {
-					return false, "needs " + need + " which " + outcome(result[j]), !bad[j]
-				}
-			}
-			for _, need := range insts[i].Needs {
-				if state[rs.idx[need]] != done {
-					return false, "", false
-				}
-			}
-			if ctx.Err() != nil {
-				return false, "", false
-			}
-			return true, "", false
-		}
-		var failed string
-		for _, j := range follows(i) {
-			if state[j] != done {
-				return false, "", false
-			}
-			if bad[j] && failed == "" {
-				failed = insts[j].ID
-			}
-		}
-		if w == plan.WhenFailure && failed == "" && ctx.Err() == nil {
-			return false, "when: failure, and nothing it follows failed", true
-		}
-		return true, "", false
-	}
-
-	// after says what a cleanup step ran after, for its record.
-	after := func(i int) string {
-		if ctx.Err() != nil {
-			_, why := rs.ended(ctx)
-			return "the run ended: " + why
-		}
-		for _, j := range follows(i) {
-			if bad[j] {
-				return insts[j].ID + " " + outcome(result[j])
-			}
-		}
-		return "everything it follows succeeded"
-	}
-
-	for remaining > 0 {
-		// Passes until nothing changes: a skip can make dependents skippable in turn.
-		for changed := true; changed; {
-			changed = false
-			for i, inst := range insts {
-				if state[i] != waiting {
-					continue
-				}
-				if ctx.Err() != nil && !when(inst).Cleanup() {
-					state[i], result[i], bad[i] = done, history.StatusInterrupted, true
-					remaining--
-					rs.update(i, func(s *history.Step) {
-						s.Status, s.Reason = history.StatusInterrupted, "run ended before the step started"
-					})
-					changed = true
-					continue
-				}
-				if skipRest != "" && !when(inst).Cleanup() {
-					// The outputs are fresh: the rest of the run is not needed. Not a failure,
-					// so when: failure steps do not run and when: always steps do.
-					state[i], result[i] = done, history.StatusSkipped
-					remaining--
-					rs.update(i, func(s *history.Step) { s.Status, s.Reason = history.StatusSkipped, skipRest })
-					changed = true
-					continue
-				}
-				ready, skip, neutral := canStart(i)
-				if skip != "" {
-					state[i], result[i], bad[i] = done, history.StatusSkipped, !neutral
-					remaining--
-					rs.update(i, func(s *history.Step) { s.Status, s.Reason = history.StatusSkipped, skip })
-					rs.log.Info("step skipped", "step", inst.ID, "reason", skip)
-					changed = true
-					continue
-				}
-				if !ready {
-					continue
-				}
-				if c := rs.p.Concurrency; c > 0 && nRunning >= c {
-					break
-				}
-				if c := stepConcurrency(inst); c > 0 && perKey[inst.ConcurrencyKey] >= c {
-					continue
-				}
-				state[i] = running
-				nRunning++
-				perKey[inst.ConcurrencyKey]++
-				if !when(inst).Cleanup() {
-					go func() { results <- finished{i, rs.runInstance(ctx, i, inst)} }()
-					continue
-				}
-				why := after(i)
-				rs.update(i, func(s *history.Step) { s.After = why })
-				rs.log.Info("cleanup step starting", "step", inst.ID, "when", when(inst), "after", rs.red.String(why))
-				cctx, cancel := rs.cleanupContext(ctx, inst)
-				go func() {
-					defer cancel()
-					results <- finished{i, rs.runInstance(cctx, i, inst)}
-				}()
-			}
-		}
-		if nRunning == 0 {
+	sc := &scheduler{rs: rs, ctx: ctx, results: make(chan finished), perKey: map[string]int{}, followsMemo: map[int][]int{}}
+	sc.grow(len(rs.g.Instances))
+	for sc.remaining > 0 {
+		sc.startReady()
+		if sc.nRunning == 0 {
 			break // nothing can ever start, which an acyclic graph rules out
 		}
-		f := <-results
-		state[f.i], result[f.i] = done, f.status
-		bad[f.i] = f.status != history.StatusSucceeded
-		nRunning--
-		perKey[insts[f.i].ConcurrencyKey]--
-		remaining--
-		if st := insts[f.i].Step; f.status == history.StatusSucceeded && st != nil && (st.Outputs != nil || st.Checkout != nil) && rs.stageErr == nil {
-			n, err := rs.extend(st)
-			if err != nil {
-				rs.stageErr = err
-				rs.log.Error("run-time expansion failed", "from", st.ID, "err", err)
-				continue
-			}
-			// A skip_if over tags named from these values is decided now, before anything
-			// expanded from them starts.
-			if why, skip := rs.lateSkip(ctx); skip {
-				skipRest = SkipIfReasonPrefix + why
-			}
-			if n > 0 {
-				insts = rs.g.Instances
-				state = append(state, make([]int, n)...)
-				result = append(result, make([]history.Status, n)...)
-				bad = append(bad, make([]bool, n)...)
-				remaining += n
-				clear(followsMemo) // a cleanup step without needs follows the new instances too
-			}
-		}
+		sc.finish(<-sc.results)
 	}
-	for i := range insts {
-		if state[i] == waiting {
-			bad[i] = true
+	for i := range sc.insts {
+		if sc.state[i] == waiting {
+			sc.bad[i] = true
 			rs.update(i, func(s *history.Step) {
 				s.Status, s.Reason = history.StatusInterrupted, "run ended before the step started"
 			})
@@ -234,10 +54,10 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 	}
 	why := ""
 	switch {
-	case skipRest != "":
-		why = skipRest
+	case sc.skipRest != "":
+		why = sc.skipRest
 		rs.mu.Lock()
-		rs.skipped = skipRest
+		rs.skipped = sc.skipRest
 		rs.mu.Unlock()
 	case rs.stageErr != nil:
 		why = "not expanded: " + rs.stageErr.Error()
@@ -247,7 +67,225 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 		why = "dry run: expands at run time, from values the dry run does not produce"
 	}
 	rs.recordPending(why)
-	return bad
+	return sc.bad
+}
+
+// Where an instance is in the run (scheduler.state).
+const (
+	waiting = iota
+	running
+	done
+)
+
+// finished is an instance's end, sent back by the goroutine that ran it.
+type finished struct {
+	i      int
+	status history.Status
+}
+
+// scheduler is the scheduling state of one run, owned by the goroutine in schedule: the
+// instances (the graph's, growing as stages expand), where each is, and the budgets.
+type scheduler struct {
+	rs      *runState
+	ctx     context.Context
+	results chan finished
+
+	insts  []*plan.Instance
+	state  []int
+	result []history.Status
+	// bad says, per instance, whether it counts against the run (schedule's result).
+	bad                 []bool
+	perKey              map[string]int // running instances per ConcurrencyKey
+	nRunning, remaining int
+	followsMemo         map[int][]int
+	// skipRest is set when a skip_if decided at run time held: why, for the steps not started.
+	skipRest string
+}
+
+// grow takes in n instances the graph gained (all of them at the start).
+func (sc *scheduler) grow(n int) {
+	sc.insts = sc.rs.g.Instances
+	sc.state = append(sc.state, make([]int, n)...)
+	sc.result = append(sc.result, make([]history.Status, n)...)
+	sc.bad = append(sc.bad, make([]bool, n)...)
+	sc.remaining += n
+	clear(sc.followsMemo) // a cleanup step without needs follows the new instances too
+}
+
+// follows is what instance i waits for: its needs, or for a cleanup step without needs,
+// every instance that is not a cleanup step and does not depend on it.
+func (sc *scheduler) follows(i int) []int {
+	if out, ok := sc.followsMemo[i]; ok {
+		return out
+	}
+	var out []int
+	if len(sc.insts[i].Needs) == 0 && when(sc.insts[i]).Cleanup() {
+		after := sc.rs.dependents(i)
+		for j := range sc.insts {
+			if !when(sc.insts[j]).Cleanup() && !after[j] {
+				out = append(out, j)
+			}
+		}
+	} else {
+		for _, need := range sc.insts[i].Needs {
+			out = append(out, sc.rs.idx[need])
+		}
+	}
+	sc.followsMemo[i] = out
+	return out
+}
+
+// canStart reports whether instance i may start now, or, when it never will, why.
+// neutral says the skip is not a failure: a when: condition that did not hold.
+func (sc *scheduler) canStart(i int) (ready bool, skipReason string, neutral bool) {
+	inst, idx := sc.insts[i], sc.rs.idx
+	for _, need := range inst.Needs {
+		if _, ok := idx[need]; !ok {
+			return false, "needs " + need + ", which is not in the graph", false
+		}
+	}
+	w := when(inst)
+	if !w.Cleanup() {
+		for _, need := range inst.Needs {
+			j := idx[need]
+			if sc.state[j] == done && sc.result[j] != history.StatusSucceeded {
+				return false, "needs " + need + " which " + outcome(sc.result[j]), !sc.bad[j]
+			}
+		}
+		for _, need := range inst.Needs {
+			if sc.state[idx[need]] != done {
+				return false, "", false
+			}
+		}
+		return sc.ctx.Err() == nil, "", false
+	}
+	var failed string
+	for _, j := range sc.follows(i) {
+		if sc.state[j] != done {
+			return false, "", false
+		}
+		if sc.bad[j] && failed == "" {
+			failed = sc.insts[j].ID
+		}
+	}
+	if w == plan.WhenFailure && failed == "" && sc.ctx.Err() == nil {
+		return false, "when: failure, and nothing it follows failed", true
+	}
+	return true, "", false
+}
+
+// after says what a cleanup step ran after, for its record.
+func (sc *scheduler) after(i int) string {
+	if sc.ctx.Err() != nil {
+		_, why := sc.rs.ended(sc.ctx)
+		return "the run ended: " + why
+	}
+	for _, j := range sc.follows(i) {
+		if sc.bad[j] {
+			return sc.insts[j].ID + " " + outcome(sc.result[j])
+		}
+	}
+	return "everything it follows succeeded"
+}
+
+// settle ends instance i without running it.
+func (sc *scheduler) settle(i int, status history.Status, reason string, bad bool) {
+	sc.state[i], sc.result[i], sc.bad[i] = done, status, bad
+	sc.remaining--
+	sc.rs.update(i, func(s *history.Step) { s.Status, s.Reason = status, reason })
+}
+
+// startReady settles what can no longer run and starts what may, in passes until nothing
+// changes: a skip can make dependents skippable in turn.
+func (sc *scheduler) startReady() {
+	rs := sc.rs
+	for changed := true; changed; {
+		changed = false
+		for i, inst := range sc.insts {
+			if sc.state[i] != waiting {
+				continue
+			}
+			cleanup := when(inst).Cleanup()
+			switch {
+			case sc.ctx.Err() != nil && !cleanup:
+				sc.settle(i, history.StatusInterrupted, "run ended before the step started", true)
+				changed = true
+				continue
+			case sc.skipRest != "" && !cleanup:
+				// The outputs are fresh: the rest of the run is not needed. Not a failure,
+				// so when: failure steps do not run and when: always steps do.
+				sc.settle(i, history.StatusSkipped, sc.skipRest, false)
+				changed = true
+				continue
+			}
+			ready, skip, neutral := sc.canStart(i)
+			if skip != "" {
+				sc.settle(i, history.StatusSkipped, skip, !neutral)
+				rs.log.Info("step skipped", "step", inst.ID, "reason", skip)
+				changed = true
+				continue
+			}
+			if !ready {
+				continue
+			}
+			if c := rs.p.Concurrency; c > 0 && sc.nRunning >= c {
+				break
+			}
+			if c := stepConcurrency(inst); c > 0 && sc.perKey[inst.ConcurrencyKey] >= c {
+				continue
+			}
+			sc.start(i)
+		}
+	}
+}
+
+// start runs instance i in a goroutine that reports back on results. A cleanup step runs on
+// a context of its own (cleanupContext).
+func (sc *scheduler) start(i int) {
+	rs, inst := sc.rs, sc.insts[i]
+	sc.state[i] = running
+	sc.nRunning++
+	sc.perKey[inst.ConcurrencyKey]++
+	if !when(inst).Cleanup() {
+		go func() { sc.results <- finished{i, rs.runInstance(sc.ctx, i, inst)} }()
+		return
+	}
+	why := sc.after(i)
+	rs.update(i, func(s *history.Step) { s.After = why })
+	rs.log.Info("cleanup step starting", "step", inst.ID, "when", when(inst), "after", rs.red.String(why))
+	cctx, cancel := rs.cleanupContext(sc.ctx, inst)
+	go func() {
+		defer cancel()
+		sc.results <- finished{i, rs.runInstance(cctx, i, inst)}
+	}()
+}
+
+// finish records an instance's end. When it defined values (outputs:, or the source a
+// checkout fetched), the steps using them are expanded now and join the scheduling, and a
+// skip_if over them is decided, before anything else starts.
+func (sc *scheduler) finish(f finished) {
+	rs := sc.rs
+	sc.state[f.i], sc.result[f.i] = done, f.status
+	sc.bad[f.i] = f.status != history.StatusSucceeded
+	sc.nRunning--
+	sc.perKey[sc.insts[f.i].ConcurrencyKey]--
+	sc.remaining--
+	st := sc.insts[f.i].Step
+	if f.status != history.StatusSucceeded || st == nil || (st.Outputs == nil && st.Checkout == nil) || rs.stageErr != nil {
+		return
+	}
+	n, err := rs.extend(st)
+	if err != nil {
+		rs.stageErr = err
+		rs.log.Error("run-time expansion failed", "from", st.ID, "err", err)
+		return
+	}
+	if why, skip := rs.lateSkip(sc.ctx); skip {
+		sc.skipRest = SkipIfReasonPrefix + why
+	}
+	if n > 0 {
+		sc.grow(n)
+	}
 }
 
 // dependents returns the instances that need instance i, directly or not.
