@@ -10,15 +10,19 @@
 #      divided by the 4 nodes. Prints wall/ideal (target <= 1.1).
 #
 # Every build is cold: a fresh NONCE build arg and a fresh cache repository per run. Each
-# build's RUN sleeps SLEEP seconds (default 3): all nodes share this machine's cores, so the
-# RUN stands in for work done on a node's own machine rather than competing for 2 cores.
-# A warm-up run provisions the builders and pulls the base first.
+# build's RUN sleeps SLEEP seconds (default 20): all nodes share this machine's 2 cores, so
+# the RUN stands in for work done on a node's own machine rather than competing for them,
+# and 20 s rather than 3 keeps each build's fixed cost here (a docker CLI start, the
+# registry reads, BuildKit's cache export: about 1.5 s, mostly CPU these 4 nodes share) from
+# standing in for what real builds, an hour each, do not have. A warm-up run (one Python)
+# provisions each builder and pulls the base first.
 #
-#   bench/pools.sh       SLEEP=3 by default; REFRESHD=PATH times that binary
+#   bench/pools.sh       SLEEP=20 by default; REFRESHD=PATH times that binary;
+#                        KEEP_LOGS=DIR keeps the runs' and the daemon's logs
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SLEEP=${SLEEP:-3}
+SLEEP=${SLEEP:-20}
 
 DIR=$(mktemp -d /tmp/refreshd-bench-pools.XXXXXX)
 EXTRA_PIDS=()
@@ -60,10 +64,10 @@ ARG NONCE
 RUN sleep $SLEEP; echo "\$PYTHON \$NONCE" > /built
 DOCKERFILE
 
-# write_plan NAME BUILDER NODES NONCE (into PLANS, default DIR/plans): 4 Pythons x 2 platforms on BUILDER with NODES (1 or 2
-# per platform).
+# write_plan NAME BUILDER NODES NONCE (into PLANS, default DIR/plans): PYTHONS (default 4)
+# Pythons x 2 platforms on BUILDER with NODES (1 or 2 per platform).
 write_plan() {
-	local name=$1 builder=$2 per=$3 nonce=$4
+	local name=$1 builder=$2 per=$3 nonce=$4 pythons=${PYTHONS:-'"3.10", "3.11", "3.12", "3.13"'}
 	{
 		cat <<EOF
 plan: $name
@@ -88,7 +92,7 @@ EOF
 		cat <<EOF
 steps:
   - id: cache
-    matrix: { python: ["3.10", "3.11", "3.12", "3.13"] }
+    matrix: { python: [$pythons] }
     concurrency: 4
     buildx_cache:
       builder: $builder
@@ -129,11 +133,11 @@ build_seconds() {
 	echo "$total"
 }
 
-write_plan warm1 single 1 warm1 && run warm1
-write_plan warm2 pool 2 warm2 && run warm2
-write_plan warm3 shared 2 warm3 && run warm3
+PYTHONS='"3.12"' write_plan warm1 single 1 warm1 && run warm1
+PYTHONS='"3.12"' write_plan warm2 pool 2 warm2 && run warm2
+PYTHONS='"3.12"' write_plan warm3 shared 2 warm3 && run warm3
 
-echo "load before: $(uptime)"
+echo "SLEEP=$SLEEP; load before: $(uptime)"
 # 1. one node per platform vs two.
 write_plan single-r single 1 "s$RANDOM"
 write_plan pool-r pool 2 "p$RANDOM"

@@ -331,6 +331,7 @@ func (d *Daemon) loadPlans(old map[string]*plan.Plan) []*plan.Plan {
 	d.plans, d.loadErrors, d.lastReload = byName, loadErrs, time.Now()
 	d.mu.Unlock()
 	if d.metrics != nil {
+		d.metrics.PoolNodes(poolNodes(plans))
 		files := make([]string, 0, len(failed))
 		for f := range failed {
 			files = append(files, f)
@@ -338,6 +339,29 @@ func (d *Daemon) loadPlans(old map[string]*plan.Plan) []*plan.Plan {
 		d.metrics.LoadErrors(files)
 	}
 	return plans
+}
+
+// poolNodes lists the nodes of every builder's pools (platforms with more than one node)
+// the plans declare, each once: plans share builders.
+func poolNodes(plans []*plan.Plan) []metrics.PoolNode {
+	seen := map[metrics.PoolNode]bool{}
+	var out []metrics.PoolNode
+	for _, p := range plans {
+		for _, b := range p.Builders {
+			per := map[string]int{}
+			for _, n := range b.Nodes {
+				per[n.Platform]++
+			}
+			for _, n := range b.Nodes {
+				pn := metrics.PoolNode{Builder: b.Name, Node: n.Name, Platform: n.Platform}
+				if per[n.Platform] > 1 && !seen[pn] {
+					seen[pn] = true
+					out = append(out, pn)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // loadErrors splits a Loader's error by file, from the structured positions of

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
@@ -22,7 +23,20 @@ import (
 // fresh" and is counted by reason.
 func TestMetricsAcrossReload(t *testing.T) {
 	dir := t.TempDir()
-	first := parsePlan(t, dir, "first", "plan: first\nsteps:\n  - id: s\n    run: [\"true\"]\n")
+	// first has a builder with a pool of two linux/amd64 nodes and one linux/386 node.
+	first := parsePlan(t, dir, "first", `plan: first
+builders:
+  - name: cache
+    driver: remote
+    nodes:
+      - { name: cache0, endpoint: "tcp://10.0.0.5:1234", platform: linux/amd64 }
+      - { name: cache1, endpoint: "tcp://10.0.0.6:1234", platform: linux/386 }
+      - { name: cache2, endpoint: "tcp://10.0.0.7:1234", platform: linux/amd64 }
+steps:
+  - id: s
+    builder: cache
+    run: ["true"]
+`)
 	late := parsePlan(t, dir, "late", "plan: late\nsteps:\n  - id: s\n    run: [\"true\"]\n")
 	store, eng, attach := realEngine(t, dir)
 	// History from an earlier daemon: late succeeded, then failed, then was skipped fresh.
@@ -66,6 +80,22 @@ func TestMetricsAcrossReload(t *testing.T) {
 	if body := scrape(); !strings.Contains(body, `refreshd_runs_total{plan="first",status="failed"} 0`) || strings.Contains(body, `plan="late"`) {
 		t.Fatalf("before the reload: want first at 0 and no late:\n%s", grepMetrics(body))
 	}
+	// The pool's nodes exist at 0 from the load (cache1, alone on its platform, is no pool);
+	// a pool node a run finds down is counted through the engine's observer.
+	d.Observer().NodeDown("first-1", executor.NodeDown{Builder: "cache", Node: "cache2", Platform: "linux/amd64", Found: executor.NodeDownAtProvisioning})
+	body := scrape()
+	for _, want := range []string{
+		`refreshd_pool_nodes_down_total{builder="cache",found="provisioning",node="cache2",platform="linux/amd64"} 1`,
+		`refreshd_pool_nodes_down_total{builder="cache",found="build",node="cache2",platform="linux/amd64"} 0`,
+		`refreshd_pool_nodes_down_total{builder="cache",found="provisioning",node="cache0",platform="linux/amd64"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("before the reload: no %s", want)
+		}
+	}
+	if strings.Contains(body, `node="cache1"`) {
+		t.Errorf("cache1 is alone on linux/386, not in a pool, yet exported")
+	}
 
 	mu.Lock()
 	plans = []*plan.Plan{late}
@@ -73,7 +103,7 @@ func TestMetricsAcrossReload(t *testing.T) {
 	if _, err := d.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	body := scrape()
+	body = scrape()
 	for _, want := range []string{
 		`refreshd_runs_total{plan="late",status="failed"} 0`,
 		`refreshd_runs_skipped_total{plan="late",reason="fresh"} 0`,
@@ -86,8 +116,8 @@ func TestMetricsAcrossReload(t *testing.T) {
 			t.Errorf("after the reload: no %s", want)
 		}
 	}
-	if strings.Contains(body, `plan="first"`) {
-		t.Errorf("plan first was removed by the reload but is still exported")
+	if strings.Contains(body, `plan="first"`) || strings.Contains(body, `refreshd_pool_nodes_down_total{`) {
+		t.Errorf("plan first, with the only pool, was removed by the reload but is still exported")
 	}
 	if t.Failed() {
 		t.Logf("exposition:\n%s", grepMetrics(body))

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/refreshd/refreshd/daemon/metrics"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
@@ -45,6 +46,18 @@ func (o *Observer) StepChanged(runID string, s *history.Step) {
 			d.metrics.StepFinished(plan, s.Instance, s.End.Sub(s.Start))
 		}
 	}
+}
+
+// NodeDown implements executor.Observer: a pool node a run found down.
+func (o *Observer) NodeDown(_ string, d executor.NodeDown) {
+	if o.d.metrics == nil {
+		return
+	}
+	found := metrics.FoundInBuild
+	if d.Found == executor.NodeDownAtProvisioning {
+		found = metrics.FoundAtProvisioning
+	}
+	o.d.metrics.PoolNodeDown(metrics.PoolNode{Builder: d.Builder, Node: d.Node, Platform: d.Platform}, found)
 }
 
 // Line implements executor.Observer: one line of live output.

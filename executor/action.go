@@ -25,16 +25,16 @@ type previewer interface {
 	preview(ctx context.Context, t *Tools, a *Attempt) error
 }
 
-// builtin is the executor's action for a plan action: the one place that maps the plan's
-// action types to the files that do them.
-func builtin(act plan.Action) (action, error) {
+// builtin is the executor's action for a plan action of plan p (nil: outside a plan): the
+// one place that maps the plan's action types to the files that do them.
+func builtin(act plan.Action, p *plan.Plan) (action, error) {
 	switch act := act.(type) {
 	case *plan.RunAction:
 		return command{act}, nil
 	case *plan.ProvisionAction:
 		return provision{act}, nil
 	case *plan.BuildxCacheAction:
-		return buildxCache{act}, nil
+		return buildxCache{act, declaredBuilder(p, act.Builder)}, nil
 	case *plan.VerifyAction:
 		return verifyCache{act}, nil
 	case *plan.PublishAction:
@@ -67,13 +67,13 @@ func (o Op) String() string {
 	return s
 }
 
-// Describe returns, for the dry run, the operations an instance performs, one line each
-// (see Op.String). A nil tools means the defaults.
-func Describe(inst *plan.Instance, tools *Tools) []string {
+// Describe returns, for the dry run, the operations an instance of plan p performs, one
+// line each (see Op.String). A nil tools means the defaults.
+func Describe(p *plan.Plan, inst *plan.Instance, tools *Tools) []string {
 	if tools == nil {
 		tools = &Tools{}
 	}
-	act, err := builtin(inst.Action)
+	act, err := builtin(inst.Action, p)
 	if err != nil {
 		return []string{err.Error()}
 	}

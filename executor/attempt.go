@@ -62,6 +62,15 @@ type Attempt struct {
 	// slots is the engine's slot queue; nil (an attempt made outside an engine) queues the
 	// attempt alone, still sharing the slots' flocks with everything else.
 	slots *slotManager
+	// nodeDown tells the engine's observer of a pool node found down; nil outside a run.
+	nodeDown func(NodeDown)
+}
+
+// reportNodeDown tells the run's observer of d.
+func (a *Attempt) reportNodeDown(d NodeDown) {
+	if a.nodeDown != nil {
+		a.nodeDown(d)
+	}
 }
 
 // observeTag records ref's digest as seen now, if the engine watches tags.

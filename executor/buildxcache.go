@@ -18,7 +18,10 @@ import (
 // result: the cache ref's digest before and after (a ref missing after the build fails the
 // attempt, since buildx may exit 0 when a cache export failed), and the node that really
 // built it (buildx.build.ref in the metadata file) against the node pinned to the platform.
-type buildxCache struct{ *plan.BuildxCacheAction }
+type buildxCache struct {
+	*plan.BuildxCacheAction
+	declared *plan.Builder // the plan's declaration of its builder; nil outside a plan
+}
 
 func (b buildxCache) run(ctx context.Context, t *Tools, a *Attempt) error {
 	act := b.BuildxCacheAction
@@ -99,6 +102,7 @@ func (b buildxCache) buildOnPool(ctx context.Context, t *Tools, a *Attempt, mdFi
 		gone := ctx.Err() == nil && nodeGone(ctx, c, slot)
 		if gone && health.markDown(act.Builder, slot.Node.Name, err.Error()) {
 			a.Warn(fmt.Sprintf("builder %s node %s (%s) went down during the build of %s; the run skips it from now on", act.Builder, slot.Node.Name, slot.Node.Endpoint, act.Platform))
+			a.reportNodeDown(NodeDown{Builder: act.Builder, Node: slot.Node.Name, Platform: act.Platform, Endpoint: slot.Node.Endpoint, Found: NodeDownInBuild, Status: lastLine(err.Error())})
 		}
 		slot.release()
 		if !gone {
@@ -130,12 +134,18 @@ func lastLine(s string) string {
 // builder is the plan's declaration of act's builder; without one (an attempt made outside
 // a plan), the builder as the action knows it: its one node pinned to the platform.
 func (a *Attempt) builder(act *plan.BuildxCacheAction) *plan.Builder {
-	if a.Plan != nil {
-		if b := a.Plan.Builders[act.Builder]; b != nil {
-			return b
-		}
+	if b := declaredBuilder(a.Plan, act.Builder); b != nil {
+		return b
 	}
 	return &plan.Builder{Name: act.Builder, Nodes: []plan.Node{{Name: act.Node, Platform: act.Platform, MaxParallel: 1}}}
+}
+
+// declaredBuilder is p's declaration of builder name, or nil.
+func declaredBuilder(p *plan.Plan, name string) *plan.Builder {
+	if p == nil {
+		return nil
+	}
+	return p.Builders[name]
 }
 
 func buildOptions(act *plan.BuildxCacheAction, mdFile string) buildx.BuildOptions {
@@ -176,12 +186,36 @@ func setCache(caches []history.Cache, c history.Cache) []history.Cache {
 }
 
 // describe lists the build with the argv the run executes (the metadata file's path
-// stands in as STATE/runs/RUN/INSTANCE.json) between the registry reads that check it.
+// stands in as STATE/runs/RUN/INSTANCE.json) between the registry reads that check it. On a
+// pooled platform it names the pool the build takes a slot of, and builds through the first
+// node's own builder, saying what changes on the others.
 func (b buildxCache) describe(t *Tools) []Op {
+	o := buildOptions(b.BuildxCacheAction, "STATE/runs/RUN/INSTANCE.json")
+	var nodes []plan.Node
+	if b.declared != nil {
+		nodes = poolNodes(b.declared, b.Platform)
+	}
+	if len(nodes) < 2 {
+		return []Op{
+			{Text: "HEAD " + b.CacheRef, Note: "digest before"},
+			{Argv: buildx.BuildArgv(t.Docker, o)},
+			{Text: "HEAD " + b.CacheRef, Note: "digest after: must exist"},
+			{Text: "check buildx.build.ref names node " + b.Node},
+		}
+	}
+	var slots, others []string
+	for _, n := range nodes {
+		slots = append(slots, fmt.Sprintf("node %s (max_parallel %d) via builder %s", n.Name, max(n.MaxParallel, 1), poolBuilderName(b.declared, n)))
+		if n.Name != nodes[0].Name {
+			others = append(others, fmt.Sprintf("--builder %s on %s", poolBuilderName(b.declared, n), n.Name))
+		}
+	}
+	o.Builder = poolBuilderName(b.declared, nodes[0])
 	return []Op{
 		{Text: "HEAD " + b.CacheRef, Note: "digest before"},
-		{Argv: buildx.BuildArgv(t.Docker, buildOptions(b.BuildxCacheAction, "STATE/runs/RUN/INSTANCE.json"))},
+		{Text: fmt.Sprintf("wait for a free slot of builder %s's %s pool, first come first served: %s", b.Builder, b.Platform, strings.Join(slots, ", "))},
+		{Argv: buildx.BuildArgv(t.Docker, o), Note: "given " + nodes[0].Name + "; " + strings.Join(others, ", ")},
 		{Text: "HEAD " + b.CacheRef, Note: "digest after: must exist"},
-		{Text: "check buildx.build.ref names node " + b.Node},
+		{Text: fmt.Sprintf("check buildx.build.ref names the node given (%s)", strings.Join(nodeNames(nodes), " or "))},
 	}
 }

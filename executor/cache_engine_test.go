@@ -93,6 +93,7 @@ type engineStack struct {
 	store     *history.Store
 	dockerLog string // one line per docker invocation: its arguments
 	reg       *registry.Client
+	downs     *nodeDownRecorder // what the engine told its observer of pool nodes down
 }
 
 func newEngineStack(t *testing.T) *engineStack {
@@ -118,7 +119,8 @@ func newEngineStack(t *testing.T) *engineStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { es.store.Close() })
-	es.engine, err = New(Config{StateDir: s.state, Store: es.store, Tools: tools, KillGrace: 2 * time.Second,
+	es.downs = &nodeDownRecorder{}
+	es.engine, err = New(Config{StateDir: s.state, Store: es.store, Tools: tools, KillGrace: 2 * time.Second, Observer: es.downs,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -154,7 +154,7 @@ func (s *cacheStack) refresh(ctx context.Context, p *plan.Plan, run string) ([]s
 		wg.Go(func() {
 			for _, act := range acts {
 				id := fmt.Sprintf("refresh-cache[python=%s][%s]", act.BuildArgs[0].Value, act.Platform)
-				if err := (buildxCache{act}).run(ctx, s.tools, s.attempt(p, run, id)); err != nil {
+				if err := (buildxCache{BuildxCacheAction: act}).run(ctx, s.tools, s.attempt(p, run, id)); err != nil {
 					errs[i] = err
 					return
 				}

@@ -47,6 +47,9 @@ type Observer interface {
 	StepChanged(runID string, s *history.Step)
 	RunFinished(r *history.Run)
 	Line(runID, instance string, line string) // redacted; for live tails
+	// NodeDown tells of a node of a builder's pool the run found down and went on without
+	// (the daemon's metric; the run's record has it as a warning).
+	NodeDown(runID string, d NodeDown)
 }
 
 // Engine runs plan graphs. One Engine may run several runs at once (of different plans).

@@ -163,6 +163,11 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, Workdir: workdir, N: n, Log: log, Output: lw,
 		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun, Procs: procs,
 		health: &rs.health, slots: rs.e.slots,
+		nodeDown: func(d NodeDown) {
+			if o := rs.e.cfg.Observer; o != nil {
+				o.NodeDown(rs.spec.ID, d)
+			}
+		},
 		Exec: func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error) {
 			if dir == "" {
 				dir = workdir
@@ -238,7 +243,7 @@ func (rs *runState) stepTimedOut(ctx context.Context) bool {
 // operations, exactly as a run would execute them, or lets an action that can compute its
 // effect without changing anything (publish) do so; the action honours a.DryRun.
 func (rs *runState) dispatch(ctx context.Context, a *Attempt) error {
-	act, err := builtin(a.Instance.Action)
+	act, err := builtin(a.Instance.Action, rs.p)
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", a.Instance.ID, err)
 	}

@@ -103,6 +103,31 @@ func (f *fetchServer) most() int {
 	return f.maxSeen
 }
 
+// nodeDownRecorder is an Observer that keeps the NodeDown events, as "FOUND NODE PLATFORM".
+type nodeDownRecorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (*nodeDownRecorder) RunStarted(*history.Run)           {}
+func (*nodeDownRecorder) StepChanged(string, *history.Step) {}
+func (*nodeDownRecorder) RunFinished(*history.Run)          {}
+func (*nodeDownRecorder) Line(string, string, string)       {}
+func (r *nodeDownRecorder) NodeDown(_ string, d NodeDown) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, d.Found+" "+d.Builder+"/"+d.Node+" "+d.Platform)
+}
+
+// take returns the events so far and forgets them.
+func (r *nodeDownRecorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ev := r.events
+	r.events = nil
+	return ev
+}
+
 // poolContext is a build context that ADDs URL/PYTHON.
 func poolContext(t *testing.T) string {
 	dir := t.TempDir()
@@ -222,6 +247,10 @@ func TestPoolNodeKilledMidRunDegradesToTheOther(t *testing.T) {
 	if !warned {
 		t.Errorf("run warnings %q, want one saying pool0 went down", r.Warnings)
 	}
+	// The observer (the daemon's metric) heard of it once, as found during a build.
+	if got, want := es.downs.take(), []string{"build pool/pool0 linux/amd64"}; !slices.Equal(got, want) {
+		t.Errorf("observer told of nodes down %q, want %q", got, want)
+	}
 
 	// The next run finds pool0 down at provisioning: skipped with a warning, every build
 	// on pool1, nothing waits for the dead node beyond provisioning's checks.
@@ -235,6 +264,9 @@ func TestPoolNodeKilledMidRunDegradesToTheOther(t *testing.T) {
 	}
 	if !warned {
 		t.Errorf("second run warnings %q, want pool0 skipped", r2.Warnings)
+	}
+	if got, want := es.downs.take(), []string{"provisioning pool/pool0 linux/amd64"}; !slices.Equal(got, want) {
+		t.Errorf("second run: observer told of nodes down %q, want %q", got, want)
 	}
 	for inst, node := range builtOn(t, r2) {
 		if node != "pool1" {
@@ -259,6 +291,10 @@ func TestPoolPlatformWithNoLiveNodeFailsBeforeAnyBuild(t *testing.T) {
 	s := stepOf(t, r, "provision[pool]")
 	if !strings.Contains(s.Reason, "no running node for linux/amd64") {
 		t.Errorf("provision failed with %q, want no running node for linux/amd64", s.Reason)
+	}
+	// Not a pool going on degraded: the run failed, which is its own alert.
+	if got := es.downs.take(); len(got) != 0 {
+		t.Errorf("observer told of nodes down %q for a run that failed", got)
 	}
 }
 

@@ -65,7 +65,9 @@ func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 		if a.health != nil {
 			a.health.markDown(b.Name, n.Name, n.Status)
 		}
-		a.Warn(fmt.Sprintf("builder %s node %s (%s) is %s, not running: skipped by this run; %s builds on the rest of its pool", b.Name, n.Name, n.Endpoint, n.Status, nodePlatform(b, n.Name)))
+		platform := nodePlatform(b, n.Name)
+		a.Warn(fmt.Sprintf("builder %s node %s (%s) is %s, not running: skipped by this run; %s builds on the rest of its pool", b.Name, n.Name, n.Endpoint, n.Status, platform))
+		a.reportNodeDown(NodeDown{Builder: b.Name, Node: n.Name, Platform: platform, Endpoint: n.Endpoint, Found: NodeDownAtProvisioning, Status: n.Status})
 	}
 	// The emulation guard asks every running node's worker for its native platform.
 	live := &buildx.BuilderState{Name: b.Name, Driver: state.Driver}

@@ -123,7 +123,7 @@ func TestPublishMissingSecret(t *testing.T) {
 func TestDescribePublishHidesCredentials(t *testing.T) {
 	act := &plan.PublishAction{PublishConstraints: plan.PublishConstraints{
 		Repo: "https://x:tok123456@github.com/apache/airflow.git", Branch: "constraints-main", Files: "files/*.txt"}}
-	ops := strings.Join(Describe(&plan.Instance{Action: act}, nil), "\n")
+	ops := strings.Join(Describe(nil, &plan.Instance{Action: act}, nil), "\n")
 	if strings.Contains(ops, "tok123456") || !strings.Contains(ops, "never --force") || !strings.Contains(ops, "https://github.com/apache/airflow.git") {
 		t.Errorf("describePublish:\n%s", ops)
 	}

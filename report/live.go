@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 )
 
@@ -99,6 +100,10 @@ func (l *Live) RunFinished(r *history.Run) {
 	l.steps = append([]history.Step(nil), r.Steps...)
 	l.redraw()
 }
+
+// NodeDown implements executor.Observer: nothing to draw, the run's warning about the node
+// is logged, and log records already come through the view.
+func (l *Live) NodeDown(string, executor.NodeDown) {}
 
 // Line implements executor.Observer.
 func (l *Live) Line(_, instance, line string) {

@@ -115,7 +115,7 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 				continue
 			}
 			fmt.Fprintf(w, "  %s%s\n", in.ID, details(in, byID))
-			for _, line := range executor.Describe(in, tools) {
+			for _, line := range executor.Describe(g.Plan, in, tools) {
 				fmt.Fprintf(w, "      %s\n", line)
 			}
 		}

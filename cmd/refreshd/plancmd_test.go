@@ -61,6 +61,30 @@ func TestPlanQuoting(t *testing.T) {
 	testkit.Golden(t, "testdata/plan-quoting.golden", out.String())
 }
 
+// TestPlanPool is the dry run of a builder with a pool: a pooled platform's build names the
+// pool's nodes, their per-node builders and max_parallel, and builds through a per-node
+// builder; a platform with one node builds through the builder by name, as before.
+func TestPlanPool(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"plan", "testdata/plan-pool.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("refreshd plan: exit %d: %s", code, errb.String())
+	}
+	for _, line := range []string{
+		"wait for a free slot of builder cache's linux/amd64 pool, first come first served: node cache0 (max_parallel 1) via builder cache.cache0, node cache2 (max_parallel 2) via builder cache.cache2",
+		"$ docker buildx build --builder cache.cache0 --platform linux/amd64 ",
+		"# given cache0; --builder cache.cache2 on cache2",
+		"check buildx.build.ref names the node given (cache0 or cache2)",
+		"$ docker buildx build --builder cache --platform linux/arm64 ",
+		"check buildx.build.ref names node cache1",
+		"$ docker buildx ls --format json  # compare builder cache and its 2 pooled nodes' own builders with the plan",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("dry run lacks %q", line)
+		}
+	}
+	testkit.Golden(t, "testdata/plan-pool.golden", out.String())
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string

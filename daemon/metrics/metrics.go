@@ -59,8 +59,24 @@ type Metrics struct {
 	loadError      *prometheus.GaugeVec
 	cacheTags      *prometheus.GaugeVec
 	storeRecovered prometheus.Gauge
+	poolNodesDown  *prometheus.CounterVec
+	poolNodes      map[PoolNode]bool // the pool nodes the loaded plans declare
 	planCollectors []*prometheus.MetricVec
 }
+
+// PoolNode is one node of a builder's pool: a platform with more than one node.
+type PoolNode struct {
+	Builder, Node, Platform string
+}
+
+// Where a run found a pool node down, the values of refreshd_pool_nodes_down_total's found
+// label (executor.NodeDownAtProvisioning, executor.NodeDownInBuild).
+const (
+	FoundAtProvisioning = "provisioning"
+	FoundInBuild        = "build"
+)
+
+var foundValues = []string{FoundAtProvisioning, FoundInBuild}
 
 // New registers the metrics on a fresh registry.
 func New(build BuildInfo) *Metrics {
@@ -107,6 +123,13 @@ func New(build BuildInfo) *Metrics {
 		Name: "refreshd_history_store_recovered_timestamp_seconds",
 		Help: "When the history store was found corrupt at start-up and moved aside (0: it was not).",
 	})
+	// Labelled by builder and node, not plan: plans share builders, and a node down is
+	// the node's business whichever plan found it.
+	m.poolNodesDown = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "refreshd_pool_nodes_down_total",
+		Help: "Times a run found a node of a builder's pool down and went on without it (found: provisioning, skipped; build, lost mid-build and the build moved), by builder, node and platform; every pool node at 0 from the plans' load.",
+	}, []string{"builder", "node", "platform", "found"})
+	m.poolNodes = map[PoolNode]bool{}
 	m.planCollectors = []*prometheus.MetricVec{m.runs.MetricVec, m.skips.MetricVec, m.stepDuration.MetricVec,
 		m.lastSuccess.MetricVec, m.lastFresh.MetricVec, m.lastRun.MetricVec, m.lastRunStatus.MetricVec,
 		m.inProgress.MetricVec, m.cacheTags.MetricVec}
@@ -115,7 +138,7 @@ func New(build BuildInfo) *Metrics {
 	}, []string{"version", "revision", "goversion"})
 	info.WithLabelValues(build.Version, build.Revision, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.runs, m.skips, m.stepDuration, m.lastSuccess, m.lastFresh, m.lastRun, m.lastRunStatus,
-		m.inProgress, m.loadErrors, m.loadError, m.cacheTags, m.storeRecovered, info,
+		m.inProgress, m.loadErrors, m.loadError, m.cacheTags, m.storeRecovered, m.poolNodesDown, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -220,6 +243,34 @@ func (m *Metrics) StepFinished(plan, instance string, d time.Duration) {
 func (m *Metrics) CacheTags(plan string, verified, missing int) {
 	m.cacheTags.WithLabelValues(plan, "verified").Set(float64(verified))
 	m.cacheTags.WithLabelValues(plan, "missing").Set(float64(missing))
+}
+
+// PoolNodes sets the pool nodes the loaded plans declare: each one's series exist at 0
+// from now on (a counter first seen at 1 has no increase, so a node down right after a
+// restart would not alert), and those of nodes no plan declares any more are dropped.
+func (m *Metrics) PoolNodes(nodes []PoolNode) {
+	want := map[PoolNode]bool{}
+	for _, n := range nodes {
+		want[n] = true
+		for _, f := range foundValues {
+			m.poolNodesDown.WithLabelValues(n.Builder, n.Node, n.Platform, f).Add(0)
+		}
+	}
+	for n := range m.poolNodes {
+		if !want[n] {
+			m.poolNodesDown.DeletePartialMatch(prometheus.Labels{"builder": n.Builder, "node": n.Node, "platform": n.Platform})
+		}
+	}
+	m.poolNodes = want
+}
+
+// PoolNodeDown counts a pool node a run found down (found: FoundAtProvisioning or
+// FoundInBuild; anything else is counted as found in a build).
+func (m *Metrics) PoolNodeDown(n PoolNode, found string) {
+	if !slices.Contains(foundValues, found) {
+		found = FoundInBuild
+	}
+	m.poolNodesDown.WithLabelValues(n.Builder, n.Node, n.Platform, found).Inc()
 }
 
 // LoadErrors replaces the set of plan files that failed to load.

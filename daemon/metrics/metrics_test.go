@@ -92,6 +92,14 @@ func TestMetricsExposition(t *testing.T) {
 	m.LoadErrors([]string{"/etc/refreshd/plans/b.yaml"}) // a reload fixed a.yaml
 	m.PlanRemoved("old")
 	m.PlanKnown("nightly") // a reload keeps the plan: nothing resets
+	amd0 := PoolNode{Builder: "cache", Node: "cache0", Platform: "linux/amd64"}
+	amd2 := PoolNode{Builder: "cache", Node: "cache2", Platform: "linux/amd64"}
+	gone := PoolNode{Builder: "cache", Node: "cache4", Platform: "linux/amd64"}
+	m.PoolNodes([]PoolNode{amd0, amd2, gone})
+	m.PoolNodeDown(amd2, FoundAtProvisioning)
+	m.PoolNodeDown(amd2, FoundAtProvisioning)
+	m.PoolNodeDown(amd0, FoundInBuild)
+	m.PoolNodes([]PoolNode{amd0, amd2}) // a reload dropped cache4 from the builder
 
 	body := scrape(t, m)
 	for _, want := range []string{
@@ -124,6 +132,11 @@ func TestMetricsExposition(t *testing.T) {
 		`refreshd_step_duration_seconds_bucket{plan="nightly",step="build",le="5"} 1`,
 		`refreshd_cache_tags{plan="nightly",state="verified"} 3`,
 		`refreshd_cache_tags{plan="nightly",state="missing"} 1`,
+		`refreshd_pool_nodes_down_total{builder="cache",found="provisioning",node="cache2",platform="linux/amd64"} 2`,
+		`refreshd_pool_nodes_down_total{builder="cache",found="build",node="cache0",platform="linux/amd64"} 1`,
+		// Every declared pool node exists at 0 from the load: the first time it is down alerts.
+		`refreshd_pool_nodes_down_total{builder="cache",found="provisioning",node="cache0",platform="linux/amd64"} 0`,
+		`refreshd_pool_nodes_down_total{builder="cache",found="build",node="cache2",platform="linux/amd64"} 0`,
 		`refreshd_plan_load_errors 1`,
 		`refreshd_plan_load_error{file="/etc/refreshd/plans/b.yaml"} 1`,
 		`refreshd_build_info{goversion="go`,
@@ -135,7 +148,7 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("exposition lacks %s", want)
 		}
 	}
-	for _, absent := range []string{`file="/etc/refreshd/plans/a.yaml"`, `plan="old"`, `[platform=`} {
+	for _, absent := range []string{`file="/etc/refreshd/plans/a.yaml"`, `plan="old"`, `[platform=`, `node="cache4"`} {
 		if strings.Contains(body, absent) {
 			t.Errorf("exposition has %s", absent)
 		}

@@ -40,6 +40,7 @@ func TestAlertRulesUseExportedSeries(t *testing.T) {
 	m.PlanKnown("p")
 	m.LoadErrors(nil)
 	m.CacheTags("p", 0, 0)
+	m.PoolNodes([]PoolNode{{Builder: "b", Node: "n", Platform: "linux/amd64"}})
 	body := scrape(t, m)
 	exported := map[string]bool{}
 	for line := range strings.Lines(body) {
@@ -66,8 +67,9 @@ func TestAlertRulesUseExportedSeries(t *testing.T) {
 				continue
 			}
 			for _, kv := range regexp.MustCompile(`(\w+)="([^"]*)"`).FindAllStringSubmatch(m[2], -1) {
-				if kv[1] == "job" || kv[1] == "plan" {
-					continue // set by Prometheus; any plan
+				switch kv[1] {
+				case "job", "plan", "builder", "node", "platform":
+					continue // set by Prometheus; any plan, builder or node
 				}
 				if !exported[m[1]+"/"+kv[1]+"="+kv[2]] {
 					t.Errorf("%s: %s{%s=%q} is not exported for a loaded plan", f, m[1], kv[1], kv[2])
