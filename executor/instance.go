@@ -126,22 +126,8 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 		return fmt.Errorf("create attempt log: %w", err)
 	}
 	defer f.Close()
-	obs, out := rs.e.cfg.Observer, rs.e.cfg.Output
 	logFile := &attemptLog{f: f, path: logPath}
-	lw := newLineWriter(rs.red, pats, func(line string) {
-		if err := logFile.write(line); err != nil {
-			log.Error("write attempt log", "path", logPath, "err", err)
-		}
-		log.LogAttrs(context.Background(), slog.LevelInfo, "output", slog.String("line", line))
-		if out != nil {
-			rs.outMu.Lock()
-			fmt.Fprintf(out, "%s | %s\n", inst.ID, line)
-			rs.outMu.Unlock()
-		}
-		if obs != nil {
-			obs.Line(rs.spec.ID, inst.ID, line)
-		}
-	})
+	lw := newLineWriter(rs.red, pats, rs.lineSink(inst, logFile, log))
 	defer func() { res.line = lw.Matched() }()
 	defer lw.Flush()
 
@@ -181,32 +167,8 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 			res.status = st
 			return st, err
 		},
-		Record:   func(f func(*history.Step)) { rs.update(i, f) },
-		Previous: func(ref string) (string, bool) { return rs.previousDigest(inst.ID, ref) },
-		SetSource: func(src history.Source) {
-			rs.mu.Lock()
-			rs.rec.Source = &src
-			rs.mu.Unlock()
-			rs.update(i, func(*history.Step) {}) // saves the record
-		},
-		Source: rs.source,
-		ObserveTag: func(ref, digest string) {
-			if rs.spec.DryRun {
-				return
-			}
-			if _, err := rs.e.cfg.Store.ObserveTag(ref, digest, time.Now()); err != nil {
-				log.Error("record the digest of a watched tag", "ref", ref, "err", err)
-			}
-		},
-		Warn: func(msg string) {
-			msg = rs.red.String(msg)
-			log.Warn(msg)
-			rs.mu.Lock()
-			rs.rec.Warnings = append(rs.rec.Warnings, inst.ID+": "+msg)
-			rs.mu.Unlock()
-			rs.update(i, func(s *history.Step) { s.Warnings = append(s.Warnings, msg) })
-		},
 	}
+	rs.recordHooks(a, i)
 	err = rs.dispatch(ctx, a)
 	if err == nil && inst.Step != nil && inst.Step.Outputs != nil && !rs.spec.DryRun {
 		err = rs.readOutputs(inst, workdir, stdout, lw)
@@ -232,6 +194,57 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 		res.status = ExitStatus{Code: 1} // a built-in action failed outside any process
 	}
 	return err
+}
+
+// lineSink is where each redacted output line of an attempt of inst goes: its log file,
+// the structured log, Config.Output and the observer's live tails.
+func (rs *runState) lineSink(inst *plan.Instance, logFile *attemptLog, log *slog.Logger) func(line string) {
+	obs, out := rs.e.cfg.Observer, rs.e.cfg.Output
+	return func(line string) {
+		if err := logFile.write(line); err != nil {
+			log.Error("write attempt log", "path", logFile.path, "err", err)
+		}
+		log.LogAttrs(context.Background(), slog.LevelInfo, "output", slog.String("line", line))
+		if out != nil {
+			rs.outMu.Lock()
+			fmt.Fprintf(out, "%s | %s\n", inst.ID, line)
+			rs.outMu.Unlock()
+		}
+		if obs != nil {
+			obs.Line(rs.spec.ID, inst.ID, line)
+		}
+	}
+}
+
+// recordHooks gives attempt a (of instance i) what an action records through: the step's
+// record, the digests of earlier runs, the run's source, watched tags and warnings.
+func (rs *runState) recordHooks(a *Attempt, i int) {
+	inst, log := a.Instance, a.Log
+	a.Record = func(f func(*history.Step)) { rs.update(i, f) }
+	a.Previous = func(ref string) (string, bool) { return rs.previousDigest(inst.ID, ref) }
+	a.SetSource = func(src history.Source) {
+		rs.mu.Lock()
+		rs.rec.Source = &src
+		rs.mu.Unlock()
+		rs.update(i, func(*history.Step) {}) // saves the record
+	}
+	a.Source = rs.source
+	a.ObserveTag = func(ref, digest string) {
+		if rs.spec.DryRun {
+			return
+		}
+		if _, err := rs.e.cfg.Store.ObserveTag(ref, digest, time.Now()); err != nil {
+			log.Error("record the digest of a watched tag", "ref", ref, "err", err)
+		}
+	}
+	a.Warn = func(msg string) {
+		msg = rs.red.String(msg)
+		log.Warn(msg)
+		rs.mu.Lock()
+		rs.rec.Warnings = append(rs.rec.Warnings, inst.ID+": "+msg)
+		rs.mu.Unlock()
+		rs.update(i, func(s *history.Step) { s.Warnings = append(s.Warnings, msg) })
+	}
 }
 
 // stepTimedOut reports whether the attempt's own timeout (not the run's end) stopped it.

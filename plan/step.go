@@ -74,26 +74,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 				s.at[fmt.Sprintf("secrets.%d", i)] = pos[i]
 			}
 		}},
-		{"run", func(v *yaml.Node) {
-			action("run")
-			if resolve(v).Kind == yaml.ScalarNode {
-				pd.errorf(v, "run is an argv list, never a shell string: write run: [prog, arg, ...]")
-				return
-			}
-			var pos []Pos
-			s.Run, pos = pd.strList(v, "run")
-			if len(s.Run) == 0 && resolve(v).Kind == yaml.SequenceNode {
-				pd.errorf(v, "run is empty; want [program, args...]")
-			}
-			for i, a := range s.Run {
-				key := fmt.Sprintf("run.%d", i)
-				s.at[key] = pos[i]
-				pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pos[i], text: a, kind: tmplStep, step: s})
-			}
-			if len(s.Run) > 0 && s.Run[0] == "" {
-				pd.errorAt(pos[0], "run's program (first element) is empty")
-			}
-		}},
+		{"run", func(v *yaml.Node) { action("run"); pd.run(v, s) }},
 		{"checkout", func(v *yaml.Node) { action("checkout"); s.Checkout = pd.checkout(v, s) }},
 		{"buildx_cache", func(v *yaml.Node) { action("buildx_cache"); s.BuildxCache = pd.buildxCache(v, s) }},
 		{"publish_constraints", func(v *yaml.Node) {
@@ -101,17 +82,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 			s.PublishConstraints = pd.publish(v, s)
 		}},
 		{"outputs", func(v *yaml.Node) { s.Outputs = pd.outputs(v) }},
-		{"verify_cache", func(v *yaml.Node) {
-			action("verify_cache")
-			vc := &VerifyCache{}
-			pd.fields(v, "verify_cache", []field{
-				{"ref", func(v *yaml.Node) { vc.Ref = pd.tmpl(v, "ref", s, "verify_cache.ref") }},
-			})
-			if vc.Ref == "" && resolve(v).Kind == yaml.MappingNode {
-				pd.errorf(v, "verify_cache needs ref: REPOSITORY:TAG (a template)")
-			}
-			s.VerifyCache = vc
-		}},
+		{"verify_cache", func(v *yaml.Node) { action("verify_cache"); s.VerifyCache = pd.verifyCache(v, s) }},
 	})
 	if !ok {
 		return nil
@@ -136,6 +107,38 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		pd.errorAt(s.at["builder"], "step builder %q differs from buildx_cache builder %q; a buildx_cache step uses its own builder", s.Builder, s.BuildxCache.Builder)
 	}
 	return s
+}
+
+// run decodes a step's argv: a list, never a shell string; each element a template.
+func (pd *planDecoder) run(v *yaml.Node, s *Step) {
+	if resolve(v).Kind == yaml.ScalarNode {
+		pd.errorf(v, "run is an argv list, never a shell string: write run: [prog, arg, ...]")
+		return
+	}
+	var pos []Pos
+	s.Run, pos = pd.strList(v, "run")
+	if len(s.Run) == 0 && resolve(v).Kind == yaml.SequenceNode {
+		pd.errorf(v, "run is empty; want [program, args...]")
+	}
+	for i, a := range s.Run {
+		key := fmt.Sprintf("run.%d", i)
+		s.at[key] = pos[i]
+		pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pos[i], text: a, kind: tmplStep, step: s})
+	}
+	if len(s.Run) > 0 && s.Run[0] == "" {
+		pd.errorAt(pos[0], "run's program (first element) is empty")
+	}
+}
+
+func (pd *planDecoder) verifyCache(v *yaml.Node, s *Step) *VerifyCache {
+	vc := &VerifyCache{}
+	pd.fields(v, "verify_cache", []field{
+		{"ref", func(v *yaml.Node) { vc.Ref = pd.tmpl(v, "ref", s, "verify_cache.ref") }},
+	})
+	if vc.Ref == "" && resolve(v).Kind == yaml.MappingNode {
+		pd.errorf(v, "verify_cache needs ref: REPOSITORY:TAG (a template)")
+	}
+	return vc
 }
 
 // tmpl reads a non-empty string that may be a template over the step's names.

@@ -97,73 +97,77 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
-	n := 0
 	for _, s := range r.Steps {
-		if !StepMatches(s.Instance, filter) {
-			continue
+		if StepMatches(s.Instance, filter) {
+			step(w, s, output)
 		}
-		n++
-		fmt.Fprintf(w, "\n%s %s: %s", symbol(s.Status), s.Instance, s.Status)
-		if !s.Start.IsZero() {
-			fmt.Fprintf(w, " in %s", duration(s.Start, s.End))
+	}
+}
+
+// step writes one step of Run: status, attempts, caches, publish, warnings and with output
+// its attempts' logs.
+func step(w io.Writer, s history.Step, output bool) {
+	fmt.Fprintf(w, "\n%s %s: %s", symbol(s.Status), s.Instance, s.Status)
+	if !s.Start.IsZero() {
+		fmt.Fprintf(w, " in %s", duration(s.Start, s.End))
+	}
+	fmt.Fprintln(w)
+	if s.Reason != "" {
+		fmt.Fprintf(w, "  reason: %s\n", s.Reason)
+	}
+	if s.When != "" {
+		fmt.Fprintf(w, "  when: %s", s.When)
+		if s.After != "" {
+			fmt.Fprintf(w, ", ran after: %s", s.After)
 		}
 		fmt.Fprintln(w)
-		if s.Reason != "" {
-			fmt.Fprintf(w, "  reason: %s\n", s.Reason)
+	}
+	if s.Node != "" {
+		fmt.Fprintf(w, "  built on node: %s\n", s.Node)
+	}
+	for _, a := range s.Attempts {
+		fmt.Fprintf(w, "  attempt %d: %s, %s", a.N, AttemptOutcome(a), duration(a.Start, a.End))
+		if a.Error != "" && a.Error != AttemptOutcome(a) {
+			fmt.Fprintf(w, ", %s", a.Error)
 		}
-		if s.When != "" {
-			fmt.Fprintf(w, "  when: %s", s.When)
-			if s.After != "" {
-				fmt.Fprintf(w, ", ran after: %s", s.After)
-			}
-			fmt.Fprintln(w)
+		fmt.Fprintln(w)
+	}
+	for _, c := range s.Caches {
+		state := "unchanged"
+		switch {
+		case !c.Verified:
+			state = "MISSING"
+		case c.Changed:
+			state = "changed"
 		}
-		if s.Node != "" {
-			fmt.Fprintf(w, "  built on node: %s\n", s.Node)
+		fmt.Fprintf(w, "  cache %s: %s -> %s (%s)\n", c.Ref, orNone(c.Before), orNone(c.After), state)
+	}
+	if p := s.Publish; p != nil {
+		commit := p.Commit
+		if commit == "" {
+			commit = "no commit"
 		}
-		for _, a := range s.Attempts {
-			fmt.Fprintf(w, "  attempt %d: %s, %s", a.N, AttemptOutcome(a), duration(a.Start, a.End))
-			if a.Error != "" && a.Error != AttemptOutcome(a) {
-				fmt.Fprintf(w, ", %s", a.Error)
-			}
-			fmt.Fprintln(w)
+		fmt.Fprintf(w, "  published to %s %s: %s (%s, %d push attempts)\n", p.Repo, p.Branch, p.Summary, commit, p.PushAttempts)
+		for _, c := range p.Changes {
+			fmt.Fprintf(w, "    %s %s: %s -> %s\n", c.File, c.Package, orNone(c.Old), orNone(c.New))
 		}
-		for _, c := range s.Caches {
-			state := "unchanged"
-			switch {
-			case !c.Verified:
-				state = "MISSING"
-			case c.Changed:
-				state = "changed"
-			}
-			fmt.Fprintf(w, "  cache %s: %s -> %s (%s)\n", c.Ref, orNone(c.Before), orNone(c.After), state)
+		if p.Reconciled != "" {
+			fmt.Fprintf(w, "  publish %s\n", p.Reconciled)
 		}
-		if p := s.Publish; p != nil {
-			commit := p.Commit
-			if commit == "" {
-				commit = "no commit"
-			}
-			fmt.Fprintf(w, "  published to %s %s: %s (%s, %d push attempts)\n", p.Repo, p.Branch, p.Summary, commit, p.PushAttempts)
-			for _, c := range p.Changes {
-				fmt.Fprintf(w, "    %s %s: %s -> %s\n", c.File, c.Package, orNone(c.Old), orNone(c.New))
-			}
-			if p.Reconciled != "" {
-				fmt.Fprintf(w, "  publish %s\n", p.Reconciled)
-			}
+	}
+	for _, warn := range s.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+	if !output {
+		return
+	}
+	for _, a := range s.Attempts {
+		if a.Log == "" {
+			continue
 		}
-		for _, warn := range s.Warnings {
-			fmt.Fprintf(w, "  warning: %s\n", warn)
-		}
-		if output {
-			for _, a := range s.Attempts {
-				if a.Log == "" {
-					continue
-				}
-				fmt.Fprintf(w, "  --- output of attempt %d (%s)\n", a.N, a.Log)
-				if err := copyPrefixed(w, a.Log, "  | "); err != nil {
-					fmt.Fprintf(w, "  (cannot read: %v)\n", err)
-				}
-			}
+		fmt.Fprintf(w, "  --- output of attempt %d (%s)\n", a.N, a.Log)
+		if err := copyPrefixed(w, a.Log, "  | "); err != nil {
+			fmt.Fprintf(w, "  (cannot read: %v)\n", err)
 		}
 	}
 }

@@ -80,17 +80,7 @@ func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
 	if total <= 0 {
 		total = time.Millisecond
 	}
-	x := func(t time.Time) float64 {
-		return min(max(float64(t.Sub(start))/float64(total)*timelineWidth, 0), timelineWidth)
-	}
-	span := func(a, b time.Time) (string, string) {
-		x0 := x(a)
-		w := max(x(b)-x0, minBarWidth)
-		if x0+w > timelineWidth {
-			x0 = timelineWidth - w
-		}
-		return num(x0), num(w)
-	}
+	span := scale{start, total}.span
 
 	tl := timeline{Start: Time{start, loc}, End: Time{end, loc}}
 	for i := 0; i <= axisTicks; i++ {
@@ -113,27 +103,7 @@ func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
 			row.Start, row.End, row.began = iso(s.Start), iso(e), s.Start
 			row.X, row.W = span(s.Start, e)
 			var desc []string
-			for j, a := range s.Attempts {
-				if j > 0 {
-					prev := endOr(s.Attempts[j-1].End, now)
-					if gap := a.Start.Sub(prev); gap > 0 {
-						sg := seg{Class: "backoff", Title: fmt.Sprintf("waited %s (backoff) before attempt %d", roundDuration(gap), a.N)}
-						sg.X, sg.W = span(prev, a.Start)
-						row.Segs = append(row.Segs, sg)
-						desc = append(desc, "backoff "+roundDuration(gap))
-					}
-				}
-				if a.Start.IsZero() {
-					continue
-				}
-				outcome := report.AttemptOutcome(a)
-				sg := seg{Class: "attempt " + outcomeClass(a),
-					Title: fmt.Sprintf("%s attempt %d: %s, %s to %s (%s)", s.Instance, a.N, outcome,
-						Time{a.Start, loc}.Clock(), Time{endOr(a.End, now), loc}.Clock(), duration(a.Start, a.End, now))}
-				sg.X, sg.W = span(a.Start, endOr(a.End, now))
-				row.Segs = append(row.Segs, sg)
-				desc = append(desc, fmt.Sprintf("attempt %d %s %s", a.N, outcome, duration(a.Start, a.End, now)))
-			}
+			row.Segs, desc = attemptSegments(s, span, loc, now)
 			row.Label = fmt.Sprintf("%s: %s, from %s to %s", s.Instance, s.Status,
 				"+"+roundDuration(s.Start.Sub(start)), "+"+roundDuration(e.Sub(start)))
 			if s.Node != "" {
@@ -171,6 +141,54 @@ func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
 	// by name.
 	slices.SortFunc(tl.Lanes, func(a, b lane) int { return cmp.Compare(a.Node, b.Node) })
 	return tl
+}
+
+// scale places times of a run on the timeline: start at 0, start+total at timelineWidth.
+type scale struct {
+	start time.Time
+	total time.Duration
+}
+
+func (sc scale) x(t time.Time) float64 {
+	return min(max(float64(t.Sub(sc.start))/float64(sc.total)*timelineWidth, 0), timelineWidth)
+}
+
+// span is the x and width of a bar from a to b, at least minBarWidth wide and inside the
+// timeline.
+func (sc scale) span(a, b time.Time) (x, w string) {
+	x0 := sc.x(a)
+	w0 := max(sc.x(b)-x0, minBarWidth)
+	if x0+w0 > timelineWidth {
+		x0 = timelineWidth - w0
+	}
+	return num(x0), num(w0)
+}
+
+// attemptSegments are the parts of a step's bar: each attempt, and the backoff waited
+// between two, with a phrase for each for the row's label.
+func attemptSegments(s history.Step, span func(a, b time.Time) (string, string), loc *time.Location, now time.Time) (segs []seg, desc []string) {
+	for j, a := range s.Attempts {
+		if j > 0 {
+			prev := endOr(s.Attempts[j-1].End, now)
+			if gap := a.Start.Sub(prev); gap > 0 {
+				sg := seg{Class: "backoff", Title: fmt.Sprintf("waited %s (backoff) before attempt %d", roundDuration(gap), a.N)}
+				sg.X, sg.W = span(prev, a.Start)
+				segs = append(segs, sg)
+				desc = append(desc, "backoff "+roundDuration(gap))
+			}
+		}
+		if a.Start.IsZero() {
+			continue
+		}
+		outcome := report.AttemptOutcome(a)
+		sg := seg{Class: "attempt " + outcomeClass(a),
+			Title: fmt.Sprintf("%s attempt %d: %s, %s to %s (%s)", s.Instance, a.N, outcome,
+				Time{a.Start, loc}.Clock(), Time{endOr(a.End, now), loc}.Clock(), duration(a.Start, a.End, now))}
+		sg.X, sg.W = span(a.Start, endOr(a.End, now))
+		segs = append(segs, sg)
+		desc = append(desc, fmt.Sprintf("attempt %d %s %s", a.N, outcome, duration(a.Start, a.End, now)))
+	}
+	return segs, desc
 }
 
 func num(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
