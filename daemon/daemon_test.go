@@ -47,6 +47,50 @@ func realEngine(t *testing.T, dir string) (*history.Store, *Executor, func(d *Da
 	return store, ex, attach
 }
 
+// testDaemon is a daemon of the tests, on a real engine and store, serving until the test
+// ends (or shutdown is called).
+type testDaemon struct {
+	*Daemon
+	store    *history.Store
+	sock     string
+	shutdown func()
+}
+
+// startDaemon makes a daemon from cfg in dir, with a real engine and store and, unless cfg
+// says otherwise, the socket dir/refreshd.sock, PlansDir dir and a discarding logger, and
+// serves it.
+func startDaemon(t *testing.T, dir string, cfg Config) *testDaemon {
+	t.Helper()
+	store, eng, attach := realEngine(t, dir)
+	if cfg.Socket == "" {
+		cfg.Socket = filepath.Join(dir, "refreshd.sock")
+	}
+	if cfg.PlansDir == "" {
+		cfg.PlansDir = dir
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg.Engine, cfg.Store = eng, store
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attach(d)
+	return &testDaemon{Daemon: d, store: store, sock: cfg.Socket, shutdown: serve(t, d)}
+}
+
+// plansOf is a Config.Load that always loads plans.
+func plansOf(plans ...*plan.Plan) func(string) ([]*plan.Plan, error) {
+	return func(string) ([]*plan.Plan, error) { return plans, nil }
+}
+
+// waitSocket waits until the daemon answers status on c.
+func waitSocket(t *testing.T, c *control.Client) {
+	t.Helper()
+	testkit.WaitFor(t, "the control socket", 5*time.Second, func() bool { _, err := c.Status(t.Context()); return err == nil })
+}
+
 // serve runs d until the test ends, or until the returned shutdown is called, which stops
 // it and waits (at most 10 s) for it to stop.
 func serve(t *testing.T, d *Daemon) (shutdown func()) {
@@ -128,17 +172,11 @@ steps:
 		}
 		return []*plan.Plan{good, failing}, nil
 	}
-	store, eng, attach := realEngine(t, dir)
 	sock := filepath.Join(dir, "run", "refreshd.sock")
 	metricsAddr := testkit.FreeAddr(t)
-	d, err := New(Config{PlansDir: dir, Load: load, Engine: eng, Store: store, Socket: sock, MetricsAddr: metricsAddr,
-		Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notify: SystemdNotifier{Log: slog.Default()},
-		Webhooks: []webhook.Target{{URL: hookSrv.URL + "/hook/s3cr3t"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	attach(d)
-	shutdown := serve(t, d)
+	td := startDaemon(t, dir, Config{Load: load, Socket: sock, MetricsAddr: metricsAddr, Version: "test",
+		Notify: SystemdNotifier{Log: slog.Default()}, Webhooks: []webhook.Target{{URL: hookSrv.URL + "/hook/s3cr3t"}}})
+	store, shutdown := td.store, td.shutdown
 	testkit.WaitFor(t, "READY=1", 5*time.Second, func() bool { return strings.Contains(notified(), "READY=1") })
 
 	fi, err := os.Stat(sock)
@@ -234,19 +272,11 @@ steps:
   - id: wait
     run: [sleep, "30"]
 `)
-	store, eng, attach := realEngine(t, dir)
-	sock := filepath.Join(dir, "refreshd.sock")
-	d, err := New(Config{PlansDir: dir, Load: func(string) ([]*plan.Plan, error) { return []*plan.Plan{p}, nil },
-		Engine: eng, Store: store, Socket: sock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	attach(d)
-	serve(t, d)
-	c, _ := apitest.Client(t, sock)
+	td := startDaemon(t, dir, Config{Load: plansOf(p)})
+	c, _ := apitest.Client(t, td.sock)
 	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	testkit.WaitFor(t, "control socket", 5*time.Second, func() bool { _, err := c.Status(bg); return err == nil })
+	waitSocket(t, c)
 
 	first, err := c.Trigger(bg, "q")
 	if err != nil {

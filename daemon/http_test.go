@@ -47,17 +47,9 @@ steps:
     secrets: [TOKEN]
     run: [sh, -c, "echo one; sleep 0.6; echo token=$TOKEN; sleep 0.6; echo three"]
 `)
-			store, eng, attach := realEngine(t, dir)
-			d, err := New(Config{PlansDir: dir, Load: func(string) ([]*plan.Plan, error) { return []*plan.Plan{p}, nil },
-				Engine: eng, Store: store, Socket: filepath.Join(dir, "refreshd.sock"), MetricsAddr: tt.metricsAddr,
-				HTTPAddr: tt.webAdr, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			attach(d)
-			serve(t, d)
-			c, _ := apitest.Client(t, filepath.Join(dir, "refreshd.sock"))
-			testkit.WaitFor(t, "the control socket", 5*time.Second, func() bool { _, err := c.Status(context.Background()); return err == nil })
+			td := startDaemon(t, dir, Config{Load: plansOf(p), MetricsAddr: tt.metricsAddr, HTTPAddr: tt.webAdr, Version: "test"})
+			c, _ := apitest.Client(t, td.sock)
+			waitSocket(t, c)
 
 			web := "http://" + tt.webAdr
 			body := httpGet(t, web+"/", 200)

@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +11,6 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/control/apitest"
 	"github.com/refreshd/refreshd/history"
-	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -42,19 +39,11 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, eng, attach := realEngine(t, dir)
-	sock := filepath.Join(dir, "refreshd.sock")
-	d, err := New(Config{PlansDir: dir, Load: func(string) ([]*plan.Plan, error) { return plans, nil },
-		Engine: eng, Store: store, Socket: sock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	attach(d)
-	serve(t, d)
-	c, _ := apitest.Client(t, sock)
+	td := startDaemon(t, dir, Config{Load: plansOf(plans...)})
+	c, _ := apitest.Client(t, td.sock)
 	bg, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	testkit.WaitFor(t, "control socket", 5*time.Second, func() bool { _, err := c.Status(bg); return err == nil })
+	waitSocket(t, c)
 
 	st, err := c.Status(bg)
 	if err != nil {
@@ -84,7 +73,7 @@ steps:
 			t.Errorf("trigger %s %v: %v; want %v naming %q", tc.plan, tc.params, err, tc.want, tc.msg)
 		}
 	}
-	if runs, _ := store.Runs("", 0); len(runs) != 0 {
+	if runs, _ := td.store.Runs("", 0); len(runs) != 0 {
 		t.Errorf("%d runs recorded after refused triggers", len(runs))
 	}
 

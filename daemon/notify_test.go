@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
-	"github.com/refreshd/refreshd/plan"
 )
 
 // statuses returns the STATUS= values among msgs, in order.
@@ -39,16 +36,8 @@ func TestStatusFollowsRunsAndStop(t *testing.T) {
 	dir := t.TempDir()
 	quick := parsePlan(t, dir, "quick", "plan: quick\nsteps:\n  - id: s\n    run: [sleep, \"0.2\"]\n")
 	long := parsePlan(t, dir, "long", "plan: long\nkill_grace: 1s\nsteps:\n  - id: s\n    run: [sleep, \"30\"]\n")
-	store, eng, attach := realEngine(t, dir)
-	sock := filepath.Join(dir, "refreshd.sock")
-	d, err := New(Config{PlansDir: dir, Load: func(string) ([]*plan.Plan, error) { return []*plan.Plan{quick, long}, nil },
-		Engine: eng, Store: store, Socket: sock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Notify: SystemdNotifier{Log: slog.Default()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	attach(d)
-	shutdown := serve(t, d)
+	td := startDaemon(t, dir, Config{Load: plansOf(quick, long), Notify: SystemdNotifier{Log: slog.Default()}})
+	sock, shutdown, store := td.sock, td.shutdown, td.store
 	testkit.WaitFor(t, "READY=1", 5*time.Second, func() bool { return strings.Contains(n.String(), "READY=1") })
 	c := control.NewClient(sock)
 	bg := context.Background()
@@ -78,7 +67,7 @@ func TestStatusFollowsRunsAndStop(t *testing.T) {
 		st := statuses(n.Messages())
 		return len(st) > 0 && st[len(st)-1] == "2 plans, 1 running: long"
 	})
-	go d.Reload(bg) // may land before or during the stop: either way no READY=1 after STOPPING=1
+	go td.Reload(bg) // may land before or during the stop: either way no READY=1 after STOPPING=1
 	shutdown()
 	r, err := store.Run(lr.Run)
 	if err != nil || r.Status != history.StatusInterrupted {

@@ -1,21 +1,15 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/control/apitest"
 	"github.com/refreshd/refreshd/history"
-	"github.com/refreshd/refreshd/internal/testkit"
-	"github.com/refreshd/refreshd/plan"
 )
 
 // TestControlAPIMatchesOpenAPI drives every operation of the control API on a real daemon
@@ -29,17 +23,9 @@ func TestControlAPIMatchesOpenAPI(t *testing.T) {
 	dir := t.TempDir()
 	echo := parsePlan(t, dir, "echo", "plan: echo\nschedule: \"0 3 1 1 *\"\nsteps:\n  - id: say\n    run: [sh, -c, \"echo one; sleep 0.2; echo two\"]\n")
 	slow := parsePlan(t, dir, "slow", "plan: slow\nsteps:\n  - id: wait\n    run: [sleep, \"30\"]\n")
-	store, eng, attach := realEngine(t, dir)
-	sock := filepath.Join(dir, "refreshd.sock")
-	d, err := New(Config{PlansDir: dir, Load: func(string) ([]*plan.Plan, error) { return []*plan.Plan{echo, slow}, nil },
-		Engine: eng, Store: store, Socket: sock, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	attach(d)
-	serve(t, d)
-	c, checked := apitest.Client(t, sock)
-	testkit.WaitFor(t, "the control socket", 5*time.Second, func() bool { _, err := c.Status(context.Background()); return err == nil })
+	td := startDaemon(t, dir, Config{Load: plansOf(echo, slow), Version: "test"})
+	c, checked := apitest.Client(t, td.sock)
+	waitSocket(t, c)
 	ctx := t.Context()
 
 	tr := triggerAndFollow(t, c, "echo", "say | one\nsay | two")
@@ -84,7 +70,7 @@ func TestControlAPIMatchesOpenAPI(t *testing.T) {
 
 	// What control.Client never asks: the description itself, wrong methods, unknown
 	// paths, bad query parameters.
-	hc, rawChecked := apitest.HTTPClient(t, sock)
+	hc, rawChecked := apitest.HTTPClient(t, td.sock)
 	raw := []struct {
 		method, path string
 		want         int
