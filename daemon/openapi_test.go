@@ -4,6 +4,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,7 +26,23 @@ func TestControlAPIMatchesOpenAPI(t *testing.T) {
 	dir := t.TempDir()
 	echo := parsePlan(t, dir, "echo", "plan: echo\nschedule: \"0 3 1 1 *\"\nsteps:\n  - id: say\n    run: [sh, -c, \"echo one; sleep 0.2; echo two\"]\n")
 	slow := parsePlan(t, dir, "slow", "plan: slow\nsteps:\n  - id: wait\n    run: [sleep, \"30\"]\n")
-	td := startDaemon(t, dir, Config{Load: plansOf(echo, slow), Version: "test"})
+	// A run that records everything a run can hold: a source (a real bare repository),
+	// params and values from the tree.
+	bare := bareRepo(t, dir)
+	src := parsePlan(t, dir, "src", `plan: src
+workdir: `+filepath.Join(dir, "src-work")+`
+params: { ref: { default: main } }
+env: { GIT_CONFIG_GLOBAL: /dev/null, GIT_CONFIG_NOSYSTEM: "1" }
+steps:
+  - id: checkout
+    checkout: { repo: `+bare+`, ref: "{{ .params.ref }}" }
+  - id: versions
+    needs: [checkout]
+    run: [sh, -c, 'cat versions.json']
+    outputs: { vars: { python: {} } }
+  - { id: label, needs: [versions], run: [echo, "{{ .source.commit }} {{ join .vars.python \" \" }}"] }
+`)
+	td := startDaemon(t, dir, Config{Load: plansOf(echo, slow, src), Version: "test"})
 	c, checked := apitest.Client(t, td.sock)
 	waitSocket(t, c)
 	ctx := t.Context()
@@ -34,6 +53,16 @@ func TestControlAPIMatchesOpenAPI(t *testing.T) {
 	}
 	if r, err := c.Run(ctx, tr.Run); err != nil || r.Status != history.StatusSucceeded {
 		t.Fatalf("run %s: %+v %v", tr.Run, r, err)
+	}
+	str, err := c.Trigger(ctx, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Logs(ctx, str.Run, "", true, func(string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Run(ctx, str.Run); err != nil || r.Status != history.StatusSucceeded || r.Source == nil || len(r.Vars) != 1 || r.Params["ref"] != "main" {
+		t.Fatalf("run %s: %+v %v; want succeeded with a source, vars and params", str.Run, r, err)
 	}
 	if _, err := c.Runs(ctx, "echo", 0); err != nil {
 		t.Fatal(err)
@@ -144,4 +173,29 @@ func triggerAndFollow(t *testing.T, c *control.Client, planName, want string) *c
 		t.Errorf("followed lines of %s: %q, want %q", tr.Run, got, want)
 	}
 	return tr
+}
+
+// bareRepo makes a bare repository in dir whose main holds versions.json, and returns its
+// path.
+func bareRepo(t *testing.T, dir string) string {
+	t.Helper()
+	bare, work := filepath.Join(dir, "src.git"), filepath.Join(dir, "src-clone")
+	git := func(cwd string, args ...string) {
+		t.Helper()
+		c := exec.Command("git", args...)
+		c.Dir = cwd
+		c.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	git(dir, "init", "--quiet", "--bare", "--initial-branch=main", bare)
+	git(dir, "clone", "--quiet", bare, work)
+	if err := os.WriteFile(filepath.Join(work, "versions.json"), []byte(`{"python": ["3.11", "3.12"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(work, "add", "-A")
+	git(work, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "--quiet", "-m", "versions")
+	git(work, "push", "--quiet", "origin", "HEAD:main")
+	return bare
 }
