@@ -142,10 +142,14 @@ func (p PlatformCheck) String() string {
 	return fmt.Sprintf("node %s (%s) declared %s, native %s", p.Node, p.Endpoint, p.Declared, p.Native)
 }
 
+// probeParallel bounds the buildctl probes CheckPlatforms runs at once: each is a process
+// of its own (tens of MB), and a fleet of a hundred nodes must not start a hundred.
+const probeParallel = 8
+
 // CheckPlatforms compares each declared node's platform with its worker's native platform,
-// asking every node at once (one buildctl round trip per node, so provisioning a pool of N
-// costs one, not N). state must come from WaitRunning (every node running). The checks are
-// in spec order; the first error in that order is returned.
+// asking up to probeParallel nodes at once (a round trip each, so provisioning a pool of N
+// costs N/probeParallel of them, not N). state must come from WaitRunning (every node
+// running). The checks are in spec order; the first error in that order is returned.
 func (c *Client) CheckPlatforms(ctx context.Context, spec BuilderSpec, state *BuilderState) ([]PlatformCheck, error) {
 	type result struct {
 		check PlatformCheck
@@ -153,6 +157,7 @@ func (c *Client) CheckPlatforms(ctx context.Context, spec BuilderSpec, state *Bu
 		err   error
 	}
 	results := make([]result, len(spec.Nodes))
+	sem := make(chan struct{}, probeParallel)
 	var wg sync.WaitGroup
 	for i, n := range spec.Nodes {
 		if n.Platform == "" {
@@ -165,6 +170,8 @@ func (c *Client) CheckPlatforms(ctx context.Context, spec BuilderSpec, state *Bu
 			continue
 		}
 		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			native, err := c.NativePlatform(ctx, state.Driver, *ns)
 			if err != nil {
 				results[i].err = fmt.Errorf("check platforms of builder %s: %w", spec.Name, err)
