@@ -60,6 +60,14 @@ func (t *Tools) registryClient(log *slog.Logger) *registry.Client {
 	return t.registry.WithLog(log)
 }
 
+// TagLookup reads the digest a tag has now (found false: no such tag) with the engine's
+// registry settings (plain-HTTP registries, docker config, retries), logging to log: the
+// daemon's periodic look at watched tags (daemon/tagwatch). One client serves every call,
+// so registry tokens are reused.
+func (t *Tools) TagLookup(log *slog.Logger) func(ctx context.Context, ref string) (digest string, found bool, err error) {
+	return t.registryClient(log).Digest
+}
+
 // builderSpec translates a plan builder into buildx's own terms.
 //
 // Only the first node of each platform is in the buildx builder itself: buildx keeps a

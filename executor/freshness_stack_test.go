@@ -1,10 +1,8 @@
 package executor
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,7 +26,7 @@ func TestSkipIfTagsOutsidePushes(t *testing.T) {
 	for _, py := range []string{"3.11", "3.12"} {
 		refs[py] = fmt.Sprintf("%s/ci/python%s:cache-linux-amd64", reg.Host, py)
 	}
-	push := outsidePusher(t, node)
+	push := func(ref string) { node.PushCache(t, ref) }
 	dir := t.TempDir()
 	e, st := newRegistryEngine(t, dir)
 	marker := filepath.Join(dir, "refreshed")
@@ -110,26 +108,6 @@ steps:
 	}
 }
 
-// outsidePusher returns a function that exports a new BuildKit registry cache to ref, as
-// another CI would: buildctl on node, never refreshd, building a context with content never
-// built before, so the cache manifest's digest changes.
-func outsidePusher(t *testing.T, node *teststack.Buildkitd) func(ref string) {
-	pushes := 0
-	return func(ref string) {
-		t.Helper()
-		pushes++
-		dir := teststack.ScratchContext(t, map[string]string{"stamp": fmt.Sprintf("%s push %d %d", ref, pushes, time.Now().UnixNano())})
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "buildctl", "--addr", node.Endpoint, "build", "--frontend", "dockerfile.v0",
-			"--local", "context="+dir, "--local", "dockerfile="+dir, "--opt", "platform=linux/amd64",
-			"--export-cache", "type=registry,ref="+ref+",mode=max")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("outside push to %s: %v\n%s", ref, err, out)
-		}
-	}
-}
-
 // TestSkipIfTagsFromTreeValues: the watched tags come from values a step reads from the
 // tree at run time (the Python versions), so the condition is decided once that step has
 // succeeded. A fresh push to every tag skips the rest of the run (the when: always step
@@ -139,7 +117,8 @@ func outsidePusher(t *testing.T, node *teststack.Buildkitd) func(ref string) {
 func TestSkipIfTagsFromTreeValues(t *testing.T) {
 	teststack.Require(t)
 	reg := teststack.StartRegistry(t, teststack.RegistryOptions{})
-	push := outsidePusher(t, teststack.StartBuildkitd(t, "outside"))
+	node := teststack.StartBuildkitd(t, "outside")
+	push := func(ref string) { node.PushCache(t, ref) }
 	ref := func(py string) string { return fmt.Sprintf("%s/ci/python%s:cache-linux-amd64", reg.Host, py) }
 
 	dir := t.TempDir()

@@ -22,12 +22,36 @@ type Tag struct {
 	// cannot tell when the tag was pushed.
 	ChangedAfter time.Time `json:"changed_after,omitzero"`
 	ChangedBy    time.Time `json:"changed_by,omitzero"`
+	// Asked is when a run last looked at the tag (skip_if, buildx_cache, verify_cache), as
+	// opposed to the daemon's own periodic looks (LookTag): a tag no run asks for any more
+	// is no longer looked at.
+	Asked time.Time `json:"asked,omitzero"`
 }
 
-// ObserveTag records that ref has digest ("" for absent) at time at and returns the
-// updated record. A digest different from the one recorded is a change made between the
+// LastAsked is when a run last asked for the tag; a record from before Asked existed
+// counts its last look.
+func (t Tag) LastAsked() time.Time {
+	if t.Asked.IsZero() {
+		return t.Checked
+	}
+	return t.Asked
+}
+
+// ObserveTag records that a run saw ref with digest ("" for absent) at time at and returns
+// the updated record. A digest different from the one recorded is a change made between the
 // previous look and at.
 func (s *Store) ObserveTag(ref, digest string, at time.Time) (Tag, error) {
+	return s.observeTag(ref, digest, at, true)
+}
+
+// LookTag records the digest of a periodic look (the daemon's, between runs) like
+// ObserveTag, without counting it as a run asking for the tag: the more often a tag is
+// looked at, the closer to its push a change is dated.
+func (s *Store) LookTag(ref, digest string, at time.Time) (Tag, error) {
+	return s.observeTag(ref, digest, at, false)
+}
+
+func (s *Store) observeTag(ref, digest string, at time.Time, asked bool) (Tag, error) {
 	at = at.UTC()
 	var tag Tag
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -50,6 +74,9 @@ func (s *Store) ObserveTag(ref, digest string, at time.Time) (Tag, error) {
 		}
 		if at.After(tag.Checked) {
 			tag.Checked = at
+		}
+		if asked && at.After(tag.Asked) {
+			tag.Asked = at
 		}
 		data, err := json.Marshal(tag)
 		if err != nil {

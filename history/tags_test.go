@@ -16,24 +16,31 @@ func TestObserveTag(t *testing.T) {
 	const ref = "127.0.0.1:5000/ci/python3.12:cache-linux-amd64"
 	steps := []struct {
 		at           time.Time
+		periodic     bool // the daemon's look (LookTag), not a run's (ObserveTag)
 		digest       string
 		changedAfter time.Time
 		changedBy    time.Time
+		asked        time.Time
 	}{
-		{at: t0, digest: "sha256:a"},                // first look: no change known
-		{at: t0.Add(time.Hour), digest: "sha256:a"}, // same digest
-		{at: t0.Add(3 * time.Hour), digest: "sha256:b", changedAfter: t0.Add(time.Hour), changedBy: t0.Add(3 * time.Hour)}, // pushed in between
-		{at: t0.Add(4 * time.Hour), digest: "sha256:b", changedAfter: t0.Add(time.Hour), changedBy: t0.Add(3 * time.Hour)},
-		{at: t0.Add(5 * time.Hour), digest: "", changedAfter: t0.Add(4 * time.Hour), changedBy: t0.Add(5 * time.Hour)}, // deleted
-		{at: t0.Add(2 * time.Hour), digest: "", changedAfter: t0.Add(4 * time.Hour), changedBy: t0.Add(5 * time.Hour)}, // an older look never moves Checked back
+		{at: t0, digest: "sha256:a", asked: t0},                                                   // first look: no change known
+		{at: t0.Add(time.Hour), digest: "sha256:a", asked: t0.Add(time.Hour)},                     // same digest
+		{at: t0.Add(2 * time.Hour), periodic: true, digest: "sha256:a", asked: t0.Add(time.Hour)}, // the daemon's look moves Checked, not Asked
+		{at: t0.Add(3 * time.Hour), periodic: true, digest: "sha256:b", changedAfter: t0.Add(2 * time.Hour), changedBy: t0.Add(3 * time.Hour), asked: t0.Add(time.Hour)}, // pushed in between
+		{at: t0.Add(4 * time.Hour), digest: "sha256:b", changedAfter: t0.Add(2 * time.Hour), changedBy: t0.Add(3 * time.Hour), asked: t0.Add(4 * time.Hour)},
+		{at: t0.Add(5 * time.Hour), digest: "", changedAfter: t0.Add(4 * time.Hour), changedBy: t0.Add(5 * time.Hour), asked: t0.Add(5 * time.Hour)}, // deleted
+		{at: t0.Add(2 * time.Hour), digest: "", changedAfter: t0.Add(4 * time.Hour), changedBy: t0.Add(5 * time.Hour), asked: t0.Add(5 * time.Hour)}, // an older look never moves Checked back
 	}
 	for i, st := range steps {
-		tag, err := s.ObserveTag(ref, st.digest, st.at)
+		look := s.ObserveTag
+		if st.periodic {
+			look = s.LookTag
+		}
+		tag, err := look(ref, st.digest, st.at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tag.Digest != st.digest || !tag.ChangedAfter.Equal(st.changedAfter) || !tag.ChangedBy.Equal(st.changedBy) {
-			t.Errorf("look %d: %+v; want digest %q changed after %s by %s", i, tag, st.digest, st.changedAfter, st.changedBy)
+		if tag.Digest != st.digest || !tag.ChangedAfter.Equal(st.changedAfter) || !tag.ChangedBy.Equal(st.changedBy) || !tag.LastAsked().Equal(st.asked) {
+			t.Errorf("look %d: %+v; want digest %q changed after %s by %s, asked %s", i, tag, st.digest, st.changedAfter, st.changedBy, st.asked)
 		}
 	}
 	all, err := s.Tags()

@@ -13,6 +13,7 @@ import (
 	"github.com/refreshd/refreshd/daemon"
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/metrics"
+	"github.com/refreshd/refreshd/daemon/tagwatch"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/internal/journald"
@@ -29,7 +30,7 @@ const defaultMemoryLimit = 48 << 20
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("daemon", "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
 		"                       [--metrics-addr ADDR] [--http ADDR] [--kill-grace D] [--stop-timeout D]\n"+
-		"                       [--webhook URL|@FILE]...\n"+
+		"                       [--webhook URL|@FILE]... [--watch-tags D]\n"+
 		"                       [--plain-http-registry HOST[:PORT]]...\n\n"+
 		"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
 	plansDir := fs.String("plans", "/etc/refreshd/plans", "directory of plan files (*.yaml, *.yml)")
@@ -47,6 +48,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	})
 	plainHTTP := plainHTTPFlag(fs)
+	watchTags := fs.Duration("watch-tags", tagwatch.DefaultEvery, "look at the registry tags skip_if conditions watch this often between runs, so a push is dated within this interval (0: only when a run looks)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -67,6 +69,9 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *stopTimeout < time.Second {
 		return usageErrorf("--stop-timeout %s: want at least 1s", *stopTimeout)
 	}
+	if *watchTags != 0 && *watchTags < time.Minute {
+		return usageErrorf("--watch-tags %s: want 0 (off) or at least 1m (each look is one registry request per watched tag)", *watchTags)
+	}
 	// Flags are checked before the state lock and the socket are taken.
 	for _, f := range []struct{ flag, addr string }{{"--metrics-addr", *metricsAddr}, {"--http", *httpAddr}} {
 		if f.addr == "" {
@@ -84,6 +89,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return runDaemon(ctx, logger, daemonOptions{
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
 		metricsAddr: *metricsAddr, httpAddr: *httpAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
+		watchTags: *watchTags,
 	})
 }
 
@@ -100,7 +106,7 @@ func daemonLogger(stderr io.Writer, level slog.Level) *slog.Logger {
 
 type daemonOptions struct {
 	plans, state, socket, group, metricsAddr, httpAddr string
-	grace, stopTimeout                                 time.Duration
+	grace, stopTimeout, watchTags                      time.Duration
 	webhooks                                           []webhook.Target
 	plainHTTP                                          []string
 }
@@ -158,11 +164,12 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	if err != nil {
 		return err
 	}
+	tools := &executor.Tools{PlainHTTPRegistries: o.plainHTTP}
 	e, err := executor.New(executor.Config{
 		StateDir:         st.Root,
 		Store:            store,
 		Logger:           log,
-		Tools:            &executor.Tools{PlainHTTPRegistries: o.plainHTTP},
+		Tools:            tools,
 		Observer:         d.Observer(),
 		DefaultKillGrace: o.grace,
 		MaxKillGrace:     daemon.MaxKillGrace(o.stopTimeout),
@@ -171,6 +178,16 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		return err
 	}
 	eng.Engine = e
+	if o.watchTags > 0 {
+		// Between runs, with the engine's registry settings; stopped (and waited for)
+		// before the store closes.
+		wlog := log.With("component", "tagwatch")
+		w := &tagwatch.Watcher{Store: store, Lookup: tools.TagLookup(wlog), Every: o.watchTags, Log: wlog}
+		wctx, stopWatching := context.WithCancel(ctx)
+		watching := make(chan struct{})
+		go func() { defer close(watching); w.Run(wctx) }()
+		defer func() { stopWatching(); <-watching }()
+	}
 	return d.Run(ctx)
 }
 

@@ -84,6 +84,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{[]string{"run", "--local", "testdata/x.yaml", "--no-such-flag"}, 2, "refreshd: flag provided but not defined: -no-such-flag"},
 		{[]string{"daemon", "--plans", "/nonexistent", "extra", "--kill-grace", "-1s"}, 2, "refreshd: daemon: unexpected argument \"extra\""},
 		{[]string{"daemon", "--log-level", "loud"}, 2, "refreshd: --log-level \"loud\": want debug, info, warn or error"},
+		{[]string{"daemon", "--watch-tags", "10s"}, 2, "refreshd: --watch-tags 10s: want 0 (off) or at least 1m"},
 		{[]string{"plan"}, 2, "refreshd: plan needs exactly one FILE"},
 		{[]string{"nope"}, 2, "refreshd: unknown command \"nope\""},
 	} {
