@@ -140,13 +140,29 @@ func (tf *TagsFreshness) render(at Pos, vars map[string]Var, planName, instance 
 	return refs, errs
 }
 
-// RefTemplates are the refs: as written, for a condition decided at run time (whose Refs
-// are not known before), with the names of its matrix axes.
-func (tf *TagsFreshness) RefTemplates() (refs, axes []string) {
+// RefPatterns are the refs of a condition decided at run time as far as the plan knows
+// them: vars and names filled in, each matrix axis and run-time var shown as <NAME>
+// (ghcr.io/apache/airflow/main/ci/python<python>:cache-<platform>), for the dry run.
+func (tf *TagsFreshness) RefPatterns(p *Plan) (refs, axes []string) {
+	vars := varData(p.Vars)
+	data := map[string]any{"vars": vars, "plan": p.Name, "instance": p.Instance}
 	for _, ax := range tf.axes {
 		axes = append(axes, ax.Name)
+		data[ax.Name] = "<" + ax.Name + ">"
 	}
-	return slices.Clone(tf.tmpls), axes
+	for _, t := range tf.tmpls {
+		for _, name := range templateVars(t) {
+			if _, ok := vars[name]; !ok {
+				vars[name] = "<" + name + ">"
+			}
+		}
+		ref, err := render(t, data)
+		if err != nil { // a list run-time var used joined: show the template itself
+			ref = t
+		}
+		refs = append(refs, ref)
+	}
+	return refs, axes
 }
 
 // SkipTagRefs renders the refs of a tags condition decided at run time (c.Tags.After),

@@ -85,8 +85,8 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 		case c.Image != nil:
 			fmt.Fprintf(w, "skip the run if image %s was created less than %s ago\n", c.Image.Ref, plan.ShortDuration(c.Image.Within))
 		case c.Tags != nil && len(c.Tags.After) > 0:
-			refs, axes := c.Tags.RefTemplates()
-			fmt.Fprintf(w, "once %s succeeded, skip the rest of the run if every one of these tags (for each %s, values from the run) changed digest less than %s ago (as refreshd saw it):\n",
+			refs, axes := c.Tags.RefPatterns(p)
+			fmt.Fprintf(w, "once %s succeeded, skip the rest of the run if every one of these tags, for each %s, changed digest less than %s ago (as refreshd saw it):\n",
 				strings.Join(c.Tags.After, ", "), strings.Join(axes, " x "), plan.ShortDuration(c.Tags.Within))
 			for _, ref := range refs {
 				fmt.Fprintf(w, "  %s\n", ref)
