@@ -5,16 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gofrs/flock"
 
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/statedir"
 )
@@ -123,9 +126,11 @@ func TestSlotsFirstComeFirstServed(t *testing.T) {
 	}
 }
 
-// TestSlotsFaults: a slot held by another process (another open file of the lock: flock
-// sees another owner) is taken when that process lets go; a cancelled waiter leaves the
-// queue and its turn passes on; a waiter whose nodes all go down while it waits is told so.
+// TestSlotsFaults: a slot held through another open file of its lock (to flock another
+// owner, as another process is: TestSlotsAnotherProcess uses a real one) is taken when that
+// owner lets go; a cancelled waiter leaves the queue and its turn passes on; a waiter whose
+// nodes all go down while it waits is told so; a run step's whole-builder lock queues with
+// the builds.
 func TestSlotsFaults(t *testing.T) {
 	state := t.TempDir()
 	b := poolBuilder(1, 1)
@@ -133,7 +138,7 @@ func TestSlotsFaults(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	t.Run("held by another process", func(t *testing.T) {
+	t.Run("held through another open file", func(t *testing.T) {
 		m := newSlotManager()
 		foreign := flock.New(path)
 		if ok, err := foreign.TryLock(); !ok || err != nil {
@@ -253,6 +258,57 @@ func TestSlotsFaults(t *testing.T) {
 			t.Errorf("order %v, want %v", order, want)
 		}
 	})
+}
+
+// TestSlotsAnotherProcess: a real other process (flock(1), as a `refreshd run --local` on
+// the same state directory would) holds the only slot; the build waits, and gets the slot
+// once that process is killed and the kernel drops its lock.
+func TestSlotsAnotherProcess(t *testing.T) {
+	bin := testkit.Need(t, "flock")[0]
+	state := t.TempDir()
+	b := poolBuilder(1, 1)
+	path := statedir.Dir{Root: state}.NodeSlotLock("pool", "pool0", 0)
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	// flock(1) runs sleep holding the lock's descriptor too: both die, as a process group.
+	holder := exec.Command(bin, "--exclusive", path, "sleep", "60")
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill := func() { _ = syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) }
+	t.Cleanup(func() { kill(); _ = holder.Wait() })
+	probe := flock.New(path)
+	testkit.WaitFor(t, "flock(1) to hold the slot", 5*time.Second, func() bool {
+		ok, err := probe.TryLock()
+		if ok {
+			_ = probe.Unlock()
+		}
+		return err == nil && !ok
+	})
+	m := newSlotManager()
+	got := make(chan error, 1)
+	go func() {
+		s, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
+		s.release()
+		got <- err
+	}()
+	waitQueued(t, m, 1)
+	select {
+	case err := <-got:
+		t.Fatalf("slot given while another process holds it: %v", err)
+	case <-time.After(3 * slotForeignPoll):
+	}
+	kill()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("slot freed by the other process's death never given")
+	}
 }
 
 // BenchmarkSlotHandover is one build's turn on a pool of N nodes whose slots are all held by
