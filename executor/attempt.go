@@ -62,6 +62,8 @@ type Attempt struct {
 	// slots is the engine's slot queue; nil (an attempt made outside an engine) queues the
 	// attempt alone, still sharing the slots' flocks with everything else.
 	slots *slotManager
+	// provisions is the engine's sharing of provisionings in flight; nil: none.
+	provisions *provisionShare
 	// nodeDown tells the engine's observer of a pool node found down; nil outside a run.
 	nodeDown func(NodeDown)
 }

@@ -94,6 +94,7 @@ type engineStack struct {
 	dockerLog string // one line per docker invocation: its arguments
 	reg       *registry.Client
 	downs     *nodeDownRecorder // what the engine told its observer of pool nodes down
+	slowLs    string            // while this file exists, the docker wrapper delays buildx ls
 }
 
 func newEngineStack(t *testing.T) *engineStack {
@@ -105,7 +106,12 @@ func newEngineStack(t *testing.T) *engineStack {
 	}
 	bin := t.TempDir()
 	es := &engineStack{cacheStack: s, dockerLog: filepath.Join(bin, "docker.log")}
-	wrapper := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '" + es.dockerLog + "'\nexec '" + docker + "' \"$@\"\n"
+	es.slowLs = filepath.Join(bin, "slow-ls")
+	// While the file slow-ls exists, every `buildx ls` takes a second longer: a provisioning
+	// is then surely still in progress when another run's starts.
+	wrapper := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '" + es.dockerLog + "'\n" +
+		"if [ \"$1 $2\" = 'buildx ls' ] && [ -e '" + es.slowLs + "' ]; then sleep 1; fi\n" +
+		"exec '" + docker + "' \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}

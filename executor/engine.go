@@ -61,6 +61,8 @@ type Engine struct {
 	// slots queues this process's builds for node slots, first come first served across
 	// every run the engine makes.
 	slots *slotManager
+	// provisions lets runs provisioning the same builder at the same time share it.
+	provisions *provisionShare
 }
 
 // DefaultKillGrace is the grace when neither the plan nor the Config sets one.
@@ -99,7 +101,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := proc.BecomeSubreaper(); err != nil {
 		cfg.Logger.Warn("orphaned step processes will be reaped by PID 1 instead", "err", err)
 	}
-	return &Engine{cfg: cfg, dir: dir, log: cfg.Logger, rand: defaultRand, slots: newSlotManager()}, nil
+	return &Engine{cfg: cfg, dir: dir, log: cfg.Logger, rand: defaultRand, slots: newSlotManager(), provisions: newProvisionShare()}, nil
 }
 
 // RunSpec says which run to make of a graph.
@@ -521,9 +523,9 @@ func copyStep(s *history.Step, red *redact.Redactor) *history.Step {
 // holdBuilder takes what instance inst needs of its builder, for the instance only, so two
 // plans on one builder interleave build by build instead of one waiting for the other's
 // whole run:
-//   - provision: the builder's lock (statedir.Dir.BuilderLock) while it converges, boots and
-//     checks the builder, so provisioning happens once at a time; another plan's provisioning
-//     of the same definition (one shared builders file) then changes nothing;
+//   - provision: nothing here; the action takes the builder's lock (statedir.Dir.BuilderLock)
+//     while it converges, boots and checks the builder, so provisioning happens once at a
+//     time, and runs of this engine arriving meanwhile share its outcome (provisionShare);
 //   - buildx_cache: nothing here; the action takes one node slot for its build (acquireSlot);
 //   - a run step that drives the builder itself: slot 0 of every node (lockWholeBuilder).
 func (rs *runState) holdBuilder(ctx context.Context, inst *plan.Instance) (unlock func(), err error) {
@@ -534,10 +536,8 @@ func (rs *runState) holdBuilder(ctx context.Context, inst *plan.Instance) (unloc
 		}
 	}()
 	switch inst.Action.(type) {
-	case *plan.BuildxCacheAction:
+	case *plan.BuildxCacheAction, *plan.ProvisionAction:
 		return func() {}, nil
-	case *plan.ProvisionAction:
-		return lockBuilder(ctx, rs.e.cfg.StateDir, inst.Builder)
 	}
 	b := rs.p.Builders[inst.Builder]
 	if b == nil {

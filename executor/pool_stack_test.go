@@ -305,6 +305,12 @@ func TestPoolTwoPlansShareOneBuilder(t *testing.T) {
 	// two are in flight, which only happens when the plans build at the same time.
 	ga := es.loadPool(t, "plana", `"3.11", "3.12"`, 1, srv.URL)
 	gb := es.loadPool(t, "planb", `"3.11", "3.12"`, 1, srv.URL)
+	// Both runs provision the builder first, at the same time (each ls slowed down so that
+	// the first is surely still at it when the second starts): they share one provisioning.
+	if err := os.WriteFile(es.slowLs, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := len(es.dockerCommands(t))
 	var wg sync.WaitGroup
 	runs := make([]*history.Run, 2)
 	for i, g := range []*plan.Graph{ga, gb} {
@@ -325,6 +331,11 @@ func TestPoolTwoPlansShareOneBuilder(t *testing.T) {
 		if r.Status != history.StatusSucceeded {
 			t.Fatalf("plan %s run %s: %s", r.Plan, r.Status, r.Reason)
 		}
+	}
+	// One provisioning for both: compare, create, check (2 ls); a second one would have
+	// read ls again after the first (3).
+	if got := lsCalls(es.dockerCommands(t)[before:]); got != 2 {
+		t.Errorf("two runs provisioning one builder at once issued %d buildx ls, want 2: one provisioning shared", got)
 	}
 	if srv.most() < 2 {
 		t.Errorf("at most %d build(s) at once over the two plans, want their builds interleaved", srv.most())

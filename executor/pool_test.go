@@ -353,3 +353,48 @@ func BenchmarkSlotHandover(b *testing.B) {
 		})
 	}
 }
+
+// TestProvisionShare: a run arriving while another provisions the same builder waits and
+// takes its outcome; when that provisioning was abandoned (its run cancelled) the waiter
+// provisions for itself; another definition of the builder, or another docker config, is
+// another provisioning.
+func TestProvisionShare(t *testing.T) {
+	b := poolBuilder(2, 1)
+	moved := poolBuilder(2, 1)
+	moved.Nodes[1].Endpoint = "tcp://10.0.0.9:1234"
+	elsewhere := poolBuilder(2, 1)
+	elsewhere.Pos, elsewhere.Nodes[0].Pos = plan.Pos{File: "builders.yaml", Line: 3}, plan.Pos{Line: 7}
+	key := provisionKey(b, "/cfg")
+	switch {
+	case key != provisionKey(elsewhere, "/cfg"):
+		t.Error("the same builder declared elsewhere is another provisioning")
+	case key == provisionKey(moved, "/cfg"):
+		t.Error("a node moved to another endpoint shares the old provisioning")
+	case key == provisionKey(b, "/other"):
+		t.Error("another docker config shares the provisioning")
+	}
+
+	s := newProvisionShare()
+	f, leader := s.join(key)
+	if !leader {
+		t.Fatal("first run to provision is not the leader")
+	}
+	g, leader := s.join(key)
+	if leader || g != f {
+		t.Fatal("a run arriving during a provisioning does not join it")
+	}
+	s.finish(key, f, provisionOutcome{changed: true}, true)
+	<-g.done
+	if !g.abandoned {
+		t.Error("an abandoned provisioning is not reported so")
+	}
+	h, leader := s.join(key)
+	if !leader || h == f {
+		t.Fatal("after an abandoned provisioning the next run does not provision itself")
+	}
+	want := errors.New("no running node for linux/amd64")
+	s.finish(key, h, provisionOutcome{err: want}, false)
+	if <-h.done; h.abandoned || h.out.err != want {
+		t.Errorf("outcome %+v abandoned %v, want the leader's error", h.out, h.abandoned)
+	}
+}

@@ -2,10 +2,13 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/refreshd/refreshd/executor/buildx"
 	"github.com/refreshd/refreshd/plan"
@@ -18,19 +21,124 @@ import (
 // warned about under warn. All of it happens before any build uses the builder.
 type provision struct{ *plan.ProvisionAction }
 
+// provisionOutcome is what provisioning a builder found, for every run sharing it to apply to
+// its own attempt (provisionShare).
+type provisionOutcome struct {
+	changed bool                   // provisioning changed the builder
+	down    []downNode             // pool nodes not running, skipped
+	checks  []buildx.PlatformCheck // the emulation guard, per running node
+	err     error                  // the builder is not usable; down and checks may be partial
+}
+
+// downNode is a pool node found not running, and its platform.
+type downNode struct {
+	buildx.NodeState
+	Platform string
+}
+
+// provisionShare lets the runs of one engine that provision the same builder at the same
+// time (the daemon starting several plans on one shared builder) share one provisioning:
+// the first holds the builder's lock and provisions; those that arrive meanwhile wait for
+// it and take its outcome, instead of queueing for the lock to issue the same commands and
+// the same checks again, one after another, while the nodes wait. A later run provisions
+// for itself, as every run does. Other processes still wait on the lock.
+type provisionShare struct {
+	mu      sync.Mutex
+	flights map[string]*provisionFlight // by provisionKey
+}
+
+type provisionFlight struct {
+	done      chan struct{} // closed when out is set
+	out       provisionOutcome
+	abandoned bool // the provisioning run's context ended: the others provision for themselves
+}
+
+func newProvisionShare() *provisionShare {
+	return &provisionShare{flights: map[string]*provisionFlight{}}
+}
+
+// join returns the provisioning in flight for key, or starts one (leader true).
+func (s *provisionShare) join(key string) (f *provisionFlight, leader bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.flights[key]; f != nil {
+		return f, false
+	}
+	f = &provisionFlight{done: make(chan struct{})}
+	s.flights[key] = f
+	return f, true
+}
+
+func (s *provisionShare) finish(key string, f *provisionFlight, out provisionOutcome, abandoned bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.flights, key)
+	f.out, f.abandoned = out, abandoned
+	close(f.done)
+}
+
+// provisionKey identifies a provisioning: the builder as declared (wherever it is declared:
+// positions left out) and the docker config its state lives in.
+func provisionKey(b *plan.Builder, dockerConfig string) string {
+	c := *b
+	c.Pos = plan.Pos{}
+	c.Nodes = slices.Clone(b.Nodes)
+	for i := range c.Nodes {
+		c.Nodes[i].Pos = plan.Pos{}
+	}
+	j, _ := json.Marshal(c) // plain data: cannot fail; map keys come sorted
+	return dockerConfig + "\x00" + string(j)
+}
+
 func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 	b := p.Builder
+	if a.provisions == nil { // an attempt outside an engine: nobody to share with
+		return p.apply(a, p.provisionLocked(ctx, t, a))
+	}
+	key := provisionKey(b, t.DockerConfig)
+	for {
+		f, leader := a.provisions.join(key)
+		if leader {
+			out := p.provisionLocked(ctx, t, a)
+			a.provisions.finish(key, f, out, ctx.Err() != nil)
+			return p.apply(a, out)
+		}
+		a.Log.Info("another run of this process is provisioning the builder: waiting for its outcome", "builder", b.Name)
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for another run's provisioning of builder %s: %w", b.Name, context.Cause(ctx))
+		}
+		if f.abandoned {
+			continue // that run was cancelled: provision for this one
+		}
+		a.Log.Info("builder provisioned by another run at the same time: taking its outcome", "builder", b.Name)
+		return p.apply(a, f.out)
+	}
+}
+
+// provisionLocked provisions the builder under its lock (statedir.Dir.BuilderLock, shared
+// with other processes) and returns what it found.
+func (p provision) provisionLocked(ctx context.Context, t *Tools, a *Attempt) provisionOutcome {
+	b := p.Builder
+	start := time.Now()
+	unlock, err := lockBuilder(ctx, a.StateDir, b.Name)
+	if err != nil {
+		return provisionOutcome{err: err}
+	}
+	defer unlock()
+	if waited := time.Since(start); waited > time.Second {
+		a.Log.Info("builder lock acquired after waiting", "builder", b.Name, "waited", waited.Round(time.Millisecond))
+	}
 	c := t.buildxClient(a)
 	// The builder and its pooled nodes' own builders, compared, converged and checked
 	// together: one `docker buildx ls` for all of them, whatever the pool's size.
 	specs := append([]buildx.BuilderSpec{builderSpec(b)}, poolSpecs(b)...)
 	changes, states, err := c.ProvisionAll(ctx, specs)
 	if err != nil {
-		return err
+		return provisionOutcome{err: err}
 	}
-	if len(changes) == 0 {
-		a.Log.Info("builder matches the plan", "builder", b.Name)
-	}
+	out := provisionOutcome{changed: len(changes) > 0}
 	// Every node must be running, each seen through a builder it is in: the builder itself,
 	// else its own single-node builder. A pool's node that is not running is skipped by the
 	// run, with a warning, while its platform has another running node.
@@ -46,7 +154,8 @@ func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 	}
 	states, waitErr := c.WaitRunningAll(ctx, names, states, t.NodeWait)
 	if states == nil {
-		return fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, waitErr)
+		out.err = fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, waitErr)
+		return out
 	}
 	state := states[b.Name]
 	nodes := map[string]buildx.NodeState{}
@@ -59,15 +168,11 @@ func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 	}
 	down, err := downNodes(b, nodes, waitErr)
 	if err != nil {
-		return fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, err)
+		out.err = fmt.Errorf("builder %s not ready, nothing built: %w", b.Name, err)
+		return out
 	}
 	for _, n := range down {
-		if a.health != nil {
-			a.health.markDown(b.Name, n.Name, n.Status)
-		}
-		platform := nodePlatform(b, n.Name)
-		a.Warn(fmt.Sprintf("builder %s node %s (%s) is %s, not running: skipped by this run; %s builds on the rest of its pool", b.Name, n.Name, n.Endpoint, n.Status, platform))
-		a.reportNodeDown(NodeDown{Builder: b.Name, Node: n.Name, Platform: platform, Endpoint: n.Endpoint, Found: NodeDownAtProvisioning, Status: n.Status})
+		out.down = append(out.down, downNode{NodeState: n, Platform: nodePlatform(b, n.Name)})
 	}
 	// The emulation guard asks every running node's worker for its native platform.
 	live := &buildx.BuilderState{Name: b.Name, Driver: state.Driver}
@@ -79,12 +184,30 @@ func (p provision) run(ctx context.Context, t *Tools, a *Attempt) error {
 		live.Nodes = append(live.Nodes, nodes[n.Name])
 		all.Nodes = append(all.Nodes, nodeSpec(n))
 	}
-	checks, err := c.CheckPlatforms(ctx, all, live)
-	if err != nil {
-		return err
+	out.checks, out.err = c.CheckPlatforms(ctx, all, live)
+	return out
+}
+
+// apply records a provisioning's outcome on this run's attempt: pool nodes down are skipped
+// by the run (warning, observer), the emulation guard's verdict is applied per node, and the
+// attempt fails when the builder is not usable.
+func (p provision) apply(a *Attempt, out provisionOutcome) error {
+	b := p.Builder
+	if !out.changed && out.err == nil {
+		a.Log.Info("builder matches the plan", "builder", b.Name)
+	}
+	for _, n := range out.down {
+		if a.health != nil {
+			a.health.markDown(b.Name, n.Name, n.Status)
+		}
+		a.Warn(fmt.Sprintf("builder %s node %s (%s) is %s, not running: skipped by this run; %s builds on the rest of its pool", b.Name, n.Name, n.Endpoint, n.Status, n.Platform))
+		a.reportNodeDown(NodeDown{Builder: b.Name, Node: n.Name, Platform: n.Platform, Endpoint: n.Endpoint, Found: NodeDownAtProvisioning, Status: n.Status})
+	}
+	if out.err != nil {
+		return out.err
 	}
 	var refused []string
-	for _, ch := range checks {
+	for _, ch := range out.checks {
 		a.Log.Info("builder node", "builder", b.Name, "node", ch.Node, "endpoint", ch.Endpoint, "declared", ch.Declared, "native", ch.Native)
 		if !ch.Emulated {
 			continue
