@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -61,7 +62,7 @@ type slotGrant struct {
 	err    error
 }
 
-var errNoUsableSlot = fmt.Errorf("no usable node left")
+var errNoUsableSlot = errors.New("no usable node left")
 
 // acquire waits for one of want, first come first served among this process's waiters, until
 // ctx ends. The slot is held until release(choice.Path).

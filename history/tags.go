@@ -3,6 +3,7 @@ package history
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -88,6 +89,41 @@ func (s *Store) observeTag(ref, digest string, at time.Time, asked bool) (Tag, e
 		return Tag{}, fmt.Errorf("record digest of %s: %w", ref, err)
 	}
 	return tag, nil
+}
+
+// ForgetTags deletes the records of the tags no run asked for since before: a tag a plan
+// stopped watching (a Python version dropped from the tree) does not stay in the store for
+// ever. It returns how many it deleted.
+func (s *Store) ForgetTags(before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketTags))
+		if b == nil {
+			return nil
+		}
+		var stale [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var t Tag
+			if err := json.Unmarshal(v, &t); err != nil || t.LastAsked().Before(before) {
+				stale = append(stale, slices.Clone(k)) // an unreadable record goes too
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(stale)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("forget watched tags asked for before %s: %w", before.Format(time.RFC3339), err)
+	}
+	return n, nil
 }
 
 // Tags returns the watched tags' records, by ref.

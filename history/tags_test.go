@@ -51,3 +51,35 @@ func TestObserveTag(t *testing.T) {
 		t.Errorf("Tags()[%s] = %+v", ref, got)
 	}
 }
+
+// TestForgetTags: the records of tags no run asked for since the cut-off are deleted, a
+// periodic look does not keep one alive, and the others stay.
+func TestForgetTags(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "history.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	const kept, dropped = "r/ci/python3.12:cache-linux-amd64", "r/ci/python3.8:cache-linux-amd64"
+	if _, err := s.ObserveTag(kept, "sha256:a", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ObserveTag(dropped, "sha256:b", t0.Add(-100*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookTag(dropped, "sha256:b", t0); err != nil { // the daemon still looked
+		t.Fatal(err)
+	}
+	n, err := s.ForgetTags(t0.Add(-90 * 24 * time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("ForgetTags = %d, %v; want 1 forgotten", n, err)
+	}
+	all, err := s.Tags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := all[dropped]; ok || all[kept].Digest != "sha256:a" {
+		t.Errorf("after forgetting: %v", all)
+	}
+}

@@ -21,6 +21,7 @@ import (
 type Store interface {
 	Tags() (map[string]history.Tag, error)
 	LookTag(ref, digest string, at time.Time) (history.Tag, error)
+	ForgetTags(before time.Time) (int, error)
 }
 
 // Lookup reads the digest a tag has now in its registry; found is false when the tag does
@@ -29,8 +30,12 @@ type Lookup func(ctx context.Context, ref string) (digest string, found bool, er
 
 // Defaults of a Watcher.
 const (
-	DefaultEvery    = 15 * time.Minute
-	DefaultKeep     = 14 * 24 * time.Hour
+	DefaultEvery = 15 * time.Minute
+	DefaultKeep  = 14 * 24 * time.Hour
+	// DefaultForget is how long the record of a tag no run asks for any more is kept (a
+	// Python version dropped from the tree): long enough to read in the history, not for
+	// ever on a box that runs for years.
+	DefaultForget   = 90 * 24 * time.Hour
 	DefaultParallel = 4
 	// MaxTags bounds the tags of one pass, the most recently asked for first: a pass costs
 	// one HEAD request per tag.
@@ -43,6 +48,7 @@ type Watcher struct {
 	Lookup   Lookup
 	Every    time.Duration // 0: DefaultEvery
 	Keep     time.Duration // 0: DefaultKeep
+	Forget   time.Duration // 0: DefaultForget
 	Parallel int           // lookups at once; 0: DefaultParallel
 	Log      *slog.Logger
 	// Now is the clock (tests); nil: time.Now.
@@ -86,6 +92,15 @@ func (w *Watcher) Look(ctx context.Context) Pass {
 // (a registry down for hours) is logged when it starts and when it ends, not every pass.
 func (w *Watcher) look(ctx context.Context, failing map[string]bool) Pass {
 	log := w.log()
+	forget := w.Forget
+	if forget <= 0 {
+		forget = DefaultForget
+	}
+	if n, err := w.Store.ForgetTags(w.now().Add(-forget)); err != nil {
+		log.Error("forget the tags no run asks for any more", "err", err)
+	} else if n > 0 {
+		log.Info("forgot watched tags no run asked for", "tags", n, "for", forget.String())
+	}
 	tags, err := w.Store.Tags()
 	if err != nil {
 		log.Error("read the watched tags", "err", err)

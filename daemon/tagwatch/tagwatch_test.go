@@ -117,6 +117,12 @@ func TestLookDatesPushes(t *testing.T) {
 	if !strings.Contains(logs.String(), "cannot look at a watched tag") || !strings.Contains(logs.String(), "watched tag changed") {
 		t.Errorf("log:\n%s", logs.String())
 	}
+	// 100 days later no run asked for any of them: their records go.
+	now = t0.Add(100 * 24 * time.Hour)
+	w.Look(t.Context())
+	if left, err := st.Tags(); err != nil || len(left) != 0 {
+		t.Errorf("100 days after the last run asked: %d tags kept (%v); want none", len(left), err)
+	}
 }
 
 // TestLookBounded: lookups run at most Parallel at once, however many tags there are.
