@@ -144,27 +144,7 @@ func TestSlotsFaults(t *testing.T) {
 		if ok, err := foreign.TryLock(); !ok || err != nil {
 			t.Fatalf("hold: %v %v", ok, err)
 		}
-		got := make(chan error, 1)
-		go func() {
-			s, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
-			s.release()
-			got <- err
-		}()
-		waitQueued(t, m, 1)
-		select {
-		case err := <-got:
-			t.Fatalf("slot given while another process holds it: %v", err)
-		case <-time.After(3 * slotForeignPoll):
-		}
-		_ = foreign.Unlock()
-		select {
-		case err := <-got:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("slot released by another process never given")
-		}
+		slotOnceFreed(t, m, state, b, func() { _ = foreign.Unlock() })
 	})
 	t.Run("cancelled waiter", func(t *testing.T) {
 		m := newSlotManager()
@@ -287,7 +267,13 @@ func TestSlotsAnotherProcess(t *testing.T) {
 		}
 		return err == nil && !ok
 	})
-	m := newSlotManager()
+	slotOnceFreed(t, newSlotManager(), state, b, kill)
+}
+
+// slotOnceFreed checks that a build waiting for b's only linux/amd64 slot, held outside m,
+// is not given it while it is held (three foreign polls), and is given it once free lets go.
+func slotOnceFreed(t *testing.T, m *slotManager, state string, b *plan.Builder, free func()) {
+	t.Helper()
 	got := make(chan error, 1)
 	go func() {
 		s, err := acquireSlot(t.Context(), m, state, b, "linux/amd64", &nodeHealth{})
@@ -297,17 +283,17 @@ func TestSlotsAnotherProcess(t *testing.T) {
 	waitQueued(t, m, 1)
 	select {
 	case err := <-got:
-		t.Fatalf("slot given while another process holds it: %v", err)
+		t.Fatalf("slot given while another owner holds it: %v", err)
 	case <-time.After(3 * slotForeignPoll):
 	}
-	kill()
+	free()
 	select {
 	case err := <-got:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("slot freed by the other process's death never given")
+		t.Fatal("slot freed by its other owner never given")
 	}
 }
 
