@@ -103,21 +103,16 @@ func (rs *runState) extend(st *plan.Step) (int, error) {
 	var err error
 	if st.Checkout != nil {
 		// What it fetched: the steps whose templates name .source expand now.
-		src := rs.source()
-		if src == nil {
-			return 0, nil
-		}
-		if added, err = rs.g.ExtendSource(step, plan.Source{Repo: src.Repo, Ref: src.Ref, Commit: src.Commit}); err != nil {
-			return 0, err
+		if src := rs.source(); src != nil {
+			if added, err = rs.g.ExtendSource(step, plan.Source{Repo: src.Repo, Ref: src.Ref, Commit: src.Commit}); err != nil {
+				return 0, err
+			}
 		}
 	}
-	if st.Outputs != nil {
-		rs.mu.Lock()
-		vals, ok := rs.values[step]
-		rs.mu.Unlock()
-		if !ok {
-			return 0, nil
-		}
+	rs.mu.Lock()
+	vals, ok := rs.values[step]
+	rs.mu.Unlock()
+	if st.Outputs != nil && ok {
 		more, err := rs.g.Extend(step, vals)
 		if err != nil {
 			return 0, err
