@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/control/apitest"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // TestControlAPIMatchesOpenAPI drives every operation of the control API on a real daemon
@@ -180,22 +180,13 @@ func triggerAndFollow(t *testing.T, c *control.Client, planName, want string) *c
 func bareRepo(t *testing.T, dir string) string {
 	t.Helper()
 	bare, work := filepath.Join(dir, "src.git"), filepath.Join(dir, "src-clone")
-	git := func(cwd string, args ...string) {
-		t.Helper()
-		c := exec.Command("git", args...)
-		c.Dir = cwd
-		c.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	git(dir, "init", "--quiet", "--bare", "--initial-branch=main", bare)
-	git(dir, "clone", "--quiet", bare, work)
+	testkit.Git(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", bare)
+	testkit.Git(t, dir, "clone", "--quiet", bare, work)
 	if err := os.WriteFile(filepath.Join(work, "versions.json"), []byte(`{"python": ["3.11", "3.12"]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(work, "add", "-A")
-	git(work, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "--quiet", "-m", "versions")
-	git(work, "push", "--quiet", "origin", "HEAD:main")
+	testkit.Git(t, work, "add", "-A")
+	testkit.Git(t, work, "commit", "--quiet", "-m", "versions")
+	testkit.Git(t, work, "push", "--quiet", "origin", "HEAD:main")
 	return bare
 }

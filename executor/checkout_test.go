@@ -22,14 +22,14 @@ func TestEngineCheckoutSourceInCommit(t *testing.T) {
 	testkit.Need(t, "git")
 	tmp := t.TempDir()
 	src, srcWork, constraints := filepath.Join(tmp, "src.git"), filepath.Join(tmp, "src-work"), filepath.Join(tmp, "c.git")
-	gitT(t, "", "init", "--quiet", "--bare", "--initial-branch=main", src)
-	gitT(t, "", "init", "--quiet", "--bare", constraints)
-	gitT(t, "", "clone", "--quiet", src, srcWork)
+	testkit.Git(t, "", "init", "--quiet", "--bare", "--initial-branch=main", src)
+	testkit.Git(t, "", "init", "--quiet", "--bare", constraints)
+	testkit.Git(t, "", "clone", "--quiet", src, srcWork)
 	writeT(t, filepath.Join(srcWork, "pins.txt"), "a==1.0\n")
-	gitT(t, srcWork, "add", "-A")
-	gitT(t, srcWork, "commit", "--quiet", "-m", "first")
-	gitT(t, srcWork, "push", "--quiet", "origin", "HEAD:main")
-	head := gitT(t, srcWork, "rev-parse", "HEAD")
+	testkit.Git(t, srcWork, "add", "-A")
+	testkit.Git(t, srcWork, "commit", "--quiet", "-m", "first")
+	testkit.Git(t, srcWork, "push", "--quiet", "origin", "HEAD:main")
+	head := testkit.Git(t, srcWork, "rev-parse", "HEAD")
 
 	yaml := `plan: checkout-test
 workdir: ` + filepath.Join(tmp, "work") + `
@@ -78,22 +78,22 @@ steps:
 	}
 	// The step names the source in its argv and env templates (it expands once the checkout
 	// succeeded) and gets it in REFRESHD_SOURCE_COMMIT.
-	if got := gitT(t, constraints, "show", "constraints-main:constraints-3.12.txt"); got != "# from "+head+" main ("+head+")\na==1.0" {
+	if got := testkit.Git(t, constraints, "show", "constraints-main:constraints-3.12.txt"); got != "# from "+head+" main ("+head+")\na==1.0" {
 		t.Errorf("published file %q: the step did not see the source commit", got)
 	}
-	msg := gitT(t, constraints, "log", "-1", "--format=%an <%ae>%n%B", "constraints-main")
+	msg := testkit.Git(t, constraints, "log", "-1", "--format=%an <%ae>%n%B", "constraints-main")
 	want := "Release bot (checkout-test) <release-bot@example.org>\nUpdate constraints from main at " + head + " (upgrade=true)"
 	if !strings.HasPrefix(msg, want) {
 		t.Errorf("commit:\n%s\nwant it to start with:\n%s", msg, want)
 	}
-	published := gitT(t, constraints, "rev-parse", "constraints-main")
+	published := testkit.Git(t, constraints, "rev-parse", "constraints-main")
 
 	// Nothing new upstream: the tree stays at the commit, unchanged, and nothing is committed.
 	r = runPlan()
 	if s := r.Source; s == nil || s.Commit != head || s.Changed || s.Previous != head {
 		t.Errorf("second run source %+v, want %s unchanged", s, head)
 	}
-	if got := gitT(t, constraints, "rev-parse", "constraints-main"); got != published {
+	if got := testkit.Git(t, constraints, "rev-parse", "constraints-main"); got != published {
 		t.Errorf("second run committed %s", got)
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "work", "files", "constraints-3.12.txt")); err != nil {

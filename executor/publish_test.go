@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,19 +15,6 @@ import (
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
 )
-
-func gitT(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 func writeT(t *testing.T, path, data string) {
 	t.Helper()
@@ -47,14 +33,14 @@ func TestPublishGlue(t *testing.T) {
 	testkit.Need(t, "git")
 	const secret = "glue-s3cret-token"
 	remote := filepath.Join(t.TempDir(), "c.git")
-	gitT(t, "", "init", "--quiet", "--bare", remote)
+	testkit.Git(t, "", "init", "--quiet", "--bare", remote)
 	seed := t.TempDir()
-	gitT(t, seed, "init", "--quiet", "-b", "constraints-main")
+	testkit.Git(t, seed, "init", "--quiet", "-b", "constraints-main")
 	writeT(t, filepath.Join(seed, "constraints-3.12.txt"), "# 2024\na==1.0\nb==2.0\n")
-	gitT(t, seed, "add", ".")
-	gitT(t, seed, "commit", "--quiet", "-m", "seed")
-	gitT(t, seed, "push", "--quiet", remote, "HEAD:refs/heads/constraints-main")
-	seedHead := gitT(t, remote, "rev-parse", "constraints-main")
+	testkit.Git(t, seed, "add", ".")
+	testkit.Git(t, seed, "commit", "--quiet", "-m", "seed")
+	testkit.Git(t, seed, "push", "--quiet", remote, "HEAD:refs/heads/constraints-main")
+	seedHead := testkit.Git(t, remote, "rev-parse", "constraints-main")
 
 	work, state := t.TempDir(), t.TempDir()
 	writeT(t, filepath.Join(work, "files/constraints-3.12/constraints-3.12.txt"), "# 2025\na==1.1\nb==1.9\n")
@@ -88,7 +74,7 @@ func TestPublishGlue(t *testing.T) {
 		if p == nil || !p.Changed || p.Summary != "1 upgraded, 1 downgraded in 1 file" || len(p.Changes) != 2 {
 			t.Fatalf("dry=%v: record = %+v", dry, p)
 		}
-		head := gitT(t, remote, "rev-parse", "constraints-main")
+		head := testkit.Git(t, remote, "rev-parse", "constraints-main")
 		if dry {
 			if p.Commit != "" || head != seedHead || !strings.Contains(out.String(), "b: 2.0 -> 1.9 (DOWNGRADE)") {
 				t.Errorf("dry run: commit %q, head moved %v, output:\n%s", p.Commit, head != seedHead, out.String())
@@ -97,7 +83,7 @@ func TestPublishGlue(t *testing.T) {
 			if p.Commit != head || p.PushAttempts != 1 {
 				t.Errorf("record %+v, remote head %s", p, head)
 			}
-			if msg := gitT(t, remote, "log", "-1", "--format=%an|%s", head); msg != "bot|Constraints airflow-main/r-42: 1 upgraded, 1 downgraded in 1 file" {
+			if msg := testkit.Git(t, remote, "log", "-1", "--format=%an|%s", head); msg != "bot|Constraints airflow-main/r-42: 1 upgraded, 1 downgraded in 1 file" {
 				t.Errorf("commit = %q", msg)
 			}
 		}
@@ -135,7 +121,7 @@ func TestDescribePublishHidesCredentials(t *testing.T) {
 func TestEnginePublishDefaultWorkdir(t *testing.T) {
 	testkit.Need(t, "git")
 	remote := filepath.Join(t.TempDir(), "c.git")
-	gitT(t, "", "init", "--quiet", "--bare", remote)
+	testkit.Git(t, "", "init", "--quiet", "--bare", remote)
 	e := newEngineT(t, time.Second)
 	gen := step("generate", "sh", "-c", `mkdir -p files && printf '# generated\na==1.1\n' > files/constraints-3.12.txt`)
 	pub := needs(&plan.Instance{ID: "publish", Step: &plan.Step{ID: "publish"}, ConcurrencyKey: "publish",
@@ -148,15 +134,15 @@ func TestEnginePublishDefaultWorkdir(t *testing.T) {
 	if r.Status != history.StatusSucceeded {
 		t.Fatalf("run %s %q; publish step: %+v\n%s", r.Status, r.Reason, stepOf(t, r, "publish"), e.out.String())
 	}
-	if got := gitT(t, remote, "show", "constraints-main:constraints-3.12.txt"); got != "# generated\na==1.1" {
+	if got := testkit.Git(t, remote, "show", "constraints-main:constraints-3.12.txt"); got != "# generated\na==1.1" {
 		t.Errorf("published file = %q", got)
 	}
-	if p := stepOf(t, r, "publish").Publish; p == nil || p.Commit != gitT(t, remote, "rev-parse", "constraints-main") {
+	if p := stepOf(t, r, "publish").Publish; p == nil || p.Commit != testkit.Git(t, remote, "rev-parse", "constraints-main") {
 		t.Errorf("publish record %+v does not name the remote head", p)
 	}
 	// The commit message is the plan package's default, rendered.
 	want := "Update constraints (1 added in 1 file)\n\nrun " + r.ID + " of plan no-workdir"
-	if msg := gitT(t, remote, "log", "-1", "--format=%B", "constraints-main"); msg != want {
+	if msg := testkit.Git(t, remote, "log", "-1", "--format=%B", "constraints-main"); msg != want {
 		t.Errorf("commit message %q, want %q", msg, want)
 	}
 }
@@ -166,7 +152,7 @@ func TestEnginePublishDefaultWorkdir(t *testing.T) {
 func TestPublishErrorSaysItOnce(t *testing.T) {
 	testkit.Need(t, "git")
 	remote := filepath.Join(t.TempDir(), "c.git")
-	gitT(t, "", "init", "--quiet", "--bare", remote)
+	testkit.Git(t, "", "init", "--quiet", "--bare", remote)
 	work := t.TempDir()
 	act := &plan.PublishAction{PublishConstraints: plan.PublishConstraints{Repo: remote, Branch: "constraints-main", Files: "files/*.txt"}}
 	a := &Attempt{RunID: "r-1", Plan: &plan.Plan{Name: "p"}, Instance: &plan.Instance{ID: "publish",

@@ -114,29 +114,16 @@ func (s *stack) release(line string) {
 func (s *stack) commitSample(branch, message string, edit func(dir string)) {
 	s.t.Helper()
 	dir := s.t.TempDir()
-	run := func(args ...string) {
-		s.t.Helper()
-		c := exec.Command("git", args...)
-		c.Dir = dir
-		c.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := c.CombinedOutput(); err != nil {
-			s.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("clone", "--quiet", "--branch", branch, s.Env["REFRESHD_DEMO_DIR"]+"/sample.git", ".")
+	testkit.Git(s.t, dir, "clone", "--quiet", "--branch", branch, s.Env["REFRESHD_DEMO_DIR"]+"/sample.git", ".")
 	edit(dir)
-	run("-c", "user.name=e2e", "-c", "user.email=e2e@example.org", "commit", "--quiet", "--allow-empty", "-am", message)
-	run("push", "--quiet", "origin", "HEAD:"+branch)
+	testkit.Git(s.t, dir, "commit", "--quiet", "--allow-empty", "-am", message)
+	testkit.Git(s.t, dir, "push", "--quiet", "origin", "HEAD:"+branch)
 }
 
 // sampleHead is the commit at the tip of branch in the stack's sample.git.
 func (s *stack) sampleHead(branch string) string {
 	s.t.Helper()
-	out, err := exec.Command("git", "--git-dir", s.Env["REFRESHD_DEMO_DIR"]+"/sample.git", "rev-parse", "refs/heads/"+branch).CombinedOutput()
-	if err != nil {
-		s.t.Fatalf("rev-parse %s of sample.git: %v\n%s", branch, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testkit.Git(s.t, "", "--git-dir", s.Env["REFRESHD_DEMO_DIR"]+"/sample.git", "rev-parse", "refs/heads/"+branch)
 }
 
 // digest asks the registry itself (not refreshd's client) for the manifest digest of a
@@ -171,12 +158,7 @@ func (s *stack) digest(ref string) string {
 // git runs git against the bare constraints repository.
 func (s *stack) git(args ...string) string {
 	s.t.Helper()
-	c := exec.Command("git", append([]string{"--git-dir", s.repo()}, args...)...)
-	out, err := c.CombinedOutput()
-	if err != nil {
-		s.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testkit.Git(s.t, "", append([]string{"--git-dir", s.repo()}, args...)...)
 }
 
 func (s *stack) head() string { return s.git("rev-parse", "refs/heads/constraints-main") }

@@ -24,8 +24,8 @@ func newUpstream(t *testing.T) *upstream {
 	testkit.Need(t, "git")
 	dir := t.TempDir()
 	u := &upstream{bare: filepath.Join(dir, "project.git"), work: filepath.Join(dir, "work")}
-	git(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", u.bare)
-	git(t, dir, "clone", "--quiet", u.bare, u.work)
+	testkit.Git(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", u.bare)
+	testkit.Git(t, dir, "clone", "--quiet", u.bare, u.work)
 	u.commit(t, map[string]string{".gitignore": "build/\n", "versions.json": `["3.11","3.12"]`, "src/app.py": "print(1)\n"})
 	return u
 }
@@ -42,17 +42,17 @@ func (u *upstream) commit(t *testing.T, files map[string]string) string {
 			t.Fatal(err)
 		}
 	}
-	git(t, u.work, "add", "-A")
-	git(t, u.work, "commit", "--quiet", "-m", "change")
-	git(t, u.work, "push", "--quiet", "origin", "HEAD:main")
-	return git(t, u.work, "rev-parse", "HEAD")
+	testkit.Git(t, u.work, "add", "-A")
+	testkit.Git(t, u.work, "commit", "--quiet", "-m", "change")
+	testkit.Git(t, u.work, "push", "--quiet", "origin", "HEAD:main")
+	return testkit.Git(t, u.work, "rev-parse", "HEAD")
 }
 
 func checkout(t *testing.T, o CheckoutOptions) (*CheckoutResult, string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	o.Run = &ExecRunner{Output: &out}
-	o.Env = append(o.Env, gitEnv()...)
+	o.Env = append(o.Env, testkit.GitEnv()...)
 	o.Log = slog.New(slog.NewTextHandler(&out, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -79,7 +79,7 @@ func stateOf(t *testing.T, path string) fileState {
 
 func TestCheckoutBareRemote(t *testing.T) {
 	u := newUpstream(t)
-	first := git(t, u.work, "rev-parse", "HEAD")
+	first := testkit.Git(t, u.work, "rev-parse", "HEAD")
 	dir := filepath.Join(t.TempDir(), "src")
 	o := CheckoutOptions{Repo: u.bare, Ref: "main", Dir: dir, Keep: []string{"files", ".venv/"}}
 
@@ -148,8 +148,8 @@ func TestCheckoutBareRemote(t *testing.T) {
 	}
 
 	// A tag and a commit id work as refs too.
-	git(t, u.work, "tag", "v1", first)
-	git(t, u.work, "push", "--quiet", "origin", "v1")
+	testkit.Git(t, u.work, "tag", "v1", first)
+	testkit.Git(t, u.work, "push", "--quiet", "origin", "v1")
 	for _, ref := range []string{"v1", first} {
 		o.Ref = ref
 		res, _, err = checkout(t, o)
@@ -199,7 +199,7 @@ func TestCheckoutSmartHTTPToken(t *testing.T) {
 	const token = "ghp_checkoutS3cretToken"
 	u := newUpstream(t)
 	url := testkit.ServeGit(t, u.bare, token)
-	head := git(t, u.work, "rev-parse", "HEAD")
+	head := testkit.Git(t, u.work, "rev-parse", "HEAD")
 	for _, tc := range []struct {
 		name, repo, token string
 		wantErr           bool

@@ -13,28 +13,6 @@ import (
 	"github.com/refreshd/refreshd/internal/testkit"
 )
 
-// gitEnv isolates every git of the tests from the user's and system configuration.
-func gitEnv() []string {
-	return []string{"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=other", "GIT_AUTHOR_EMAIL=other@example.com",
-		"GIT_COMMITTER_NAME=other", "GIT_COMMITTER_EMAIL=other@example.com"}
-}
-
-// git runs a git command for the test's own side (the bare remote, another clone).
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), gitEnv()...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -66,17 +44,17 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	testkit.Need(t, "git")
 	f := &fixture{remote: filepath.Join(t.TempDir(), "constraints.git"), workdir: t.TempDir(), state: t.TempDir()}
-	git(t, "", "init", "--quiet", "--bare", f.remote)
+	testkit.Git(t, "", "init", "--quiet", "--bare", f.remote)
 	// Record every update of the branch so tests can prove nothing was forced.
-	git(t, f.remote, "config", "core.logAllRefUpdates", "always")
+	testkit.Git(t, f.remote, "config", "core.logAllRefUpdates", "always")
 	seed := t.TempDir()
-	git(t, seed, "init", "--quiet", "-b", branch)
+	testkit.Git(t, seed, "init", "--quiet", "-b", branch)
 	writeFile(t, filepath.Join(seed, "constraints-3.11.txt"), constraints("2024-01-01T00:00:00Z", seedPins...))
 	writeFile(t, filepath.Join(seed, "constraints-no-providers-3.11.txt"), constraints("2024-01-01T00:00:00Z", "requests==2.31.0"))
 	writeFile(t, filepath.Join(seed, "README.md"), "not generated: must survive publishes\n")
-	git(t, seed, "add", ".")
-	git(t, seed, "commit", "--quiet", "-m", "seed")
-	git(t, seed, "push", "--quiet", f.remote, "HEAD:refs/heads/"+branch)
+	testkit.Git(t, seed, "add", ".")
+	testkit.Git(t, seed, "commit", "--quiet", "-m", "seed")
+	testkit.Git(t, seed, "push", "--quiet", f.remote, "HEAD:refs/heads/"+branch)
 	f.seed = f.head(t)
 	// Files that must never be published sit beside the constraints, as breeze leaves them.
 	writeFile(t, filepath.Join(f.workdir, "files/constraints-3.11/original-constraints-3.11.txt"), "x==1\n")
@@ -92,7 +70,7 @@ func (f *fixture) generate(t *testing.T, stamp string, pins []string, noProvider
 }
 
 func (f *fixture) head(t *testing.T) string {
-	return git(t, f.remote, "rev-parse", "refs/heads/"+branch)
+	return testkit.Git(t, f.remote, "rev-parse", "refs/heads/"+branch)
 }
 
 func (f *fixture) options() Options {
@@ -103,7 +81,7 @@ func (f *fixture) options() Options {
 		Ignore:      regexp.MustCompile(`^#`),
 		Message:     func(summary string) string { return "Update constraints: " + summary },
 		MaxAttempts: 5,
-		StateDir:    f.state, Env: gitEnv(),
+		StateDir:    f.state, Env: testkit.GitEnv(),
 		FetchAttempts: 2, FetchBackoff: 10 * time.Millisecond, LockWait: 20 * time.Millisecond,
 	}
 }
@@ -112,7 +90,7 @@ func (f *fixture) options() Options {
 // ancestor of the next one, so no update rewrote history.
 func assertNoForce(t *testing.T, remote string) {
 	t.Helper()
-	heads := strings.Fields(git(t, remote, "reflog", "show", "--format=%H", "refs/heads/"+branch))
+	heads := strings.Fields(testkit.Git(t, remote, "reflog", "show", "--format=%H", "refs/heads/"+branch))
 	for i := 0; i+1 < len(heads); i++ { // newest first
 		cmd := exec.Command("git", "merge-base", "--is-ancestor", heads[i+1], heads[i])
 		cmd.Dir = remote

@@ -51,19 +51,19 @@ func TestPublishPinsChangedMakesOneCommit(t *testing.T) {
 	if head != res.Commit {
 		t.Errorf("remote head %s, result commit %s", head, res.Commit)
 	}
-	if n := git(t, f.remote, "rev-list", "--count", f.seed+".."+head); n != "1" {
+	if n := testkit.Git(t, f.remote, "rev-list", "--count", f.seed+".."+head); n != "1" {
 		t.Errorf("%s commits on top of the seed, want exactly 1", n)
 	}
-	if files := git(t, f.remote, "show", "--format=", "--name-only", head); files != "constraints-3.11.txt" {
+	if files := testkit.Git(t, f.remote, "show", "--format=", "--name-only", head); files != "constraints-3.11.txt" {
 		t.Errorf("commit touches %q, want only constraints-3.11.txt (header-only changes are not committed)", files)
 	}
-	if msg := git(t, f.remote, "log", "-1", "--format=%an <%ae>|%s", head); msg != "refreshd-test <refreshd@example.com>|Updating constraints. Run r-1 of plan airflow-main: "+want {
+	if msg := testkit.Git(t, f.remote, "log", "-1", "--format=%an <%ae>|%s", head); msg != "refreshd-test <refreshd@example.com>|Updating constraints. Run r-1 of plan airflow-main: "+want {
 		t.Errorf("commit = %q", msg)
 	}
-	if got := git(t, f.remote, "show", head+":constraints-3.11.txt"); got+"\n" != constraints("2025-06-01T02:00:00Z", pins...) {
+	if got := testkit.Git(t, f.remote, "show", head+":constraints-3.11.txt"); got+"\n" != constraints("2025-06-01T02:00:00Z", pins...) {
 		t.Errorf("published file:\n%s", got)
 	}
-	tree := git(t, f.remote, "ls-tree", "--name-only", head)
+	tree := testkit.Git(t, f.remote, "ls-tree", "--name-only", head)
 	if tree != "README.md\nconstraints-3.11.txt\nconstraints-no-providers-3.11.txt" {
 		t.Errorf("branch files = %q: original-*/diff-* must not be published and README.md must stay", tree)
 	}
@@ -99,11 +99,11 @@ func TestPublishIntoNewBranchAndSubdirectory(t *testing.T) {
 	if res.Summary != "5 added across 2 files" {
 		t.Errorf("summary = %q", res.Summary)
 	}
-	tree := git(t, f.remote, "ls-tree", "-r", "--name-only", "refs/heads/constraints-new")
+	tree := testkit.Git(t, f.remote, "ls-tree", "-r", "--name-only", "refs/heads/constraints-new")
 	if tree != "py/3.11/constraints-3.11.txt\npy/3.11/constraints-no-providers-3.11.txt" {
 		t.Errorf("new branch holds %q", tree)
 	}
-	if parents := git(t, f.remote, "log", "-1", "--format=%P", "refs/heads/constraints-new"); parents != "" {
+	if parents := testkit.Git(t, f.remote, "log", "-1", "--format=%P", "refs/heads/constraints-new"); parents != "" {
 		t.Errorf("first commit of a new branch has parents %q, want a root commit", parents)
 	}
 }
@@ -166,7 +166,7 @@ func TestPublishRetriesWhenAnotherClonePushesFirst(t *testing.T) {
 			f := newFixture(t)
 			f.generate(t, "2025-06-01T02:00:00Z", newPins, []string{"requests==2.31.0"})
 			other := t.TempDir()
-			git(t, other, "clone", "--quiet", "--branch", branch, f.remote, ".")
+			testkit.Git(t, other, "clone", "--quiet", "--branch", branch, f.remote, ".")
 			var otherCommits []string
 			o := f.options()
 			if tc.maxAttempts > 0 {
@@ -177,11 +177,11 @@ func TestPublishRetriesWhenAnotherClonePushesFirst(t *testing.T) {
 				if data == "" {
 					data = strings.Repeat("edit\n", n)
 				}
-				git(t, other, "pull", "--quiet", "--ff-only")
+				testkit.Git(t, other, "pull", "--quiet", "--ff-only")
 				writeFile(t, filepath.Join(other, name), data)
-				git(t, other, "commit", "--quiet", "-am", "human edit")
-				git(t, other, "push", "--quiet", "origin", "HEAD")
-				otherCommits = append(otherCommits, git(t, other, "rev-parse", "HEAD"))
+				testkit.Git(t, other, "commit", "--quiet", "-am", "human edit")
+				testkit.Git(t, other, "push", "--quiet", "origin", "HEAD")
+				otherCommits = append(otherCommits, testkit.Git(t, other, "rev-parse", "HEAD"))
 			}}
 			res, err := Publish(testCtx(t), o)
 			if tc.wantErr != "" {
@@ -196,7 +196,7 @@ func TestPublishRetriesWhenAnotherClonePushesFirst(t *testing.T) {
 			}
 			head := f.head(t)
 			for _, c := range otherCommits {
-				if out := git(t, f.remote, "branch", "--contains", c); !strings.Contains(out, branch) {
+				if out := testkit.Git(t, f.remote, "branch", "--contains", c); !strings.Contains(out, branch) {
 					t.Errorf("the other clone's commit %s is not in the remote history", c)
 				}
 			}
@@ -204,7 +204,7 @@ func TestPublishRetriesWhenAnotherClonePushesFirst(t *testing.T) {
 				if res.Commit != head {
 					t.Errorf("remote head %s, refreshd commit %s", head, res.Commit)
 				}
-				if got := git(t, f.remote, "show", head+":constraints-3.11.txt"); !strings.Contains(got, "requests==2.32.0") {
+				if got := testkit.Git(t, f.remote, "show", head+":constraints-3.11.txt"); !strings.Contains(got, "requests==2.32.0") {
 					t.Errorf("refreshd's change is not on the branch:\n%s", got)
 				}
 			}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // Reconcile tells a pushed commit (head or ancestor after others pushed on top) from one the
@@ -34,10 +36,10 @@ func TestReconcile(t *testing.T) {
 
 	// Someone else pushes on top of the published commit.
 	other := t.TempDir()
-	git(t, other, "clone", "--quiet", "-b", branch, f.remote, ".")
+	testkit.Git(t, other, "clone", "--quiet", "-b", branch, f.remote, ".")
 	writeFile(t, filepath.Join(other, "README.md"), "changed by someone else\n")
-	git(t, other, "commit", "--quiet", "-am", "someone else")
-	git(t, other, "push", "--quiet", "origin", branch)
+	testkit.Git(t, other, "commit", "--quiet", "-am", "someone else")
+	testkit.Git(t, other, "push", "--quiet", "origin", branch)
 
 	for _, tt := range []struct {
 		name, branch, commit string
@@ -50,13 +52,13 @@ func TestReconcile(t *testing.T) {
 		{"branch does not exist", "no-such-branch", published, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Reconcile(testCtx(t), ReconcileOptions{Repo: f.remote, Branch: tt.branch, Commit: tt.commit, StateDir: f.state, Env: gitEnv()})
+			got, err := Reconcile(testCtx(t), ReconcileOptions{Repo: f.remote, Branch: tt.branch, Commit: tt.commit, StateDir: f.state, Env: testkit.GitEnv()})
 			if err != nil || got != tt.want {
 				t.Errorf("Reconcile = %v, %v; want %v", got, err, tt.want)
 			}
 		})
 	}
-	if _, err := Reconcile(testCtx(t), ReconcileOptions{Repo: filepath.Join(t.TempDir(), "gone.git"), Branch: branch, Commit: published, StateDir: f.state, Env: gitEnv()}); err == nil {
+	if _, err := Reconcile(testCtx(t), ReconcileOptions{Repo: filepath.Join(t.TempDir(), "gone.git"), Branch: branch, Commit: published, StateDir: f.state, Env: testkit.GitEnv()}); err == nil {
 		t.Error("Reconcile against a missing remote: no error")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // TestPublishRefusesSymlinksOnTheBranch: a branch whose constraints file, or a directory
@@ -49,16 +51,16 @@ func TestPublishRefusesSymlinksOnTheBranch(t *testing.T) {
 				writeFile(t, filepath.Join(outside, "constraints-3.11.txt"), victimData)
 			}
 			seed := t.TempDir()
-			git(t, "", "clone", "--quiet", "-b", branch, f.remote, seed)
+			testkit.Git(t, "", "clone", "--quiet", "-b", branch, f.remote, seed)
 			if tc.dir == "" {
 				if err := os.Remove(filepath.Join(seed, "constraints-3.11.txt")); err != nil {
 					t.Fatal(err)
 				}
 			}
 			tc.link(t, seed, outside)
-			git(t, seed, "add", "-A")
-			git(t, seed, "commit", "--quiet", "-m", "symlink")
-			git(t, seed, "push", "--quiet", "origin", "HEAD:refs/heads/"+branch)
+			testkit.Git(t, seed, "add", "-A")
+			testkit.Git(t, seed, "commit", "--quiet", "-m", "symlink")
+			testkit.Git(t, seed, "push", "--quiet", "origin", "HEAD:refs/heads/"+branch)
 			before := f.head(t)
 
 			f.generate(t, "2024-02-01T00:00:00Z", []string{"apache-beam==2.51.0", "requests==2.32.0"}, []string{"requests==2.32.0"})

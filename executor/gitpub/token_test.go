@@ -76,14 +76,14 @@ func TestLastCommitTime(t *testing.T) {
 	const token = "tok-for-last-commit"
 	f := newFixture(t)
 	base := serveGit(t, f, token)
-	want := git(t, f.remote, "log", "-1", "--format=%ct", "refs/heads/"+branch)
+	want := testkit.Git(t, f.remote, "log", "-1", "--format=%ct", "refs/heads/"+branch)
 	for name, call := range map[string]func() (time.Time, error){
-		"path": func() (time.Time, error) { return LastCommitTime(testCtx(t), nil, f.remote, branch, gitEnv()) },
+		"path": func() (time.Time, error) { return LastCommitTime(testCtx(t), nil, f.remote, branch, testkit.GitEnv()) },
 		"token env": func() (time.Time, error) {
-			return LastCommitTime(testCtx(t), nil, base, branch, append(gitEnv(), TokenEnv(token)...))
+			return LastCommitTime(testCtx(t), nil, base, branch, append(testkit.GitEnv(), TokenEnv(token)...))
 		},
 		"token in URL": func() (time.Time, error) {
-			return LastCommitTime(testCtx(t), nil, strings.Replace(base, "http://", "http://u:"+token+"@", 1), branch, gitEnv())
+			return LastCommitTime(testCtx(t), nil, strings.Replace(base, "http://", "http://u:"+token+"@", 1), branch, testkit.GitEnv())
 		},
 	} {
 		got, err := call()
@@ -91,11 +91,11 @@ func TestLastCommitTime(t *testing.T) {
 			t.Errorf("%s: LastCommitTime = %v, %v; want unix %s", name, got, err, want)
 		}
 	}
-	_, err := LastCommitTime(testCtx(t), nil, strings.Replace(base, "http://", "http://u:"+token+"x@", 1), branch, gitEnv())
+	_, err := LastCommitTime(testCtx(t), nil, strings.Replace(base, "http://", "http://u:"+token+"x@", 1), branch, testkit.GitEnv())
 	if err == nil || strings.Contains(err.Error(), token) {
 		t.Errorf("bad credential: err = %v; want an error without the token", err)
 	}
-	if _, err := LastCommitTime(testCtx(t), nil, f.remote, "no-such-branch", gitEnv()); err == nil || !strings.Contains(err.Error(), "no-such-branch") {
+	if _, err := LastCommitTime(testCtx(t), nil, f.remote, "no-such-branch", testkit.GitEnv()); err == nil || !strings.Contains(err.Error(), "no-such-branch") {
 		t.Errorf("missing branch: err = %v", err)
 	}
 }

@@ -1,13 +1,16 @@
 package testkit
 
 import (
+	"context"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ServeGit serves the bare repository bare over git's real smart HTTP protocol (git
@@ -35,4 +38,28 @@ func ServeGit(t testing.TB, bare, token string) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/" + filepath.Base(bare)
+}
+
+// GitEnv isolates a test's own git (its bare remotes, the other clones it pushes from) from
+// the user's and the system's configuration, with a fixed identity for its commits.
+func GitEnv() []string {
+	return []string{"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=other", "GIT_AUTHOR_EMAIL=other@example.com",
+		"GIT_COMMITTER_NAME=other", "GIT_COMMITTER_EMAIL=other@example.com"}
+}
+
+// Git runs git with args in dir ("" for the current directory) with GitEnv, for at most 30 s,
+// and returns its output trimmed; a failing git fails the test with its output.
+func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), GitEnv()...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
