@@ -286,8 +286,8 @@ type runState struct {
 	// is a stage that could not expand (the run fails with it).
 	values   map[string]map[string]plan.Var
 	stageErr error
-	// decided are the skip_if conditions already checked (by index in the plan's SkipIf);
-	// skipped is why the run skipped its rest, when one decided at run time held.
+	// decided are the skip_if conditions decided at run time (lateSkip) already checked, by
+	// index in the plan's SkipIf; skipped is why the run skipped its rest, when one held.
 	decided map[int]bool
 	skipped string
 }

@@ -77,11 +77,10 @@ func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, conds []plan.SkipC
 // but tags conditions over values a step defines at run time: lateSkip decides those).
 func (rs *runState) decideSkip(ctx context.Context) (skip bool, why string) {
 	var conds []plan.SkipCondition
-	for i, c := range rs.p.SkipIf {
+	for _, c := range rs.p.SkipIf {
 		if c.Tags != nil && len(c.Tags.After) > 0 {
-			continue
+			continue // lateSkip's
 		}
-		rs.decided[i] = true
 		conds = append(conds, c)
 	}
 	skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, conds, rs.secrets, rs.runProcs(), rs.e.cfg.Store, rs.log)

@@ -8,6 +8,7 @@
 package tagwatch
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -92,29 +93,29 @@ func (w *Watcher) Look(ctx context.Context) Pass {
 // (a registry down for hours) is logged when it starts and when it ends, not every pass.
 func (w *Watcher) look(ctx context.Context, failing map[string]bool) Pass {
 	log := w.log()
-	forget := w.Forget
-	if forget <= 0 {
-		forget = DefaultForget
-	}
-	if n, err := w.Store.ForgetTags(w.now().Add(-forget)); err != nil {
-		log.Error("forget the tags no run asks for any more", "err", err)
-	} else if n > 0 {
-		log.Info("forgot watched tags no run asked for", "tags", n, "for", forget.String())
-	}
 	tags, err := w.Store.Tags()
 	if err != nil {
 		log.Error("read the watched tags", "err", err)
 		return Pass{}
 	}
 	now := w.now()
-	keep := w.Keep
-	if keep <= 0 {
-		keep = DefaultKeep
-	}
+	keep, forget := cmp.Or(w.Keep, DefaultKeep), cmp.Or(w.Forget, DefaultForget)
 	var refs []history.Tag
+	stale := false
 	for _, t := range tags {
-		if now.Sub(t.LastAsked()) <= keep {
+		switch age := now.Sub(t.LastAsked()); {
+		case age <= keep:
 			refs = append(refs, t)
+		case age > forget:
+			stale = true
+		}
+	}
+	// Deleting writes the store: only when there is something to forget, not every pass.
+	if stale {
+		if n, err := w.Store.ForgetTags(now.Add(-forget)); err != nil {
+			log.Error("forget the tags no run asks for any more", "err", err)
+		} else {
+			log.Info("forgot watched tags no run asked for", "tags", n, "for", forget.String())
 		}
 	}
 	slices.SortFunc(refs, func(a, b history.Tag) int { return b.LastAsked().Compare(a.LastAsked()) })
@@ -122,10 +123,7 @@ func (w *Watcher) look(ctx context.Context, failing map[string]bool) Pass {
 		log.Warn("more watched tags than one pass looks at; the least recently asked wait", "tags", len(refs), "max", MaxTags)
 		refs = refs[:MaxTags]
 	}
-	parallel := w.Parallel
-	if parallel <= 0 {
-		parallel = DefaultParallel
-	}
+	parallel := cmp.Or(w.Parallel, DefaultParallel)
 	var (
 		mu   sync.Mutex
 		pass Pass

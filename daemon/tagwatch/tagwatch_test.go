@@ -50,6 +50,17 @@ func (r *registry) lookup(ctx context.Context, ref string) (string, bool, error)
 	return d, ok, nil
 }
 
+// forgetCounter is a store counting its ForgetTags calls, each a write.
+type forgetCounter struct {
+	*history.Store
+	calls int
+}
+
+func (f *forgetCounter) ForgetTags(before time.Time) (int, error) {
+	f.calls++
+	return f.Store.ForgetTags(before)
+}
+
 func openStore(t *testing.T) *history.Store {
 	t.Helper()
 	s, err := history.Open(filepath.Join(t.TempDir(), "history.db"))
@@ -85,7 +96,8 @@ func TestLookDatesPushes(t *testing.T) {
 	}
 	var logs testkit.Buffer
 	now := t0.Add(15 * time.Minute)
-	w := &Watcher{Store: st, Lookup: reg.lookup, Keep: 14 * 24 * time.Hour, Now: func() time.Time { return now },
+	counted := &forgetCounter{Store: st}
+	w := &Watcher{Store: counted, Lookup: reg.lookup, Keep: 14 * 24 * time.Hour, Now: func() time.Time { return now },
 		Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	p := w.Look(t.Context())
 	if p != (Pass{Looked: 3, Changed: 2, Failed: 1}) {
@@ -117,11 +129,14 @@ func TestLookDatesPushes(t *testing.T) {
 	if !strings.Contains(logs.String(), "cannot look at a watched tag") || !strings.Contains(logs.String(), "watched tag changed") {
 		t.Errorf("log:\n%s", logs.String())
 	}
+	if counted.calls != 0 {
+		t.Errorf("%d deletions with nothing to forget; a pass writes only to forget", counted.calls)
+	}
 	// 100 days later no run asked for any of them: their records go.
 	now = t0.Add(100 * 24 * time.Hour)
 	w.Look(t.Context())
-	if left, err := st.Tags(); err != nil || len(left) != 0 {
-		t.Errorf("100 days after the last run asked: %d tags kept (%v); want none", len(left), err)
+	if left, err := st.Tags(); err != nil || len(left) != 0 || counted.calls != 1 {
+		t.Errorf("100 days after the last run asked: %d tags kept (%v), %d deletions; want none kept, one deletion", len(left), err, counted.calls)
 	}
 }
 
