@@ -76,6 +76,9 @@ type Config struct {
 	// HTTPAddr serves the read-only web dashboard (daemon/web) when not empty; a bare port
 	// binds 127.0.0.1. The same address as MetricsAddr shares one listener.
 	HTTPAddr string
+	// HTTPHosts are the names, besides their own addresses, that the TCP listeners answer
+	// to (--http-host): host or host:port. Any other Host header is answered 421.
+	HTTPHosts []string
 	// Webhooks are global targets, notified for every plan.
 	Webhooks []webhook.Target
 	// Notify speaks sd_notify; nil sends nothing.
@@ -233,7 +236,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := serveHTTP(srvCtx, hl, d.log); err != nil {
+			if err := serveHTTP(srvCtx, hl, d.cfg.HTTPHosts, d.log); err != nil {
 				d.log.Error("http listener", "err", err)
 			}
 		}()

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/refreshd/refreshd/daemon/metrics"
@@ -16,6 +19,7 @@ import (
 // dashboard, or both when --metrics-addr and --http name the same address.
 type httpListener struct {
 	l     net.Listener
+	addr  string // the address as configured (after defaults), one of the names it answers to
 	mux   *http.ServeMux
 	serve []string // "metrics", "dashboard"
 }
@@ -36,7 +40,7 @@ func (d *Daemon) listenHTTP() ([]*httpListener, error) {
 			if err != nil {
 				return fmt.Errorf("listen for %s on %s: %w", what, resolved, err)
 			}
-			hl = &httpListener{l: l, mux: http.NewServeMux()}
+			hl = &httpListener{l: l, addr: resolved, mux: http.NewServeMux()}
 			byAddr[resolved] = hl
 			out = append(out, hl)
 		}
@@ -66,9 +70,21 @@ func (d *Daemon) listenHTTP() ([]*httpListener, error) {
 }
 
 // serveHTTP serves hl within httpserve's bounds until ctx is done. A live log being
-// followed is an open request: the shutdown's grace ends it.
-func serveHTTP(ctx context.Context, hl *httpListener, log *slog.Logger) error {
+// followed is an open request: the shutdown's grace ends it. Every path of every TCP
+// listener, /metrics included, answers only to the listener's own names and those of
+// --http-host (httpserve.Hosts), and the machine's host name on a listener other machines
+// reach: a scraper that names the target by IP and port, or by
+// the name the address was given with, is served; a DNS-rebinding page is not.
+func serveHTTP(ctx context.Context, hl *httpListener, extraHosts []string, log *slog.Logger) error {
 	what := strings.Join(hl.serve, " and ")
 	log.Info("serving "+what, "addr", hl.l.Addr().String())
-	return httpserve.Serve(ctx, hl.l, hl.mux, httpserve.DefaultLimits(), what+" on "+hl.l.Addr().String())
+	if ap, err := netip.ParseAddrPort(hl.l.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+		// Reachable from other machines: the machine's own name is one they may use, and
+		// no attacker can point it elsewhere for this machine's browser.
+		if name, err := os.Hostname(); err == nil && name != "" {
+			extraHosts = append(slices.Clip(extraHosts), name)
+		}
+	}
+	h := httpserve.CheckHost(httpserve.NewHosts(hl.addr, hl.l.Addr(), extraHosts), hl.mux)
+	return httpserve.Serve(ctx, hl.l, h, httpserve.DefaultLimits(), what+" on "+hl.l.Addr().String())
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -167,6 +168,50 @@ func TestHTTPListenErrors(t *testing.T) {
 			t.Errorf("--http %s: metrics address still held after the failed start: %v", tt.addr, lerr)
 		} else {
 			l.Close()
+		}
+	}
+}
+
+// TestForgedHost: every path of the dashboard's listener, /metrics and the live stream
+// included, answers 421 to a Host header that is not one of its names (a DNS-rebinding
+// page), and serves the listener's own address, localhost and the --http-host names.
+func TestForgedHost(t *testing.T) {
+	dir := t.TempDir()
+	p := parsePlan(t, dir, "echo", "plan: echo\nsteps:\n  - id: say\n    run: [\"true\"]\n")
+	addr := testkit.FreeAddr(t)
+	td := startDaemon(t, dir, Config{Load: plansOf(p), MetricsAddr: addr, HTTPAddr: addr, HTTPHosts: []string{"dash.example.com"}, Version: "test"})
+	c, _ := apitest.Client(t, td.sock)
+	waitSocket(t, c)
+	_, port, _ := net.SplitHostPort(addr)
+	get := func(host, path string) int {
+		t.Helper()
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("GET %s with Host %q: %v", path, host, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	paths := []string{"/", "/plans/echo", "/runs/nope", "/log?run=x&step=y", "/events?run=x", "/static/style.css", "/metrics"}
+	for _, host := range []string{"attacker.example.com", "attacker.example.com:" + port, "dash.example.com.evil.example:" + port, "127.0.0.1:1", "localhost"} {
+		for _, path := range paths {
+			if code := get(host, path); code != http.StatusMisdirectedRequest {
+				t.Errorf("GET %s with Host %q: %d, want 421", path, host, code)
+			}
+		}
+	}
+	for _, host := range []string{addr, "localhost:" + port, "dash.example.com:" + port} {
+		for _, path := range []string{"/", "/plans/echo", "/static/style.css", "/metrics"} {
+			if code := get(host, path); code != http.StatusOK {
+				t.Errorf("GET %s with Host %q: %d, want 200", path, host, code)
+			}
 		}
 	}
 }

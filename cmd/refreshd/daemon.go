@@ -29,7 +29,7 @@ const defaultMemoryLimit = 48 << 20
 
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("daemon", "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
-		"                       [--metrics-addr ADDR] [--http ADDR] [--kill-grace D] [--stop-timeout D]\n"+
+		"                       [--metrics-addr ADDR] [--http ADDR] [--http-host NAME]... [--kill-grace D] [--stop-timeout D]\n"+
 		"                       [--webhook URL|@FILE]... [--watch-tags D]\n"+
 		"                       [--plain-http-registry HOST[:PORT]]...\n\n"+
 		"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
@@ -39,6 +39,16 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	group := fs.String("socket-group", "", "group owning the control socket (default: the daemon's)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on ADDR (a bare port binds 127.0.0.1)")
 	httpAddr := fs.String("http", "", "serve the read-only web dashboard on ADDR (a bare port binds 127.0.0.1; the --metrics-addr address shares its listener)")
+	var httpHosts []string
+	fs.Func("http-host", "a name (host or host:port) the --http and --metrics-addr listeners answer to besides their own address and localhost; any other Host header gets 421 (DNS rebinding); repeatable or a comma list", func(s string) error {
+		for _, h := range strings.Split(s, ",") {
+			if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, "/ \t@") {
+				return fmt.Errorf("%q: want a host name or host:port", s)
+			}
+			httpHosts = append(httpHosts, strings.TrimSpace(h))
+		}
+		return nil
+	})
 	grace := killGraceFlag(fs)
 	stopTimeout := fs.Duration("stop-timeout", daemon.DefaultStopTimeout, "longest a stop (SIGTERM) may take; every kill grace is capped to fit in it. Keep it below the unit's TimeoutStopSec")
 	hookFormat := fs.String("webhook-format", "json", "payload of the --webhook targets: json or slack")
@@ -89,7 +99,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return runDaemon(ctx, logger, daemonOptions{
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
 		metricsAddr: *metricsAddr, httpAddr: *httpAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
-		watchTags: *watchTags,
+		watchTags: *watchTags, httpHosts: httpHosts,
 	})
 }
 
@@ -108,7 +118,7 @@ type daemonOptions struct {
 	plans, state, socket, group, metricsAddr, httpAddr string
 	grace, stopTimeout, watchTags                      time.Duration
 	webhooks                                           []webhook.Target
-	plainHTTP                                          []string
+	plainHTTP, httpHosts                               []string
 }
 
 // runDaemon holds the state directory, recovers what a crash left behind, wires the engine
@@ -156,6 +166,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		SocketGroup: o.group,
 		MetricsAddr: o.metricsAddr,
 		HTTPAddr:    o.httpAddr,
+		HTTPHosts:   o.httpHosts,
 		Webhooks:    o.webhooks,
 		Notify:      daemon.SystemdNotifier{Log: log},
 		StopTimeout: o.stopTimeout,
