@@ -18,9 +18,14 @@ type decoder struct {
 	// known records, per object kind, the keys the decoder accepts. The schema test compares
 	// it with the JSON Schema so the two cannot drift apart.
 	known map[string][]string
+	// origin names the overlay file a node came from (nil without overlays).
+	origin map[*yaml.Node]string
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
+	if f, ok := d.origin[n]; ok {
+		return Pos{File: f, Line: n.Line, Col: n.Column}
+	}
 	return Pos{File: d.file, Line: n.Line, Col: n.Column}
 }
 

@@ -85,7 +85,7 @@ func TestLoadBoundedOnHungFileSystem(t *testing.T) {
 		return os.OpenFile(name, flag, perm)
 	}
 	start := time.Now()
-	plans, err := loadDir(dir, rd)
+	plans, err := loadDir(dir, rd, LoadOptions{})
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("load took %v with a 300ms bound", took)
 	}
@@ -107,7 +107,7 @@ func TestLoadFilesReadsEachFileOnce(t *testing.T) {
 		opens.Add(1)
 		return os.OpenFile(name, flag, perm)
 	}
-	plans, err := loadFiles(paths, rd)
+	plans, err := loadFiles(paths, rd, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

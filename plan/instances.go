@@ -127,7 +127,49 @@ func varKind(v Var) string {
 // plans decodes f: one plan, or one per instance. An error found in only some instances
 // names the instance; one found in all of them is reported once, as for a plain plan.
 func (l *loader) plans(f *parsedFile) []*Plan {
-	d := &decoder{file: f.path, known: l.known}
+	overlays := l.overlays[planName(f.doc)]
+	if len(overlays) == 0 {
+		return l.decodePlans(f)
+	}
+	errs := len(l.errs)
+	f = l.applyOverlays(f, overlays)
+	if len(l.errs) > errs {
+		l.overlayFailed(f, overlays)
+		return nil
+	}
+	plans := l.decodePlans(f)
+	if len(l.errs) > errs {
+		l.overlayFailed(f, overlays)
+		return nil
+	}
+	for _, p := range plans {
+		var own []Override
+		for _, o := range f.overrides {
+			// An instance lists what was set for it, not for its siblings.
+			if rest, ok := strings.CutPrefix(o.Path, "instances."); ok && p.Instance != "" && !strings.HasPrefix(rest, p.Instance+".") && rest != p.Instance {
+				continue
+			}
+			own = append(own, o)
+		}
+		p.Overrides = append(own, p.Overrides...)
+	}
+	return plans
+}
+
+// overlayFailed charges a plan that does not load with its overlays to the plan's file
+// too: a daemon keeps the last good version of a plan whose file did not load.
+func (l *loader) overlayFailed(f *parsedFile, overlays []*parsedFile) {
+	var names []string
+	for _, o := range overlays {
+		names = append(names, o.path)
+	}
+	l.errs = append(l.errs, &Error{Pos: Pos{File: f.path, Line: 1, Col: 1},
+		Msg: "the plan does not load with its overlay " + strings.Join(names, ", ") + " (see the errors there)"})
+}
+
+// decodePlans decodes f: one plan, or one per instance.
+func (l *loader) decodePlans(f *parsedFile) []*Plan {
+	d := &decoder{file: f.path, known: l.known, origin: f.origin}
 	specs := d.instanceSpecs(f.doc)
 	l.errs = append(l.errs, d.errs...)
 	if len(d.errs) > 0 {
@@ -143,7 +185,7 @@ func (l *loader) plans(f *parsedFile) []*Plan {
 	count := make(map[Error]int)
 	perInstance := make([]ErrorList, len(specs))
 	for i, spec := range specs {
-		d := &decoder{file: f.path, known: l.known}
+		d := &decoder{file: f.path, known: l.known, origin: f.origin}
 		p := d.plan(f.doc, l, spec)
 		perInstance[i] = d.errs
 		for _, e := range slices.CompactFunc(slices.Clone(d.errs), func(a, b *Error) bool { return *a == *b }) {

@@ -41,7 +41,12 @@ func single(plans []*Plan) (*Plan, error) {
 // in the shared builders files of the same directory (files with a top-level builders: list
 // and no plan:). Every problem of the file is in the returned ErrorList.
 func LoadPlans(path string) ([]*Plan, error) {
-	plans, err := LoadFiles([]string{path})
+	return LoadPlansWith(path, LoadOptions{})
+}
+
+// LoadPlansWith is LoadPlans with overlays and --var overrides laid over the plan.
+func LoadPlansWith(path string, opts LoadOptions) ([]*Plan, error) {
+	plans, err := LoadFilesWith([]string{path}, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -53,10 +58,15 @@ func LoadPlans(path string) ([]*Plan, error) {
 // validating the directory does. It returns the valid plans in the order of the files
 // given AND, when any file is invalid, an ErrorList of all their problems.
 func LoadFiles(paths []string) ([]*Plan, error) {
-	return loadFiles(paths, newFSReader(loadTimeout))
+	return loadFiles(paths, newFSReader(loadTimeout), LoadOptions{})
 }
 
-func loadFiles(paths []string, rd *fsReader) ([]*Plan, error) {
+// LoadFilesWith is LoadFiles with overlays and --var overrides laid over the plans.
+func LoadFilesWith(paths []string, opts LoadOptions) ([]*Plan, error) {
+	return loadFiles(paths, newFSReader(loadTimeout), opts)
+}
+
+func loadFiles(paths []string, rd *fsReader, opts LoadOptions) ([]*Plan, error) {
 	byDir := map[string]map[string]bool{}
 	var dirs []string
 	for _, path := range paths {
@@ -68,15 +78,22 @@ func loadFiles(paths []string, rd *fsReader) ([]*Plan, error) {
 		byDir[dir][filepath.Clean(path)] = true
 	}
 	loaded := map[string][]*Plan{}
+	names := map[string]bool{} // the plan: names of the files loaded
 	var errs ErrorList
+	extra, err := readOverlays(rd, opts.Overlays)
+	if err != nil {
+		return nil, err
+	}
 	for _, dir := range dirs {
 		l := newLoader()
 		l.fs = rd
+		l.vars = opts.Vars
 		files, err := l.read(dir, byDir[dir])
 		if err != nil {
 			return nil, err
 		}
 		l.sharedBuilders(files)
+		l.overlays = l.overlaysFor(append(files, extra...), nil, false)
 		for _, f := range files {
 			if !byDir[dir][f.path] {
 				continue
@@ -86,10 +103,20 @@ func loadFiles(paths []string, rd *fsReader) ([]*Plan, error) {
 					Msg: "this is a shared builders file (builders: and no plan:), not a plan; validate its directory instead"})
 				continue
 			}
+			if f.kind == kindOverlay {
+				if !byDir[dir][f.path] {
+					continue
+				}
+				l.errs = append(l.errs, &Error{Pos: Pos{File: f.path, Line: 1, Col: 1},
+					Msg: "this is an overlay (overlay: PLAN), not a plan; validate the plan's file or its directory"})
+				continue
+			}
+			names[planName(f.doc)] = true
 			loaded[f.path] = l.plans(f)
 		}
 		errs = append(errs, l.errs...)
 	}
+	errs = append(errs, unusedOverlays(extra, names)...)
 	var plans []*Plan
 	for _, path := range paths {
 		plans = append(plans, loaded[filepath.Clean(path)]...)
@@ -102,19 +129,38 @@ func loadFiles(paths []string, rd *fsReader) ([]*Plan, error) {
 // invalid, an ErrorList of all their problems: a daemon keeps running the last good version
 // of an invalid plan.
 func LoadDir(dir string) ([]*Plan, error) {
-	return loadDir(dir, newFSReader(loadTimeout))
+	return loadDir(dir, newFSReader(loadTimeout), LoadOptions{})
 }
 
-func loadDir(dir string, rd *fsReader) ([]*Plan, error) {
+// LoadDirWith is LoadDir with more overlays and --var overrides laid over the plans.
+func LoadDirWith(dir string, opts LoadOptions) ([]*Plan, error) {
+	return loadDir(dir, newFSReader(loadTimeout), opts)
+}
+
+func loadDir(dir string, rd *fsReader, opts LoadOptions) ([]*Plan, error) {
 	l := newLoader()
 	l.fs = rd
+	l.vars = opts.Vars
 	files, err := l.read(dir, nil)
 	if err != nil {
 		return nil, err
 	}
+	extra, err := readOverlays(rd, opts.Overlays)
+	if err != nil {
+		return nil, err
+	}
 	l.sharedBuilders(files)
+	names := map[string]bool{}
+	for _, f := range files {
+		if f.kind == kindPlan {
+			if name := planName(f.doc); name != "" {
+				names[name] = true
+			}
+		}
+	}
+	l.overlays = l.overlaysFor(append(files, extra...), names, true)
 	var plans []*Plan
-	names := make(map[string]Pos)
+	seen := make(map[string]Pos)
 	for _, f := range files {
 		if f.kind != kindPlan {
 			continue
@@ -124,11 +170,11 @@ func loadDir(dir string, rd *fsReader) ([]*Plan, error) {
 			continue
 		}
 		p := ps[0]
-		if first, dup := names[p.Base]; dup {
+		if first, dup := seen[p.Base]; dup {
 			l.errs = append(l.errs, &Error{Pos: p.namePos, Msg: fmt.Sprintf("plan name %q is already used by %s; plan names must be unique in a directory", p.Base, first)})
 			continue
 		}
-		names[p.Base] = p.namePos
+		seen[p.Base] = p.namePos
 		plans = append(plans, ps...)
 	}
 	return plans, l.errs.err()
@@ -168,12 +214,17 @@ type fileKind int
 const (
 	kindPlan fileKind = iota
 	kindBuilders
+	kindOverlay
 )
 
 type parsedFile struct {
 	path string
 	doc  *yaml.Node // the top-level mapping
 	kind fileKind
+	// origin names the overlay file of each node an overlay laid over the document;
+	// overrides lists what it set (both nil without overlays).
+	origin    map[*yaml.Node]string
+	overrides []Override
 }
 
 // loader holds what one load of a directory shares: the builders declared so far (shared
@@ -183,6 +234,10 @@ type loader struct {
 	errs     ErrorList
 	fs       *fsReader           // reads the files within one deadline
 	known    map[string][]string // when set, the keys each object kind accepts (schema test)
+	// overlays are the overlay files of this load by the plan they name; vars the --var
+	// overrides.
+	overlays map[string][]*parsedFile
+	vars     []VarOverride
 }
 
 func newLoader() *loader {
@@ -214,8 +269,8 @@ func (l *loader) read(dir string, only map[string]bool) ([]*parsedFile, error) {
 			}
 			continue
 		}
-		if !wanted(path) && !bytes.Contains(data, []byte("builders")) {
-			continue // cannot be a shared builders file: do not parse it
+		if !wanted(path) && !bytes.Contains(data, []byte("builders")) && !bytes.Contains(data, []byte(overlayKey)) {
+			continue // cannot be a shared builders file or an overlay: do not parse it
 		}
 		var f *parsedFile
 		if wanted(path) {
@@ -224,7 +279,7 @@ func (l *loader) read(dir string, only map[string]bool) ([]*parsedFile, error) {
 			// A sibling's own syntax errors are its load's problem, not this one's.
 			f = (&loader{}).parse(path, data)
 		}
-		if f == nil || !wanted(path) && f.kind != kindBuilders {
+		if f == nil || !wanted(path) && f.kind == kindPlan {
 			continue
 		}
 		out = append(out, f)
@@ -279,16 +334,21 @@ func (l *loader) parse(path string, data []byte) *parsedFile {
 		return nil
 	}
 	f := &parsedFile{path: path, doc: root, kind: kindPlan}
-	hasPlan, hasBuilders := false, false
+	hasPlan, hasBuilders, hasOverlay := false, false, false
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		switch root.Content[i].Value {
 		case "plan":
 			hasPlan = true
 		case "builders":
 			hasBuilders = true
+		case overlayKey:
+			hasOverlay = true
 		}
 	}
-	if !hasPlan && hasBuilders {
+	switch {
+	case !hasPlan && hasOverlay:
+		f.kind = kindOverlay
+	case !hasPlan && hasBuilders:
 		f.kind = kindBuilders
 	}
 	return f
@@ -379,7 +439,7 @@ func mapsEqual(a, b map[string]string) bool {
 // plan decodes and validates one plan file (as instance spec, when not nil); nil when it
 // has errors (recorded in l.errs).
 func (l *loader) plan(f *parsedFile, spec *instanceSpec) *Plan {
-	d := &decoder{file: f.path, known: l.known}
+	d := &decoder{file: f.path, known: l.known, origin: f.origin}
 	p := d.plan(f.doc, l, spec)
 	l.errs = append(l.errs, d.errs...)
 	if len(d.errs) > 0 {

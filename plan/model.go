@@ -85,6 +85,9 @@ type Plan struct {
 	Notify   []Webhook
 	KeepRuns int // history retention per plan; default 50
 	Steps    []*Step
+	// Overrides are the values an overlay file or a --var set (plan/overlay.go), in the
+	// order applied; refreshd plan shows them.
+	Overrides []Override
 
 	namePos Pos           // where the name is, for duplicate names in a directory
 	sched   cron.Schedule // Schedule, parsed; nil for manual runs only

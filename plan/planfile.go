@@ -163,6 +163,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 	}
 	pd.resolveRefs()
 	pd.collectOutputs()
+	pd.applyVars(pd.l.vars)
 	pd.checkSteps()
 	pd.resolveTags()
 	pd.checkTemplates()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"maps"
 	"slices"
@@ -59,4 +60,30 @@ func instanceNames(plans []*plan.Plan) string {
 		names[i] = p.Instance
 	}
 	return strings.Join(names, ", ")
+}
+
+// stagingFlags are the overlays and var overrides a staging run lays over its plan
+// (plan.LoadOptions): --overlay FILE and --var NAME=VALUE, both repeatable.
+type stagingFlags struct{ opts plan.LoadOptions }
+
+func addStagingFlags(fs *flag.FlagSet) *stagingFlags {
+	s := &stagingFlags{}
+	fs.Func("overlay", "`FILE`: an overlay (overlay: PLAN) laid over the plan after its directory's own (repeatable)", func(v string) error {
+		s.opts.Overlays = append(s.opts.Overlays, v)
+		return nil
+	})
+	fs.Func("var", "`NAME=VALUE`: the value of a plan var in every instance, over the plan's and any overlay's; a list var takes V1,V2 (repeatable)", func(v string) error {
+		o, err := plan.ParseVarArg(v)
+		if err != nil {
+			return err
+		}
+		for _, x := range s.opts.Vars {
+			if x.Name == o.Name {
+				return fmt.Errorf("--var %s given twice", o.Name)
+			}
+		}
+		s.opts.Vars = append(s.opts.Vars, o)
+		return nil
+	})
+	return s
 }

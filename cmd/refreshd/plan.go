@@ -14,17 +14,18 @@ import (
 // cmdPlan is the dry run: it loads and expands one plan and prints, level by level, the
 // instances that may run in parallel and the exact commands each would run. Nothing runs.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("plan", "Usage: refreshd plan [--instance NAME] [--param NAME=VALUE]... FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance; the steps that expand at run time, from the values\nof which step. Nothing is executed. A plan with instances shows each (or --instance).")
+	fs := newFlagSet("plan", "Usage: refreshd plan [--instance NAME] [--param NAME=VALUE]... [--overlay FILE]... [--var NAME=VALUE]... FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance; the steps that expand at run time, from the values\nof which step. Nothing is executed. A plan with instances shows each (or --instance).")
 	instance := fs.String("instance", "", "show only this instance of a plan that declares instances")
 	params := paramFlag{}
 	fs.Var(params, "param", "`NAME=VALUE`: expand with this run parameter (repeatable)")
+	staging := addStagingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usage(fs, "plan needs exactly one FILE")
 	}
-	plans, err := plan.LoadPlans(fs.Arg(0))
+	plans, err := plan.LoadPlansWith(fs.Arg(0), staging.opts)
 	if err != nil {
 		return err
 	}
@@ -78,6 +79,7 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 	if p.Workdir != "" {
 		fmt.Fprintf(w, "workdir %s\n", p.Workdir)
 	}
+	printOverrides(w, p)
 	for _, c := range p.SkipIf {
 		switch {
 		case c.Branch != nil:
@@ -234,5 +236,17 @@ func printPending(w io.Writer, g *plan.Graph) {
 			what = ", matrix over " + strings.Join(axes, " x ")
 		}
 		fmt.Fprintf(w, "  %s: %s%s\n", ps.Step.ID, from, what)
+	}
+}
+
+// printOverrides lists the values an overlay or a --var set, so a staging run's plan is
+// never mistaken for the plan as written.
+func printOverrides(w io.Writer, p *plan.Plan) {
+	if len(p.Overrides) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "overridden (%d values not as the plan file says):\n", len(p.Overrides))
+	for _, o := range p.Overrides {
+		fmt.Fprintf(w, "  %s = %s  (%s)\n", o.Path, o.Value, o.Pos)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,49 @@ func TestValidateStopsOnSignal(t *testing.T) {
 		testkit.Golden(t, "testdata/validate-signal.golden", errb.String())
 	case <-time.After(5 * time.Second):
 		t.Fatal("validate did not return after its context was cancelled")
+	}
+}
+
+// TestPlanOverlay: the shipped airflow plan, unchanged, against a staging repository and
+// registry through --overlay and --var; the dry run lists every value not as the file says,
+// and an overlay naming what the plan does not have fails with its place.
+func TestPlanOverlay(t *testing.T) {
+	dir := t.TempDir()
+	overlay := dir + "/airflow.staging.yaml"
+	writeFile(t, overlay, `overlay: airflow
+instances:
+  main: { vars: { cache: localhost:5000/airflow/main/ci } }
+steps:
+  checkout: { checkout: { repo: /srv/staging/airflow.git } }
+`)
+	var out, errb bytes.Buffer
+	args := []string{"plan", "--instance", "main", "--overlay", overlay, "--var", "platforms=linux/amd64", "../../plans/airflow.yaml"}
+	if code := dispatch(args, &out, &errb); code != 0 {
+		t.Fatalf("refreshd plan: exit %d: %s", code, errb.String())
+	}
+	for _, line := range []string{
+		"overridden (3 values not as the plan file says):\n",
+		"  instances.main.vars.cache = localhost:5000/airflow/main/ci  (" + overlay + ":3:19)\n",
+		"  steps.checkout.checkout.repo = /srv/staging/airflow.git  (" + overlay + ":5:27)\n",
+		"  vars.platforms = linux/amd64  (--var)\n",
+		"git fetch origin main from /srv/staging/airflow.git into /srv/airflow/main",
+		"  localhost:5000/airflow/main/ci/python<python>:cache-<platform>\n",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("dry run lacks %q:\n%s", line, out.String())
+		}
+	}
+	writeFile(t, overlay, "overlay: airflow\ninstances:\n  main: { vars: { cahe: x } }\n")
+	out.Reset()
+	errb.Reset()
+	if code := dispatch(args, &out, &errb); code == 0 || !strings.Contains(errb.String(), overlay+":3:19: overlay sets instances.main.vars.cahe, but the plan") {
+		t.Errorf("bad overlay: exit %d, stderr %s", code, errb.String())
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

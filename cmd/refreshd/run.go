@@ -26,7 +26,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !hasLocalFlag(args) {
 		return runViaDaemon(ctx, args, stdout)
 	}
-	fs := newFlagSet("run", "Usage: refreshd run --local [--state DIR] [--dry-run] [--kill-grace D] [--plain-http-registry HOST]...\n                    [--instance NAME] [--param NAME=VALUE]... PLANFILE\n\nRun a plan in the foreground, without a daemon. Exit code 0 succeeded, 1 failed,\n2 plan or params invalid, 130 interrupted (Ctrl-C stops the steps' process groups cleanly).")
+	fs := newFlagSet("run", "Usage: refreshd run --local [--state DIR] [--dry-run] [--kill-grace D] [--plain-http-registry HOST]...\n                    [--instance NAME] [--param NAME=VALUE]...\n                    [--overlay FILE]... [--var NAME=VALUE]... PLANFILE\n\nRun a plan in the foreground, without a daemon. Exit code 0 succeeded, 1 failed,\n2 plan or params invalid, 130 interrupted (Ctrl-C stops the steps' process groups cleanly).")
 	fs.Bool("local", false, "run in the foreground without a daemon")
 	state := fs.String("state", defaultLocalState(), "state directory: history, logs, locks, workdirs")
 	dryRun := fs.Bool("dry-run", false, "execute nothing: print each step's exact commands; publish computes its diff only")
@@ -35,6 +35,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	instance := fs.String("instance", "", "the instance to run, for a plan that declares instances")
 	params := paramFlag{}
 	fs.Var(params, "param", "`NAME=VALUE`: a run parameter the plan declares (repeatable); the others keep their defaults")
+	staging := addStagingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := checkKillGrace(*grace); err != nil {
 		return err
 	}
-	plans, err := plan.LoadPlans(fs.Arg(0))
+	plans, err := plan.LoadPlansWith(fs.Arg(0), staging.opts)
 	if err != nil {
 		return &exitError{code: exitInvalid, err: err}
 	}

@@ -15,8 +15,9 @@ import (
 // FILE:LINE:COL: message. For each valid plan it prints the next three scheduled times in
 // the plan's timezone, so an operator sees what "0 2 * * *" in Europe/Berlin really means.
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("validate", "Usage: refreshd validate [--from TIME] PATH...\n\nCheck plan files and directories of plans (with their shared builders files).\nExit 0 when all are valid, 1 otherwise.")
+	fs := newFlagSet("validate", "Usage: refreshd validate [--from TIME] [--overlay FILE]... [--var NAME=VALUE]... PATH...\n\nCheck plan files and directories of plans (with their shared builders files).\nExit 0 when all are valid, 1 otherwise.")
 	from := fs.String("from", "", "compute next runs after this time (RFC 3339) instead of now")
+	staging := addStagingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -35,7 +36,11 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// for), yet a signal must still end validate at once: the work runs aside and
 	// validate returns when the context is cancelled.
 	return validateUntilDone(ctx, func() error {
-		return validatePaths(planLoaders{dir: plan.LoadDir, files: plan.LoadFiles}, fs.Args(), now, stdout, stderr)
+		load := planLoaders{
+			dir:   func(dir string) ([]*plan.Plan, error) { return plan.LoadDirWith(dir, staging.opts) },
+			files: func(paths []string) ([]*plan.Plan, error) { return plan.LoadFilesWith(paths, staging.opts) },
+		}
+		return validatePaths(load, fs.Args(), now, stdout, stderr)
 	})
 }
 
@@ -111,6 +116,9 @@ func printValid(w, errw io.Writer, p *plan.Plan, now time.Time) bool {
 		fmt.Fprintf(w, ", %d steps expand at run time", len(g.Pending()))
 	}
 	fmt.Fprintln(w, ")")
+	if len(p.Overrides) > 0 {
+		fmt.Fprintf(w, "  %d values overridden by an overlay or --var (refreshd plan lists them)\n", len(p.Overrides))
+	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(errw, "refreshd: %s: warning: %s\n", warn.Pos, warn.Msg)
 	}
