@@ -1,9 +1,10 @@
 // Package httpserve serves refreshd's HTTP listeners (the control socket, metrics, the
 // dashboard) with one set of bounds, so that no client, however many connections it opens
-// or however long it keeps them idle, can take the daemon's file descriptors: open
-// connections are capped (extra ones wait in the kernel's backlog, costing the daemon
-// nothing), a connection that never sends a request is closed after ReadHeaderTimeout, and
-// an idle keep-alive connection after IdleTimeout.
+// or however long it keeps them idle, can take the daemon's file descriptors or keep a
+// good request waiting: open connections are capped, and at the cap the one that has gone
+// longest without a request in flight is closed to make room (conns); a connection that
+// never sends a request is closed after ReadHeaderTimeout, and an idle keep-alive
+// connection after IdleTimeout.
 package httpserve
 
 import (
@@ -13,13 +14,12 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"golang.org/x/net/netutil"
 )
 
 // Limits bounds one listener.
 type Limits struct {
 	MaxConns          int           // connections open at once
+	PerClient         int           // of them, from one remote IP (TCP listeners; 0: no share)
 	ReadHeaderTimeout time.Duration // from accept (or the previous response) to a request's headers
 	IdleTimeout       time.Duration // keep-alive connections with no request
 	MaxHeaderBytes    int
@@ -31,6 +31,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		MaxConns:          256,
+		PerClient:         64,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -49,7 +50,9 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, lim Limits, what
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 	}
 	if lim.MaxConns > 0 {
-		l = netutil.LimitListener(l, lim.MaxConns)
+		c := newConns(lim.MaxConns, lim.PerClient)
+		l = c.listener(l)
+		srv.ConnState = c.state
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

@@ -99,3 +99,105 @@ func TestIdleFlood(t *testing.T) {
 		t.Errorf("body %q", body)
 	}
 }
+
+// TestFloodDoesNotDelayGoodRequests: with every connection slot held by clients that send
+// nothing (silent since connect, as 300 of them delayed /metrics to 8 s) or went idle after
+// a request (as 1,000 of them made `refreshd status` time out on the socket), a new client
+// is answered within a second, over TCP and over a Unix socket; a request in flight is
+// never the one closed to make room, and the server never holds more than its cap.
+func TestFloodDoesNotDelayGoodRequests(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		network string
+		flood   int
+		request bool // the flood's connections each made one request and went idle
+	}{
+		{"300 silent TCP connections", "tcp", 300, false},
+		{"1000 idle Unix connections", "unix", 1000, true},
+		{"300 idle TCP connections", "tcp", 300, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if tt.network == "unix" {
+				addr = filepath.Join(t.TempDir(), "s.sock")
+			}
+			l, err := net.Listen(tt.network, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = l.Addr().String()
+			// Timeouts far longer than the test: only making room can let the good client in.
+			lim := Limits{MaxConns: 64, PerClient: 32, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 4096, ShutdownGrace: time.Second}
+			release := make(chan struct{})
+			mux := http.NewServeMux()
+			mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+			mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) { <-release; fmt.Fprint(w, "slow ok") })
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- Serve(ctx, l, mux, lim, "test listener") }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			}()
+			dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, tt.network, addr)
+			}
+			client := func() *http.Client {
+				return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial}}
+			}
+			// A request in flight before the flood: it must survive it.
+			slow := make(chan string, 1)
+			go func() {
+				resp, err := client().Get("http://x/slow")
+				if err != nil {
+					slow <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				slow <- string(b)
+			}()
+			time.Sleep(100 * time.Millisecond)
+
+			base := openFDs(t)
+			var flood []net.Conn
+			defer func() {
+				for _, c := range flood {
+					c.Close()
+				}
+			}()
+			for i := range tt.flood {
+				c, err := net.Dial(tt.network, addr)
+				if err != nil {
+					t.Fatalf("flood connection %d: %v", i, err)
+				}
+				flood = append(flood, c)
+				if tt.request {
+					fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // let the server accept what it will
+			if held := openFDs(t) - base - tt.flood; held > lim.MaxConns+2 {
+				t.Errorf("server holds %d descriptors for %d flood connections, cap %d", held, tt.flood, lim.MaxConns)
+			}
+			for i := range 3 {
+				start := time.Now()
+				resp, err := client().Get("http://x/")
+				if err != nil {
+					t.Fatalf("good request %d under the flood: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if took := time.Since(start); string(b) != "ok" || took > time.Second {
+					t.Errorf("good request %d under the flood: %q in %s, want ok within 1s", i, b, took)
+				}
+			}
+			close(release)
+			if got := <-slow; got != "slow ok" {
+				t.Errorf("the request in flight during the flood: %q, want slow ok", got)
+			}
+		})
+	}
+}
