@@ -141,14 +141,15 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	}
 	rs := &runState{
 		e: e, g: g, p: p, spec: spec,
-		log:     e.log.With("plan", p.Name, "run", spec.ID),
-		red:     redact.New(),
-		idx:     make(map[string]int, len(g.Instances)),
-		dirty:   make(chan struct{}, 1),
-		changed: map[int]bool{},
-		grace:   e.grace(p),
-		values:  map[string]map[string]plan.Var{},
-		decided: map[int]bool{},
+		log:      e.log.With("plan", p.Name, "run", spec.ID),
+		red:      redact.New(),
+		idx:      make(map[string]int, len(g.Instances)),
+		dirty:    make(chan struct{}, 1),
+		changed:  map[int]bool{},
+		grace:    e.grace(p),
+		values:   map[string]map[string]plan.Var{},
+		decided:  map[condKey]bool{},
+		stepSkip: map[string]string{},
 	}
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
 		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maps.Clone(g.Params)}
@@ -286,10 +287,13 @@ type runState struct {
 	// is a stage that could not expand (the run fails with it).
 	values   map[string]map[string]plan.Var
 	stageErr error
-	// decided are the skip_if conditions decided at run time (lateSkip) already checked, by
-	// index in the plan's SkipIf; skipped is why the run skipped its rest, when one held.
-	decided map[int]bool
-	skipped string
+	// decided are the skip_if conditions decided at run time (lateSkip) already checked;
+	// skipped is why the run skipped its rest, when a plan condition held; stepSkip is why
+	// each step whose own condition held is skipped (with what needs it). Owned by the
+	// goroutine deciding (execute, then the scheduler's).
+	decided  map[condKey]bool
+	skipped  string
+	stepSkip map[string]string
 }
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
@@ -323,7 +327,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		ctx, cancel = context.WithTimeoutCause(ctx, rs.p.Timeout, errPlanTimeout)
 		defer cancel()
 	}
-	if len(rs.p.SkipIf) > 0 {
+	if len(rs.p.SkipConditions()) > 0 {
 		skip, why := rs.decideSkip(ctx)
 		switch {
 		case ctx.Err() != nil:

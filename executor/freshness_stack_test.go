@@ -123,13 +123,7 @@ func TestSkipIfTagsFromTreeValues(t *testing.T) {
 
 	dir := t.TempDir()
 	e, _ := newRegistryEngine(t, dir)
-	versions := filepath.Join(dir, "versions.json")
-	setVersions := func(v string) {
-		t.Helper()
-		if err := os.WriteFile(versions, []byte(`{"python": [`+v+`]}`), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	versions, setVersions := versionsFile(t, dir)
 	p, err := plan.Parse(filepath.Join(dir, "plan.yaml"), []byte(`plan: cache
 skip_if:
   - tags:
@@ -211,4 +205,16 @@ steps:
 	run("every tag of the tree's versions pushed", history.StatusSkipped, "skip_if: all 2 tags pushed within 1h0m0s")
 	setVersions(`"3.11", "3.12", "3.13"`)
 	run("a version added to the tree", history.StatusSucceeded, "", "3.11", "3.12", "3.13")
+}
+
+// versionsFile is a file a plan's step cats as its outputs (`{"python": [...]}`), and the
+// function that sets the versions it lists (`"3.11", "3.12"`).
+func versionsFile(t *testing.T, dir string) (string, func(string)) {
+	path := filepath.Join(dir, "versions.json")
+	return path, func(v string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(`{"python": [`+v+`]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -149,7 +149,11 @@ func (sc *scheduler) canStart(i int) (ready bool, skipReason string, neutral boo
 		for _, need := range inst.Needs {
 			j := idx[need]
 			if sc.state[j] == done && sc.result[j] != history.StatusSucceeded {
-				return false, "needs " + need + " which " + outcome(sc.result[j]), !sc.bad[j]
+				why := "needs " + need + " which " + outcome(sc.result[j])
+				if st := sc.insts[j].Step; st != nil && sc.result[j] == history.StatusSkipped && sc.rs.stepSkip[st.ID] != "" {
+					why += ": its skip_if held (" + st.ID + " is fresh)"
+				}
+				return false, why, !sc.bad[j]
 			}
 		}
 		for _, need := range inst.Needs {
@@ -215,6 +219,13 @@ func (sc *scheduler) startReady() {
 				// The outputs are fresh: the rest of the run is not needed. Not a failure,
 				// so when: failure steps do not run and when: always steps do.
 				sc.settle(i, history.StatusSkipped, sc.skipRest, false)
+				changed = true
+				continue
+			case inst.Step != nil && rs.stepSkip[inst.Step.ID] != "" && !cleanup:
+				// The step's own skip_if held: it is skipped, not failed, and what needs it
+				// is skipped in turn (canStart), while the rest of the run goes on.
+				sc.settle(i, history.StatusSkipped, SkipIfReasonPrefix+rs.stepSkip[inst.Step.ID], false)
+				rs.log.Info("step skipped: its skip_if held", "step", inst.ID)
 				changed = true
 				continue
 			}

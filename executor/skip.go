@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,118 +14,167 @@ import (
 	"github.com/refreshd/refreshd/proc"
 )
 
-// SkipIfReasonPrefix starts the recorded reason of a run skipped because a skip_if
-// condition held (the output was fresh): the daemon counts such skips as fresh.
+// SkipIfReasonPrefix starts the recorded reason of a run (or a step) skipped because a
+// skip_if condition held (the output was fresh): the daemon counts such runs as fresh.
 const SkipIfReasonPrefix = "skip_if: "
 
-// checkSkip reports whether a run should be skipped because the project's CI refreshed
-// recently: a constraints branch whose last commit, or an image whose config `created`, is
-// newer than the condition's window. The first condition that holds gives the reason.
+// checkCond checks one skip_if condition whose refs are known (refs: a tags condition's
+// rendered refs): whether it holds, and why (what was fresh, or what was not: the stale or
+// missing tags, the branch's or image's age).
 //
 // A condition that cannot be checked (image missing, branch unreachable) counts as "not
 // fresh": skip_if only saves work, so not knowing means doing the refresh, never failing it.
-// Each such condition is a warning, returned for the run's record and logged to log.
+// Such a condition returns a warning, for the run's record; it is logged to log too.
 //
 // procs starts git (the run's runner: its groups are recorded on the run).
-func (t *Tools) checkSkip(ctx context.Context, g *plan.Graph, conds []plan.SkipCondition, secrets map[string]string, procs *proc.Runner, tags tagObserver, log *slog.Logger) (skip bool, reason string, warnings []string) {
+func (t *Tools) checkCond(ctx context.Context, g *plan.Graph, c plan.SkipCondition, refs []string, secrets map[string]string, procs *proc.Runner, tags tagObserver, log *slog.Logger) (fresh bool, why, warning string) {
 	now := time.Now()
-	for _, c := range conds {
-		var at time.Time
-		var within time.Duration
-		var what, how string
-		var err error
-		switch {
-		case c.Tags != nil:
-			fresh, why, warn := t.checkTags(ctx, c, c.Tags.Refs, tags, now, log)
-			if ctx.Err() != nil {
-				return false, "", warnings
-			}
-			if warn != "" {
-				warnings = append(warnings, warn)
-			}
-			if fresh {
-				return true, why, warnings
-			}
-			log.Info("skip_if tags: not fresh", "pos", c.Pos.String(), "why", why)
-			continue
-		case c.Branch != nil:
-			env := append([]string{"GIT_TERMINAL_PROMPT=0"}, gitpub.TokenEnv(branchToken(g, c.Branch.Repo, secrets))...)
-			at, err = gitpub.LastCommitTime(ctx, procs, c.Branch.Repo, c.Branch.Branch, env)
-			within, what, how = c.Branch.Within, "branch "+c.Branch.Branch, "last commit"
-		case c.Image != nil:
-			at, err = t.registryClient(log).ImageCreated(ctx, c.Image.Ref)
-			within, what, how = c.Image.Within, "image "+c.Image.Ref, "created"
-		default:
-			continue
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, "", warnings // the caller records the interruption
-			}
-			w := fmt.Sprintf("skip_if at %s: cannot tell whether %s is fresh, refreshing: %v", c.Pos, what, err)
-			log.Warn("skip_if condition could not be checked; treated as not fresh", "pos", c.Pos.String(), "err", err)
-			warnings = append(warnings, w)
-			continue
-		}
-		if age := now.Sub(at); age < within {
-			return true, fmt.Sprintf("%s %s %s ago (%s), within %s", what, how, age.Round(time.Second), at.UTC().Format(time.RFC3339), within), warnings
-		}
+	var at time.Time
+	var within time.Duration
+	var what, how string
+	var err error
+	switch {
+	case c.Tags != nil:
+		return t.checkTags(ctx, c, refs, tags, now, log)
+	case c.Branch != nil:
+		env := append([]string{"GIT_TERMINAL_PROMPT=0"}, gitpub.TokenEnv(branchToken(g, c.Branch.Repo, secrets))...)
+		at, err = gitpub.LastCommitTime(ctx, procs, c.Branch.Repo, c.Branch.Branch, env)
+		within, what, how = c.Branch.Within, "branch "+c.Branch.Branch, "last commit"
+	case c.Image != nil:
+		at, err = t.registryClient(log).ImageCreated(ctx, c.Image.Ref)
+		within, what, how = c.Image.Within, "image "+c.Image.Ref, "created"
+	default:
+		return false, "", ""
 	}
-	return false, "", warnings
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, "", "" // the caller records the interruption
+		}
+		log.Warn("skip_if condition could not be checked; treated as not fresh", "pos", c.Pos.String(), "err", err)
+		return false, fmt.Sprintf("cannot tell whether %s is fresh: %v", what, err),
+			fmt.Sprintf("skip_if at %s: cannot tell whether %s is fresh, refreshing: %v", c.Pos, what, err)
+	}
+	age := now.Sub(at)
+	why = fmt.Sprintf("%s %s %s ago (%s)", what, how, age.Round(time.Second), at.UTC().Format(time.RFC3339))
+	if age < within {
+		return true, why + ", within " + within.String(), ""
+	}
+	return false, why + ", not within " + within.String(), ""
+}
+
+// condKey names one skip_if condition of a run: its step ("" for the plan's) and its
+// index among that step's (or the plan's) conditions.
+type condKey struct {
+	step string
+	i    int
+}
+
+// keyedConds lists the run's skip_if conditions, the plan's first, each with its key.
+func keyedConds(p *plan.Plan) (keys []condKey, conds []plan.SkipCondition) {
+	n := map[string]int{}
+	for _, c := range p.SkipConditions() {
+		keys = append(keys, condKey{c.Step, n[c.Step]})
+		conds = append(conds, c)
+		n[c.Step]++
+	}
+	return keys, conds
 }
 
 // decideSkip checks the skip_if conditions that can be decided before any step runs (all
-// but tags conditions over values a step defines at run time: lateSkip decides those).
+// but tags conditions over values a step defines at run time: lateSkip decides those). A
+// plan condition that holds skips the run (skip, why); a step's marks that step skipped
+// (stepSkip). Each decision is recorded on the run, held or not, with why.
 func (rs *runState) decideSkip(ctx context.Context) (skip bool, why string) {
-	var conds []plan.SkipCondition
-	for _, c := range rs.p.SkipIf {
+	keys, conds := keyedConds(rs.p)
+	for k, c := range conds {
 		if c.Tags != nil && len(c.Tags.After) > 0 {
 			continue // lateSkip's
 		}
-		conds = append(conds, c)
+		if why, skip := rs.decide(ctx, keys[k], c, c.Tags.RefsIfKnown()); skip {
+			return true, why
+		}
+		if ctx.Err() != nil {
+			return false, ""
+		}
 	}
-	skip, why, warnings := rs.tools.checkSkip(ctx, rs.g, conds, rs.secrets, rs.runProcs(), rs.e.cfg.Store, rs.log)
-	rs.warn(warnings...)
-	return skip, why
+	return false, ""
+}
+
+// decide checks one condition (unless its step is already skipped), records the decision
+// and, for a step's condition that held, marks the step skipped. It reports a plan
+// condition that held.
+func (rs *runState) decide(ctx context.Context, key condKey, c plan.SkipCondition, refs []string) (why string, skipRun bool) {
+	if key.step != "" && rs.stepSkip[key.step] != "" {
+		return "", false
+	}
+	fresh, why, warn := rs.tools.checkCond(ctx, rs.g, c, refs, rs.secrets, rs.runProcs(), rs.e.cfg.Store, rs.log)
+	rs.warn(warn)
+	if ctx.Err() != nil {
+		return "", false
+	}
+	rs.recordFreshness(c, fresh, why)
+	scope := "the run"
+	if key.step != "" {
+		scope = "step " + key.step + " and what needs it"
+	}
+	if !fresh {
+		rs.log.Info("skip_if: not fresh", "pos", c.Pos.String(), "step", key.step, "why", why)
+		return "", false
+	}
+	rs.log.Info("skip_if: fresh; skipping "+scope, "pos", c.Pos.String(), "step", key.step, "why", why)
+	if key.step == "" {
+		return why, true
+	}
+	rs.stepSkip[key.step] = why
+	return "", false
+}
+
+// maxFreshnessWhy bounds the recorded reason of one decision (a condition watches up to
+// 1,000 tags, each of which may be named).
+const maxFreshnessWhy = 2000
+
+// recordFreshness adds a skip_if decision to the run's record.
+func (rs *runState) recordFreshness(c plan.SkipCondition, fresh bool, why string) {
+	if len(why) > maxFreshnessWhy {
+		why = why[:maxFreshnessWhy] + fmt.Sprintf("... (%d bytes more)", len(why)-maxFreshnessWhy)
+	}
+	rs.mu.Lock()
+	rs.rec.Freshness = append(rs.rec.Freshness, history.Freshness{Pos: c.Pos.String(), Step: c.Step, Fresh: fresh, Why: why})
+	rs.mu.Unlock()
 }
 
 // lateSkip decides each tags condition whose refs name run-time values, as soon as the
 // steps defining them have delivered (it runs after each stage of the graph expands). It
-// reports why when one holds: every watched tag, of every value the tree gave, is fresh.
-// A condition whose refs cannot be made from the values cannot be checked: a warning, and
-// the run goes on, as for any skip_if it cannot check.
+// reports why when a plan condition holds: every watched tag, of every value the tree gave,
+// is fresh; a step's condition that holds marks its step skipped (stepSkip). A condition
+// whose refs cannot be made from the values cannot be checked: a warning, and the run goes
+// on, as for any skip_if it cannot check.
 func (rs *runState) lateSkip(ctx context.Context) (why string, skip bool) {
-	for i, c := range rs.p.SkipIf {
-		if rs.decided[i] || c.Tags == nil || len(c.Tags.After) == 0 {
+	keys, conds := keyedConds(rs.p)
+	for k, c := range conds {
+		if rs.decided[keys[k]] || c.Tags == nil || len(c.Tags.After) == 0 {
 			continue
 		}
 		refs, ready, err := rs.g.SkipTagRefs(c)
 		if !ready {
 			continue
 		}
-		rs.decided[i] = true
+		rs.decided[keys[k]] = true
 		if err != nil {
 			rs.warn(fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: %v", c.Pos, err))
+			rs.recordFreshness(c, false, "cannot tell: "+err.Error())
 			continue
 		}
-		fresh, why, warn := rs.tools.checkTags(ctx, c, refs, rs.e.cfg.Store, time.Now(), rs.log)
-		if warn != "" {
-			rs.warn(warn)
+		if why, skip := rs.decide(ctx, keys[k], c, refs); skip || ctx.Err() != nil {
+			return why, skip
 		}
-		if ctx.Err() != nil {
-			return "", false
-		}
-		if fresh {
-			rs.log.Info("skip_if tags: fresh; the rest of the run is skipped", "pos", c.Pos.String(), "after", strings.Join(c.Tags.After, ","), "tags", len(refs))
-			return why, true
-		}
-		rs.log.Info("skip_if tags: not fresh", "pos", c.Pos.String(), "after", strings.Join(c.Tags.After, ","), "tags", len(refs), "why", why)
 	}
 	return "", false
 }
 
 // warn adds warnings to the run's record.
 func (rs *runState) warn(warnings ...string) {
+	warnings = slices.DeleteFunc(warnings, func(w string) bool { return w == "" })
 	if len(warnings) == 0 {
 		return
 	}

@@ -57,7 +57,7 @@ func TestCheckSkip(t *testing.T) {
 	}{
 		{name: "no conditions"},
 		{name: "branch fresh", conds: []plan.SkipCondition{branch(fresh, 6*time.Hour)}, skip: true, reason: "branch constraints-main last commit 1h0m"},
-		{name: "branch stale", conds: []plan.SkipCondition{branch(stale, 6*time.Hour)}},
+		{name: "branch stale", conds: []plan.SkipCondition{branch(stale, 6*time.Hour)}, reason: "branch constraints-main last commit 48h0m"},
 		{name: "second condition holds", conds: []plan.SkipCondition{branch(stale, 6*time.Hour), branch(fresh, 2*time.Hour)}, skip: true, reason: "within 2h0m0s"},
 		{name: "missing image is not fresh", conds: []plan.SkipCondition{missing},
 			warnings: []string{"skip_if at p.yaml:7:5: cannot tell whether image " + reg.Host + "/none:latest is fresh, refreshing: read image"}},
@@ -68,9 +68,23 @@ func TestCheckSkip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			skip, reason, warnings := tools.checkSkip(t.Context(), &plan.Graph{Plan: &plan.Plan{SkipIf: tt.conds}}, tt.conds, nil, nil, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
+			// The run's rule: the first condition that holds skips; the reason of each that does
+			// not is recorded too (item 8), so the last one's is kept here.
+			var skip bool
+			var reason string
+			var warnings []string
+			for _, c := range tt.conds {
+				fresh, why, warn := tools.checkCond(t.Context(), &plan.Graph{Plan: &plan.Plan{SkipIf: tt.conds}}, c, nil, nil, nil, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
+				if warn != "" {
+					warnings = append(warnings, warn)
+				}
+				skip, reason = fresh, why
+				if fresh {
+					break
+				}
+			}
 			if skip != tt.skip || !strings.Contains(reason, tt.reason) {
-				t.Errorf("checkSkip = %v, %q; want %v, %q", skip, reason, tt.skip, tt.reason)
+				t.Errorf("checkCond = %v, %q; want %v, %q", skip, reason, tt.skip, tt.reason)
 			}
 			if len(warnings) != len(tt.warnings) {
 				t.Fatalf("warnings %q, want %d", warnings, len(tt.warnings))

@@ -47,6 +47,18 @@ type Run struct {
 	Params map[string]string `json:"params,omitempty"`
 	// Vars are the values steps defined at run time (outputs:), in the order they came.
 	Vars []RunVar `json:"vars,omitempty"`
+	// Freshness are the skip_if decisions of the run, held or not, each with why.
+	Freshness []Freshness `json:"freshness,omitempty"`
+}
+
+// Freshness is one skip_if decision: whether the condition held (what it watches was
+// fresh, so the run or the step was skipped) and why (the stale or missing tags, the
+// branch's or image's age, or why it could not tell).
+type Freshness struct {
+	Pos   string `json:"pos"`            // the condition's place in the plan
+	Step  string `json:"step,omitempty"` // its step; "" for the plan's (the whole run)
+	Fresh bool   `json:"fresh"`
+	Why   string `json:"why"`
 }
 
 // ProcessGroup identifies a process group across pid reuse (see Attempt.PGID).

@@ -34,7 +34,11 @@ func (pd *planDecoder) tagsFreshness(n *yaml.Node) *TagsFreshness {
 // defines at run time (the Python versions read from the checkout) is decided once that
 // step has succeeded (After): its refs are rendered then, by Graph.SkipTagRefs.
 func (pd *planDecoder) resolveTags() {
-	for _, c := range pd.p.SkipIf {
+	ids := make(map[string]*Step, len(pd.p.Steps))
+	for _, s := range pd.p.Steps {
+		ids[s.ID] = s
+	}
+	for _, c := range pd.p.SkipConditions() {
 		tf := c.Tags
 		if tf == nil {
 			continue
@@ -80,12 +84,29 @@ func (pd *planDecoder) resolveTags() {
 		if len(after) > 0 {
 			slices.Sort(after)
 			tf.After = slices.Compact(after)
+			if s := ids[c.Step]; s != nil {
+				anc := ancestors(s, ids)
+				for _, id := range tf.After {
+					if !anc[id] {
+						pd.errorAt(c.Pos, "skip_if of step %s uses values step %s defines at run time; add %s to its needs (directly or through a step it needs), so the condition is decided before the step starts", s.ID, id, id)
+					}
+				}
+			}
 			continue
 		}
 		refs, errs := tf.render(c.Pos, pd.p.Vars, pd.p.Name, pd.p.Instance)
 		pd.errs = append(pd.errs, errs...)
 		tf.Refs = refs
 	}
+}
+
+// SkipConditions are the plan's skip_if conditions, then each step's, in file order.
+func (p *Plan) SkipConditions() []SkipCondition {
+	out := slices.Clone(p.SkipIf)
+	for _, s := range p.Steps {
+		out = append(out, s.SkipIf...)
+	}
+	return out
 }
 
 // render renders the refs: templates for every combination of the matrix over vars, and
@@ -163,6 +184,14 @@ func (tf *TagsFreshness) RefPatterns(p *Plan) (refs, axes []string) {
 		refs = append(refs, ref)
 	}
 	return refs, axes
+}
+
+// RefsIfKnown is the refs of a tags condition decided before the run (nil for tf nil).
+func (tf *TagsFreshness) RefsIfKnown() []string {
+	if tf == nil {
+		return nil
+	}
+	return tf.Refs
 }
 
 // SkipTagRefs renders the refs of a tags condition decided at run time (c.Tags.After),

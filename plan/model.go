@@ -128,10 +128,13 @@ type Node struct {
 	MaxParallel int
 }
 
-// SkipCondition skips a whole run when the project's own CI refreshed recently.
-// Exactly one of Branch, Image and Tags is set.
+// SkipCondition skips a whole run (the plan's skip_if), or one step and what needs it (a
+// step's), when the project's own CI refreshed recently. Exactly one of Branch, Image and
+// Tags is set.
 type SkipCondition struct {
-	Pos    Pos
+	Pos Pos
+	// Step is the step whose skip_if this is; "" for the plan's.
+	Step   string
 	Branch *BranchFreshness
 	Image  *ImageFreshness
 	Tags   *TagsFreshness
@@ -222,6 +225,11 @@ type Step struct {
 	PublishConstraints *PublishConstraints
 	VerifyCache        *VerifyCache
 	Checkout           *Checkout
+
+	// SkipIf skips this step, and the steps that need it, when a condition holds (the
+	// cache it refreshes is fresh): the rest of the run goes on. Decided like the plan's
+	// skip_if: before the run, or as soon as the steps whose values its refs use succeeded.
+	SkipIf []SkipCondition
 
 	// Outputs, if set, makes the step define vars from what it read at run time (JSON on
 	// stdout or in a file it writes): steps using those vars expand once it has succeeded.

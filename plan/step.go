@@ -82,6 +82,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 			s.PublishConstraints = pd.publish(v, s)
 		}},
 		{"outputs", func(v *yaml.Node) { s.Outputs = pd.outputs(v) }},
+		{"skip_if", func(v *yaml.Node) { s.at["skip_if"] = pd.pos(v); s.SkipIf = pd.skipIf(v) }},
 		{"verify_cache", func(v *yaml.Node) { action("verify_cache"); s.VerifyCache = pd.verifyCache(v, s) }},
 	})
 	if !ok {
@@ -99,6 +100,12 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 	}
 	if s.PublishConstraints != nil && s.When != WhenSuccess {
 		pd.errorAt(s.at["when"], "step %s publishes constraints with when: %s; constraints are published only from a run whose steps succeeded (when: success), never after a failure", s.ID, s.When)
+	}
+	if len(s.SkipIf) > 0 && s.When.Cleanup() {
+		pd.errorAt(s.at["skip_if"], "step %s has skip_if and when: %s; a cleanup step runs whatever happened, so freshness cannot skip it", s.ID, s.When)
+	}
+	for i := range s.SkipIf {
+		s.SkipIf[i].Step = s.ID
 	}
 	if len(s.Secrets) > 0 && s.Run == nil && len(actions) == 1 {
 		pd.errorAt(s.at["secrets"], "secrets: is for run steps; a %s step gets its credentials through its own keys (token: NAME)", actions[0])

@@ -94,6 +94,16 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 		}
 		fmt.Fprintf(w, "  from the tree: %s = %s (step %s)\n", v.Name, value, v.Step)
 	}
+	for _, f := range r.Freshness {
+		held, scope := "not fresh", "the run"
+		if f.Fresh {
+			held = "fresh"
+		}
+		if f.Step != "" {
+			scope = "step " + f.Step
+		}
+		fmt.Fprintf(w, "  skip_if (%s, %s): %s: %s\n", scope, f.Pos, held, f.Why)
+	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}

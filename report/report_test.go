@@ -28,6 +28,10 @@ func fixture(t *testing.T, dir string) *history.Run {
 		Vars:   []history.RunVar{{Name: "python", Step: "python-versions", Values: []string{"3.11", "3.12"}, List: true}},
 		Start:  at(0), End: at(95.5), Status: history.StatusFailed, Reason: "step verify failed: attempt 1 of 1: cache tags missing",
 		Warnings: []string{"build[linux/386]: ran on node n0, not n1"},
+		Freshness: []history.Freshness{
+			{Pos: "plans/demo.yaml:40:9", Step: "refresh-cache", Fresh: false, Why: "missing in the registry: r/ci/python3.12:cache-linux-amd64"},
+			{Pos: "plans/demo.yaml:12:5", Fresh: true, Why: "branch constraints-main last commit 1h0m0s ago (2026-01-02T02:04:05Z), within 6h0m0s"},
+		},
 		Source: &history.Source{Step: "checkout", Repo: "https://github.com/apache/airflow.git", Ref: "main",
 			Commit: "89abcdef0123456789abcdef0123456789abcdef", Previous: "0123456789abcdef0123456789abcdef01234567", Changed: true, Path: "/srv/airflow"},
 		Steps: []history.Step{

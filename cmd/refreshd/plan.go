@@ -81,24 +81,7 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 	}
 	printOverrides(w, p)
 	for _, c := range p.SkipIf {
-		switch {
-		case c.Branch != nil:
-			fmt.Fprintf(w, "skip the run if branch %s of %s has a commit newer than %s\n", c.Branch.Branch, c.Branch.Repo, plan.ShortDuration(c.Branch.Within))
-		case c.Image != nil:
-			fmt.Fprintf(w, "skip the run if image %s was created less than %s ago\n", c.Image.Ref, plan.ShortDuration(c.Image.Within))
-		case c.Tags != nil && len(c.Tags.After) > 0:
-			refs, axes := c.Tags.RefPatterns(p)
-			fmt.Fprintf(w, "once %s succeeded, skip the rest of the run if every one of these tags, for each %s, changed digest less than %s ago (as refreshd saw it):\n",
-				strings.Join(c.Tags.After, ", "), strings.Join(axes, " x "), plan.ShortDuration(c.Tags.Within))
-			for _, ref := range refs {
-				fmt.Fprintf(w, "  %s\n", ref)
-			}
-		case c.Tags != nil:
-			fmt.Fprintf(w, "skip the run if every one of these %d tags changed digest less than %s ago (as refreshd saw it):\n", len(c.Tags.Refs), plan.ShortDuration(c.Tags.Within))
-			for _, ref := range c.Tags.Refs {
-				fmt.Fprintf(w, "  %s\n", ref)
-			}
-		}
+		printSkipIf(w, p, c, "")
 	}
 	byID := make(map[string]*plan.Instance, len(g.Instances))
 	maxLevel := 0
@@ -107,6 +90,7 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 		maxLevel = max(maxLevel, in.Level)
 	}
 	defer printPending(w, g)
+	shown := map[string]bool{} // steps whose skip_if is printed
 	for level := 0; level <= maxLevel; level++ {
 		fmt.Fprintf(w, "\nlevel %d: may run in parallel\n", level)
 		for _, note := range concurrencyNotes(g, level) {
@@ -117,9 +101,43 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 				continue
 			}
 			fmt.Fprintf(w, "  %s%s\n", in.ID, details(in, byID))
+			if in.Step != nil && !shown[in.Step.ID] {
+				shown[in.Step.ID] = true
+				for _, c := range in.Step.SkipIf {
+					printSkipIf(w, p, c, "      ")
+				}
+			}
 			for _, line := range executor.Describe(g.Plan, in, tools) {
 				fmt.Fprintf(w, "      %s\n", line)
 			}
+		}
+	}
+}
+
+// printSkipIf describes a skip_if condition: the plan's (skipping the run) or a step's
+// (skipping that step and what needs it), indented by indent.
+func printSkipIf(w io.Writer, p *plan.Plan, c plan.SkipCondition, indent string) {
+	what, rest := "the run", "the rest of the run"
+	if c.Step != "" {
+		what = "step " + c.Step + " and what needs it"
+		rest = what
+	}
+	switch {
+	case c.Branch != nil:
+		fmt.Fprintf(w, "%sskip %s if branch %s of %s has a commit newer than %s\n", indent, what, c.Branch.Branch, c.Branch.Repo, plan.ShortDuration(c.Branch.Within))
+	case c.Image != nil:
+		fmt.Fprintf(w, "%sskip %s if image %s was created less than %s ago\n", indent, what, c.Image.Ref, plan.ShortDuration(c.Image.Within))
+	case c.Tags != nil && len(c.Tags.After) > 0:
+		refs, axes := c.Tags.RefPatterns(p)
+		fmt.Fprintf(w, "%sonce %s succeeded, skip %s if every one of these tags, for each %s, changed digest less than %s ago (as refreshd saw it):\n",
+			indent, strings.Join(c.Tags.After, ", "), rest, strings.Join(axes, " x "), plan.ShortDuration(c.Tags.Within))
+		for _, ref := range refs {
+			fmt.Fprintf(w, "%s  %s\n", indent, ref)
+		}
+	case c.Tags != nil:
+		fmt.Fprintf(w, "%sskip %s if every one of these %d tags changed digest less than %s ago (as refreshd saw it):\n", indent, what, len(c.Tags.Refs), plan.ShortDuration(c.Tags.Within))
+		for _, ref := range c.Tags.Refs {
+			fmt.Fprintf(w, "%s  %s\n", indent, ref)
 		}
 	}
 }
@@ -236,6 +254,9 @@ func printPending(w io.Writer, g *plan.Graph) {
 			what = ", matrix over " + strings.Join(axes, " x ")
 		}
 		fmt.Fprintf(w, "  %s: %s%s\n", ps.Step.ID, from, what)
+		for _, c := range ps.Step.SkipIf {
+			printSkipIf(w, g.Plan, c, "    ")
+		}
 	}
 }
 

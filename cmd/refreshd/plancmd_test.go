@@ -29,8 +29,8 @@ func TestPlanAirflow(t *testing.T) {
 		"git fetch origin main from https://github.com/apache/airflow.git into /srv/airflow/main",
 		"git fetch origin v3-1-test from https://github.com/apache/airflow.git into /srv/airflow/v3-1-test",
 		"build-ci-images: from the values of checkout, python-versions (python, source)",
-		"once python-versions succeeded, skip the rest of the run if every one of these tags, for each python x platform,",
-		"  ghcr.io/apache/airflow/v3-1-test/ci/python<python>:cache-<platform>",
+		"  refresh-cache: from the values of checkout, python-versions (python, source), matrix over python\n    once python-versions succeeded, skip step refresh-cache and what needs it if every one of these tags, for each python x platform,",
+		"      ghcr.io/apache/airflow/v3-1-test/ci/python<python>:cache-<platform>",
 		"verify-cache: from the values of python-versions (python), matrix over python x platform",
 	} {
 		if !strings.Contains(out.String(), line) {
