@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -15,7 +17,8 @@ import (
 	"github.com/refreshd/refreshd/plan"
 )
 
-// ReadSecrets reads every secret of p from its file or environment variable: the one way
+// ReadSecrets reads every secret of p from its file, environment variable or systemd
+// credential ($CREDENTIALS_DIRECTORY/NAME, a file with the same rules): the one way
 // refreshd reads secrets, for runs (the engine) and for notifications (the daemon). They are
 // read when needed and never stored. An error names each secret that has no value and where
 // it was looked for, never a value; the values that were read are returned with it, so a
@@ -55,8 +58,17 @@ const (
 
 func readSecret(ctx context.Context, s plan.Secret) (v, warning string, err error) {
 	switch {
-	case s.File != "":
-		data, warning, err := readSecretFile(ctx, s.File)
+	case s.File != "" || s.Credential != "":
+		path := s.File
+		if s.Credential != "" {
+			if path, err = credentialPath(s.Credential); err != nil {
+				return "", "", err
+			}
+		}
+		data, warning, err := readSecretFile(ctx, path)
+		if s.Credential != "" && errors.Is(err, fs.ErrNotExist) {
+			return "", "", fmt.Errorf("credential %s: %w (the unit passes no credential of that name: LoadCredential=%s:/path or LoadCredentialEncrypted=%s:/path)", s.Credential, err, s.Credential, s.Credential)
+		}
 		if err != nil {
 			return "", "", err
 		}
@@ -75,6 +87,23 @@ func readSecret(ctx context.Context, s plan.Secret) (v, warning string, err erro
 		return "", "", errors.New("value is empty")
 	}
 	return v, "", nil
+}
+
+// credentialPath is where systemd put the service's credential name: the directory it
+// names in $CREDENTIALS_DIRECTORY for a unit with LoadCredential= or LoadCredentialEncrypted=
+// (/run/credentials/UNIT, readable only by the service's user).
+func credentialPath(name string) (string, error) {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	switch {
+	case name == "." || name == ".." || strings.ContainsRune(name, '/'):
+		// The plan loader refuses these; a plan built otherwise must not escape either.
+		return "", fmt.Errorf("credential %q: not a credential name", name)
+	case dir == "":
+		return "", fmt.Errorf("credential %s: $CREDENTIALS_DIRECTORY is not set: refreshd is not running under a systemd unit that loads credentials (LoadCredential=%s:/path or LoadCredentialEncrypted=%s:/path)", name, name, name)
+	case !filepath.IsAbs(dir):
+		return "", fmt.Errorf("credential %s: $CREDENTIALS_DIRECTORY %q is not an absolute path", name, dir)
+	}
+	return filepath.Join(dir, name), nil
 }
 
 // readSecretFile reads a secret file with the bounds ReadSecrets describes. Opening with

@@ -52,19 +52,71 @@ func TestSecretFiles(t *testing.T) {
 			if time.Since(start) > 2*time.Second {
 				t.Errorf("took %s", time.Since(start))
 			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "secret TOKEN") {
-					t.Errorf("err = %v, want it to name the secret and say %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || vals["TOKEN"] != tt.want {
-				t.Errorf("value %q, err %v; want %q", vals["TOKEN"], err, tt.want)
-			}
-			got := strings.Join(warns, "\n")
-			if (tt.wantWarn == "") != (got == "") || !strings.Contains(got, tt.wantWarn) {
-				t.Errorf("warnings %q, want %q", got, tt.wantWarn)
-			}
+			checkSecret(t, vals["TOKEN"], warns, err, tt.want, tt.wantErr, tt.wantWarn)
 		})
+	}
+}
+
+// TestSecretCredentials reads systemd credentials ({credential: NAME}) from the directory
+// $CREDENTIALS_DIRECTORY names, with the rules of secret files, and names what is missing:
+// the variable, or the credential in it.
+func TestSecretCredentials(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"github-token": "ghp_cred\n", "empty": "", "open": "tok3n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "open"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "adir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dir, cred string
+		want, wantErr   string
+		wantWarn        string
+	}{
+		{"read", dir, "github-token", "ghp_cred", "", ""},
+		{"world readable warns", dir, "open", "tok3n", "", "readable or writable by every user"},
+		{"directory unset", "", "github-token", "", "credential github-token: $CREDENTIALS_DIRECTORY is not set", ""},
+		{"directory relative", "run/credentials", "github-token", "", `$CREDENTIALS_DIRECTORY "run/credentials" is not an absolute path`, ""},
+		{"name missing", dir, "gh-token", "", "credential gh-token: read " + filepath.Join(dir, "gh-token") + ": no such file or directory (the unit passes no credential of that name: LoadCredential=gh-token:/path", ""},
+		{"directory missing", filepath.Join(dir, "nope"), "github-token", "", "no such file or directory (the unit passes no credential", ""},
+		{"empty", dir, "empty", "", "value is empty", ""},
+		{"not a file", dir, "adir", "", "not a regular file", ""},
+		{"path escape", dir, "../github-token", "", `credential "../github-token": not a credential name`, ""},
+		{"dot dot", dir, "..", "", `credential "..": not a credential name`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("CREDENTIALS_DIRECTORY", tt.dir)
+			if tt.dir == "" {
+				os.Unsetenv("CREDENTIALS_DIRECTORY")
+			}
+			p := &plan.Plan{Secrets: map[string]plan.Secret{"TOKEN": {Credential: tt.cred}}}
+			vals, warns, err := ReadSecrets(context.Background(), p)
+			checkSecret(t, vals["TOKEN"], warns, err, tt.want, tt.wantErr, tt.wantWarn)
+		})
+	}
+}
+
+// checkSecret compares what ReadSecrets gave for the secret TOKEN: its value and warnings,
+// or an error that names the secret and says wantErr.
+func checkSecret(t *testing.T, got string, warns []string, err error, want, wantErr, wantWarn string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) || !strings.Contains(err.Error(), "secret TOKEN") {
+			t.Errorf("err = %v, want it to name the secret and say %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil || got != want {
+		t.Errorf("value %q, err %v; want %q", got, err, want)
+	}
+	w := strings.Join(warns, "\n")
+	if (wantWarn == "") != (w == "") || !strings.Contains(w, wantWarn) {
+		t.Errorf("warnings %q, want %q", w, wantWarn)
 	}
 }

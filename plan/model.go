@@ -95,9 +95,10 @@ type Plan struct {
 
 // Secret is a reference to a value read at run time; plans never hold secret values.
 type Secret struct {
-	Pos  Pos
-	File string // absolute path
-	Env  string // name of an environment variable of the daemon
+	Pos        Pos
+	File       string // absolute path
+	Env        string // name of an environment variable of the daemon
+	Credential string // name of a systemd credential of the unit: $CREDENTIALS_DIRECTORY/NAME
 }
 
 // Var is a plan variable: a string or a list of strings.

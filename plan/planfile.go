@@ -222,6 +222,25 @@ func (pd *planDecoder) identPairs(n *yaml.Node, what, name, hint string) [][2]*y
 	return pairs
 }
 
+// credentialPattern is the name of a systemd credential (LoadCredential=NAME:PATH), read from
+// $CREDENTIALS_DIRECTORY/NAME: one file name, never a path ("..", "/"), and no character a
+// unit file or a log line would have to quote. systemd allows more; these are the names
+// people write.
+var credentialPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,254}$`)
+
+const credentialRule = "letters, digits and _ . @ -, not starting with . or -, at most 255"
+
+// countNonEmpty is how many of ss are set.
+func countNonEmpty(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
+}
+
 func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 	out := make(map[string]Secret)
 	for _, kv := range pd.identPairs(n, "secrets", "secret", "") {
@@ -231,7 +250,7 @@ func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 		pd.badSecrets[k.Value] = true
 		if v.Kind != yaml.MappingNode {
 			// Never echo the value: it may be the secret itself.
-			pd.errorf(v, "secret %s is an inline value; plans never hold secrets: write {file: /abs/path} or {env: NAME}", k.Value)
+			pd.errorf(v, "secret %s is an inline value; plans never hold secrets: write {file: /abs/path}, {env: NAME} or {credential: NAME}", k.Value)
 			continue
 		}
 		errs := len(pd.errs)
@@ -243,9 +262,15 @@ func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 					pd.errorf(v, "secret env %q: want an environment variable name (%s)", s.Env, identRule)
 				}
 			}},
+			{"credential", func(v *yaml.Node) {
+				s.Credential = pd.nonEmpty(v, "secret credential")
+				if s.Credential != "" && !credentialPattern.MatchString(s.Credential) {
+					pd.errorf(v, "secret credential %q: want a systemd credential name (%s)", s.Credential, credentialRule)
+				}
+			}},
 		})
-		if (s.File == "") == (s.Env == "") {
-			pd.errorf(v, "secret %s needs exactly one of file: /abs/path or env: NAME", k.Value)
+		if sources := countNonEmpty(s.File, s.Env, s.Credential); sources != 1 {
+			pd.errorf(v, "secret %s needs exactly one of file: /abs/path, env: NAME or credential: NAME", k.Value)
 			continue
 		}
 		if len(pd.errs) == errs {
