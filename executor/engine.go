@@ -209,7 +209,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	if reason != "" {
 		attrs = append(attrs, "reason", final.Reason)
 	}
-	rs.log.Info("run finished", attrs...)
+	rs.log.Log(ctx, statusLevel(status), "run finished", attrs...)
 	if o := e.cfg.Observer; o != nil {
 		o.RunFinished(copyRun(final))
 	}

@@ -400,6 +400,22 @@ func TestFailedNeedSkipsDependents(t *testing.T) {
 	if r.Status != history.StatusFailed || !strings.HasPrefix(r.Reason, "step a failed") {
 		t.Errorf("run %s %q", r.Status, r.Reason)
 	}
+	// A failure is an error in the log (journalctl -p err), with its reason; a step skipped
+	// for it and a success are not.
+	logs := e.logs.String()
+	for _, want := range []string{
+		`level=ERROR msg="step finished" .*step=a status=failed .*reason="attempt 1 of 1: exit code 1"`,
+		`level=ERROR msg="run finished" .*status=failed .*reason="step a failed`,
+		`level=INFO msg="step skipped" .*step=b`,
+		`level=INFO msg="step finished" .*step=d status=succeeded`,
+	} {
+		if !regexp.MustCompile(want).MatchString(logs) {
+			t.Errorf("the log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "level=WARN") {
+		t.Errorf("a warning in the log of a plain failure:\n%s", logs)
+	}
 }
 
 func TestCancelInterrupts(t *testing.T) {
@@ -427,6 +443,9 @@ func TestCancelInterrupts(t *testing.T) {
 		if ok, _ := alive(pid); ok {
 			t.Errorf("pid %d survives the cancel", pid)
 		}
+	}
+	if logs := e.logs.String(); !regexp.MustCompile(`level=WARN msg="run finished" .*status=interrupted`).MatchString(logs) {
+		t.Errorf("an interrupted run is not a warning in the log:\n%s", logs)
 	}
 }
 

@@ -36,12 +36,10 @@ func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance)
 		end := time.Now().UTC()
 		rs.update(i, func(s *history.Step) { s.Status, s.Reason, s.End = st, reason, end })
 		attrs := []any{"status", st, "duration", end.Sub(start).Round(time.Millisecond)}
-		level := slog.LevelInfo
 		if reason != "" {
 			attrs = append(attrs, "reason", rs.red.String(reason))
-			level = slog.LevelWarn
 		}
-		log.Log(ctx, level, "step finished", attrs...)
+		log.Log(ctx, statusLevel(st), "step finished", attrs...)
 		return st
 	}
 
@@ -270,4 +268,17 @@ func (rs *runState) dispatch(ctx context.Context, a *Attempt) error {
 		fmt.Fprintf(a.Output, "dry run: %s\n", op)
 	}
 	return nil
+}
+
+// statusLevel is the log level of a step's or a run's end: a failure is an error, so that
+// `journalctl -p err -u refreshd` lists every failed run and step with its reason; an
+// interruption (cancel, shutdown, a crash found at start) a warning; the rest information.
+func statusLevel(st history.Status) slog.Level {
+	switch st {
+	case history.StatusFailed:
+		return slog.LevelError
+	case history.StatusInterrupted:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }

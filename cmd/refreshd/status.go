@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/refreshd/refreshd/daemon/control"
+	"github.com/refreshd/refreshd/history"
 )
 
 // cmdStatus shows the daemon's plans, next run times, running runs, last results and plan
@@ -27,35 +31,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		printJSON(stdout, st)
 		return nil
 	}
-	// st.Version is the daemon's versionString ("refreshd VERSION GOVERSION"), name included.
-	fmt.Fprintf(stdout, "%s, pid %d, up %s, plans from %s\n\n", st.Version, st.PID,
-		time.Since(st.Started).Round(time.Second), st.PlansDir)
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLAN\tSCHEDULE\tNEXT\tRUNNING\tLAST")
-	for _, p := range st.Plans {
-		sched, next := p.Schedule, "-"
-		if sched == "" {
-			sched = "(manual)"
-		} else if p.Timezone != "" && p.Timezone != "UTC" {
-			sched += " " + p.Timezone
-		}
-		if !p.Next.IsZero() {
-			next = p.Next.Local().Format("2006-01-02 15:04:05 MST")
-		}
-		running := p.Running
-		if p.Queued != "" {
-			running += " (+1 queued)"
-		}
-		if running == "" {
-			running = "-"
-		}
-		last := "-"
-		if p.Last != nil {
-			last = fmt.Sprintf("%s %s", p.Last.Status, p.Last.ID)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Plan, sched, next, running, last)
-	}
-	tw.Flush()
+	writeStatus(stdout, st, time.Now(), time.Local)
 	if rec := st.StoreRecovered; rec != nil {
 		fmt.Fprintf(stdout, "\nHistory store was corrupt at start-up (%s): moved to %s at %s; the history since starts empty.\n",
 			rec.Error, rec.MovedTo, rec.At.Local().Format(time.RFC3339))
@@ -68,4 +44,60 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return exitWith(exitFailed)
 	}
 	return nil
+}
+
+// writeStatus prints the daemon's status as a table, one plan a line. A last run that did
+// not succeed shows when it ended and why (failed, skipped, interrupted), on the same line,
+// cut to fit a terminal: the whole reason is in `refreshd history` and `-o json`.
+func writeStatus(w io.Writer, st *control.Status, now time.Time, loc *time.Location) {
+	// st.Version is the daemon's versionString ("refreshd VERSION GOVERSION"), name included.
+	fmt.Fprintf(w, "%s, pid %d, up %s, plans from %s\n\n", st.Version, st.PID,
+		now.Sub(st.Started).Round(time.Second), st.PlansDir)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PLAN\tSCHEDULE\tNEXT\tRUNNING\tLAST\tENDED\tWHY")
+	for _, p := range st.Plans {
+		sched, next := p.Schedule, "-"
+		if sched == "" {
+			sched = "(manual)"
+		} else if p.Timezone != "" && p.Timezone != "UTC" {
+			sched += " " + p.Timezone
+		}
+		if !p.Next.IsZero() {
+			next = p.Next.In(loc).Format("2006-01-02 15:04:05 MST")
+		}
+		running := p.Running
+		if p.Queued != "" {
+			running += " (+1 queued)"
+		}
+		if running == "" {
+			running = "-"
+		}
+		last, ended, why := "-", "-", "-"
+		if l := p.Last; l != nil {
+			last = fmt.Sprintf("%s %s", l.Status, l.ID)
+			if !l.End.IsZero() {
+				ended = l.End.In(loc).Format("2006-01-02 15:04:05 MST")
+			}
+			if l.Status != history.StatusSucceeded && l.Reason != "" {
+				why = oneLine(l.Reason, whyWidth)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Plan, sched, next, running, last, ended, why)
+	}
+	tw.Flush()
+}
+
+// whyWidth is how much of a reason a status line shows.
+const whyWidth = 80
+
+// oneLine makes s fit one line of a terminal: control characters (newlines, escape
+// sequences from a step's output quoted in a reason) become spaces, runs of spaces one,
+// and past max runes it is cut with "…".
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:max-1]), " ") + "…"
 }

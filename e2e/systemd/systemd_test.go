@@ -31,6 +31,12 @@ steps:
   - id: write-workdir
     run: [/bin/sh, -c, 'set -e; echo hello > out.txt; git init -q repo && cd repo && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m x; grep -E "NoNewPrivs|Seccomp:|CapEff" /proc/self/status']
 `
+	// failing fails: its failure must reach `journalctl -p err` with its reason.
+	failingPlan = `plan: failing
+steps:
+  - id: fails
+    run: [/bin/sh, -c, 'echo about to fail; exit 3']
+`
 	// sleeper has a step that sleeps and one that ignores SIGTERM and has children: a stop
 	// must leave neither behind.
 	sleeperPlan = `plan: sleeper
@@ -107,10 +113,12 @@ cat >/etc/refreshd/plans/hardening.yaml <<'EOF'
 %sEOF
 cat >/etc/refreshd/plans/sleeper.yaml <<'EOF'
 %sEOF
+cat >/etc/refreshd/plans/failing.yaml <<'EOF'
+%sEOF
 refreshd validate /etc/refreshd/plans >/dev/null
 useradd -m alice && usermod -aG refreshd alice && useradd -m bob
 systemd-analyze log-level debug
-systemctl daemon-reload`, dropIn, hardeningPlan, sleeperPlan))
+systemctl daemon-reload`, dropIn, hardeningPlan, sleeperPlan, failingPlan))
 	as := func(user string, timeout time.Duration, args string) (string, error) {
 		return c.exec(timeout, "runuser", "-u", user, "--", "bash", "-c", "refreshd "+args)
 	}
@@ -194,9 +202,26 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 	})
 
 	t.Run("journal: priorities and fields", func(t *testing.T) {
+		if out, err := as("refreshd", time.Minute, "run --wait failing"); err == nil {
+			t.Errorf("refreshd run --wait failing succeeded:\n%s", out)
+		}
 		errs := c.must(10*time.Second, "journalctl -u refreshd -p err --no-pager -o cat")
 		if !strings.Contains(errs, "plan did not load") {
 			t.Errorf("journalctl -p err lacks the plan load error:\n%s", errs)
+		}
+		// A failed run and its failed step are errors, each with its reason.
+		for _, want := range []string{
+			`step finished .*plan=failing .*step=fails status=failed .*reason="attempt 1 of 1: exit code 3"`,
+			`run finished .*plan=failing .*status=failed .*reason="step fails failed: attempt 1 of 1: exit code 3"`,
+		} {
+			if !regexp.MustCompile(want).MatchString(errs) {
+				t.Errorf("journalctl -p err lacks %q:\n%s", want, errs)
+			}
+		}
+		// CODE_FILE names the source relative to the module, never the build machine's path.
+		files := c.must(10*time.Second, "journalctl -u refreshd --no-pager -o json PLAN=failing | grep -o '\"CODE_FILE\":\"[^\"]*\"' | sort -u")
+		if !strings.Contains(files, `"CODE_FILE":"executor/`) || strings.Contains(files, `"CODE_FILE":"/`) {
+			t.Errorf("CODE_FILE of plan failing's entries:\n%s", files)
 		}
 		for _, info := range []string{"daemon ready", "run starting", "output "} {
 			if strings.Contains(errs, info) {

@@ -10,7 +10,10 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"path"
+	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +34,10 @@ type Options struct {
 	// Fallback receives the text form of a record the journal refused (socket gone, entry
 	// too large for every transport), so that nothing is lost silently.
 	Fallback slog.Handler
+	// Module is the Go module path ("github.com/refreshd/refreshd"); CODE_FILE is given
+	// relative to it ("executor/engine.go"), never as a path on the machine that built the
+	// binary. Empty: the main module of the running binary's build information.
+	Module string
 }
 
 // Handler is a slog.Handler writing journal entries.
@@ -38,6 +45,8 @@ type Handler struct {
 	opts   Options
 	fields []field // attributes from WithAttrs, already flattened and named
 	group  string  // field-name prefix from WithGroup ("G1_G2_")
+	// mainPkg is the import path of package main, whose functions are named "main.f".
+	mainPkg string
 	// text renders "msg k=v ..." for MESSAGE; it carries the same WithAttrs/WithGroup.
 	text *slog.TextHandler
 	buf  *lockedBuffer
@@ -60,8 +69,17 @@ func NewHandler(opts Options) *Handler {
 	if opts.Level == nil {
 		opts.Level = slog.LevelInfo
 	}
+	mainPkg := "main"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if opts.Module == "" {
+			opts.Module = bi.Main.Path
+		}
+		if bi.Path != "" {
+			mainPkg = bi.Path // package main's import path ("github.com/refreshd/refreshd/cmd/refreshd")
+		}
+	}
 	buf := &lockedBuffer{}
-	return &Handler{opts: opts, buf: buf, text: slog.NewTextHandler(buf, &slog.HandlerOptions{
+	return &Handler{opts: opts, mainPkg: mainPkg, buf: buf, text: slog.NewTextHandler(buf, &slog.HandlerOptions{
 		Level: slog.LevelDebug, // the level is checked by Enabled
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
@@ -111,7 +129,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if r.PC != 0 {
 		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
-		fields["CODE_FILE"], fields["CODE_LINE"], fields["CODE_FUNC"] = f.File, strconv.Itoa(f.Line), f.Function
+		fields["CODE_FILE"], fields["CODE_LINE"], fields["CODE_FUNC"] = codeFile(f, h.opts.Module, h.mainPkg), strconv.Itoa(f.Line), f.Function
 	}
 	msg := h.message(ctx, r)
 	if err := h.opts.Send(msg, Priority(r.Level), fields); err != nil {
@@ -121,6 +139,34 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		return err
 	}
 	return nil
+}
+
+// codeFile names f's source file by its package's import path, relative to module when the
+// package is in it ("executor/engine.go"). The frame's own File is where the file was on
+// the build machine (unless built with -trimpath): of no use on the box that reads the
+// journal, and a leak of the build machine's layout.
+func codeFile(f runtime.Frame, module, mainPkg string) string {
+	pkg := f.Function
+	slash := strings.LastIndexByte(pkg, '/') + 1
+	if dot := strings.IndexByte(pkg[slash:], '.'); dot >= 0 {
+		pkg = pkg[:slash+dot]
+	}
+	if pkg == "main" {
+		pkg = mainPkg
+	}
+	base := path.Base(filepath.ToSlash(f.File))
+	if module != "" {
+		if pkg == module {
+			return base
+		}
+		if rel, ok := strings.CutPrefix(pkg, module+"/"); ok {
+			return rel + "/" + base
+		}
+	}
+	if pkg == "" {
+		return base
+	}
+	return pkg + "/" + base
 }
 
 // message is "MSG k=v ..." in the text handler's quoting.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,7 +34,7 @@ func capture(fail bool) (SendFunc, *[]entry) {
 
 func TestHandler(t *testing.T) {
 	send, got := capture(false)
-	log := slog.New(NewHandler(Options{Level: slog.LevelDebug, Identifier: "refreshd", Send: send}))
+	log := slog.New(NewHandler(Options{Level: slog.LevelDebug, Identifier: "refreshd", Send: send, Module: "github.com/refreshd/refreshd"}))
 	runLog := log.With("plan", "airflow-main", "run", "airflow-main-20261130T030000Z-ab12")
 	runLog.Debug("builder state", "builder", "cache")
 	runLog.Info("step output", "step", "build[python=3.11]", "attempt", 2, "line", `say "hi"`)
@@ -78,8 +79,30 @@ func TestHandler(t *testing.T) {
 				t.Errorf("entry %d: field %q must not be sent", i, k)
 			}
 		}
-		if !strings.HasSuffix(e.fields["CODE_FILE"], "handler_test.go") || e.fields["CODE_LINE"] == "" {
-			t.Errorf("entry %d: CODE_FILE %q CODE_LINE %q, want this test file", i, e.fields["CODE_FILE"], e.fields["CODE_LINE"])
+		if e.fields["CODE_FILE"] != "internal/journald/handler_test.go" || e.fields["CODE_LINE"] == "" {
+			t.Errorf("entry %d: CODE_FILE %q CODE_LINE %q, want this test file relative to the module", i, e.fields["CODE_FILE"], e.fields["CODE_LINE"])
+		}
+	}
+}
+
+// CODE_FILE never carries the build machine's path: the package's import path, relative
+// to the module when it is in it.
+func TestCodeFile(t *testing.T) {
+	tests := []struct {
+		function, file, module, mainPkg, want string
+	}{
+		{"github.com/refreshd/refreshd/executor.(*runState).runInstance", "/work/main/executor/instance.go", "github.com/refreshd/refreshd", "main", "executor/instance.go"},
+		{"github.com/refreshd/refreshd/executor.(*runState).runInstance", "/work/main/executor/instance.go", "", "main", "github.com/refreshd/refreshd/executor/instance.go"},
+		{"github.com/refreshd/refreshd/executor/buildx.Provision.func2", "/build/executor/buildx/provision.go", "github.com/refreshd/refreshd", "main", "executor/buildx/provision.go"},
+		{"main.main", "/home/me/src/refreshd/cmd/refreshd/main.go", "github.com/refreshd/refreshd", "github.com/refreshd/refreshd/cmd/refreshd", "cmd/refreshd/main.go"},
+		{"github.com/refreshd/refreshd.Root", "/x/root.go", "github.com/refreshd/refreshd", "main", "root.go"},
+		{"log/slog.(*Logger).Info", "/usr/local/go/src/log/slog/logger.go", "github.com/refreshd/refreshd", "main", "log/slog/logger.go"},
+		{"", "/x/y.go", "m", "main", "y.go"},
+	}
+	for _, tt := range tests {
+		got := codeFile(runtime.Frame{Function: tt.function, File: tt.file}, tt.module, tt.mainPkg)
+		if got != tt.want {
+			t.Errorf("codeFile(%q, %q, %q, %q) = %q, want %q", tt.function, tt.file, tt.module, tt.mainPkg, got, tt.want)
 		}
 	}
 }
