@@ -62,13 +62,13 @@ func (d *Daemon) Trigger(ctx context.Context, name string, params map[string]str
 	if p == nil {
 		if len(instances) > 0 {
 			slices.Sort(instances)
-			return nil, fmt.Errorf("%w: plan %s has instances; run one of %s", control.ErrNotFound, name, strings.Join(instances, ", "))
+			return nil, control.Errorf(control.ErrNotFound, "plan %s has instances; run one of %s", name, strings.Join(instances, ", "))
 		}
 		return nil, mapErr(fmt.Errorf("%w: %q", schedule.ErrUnknownPlan, name))
 	}
 	resolved, err := p.ResolveParams(params)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", control.ErrInvalid, err)
+		return nil, control.Errorf(control.ErrInvalid, "%w", err)
 	}
 	id, queued, err := d.sched.TriggerWith(ctx, name, resolved)
 	if err != nil {
@@ -96,10 +96,10 @@ func (d *Daemon) RunRecord(ctx context.Context, id string) (*history.Run, error)
 		return r, nil
 	}
 	if d.streams.get(id) != nil {
-		return nil, fmt.Errorf("%w: run %s has not started yet", control.ErrConflict, id)
+		return nil, control.Errorf(control.ErrConflict, "run %s has not started yet", id)
 	}
 	if err == nil || errors.Is(err, history.ErrNotFound) {
-		return nil, fmt.Errorf("%w: no run %q in history", control.ErrNotFound, id)
+		return nil, control.Errorf(control.ErrNotFound, "no run %q in history", id)
 	}
 	return nil, fmt.Errorf("read run %q: %w", id, err)
 }
@@ -107,9 +107,15 @@ func (d *Daemon) RunRecord(ctx context.Context, id string) (*history.Run, error)
 // errCancelled is the recorded reason of a run cancelled through the socket.
 var errCancelled = errors.New("cancelled by refreshd cancel")
 
-// Cancel implements control.Service.
+// Cancel implements control.Service. A run that has already ended is a conflict with its
+// state (409, naming how it ended), not a missing run.
 func (d *Daemon) Cancel(ctx context.Context, id string) error {
 	if err := d.sched.CancelCause(ctx, id, errCancelled); err != nil {
+		if errors.Is(err, schedule.ErrUnknownRun) {
+			if r, rerr := d.cfg.Store.Run(id); rerr == nil && r != nil && r.Status != history.StatusRunning {
+				return control.Errorf(control.ErrConflict, "run %s has already ended (%s); there is nothing to cancel", id, r.Status)
+			}
+		}
 		return mapErr(err)
 	}
 	d.log.Info("run cancel requested", "run", id)
@@ -122,6 +128,9 @@ func (d *Daemon) Logs(ctx context.Context, id, step string, follow bool, w contr
 	st := d.streams.get(id)
 	if st == nil {
 		return d.logFiles(id, step, w)
+	}
+	if err := d.checkLiveStep(id, step); err != nil {
+		return err
 	}
 	for from := 0; ; {
 		c := d.streams.read(st, from)
@@ -155,6 +164,34 @@ func (d *Daemon) Logs(ctx context.Context, id, step string, follow bool, w contr
 	}
 }
 
+// checkLiveStep fails, as not found, a step filter that selects nothing of a live run: no
+// instance of its record so far, and no step of its plan (instances of a step whose values
+// come from the tree appear only once the step giving them has run).
+func (d *Daemon) checkLiveStep(id, step string) error {
+	if step == "" {
+		return nil
+	}
+	r, err := d.cfg.Store.Run(id)
+	if err != nil || r == nil {
+		return nil // not recorded yet (queued, starting): nothing to check against
+	}
+	cerr := report.CheckStep(r, step)
+	if cerr == nil {
+		return nil
+	}
+	d.mu.Lock()
+	p := d.plans[r.Plan]
+	d.mu.Unlock()
+	if p != nil {
+		for _, s := range p.Steps {
+			if report.StepMatches(s.ID, step) || strings.HasPrefix(step, s.ID+"[") {
+				return nil
+			}
+		}
+	}
+	return control.Errorf(control.ErrNotFound, "%w", cerr)
+}
+
 // logFiles writes a finished run's attempt logs, step by step. It streams each file line by
 // line rather than through report.CollectLogs, which reads whole files: a build log can be
 // large and the client reads it as it comes.
@@ -164,7 +201,7 @@ func (d *Daemon) logFiles(id, step string, w control.LineWriter) error {
 		return err
 	}
 	if err := report.CheckStep(r, step); err != nil {
-		return fmt.Errorf("%w: %w", control.ErrNotFound, err)
+		return control.Errorf(control.ErrNotFound, "%w", err)
 	}
 	for _, s := range r.Steps {
 		if !report.StepMatches(s.Instance, step) {
@@ -206,11 +243,11 @@ func copyLog(path, instance string, prefix bool, w control.LineWriter) error {
 func mapErr(err error) error {
 	switch {
 	case errors.Is(err, schedule.ErrUnknownPlan), errors.Is(err, schedule.ErrUnknownRun):
-		return fmt.Errorf("%w: %w", control.ErrNotFound, err)
+		return control.Errorf(control.ErrNotFound, "%w", err)
 	case errors.Is(err, schedule.ErrRunning):
-		return fmt.Errorf("%w: %w", control.ErrConflict, err)
+		return control.Errorf(control.ErrConflict, "%w", err)
 	case errors.Is(err, schedule.ErrStopped):
-		return fmt.Errorf("%w: %w", control.ErrStopping, err)
+		return control.Errorf(control.ErrStopping, "%w", err)
 	}
 	return err
 }

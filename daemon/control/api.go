@@ -19,6 +19,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/refreshd/refreshd/history"
@@ -107,13 +108,26 @@ type LineWriter interface {
 	WriteLine(line string) error
 }
 
-// Errors a Service wraps to pick the HTTP status.
+// Kinds of error a Service returns (through Errorf) to pick the HTTP status.
 var (
 	ErrNotFound = errors.New("not found")          // 404
 	ErrConflict = errors.New("conflict")           // 409
 	ErrInvalid  = errors.New("invalid request")    // 400
 	ErrStopping = errors.New("daemon is stopping") // 503
 )
+
+// Errorf returns an error of kind (ErrNotFound, ErrConflict, ErrInvalid, ErrStopping)
+// whose message is the formatted one alone: the status code carries the kind, so a client
+// shows `no such plan "x"`, not `not found: no such plan "x"`. errors.Is finds both the
+// kind and any %w-wrapped error.
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+}
+
+type kindError struct{ kind, err error }
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // ExitCode is the process exit code for a finished run, the same for `run --local` and
 // `run --wait`: 0 succeeded or skipped (a skip_if skip is the plan saying there was nothing

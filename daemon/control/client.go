@@ -153,6 +153,12 @@ func (c *Client) getJSON(ctx context.Context, method, path string, query url.Val
 	return nil
 }
 
+// Plans returns the daemon's plans with their schedules, running and last runs.
+func (c *Client) Plans(ctx context.Context) ([]PlanStatus, error) {
+	var p []PlanStatus
+	return p, c.getJSON(ctx, http.MethodGet, "/v1/plans", nil, &p)
+}
+
 // Status returns the daemon's status.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
 	var s Status

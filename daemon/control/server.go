@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -103,6 +104,7 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	h := &handler{svc: svc, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", h.status)
+	mux.HandleFunc("GET /v1/plans", h.plans)
 	mux.HandleFunc("POST /v1/plans/{plan}/run", h.trigger)
 	mux.HandleFunc("GET /v1/runs", h.runs)
 	mux.HandleFunc("GET /v1/runs/{id}", h.run)
@@ -127,7 +129,21 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 		}
 		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	return cleanPaths(mux)
+}
+
+// cleanPaths answers a path that is not in its clean form (an empty segment as in
+// /v1/runs//cancel, a "." or "..") with 404 and the API's error body. ServeMux would
+// redirect it to the cleaned path: a 301 or 307 without a JSON body, which a client
+// following it would turn into another request than the one it sent.
+func cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "" || p[0] != '/' || path.Clean(p) != p {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s: the path has an empty, \".\" or \"..\" segment", r.Method, r.URL.Path))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // allowedMethods lists the methods mux serves r's path with, asking mux itself, so the
@@ -152,6 +168,20 @@ type handler struct {
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	st, err := h.svc.Status(r.Context())
 	h.reply(w, r, st, err)
+}
+
+// plans answers the plans of the daemon: the same list, from the same call, as the plans
+// of /v1/status (and so of refreshd status and the dashboard).
+func (h *handler) plans(w http.ResponseWriter, r *http.Request) {
+	st, err := h.svc.Status(r.Context())
+	var plans []PlanStatus
+	if st != nil {
+		plans = st.Plans
+	}
+	if plans == nil {
+		plans = []PlanStatus{}
+	}
+	h.reply(w, r, plans, err)
 }
 
 func (h *handler) trigger(w http.ResponseWriter, r *http.Request) {
