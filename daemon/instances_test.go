@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,17 +62,20 @@ steps:
 	for _, tc := range []struct {
 		plan   string
 		params map[string]string
-		want   error
+		want   int
 		msg    string
 	}{
-		{"rel", nil, control.ErrNotFound, "plan rel has instances; run one of rel/main, rel/v1-0-test"},
-		{"rel/v2", nil, control.ErrNotFound, `no such plan: "rel/v2"`},
-		{"rel/main", map[string]string{"upgrad": "true"}, control.ErrInvalid, `unknown param "upgrad"; params: upgrade`},
-		{"rel/main", map[string]string{"upgrade": "maybe"}, control.ErrInvalid, `param upgrade="maybe": want one of true, false`},
+		{"rel", nil, http.StatusNotFound, "plan rel has instances; run one of rel/main, rel/v1-0-test"},
+		{"rel/v2", nil, http.StatusNotFound, `no such plan: "rel/v2"`},
+		{"rel/main", map[string]string{"upgrad": "true"}, http.StatusBadRequest, `unknown param "upgrad"; params: upgrade`},
+		{"rel/main", map[string]string{"upgrade": "maybe"}, http.StatusBadRequest, `param upgrade="maybe": want one of true, false`},
 	} {
 		_, err := c.TriggerWith(bg, tc.plan, tc.params)
-		if err == nil || !strings.Contains(err.Error(), tc.want.Error()+": ") || !strings.Contains(err.Error(), tc.msg) {
-			t.Errorf("trigger %s %v: %v; want %v naming %q", tc.plan, tc.params, err, tc.want, tc.msg)
+		var apiErr *control.APIError
+		// The status carries the kind; the message names what is at fault, without it.
+		if !errors.As(err, &apiErr) || apiErr.Code != tc.want || !strings.HasPrefix(err.Error(), tc.msg) && !strings.Contains(err.Error(), ": "+tc.msg) ||
+			strings.HasPrefix(err.Error(), "not found") || strings.HasPrefix(err.Error(), "invalid request") {
+			t.Errorf("trigger %s %v: %v; want %d naming %q", tc.plan, tc.params, err, tc.want, tc.msg)
 		}
 	}
 	if runs, _ := td.store.Runs("", 0); len(runs) != 0 {

@@ -10,14 +10,11 @@ import (
 
 // cmdCancel interrupts a running run; its steps' process groups are killed.
 func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cancel", "Usage: refreshd cancel [--socket PATH] [-o json] RUN\n\nInterrupt a running run: the process groups of its steps get SIGTERM, then SIGKILL after the grace period.")
+	fs := newFlagSet("cancel", "RUN", "Interrupt a running run: the process groups of its steps get SIGTERM, then SIGKILL after the grace period.")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usage(fs, "cancel needs exactly one RUN id")
 	}
 	if err := control.NewClient(*socket).Cancel(ctx, fs.Arg(0)); err != nil {
 		return err

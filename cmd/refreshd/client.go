@@ -14,12 +14,45 @@ import (
 )
 
 // socketFlag registers --socket, defaulting to $REFRESHD_SOCKET or the systemd unit's path.
-func socketFlag(fs *flag.FlagSet) *string {
+func socketFlag(fs *flagSet) *string {
 	def := os.Getenv("REFRESHD_SOCKET")
 	if def == "" {
 		def = control.DefaultSocket
 	}
-	return fs.String("socket", def, "control socket of the daemon (env REFRESHD_SOCKET)")
+	return fs.String("socket", def, "control socket `PATH` of the daemon (env REFRESHD_SOCKET)")
+}
+
+// socketNamed reports whether the operator named the socket (--socket, or REFRESHD_SOCKET):
+// then no daemon there is an error (exit 3), never a silent read of some state directory.
+func socketNamed(fs *flagSet) bool {
+	named := os.Getenv("REFRESHD_SOCKET") != ""
+	fs.Visit(func(f *flag.Flag) { named = named || f.Name == "socket" })
+	return named
+}
+
+// readRuns is where history and logs read runs: a --state named without --socket is read
+// directly (its store, even with REFRESHD_SOCKET set); a named socket (--socket, REFRESHD_SOCKET) is asked and nothing
+// else; with neither, the daemon on the default socket is asked and, when none listens
+// there, the default state directory's store is read, which is said on stderr. It returns
+// where the answer came from, for the messages that name it.
+func readRuns(fs *flagSet, socket string, stateDir func() string, stderr io.Writer,
+	fromDaemon func() error, fromStore func(state string) error) (where string, err error) {
+	named := func(name string) bool {
+		found := false
+		fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+		return found
+	}
+	if named("state") && !named("socket") { // a flag beats REFRESHD_SOCKET
+		state := stateDir()
+		return "the store in " + state, fromStore(state)
+	}
+	err = fromDaemon()
+	if !errors.Is(err, control.ErrNoDaemon) || socketNamed(fs) {
+		return "the daemon on " + socket, err
+	}
+	state := stateDir()
+	fmt.Fprintf(stderr, "refreshd: no daemon on %s; reading the store in %s\n", socket, state)
+	return "the store in " + state, fromStore(state)
 }
 
 // systemState is the state directory of the systemd unit's daemon (StateDirectory=).
@@ -29,8 +62,8 @@ const systemState = "/var/lib/refreshd"
 // no daemon listens (history, logs). Unset, it is the system daemon's state directory when
 // its history is readable (the operator is in the daemon's group), else the user's own, as
 // run --local writes it. The returned function gives the directory to read.
-func readStateFlag(fs *flag.FlagSet) func() string {
-	state := fs.String("state", "", "state directory, read when no daemon listens on --socket (default: "+systemState+
+func readStateFlag(fs *flagSet) func() string {
+	state := fs.String("state", "", "state `DIR`, read when no daemon listens on --socket (default: "+systemState+
 		" when its history is readable, else "+defaultLocalState()+")")
 	return func() string {
 		if *state != "" {
@@ -52,9 +85,9 @@ func readableState(system, local string) string {
 
 // outputFlag registers -o text|json. A value other than those is a flag error, reported
 // by the flag package with the usage and exit code 2 like any other bad flag.
-func outputFlag(fs *flag.FlagSet) *string {
+func outputFlag(fs *flagSet) *string {
 	out := "text"
-	fs.Func("o", "output format: text or json (default text)", func(s string) error {
+	fs.Func("o", "output `FORMAT`: text or json (default text)", func(s string) error {
 		if s != "text" && s != "json" {
 			return errors.New("want text or json")
 		}
@@ -74,7 +107,7 @@ func printJSON(w io.Writer, v any) {
 // the plan now, prints the run id, and with --wait follows its output to the end and exits
 // like run --local would (0 succeeded, 1 failed, 130 interrupted).
 func runViaDaemon(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("run", "Usage: refreshd run [--socket PATH] [--wait] [-o json] [--param NAME=VALUE]... PLAN\n       refreshd run --local [flags] PLANFILE   (see refreshd run --local --help)\n\nAsk the daemon to run PLAN now and print the run id. PLAN is a plan's name, or PLAN/INSTANCE\nfor an instance of a plan that declares instances (refreshd status lists them). --param sets\na run parameter the plan declares; the daemon checks it before the run starts. --wait\nfollows the run to the end and exits 0 succeeded, 1 failed, 130 interrupted.")
+	fs := newFlagSet("run", "PLAN", "Ask the daemon to run PLAN now and print the run id. PLAN is a plan's name, or PLAN/INSTANCE\nfor an instance of a plan that declares instances (refreshd status lists them). --param sets\na run parameter the plan declares; the daemon checks it before the run starts (a refused one\nexits 2). --wait follows the run to the end and exits 0 succeeded, 1 failed, 130 interrupted.\nWith --local, PLAN is a plan file run in the foreground (refreshd run --local --help).")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	wait := fs.Bool("wait", false, "follow the run to its end; exit 0 if it succeeded, 1 if it failed, 130 if interrupted")
@@ -83,9 +116,6 @@ func runViaDaemon(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Var(params, "param", "`NAME=VALUE`: a run parameter the plan declares (repeatable); the others keep their defaults")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usage(fs, "run needs exactly one PLAN name")
 	}
 	c := control.NewClient(*socket)
 	t, err := c.TriggerWith(ctx, fs.Arg(0), params)

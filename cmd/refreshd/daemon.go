@@ -28,17 +28,13 @@ import (
 const defaultMemoryLimit = 48 << 20
 
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("daemon", "Usage: refreshd daemon [--plans DIR] [--state DIR] [--socket PATH] [--socket-group GROUP]\n"+
-		"                       [--metrics-addr ADDR] [--http ADDR] [--http-host NAME]... [--kill-grace D] [--stop-timeout D]\n"+
-		"                       [--webhook URL|@FILE]... [--watch-tags D]\n"+
-		"                       [--plain-http-registry HOST[:PORT]]...\n\n"+
-		"Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
-	plansDir := fs.String("plans", "/etc/refreshd/plans", "directory of plan files (*.yaml, *.yml)")
-	state := fs.String("state", "/var/lib/refreshd", "state directory: history, logs, locks, workdirs")
-	socket := fs.String("socket", control.DefaultSocket, "control socket path (mode 0660)")
-	group := fs.String("socket-group", "", "group owning the control socket (default: the daemon's)")
-	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on ADDR (a bare port binds 127.0.0.1)")
-	httpAddr := fs.String("http", "", "serve the read-only web dashboard on ADDR (a bare port binds 127.0.0.1; the --metrics-addr address shares its listener)")
+	fs := newFlagSet("daemon", "", "Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
+	plansDir := fs.String("plans", "/etc/refreshd/plans", "`DIR` of plan files (*.yaml, *.yml)")
+	state := fs.String("state", "/var/lib/refreshd", "state `DIR`: history, logs, locks, workdirs")
+	socket := fs.String("socket", control.DefaultSocket, "control socket `PATH` (mode 0660)")
+	group := fs.String("socket-group", "", "`GROUP` owning the control socket (default: the daemon's)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on `ADDR` (a bare port binds 127.0.0.1)")
+	httpAddr := fs.String("http", "", "serve the read-only web dashboard on `ADDR` (a bare port binds 127.0.0.1; the --metrics-addr address shares its listener)")
 	var httpHosts []string
 	fs.Func("http-host", "a name (host or host:port) the --http and --metrics-addr listeners answer to besides their own address and localhost; any other Host header gets 421 (DNS rebinding); repeatable or a comma list", func(s string) error {
 		for _, h := range strings.Split(s, ",") {
@@ -51,20 +47,17 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	})
 	grace := killGraceFlag(fs)
 	stopTimeout := fs.Duration("stop-timeout", daemon.DefaultStopTimeout, "longest a stop (SIGTERM) may take; every kill grace is capped to fit in it. Keep it below the unit's TimeoutStopSec")
-	hookFormat := fs.String("webhook-format", "json", "payload of the --webhook targets: json or slack")
+	hookFormat := fs.String("webhook-format", "json", "payload `FORMAT` of the --webhook targets: json or slack")
 	var hooks []string
-	fs.Func("webhook", "global webhook notified on every plan's failures and recoveries; @FILE reads the URL from FILE (keeps it out of ps and the unit); repeatable", func(s string) error {
+	fs.Func("webhook", "global webhook `URL` notified on every plan's failures and recoveries; @FILE reads the URL from FILE (keeps it out of ps and the unit); repeatable", func(s string) error {
 		hooks = append(hooks, s)
 		return nil
 	})
 	plainHTTP := plainHTTPFlag(fs)
 	watchTags := fs.Duration("watch-tags", tagwatch.DefaultEvery, "look at the registry tags skip_if conditions watch this often between runs, so a push is dated within this interval (0: only when a run looks)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usage(fs, "daemon: unexpected argument %q", fs.Arg(0))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -2,26 +2,40 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+
+	"github.com/refreshd/refreshd/daemon/control"
 )
 
-// Exit codes. A command returns an error; exitCode (the one place that prints it) maps it:
-// nil 0, a usage error 2, an *exitError its code, anything else 1.
+// Exit codes, one per kind of failure, the same in every command (the README's table):
+//
+//	0    succeeded (a run that succeeded, or that skip_if skipped: nothing to do)
+//	1    failed: a run failed; a reload or status reports a plan that did not load; the
+//	     daemon failed the request
+//	2    invalid: a bad command, flag or argument; a plan file missing or invalid; a param
+//	     the plan refuses; no such plan, run or step
+//	3    the daemon cannot be reached: no socket, permission denied, no answer, stopping
+//	4    refused by the daemon's state: the plan is already running, the run has ended
+//	130  interrupted: Ctrl-C, or the run was cancelled or shut down
+//
+// A command returns an error; exitCode (the one place that prints it) maps it.
 const (
 	exitSucceeded   = 0
 	exitFailed      = 1
 	exitUsage       = 2
-	exitInvalid     = 2 // run --local: the plan file is invalid
+	exitInvalid     = exitUsage // a plan, param, plan name, run or step that is not valid
+	exitUnreachable = 3
+	exitRefused     = 4
 	exitInterrupted = 130
 )
 
 // usageError is a command invoked wrongly: a bad flag or value, missing arguments. With a
 // flag set, the command's usage follows the message.
 type usageError struct {
-	fs  *flag.FlagSet
+	fs  *flagSet
 	err error
 }
 
@@ -35,12 +49,12 @@ func usageErrorf(format string, args ...any) error {
 }
 
 // usage is a usage error that prints the command's usage after the message.
-func usage(fs *flag.FlagSet, format string, args ...any) error {
+func usage(fs *flagSet, format string, args ...any) error {
 	return &usageError{fs: fs, err: fmt.Errorf(format, args...)}
 }
 
-// helpRequest is --help: the usage on stderr and exit 0.
-type helpRequest struct{ fs *flag.FlagSet }
+// helpRequest is --help (or `refreshd help CMD`): the usage on stdout and exit 0.
+type helpRequest struct{ fs *flagSet }
 
 func (h *helpRequest) Error() string { return "help requested" }
 
@@ -68,15 +82,15 @@ func exitWith(code int) error {
 	return &exitError{code: code}
 }
 
-// exitCode reports err on stderr, the way every command reports one, and returns the
-// process exit code.
-func exitCode(stderr io.Writer, err error) int {
+// exitCode reports err on stderr, the way every command reports one (the usage a help
+// request asked for goes to stdout), and returns the process exit code.
+func exitCode(stdout, stderr io.Writer, err error) int {
 	if err == nil {
 		return exitSucceeded
 	}
 	var help *helpRequest
 	if errors.As(err, &help) {
-		printUsage(stderr, help.fs)
+		writeUsage(stdout, help.fs)
 		return exitSucceeded
 	}
 	var ue *usageError
@@ -84,7 +98,7 @@ func exitCode(stderr io.Writer, err error) int {
 		printError(stderr, err)
 		if ue.fs != nil {
 			fmt.Fprintln(stderr)
-			printUsage(stderr, ue.fs)
+			writeUsage(stderr, ue.fs)
 		}
 		return exitUsage
 	}
@@ -96,13 +110,27 @@ func exitCode(stderr io.Writer, err error) int {
 		return ee.code
 	}
 	printError(stderr, err)
-	return exitFailed
+	return failureCode(err)
 }
 
-func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fs.SetOutput(w)
-	fs.Usage()
-	fs.SetOutput(io.Discard)
+// failureCode is the exit code of an error a command did not classify itself: the
+// daemon's answer says which kind it is.
+func failureCode(err error) int {
+	var api *control.APIError
+	switch {
+	case errors.Is(err, control.ErrUnreachable):
+		return exitUnreachable
+	case errors.As(err, &api):
+		switch api.Code {
+		case http.StatusBadRequest, http.StatusNotFound:
+			return exitInvalid
+		case http.StatusConflict:
+			return exitRefused
+		case http.StatusServiceUnavailable:
+			return exitUnreachable
+		}
+	}
+	return exitFailed
 }
 
 // printError writes err with "refreshd: " before it, so an operator (or a log grep) tells

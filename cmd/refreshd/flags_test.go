@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/refreshd/refreshd/daemon/control"
 )
 
 func TestParseFlagsInterspersed(t *testing.T) {
@@ -24,12 +27,14 @@ func TestParseFlagsInterspersed(t *testing.T) {
 		{[]string{"RUN", "--help"}, "text", nil, 0},
 		{[]string{"RUN", "--nope"}, "text", nil, 2},
 		{[]string{"RUN", "-o", "yaml"}, "text", nil, 2},
+		{[]string{}, "text", nil, 2},
+		{[]string{"RUN", "STEP", "EXTRA"}, "text", nil, 2},
 	} {
-		fs := newFlagSet("t", "Usage: t")
+		fs := newFlagSet("t", "RUN [STEP]", "")
 		out := outputFlag(fs)
 		err := parseFlags(fs, tc.args)
-		var errb bytes.Buffer
-		if code := exitCode(&errb, err); code != tc.wantCode {
+		var outb, errb bytes.Buffer
+		if code := exitCode(&outb, &errb, err); code != tc.wantCode {
 			t.Errorf("%q: exit %d (%v), want %d", tc.args, code, err, tc.wantCode)
 			continue
 		}
@@ -45,26 +50,33 @@ func TestParseFlagsInterspersed(t *testing.T) {
 // TestExitCode: every command's error is printed in one place, with one "refreshd: " prefix
 // on each line, and mapped to one exit code.
 func TestExitCode(t *testing.T) {
-	fs := newFlagSet("t", "Usage: refreshd t FILE")
+	fs := newFlagSet("t", "FILE", "")
 	for _, tc := range []struct {
 		name   string
 		err    error
 		code   int
+		stdout string
 		stderr string
 	}{
-		{"success", nil, 0, ""},
-		{"failure", errors.New("read store: boom"), 1, "refreshd: read store: boom\n"},
-		{"several lines", errors.New("a.yaml:1:2: x\na.yaml:3:4: y"), 1, "refreshd: a.yaml:1:2: x\nrefreshd: a.yaml:3:4: y\n"},
-		{"usage with the usage text", usage(fs, "t needs a FILE"), 2, "refreshd: t needs a FILE\n\nUsage: refreshd t FILE\n\nFlags:\n"},
-		{"bad value", usageErrorf("--x %q: want y", "z"), 2, "refreshd: --x \"z\": want y\n"},
-		{"help", &helpRequest{fs}, 0, "Usage: refreshd t FILE\n\nFlags:\n"},
-		{"status already printed", exitWith(130), 130, ""},
-		{"code and message", &exitError{code: 2, err: errors.New("plan invalid")}, 2, "refreshd: plan invalid\n"},
+		{"success", nil, 0, "", ""},
+		{"failure", errors.New("read store: boom"), 1, "", "refreshd: read store: boom\n"},
+		{"several lines", errors.New("a.yaml:1:2: x\na.yaml:3:4: y"), 1, "", "refreshd: a.yaml:1:2: x\nrefreshd: a.yaml:3:4: y\n"},
+		{"usage with the usage text", usage(fs, "t needs a FILE"), 2, "", "refreshd: t needs a FILE\n\nUsage: refreshd t FILE\n"},
+		{"bad value", usageErrorf("--x %q: want y", "z"), 2, "", "refreshd: --x \"z\": want y\n"},
+		{"help on stdout", &helpRequest{fs}, 0, "Usage: refreshd t FILE\n", ""},
+		{"status already printed", exitWith(130), 130, "", ""},
+		{"code and message", &exitError{code: 2, err: errors.New("plan invalid")}, 2, "", "refreshd: plan invalid\n"},
+		{"no daemon", control.Errorf(control.ErrUnreachable, "%w on /x.sock", control.ErrNoDaemon), 3, "", "refreshd: no daemon listening on /x.sock\n"},
+		{"refused param", fmt.Errorf("trigger: %w", &control.APIError{Code: 400, Message: "param nope: not declared"}), 2, "", "refreshd: trigger: param nope: not declared\n"},
+		{"no such plan", &control.APIError{Code: 404, Message: `no such plan: "x"`}, 2, "", "refreshd: no such plan: \"x\"\n"},
+		{"already running", &control.APIError{Code: 409, Message: "plan is already running"}, 4, "", "refreshd: plan is already running\n"},
+		{"stopping", &control.APIError{Code: 503, Message: "scheduler stopped"}, 3, "", "refreshd: scheduler stopped\n"},
+		{"daemon failed", &control.APIError{Code: 500, Message: "read run: disk"}, 1, "", "refreshd: read run: disk\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var errb bytes.Buffer
-			if code := exitCode(&errb, tc.err); code != tc.code || errb.String() != tc.stderr {
-				t.Errorf("exit %d, stderr %q; want %d, %q", code, errb.String(), tc.code, tc.stderr)
+			var outb, errb bytes.Buffer
+			if code := exitCode(&outb, &errb, tc.err); code != tc.code || errb.String() != tc.stderr || outb.String() != tc.stdout {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, %q", code, outb.String(), errb.String(), tc.code, tc.stdout, tc.stderr)
 			}
 		})
 	}
@@ -82,10 +94,10 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{[]string{"run", "--local", "testdata/no-such-plan.yaml", "--dry-run", "--kill-grace", "5s"}, 2, "no-such-plan.yaml"},
 		{[]string{"run", "--local", "testdata/x.yaml", "--kill-grace", "-1s"}, 2, "refreshd: --kill-grace -1s: must not be negative"},
 		{[]string{"run", "--local", "testdata/x.yaml", "--no-such-flag"}, 2, "refreshd: flag provided but not defined: -no-such-flag"},
-		{[]string{"daemon", "--plans", "/nonexistent", "extra", "--kill-grace", "-1s"}, 2, "refreshd: daemon: unexpected argument \"extra\""},
+		{[]string{"daemon", "--plans", "/nonexistent", "extra", "--kill-grace", "-1s"}, 2, "refreshd: daemon takes no arguments; got \"extra\""},
 		{[]string{"daemon", "--log-level", "loud"}, 2, "refreshd: --log-level \"loud\": want debug, info, warn or error"},
 		{[]string{"daemon", "--watch-tags", "10s"}, 2, "refreshd: --watch-tags 10s: want 0 (off) or at least 1m"},
-		{[]string{"plan"}, 2, "refreshd: plan needs exactly one FILE"},
+		{[]string{"plan"}, 2, "refreshd: plan needs FILE"},
 		{[]string{"nope"}, 2, "refreshd: unknown command \"nope\""},
 	} {
 		var out, errb bytes.Buffer

@@ -18,7 +18,7 @@ import (
 // newest first. A running daemon holds the store, so its socket is asked first; with no
 // daemon listening the store in --state is read directly.
 func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("history", "Usage: refreshd history [--socket PATH] [--state DIR] [-o json] [--limit N] [PLAN]\n\nPast runs, newest first: from the daemon when it listens on --socket, else from --state.")
+	fs := newFlagSet("history", "[PLAN]", "Past runs, newest first: from the daemon on --socket, or, when no daemon listens on the\ndefault socket, from the store in --state (it says which it read).")
 	socket := socketFlag(fs)
 	stateDir := readStateFlag(fs)
 	out := outputFlag(fs)
@@ -26,16 +26,10 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
-		return usage(fs, "history takes at most one PLAN")
-	}
-	runs, err := control.NewClient(*socket).Runs(ctx, fs.Arg(0), *limit)
-	where := ""
-	if errors.Is(err, control.ErrNoDaemon) {
-		state := stateDir()
-		runs, err = storeRuns(state, fs.Arg(0), *limit)
-		where = " in " + state
-	}
+	var runs []*history.Run
+	where, err := readRuns(fs, *socket, stateDir, stderr,
+		func() (err error) { runs, err = control.NewClient(*socket).Runs(ctx, fs.Arg(0), *limit); return err },
+		func(state string) (err error) { runs, err = storeRuns(state, fs.Arg(0), *limit); return err })
 	if err != nil {
 		return err
 	}
@@ -47,7 +41,7 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	if len(runs) == 0 {
-		fmt.Fprintf(stdout, "no runs recorded%s\n", where)
+		fmt.Fprintf(stdout, "no runs recorded (read from %s)\n", where)
 		return nil
 	}
 	report.Runs(stdout, runs)

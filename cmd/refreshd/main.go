@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -40,13 +41,32 @@ func main() {
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// dispatch runs the command args name. `refreshd --help`, `refreshd help` and `refreshd
+// help CMD` (the same as `refreshd CMD --help`) print usage on stdout and exit 0;
+// `refreshd` alone and an unknown command print it on stderr and exit 2.
 func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		printCommands(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		if len(args) > 1 {
+			break
+		}
 		printCommands(stdout)
-		if len(args) == 0 {
+		return exitSucceeded
+	case "help":
+		switch len(args) {
+		case 1:
+			printCommands(stdout)
+			return exitSucceeded
+		case 2:
+			args = []string{args[1], "--help"}
+		default:
+			printError(stderr, fmt.Errorf("help takes at most one COMMAND; got %q", strings.Join(args[1:], " ")))
 			return exitUsage
 		}
-		return exitSucceeded
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -54,7 +74,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 			// (killing step process groups) instead of dying mid-write.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return exitCode(stderr, c.run(ctx, args[1:], stdout, stderr))
+			return exitCode(stdout, stderr, c.run(ctx, args[1:], stdout, stderr))
 		}
 	}
 	printError(stderr, fmt.Errorf("unknown command %q", args[0]))
@@ -69,5 +89,5 @@ func printCommands(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'refreshd COMMAND --help' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'refreshd help COMMAND' (or 'refreshd COMMAND --help') for a command's flags.")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"maps"
 	"slices"
@@ -66,7 +65,7 @@ func instanceNames(plans []*plan.Plan) string {
 // (plan.LoadOptions): --overlay FILE and --var NAME=VALUE, both repeatable.
 type stagingFlags struct{ opts plan.LoadOptions }
 
-func addStagingFlags(fs *flag.FlagSet) *stagingFlags {
+func addStagingFlags(fs *flagSet) *stagingFlags {
 	s := &stagingFlags{}
 	fs.Func("overlay", "`FILE`: an overlay (overlay: PLAN) laid over the plan after its directory's own (repeatable)", func(v string) error {
 		s.opts.Overlays = append(s.opts.Overlays, v)

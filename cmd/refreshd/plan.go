@@ -14,20 +14,17 @@ import (
 // cmdPlan is the dry run: it loads and expands one plan and prints, level by level, the
 // instances that may run in parallel and the exact commands each would run. Nothing runs.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("plan", "Usage: refreshd plan [--instance NAME] [--param NAME=VALUE]... [--overlay FILE]... [--var NAME=VALUE]... FILE\n\nDry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance; the steps that expand at run time, from the values\nof which step. Nothing is executed. A plan with instances shows each (or --instance).")
-	instance := fs.String("instance", "", "show only this instance of a plan that declares instances")
+	fs := newFlagSet("plan", "FILE", "Dry run: the expanded graph in order, what may run in parallel, and the exact\ncommand line of every step instance; the steps that expand at run time, from the values\nof which step. Nothing is executed. A plan with instances shows each (or --instance).\nExit 2 when the plan is missing or invalid.")
+	instance := fs.String("instance", "", "show only this `INSTANCE` of a plan that declares instances")
 	params := paramFlag{}
 	fs.Var(params, "param", "`NAME=VALUE`: expand with this run parameter (repeatable)")
 	staging := addStagingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usage(fs, "plan needs exactly one FILE")
-	}
 	plans, err := plan.LoadPlansWith(fs.Arg(0), staging.opts)
 	if err != nil {
-		return err
+		return &exitError{code: exitInvalid, err: err}
 	}
 	if *instance != "" {
 		p, err := pickInstance(plans, *instance)
@@ -43,7 +40,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		g, err := plan.ExpandRun(p, resolved)
 		if err != nil {
-			return err
+			return &exitError{code: exitInvalid, err: err}
 		}
 		if i > 0 {
 			fmt.Fprintln(stdout)

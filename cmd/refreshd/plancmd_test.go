@@ -94,10 +94,10 @@ func TestValidate(t *testing.T) {
 		code int
 	}{
 		{"shipped", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plans"}, 0},
-		{"bad", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plan/testdata/bad/many-errors.yaml", "../../plans/airflow.yaml"}, 1},
+		{"bad", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plan/testdata/bad/many-errors.yaml", "../../plans/airflow.yaml"}, 2},
 		{"usage", []string{"validate"}, 2},
 		// Values rendered into image references, branch names and paths, per instance.
-		{"rendered", []string{"validate", "--from", "2026-03-28T12:00:00Z", "testdata/rendered-values.yaml"}, 1},
+		{"rendered", []string{"validate", "--from", "2026-03-28T12:00:00Z", "testdata/rendered-values.yaml"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,12 +122,6 @@ func TestSchemaAndVersion(t *testing.T) {
 	if code := dispatch([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "refreshd ") {
 		t.Errorf("version: exit %d, %q", code, out.String())
 	}
-	for _, c := range []string{"validate", "plan", "schema", "version"} {
-		errb.Reset()
-		if code := dispatch([]string{c, "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Usage: refreshd "+c) {
-			t.Errorf("%s --help: exit %d, %q", c, code, errb.String())
-		}
-	}
 }
 
 // validate returns at once when a signal cancels its context, even while a plan file's read
@@ -147,7 +141,7 @@ func TestValidateStopsOnSignal(t *testing.T) {
 	select {
 	case err := <-done:
 		var errb bytes.Buffer
-		if code := exitCode(&errb, err); code != exitInterrupted {
+		if code := exitCode(io.Discard, &errb, err); code != exitInterrupted {
 			t.Errorf("exit %d, want %d", code, exitInterrupted)
 		}
 		testkit.Golden(t, "testdata/validate-signal.golden", errb.String())

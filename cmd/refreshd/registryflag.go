@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"net"
 	"strings"
@@ -11,9 +10,9 @@ import (
 // instead of https, such as a local registry without TLS (the demo's 127.0.0.1:5000). Like
 // buildkitd.toml's `http = true`, it is a property of the build box, not of a plan; nothing is
 // plain HTTP unless named here.
-func plainHTTPFlag(fs *flag.FlagSet) *[]string {
+func plainHTTPFlag(fs *flagSet) *[]string {
 	var hosts []string
-	fs.Func("plain-http-registry", "registry reached over http, HOST or HOST:PORT (e.g. a local registry without TLS); repeatable", func(s string) error {
+	fs.Func("plain-http-registry", "registry reached over http, `HOST` or HOST:PORT (e.g. a local registry without TLS); repeatable", func(s string) error {
 		if s == "" || strings.ContainsAny(s, "/ ") {
 			return fmt.Errorf("%q: want HOST or HOST:PORT, without a scheme or path", s)
 		}

@@ -11,7 +11,7 @@ import (
 // cmdReload makes the daemon re-read its plans (like systemctl reload refreshd). Plans
 // that fail to load keep their previous version; their errors are printed and exit 1.
 func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("reload", "Usage: refreshd reload [--socket PATH] [-o json]\n\nMake the daemon re-read its plans (like SIGHUP). A plan that fails to load keeps its previous\nversion; its errors are printed and the exit code is 1.")
+	fs := newFlagSet("reload", "", "Make the daemon re-read its plans (like SIGHUP). A plan that fails to load keeps its previous\nversion; its errors are printed and the exit code is 1.")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	if err := parseFlags(fs, args); err != nil {

@@ -26,21 +26,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !hasLocalFlag(args) {
 		return runViaDaemon(ctx, args, stdout)
 	}
-	fs := newFlagSet("run", "Usage: refreshd run --local [--state DIR] [--dry-run] [--kill-grace D] [--plain-http-registry HOST]...\n                    [--instance NAME] [--param NAME=VALUE]...\n                    [--overlay FILE]... [--var NAME=VALUE]... PLANFILE\n\nRun a plan in the foreground, without a daemon. Exit code 0 succeeded, 1 failed,\n2 plan or params invalid, 130 interrupted (Ctrl-C stops the steps' process groups cleanly).")
+	fs := newFlagSet("run", "PLANFILE", "With --local: run a plan file in the foreground, without a daemon. Exit code 0 succeeded,\n1 failed, 2 plan or params invalid, 130 interrupted (Ctrl-C stops the steps' process groups\ncleanly).")
 	fs.Bool("local", false, "run in the foreground without a daemon")
-	state := fs.String("state", defaultLocalState(), "state directory: history, logs, locks, workdirs")
+	state := fs.String("state", defaultLocalState(), "state `DIR`: history, logs, locks, workdirs")
 	dryRun := fs.Bool("dry-run", false, "execute nothing: print each step's exact commands; publish computes its diff only")
 	plainHTTP := plainHTTPFlag(fs)
 	grace := killGraceFlag(fs)
-	instance := fs.String("instance", "", "the instance to run, for a plan that declares instances")
+	instance := fs.String("instance", "", "the `INSTANCE` to run, for a plan that declares instances")
 	params := paramFlag{}
 	fs.Var(params, "param", "`NAME=VALUE`: a run parameter the plan declares (repeatable); the others keep their defaults")
 	staging := addStagingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usage(fs, "run --local needs exactly one PLANFILE")
 	}
 	if err := checkKillGrace(*grace); err != nil {
 		return err

@@ -226,18 +226,18 @@ func TestLogsUnknownStep(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
 	id := historyJSON(t, bin, state)[0].ID
-	socket := filepath.Join(filepath.Dir(state), "no-daemon.sock") // nothing listens: the store is read
 	tests := []struct {
 		step   string
 		code   int
 		stderr string
 	}{
 		{"a", 0, ""},
-		{"nosuch", 1, `refreshd: run ` + id + ` has no step "nosuch" (its steps: a)`},
+		{"nosuch", 2, `refreshd: run ` + id + ` has no step "nosuch" (its steps: a)`},
 	}
 	for _, tt := range tests {
 		for _, format := range []string{"text", "json"} {
-			cmd := exec.Command(bin, "logs", "--socket", socket, "--state", state, "-o", format, id, tt.step)
+			// A named --state is read directly: no daemon is asked.
+			cmd := exec.Command(bin, "logs", "--state", state, "-o", format, id, tt.step)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -266,10 +266,12 @@ func TestOperatorMessages(t *testing.T) {
 		code           int
 		stdout, stderr string // prefixes
 	}{
-		{"validate missing file", []string{"validate", "/nope.yaml"}, 1, "", "refreshd: "},
-		{"plan missing file", []string{"plan", "/nope.yaml"}, 1, "", "refreshd: "},
+		{"validate missing file", []string{"validate", "/nope.yaml"}, 2, "", "refreshd: "},
+		{"plan missing file", []string{"plan", "/nope.yaml"}, 2, "", "refreshd: "},
 		{"run --local missing file", []string{"run", "--local", "--state", filepath.Join(dir, "s"), "/nope.yaml"}, 2, "", "refreshd: "},
-		{"history of an empty state dir", []string{"history", "--socket", socket, "--state", dir}, 0, "no runs recorded in " + dir + "\n", ""},
+		{"history of an empty state dir", []string{"history", "--state", dir}, 0, "no runs recorded (read from the store in " + dir + ")\n", ""},
+		{"history from a named socket nobody listens on", []string{"history", "--socket", socket, "--state", dir}, 3, "", "refreshd: no daemon listening on " + socket},
+		{"logs from a named socket nobody listens on", []string{"logs", "--socket", socket, "some-run"}, 3, "", "refreshd: no daemon listening on " + socket},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 // cmdStatus shows the daemon's plans, next run times, running runs, last results and plan
 // load errors.
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", "Usage: refreshd status [--socket PATH] [-o json]\n\nThe plans of the daemon, next run times, running runs, last results and plan load errors.")
+	fs := newFlagSet("status", "", "The plans of the daemon, next run times, running runs, last results (for one that did not\nsucceed: when it ended and why) and plan load errors. Exit 1 when a plan did not load.")
 	socket := socketFlag(fs)
 	out := outputFlag(fs)
 	if err := parseFlags(fs, args); err != nil {

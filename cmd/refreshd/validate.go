@@ -15,14 +15,11 @@ import (
 // FILE:LINE:COL: message. For each valid plan it prints the next three scheduled times in
 // the plan's timezone, so an operator sees what "0 2 * * *" in Europe/Berlin really means.
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("validate", "Usage: refreshd validate [--from TIME] [--overlay FILE]... [--var NAME=VALUE]... PATH...\n\nCheck plan files and directories of plans (with their shared builders files).\nExit 0 when all are valid, 1 otherwise.")
-	from := fs.String("from", "", "compute next runs after this time (RFC 3339) instead of now")
+	fs := newFlagSet("validate", "PATH...", "Check plan files and directories of plans (with their shared builders files), and print\ntheir next run times. Exit 0 when all are valid, 2 when one is not (or is missing).")
+	from := fs.String("from", "", "compute next runs after this `TIME` (RFC 3339) instead of now")
 	staging := addStagingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() == 0 {
-		return usage(fs, "validate needs at least one PATH")
 	}
 	now := time.Now()
 	if *from != "" {
@@ -97,7 +94,7 @@ func validatePaths(load planLoaders, paths []string, now time.Time, stdout, stde
 	}
 	flush()
 	if !ok {
-		return exitWith(exitFailed)
+		return exitWith(exitInvalid)
 	}
 	return nil
 }

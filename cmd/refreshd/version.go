@@ -12,12 +12,9 @@ import (
 var version string
 
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("version", "Usage: refreshd version\n\nPrint the version, Go version and VCS revision.")
+	fs := newFlagSet("version", "", "Print the version, Go version and VCS revision.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usage(fs, "version takes no arguments")
 	}
 	fmt.Fprintln(stdout, versionString())
 	return nil

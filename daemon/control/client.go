@@ -26,6 +26,10 @@ const DefaultSocket = "/run/refreshd/refreshd.sock"
 // state directory directly.
 var ErrNoDaemon = errors.New("no daemon listening")
 
+// ErrUnreachable is every failure to get an answer from the daemon: nothing listens
+// (ErrNoDaemon), the socket is not the caller's to use, or the daemon did not answer in time.
+var ErrUnreachable = errors.New("daemon unreachable")
+
 // DefaultTimeout bounds a call to the daemon that is not a log stream: a wedged daemon
 // must not hang `refreshd status` (or a script calling it) forever.
 const DefaultTimeout = 30 * time.Second
@@ -75,7 +79,7 @@ func (c *Client) bounded(ctx context.Context) (context.Context, func() (expired 
 		return ctx, func() bool { return false }, func() { cancel(nil) }
 	}
 	t := time.AfterFunc(c.timeout, func() {
-		cancel(fmt.Errorf("no answer from the daemon on %s within %s (is it wedged? see journalctl -u refreshd)", c.socket, c.timeout))
+		cancel(Errorf(ErrUnreachable, "no answer from the daemon on %s within %s (is it wedged? see journalctl -u refreshd)", c.socket, c.timeout))
 	})
 	return ctx, func() bool { return !t.Stop() }, func() { t.Stop(); cancel(nil) }
 }
@@ -87,11 +91,11 @@ func (c *Client) Socket() string { return c.socket }
 func (c *Client) dialError(err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%w on %s (is refreshd.service running?)", ErrNoDaemon, c.socket)
+		return Errorf(ErrUnreachable, "%w on %s (is refreshd.service running?)", ErrNoDaemon, c.socket)
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		return fmt.Errorf("permission denied on %s: the socket is for root and the daemon's group (is your user in it?)", c.socket)
+		return Errorf(ErrUnreachable, "permission denied on %s: the socket is for root and the daemon's group (is your user in it?)", c.socket)
 	}
-	return fmt.Errorf("connect to %s: %w", c.socket, err)
+	return Errorf(ErrUnreachable, "connect to %s: %w", c.socket, err)
 }
 
 // APIError is an error answer from the daemon.

@@ -290,7 +290,7 @@ func TestSocketAccess(t *testing.T) {
 	e := newEnv(t)
 	_, stderr, code := e.cli("status")
 	want := "refreshd: no daemon listening on " + e.socket + " (is refreshd.service running?)"
-	if code != 1 || strings.TrimSpace(stderr) != want {
+	if code != 3 || strings.TrimSpace(stderr) != want {
 		t.Errorf("status with no daemon: exit %d, stderr %q, want %q", code, stderr, want)
 	}
 	u := testkit.OtherUser(t)

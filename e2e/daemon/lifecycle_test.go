@@ -88,6 +88,25 @@ func TestPlanKillGraceBeatsDaemonFlag(t *testing.T) {
 		t.Errorf("process group %d still has %d live processes", group, n)
 	}
 	t.Logf("cancel took %s with the plan's kill_grace 1s and --kill-grace 30s", took.Round(time.Millisecond))
+
+	// The CLI's exit codes through the daemon, one per kind (the README's table): a param
+	// the plan refuses and an unknown plan are invalid (2), as with run --local; cancelling
+	// a run that has ended is refused by its state (4).
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"run", "stubborn", "--param", "nope=1"}, 2, "nope"},
+		{[]string{"run", "no-such-plan"}, 2, `no such plan: "no-such-plan"`},
+		{[]string{"cancel", id}, 4, "has already ended (interrupted)"},
+		{[]string{"logs", id, "no-such-step"}, 2, `has no step "no-such-step"`},
+	} {
+		_, errOut, code := e.cli(tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.msg) || strings.Contains(errOut, "not found:") || strings.Contains(errOut, "conflict:") {
+			t.Errorf("refreshd %s: exit %d, stderr %q; want %d and %q, without the API's category", strings.Join(tc.args, " "), code, errOut, tc.code, tc.msg)
+		}
+	}
 }
 
 // A plan's kill_grace longer than the stop budget is capped on shutdown, so the daemon
