@@ -30,10 +30,11 @@ const scheduleWant = `want 5 cron fields ("0 2 * * *"), 6 with seconds, or a des
 //
 // Offset changes: cron specs are matched against loc's wall clock by wallcron, not by
 // robfig/cron's Next (which goes wrong on 30-minute and midnight changes). A wall-clock
-// time in a forward gap does not exist that day and does not fire (America/New_York
-// "30 2 * * *" does not fire on 2027-03-14); one in a repeated period fires once, at its
-// first occurrence (EDT 01:30 on 2027-11-07, not EST 01:30). @every is a fixed interval
-// of elapsed time, whatever the wall clock does.
+// time in a forward gap does not exist that day: it fires once at the first instant after
+// the jump, as cronie does (America/New_York "30 2 * * *" runs at 03:00 EDT on
+// 2027-03-14), unless the spec fires every hour; one in a repeated period fires once, at
+// its first occurrence (EDT 01:30 on 2027-11-07, not EST 01:30). @every is a fixed
+// interval of elapsed time, whatever the wall clock does.
 func ParseSchedule(spec string, loc *time.Location) (sched cron.Schedule, err error) {
 	if loc == nil {
 		loc = time.UTC

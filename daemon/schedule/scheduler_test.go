@@ -344,9 +344,10 @@ func TestParse(t *testing.T) {
 		{"seconds field", "*/10 * * * * *", time.UTC, time.Date(2026, 5, 1, 3, 0, 1, 0, time.UTC), time.Date(2026, 5, 1, 3, 0, 10, 0, time.UTC), false},
 		{"descriptor", "@daily", time.UTC, time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC), false},
 		{"plan zone", "0 2 * * *", ny, time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 6, 0, 0, 0, time.UTC), false},
-		// DST, spring forward: 02:30 does not exist on 2027-03-14 in New York; that day is
-		// skipped rather than run at 03:30.
-		{"spring-forward gap is skipped", "30 2 * * *", ny, time.Date(2027, 3, 13, 12, 0, 0, 0, ny), time.Date(2027, 3, 15, 2, 30, 0, 0, ny), false},
+		// DST, spring forward: 02:30 does not exist on 2027-03-14 in New York; it runs at
+		// the jump (03:00 EDT), as cronie does, so the night is not lost.
+		{"spring-forward gap runs at the jump", "30 2 * * *", ny, time.Date(2027, 3, 13, 12, 0, 0, 0, ny), time.Date(2027, 3, 14, 3, 0, 0, 0, ny), false},
+		{"after the jump, the next day", "30 2 * * *", ny, time.Date(2027, 3, 14, 3, 0, 0, 0, ny), time.Date(2027, 3, 15, 2, 30, 0, 0, ny), false},
 		{"hourly across spring forward", "0 * * * *", ny, time.Date(2027, 3, 14, 1, 30, 0, 0, ny), time.Date(2027, 3, 14, 3, 0, 0, 0, ny), false},
 		// Fall back: 01:30 happens twice on 2027-11-07 (EDT, then EST); it fires at the
 		// first only, as systemd timers and Vixie cron do.

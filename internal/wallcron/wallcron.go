@@ -9,7 +9,13 @@
 // civil calendar (year, month, day, hour, minute, second; no zone involved), and each
 // matching civil time is then resolved to an instant:
 //
-//   - a wall-clock time that does not exist (it lies in a forward gap) does not fire;
+//   - a wall-clock time that does not exist (it lies in a forward gap) fires once, at the
+//     first instant after the jump, as cronie and Vixie cron run a job whose fixed time was
+//     skipped: America/New_York "30 2 * * *" runs at 03:00 EDT on 2027-03-14. Several
+//     matching times in one gap make one fire, and a spec that also matches the first
+//     instant after the jump fires there once. A spec whose hour field is every hour
+//     ("*/20 * * * *", "@hourly") does not catch up: it fires at its next existing time,
+//     as cronie's wildcard jobs do (an hourly job gets no extra run at the jump);
 //   - a wall-clock time that exists twice (it lies in a repeated period) fires once, at its
 //     first occurrence;
 //   - every other matching wall-clock time fires exactly once.
@@ -37,7 +43,13 @@ const searchYears = 5
 type Schedule struct {
 	spec *cron.SpecSchedule
 	loc  *time.Location
+	// catchUp: a matching time in a forward gap fires at the jump (the hour field is not
+	// every hour).
+	catchUp bool
 }
+
+// everyHour is the hour field of a spec that fires in every hour.
+const everyHour = 1<<24 - 1
 
 // New returns spec evaluated in loc's wall clock (spec's own Location when loc is nil,
 // UTC when both are).
@@ -48,7 +60,7 @@ func New(spec *cron.SpecSchedule, loc *time.Location) *Schedule {
 	if loc == nil {
 		loc = time.UTC
 	}
-	return &Schedule{spec: spec, loc: loc}
+	return &Schedule{spec: spec, loc: loc, catchUp: spec.Hour&^starBit != everyHour}
 }
 
 // Next returns the first fire time strictly after t, in the schedule's location, or the
@@ -63,10 +75,14 @@ func (s *Schedule) Next(t time.Time) time.Time {
 		if c, ok = s.nextCivil(c, limit); !ok {
 			return time.Time{}
 		}
-		at, exists, after := resolve(c, s.loc)
+		at, exists, after, jump := resolve(c, s.loc)
 		switch {
+		case !exists && s.catchUp && jump.After(t):
+			// It lies in a gap: it fires at the jump, once (the search goes on after
+			// the gap from there).
+			return jump
 		case !exists:
-			c = after // skipped: it lies in a gap; go on from the gap's end
+			c = after // it lies in a gap; go on from the gap's end
 		case !at.After(t):
 			// t is in the second occurrence of a repeated period and c's first occurrence
 			// was before t. Every reading up to the end of the repeated period is likewise
@@ -196,13 +212,13 @@ func dayMatches(sp *cron.SpecSchedule, c civil) bool {
 }
 
 // resolve returns the first instant whose wall clock in loc reads c. If no instant does
-// (c lies in a forward gap), exists is false and after is the first civil time after the
-// gap.
+// (c lies in a forward gap), exists is false, after is the first civil time after the
+// gap and jump the instant of the change that made the gap.
 //
 // Every offset in use is within a day of UTC, so an instant reading c lies within a day
 // of c read as UTC; resolve walks the zone periods overlapping that range, oldest first,
 // and takes the first in which c minus the period's offset falls.
-func resolve(c civil, loc *time.Location) (at time.Time, exists bool, after civil) {
+func resolve(c civil, loc *time.Location) (at time.Time, exists bool, after civil, jump time.Time) {
 	const reach = 26 * time.Hour
 	cu := c.utc()
 	u := cu.Unix()
@@ -215,13 +231,14 @@ func resolve(c civil, loc *time.Location) (at time.Time, exists bool, after civi
 		_, off := x.Zone()
 		i := u - int64(off)
 		if (start.IsZero() || i >= start.Unix()) && (end.IsZero() || i < end.Unix()) {
-			return time.Unix(i, 0).In(loc), true, civil{}
+			return time.Unix(i, 0).In(loc), true, civil{}, time.Time{}
 		}
 		// A forward gap at the change between the previous period and this one: c was
 		// past the old offset's reach (i with the old offset is at or after the change)
 		// and short of the new one's (i is before the change).
 		if !first && u-int64(prevOff) >= prevEnd && i < start.Unix() {
 			after, gap = civilFrom(time.Unix(start.Unix()+int64(off), 0).UTC()), true
+			jump = start.In(loc)
 		}
 		if end.IsZero() || !end.Before(hi) {
 			break
@@ -230,7 +247,7 @@ func resolve(c civil, loc *time.Location) (at time.Time, exists bool, after civi
 		x = end.In(loc)
 	}
 	if !gap || !after.utc().After(cu) {
-		after = c.nextSecond() // not expected; keeps the search moving
+		after, jump = c.nextSecond(), time.Time{} // not expected; keeps the search moving
 	}
-	return time.Time{}, false, after
+	return time.Time{}, false, after, jump
 }

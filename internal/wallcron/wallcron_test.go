@@ -40,7 +40,12 @@ func TestNextByHand(t *testing.T) {
 	}{
 		// America/New_York: 02:00 EST -> 03:00 EDT on 2027-03-14; 02:00 EDT -> 01:00 EST
 		// on 2027-11-07.
-		{"America/New_York", "30 2 * * *", "2027-03-12T12:00:00Z", []string{"2027-03-13T02:30:00-05:00", "2027-03-15T02:30:00-04:00"}},
+		// 02:30 does not exist on 2027-03-14: it runs at the jump, 03:00 EDT, once.
+		{"America/New_York", "30 2 * * *", "2027-03-12T12:00:00Z", []string{"2027-03-13T02:30:00-05:00", "2027-03-14T03:00:00-04:00", "2027-03-15T02:30:00-04:00"}},
+		{"America/New_York", "0,30 2 * * *", "2027-03-13T12:00:00Z", []string{"2027-03-14T03:00:00-04:00", "2027-03-15T02:00:00-04:00"}},
+		{"America/New_York", "0,30 2,3 * * *", "2027-03-13T12:00:00Z", []string{"2027-03-14T03:00:00-04:00", "2027-03-14T03:30:00-04:00", "2027-03-15T02:00:00-04:00"}},
+		// A spec firing every hour does not catch up: its next time that exists.
+		{"America/New_York", "30 * * * *", "2027-03-14T01:00:00-05:00", []string{"2027-03-14T01:30:00-05:00", "2027-03-14T03:30:00-04:00"}},
 		{"America/New_York", "30 1 * * *", "2027-11-05T12:00:00Z", []string{"2027-11-06T01:30:00-04:00", "2027-11-07T01:30:00-04:00", "2027-11-08T01:30:00-05:00"}},
 		{"America/New_York", "0 * * * *", "2027-11-07T04:30:00Z", []string{"2027-11-07T01:00:00-04:00", "2027-11-07T02:00:00-05:00"}},
 		// From inside the repeated hour's second occurrence nothing in it fires again.
@@ -48,12 +53,12 @@ func TestNextByHand(t *testing.T) {
 		// Australia/Lord_Howe: +10:30 -> +11 at 02:00 on 2026-10-04 (02:00-02:29 do not
 		// exist); +11 -> +10:30 at 02:00 on 2026-04-05 (01:30-01:59 happen twice).
 		{"Australia/Lord_Howe", "0 5 * * *", "2026-10-02T12:00:00Z", []string{"2026-10-03T05:00:00+10:30", "2026-10-04T05:00:00+11:00", "2026-10-05T05:00:00+11:00"}},
-		{"Australia/Lord_Howe", "15 2 * * *", "2026-10-02T12:00:00Z", []string{"2026-10-03T02:15:00+10:30", "2026-10-05T02:15:00+11:00"}},
+		{"Australia/Lord_Howe", "15 2 * * *", "2026-10-02T12:00:00Z", []string{"2026-10-03T02:15:00+10:30", "2026-10-04T02:30:00+11:00", "2026-10-05T02:15:00+11:00"}},
 		{"Australia/Lord_Howe", "30 1 * * *", "2026-04-03T12:00:00Z", []string{"2026-04-04T01:30:00+11:00", "2026-04-05T01:30:00+11:00", "2026-04-06T01:30:00+10:30"}},
 		{"Australia/Lord_Howe", "@weekly", "2026-09-30T00:00:00Z", []string{"2026-10-04T00:00:00+10:30", "2026-10-11T00:00:00+11:00"}},
 		// America/Santiago: 24:00 -04 -> 01:00 -03 on 2026-09-06 (midnight does not
 		// exist that day).
-		{"America/Santiago", "0 0 * * *", "2026-09-04T12:00:00Z", []string{"2026-09-05T00:00:00-04:00", "2026-09-07T00:00:00-03:00"}},
+		{"America/Santiago", "0 0 * * *", "2026-09-04T12:00:00Z", []string{"2026-09-05T00:00:00-04:00", "2026-09-06T01:00:00-03:00", "2026-09-07T00:00:00-03:00"}},
 		{"America/Santiago", "30 1 * * *", "2026-09-04T12:00:00Z", []string{"2026-09-05T01:30:00-04:00", "2026-09-06T01:30:00-03:00"}},
 		// Day of month and day of week: OR when both are restricted ("*/2" counts as
 		// restricted), AND when one is "*".
@@ -189,6 +194,9 @@ type minute struct {
 	at                          time.Time
 	min, hour, dom, month, wday int
 	first                       bool // no earlier instant read this wall-clock minute
+	// skipped are the wall-clock minutes no instant read, when the clock jumped forward
+	// to this one.
+	skipped []civil
 }
 
 // readClock lists every minute of w with its wall-clock reading: the brute-force side,
@@ -196,34 +204,63 @@ type minute struct {
 func readClock(loc *time.Location, w window) []minute {
 	seen := map[civil]bool{}
 	var ms []minute
+	var prev civil
 	// Start a day early so that a wall-clock minute first read before w counts as read.
 	for at := w.from.Add(-24 * time.Hour); at.Before(w.to); at = at.Add(time.Minute) {
 		l := at.In(loc)
 		c := civilFrom(l)
 		first := !seen[c]
 		seen[c] = true
+		var skipped []civil
+		if at.After(w.from.Add(-24 * time.Hour)) {
+			for x := prev.nextMinute(); x.utc().Before(c.utc()); x = x.nextMinute() {
+				skipped = append(skipped, x)
+			}
+		}
+		prev = c
 		if at.Before(w.from) {
 			continue
 		}
-		ms = append(ms, minute{at: l, min: l.Minute(), hour: l.Hour(), dom: l.Day(), month: int(l.Month()), wday: int(l.Weekday()), first: first})
+		ms = append(ms, minute{at: l, min: l.Minute(), hour: l.Hour(), dom: l.Day(), month: int(l.Month()), wday: int(l.Weekday()), first: first, skipped: skipped})
 	}
 	return ms
 }
 
 // bruteFires lists the fire times in [from, to): every second the spec allows of every minute whose
-// wall-clock reading matches and is read for the first time.
+// wall-clock reading matches and is read for the first time, and, unless the spec's hour
+// field is every hour, the first instant after a forward jump that skipped a matching minute.
 func bruteFires(sp *cron.SpecSchedule, ms []minute, from, to time.Time) []time.Time {
+	matches := func(min, hour, dom, month, wday int) bool {
+		if sp.Minute&(1<<min) == 0 || sp.Hour&(1<<hour) == 0 || sp.Month&(1<<month) == 0 {
+			return false
+		}
+		domOK, dowOK := sp.Dom&(1<<dom) != 0, sp.Dow&(1<<wday) != 0
+		if sp.Dom&starBit != 0 || sp.Dow&starBit != 0 {
+			return domOK && dowOK
+		}
+		return domOK || dowOK
+	}
+	hourly := sp.Hour&^starBit == 1<<24-1
 	var out []time.Time
 	for _, m := range ms {
-		if m.at.Before(from) || !m.at.Before(to) || !m.first || sp.Minute&(1<<m.min) == 0 || sp.Hour&(1<<m.hour) == 0 || sp.Month&(1<<m.month) == 0 {
+		if m.at.Before(from) || !m.at.Before(to) {
 			continue
 		}
-		dom, dow := sp.Dom&(1<<m.dom) != 0, sp.Dow&(1<<m.wday) != 0
-		if (sp.Dom&starBit != 0 || sp.Dow&starBit != 0) && !(dom && dow) || !(dom || dow) {
+		caughtUp := false
+		if !hourly {
+			for _, c := range m.skipped {
+				if matches(c.minute, c.hour, c.day, int(c.month), int(weekday(c.year, c.month, c.day))) {
+					out = append(out, m.at)
+					caughtUp = true
+					break
+				}
+			}
+		}
+		if !m.first || !matches(m.min, m.hour, m.dom, m.month, m.wday) {
 			continue
 		}
 		for sec := range 60 {
-			if sp.Second&(1<<sec) != 0 {
+			if sp.Second&(1<<sec) != 0 && !(sec == 0 && caughtUp) {
 				out = append(out, m.at.Add(time.Duration(sec)*time.Second))
 			}
 		}
