@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
@@ -82,7 +81,7 @@ steps:
 	}
 	// The pool's nodes exist at 0 from the load (cache1, alone on its platform, is no pool);
 	// a pool node a run finds down is counted through the engine's observer.
-	d.Observer().NodeDown("first-1", executor.NodeDown{Builder: "cache", Node: "cache2", Platform: "linux/amd64", Found: executor.NodeDownAtProvisioning})
+	d.Observer().NodeDown("first-1", history.NodeDown{Builder: "cache", Node: "cache2", Platform: "linux/amd64", Found: history.NodeFoundAtProvisioning})
 	body := scrape()
 	for _, want := range []string{
 		`refreshd_pool_nodes_down_total{builder="cache",found="provisioning",node="cache2",platform="linux/amd64"} 1`,

@@ -49,15 +49,11 @@ func (o *Observer) StepChanged(runID string, s *history.Step) {
 }
 
 // NodeDown implements executor.Observer: a pool node a run found down.
-func (o *Observer) NodeDown(_ string, d executor.NodeDown) {
+func (o *Observer) NodeDown(_ string, d history.NodeDown) {
 	if o.d.metrics == nil {
 		return
 	}
-	found := metrics.FoundInBuild
-	if d.Found == executor.NodeDownAtProvisioning {
-		found = metrics.FoundAtProvisioning
-	}
-	o.d.metrics.PoolNodeDown(metrics.PoolNode{Builder: d.Builder, Node: d.Node, Platform: d.Platform}, found)
+	o.d.metrics.PoolNodeDown(metrics.PoolNode{Builder: d.Builder, Node: d.Node, Platform: d.Platform}, d.Found)
 }
 
 // Line implements executor.Observer: one line of live output.

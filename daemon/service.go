@@ -193,8 +193,8 @@ func (d *Daemon) checkLiveStep(id, step string) error {
 }
 
 // logFiles writes a finished run's attempt logs, step by step. It streams each file line by
-// line rather than through report.CollectLogs, which reads whole files: a build log can be
-// large and the client reads it as it comes.
+// line, never reading a whole file: a build log can be large and the client reads it as it
+// comes.
 func (d *Daemon) logFiles(id, step string, w control.LineWriter) error {
 	r, err := d.RunRecord(context.Background(), id)
 	if err != nil {

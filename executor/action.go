@@ -9,7 +9,7 @@ import (
 )
 
 // action is a step instance's built-in action as the executor does it. Each kind lives in
-// its own file (command.go, provision.go, buildxcache.go, verify.go, publish.go) and builds
+// its own file (command.go, checkout.go, provision.go, buildxcache.go, verify.go, publish.go) and builds
 // the argv it runs with the same function describe uses, so the dry run prints exactly what
 // a real run executes.
 type action interface {

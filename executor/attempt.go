@@ -65,11 +65,11 @@ type Attempt struct {
 	// provisions is the engine's sharing of provisionings in flight; nil: none.
 	provisions *provisionShare
 	// nodeDown tells the engine's observer of a pool node found down; nil outside a run.
-	nodeDown func(NodeDown)
+	nodeDown func(history.NodeDown)
 }
 
 // reportNodeDown tells the run's observer of d.
-func (a *Attempt) reportNodeDown(d NodeDown) {
+func (a *Attempt) reportNodeDown(d history.NodeDown) {
 	if a.nodeDown != nil {
 		a.nodeDown(d)
 	}

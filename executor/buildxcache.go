@@ -102,7 +102,7 @@ func (b buildxCache) buildOnPool(ctx context.Context, t *Tools, a *Attempt, mdFi
 		gone := ctx.Err() == nil && nodeGone(ctx, c, slot)
 		if gone && health.markDown(act.Builder, slot.Node.Name, err.Error()) {
 			a.Warn(fmt.Sprintf("builder %s node %s (%s) went down during the build of %s; the run skips it from now on", act.Builder, slot.Node.Name, slot.Node.Endpoint, act.Platform))
-			a.reportNodeDown(NodeDown{Builder: act.Builder, Node: slot.Node.Name, Platform: act.Platform, Endpoint: slot.Node.Endpoint, Found: NodeDownInBuild, Status: lastLine(err.Error())})
+			a.reportNodeDown(history.NodeDown{Builder: act.Builder, Node: slot.Node.Name, Platform: act.Platform, Endpoint: slot.Node.Endpoint, Found: history.NodeFoundInBuild, Status: lastLine(err.Error())})
 		}
 		slot.release()
 		if !gone {

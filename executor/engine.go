@@ -49,7 +49,7 @@ type Observer interface {
 	Line(runID, instance string, line string) // redacted; for live tails
 	// NodeDown tells of a node of a builder's pool the run found down and went on without
 	// (the daemon's metric; the run's record has it as a warning).
-	NodeDown(runID string, d NodeDown)
+	NodeDown(runID string, d history.NodeDown)
 }
 
 // Engine runs plan graphs. One Engine may run several runs at once (of different plans).

@@ -147,7 +147,7 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, Workdir: workdir, N: n, Log: log, Output: lw,
 		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun, Procs: procs,
 		health: &rs.health, slots: rs.e.slots, provisions: rs.e.provisions,
-		nodeDown: func(d NodeDown) {
+		nodeDown: func(d history.NodeDown) {
 			if o := rs.e.cfg.Observer; o != nil {
 				o.NodeDown(rs.spec.ID, d)
 			}

@@ -45,20 +45,6 @@ func poolBuilderName(b *plan.Builder, node plan.Node) string {
 	return b.Name
 }
 
-// NodeDown is a node of a builder's pool that a run found down and went on without, its
-// platform building on the rest of the pool.
-type NodeDown struct {
-	Builder, Node, Platform, Endpoint string
-	Found                             string // NodeDownAtProvisioning or NodeDownInBuild
-	Status                            string // as buildx showed it, or the failed build's last line
-}
-
-// Where a run finds a pool node down: the values of NodeDown.Found.
-const (
-	NodeDownAtProvisioning = "provisioning" // not running when the run provisioned the builder
-	NodeDownInBuild        = "build"        // a build failed and the node no longer showed running
-)
-
 // nodeHealth is what a run knows about its builders' nodes: those found down (by
 // provisioning, or after a build lost its node), which the run's later builds skip.
 type nodeHealth struct {

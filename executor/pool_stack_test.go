@@ -113,10 +113,10 @@ func (*nodeDownRecorder) RunStarted(*history.Run)           {}
 func (*nodeDownRecorder) StepChanged(string, *history.Step) {}
 func (*nodeDownRecorder) RunFinished(*history.Run)          {}
 func (*nodeDownRecorder) Line(string, string, string)       {}
-func (r *nodeDownRecorder) NodeDown(_ string, d NodeDown) {
+func (r *nodeDownRecorder) NodeDown(_ string, d history.NodeDown) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, d.Found+" "+d.Builder+"/"+d.Node+" "+d.Platform)
+	r.events = append(r.events, string(d.Found)+" "+d.Builder+"/"+d.Node+" "+d.Platform)
 }
 
 // take returns the events so far and forgets them.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/executor/buildx"
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 )
 
@@ -201,7 +202,7 @@ func (p provision) apply(a *Attempt, out provisionOutcome) error {
 			a.health.markDown(b.Name, n.Name, n.Status)
 		}
 		a.Warn(fmt.Sprintf("builder %s node %s (%s) is %s, not running: skipped by this run; %s builds on the rest of its pool", b.Name, n.Name, n.Endpoint, n.Status, n.Platform))
-		a.reportNodeDown(NodeDown{Builder: b.Name, Node: n.Name, Platform: n.Platform, Endpoint: n.Endpoint, Found: NodeDownAtProvisioning, Status: n.Status})
+		a.reportNodeDown(history.NodeDown{Builder: b.Name, Node: n.Name, Platform: n.Platform, Endpoint: n.Endpoint, Found: history.NodeFoundAtProvisioning, Status: n.Status})
 	}
 	if out.err != nil {
 		return out.err

@@ -183,3 +183,25 @@ func (r *Run) CacheTags() (verified, missing int) {
 	}
 	return verified, missing
 }
+
+// NodeDown is a node of a builder's pool that a run found down and went on without, its
+// platform building on the rest of the pool. The executor reports it to its observer; the
+// daemon counts it (refreshd_pool_nodes_down_total) and the run's warnings name it.
+type NodeDown struct {
+	Builder, Node, Platform, Endpoint string
+	Found                             NodeFound
+	Status                            string // as buildx showed it, or the failed build's last line
+}
+
+// NodeFound is where a run found a pool node down.
+type NodeFound string
+
+// The places a run finds a pool node down: the values of NodeDown.Found and of the found
+// label of refreshd_pool_nodes_down_total.
+const (
+	NodeFoundAtProvisioning NodeFound = "provisioning" // not running when the run provisioned the builder
+	NodeFoundInBuild        NodeFound = "build"        // a build failed and the node no longer showed running
+)
+
+// NodeFounds lists every NodeFound.
+func NodeFounds() []NodeFound { return []NodeFound{NodeFoundAtProvisioning, NodeFoundInBuild} }

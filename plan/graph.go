@@ -41,8 +41,8 @@ type KV struct {
 	Value string
 }
 
-// Action is what an instance does: one of *RunAction, *ProvisionAction, *BuildxCacheAction,
-// *PublishAction, *VerifyAction. The exact commands each performs are the executor's to say
+// Action is what an instance does: one of *RunAction, *CheckoutAction, *ProvisionAction,
+// *BuildxCacheAction, *PublishAction, *VerifyAction. The exact commands each performs are the executor's to say
 // (the dry run), since they depend on the outside programs it drives.
 type Action interface {
 	Kind() string

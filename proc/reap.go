@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // owned is this process's table of children whose exit status an exec.Cmd waits for.
@@ -56,16 +58,13 @@ func isOwned(pid int) bool {
 	return owned.pids[pid] > 0
 }
 
-// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
-const prSetChildSubreaper = 36
-
 // BecomeSubreaper makes orphaned descendants of this process (the grandchildren of a
 // killed step, a process that daemonised with setsid) its children instead of PID 1's, so
 // they can be reaped here: under a PID 1 that does not reap (many containers), they would
 // otherwise stay zombies forever.
 func BecomeSubreaper() error {
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
-		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", errno)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 )
 
@@ -103,7 +102,7 @@ func (l *Live) RunFinished(r *history.Run) {
 
 // NodeDown implements executor.Observer: nothing to draw, the run's warning about the node
 // is logged, and log records already come through the view.
-func (l *Live) NodeDown(string, executor.NodeDown) {}
+func (l *Live) NodeDown(string, history.NodeDown) {}
 
 // Line implements executor.Observer.
 func (l *Live) Line(_, instance, line string) {

@@ -22,11 +22,11 @@ import (
 	"github.com/refreshd/refreshd/statedir"
 )
 
-// cmdDaemon is `refreshd daemon`: the long-running scheduler behind the control socket, as
-// systemd runs it. SIGTERM (the context) stops it; SIGHUP reloads the plans.
 // defaultMemoryLimit is the daemon's soft memory limit unless GOMEMLIMIT sets one.
 const defaultMemoryLimit = 48 << 20
 
+// cmdDaemon is `refreshd daemon`: the long-running scheduler behind the control socket, as
+// systemd runs it. SIGTERM (the context) stops it; SIGHUP reloads the plans.
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("daemon", "", "Schedule every plan in --plans and serve the control socket until SIGTERM; SIGHUP re-reads the plans.")
 	plansDir := fs.String("plans", "/etc/refreshd/plans", "`DIR` of plan files (*.yaml, *.yml)")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/httpserve"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,15 +69,6 @@ type Metrics struct {
 type PoolNode struct {
 	Builder, Node, Platform string
 }
-
-// Where a run found a pool node down, the values of refreshd_pool_nodes_down_total's found
-// label (executor.NodeDownAtProvisioning, executor.NodeDownInBuild).
-const (
-	FoundAtProvisioning = "provisioning"
-	FoundInBuild        = "build"
-)
-
-var foundValues = []string{FoundAtProvisioning, FoundInBuild}
 
 // New registers the metrics on a fresh registry.
 func New(build BuildInfo) *Metrics {
@@ -252,8 +244,8 @@ func (m *Metrics) PoolNodes(nodes []PoolNode) {
 	want := map[PoolNode]bool{}
 	for _, n := range nodes {
 		want[n] = true
-		for _, f := range foundValues {
-			m.poolNodesDown.WithLabelValues(n.Builder, n.Node, n.Platform, f).Add(0)
+		for _, f := range history.NodeFounds() {
+			m.poolNodesDown.WithLabelValues(n.Builder, n.Node, n.Platform, string(f)).Add(0)
 		}
 	}
 	for n := range m.poolNodes {
@@ -264,13 +256,13 @@ func (m *Metrics) PoolNodes(nodes []PoolNode) {
 	m.poolNodes = want
 }
 
-// PoolNodeDown counts a pool node a run found down (found: FoundAtProvisioning or
-// FoundInBuild; anything else is counted as found in a build).
-func (m *Metrics) PoolNodeDown(n PoolNode, found string) {
-	if !slices.Contains(foundValues, found) {
-		found = FoundInBuild
+// PoolNodeDown counts a pool node a run found down (where it was found: a value of
+// history.NodeFounds; anything else is counted as found in a build).
+func (m *Metrics) PoolNodeDown(n PoolNode, found history.NodeFound) {
+	if !slices.Contains(history.NodeFounds(), found) {
+		found = history.NodeFoundInBuild
 	}
-	m.poolNodesDown.WithLabelValues(n.Builder, n.Node, n.Platform, found).Inc()
+	m.poolNodesDown.WithLabelValues(n.Builder, n.Node, n.Platform, string(found)).Inc()
 }
 
 // LoadErrors replaces the set of plan files that failed to load.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
 )
 
@@ -96,9 +97,9 @@ func TestMetricsExposition(t *testing.T) {
 	amd2 := PoolNode{Builder: "cache", Node: "cache2", Platform: "linux/amd64"}
 	gone := PoolNode{Builder: "cache", Node: "cache4", Platform: "linux/amd64"}
 	m.PoolNodes([]PoolNode{amd0, amd2, gone})
-	m.PoolNodeDown(amd2, FoundAtProvisioning)
-	m.PoolNodeDown(amd2, FoundAtProvisioning)
-	m.PoolNodeDown(amd0, FoundInBuild)
+	m.PoolNodeDown(amd2, history.NodeFoundAtProvisioning)
+	m.PoolNodeDown(amd2, history.NodeFoundAtProvisioning)
+	m.PoolNodeDown(amd0, history.NodeFoundInBuild)
 	m.PoolNodes([]PoolNode{amd0, amd2}) // a reload dropped cache4 from the builder
 
 	body := scrape(t, m)

@@ -96,7 +96,7 @@ func parseLs(out []byte) ([]BuilderState, error) {
 	return builders, nil
 }
 
-// LsArgv is the command that lists every builder with its nodes, as JSON (ParseLs).
+// LsArgv is the command that lists every builder with its nodes, as JSON (parseLs reads it).
 func LsArgv(docker string) []string {
 	return []string{docker, "buildx", "ls", "--format", "json"}
 }
