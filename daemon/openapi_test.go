@@ -137,25 +137,35 @@ steps:
 	// The answers the description promises in the cases an outside check found broken: a
 	// finished run cannot be cancelled (409, not 404); a step the run does not have is 404
 	// (not 200 and an empty body), for the live stream of a run that just ended too; an
-	// empty path segment is 404 with the error body (never a redirect).
+	// empty path segment is 404 with the error body (never a redirect); a trigger with JSON
+	// params in a body is refused (400), not run with the plan's defaults.
 	for _, r := range []struct {
 		method, path string
 		want         int
+		body         string // sent as application/json when not empty
 	}{
-		{"POST", "/v1/runs/" + tr.Run + "/cancel", 409},
-		{"GET", "/v1/runs/" + tr.Run + "/logs?step=nosuch", 404},
-		{"POST", "/v1/runs//cancel", 404},
-		{"GET", "/v1/plans", 200},
+		{"POST", "/v1/runs/" + tr.Run + "/cancel", 409, ""},
+		{"GET", "/v1/runs/" + tr.Run + "/logs?step=nosuch", 404, ""},
+		{"POST", "/v1/runs//cancel", 404, ""},
+		{"GET", "/v1/plans", 200, ""},
+		{"POST", "/v1/plans/echo/run", 400, `{"params": {"ref": "v2"}}`},
 	} {
-		req, _ := http.NewRequestWithContext(ctx, r.method, "http://refreshd"+r.path, nil)
+		var body io.Reader
+		if r.body != "" {
+			body = strings.NewReader(r.body)
+		}
+		req, _ := http.NewRequestWithContext(ctx, r.method, "http://refreshd"+r.path, body)
+		if r.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
+		answer, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != r.want {
-			t.Errorf("%s %s: %d, want %d: %s", r.method, r.path, resp.StatusCode, r.want, body)
+			t.Errorf("%s %s (body %q): %d, want %d: %s", r.method, r.path, r.body, resp.StatusCode, r.want, answer)
 		}
 	}
 	if msg := cancelMessage(ctx, c, tr.Run); !strings.Contains(msg, "has already ended (succeeded)") || strings.HasPrefix(msg, "conflict") {

@@ -74,5 +74,6 @@ func (t *Tools) forDockerConfig(dir string) *Tools {
 		RegistryAttempts:     t.RegistryAttempts,
 		RegistryRetryWaitMin: t.RegistryRetryWaitMin,
 		RegistryRetryWaitMax: t.RegistryRetryWaitMax,
+		RegistryBudget:       t.RegistryBudget,
 	}
 }

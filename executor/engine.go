@@ -151,6 +151,7 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		decided:  map[condKey]bool{},
 		stepSkip: map[string]string{},
 	}
+	rs.registry = newRegistryBudget(e.cfg.Tools.RegistryBudget)
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
 		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maps.Clone(g.Params)}
 	for i, inst := range g.Instances {
@@ -294,6 +295,8 @@ type runState struct {
 	decided  map[condKey]bool
 	skipped  string
 	stepSkip map[string]string
+	// registry is what is left of the time skip_if may wait on registries.
+	registry *registryBudget
 }
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.

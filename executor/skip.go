@@ -2,13 +2,16 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/executor/registry"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/proc"
@@ -26,8 +29,9 @@ const SkipIfReasonPrefix = "skip_if: "
 // fresh": skip_if only saves work, so not knowing means doing the refresh, never failing it.
 // Such a condition returns a warning, for the run's record; it is logged to log too.
 //
-// procs starts git (the run's runner: its groups are recorded on the run).
-func (t *Tools) checkCond(ctx context.Context, g *plan.Graph, c plan.SkipCondition, refs []string, secrets map[string]string, procs *proc.Runner, tags tagObserver, log *slog.Logger) (fresh bool, why, warning string) {
+// procs starts git (the run's runner: its groups are recorded on the run); budget bounds the
+// time the run's conditions wait on registries (nil: no bound of its own).
+func (t *Tools) checkCond(ctx context.Context, g *plan.Graph, c plan.SkipCondition, refs []string, secrets map[string]string, procs *proc.Runner, tags tagObserver, budget *registryBudget, log *slog.Logger) (fresh bool, why, warning string) {
 	now := time.Now()
 	var at time.Time
 	var within time.Duration
@@ -35,13 +39,16 @@ func (t *Tools) checkCond(ctx context.Context, g *plan.Graph, c plan.SkipConditi
 	var err error
 	switch {
 	case c.Tags != nil:
-		return t.checkTags(ctx, c, refs, tags, now, log)
+		return t.checkTags(ctx, c, refs, tags, now, budget, log)
 	case c.Branch != nil:
 		env := append([]string{"GIT_TERMINAL_PROMPT=0"}, gitpub.TokenEnv(branchToken(g, c.Branch.Repo, secrets))...)
 		at, err = gitpub.LastCommitTime(ctx, procs, c.Branch.Repo, c.Branch.Branch, env)
 		within, what, how = c.Branch.Within, "branch "+c.Branch.Branch, "last commit"
 	case c.Image != nil:
-		at, err = t.registryClient(log).ImageCreated(ctx, c.Image.Ref)
+		bctx, spent := budget.within(ctx)
+		at, err = t.registryClient(log).ImageCreated(bctx, c.Image.Ref)
+		err = budget.heldBy(bctx, c.Image.Ref, err)
+		spent()
 		within, what, how = c.Image.Within, "image "+c.Image.Ref, "created"
 	default:
 		return false, "", ""
@@ -107,7 +114,7 @@ func (rs *runState) decide(ctx context.Context, key condKey, c plan.SkipConditio
 	if key.step != "" && rs.stepSkip[key.step] != "" {
 		return "", false
 	}
-	fresh, why, warn := rs.tools.checkCond(ctx, rs.g, c, refs, rs.secrets, rs.runProcs(), rs.e.cfg.Store, rs.log)
+	fresh, why, warn := rs.tools.checkCond(ctx, rs.g, c, refs, rs.secrets, rs.runProcs(), rs.e.cfg.Store, rs.registry, rs.log)
 	rs.warn(warn)
 	if ctx.Err() != nil {
 		return "", false
@@ -209,7 +216,7 @@ type tagObserver interface {
 // Every ref is looked up and recorded, even when an earlier one already decides the
 // answer: a tag's record is only as good as its last look. A ref refreshd has seen only one
 // digest of cannot be dated: the condition cannot be checked (warning) until it changes.
-func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, refs []string, tags tagObserver, now time.Time, log *slog.Logger) (fresh bool, why, warning string) {
+func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, refs []string, tags tagObserver, now time.Time, budget *registryBudget, log *slog.Logger) (fresh bool, why, warning string) {
 	tf := c.Tags
 	if tags == nil {
 		return false, "no store of watched tags", fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: no history store", c.Pos)
@@ -219,7 +226,10 @@ func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, refs []stri
 	var oldest, oldestAfter time.Time
 	var oldestRef string
 	for _, ref := range refs {
-		digest, found, err := reg.Digest(ctx, ref)
+		bctx, spent := budget.within(ctx)
+		digest, found, err := reg.Digest(bctx, ref)
+		err = budget.heldBy(bctx, ref, err)
+		spent()
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, "", ""
@@ -265,4 +275,61 @@ func (t *Tools) checkTags(ctx context.Context, c plan.SkipCondition, refs []stri
 	}
 	return true, fmt.Sprintf("all %d tags pushed within %s (oldest: %s, new digest seen %s ago, pushed after %s)", len(refs), tf.Within,
 		oldestRef, now.Sub(oldest).Round(time.Second), oldestAfter.UTC().Format(time.RFC3339)), warning
+}
+
+// DefaultRegistryBudget is the time a run's skip_if conditions may wait on registries in
+// all (Tools.RegistryBudget). One request is bounded by its tries, their timeouts and the
+// capped backoff between them (about 3.5 minutes with the defaults); a plan watching many
+// tags on a registry that answers slowly would otherwise add those up. Past the budget,
+// the conditions left are not checked: not fresh, and the run refreshes.
+const DefaultRegistryBudget = 3 * time.Minute
+
+// errRegistryBudget is the cause of a registry check's context ending with the budget.
+var errRegistryBudget = errors.New("registry budget spent")
+
+// registryBudget is what is left of a run's time for registry checks. A nil budget bounds
+// nothing. Checks run one after another, but the budget is safe for concurrent use.
+type registryBudget struct {
+	mu    sync.Mutex
+	total time.Duration
+	left  time.Duration
+}
+
+func newRegistryBudget(total time.Duration) *registryBudget {
+	if total <= 0 {
+		total = DefaultRegistryBudget
+	}
+	return &registryBudget{total: total, left: total}
+}
+
+// within returns ctx bounded by the budget left, and the function to call when the check
+// is done, which charges the time it took.
+func (b *registryBudget) within(ctx context.Context) (context.Context, func()) {
+	if b == nil {
+		return ctx, func() {}
+	}
+	b.mu.Lock()
+	left := max(b.left, 0)
+	b.mu.Unlock()
+	start := time.Now()
+	bctx, cancel := context.WithTimeoutCause(ctx, left, errRegistryBudget)
+	return bctx, func() {
+		cancel()
+		b.mu.Lock()
+		b.left -= time.Since(start)
+		b.mu.Unlock()
+	}
+}
+
+// heldBy names the registry of ref in err when the budget, not the run, ended the check
+// (bctx from within).
+func (b *registryBudget) heldBy(bctx context.Context, ref string, err error) error {
+	if err == nil || b == nil || !errors.Is(context.Cause(bctx), errRegistryBudget) {
+		return err
+	}
+	host := ref
+	if r, perr := registry.ParseRef(ref); perr == nil {
+		host = r.Host
+	}
+	return fmt.Errorf("registry %s held the checks past the run's budget for registry checks (%s)", host, b.total)
 }

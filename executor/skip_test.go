@@ -74,7 +74,7 @@ func TestCheckSkip(t *testing.T) {
 			var reason string
 			var warnings []string
 			for _, c := range tt.conds {
-				fresh, why, warn := tools.checkCond(t.Context(), &plan.Graph{Plan: &plan.Plan{SkipIf: tt.conds}}, c, nil, nil, nil, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
+				fresh, why, warn := tools.checkCond(t.Context(), &plan.Graph{Plan: &plan.Plan{SkipIf: tt.conds}}, c, nil, nil, nil, nil, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
 				if warn != "" {
 					warnings = append(warnings, warn)
 				}

@@ -24,10 +24,13 @@ type Tools struct {
 	// registry on 127.0.0.1 without TLS. Every other registry is https.
 	PlainHTTPRegistries []string
 	// RegistryAttempts is the number of tries of one registry request on 5xx/429 (default 5);
-	// RegistryRetryWaitMin/Max bound the backoff (defaults 500ms/15s; Retry-After honoured).
+	// RegistryRetryWaitMin/Max bound the backoff (defaults 500ms/15s; Retry-After honoured up to the max).
 	RegistryAttempts     int
 	RegistryRetryWaitMin time.Duration
 	RegistryRetryWaitMax time.Duration
+	// RegistryBudget bounds the time a run's skip_if conditions wait on registries in all
+	// (default DefaultRegistryBudget); past it the conditions left count as not fresh.
+	RegistryBudget time.Duration
 
 	// registry is built once, on first use (registryClient), so every step shares one
 	// connection pool. Tools must not be copied after first use.

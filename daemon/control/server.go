@@ -185,6 +185,10 @@ func (h *handler) plans(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) trigger(w http.ResponseWriter, r *http.Request) {
+	if err := noBody(r); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	params, err := queryParams(r.URL.Query()["param"])
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -313,6 +317,20 @@ func writeError(w http.ResponseWriter, code int, err error) {
 // giving open requests (log followers) a moment to finish.
 func Serve(ctx context.Context, l net.Listener, svc Service, log *slog.Logger) error {
 	return httpserve.Serve(ctx, l, Handler(svc, log), httpserve.DefaultLimits(), "control socket "+l.Addr().String())
+}
+
+// noBody refuses a trigger with a request body. A run's params travel in the query
+// (?param=NAME=VALUE); a client posting them as JSON would otherwise get a run with the
+// plan's defaults and believe its params were used. One byte is read, whatever the body's
+// size or Content-Type.
+func noBody(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if n, _ := r.Body.Read(make([]byte, 1)); n == 0 && r.ContentLength <= 0 {
+		return nil
+	}
+	return errors.New("a run trigger takes no request body: give params in the query, ?param=NAME=VALUE (repeatable)")
 }
 
 // queryParams reads a trigger's ?param=NAME=VALUE (repeatable) into NAME -> VALUE.

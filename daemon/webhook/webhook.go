@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/refreshd/refreshd/internal/backoff"
 	"github.com/refreshd/refreshd/internal/redact"
 )
 
@@ -112,7 +114,9 @@ func NewSender(log *slog.Logger, retries int, timeout time.Duration) *Sender {
 	c.RetryMax = retries
 	c.RetryWaitMin = 500 * time.Millisecond
 	c.RetryWaitMax = 10 * time.Second
+	c.Backoff = backoff.Capped // a receiver's Retry-After: 3600 must not hold a notification for hours
 	c.HTTPClient.Timeout = timeout
+	c.HTTPClient.CheckRedirect = sameHostRedirect
 	c.Logger = nil // its logger would print the URL, which may be a secret
 	return &Sender{client: c, log: log}
 }
@@ -165,8 +169,28 @@ func (s *Sender) post(ctx context.Context, t Target, ev Event) error {
 		return fmt.Errorf("post webhook: %w", err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "" {
+		return fmt.Errorf("post webhook: %s to another host: not followed (a webhook's URL is its credential; give the URL it redirects to)", resp.Status)
+	}
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("post webhook: %s", resp.Status)
+	}
+	return nil
+}
+
+// sameHostRedirect is the webhook client's redirect policy. A redirect to another host
+// (or port, or from https to http) is not followed: the payload would go to a receiver the
+// operator never named, and net/http would send it the webhook's URL, whose path or query
+// is usually the credential, as Referer. A redirect on the same host (a path moved) is
+// followed, at most 5 times, with the Referer net/http adds removed.
+func sameHostRedirect(req *http.Request, via []*http.Request) error {
+	req.Header.Del("Referer")
+	first := via[0].URL
+	switch {
+	case len(via) > 5:
+		return errors.New("stopped after 5 redirects")
+	case req.URL.Host != first.Host, first.Scheme == "https" && req.URL.Scheme != "https":
+		return http.ErrUseLastResponse // post reports the redirect, without its Location
 	}
 	return nil
 }

@@ -15,7 +15,9 @@ import (
 	"time"
 )
 
-// hookServer is a real HTTP server that answers 503 to the first failFirst requests.
+// hookServer is a real HTTP server that answers 503 to the first failFirst requests, with
+// "Retry-After: 3600" as a receiver under maintenance may: every test that retries shows
+// the sender does not wait for the hour.
 type hookServer struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -32,6 +34,7 @@ func newHookServer(t *testing.T, failFirst int) *hookServer {
 		defer h.mu.Unlock()
 		h.calls++
 		if h.calls <= failFirst {
+			w.Header().Set("Retry-After", "3600")
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
@@ -208,5 +211,93 @@ func TestCheckURLAndRedact(t *testing.T) {
 	}
 	if got := Redact("https://tok3n.example/x", []string{"tok3n"}); got != "https://***.example/***" {
 		t.Errorf("Redact with a secret host = %q", got)
+	}
+}
+
+// A webhook redirected to another host is not followed: the other host never gets the
+// payload nor, as Referer, the webhook's URL (its path is the credential). A redirect on
+// the same host is followed without a Referer. Each case's first server answers the
+// redirect; elsewhere is a second server on another port, i.e. another host.
+func TestRedirectsKeepTheURL(t *testing.T) {
+	const token = "T0K3N-in-path"
+	type seen struct{ path, referer string }
+	var mu sync.Mutex
+	var got []seen
+	record := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, seen{r.URL.Path, r.Header.Get("Referer")})
+		mu.Unlock()
+	}
+	elsewhere := httptest.NewServer(http.HandlerFunc(record))
+	defer elsewhere.Close()
+	tests := []struct {
+		name, to    string // redirect target: a path on the same server or a URL elsewhere
+		code        int
+		deliveredTo string // the path that must receive the payload; "" for none
+	}{
+		{"307 to another host", elsewhere.URL + "/catch", http.StatusTemporaryRedirect, ""},
+		{"308 to another host", elsewhere.URL + "/catch", http.StatusPermanentRedirect, ""},
+		{"302 to another host", elsewhere.URL + "/catch", http.StatusFound, ""},
+		{"307 on the same host", "/moved", http.StatusTemporaryRedirect, "/moved"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			got = nil
+			mu.Unlock()
+			first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, "/hooks/") {
+					http.Redirect(w, r, tt.to, tt.code)
+					return
+				}
+				record(w, r)
+			}))
+			defer first.Close()
+			var log bytes.Buffer
+			s := testSender(&log, 2)
+			s.Send(context.Background(), []Target{{URL: first.URL + "/hooks/" + token}}, failure)
+			s.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, g := range got {
+				if strings.Contains(g.referer, token) || g.referer != "" {
+					t.Errorf("%s got Referer %q", g.path, g.referer)
+				}
+			}
+			switch {
+			case tt.deliveredTo == "" && len(got) > 0:
+				t.Errorf("a redirect to another host was followed: %+v", got)
+			case tt.deliveredTo != "" && (len(got) != 1 || got[0].path != tt.deliveredTo):
+				t.Errorf("delivered to %+v, want once to %s", got, tt.deliveredTo)
+			}
+			if tt.deliveredTo == "" && !strings.Contains(log.String(), "to another host: not followed") {
+				t.Errorf("the log does not say the redirect was not followed: %s", log.String())
+			}
+			if strings.Contains(log.String(), token) || strings.Contains(log.String(), elsewhere.URL) {
+				t.Errorf("the log names the webhook's path or the redirect's target: %s", log.String())
+			}
+		})
+	}
+}
+
+// A receiver answering 503 with "Retry-After: 3600" is asked again after the sender's own
+// longest wait, not an hour later (retryablehttp's default backoff returns the header as is).
+func TestRetryAfterIsCapped(t *testing.T) {
+	srv := newHookServer(t, 1)
+	var log bytes.Buffer
+	s := testSender(&log, 2) // waits of at most 50ms
+	done := make(chan struct{})
+	go func() {
+		s.Send(context.Background(), []Target{{URL: srv.URL + "/h"}}, failure)
+		s.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the webhook still waits after 10s on a Retry-After of an hour")
+	}
+	if calls, bodies := srv.snapshot(); calls != 2 || len(bodies) != 1 || !strings.Contains(log.String(), "webhook sent") {
+		t.Errorf("%d calls, %d delivered, want the 503 then a delivery: %s", calls, len(bodies), log.String())
 	}
 }

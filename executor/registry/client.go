@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/refreshd/refreshd/internal/backoff"
 )
 
 // Manifest media types a registry may hold for a tag. Without the OCI ones in Accept, a
@@ -42,7 +43,8 @@ type Options struct {
 	// default 5.
 	Attempts int
 	// RetryWaitMin and RetryWaitMax bound the backoff between tries (Retry-After, when the
-	// registry sends it, is honoured within them); defaults 500ms and 15s.
+	// registry sends it, is honoured up to RetryWaitMax: backoff.Capped); defaults 500ms
+	// and 15s.
 	RetryWaitMin, RetryWaitMax time.Duration
 	// Timeout bounds one HTTP request; default 30s.
 	Timeout time.Duration
@@ -106,7 +108,7 @@ func retryClient(hc *http.Client, opts Options) *retryablehttp.Client {
 		RetryWaitMax: opts.RetryWaitMax,
 		RetryMax:     opts.Attempts - 1,
 		CheckRetry:   retryPolicy,
-		Backoff:      retryablehttp.DefaultBackoff, // honours Retry-After on 429 and 503
+		Backoff:      backoff.Capped, // honours Retry-After on 429 and 503, up to RetryWaitMax
 		ErrorHandler: lastTry,
 	}
 }
