@@ -126,7 +126,7 @@ systemctl daemon-reload`, dropIn, hardeningPlan, sleeperPlan, failingPlan))
 	t.Run("start: active, READY=1, status", func(t *testing.T) {
 		c.must(30*time.Second, "systemctl restart refreshd")
 		show := c.must(10*time.Second, "systemctl show refreshd -p ActiveState -p SubState -p StatusText -p Type")
-		for _, want := range []string{"ActiveState=active", "SubState=running", "Type=notify", "StatusText=6 plans, 0 running"} {
+		for _, want := range []string{"ActiveState=active", "SubState=running", "Type=notify", "StatusText=7 plans, 0 running"} {
 			if !strings.Contains(show, want) {
 				t.Errorf("systemctl show: no %s in\n%s", want, show)
 			}
@@ -265,7 +265,7 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 			t.Errorf("%d watchdog pings in the journal, want them every 2s", n)
 		}
 		// And STATUS= names no run once the runs have ended.
-		if show := c.must(10*time.Second, "systemctl show refreshd -p NRestarts -p StatusText"); !strings.Contains(show, "NRestarts=0") || !strings.Contains(show, "StatusText=6 plans, 0 running\n") {
+		if show := c.must(10*time.Second, "systemctl show refreshd -p NRestarts -p StatusText"); !strings.Contains(show, "NRestarts=0") || !strings.Contains(show, "StatusText=7 plans, 0 running\n") {
 			t.Errorf("after the runs: %s", show)
 		}
 	})
@@ -285,11 +285,15 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 			t.Errorf("left after the stop:\n%s", left)
 		}
 		// No daemon now: an operator in the daemon's group reads its history from the state
-		// directory, without flags.
-		out, err := as("alice", 10*time.Second, "history -o json sleeper")
+		// directory, without flags, and is told which store that is (on stderr).
+		out, err := as("alice", 10*time.Second, "history -o json sleeper 2>/tmp/alice-history.err")
 		var runs []struct{ ID, Status, Reason string }
 		if err != nil || json.Unmarshal([]byte(out), &runs) != nil || len(runs) == 0 {
+			c.must(10*time.Second, "systemctl start refreshd")
 			t.Fatalf("alice: refreshd history with the daemon stopped: %v\n%s", err, out)
+		}
+		if said := c.must(10*time.Second, "cat /tmp/alice-history.err"); !strings.Contains(said, "reading the store in /var/lib/refreshd") {
+			t.Errorf("history with the daemon stopped does not say which store it read: %q", said)
 		}
 		c.must(30*time.Second, "systemctl start refreshd")
 		if runs[0].ID != run || runs[0].Status != "interrupted" || !strings.Contains(runs[0].Reason, "stopping") {
