@@ -18,8 +18,6 @@ import (
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/internal/journald"
 	"github.com/refreshd/refreshd/plan"
-	"github.com/refreshd/refreshd/proc"
-	"github.com/refreshd/refreshd/statedir"
 )
 
 // defaultMemoryLimit is the daemon's soft memory limit unless GOMEMLIMIT sets one.
@@ -130,20 +128,12 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	} else if !fi.IsDir() {
 		return fmt.Errorf("plans directory %s: not a directory", o.plans)
 	}
-	// Holding the lock, no other process runs this state directory: a run still recorded
-	// running was cut short by a crash, kill -9 or power loss; Open stops what it left
-	// running and reconciles its publishes with the branch before anything new starts.
-	st, err := statedir.Open(ctx, o.state, statedir.Options{Log: log, Reconcile: executor.ReconcilePublish(planTokens(o.plans, log))})
+	st, done, err := bootstrap(ctx, log, o.state, planTokens(o.plans, log))
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	store := st.Store
-	// Every child of the daemon starts through proc, so orphans reparented to it (it is a
-	// subreaper) are reaped here without racing an exec.Cmd.
-	reapCtx, stopReaping := context.WithCancel(ctx)
-	defer stopReaping()
-	go proc.ReapOrphans(reapCtx, log)
 
 	eng := &daemon.Executor{}
 	b := buildInfo()
@@ -168,16 +158,10 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	if err != nil {
 		return err
 	}
-	tools := &executor.Tools{PlainHTTPRegistries: o.plainHTTP}
-	e, err := executor.New(executor.Config{
-		StateDir:         st.Root,
-		Store:            store,
-		Logger:           log,
-		Tools:            tools,
-		Observer:         d.Observer(),
-		DefaultKillGrace: o.grace,
-		MaxKillGrace:     daemon.MaxKillGrace(o.stopTimeout),
-	})
+	cfg := engineConfig(st, log, o.plainHTTP, o.grace)
+	cfg.Observer, cfg.MaxKillGrace = d.Observer(), daemon.MaxKillGrace(o.stopTimeout)
+	tools := cfg.Tools
+	e, err := executor.New(cfg)
 	if err != nil {
 		return err
 	}

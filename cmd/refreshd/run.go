@@ -15,9 +15,7 @@ import (
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
-	"github.com/refreshd/refreshd/proc"
 	"github.com/refreshd/refreshd/report"
-	"github.com/refreshd/refreshd/statedir"
 )
 
 // cmdRun is `refreshd run`: with --local it runs the plan file in the foreground; without,
@@ -70,26 +68,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 
-	// Holding the lock, no other process runs this state directory: a run still recorded
-	// running was cut short by a crash or kill -9; Open stops what it left running and
-	// reconciles its publish with the branch.
-	st, err := statedir.Open(ctx, *state, statedir.Options{Log: logger, Reconcile: executor.ReconcilePublish(func(planName, repo string) string {
+	st, done, err := bootstrap(ctx, logger, *state, func(planName, repo string) string {
 		if planName != p.Name {
 			return ""
 		}
 		return executor.PublishToken(p, repo)
-	})})
+	})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	// Every child of this process starts through proc, so orphans reparented to it (it is
-	// a subreaper) are reaped here without racing an exec.Cmd.
-	reapCtx, stopReaping := context.WithCancel(ctx)
-	defer stopReaping()
-	go proc.ReapOrphans(reapCtx, logger)
-
-	cfg := executor.Config{StateDir: st.Root, Store: st.Store, Logger: logger, Tools: &executor.Tools{PlainHTTPRegistries: *plainHTTP}, DefaultKillGrace: *grace}
+	defer done()
+	cfg := engineConfig(st, logger, *plainHTTP, *grace)
 	if live != nil {
 		cfg.Observer = live
 		live.Start(250 * time.Millisecond)
