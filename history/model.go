@@ -104,6 +104,19 @@ type Step struct {
 	// After what it ran after: "build failed", "the run ended: cancelled by refreshd cancel".
 	When  string `json:"when,omitempty"`
 	After string `json:"after,omitempty"`
+	// Tests is the outcome of a test gate (a run step with report: junit:), from the report
+	// its last attempt wrote; nil for other steps, or when no report could be read.
+	Tests *Tests `json:"tests,omitempty"`
+}
+
+// Tests is what a test gate's JUnit report says.
+type Tests struct {
+	Report   string   `json:"report"` // the report's path
+	Total    int      `json:"total"`
+	Failures int      `json:"failures"`
+	Errors   int      `json:"errors"`
+	Skipped  int      `json:"skipped"`
+	Failed   []string `json:"failed,omitempty"` // ids of failing tests, at most 100
 }
 
 // Attempt is one try of a step instance.

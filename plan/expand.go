@@ -280,7 +280,15 @@ func (x *expander) step(s *Step) {
 			for i, a := range s.Run {
 				argv[i] = x.render(s, fmt.Sprintf("run.%d", i), a, data)
 			}
-			base.Action = &RunAction{Argv: argv}
+			act := &RunAction{Argv: argv}
+			if s.Report != nil {
+				act.JUnit = x.render(s, "report.junit", s.Report.JUnit, data)
+				x.check(s, "report.junit", checkRelPath("report junit", act.JUnit))
+				if act.JUnit == "" {
+					x.check(s, "report.junit", "report junit renders to an empty path")
+				}
+			}
+			base.Action = act
 			x.add(base)
 		case s.BuildxCache != nil:
 			x.buildxCache(s, base, data)

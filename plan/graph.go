@@ -51,6 +51,9 @@ type Action interface {
 // RunAction executes an argv directly, never through a shell.
 type RunAction struct {
 	Argv []string
+	// JUnit is the test report the step writes (report: junit:), relative to its
+	// workdir; "" for a step that is not a test gate.
+	JUnit string
 }
 
 // ProvisionAction makes a buildx builder match its declaration and checks its nodes

@@ -232,6 +232,10 @@ type Step struct {
 	// skip_if: before the run, or as soon as the steps whose values its refs use succeeded.
 	SkipIf []SkipCondition
 
+	// Report, on a run step, is the test report it writes: the step is a test gate whose
+	// record carries the tests' outcome and whose failure names the failing tests.
+	Report *Report
+
 	// Outputs, if set, makes the step define vars from what it read at run time (JSON on
 	// stdout or in a file it writes): steps using those vars expand once it has succeeded.
 	Outputs *Outputs
@@ -306,4 +310,10 @@ type Checkout struct {
 // VerifyCache checks that cache refs exist in the registry.
 type VerifyCache struct {
 	Ref string // template
+}
+
+// Report is the test report a run step writes (a test gate): JUnit XML, as pytest
+// --junitxml, JUnit and most test runners write it.
+type Report struct {
+	JUnit string // template; a path relative to the step's workdir
 }

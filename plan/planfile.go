@@ -165,6 +165,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 	pd.collectOutputs()
 	pd.applyVars(pd.l.vars)
 	pd.checkSteps()
+	pd.checkGates()
 	pd.resolveTags()
 	pd.checkTemplates()
 	pd.renderWorkdir()

@@ -82,6 +82,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 			s.PublishConstraints = pd.publish(v, s)
 		}},
 		{"outputs", func(v *yaml.Node) { s.Outputs = pd.outputs(v) }},
+		{"report", func(v *yaml.Node) { s.Report = pd.report(v, s) }},
 		{"skip_if", func(v *yaml.Node) { s.at["skip_if"] = pd.pos(v); s.SkipIf = pd.skipIf(v) }},
 		{"verify_cache", func(v *yaml.Node) { action("verify_cache"); s.VerifyCache = pd.verifyCache(v, s) }},
 	})
@@ -101,6 +102,9 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 	if s.PublishConstraints != nil && s.When != WhenSuccess {
 		pd.errorAt(s.at["when"], "step %s publishes constraints with when: %s; constraints are published only from a run whose steps succeeded (when: success), never after a failure", s.ID, s.When)
 	}
+	if s.Report != nil && s.Run == nil && len(actions) == 1 {
+		pd.errorAt(s.at["report"], "report: is for run steps (a test command writing a JUnit report); a %s step has its own record", actions[0])
+	}
 	if len(s.SkipIf) > 0 && s.When.Cleanup() {
 		pd.errorAt(s.at["skip_if"], "step %s has skip_if and when: %s; a cleanup step runs whatever happened, so freshness cannot skip it", s.ID, s.When)
 	}
@@ -114,6 +118,26 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		pd.errorAt(s.at["builder"], "step builder %q differs from buildx_cache builder %q; a buildx_cache step uses its own builder", s.Builder, s.BuildxCache.Builder)
 	}
 	return s
+}
+
+// report decodes report: {junit: PATH}.
+func (pd *planDecoder) report(v *yaml.Node, s *Step) *Report {
+	r := &Report{}
+	s.at["report"] = pd.pos(v)
+	pd.fields(v, "report", []field{
+		{"junit", func(v *yaml.Node) {
+			r.JUnit = pd.tmpl(v, "junit", s, "report.junit")
+			if !isTemplate(r.JUnit) {
+				if msg := checkRelPath("report junit", r.JUnit); msg != "" {
+					pd.errorf(v, "%s", msg)
+				}
+			}
+		}},
+	})
+	if r.JUnit == "" && resolve(v).Kind == yaml.MappingNode {
+		pd.errorf(v, "report needs junit: PATH (the JUnit XML the step writes, relative to its workdir, e.g. pytest --junitxml)")
+	}
+	return r
 }
 
 // run decodes a step's argv: a list, never a shell string; each element a template.
@@ -459,6 +483,32 @@ func (pd *planDecoder) checkSteps() {
 	pd.checkSecretsUsed()
 	if cycle := findCycle(p.Steps, ids); cycle != nil {
 		pd.errorAt(ids[cycle[0]].Pos, "needs form a cycle: %s", strings.Join(cycle, " -> "))
+	}
+}
+
+// checkGates warns about a publish_constraints step that does not need every test gate of
+// the plan (a run step with report:), directly or not: it would publish whether or not the
+// tests passed. Constraints are published only after the tests ran on what built them.
+func (pd *planDecoder) checkGates() {
+	ids := make(map[string]*Step, len(pd.p.Steps))
+	var gates []*Step
+	for _, s := range pd.p.Steps {
+		ids[s.ID] = s
+		if s.Report != nil {
+			gates = append(gates, s)
+		}
+	}
+	for _, s := range pd.p.Steps {
+		if s.PublishConstraints == nil || len(gates) == 0 {
+			continue
+		}
+		anc := ancestors(s, ids)
+		for _, g := range gates {
+			if !anc[g.ID] {
+				pd.p.Warnings = append(pd.p.Warnings, &Error{Pos: s.Pos, Msg: fmt.Sprintf(
+					"step %s publishes constraints but does not need test gate %s (directly or through a step it needs): it would publish whether or not the tests pass; add %s to its needs", s.ID, g.ID, g.ID)})
+			}
+		}
 	}
 }
 

@@ -165,6 +165,12 @@ func step(w io.Writer, s history.Step, output bool) {
 			fmt.Fprintf(w, "  publish %s\n", p.Reconciled)
 		}
 	}
+	if t := s.Tests; t != nil {
+		fmt.Fprintf(w, "  tests (%s): %d ran, %d failed, %d errors, %d skipped\n", t.Report, t.Total, t.Failures, t.Errors, t.Skipped)
+		for _, id := range t.Failed {
+			fmt.Fprintf(w, "    failed: %s\n", id)
+		}
+	}
 	for _, warn := range s.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}

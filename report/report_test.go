@@ -41,6 +41,8 @@ func fixture(t *testing.T, dir string) *history.Run {
 					{N: 2, Start: at(30), End: at(60), ExitCode: 0},
 				},
 				Caches: []history.Cache{{Ref: "r/ci:cache-linux-amd64", Before: "sha256:aaa", After: "sha256:bbb", Changed: true, Verified: true}}},
+			{Instance: "test-gate[python=3.12]", Status: history.StatusSucceeded, Start: at(60), End: at(60),
+				Tests: &history.Tests{Report: "/srv/airflow/main/files/test_result-always-sqlite.xml", Total: 120, Skipped: 3}},
 			{Instance: "publish", Status: history.StatusSucceeded, Start: at(60), End: at(62),
 				Attempts: []history.Attempt{{N: 1, Start: at(60), End: at(62)}},
 				Publish: &history.Publish{Repo: "https://example.com/c.git", Branch: "constraints-main", Commit: "0123abc", Changed: true,
