@@ -222,11 +222,31 @@ func TestShippedPlans(t *testing.T) {
 		"breeze release-management prepare-task-sdk-distributions --distribution-format wheel",
 		"breeze release-management generate-constraints --airflow-constraints-mode constraints --python-versions 3.10 3.11 3.12 3.13 3.14 --run-in-parallel",
 	}
+	// The test gate, per Python, before anything is published.
+	for _, py := range airflowPythons {
+		want = append(want, "breeze testing core-tests --test-type Always --backend sqlite --python "+py)
+	}
 	for _, py := range airflowPythons {
 		want = append(want, "breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python "+py+" --commit-sha "+commit)
 	}
 	if !slices.Equal(lines, want) {
 		t.Errorf("airflow breeze lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	// Publish waits for the gate of every Python, whose report names the failing tests.
+	for _, in := range g.Instances {
+		if _, ok := in.Action.(*PublishAction); ok {
+			for _, py := range airflowPythons {
+				if !slices.Contains(in.Needs, "test-gate[python="+py+"]") {
+					t.Errorf("publish needs %q, not test-gate[python=%s]", in.Needs, py)
+				}
+			}
+		}
+		if r, ok := in.Action.(*RunAction); ok && in.Step.ID == "test-gate" && r.JUnit != "files/test_result-always-sqlite.xml" {
+			t.Errorf("%s report %q", in.ID, r.JUnit)
+		}
+	}
+	if len(p.Warnings) != 0 {
+		t.Errorf("airflow warnings: %v", p.Warnings)
 	}
 	var refs []string
 	for _, in := range g.Instances {
