@@ -19,9 +19,10 @@ import (
 func (t *Tools) buildxClient(a *Attempt) *buildx.Client {
 	query := buildx.ExecRunner(a.Procs, nil)
 	return &buildx.Client{
-		Docker:       t.Docker,
-		Buildctl:     t.Buildctl,
-		DockerConfig: t.DockerConfig,
+		Docker:        t.Docker,
+		Buildctl:      t.Buildctl,
+		DockerConfig:  t.DockerConfig,
+		DockerContext: t.DockerContext,
 		Run: func(ctx context.Context, argv, env []string, stdout io.Writer) error {
 			if stdout != nil {
 				return query(ctx, argv, env, stdout)

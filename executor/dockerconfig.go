@@ -69,6 +69,7 @@ func (t *Tools) forDockerConfig(dir string) *Tools {
 		Buildctl:             t.Buildctl,
 		Git:                  t.Git,
 		DockerConfig:         dir,
+		DockerContext:        t.DockerContext,
 		NodeWait:             t.NodeWait,
 		PlainHTTPRegistries:  t.PlainHTTPRegistries,
 		RegistryAttempts:     t.RegistryAttempts,

@@ -98,6 +98,11 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine config: %w", err)
 		}
 	}
+	if cfg.Tools.DockerContext == "" {
+		// The context refreshd was started with, else docker's default: never the one a
+		// step left current in the docker config (breeze's `docker context use`).
+		cfg.Tools.DockerContext = os.Getenv("DOCKER_CONTEXT")
+	}
 	if err := proc.BecomeSubreaper(); err != nil {
 		cfg.Logger.Warn("orphaned step processes will be reaped by PID 1 instead", "err", err)
 	}

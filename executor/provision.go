@@ -284,7 +284,8 @@ func nodePlatform(b *plan.Builder, node string) string {
 func (p provision) describe(t *Tools) []Op {
 	b := p.Builder
 	docker := t.docker()
-	ops := []Op{{Argv: buildx.LsArgv(docker), Note: compareNote(b)}}
+	ops := []Op{{Argv: buildx.LsArgv(docker), Note: compareNote(b)},
+		{Argv: buildx.ContextRmArgv(docker, b.Name), Note: "only before a create, when a docker context of the builder's name is in its way and is a copy of the default context (breeze --builder makes one)"}}
 	for _, ch := range buildx.Diff(docker, builderSpec(b), nil) {
 		ops = append(ops, Op{Argv: ch.Argv})
 	}

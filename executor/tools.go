@@ -15,6 +15,10 @@ type Tools struct {
 	Buildctl     string // buildctl, for the emulation guard; default "buildctl"
 	Git          string // default "git"
 	DockerConfig string // DOCKER_CONFIG for buildx builder state and registry credentials; "" = default
+	// DockerContext is the docker context (DOCKER_CONTEXT) of every docker command refreshd
+	// itself runs; "" is docker's "default". Steps are not given it: they keep docker's
+	// current context, which they may change (buildx.Client.DockerContext).
+	DockerContext string
 
 	// NodeWait bounds how long provisioning waits for every builder node to be running
 	// (checks, backoff, one bootstrap's timeout). Zero values take buildx's defaults:

@@ -84,6 +84,9 @@ ALLOWED_ARCHITECTURES = [Architecture.X86_64, Architecture.ARM]
 	}{
 		{"a literal list", `ALLOWED_PYTHON_MAJOR_MINOR_VERSIONS = ["3.10", "3.11", "3.12", "3.13", "3.14"]`, []string{"3.10", "3.11", "3.12", "3.13", "3.14"}},
 		{"single quotes, one version", `ALLOWED_PYTHON_MAJOR_MINOR_VERSIONS = ['3.12']`, []string{"3.12"}},
+		{"annotated", `ALLOWED_PYTHON_MAJOR_MINOR_VERSIONS: list[str] = ["3.10", "3.11", "3.12", "3.13", "3.14"]`, []string{"3.10", "3.11", "3.12", "3.13", "3.14"}},
+		{"annotated, no value", "ALLOWED_PYTHON_MAJOR_MINOR_VERSIONS: list[str]", nil},
+		{"annotated, computed", `ALLOWED_PYTHON_MAJOR_MINOR_VERSIONS: list[str] = sorted(["3.11", "3.10"])`, nil},
 		{"renamed", `SUPPORTED_PYTHON_VERSIONS = ["3.10", "3.11"]`, nil},
 		{"computed", `ALLOWED_PYTHON_MAJOR_MINOR_VERSIONS = sorted(["3.11", "3.10"])`, nil},
 	} {
@@ -121,6 +124,85 @@ ALLOWED_ARCHITECTURES = [Architecture.X86_64, Architecture.ARM]
 			_, code := run(dir, argvOf("check-constraints[python=3.12,mode=constraints-source-providers]"))
 			if (code == 0) != tt.pass {
 				t.Errorf("gate exit %d; want pass %v", code, tt.pass)
+			}
+		})
+	}
+}
+
+// TestAirflowPreflight runs the shipped plan's preflight command, as the plan expands it,
+// on boxes that lack one prerequisite each (docker and uv stand-ins on PATH, a docker config
+// with or without the registry's login): each fails the step naming what is missing, a
+// complete box passes.
+func TestAirflowPreflight(t *testing.T) {
+	testkit.Need(t, "python3")
+	_, g := expandShipped(t, "../plans/airflow.yaml")
+	var argv []string
+	for _, in := range g.Instances {
+		if in.ID == "preflight" {
+			argv = slices.Clone(in.Action.(*RunAction).Argv)
+		}
+	}
+	if len(argv) != 5 || argv[3] != "ghcr.io" {
+		t.Fatalf("preflight argv %q; want python3 -c SCRIPT ghcr.io MIN_FREE_GB", argv)
+	}
+	// The interpreter itself, so PATH below can leave everything else out.
+	exe, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv[0] = strings.TrimSpace(string(exe))
+	const loggedIn = `{"auths": {"ghcr.io": {"auth": "dXNlcjpwYXNz"}}}`
+	for _, tt := range []struct {
+		name    string
+		compose bool   // docker compose version succeeds
+		uv      bool   // uv on PATH
+		config  string // DOCKER_CONFIG/config.json
+		minGB   string
+		want    string // "" passes; else the end of stderr
+	}{
+		{"complete box", true, true, loggedIn, "0.001", ""},
+		{"no compose plugin", false, true, loggedIn, "0.001", "preflight: missing docker compose\n"},
+		{"no uv", true, false, loggedIn, "0.001", "preflight: missing uv\n"},
+		{"no login", true, true, `{"auths": {"docker.io": {"auth": "eA=="}}}`, "0.001", "preflight: missing docker login ghcr.io\n"},
+		{"no docker config", true, true, "", "0.001", "preflight: missing docker login ghcr.io\n"},
+		{"disk full", true, true, loggedIn, "1e9", "preflight: missing free disk\n"},
+		{"all at once", false, false, "", "1e9", "preflight: missing docker compose, uv, docker login ghcr.io, free disk\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bin, config := t.TempDir(), t.TempDir()
+			composeExit := "1"
+			if tt.compose {
+				composeExit = "0"
+			}
+			write := func(path, content string, mode os.FileMode) {
+				t.Helper()
+				if err := os.WriteFile(path, []byte(content), mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(filepath.Join(bin, "docker"), "#!/bin/sh\ncase \"$1 $2\" in\n\"compose version\") exit "+composeExit+";;\n\"buildx version\") exit 0;;\nesac\nexit 1\n", 0o755)
+			if tt.uv {
+				write(filepath.Join(bin, "uv"), "#!/bin/sh\nexit 0\n", 0o755)
+			}
+			if tt.config != "" {
+				write(filepath.Join(config, "config.json"), tt.config, 0o600)
+			}
+			args := slices.Clone(argv)
+			args[4] = tt.minGB
+			c := exec.Command(args[0], args[1:]...)
+			c.Dir = t.TempDir()
+			c.Env = []string{"PATH=" + bin, "DOCKER_CONFIG=" + config, "HOME=" + config}
+			var stderr strings.Builder
+			c.Stderr = &stderr
+			err := c.Run()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("preflight failed on a complete box: %v: %s", err, stderr.String())
+				}
+				return
+			}
+			if err == nil || !strings.HasSuffix(stderr.String(), tt.want) {
+				t.Errorf("preflight: %v, stderr %q; want a failure ending %q", err, stderr.String(), tt.want)
 			}
 		})
 	}

@@ -199,7 +199,7 @@ func TestShippedPlans(t *testing.T) {
 			names = append(names, q.Name)
 		}
 	}
-	if !slices.Equal(names, []string{"airflow/main", "airflow/v3-1-test"}) {
+	if !slices.Equal(names, []string{"airflow/main", "airflow/v3-3-test"}) {
 		t.Errorf("airflow instances %q", names)
 	}
 	p, g := expandShipped(t, "../plans/airflow.yaml")

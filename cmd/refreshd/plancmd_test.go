@@ -24,13 +24,13 @@ func TestPlanAirflow(t *testing.T) {
 	}
 	for _, line := range []string{
 		"plan airflow/main (../../plans/airflow.yaml)",
-		"plan airflow/v3-1-test (../../plans/airflow.yaml)",
-		`params ref="v3-1-test" upgrade="true"`,
+		"plan airflow/v3-3-test (../../plans/airflow.yaml)",
+		`params ref="v3-3-test" upgrade="true"`,
 		"git fetch origin main from https://github.com/apache/airflow.git into /srv/airflow/main",
-		"git fetch origin v3-1-test from https://github.com/apache/airflow.git into /srv/airflow/v3-1-test",
+		"git fetch origin v3-3-test from https://github.com/apache/airflow.git into /srv/airflow/v3-3-test",
 		"build-ci-images: from the values of checkout, python-versions (python, source)",
 		"  refresh-cache: from the values of checkout, python-versions (python, source), matrix over python\n    once python-versions succeeded, skip step refresh-cache and what needs it if every one of these tags, for each python x platform,",
-		"      ghcr.io/apache/airflow/v3-1-test/ci/python<python>:cache-<platform>",
+		"      ghcr.io/apache/airflow/v3-3-test/ci/python<python>:cache-<platform>",
 		"verify-cache: from the values of python-versions (python), matrix over python x platform",
 	} {
 		if !strings.Contains(out.String(), line) {

@@ -16,6 +16,12 @@ type Client struct {
 	// DockerConfig is passed as DOCKER_CONFIG to every docker command: builder state lives
 	// under it. "" means the environment's DOCKER_CONFIG, else ~/.docker.
 	DockerConfig string
+	// DockerContext is passed as DOCKER_CONTEXT to every docker command; default "default".
+	// The current context is a setting in DOCKER_CONFIG/config.json that a step may change:
+	// breeze's `ci-image build --builder NAME` runs `docker context create NAME` and
+	// `docker context use NAME`. Naming the context keeps every command of refreshd on the
+	// endpoint it meant (DOCKER_HOST, when set, still wins over it, as docker documents).
+	DockerContext string
 	// Run executes commands that change or build (create, append, leave, rm, bootstrap,
 	// build), streaming their output. Default ExecRunner(nil, nil).
 	Run Runner
@@ -39,11 +45,24 @@ func (c *Client) buildctl() string {
 	return c.Buildctl
 }
 
-func (c *Client) env() []string {
-	if c.DockerConfig == "" {
-		return nil
+// DefaultContext is the docker context refreshd's own docker commands use unless told
+// otherwise: docker's built-in one (DOCKER_HOST, else the local socket).
+const DefaultContext = "default"
+
+func (c *Client) dockerContext() string {
+	if c.DockerContext == "" {
+		return DefaultContext
 	}
-	return []string{"DOCKER_CONFIG=" + c.DockerConfig}
+	return c.DockerContext
+}
+
+// env is the environment every command of the client gets on top of the process's own.
+func (c *Client) env() []string {
+	env := []string{"DOCKER_CONTEXT=" + c.dockerContext()}
+	if c.DockerConfig != "" {
+		env = append(env, "DOCKER_CONFIG="+c.DockerConfig)
+	}
+	return env
 }
 
 func (c *Client) log() *slog.Logger {
@@ -55,12 +74,17 @@ func (c *Client) log() *slog.Logger {
 
 // run executes a command that changes something, through c.Run.
 func (c *Client) run(ctx context.Context, argv ...string) error {
+	return c.runEnv(ctx, nil, argv...)
+}
+
+// runEnv is run with extra environment variables, over the client's own.
+func (c *Client) runEnv(ctx context.Context, env []string, argv ...string) error {
 	r := c.Run
 	if r == nil {
 		r = ExecRunner(nil, nil)
 	}
 	c.log().Debug("buildx command", "argv", argv)
-	return r(ctx, argv, c.env(), nil)
+	return r(ctx, argv, append(c.env(), env...), nil)
 }
 
 // query executes a read-only command and returns its standard output.

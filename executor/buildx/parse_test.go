@@ -93,6 +93,30 @@ func TestNativeFromLs(t *testing.T) {
 	}
 }
 
+// Captured from the real docker CLI (28.2): a context made by `docker context create
+// airflow_cache` (breeze's), the default one, one pointing elsewhere.
+func TestParseContexts(t *testing.T) {
+	data, err := os.ReadFile("testdata/contexts.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := parseContexts(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DockerContextInfo{
+		{Name: "airflow_cache", DockerEndpoint: "unix:///var/run/docker.sock"},
+		{Name: "default", DockerEndpoint: "unix:///var/run/docker.sock"},
+		{Name: "other", DockerEndpoint: "tcp://10.1.2.3:2376"},
+	}
+	if !slices.Equal(list, want) {
+		t.Errorf("parsed %+v, want %+v", list, want)
+	}
+	if _, err := parseContexts([]byte("{\"Name\":\"x\"}\n{\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("bad line: error %v, want one naming line 2", err)
+	}
+}
+
 func TestDiff(t *testing.T) {
 	spec := BuilderSpec{Name: "b", Driver: "remote", Nodes: []NodeSpec{
 		{Name: "b0", Endpoint: "tcp://h0:1234", Platform: "linux/amd64"},
@@ -110,6 +134,8 @@ func TestDiff(t *testing.T) {
 	repinned.Nodes = slices.Clone(same.Nodes)
 	repinned.Nodes[1].Pinned = nil
 	stranger := &BuilderState{Name: "b", Driver: "remote", Nodes: []NodeState{{Name: "x", Endpoint: "tcp://x:1"}}}
+	// What ls shows for a docker context named b when buildx's store has no builder b.
+	contextOnly := &BuilderState{Name: "b", Driver: "docker", Context: true, Nodes: []NodeState{{Name: "b", Endpoint: "b", Status: "running"}}}
 	tests := []struct {
 		name string
 		cur  *BuilderState
@@ -120,6 +146,7 @@ func TestDiff(t *testing.T) {
 		{"extra node", &extra},
 		{"pin lost", &repinned},
 		{"no declared node", stranger},
+		{"a docker context of its name", contextOnly},
 	}
 	var out strings.Builder
 	for _, tt := range tests {

@@ -35,6 +35,9 @@ const (
 	ChangeUpdate ChangeKind = "update" // a node whose endpoint, platform or driver options differ
 	ChangeLeave  ChangeKind = "leave"  // a node the spec no longer has
 	ChangeRemove ChangeKind = "rm"     // the whole builder (driver change), before create
+	// ChangeContext removes a docker context of the builder's name that blocks its create
+	// (contextClash).
+	ChangeContext ChangeKind = "rm-context"
 )
 
 // Change is one command that moves a builder towards its spec.
@@ -43,6 +46,7 @@ type Change struct {
 	Node   string
 	Reason string
 	Argv   []string
+	Env    []string // over the client's own environment ("K=V"), if any
 }
 
 func (ch Change) String() string {
@@ -68,6 +72,9 @@ func Diff(docker string, spec BuilderSpec, cur *BuilderState) []Change {
 	switch {
 	case cur == nil:
 		fresh("builder does not exist")
+		return changes
+	case cur.Context:
+		fresh("builder does not exist (ls lists the docker context " + spec.Name + " in its place)")
 		return changes
 	case cur.Driver != spec.Driver:
 		// buildx cannot change a builder's driver in place.
@@ -193,9 +200,19 @@ func (c *Client) ProvisionAll(ctx context.Context, specs []BuilderSpec) ([]Chang
 				}
 				continue
 			}
+			if slices.ContainsFunc(changes, func(ch Change) bool { return ch.Kind == ChangeCreate }) {
+				// A docker context of the builder's name would block the create.
+				pre, err := c.contextClash(ctx, spec.Name)
+				if err != nil {
+					return done, nil, fmt.Errorf("provision builder %s: %w", spec.Name, err)
+				}
+				if pre != nil {
+					changes = append([]Change{*pre}, changes...)
+				}
+			}
 			for _, ch := range changes {
 				c.log().Info("builder change", "builder", spec.Name, "node", ch.Node, "change", string(ch.Kind), "reason", ch.Reason)
-				if err := c.run(ctx, ch.Argv...); err != nil {
+				if err := c.runEnv(ctx, ch.Env, ch.Argv...); err != nil {
 					return done, nil, fmt.Errorf("provision builder %s: %s node %s: %w", spec.Name, ch.Kind, ch.Node, err)
 				}
 				done = append(done, ch)

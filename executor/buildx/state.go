@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Node statuses as `docker buildx ls` reports them. An unreachable remote node is inactive.
@@ -25,6 +26,10 @@ type BuilderState struct {
 	Driver string
 	Err    string
 	Nodes  []NodeState
+	// Context: buildx's store has no builder of this name; ls lists a docker context of the
+	// name in its place (as a builder with the docker driver). It is not a builder refreshd
+	// can change: `buildx rm` refuses it (see contextClash).
+	Context bool
 }
 
 // NodeState is one node of a builder.
@@ -69,19 +74,7 @@ type lsEntry struct {
 // per line.
 func parseLs(out []byte) ([]BuilderState, error) {
 	var builders []BuilderState
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 {
-			continue
-		}
-		var e lsEntry
-		if err := json.Unmarshal(text, &e); err != nil {
-			return nil, fmt.Errorf("parse docker buildx ls output line %d: %w", line, err)
-		}
+	err := jsonLines(out, "docker buildx ls", func(e *lsEntry) {
 		b := BuilderState{Name: e.Name, Driver: e.Driver, Err: e.Err}
 		for _, n := range e.Nodes {
 			b.Nodes = append(b.Nodes, NodeState{
@@ -89,11 +82,33 @@ func parseLs(out []byte) ([]BuilderState, error) {
 			})
 		}
 		builders = append(builders, b)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read docker buildx ls output: %w", err)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return builders, nil
+}
+
+// jsonLines decodes out, one JSON object of type T per non-empty line (the output of a
+// docker command's --format json), handing each to fn. Errors name the command and line.
+func jsonLines[T any](out []byte, command string, fn func(*T)) error {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
+	for line := 1; sc.Scan(); line++ {
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(text, &v); err != nil {
+			return fmt.Errorf("parse %s output line %d: %w", command, line, err)
+		}
+		fn(&v)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s output: %w", command, err)
+	}
+	return nil
 }
 
 // LsArgv is the command that lists every builder with its nodes, as JSON (parseLs reads it).
@@ -163,10 +178,14 @@ func (c *Client) readStore(b *BuilderState) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "buildx", "instances", b.Name)
+	// buildx stores a builder under its name in lower case (store.ValidateName).
+	path := filepath.Join(dir, "buildx", "instances", strings.ToLower(b.Name))
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // a builder buildx did not store (e.g. the docker driver's default)
+		// ls lists the store's builders and every docker context (the default one
+		// included), the store's first: one not in the store is a context.
+		b.Context = true
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read builder %s pinned platforms: %w", b.Name, err)
