@@ -52,6 +52,8 @@ type Store interface {
 	SaveRun(r *history.Run) error
 	// Recovered reports a corrupt store moved aside at start-up (history.Store.Recovered).
 	Recovered() *history.Recovery
+	// Tags returns the watched cache tags' records, by ref (history.Store.Tags).
+	Tags() (map[string]history.Tag, error)
 	schedule.Marks
 }
 
@@ -175,6 +177,7 @@ func New(cfg Config) (*Daemon, error) {
 		if rec := cfg.Store.Recovered(); rec != nil {
 			d.metrics.StoreRecovered(rec.At)
 		}
+		d.metrics.WatchTagAges(d.tagAges)
 	}
 	if cfg.HTTPAddr != "" {
 		var err error
@@ -561,4 +564,23 @@ func (d *Daemon) statusLine() string {
 		s += fmt.Sprintf("; %d plan load errors", n)
 	}
 	return s
+}
+
+// tagAges lists the watched tags of the loaded plans as refreshd_cache_tag_age_seconds
+// reports them: a tag whose plan a reload removed is not exported (it would alert for a
+// plan nobody runs; its record is forgotten 90 days after its last run).
+func (d *Daemon) tagAges() ([]metrics.TagAge, error) {
+	tags, err := d.cfg.Store.Tags()
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]metrics.TagAge, 0, len(tags))
+	for _, t := range tags {
+		if d.plans[t.Plan] != nil {
+			out = append(out, metrics.TagAge{Plan: t.Plan, Ref: t.Ref, Changed: t.ChangedBy})
+		}
+	}
+	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -94,6 +96,27 @@ steps:
 	}
 	if strings.Contains(body, `node="cache1"`) {
 		t.Errorf("cache1 is alone on linux/386, not in a pool, yet exported")
+	}
+	// Watched tags: the age of a dated change, read from the store at each scrape; a tag
+	// refreshd has seen only one digest of has no age yet.
+	const dated, undated = "127.0.0.1:5000/ci/python3.12:cache-linux-amd64", "127.0.0.1:5000/ci/python3.13:cache-linux-amd64"
+	changed := time.Now().Add(-2 * time.Hour)
+	for _, o := range []struct {
+		ref, digest string
+		at          time.Time
+	}{{dated, "sha256:a", changed.Add(-time.Hour)}, {dated, "sha256:b", changed}, {undated, "sha256:c", changed}} {
+		if _, err := store.ObserveTagBy(o.ref, o.digest, o.at, history.Sighting{Plan: "first", Run: "first-1", Pushed: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	age := regexp.MustCompile(`(?m)^refreshd_cache_tag_age_seconds\{plan="first",ref="` + regexp.QuoteMeta(dated) + `"\} ([0-9.e+]+)$`).FindStringSubmatch(scrape())
+	if age == nil {
+		t.Errorf("no refreshd_cache_tag_age_seconds for %s:\n%s", dated, grepMetrics(scrape()))
+	} else if v, _ := strconv.ParseFloat(age[1], 64); v < 7200 || v > 7200+60 {
+		t.Errorf("refreshd_cache_tag_age_seconds of %s = %s, want about 7200", dated, age[1])
+	}
+	if strings.Contains(scrape(), undated) {
+		t.Errorf("%s, seen with one digest only, has an age", undated)
 	}
 
 	mu.Lock()

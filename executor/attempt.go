@@ -52,8 +52,9 @@ type Attempt struct {
 	SetSource func(history.Source)
 	Source    func() *history.Source
 	// ObserveTag tells the store of watched tags (skip_if tags:) the digest ref has now, as
-	// this attempt read it from the registry: the run's own pushes count as refreshes too.
-	ObserveTag func(ref, digest string)
+	// this attempt read it from the registry: the run's own pushes count as refreshes too
+	// (pushed: the attempt exported that cache itself, and the record names the run).
+	ObserveTag func(ref, digest string, pushed bool)
 	// StateDir is the daemon's (or run --local's) state directory.
 	StateDir string
 	DryRun   bool // the dry run: change nothing outside the state directory
@@ -76,8 +77,8 @@ func (a *Attempt) reportNodeDown(d history.NodeDown) {
 }
 
 // observeTag records ref's digest as seen now, if the engine watches tags.
-func (a *Attempt) observeTag(ref, digest string) {
+func (a *Attempt) observeTag(ref, digest string, pushed bool) {
 	if a.ObserveTag != nil {
-		a.ObserveTag(ref, digest)
+		a.ObserveTag(ref, digest, pushed)
 	}
 }

@@ -47,7 +47,7 @@ func (b buildxCache) run(ctx context.Context, t *Tools, a *Attempt) error {
 		return fmt.Errorf("verify cache %s after the build: %w", act.CacheRef, err)
 	}
 	if found {
-		a.observeTag(act.CacheRef, after)
+		a.observeTag(act.CacheRef, after, true)
 	}
 	a.Record(func(s *history.Step) {
 		s.Node = md.Node

@@ -227,11 +227,11 @@ func (rs *runState) recordHooks(a *Attempt, i int) {
 		rs.update(i, func(*history.Step) {}) // saves the record
 	}
 	a.Source = rs.source
-	a.ObserveTag = func(ref, digest string) {
+	a.ObserveTag = func(ref, digest string, pushed bool) {
 		if rs.spec.DryRun {
 			return
 		}
-		if _, err := rs.e.cfg.Store.ObserveTag(ref, digest, time.Now()); err != nil {
+		if _, err := rs.e.cfg.Store.ObserveTagBy(ref, digest, time.Now(), rs.sighting(pushed)); err != nil {
 			log.Error("record the digest of a watched tag", "ref", ref, "err", err)
 		}
 	}

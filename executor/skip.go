@@ -114,7 +114,7 @@ func (rs *runState) decide(ctx context.Context, key condKey, c plan.SkipConditio
 	if key.step != "" && rs.stepSkip[key.step] != "" {
 		return "", false
 	}
-	fresh, why, warn := rs.tools.checkCond(ctx, rs.g, c, refs, rs.secrets, rs.runProcs(), rs.e.cfg.Store, rs.registry, rs.log)
+	fresh, why, warn := rs.tools.checkCond(ctx, rs.g, c, refs, rs.secrets, rs.runProcs(), runTags{rs.e.cfg.Store, rs.sighting(false)}, rs.registry, rs.log)
 	rs.warn(warn)
 	if ctx.Err() != nil {
 		return "", false
@@ -205,6 +205,21 @@ func branchToken(g *plan.Graph, repo string, secrets map[string]string) string {
 // tagObserver is the store of watched tags (history.Store.ObserveTag).
 type tagObserver interface {
 	ObserveTag(ref, digest string, at time.Time) (history.Tag, error)
+}
+
+// runTags is the store of watched tags as one run's sightings.
+type runTags struct {
+	store *history.Store
+	by    history.Sighting
+}
+
+func (r runTags) ObserveTag(ref, digest string, at time.Time) (history.Tag, error) {
+	return r.store.ObserveTagBy(ref, digest, at, r.by)
+}
+
+// sighting is this run as the one looking at a tag.
+func (rs *runState) sighting(pushed bool) history.Sighting {
+	return history.Sighting{Plan: rs.g.Plan.Name, Run: rs.spec.ID, Pushed: pushed}
 }
 
 // checkTags looks up every ref of a tags condition in the registry, records its digest in

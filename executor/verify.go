@@ -33,7 +33,7 @@ func (v verifyCache) run(ctx context.Context, t *Tools, a *Attempt) error {
 		if !found {
 			digest = ""
 		}
-		a.observeTag(ref, digest)
+		a.observeTag(ref, digest, false)
 		c := history.Cache{Ref: ref, Before: before, After: digest, Changed: before != digest, Verified: found}
 		a.Record(func(s *history.Step) { s.Caches = setCache(s.Caches, c) })
 		if !found {

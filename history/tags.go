@@ -27,6 +27,19 @@ type Tag struct {
 	// opposed to the daemon's own periodic looks (LookTag): a tag no run asks for any more
 	// is no longer looked at.
 	Asked time.Time `json:"asked,omitzero"`
+	// Plan is the plan whose run last asked for the tag.
+	Plan string `json:"plan,omitempty"`
+	// PushedBy is the refreshd run that pushed the current digest (its own cache export);
+	// empty when the digest came from outside refreshd (CI, a person) or when refreshd first
+	// saw it without pushing it.
+	PushedBy string `json:"pushed_by,omitempty"`
+}
+
+// Sighting is who looked at a tag: a run (Run) of a plan (Plan), and whether that run
+// pushed the digest it saw (its own cache export, read back right after the push).
+type Sighting struct {
+	Plan, Run string
+	Pushed    bool
 }
 
 // LastAsked is when a run last asked for the tag; a record from before Asked existed
@@ -42,17 +55,23 @@ func (t Tag) LastAsked() time.Time {
 // the updated record. A digest different from the one recorded is a change made between the
 // previous look and at.
 func (s *Store) ObserveTag(ref, digest string, at time.Time) (Tag, error) {
-	return s.observeTag(ref, digest, at, true)
+	return s.observeTag(ref, digest, at, true, Sighting{})
+}
+
+// ObserveTagBy is ObserveTag by a known run: the record keeps the run's plan and, when the
+// run pushed the digest and it is new, that run as the one that changed the tag.
+func (s *Store) ObserveTagBy(ref, digest string, at time.Time, by Sighting) (Tag, error) {
+	return s.observeTag(ref, digest, at, true, by)
 }
 
 // LookTag records the digest of a periodic look (the daemon's, between runs) like
 // ObserveTag, without counting it as a run asking for the tag: the more often a tag is
 // looked at, the closer to its push a change is dated.
 func (s *Store) LookTag(ref, digest string, at time.Time) (Tag, error) {
-	return s.observeTag(ref, digest, at, false)
+	return s.observeTag(ref, digest, at, false, Sighting{})
 }
 
-func (s *Store) observeTag(ref, digest string, at time.Time, asked bool) (Tag, error) {
+func (s *Store) observeTag(ref, digest string, at time.Time, asked bool, by Sighting) (Tag, error) {
 	at = at.UTC()
 	var tag Tag
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -67,11 +86,18 @@ func (s *Store) observeTag(ref, digest string, at time.Time, asked bool) (Tag, e
 		}
 		tag = old
 		tag.Ref = ref
+		pushedBy := ""
+		if by.Pushed {
+			pushedBy = by.Run
+		}
 		switch {
 		case !found:
-			tag = Tag{Ref: ref, Digest: digest}
+			tag = Tag{Ref: ref, Digest: digest, PushedBy: pushedBy}
 		case old.Digest != digest:
-			tag.Digest, tag.ChangedAfter, tag.ChangedBy = digest, old.Checked, at
+			tag.Digest, tag.ChangedAfter, tag.ChangedBy, tag.PushedBy = digest, old.Checked, at, pushedBy
+		}
+		if asked && by.Plan != "" {
+			tag.Plan = by.Plan
 		}
 		if at.After(tag.Checked) {
 			tag.Checked = at

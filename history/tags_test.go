@@ -1,6 +1,7 @@
 package history
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -49,6 +50,49 @@ func TestObserveTag(t *testing.T) {
 	}
 	if got := all[ref]; got.Digest != "" || !got.Checked.Equal(t0.Add(5*time.Hour)) {
 		t.Errorf("Tags()[%s] = %+v", ref, got)
+	}
+}
+
+// A run's sighting keeps its plan; a digest the run pushed names the run, a digest seen
+// changed by anyone else (a look, another run's check) names nobody: outside refreshd.
+func TestTagPushedBy(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "history.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)
+	const ref = "127.0.0.1:5000/ci/python3.12:cache-linux-amd64"
+	steps := []struct {
+		look     string // run (ObserveTagBy), push (ObserveTagBy, pushed), daemon (LookTag)
+		digest   string
+		plan     string
+		pushedBy string
+	}{
+		{"push", "sha256:a", "demo/main", "r1"}, // first seen as r1's own push
+		{"run", "sha256:a", "demo/v1", "r1"},    // another plan's check: same digest, same pusher
+		{"daemon", "sha256:b", "demo/v1", ""},   // changed between looks: outside refreshd
+		{"push", "sha256:b", "demo/main", ""},   // a push that changed nothing is not the pusher
+		{"push", "sha256:c", "demo/main", "r5"}, // a push that changed it is
+		{"run", "sha256:c", "demo/main", "r5"},  // verify after it
+	}
+	for i, st := range steps {
+		at := t0.Add(time.Duration(i) * time.Hour)
+		run := fmt.Sprintf("r%d", i+1)
+		var tag Tag
+		var err error
+		switch st.look {
+		case "daemon":
+			tag, err = s.LookTag(ref, st.digest, at)
+		default:
+			tag, err = s.ObserveTagBy(ref, st.digest, at, Sighting{Plan: st.plan, Run: run, Pushed: st.look == "push"})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tag.Plan != st.plan || tag.PushedBy != st.pushedBy {
+			t.Errorf("look %d (%s %s): plan %q pushed by %q; want %q, %q", i, st.look, st.digest, tag.Plan, tag.PushedBy, st.plan, st.pushedBy)
+		}
 	}
 }
 

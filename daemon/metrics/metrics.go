@@ -59,6 +59,7 @@ type Metrics struct {
 	loadErrors     prometheus.Gauge
 	loadError      *prometheus.GaugeVec
 	cacheTags      *prometheus.GaugeVec
+	tagAges        *tagAges
 	storeRecovered prometheus.Gauge
 	poolNodesDown  *prometheus.CounterVec
 	poolNodes      map[PoolNode]bool // the pool nodes the loaded plans declare
@@ -122,6 +123,7 @@ func New(build BuildInfo) *Metrics {
 		Help: "Times a run found a node of a builder's pool down and went on without it (found: provisioning, skipped; build, lost mid-build and the build moved), by builder, node and platform; every pool node at 0 from the plans' load.",
 	}, []string{"builder", "node", "platform", "found"})
 	m.poolNodes = map[PoolNode]bool{}
+	m.tagAges = newTagAges()
 	m.planCollectors = []*prometheus.MetricVec{m.runs.MetricVec, m.skips.MetricVec, m.stepDuration.MetricVec,
 		m.lastSuccess.MetricVec, m.lastFresh.MetricVec, m.lastRun.MetricVec, m.lastRunStatus.MetricVec,
 		m.inProgress.MetricVec, m.cacheTags.MetricVec}
@@ -130,7 +132,7 @@ func New(build BuildInfo) *Metrics {
 	}, []string{"version", "revision", "goversion"})
 	info.WithLabelValues(build.Version, build.Revision, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.runs, m.skips, m.stepDuration, m.lastSuccess, m.lastFresh, m.lastRun, m.lastRunStatus,
-		m.inProgress, m.loadErrors, m.loadError, m.cacheTags, m.storeRecovered, m.poolNodesDown, info,
+		m.inProgress, m.loadErrors, m.loadError, m.cacheTags, m.storeRecovered, m.poolNodesDown, info, m.tagAges,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

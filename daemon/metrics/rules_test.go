@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/refreshd/refreshd/internal/testkit"
 )
@@ -41,6 +42,9 @@ func TestAlertRulesUseExportedSeries(t *testing.T) {
 	m.LoadErrors(nil)
 	m.CacheTags("p", 0, 0)
 	m.PoolNodes([]PoolNode{{Builder: "b", Node: "n", Platform: "linux/amd64"}})
+	m.WatchTagAges(func() ([]TagAge, error) {
+		return []TagAge{{Plan: "p", Ref: "r:cache-linux-amd64", Changed: time.Now().Add(-time.Hour)}}, nil
+	})
 	body := scrape(t, m)
 	exported := map[string]bool{}
 	for line := range strings.Lines(body) {
@@ -68,7 +72,7 @@ func TestAlertRulesUseExportedSeries(t *testing.T) {
 			}
 			for _, kv := range regexp.MustCompile(`(\w+)="([^"]*)"`).FindAllStringSubmatch(m[2], -1) {
 				switch kv[1] {
-				case "job", "plan", "builder", "node", "platform":
+				case "job", "plan", "builder", "node", "platform", "ref":
 					continue // set by Prometheus; any plan, builder or node
 				}
 				if !exported[m[1]+"/"+kv[1]+"="+kv[2]] {
