@@ -83,6 +83,9 @@ type Config struct {
 	HTTPHosts []string
 	// Webhooks are global targets, notified for every plan.
 	Webhooks []webhook.Target
+	// HTTPURL is the dashboard's address as operators reach it (a proxy's, say): a
+	// notification links the run's page under it. Empty: notifications carry no link.
+	HTTPURL string
 	// Notify speaks sd_notify; nil sends nothing.
 	Notify Notifier
 	// RunID makes run ids (executor.NewRunID); nil uses the scheduler's default.

@@ -175,7 +175,8 @@ steps:
 	sock := filepath.Join(dir, "run", "refreshd.sock")
 	metricsAddr := testkit.FreeAddr(t)
 	td := startDaemon(t, dir, Config{Load: load, Socket: sock, MetricsAddr: metricsAddr, Version: "test",
-		Notify: SystemdNotifier{Log: slog.Default()}, Webhooks: []webhook.Target{{URL: hookSrv.URL + "/hook/s3cr3t"}}})
+		Notify: SystemdNotifier{Log: slog.Default()}, Webhooks: []webhook.Target{{URL: hookSrv.URL + "/hook/s3cr3t"}},
+		HTTPURL: "https://refreshd.example.com/ci/"})
 	store, shutdown := td.store, td.shutdown
 	testkit.WaitFor(t, "READY=1", 5*time.Second, func() bool { return strings.Contains(notified(), "READY=1") })
 
@@ -207,6 +208,21 @@ steps:
 	var ev webhook.Event
 	if err := json.Unmarshal([]byte(hooks[0]), &ev); err != nil || ev.Event != "failure" || ev.Plan != "fails" || ev.Run != ft.Run {
 		t.Errorf("webhook payload %s (%v), want a failure event for %s", hooks[0], err, ft.Run)
+	}
+	if want := "https://refreshd.example.com/ci/runs/" + ft.Run; ev.URL != want {
+		t.Errorf("webhook payload url %q, want the run's page %q", ev.URL, want)
+	}
+	// The recovery of fails, by a run that published constraints: the payload names the
+	// branch, its commit, the summary and the changes.
+	fixed := &history.Run{ID: "fails-fixed", Plan: "fails", Status: history.StatusSucceeded, Start: time.Now(), End: time.Now(),
+		Steps: []history.Step{{Instance: "publish", Status: history.StatusSucceeded, Publish: &history.Publish{Branch: "constraints-main", Commit: "c0ffee", Changed: true,
+			Summary: "1 upgraded", Changes: []history.PackageChange{{File: "constraints-3.12.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1"}}}}}}
+	td.Observer().RunFinished(fixed)
+	testkit.WaitFor(t, "recovery webhook", 10*time.Second, func() bool { hookMu.Lock(); defer hookMu.Unlock(); return len(hooks) == 2 })
+	var rec webhook.Event
+	if err := json.Unmarshal([]byte(hooks[1]), &rec); err != nil || rec.Event != "recovery" || len(rec.Constraints) != 1 ||
+		rec.Constraints[0].Branch != "constraints-main" || rec.Constraints[0].Commit != "c0ffee" || len(rec.Constraints[0].Changes) != 1 || rec.Constraints[0].Changes[0].New != "0.28.1" {
+		t.Errorf("recovery payload %s (%v), want the published constraints", hooks[1], err)
 	}
 
 	// Reload with a broken file: the old version of echo stays scheduled, the error shows.

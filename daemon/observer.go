@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"maps"
+	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/refreshd/refreshd/daemon/metrics"
 	"github.com/refreshd/refreshd/daemon/webhook"
@@ -100,10 +102,19 @@ func (o *Observer) RunFinished(r *history.Run) {
 	if p != nil {
 		targets, secrets = d.planTargets(p, targets)
 	}
-	d.hooks.Send(d.hookCtx, targets, webhook.Event{
+	ev := webhook.Event{
 		Event: event, Plan: r.Plan, Run: r.ID, Status: string(r.Status), Previous: string(prev),
 		Reason: r.Reason, Started: r.Start, Ended: r.End,
-	}, secrets...)
+	}
+	if d.cfg.HTTPURL != "" {
+		ev.URL = strings.TrimSuffix(d.cfg.HTTPURL, "/") + "/runs/" + url.PathEscape(r.ID)
+	}
+	for _, s := range r.Steps {
+		if p := s.Publish; p != nil && p.Changed && p.Commit != "" {
+			ev.Constraints = append(ev.Constraints, webhook.NewPublished(p))
+		}
+	}
+	d.hooks.Send(d.hookCtx, targets, ev, secrets...)
 }
 
 // planTargets adds the plan's own webhooks to targets, their URLs rendered by the plan's

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -45,6 +47,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	})
 	grace := killGraceFlag(fs)
 	stopTimeout := fs.Duration("stop-timeout", daemon.DefaultStopTimeout, "longest a stop (SIGTERM) may take; every kill grace is capped to fit in it. Keep it below the unit's TimeoutStopSec")
+	httpURL := fs.String("http-url", "", "the dashboard's `URL` as operators reach it (behind a proxy, say): notifications link each run's page under it, and its host is one --http-host")
 	hookFormat := fs.String("webhook-format", "json", "payload `FORMAT` of the --webhook targets: json or slack")
 	var hooks []string
 	fs.Func("webhook", "global webhook `URL` notified on every plan's failures and recoveries; @FILE reads the URL from FILE (keeps it out of ps and the unit); repeatable", func(s string) error {
@@ -82,6 +85,13 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return &usageError{err: err}
 		}
 	}
+	if *httpURL != "" {
+		host, err := checkHTTPURL(*httpURL)
+		if err != nil {
+			return usageErrorf("--http-url %q: %v", *httpURL, err)
+		}
+		httpHosts = append(httpHosts, host)
+	}
 	targets, err := webhookTargets(hooks, *hookFormat)
 	if err != nil {
 		return &usageError{err: err}
@@ -90,7 +100,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return runDaemon(ctx, logger, daemonOptions{
 		plans: *plansDir, state: *state, socket: *socket, group: *group,
 		metricsAddr: *metricsAddr, httpAddr: *httpAddr, grace: *grace, stopTimeout: *stopTimeout, webhooks: targets, plainHTTP: *plainHTTP,
-		watchTags: *watchTags, httpHosts: httpHosts,
+		watchTags: *watchTags, httpHosts: httpHosts, httpURL: *httpURL,
 	})
 }
 
@@ -110,6 +120,7 @@ type daemonOptions struct {
 	grace, stopTimeout, watchTags                      time.Duration
 	webhooks                                           []webhook.Target
 	plainHTTP, httpHosts                               []string
+	httpURL                                            string
 }
 
 // runDaemon holds the state directory, recovers what a crash left behind, wires the engine
@@ -150,6 +161,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		MetricsAddr: o.metricsAddr,
 		HTTPAddr:    o.httpAddr,
 		HTTPHosts:   o.httpHosts,
+		HTTPURL:     o.httpURL,
 		Webhooks:    o.webhooks,
 		Notify:      daemon.SystemdNotifier{Log: log},
 		StopTimeout: o.stopTimeout,
@@ -221,4 +233,21 @@ func planTokens(dir string, log *slog.Logger) func(planName, repo string) string
 		}
 		return ""
 	}
+}
+
+// checkHTTPURL accepts the dashboard's external URL (http or https, a host, a path at most:
+// the run pages hang under it) and returns its host, which the dashboard must answer to.
+func checkHTTPURL(raw string) (host string, err error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "", errors.New("want a URL like https://refreshd.example.com/")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	case u.Host == "" || u.User != nil:
+		return "", errors.New("want a host, without user information")
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", errors.New("want no query or fragment: run pages are appended to its path")
+	}
+	return u.Host, nil
 }

@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/backoff"
 	"github.com/refreshd/refreshd/internal/redact"
 )
@@ -61,10 +63,38 @@ type Event struct {
 	Reason   string    `json:"reason,omitempty"`
 	Started  time.Time `json:"started"`
 	Ended    time.Time `json:"ended"`
-	URL      string    `json:"url,omitempty"` // where an operator can read more, if configured
+	URL      string    `json:"url,omitempty"` // the run's page on the dashboard, when the daemon knows its URL (--http-url)
+	// Constraints are what the run published, one entry per constraints branch it changed.
+	Constraints []Published `json:"constraints,omitempty"`
 }
 
-// Text is the one-line human form (Slack's "text").
+// Published is what a run published to one constraints branch: the commit, the summary
+// ("3 upgraded, 1 added") and the package changes, at most MaxChanges of them (More counts
+// the rest: a payload has a bounded size whatever the night changed).
+type Published struct {
+	Branch  string                  `json:"branch"`
+	Commit  string                  `json:"commit"`
+	Summary string                  `json:"summary"`
+	Changes []history.PackageChange `json:"changes,omitempty"`
+	More    int                     `json:"more,omitempty"`
+}
+
+// MaxChanges bounds the package changes an event lists per branch.
+const MaxChanges = 50
+
+// textChanges is how many package changes the one-line form names per branch.
+const textChanges = 5
+
+// NewPublished is p as an event lists it.
+func NewPublished(p *history.Publish) Published {
+	out := Published{Branch: p.Branch, Commit: p.Commit, Summary: p.Summary, Changes: p.Changes}
+	if len(out.Changes) > MaxChanges {
+		out.Changes, out.More = out.Changes[:MaxChanges:MaxChanges], len(p.Changes)-MaxChanges
+	}
+	return out
+}
+
+// Text is the one-line human form.
 func (e Event) Text() string {
 	s := fmt.Sprintf("refreshd: plan %s run %s %s", e.Plan, e.Run, e.Status)
 	if e.Event == OnRecovery {
@@ -73,7 +103,55 @@ func (e Event) Text() string {
 	if e.Reason != "" {
 		s += ": " + e.Reason
 	}
+	for _, c := range e.Constraints {
+		s += fmt.Sprintf("; %s %s: %s", c.Branch, shortCommit(c.Commit), c.Summary)
+		var pins []string
+		for _, ch := range c.Changes[:min(len(c.Changes), textChanges)] {
+			pins = append(pins, fmt.Sprintf("%s %s→%s", ch.Package, orNone(ch.Old), orNone(ch.New)))
+		}
+		if n := len(c.Changes) + c.More - len(pins); n > 0 {
+			pins = append(pins, fmt.Sprintf("%d more", n))
+		}
+		if len(pins) > 0 {
+			s += " (" + strings.Join(pins, ", ") + ")"
+		}
+	}
+	if e.URL != "" {
+		s += " " + e.URL
+	}
 	return s
+}
+
+// slackText is Text for Slack: its markup characters in every value escaped (a reason
+// quoting "<!channel>" or "<https://evil|click>" must not become a mention or a link), and
+// the run's page as a link.
+func (e Event) slackText() string {
+	url := e.URL
+	e.URL = ""
+	s := slackEscape(e.Text())
+	if url != "" {
+		s += " <" + slackEscape(url) + "|run page>"
+	}
+	return s
+}
+
+// slackEscape escapes the three characters Slack's text markup gives a meaning.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
 }
 
 // Redacted returns ev with every secret value (and its escaped and base64 forms) masked in
@@ -81,6 +159,18 @@ func (e Event) Text() string {
 func (e Event) Redacted(r *redact.Redactor) Event {
 	e.Plan, e.Run, e.Status, e.Previous = r.String(e.Plan), r.String(e.Run), r.String(e.Status), r.String(e.Previous)
 	e.Reason, e.URL = r.String(e.Reason), r.String(e.URL)
+	cs := make([]Published, len(e.Constraints))
+	for i, c := range e.Constraints {
+		c.Branch, c.Commit, c.Summary = r.String(c.Branch), r.String(c.Commit), r.String(c.Summary)
+		c.Changes = slices.Clone(c.Changes)
+		for j, ch := range c.Changes {
+			c.Changes[j] = history.PackageChange{File: r.String(ch.File), Package: r.String(ch.Package), Old: r.String(ch.Old), New: r.String(ch.New)}
+		}
+		cs[i] = c
+	}
+	if len(cs) > 0 {
+		e.Constraints = cs
+	}
 	return e
 }
 
@@ -152,7 +242,7 @@ func (s *Sender) Wait() { s.wg.Wait() }
 func (s *Sender) post(ctx context.Context, t Target, ev Event) error {
 	var body any = ev
 	if t.Format == "slack" {
-		body = map[string]string{"text": ev.Text()}
+		body = map[string]string{"text": ev.slackText()}
 	}
 	b, err := json.Marshal(body)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/redact"
 )
 
 // hookServer is a real HTTP server that answers 503 to the first failFirst requests, with
@@ -183,6 +187,50 @@ func TestRecoveryText(t *testing.T) {
 	ev := Event{Event: OnRecovery, Plan: "p", Run: "p-2", Status: "succeeded", Previous: "failed"}
 	if got, want := ev.Text(), "refreshd: plan p recovered: run p-2 succeeded (previous run failed)"; got != want {
 		t.Errorf("Text() = %q, want %q", got, want)
+	}
+}
+
+// The night's constraint changes and the run page ride along: named in the one-line form
+// (at most a few pins, the rest counted), whole (up to MaxChanges) in the JSON; in Slack's
+// form every value is escaped, so a reason or a package name cannot mention @channel or
+// smuggle in a link, and the run page is the one link.
+func TestConstraintsAndRunPage(t *testing.T) {
+	changes := []history.PackageChange{
+		{File: "constraints-3.12.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1"},
+		{File: "constraints-3.12.txt", Package: "rich", New: "13.9.4"},
+		{File: "constraints-3.12.txt", Package: "six", Old: "1.16.0"},
+	}
+	ev := Event{Event: OnSuccess, Plan: "demo/main", Run: "demo_main-1", Status: "succeeded",
+		URL:         "https://refreshd.example.com/runs/demo_main-1",
+		Constraints: []Published{NewPublished(&history.Publish{Branch: "constraints-main", Commit: "0123456789abcdef0123", Summary: "1 upgraded, 1 added, 1 removed", Changes: changes})}}
+	want := "refreshd: plan demo/main run demo_main-1 succeeded; constraints-main 0123456789ab: 1 upgraded, 1 added, 1 removed (httpx 0.27.2→0.28.1, rich none→13.9.4, six 1.16.0→none) https://refreshd.example.com/runs/demo_main-1"
+	if got := ev.Text(); got != want {
+		t.Errorf("Text() =\n%q\nwant\n%q", got, want)
+	}
+
+	many := make([]history.PackageChange, MaxChanges+7)
+	for i := range many {
+		many[i] = history.PackageChange{Package: fmt.Sprintf("p%d", i), Old: "1", New: "2"}
+	}
+	pub := NewPublished(&history.Publish{Branch: "b", Commit: "c", Summary: "57 upgraded", Changes: many})
+	if len(pub.Changes) != MaxChanges || pub.More != 7 {
+		t.Errorf("NewPublished of %d changes: %d listed, %d more", len(many), len(pub.Changes), pub.More)
+	}
+	if got := (Event{Plan: "p", Run: "r", Status: "succeeded", Constraints: []Published{pub}}).Text(); !strings.HasSuffix(got, "p4 1→2, 52 more)") {
+		t.Errorf("Text() of many changes = %q", got)
+	}
+
+	hostile := Event{Event: OnFailure, Plan: "p", Run: "r", Status: "failed", Reason: "exit 1: <!channel> see <https://evil.example|here> & <@U123>",
+		URL: "https://refreshd.example.com/runs/r"}
+	got := hostile.slackText()
+	if want := "refreshd: plan p run r failed: exit 1: &lt;!channel&gt; see &lt;https://evil.example|here&gt; &amp; &lt;@U123&gt; <https://refreshd.example.com/runs/r|run page>"; got != want {
+		t.Errorf("slackText() =\n%q\nwant\n%q", got, want)
+	}
+
+	// A secret in a package change (a private index's token in a pin) is masked too.
+	leaky := Event{Constraints: []Published{{Branch: "b", Changes: []history.PackageChange{{Package: "pkg", New: "1.0+s3cr3tt0k3n"}}}}}
+	if red := leaky.Redacted(redact.New("s3cr3tt0k3n")); strings.Contains(red.Constraints[0].Changes[0].New, "s3cr3tt0k3n") || !strings.Contains(leaky.Constraints[0].Changes[0].New, "s3cr3tt0k3n") {
+		t.Errorf("Redacted: %+v (the original must be left alone)", red.Constraints)
 	}
 }
 
