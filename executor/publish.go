@@ -13,6 +13,7 @@ import (
 	"github.com/refreshd/refreshd/executor/gitpub"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
+	"github.com/refreshd/refreshd/proc"
 )
 
 // publish copies the run's generated constraints into refreshd's clone of the branch and,
@@ -75,13 +76,24 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 			env = append(env, k+"="+a.Instance.Env[k])
 		}
 	}
+	// A stop (or cancel, or the step's timeout) during git push gives the push half the
+	// step's kill grace to finish, and its git the other half between SIGTERM and SIGKILL:
+	// the publish still ends within the grace the stop allows, and the record says what
+	// the remote got instead of leaving the branch to be updated behind the record.
+	var procs proc.Runner
+	if a.Procs != nil {
+		procs = *a.Procs
+	}
+	grace := cmp.Or(procs.Grace, proc.DefaultGrace)
+	procs.Grace = grace / 2
 	o := gitpub.Options{
 		Repo: act.Repo, Branch: act.Branch, Token: token,
 		Workdir: a.Workdir, Files: []string{act.Files}, Dir: act.Dir, Ignore: set.IgnoreLines,
 		AuthorName: set.AuthorName, AuthorEmail: set.AuthorEmail, Message: message,
 		MaxAttempts: set.MaxAttempts, StateDir: a.StateDir, DryRun: a.DryRun, Env: env,
 		Output: a.Output, Log: a.Log,
-		Runner: &gitpub.ExecRunner{Program: t.git(), Output: a.Output, Proc: a.Procs},
+		Runner:    &gitpub.ExecRunner{Program: t.git(), Output: a.Output, Proc: &procs},
+		PushGrace: grace - procs.Grace,
 		// Recorded before git push starts (in the run's journal at once, in the store with
 		// the next save), so after a kill -9 the next start finds the commit to look for on
 		// the branch (statedir's recovery).

@@ -13,11 +13,12 @@ import (
 const reconcileTimeout = 30 * time.Second
 
 // reconcilePublishes makes the record of each interrupted run's publish say what the
-// branch says: a commit handed to git push before the kill (Publish.Pushing) is looked up
-// on the remote branch. Found, it is recorded as the publish's commit; absent, as not
+// branch says: a commit handed to git push before the kill or stop (Publish.Pushing) is
+// looked up on the remote branch (and the push finished when the branch could still take
+// it: gitpub.Reconcile). Found, it is recorded as the publish's commit; absent, as not
 // published; in both cases, and when the remote cannot tell, Publish.Reconciled says so.
-// The process groups of the killed refreshd are already stopped, so no push of it is still
-// on its way.
+// The process groups of the killed refreshd are already stopped, so no git push of it is
+// still on its way; the remote's receive-pack may be, which gitpub.Reconcile settles.
 func (d Dir) reconcilePublishes(ctx context.Context, store *history.Store, ids []string, o Options) {
 	for _, id := range ids {
 		r, err := store.Run(id)
@@ -28,7 +29,7 @@ func (d Dir) reconcilePublishes(ctx context.Context, store *history.Store, ids [
 		changed := false
 		for i := range r.Steps {
 			p := r.Steps[i].Publish
-			if p == nil || p.Pushing == "" || p.Commit != "" || o.Reconcile == nil {
+			if p == nil || p.Pushing == "" || p.Commit != "" || p.Reconciled != "" || o.Reconcile == nil {
 				continue
 			}
 			d.reconcile(ctx, r, &r.Steps[i], o)
@@ -55,7 +56,7 @@ func (d Dir) reconcile(ctx context.Context, r *history.Run, s *history.Step, o O
 		log.Error("could not tell whether an interrupted publish reached the branch", "err", err)
 	case onBranch:
 		p.Commit = p.Pushing
-		p.Reconciled = fmt.Sprintf("interrupted while pushing; commit %s found on branch %s at restart: published", p.Pushing, p.Branch)
+		p.Reconciled = fmt.Sprintf("interrupted while pushing; commit %s on branch %s at restart (a push the branch could still take is finished first, never forced): published", p.Pushing, p.Branch)
 		log.Warn("an interrupted publish reached the branch; recorded as published")
 	default:
 		p.Reconciled = fmt.Sprintf("interrupted while pushing; commit %s not on branch %s at restart: not published", p.Pushing, p.Branch)

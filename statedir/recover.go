@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/refreshd/refreshd/history"
@@ -64,8 +65,28 @@ func (d Dir) Recover(ctx context.Context, store *history.Store, o Options) ([]st
 	if err != nil {
 		return nil, err
 	}
-	d.reconcilePublishes(ctx, store, ids, o)
+	d.reconcilePublishes(ctx, store, append(slices.Clone(ids), cutPushes(runs)...), o)
 	return ids, nil
+}
+
+// cutPushes are the runs a stop interrupted during a push that did not end in the time it
+// was given (gitpub.Options.PushGrace): recorded interrupted, with a commit handed to git
+// push, none recorded published and no reconciliation yet. The remote may have taken the
+// commit after the stop; the next start settles them like the runs a kill left running.
+func cutPushes(runs []*history.Run) []string {
+	var ids []string
+	for _, r := range runs {
+		if r.Status != history.StatusInterrupted {
+			continue
+		}
+		for _, s := range r.Steps {
+			if p := s.Publish; p != nil && s.Status == history.StatusInterrupted && p.Pushing != "" && p.Commit == "" && p.Reconciled == "" {
+				ids = append(ids, r.ID)
+				break
+			}
+		}
+	}
+	return ids
 }
 
 // stopLeft stops group g if it is still the one an earlier refreshd recorded (Group.Left).

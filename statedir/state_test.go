@@ -16,32 +16,50 @@ import (
 )
 
 // Open holds the lock, marks runs left running interrupted and reconciles each publish that
-// had handed a commit to git push with what Reconcile says of the branch; a publish that
-// completed or never pushed is left alone.
+// had handed a commit to git push with what Reconcile says of the branch, and so each
+// publish whose push a stop cut short (recorded interrupted, nothing published, not yet
+// reconciled); a publish that completed, never pushed, failed or was reconciled before is
+// left alone.
 func TestOpenReconcilesInterruptedPublishes(t *testing.T) {
 	root := t.TempDir()
 	store, err := history.Open(Dir{Root: root}.History())
 	if err != nil {
 		t.Fatal(err)
 	}
+	const published = "interrupted while pushing; commit %s on branch c at restart (a push the branch could still take is finished first, never forced): published"
+	stopped := func(step history.Status, reconciled string) func(*history.Run) {
+		return func(r *history.Run) {
+			r.Status, r.Reason, r.Steps[0].Status, r.Steps[0].Publish.Reconciled = history.StatusInterrupted, "refreshd stopping (SIGTERM)", step, reconciled
+		}
+	}
 	runs := []struct {
 		id      string
 		publish *history.Publish
-		want    history.Publish // after Open
+		want    history.Publish      // after Open
+		stopped func(r *history.Run) // how a stop recorded the run; nil: left running
 	}{
 		{"on-branch", &history.Publish{Branch: "c", Pushing: "aaa"},
-			history.Publish{Branch: "c", Pushing: "aaa", Commit: "aaa", Reconciled: "interrupted while pushing; commit aaa found on branch c at restart: published"}},
+			history.Publish{Branch: "c", Pushing: "aaa", Commit: "aaa", Reconciled: fmt.Sprintf(published, "aaa")}, nil},
 		{"absent", &history.Publish{Branch: "c", Pushing: "bbb"},
-			history.Publish{Branch: "c", Pushing: "bbb", Reconciled: "interrupted while pushing; commit bbb not on branch c at restart: not published"}},
+			history.Publish{Branch: "c", Pushing: "bbb", Reconciled: "interrupted while pushing; commit bbb not on branch c at restart: not published"}, nil},
 		{"unreachable", &history.Publish{Branch: "c", Pushing: "ccc"},
-			history.Publish{Branch: "c", Pushing: "ccc", Reconciled: "interrupted while pushing ccc; could not check the branch at restart: remote down"}},
+			history.Publish{Branch: "c", Pushing: "ccc", Reconciled: "interrupted while pushing ccc; could not check the branch at restart: remote down"}, nil},
 		{"pushed before the kill", &history.Publish{Branch: "c", Pushing: "ddd", Commit: "ddd"},
-			history.Publish{Branch: "c", Pushing: "ddd", Commit: "ddd"}},
-		{"never pushed", &history.Publish{Branch: "c"}, history.Publish{Branch: "c"}},
+			history.Publish{Branch: "c", Pushing: "ddd", Commit: "ddd"}, nil},
+		{"never pushed", &history.Publish{Branch: "c"}, history.Publish{Branch: "c"}, nil},
+		{"push cut by a stop", &history.Publish{Branch: "c", Pushing: "aaa"},
+			history.Publish{Branch: "c", Pushing: "aaa", Commit: "aaa", Reconciled: fmt.Sprintf(published, "aaa")}, stopped(history.StatusInterrupted, "")},
+		{"push refused, then a stop", &history.Publish{Branch: "c", Pushing: "eee"},
+			history.Publish{Branch: "c", Pushing: "eee"}, stopped(history.StatusFailed, "")},
+		{"reconciled at an earlier start", &history.Publish{Branch: "c", Pushing: "fff"},
+			history.Publish{Branch: "c", Pushing: "fff", Reconciled: "earlier"}, stopped(history.StatusInterrupted, "earlier")},
 	}
 	for _, r := range runs {
 		rec := &history.Run{ID: r.id, Plan: "p", Start: time.Now(), Status: history.StatusRunning,
 			Steps: []history.Step{{Instance: "publish", Status: history.StatusRunning, Publish: r.publish}}}
+		if r.stopped != nil {
+			r.stopped(rec)
+		}
 		if err := store.SaveRun(rec); err != nil {
 			t.Fatal(err)
 		}
@@ -63,10 +81,10 @@ func TestOpenReconcilesInterruptedPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if len(st.Interrupted) != len(runs) {
-		t.Errorf("interrupted %v, want %d runs", st.Interrupted, len(runs))
+	if len(st.Interrupted) != 5 {
+		t.Errorf("interrupted %v, want the 5 runs left running", st.Interrupted)
 	}
-	if want := "[true p aaa true p bbb true p ccc]"; fmt.Sprint(slices.Sorted(slices.Values(asked))) != want {
+	if want := "[true p aaa true p aaa true p bbb true p ccc]"; fmt.Sprint(slices.Sorted(slices.Values(asked))) != want {
 		t.Errorf("Reconcile asked for %v, want %s", asked, want)
 	}
 	for _, r := range runs {

@@ -18,18 +18,30 @@ import (
 )
 
 // publishWorld is a run --local setup whose plan generates a new constraints file on every
-// run and publishes it to a local bare remote with a slow pre-receive hook. Everything it
+// run and publishes it to a bare remote with a slow pre-receive hook: by path (git's
+// receive-pack is then a child of refreshd's git push) or over the network (git daemon,
+// smart HTTP: the server's receive-pack runs on after the client is gone). Everything it
 // starts has its working directory under dir, which is how the test finds survivors.
 type publishWorld struct {
 	t                        *testing.T
 	dir, state, remote, plan string
+	network                  bool   // the remote is served (git daemon, smart HTTP), not a path
 	noop                     string // a plan that only makes run --local recover
 	hookSleep                string // file holding the hook's sleep, in seconds
 	hookPID                  string // the hook writes its pid here
 	env                      []string
 }
 
-func newPublishWorld(t *testing.T) *publishWorld {
+// Remotes a publishWorld pushes to.
+const (
+	byPath     = "path"
+	overDaemon = "git daemon"
+	overHTTP   = "smart HTTP"
+)
+
+func newPublishWorld(t *testing.T) *publishWorld { return newPublishWorldTo(t, byPath) }
+
+func newPublishWorldTo(t *testing.T, kind string) *publishWorld {
 	t.Helper()
 	testkit.Need(t, "git")
 	dir := t.TempDir()
@@ -46,6 +58,18 @@ func newPublishWorld(t *testing.T) *publishWorld {
 		t.Fatal(err)
 	}
 	w.setHookSleep("0")
+	url := w.remote
+	switch kind {
+	case overDaemon:
+		url, w.network = testkit.ServeGitDaemon(t, w.remote), true
+	case overHTTP:
+		// The user's git credentials (a credential helper), not a plan token: the start
+		// that reconciles runs the no-op plan, which has no token for this repository.
+		const token = "kill-test-token"
+		url, w.network = testkit.ServeGit(t, w.remote, token), true
+		w.env = append(w.env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=credential.helper",
+			`GIT_CONFIG_VALUE_0=!f() { test "$1" = get || exit 0; echo username=refreshd; echo password=`+token+`; }; f`)
+	}
 	plan := fmt.Sprintf(`plan: pub
 steps:
   - id: gen
@@ -57,7 +81,7 @@ steps:
       branch: constraints
       files: out/constraints.txt
       ignore_lines: "^#"
-`, w.remote)
+`, url)
 	os.WriteFile(w.plan, []byte(plan), 0o644)
 	os.WriteFile(w.noop, []byte("plan: noop\nsteps:\n  - id: a\n    run: [\"true\"]\n"), 0o644)
 	return w
@@ -91,9 +115,16 @@ func (w *publishWorld) recoverState() string {
 	return string(out)
 }
 
-// survivors lists the live processes whose working directory is under dir (git in the
-// clone, receive-pack and its hook in the remote, the steps in the workdir).
-func (w *publishWorld) survivors() []string {
+// survivors lists the live processes of refreshd's whose working directory is under dir
+// (git in the clone, receive-pack and its hook in a remote it pushes to by path, the steps
+// in the workdir). A served remote's receive-pack and hook are the server's, not refreshd's:
+// serverBusy tells of those.
+func (w *publishWorld) survivors() []string { return w.processesUnder(w.dir, w.network) }
+
+// serverBusy lists the processes in a served remote (receive-pack, its hook) still running.
+func (w *publishWorld) serverBusy() []string { return w.processesUnder(w.remote, false) }
+
+func (w *publishWorld) processesUnder(dir string, butRemote bool) []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -102,7 +133,7 @@ func (w *publishWorld) survivors() []string {
 			continue
 		}
 		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
-		if err != nil || !strings.HasPrefix(cwd, w.dir) || !processRunning(pid) {
+		if err != nil || !strings.HasPrefix(cwd, dir) || butRemote && strings.HasPrefix(cwd, w.remote) || !processRunning(pid) {
 			continue
 		}
 		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
@@ -181,7 +212,9 @@ func kill9(cmd *exec.Cmd) {
 
 // A kill -9 of refreshd while git push waits on a slow remote: git push dies with it
 // (Pdeathsig), what it started (receive-pack and its hook) is stopped by the next start
-// (the group was recorded), and the run is recorded as not published, as the branch says.
+// (the group was recorded). The branch is still where the push started from, so the next
+// start finishes the push (gitpub.Reconcile) and the run is recorded published, as the
+// branch then says.
 func TestKill9DuringPushLeavesNoGit(t *testing.T) {
 	w := newPublishWorld(t)
 	w.setHookSleep("30")
@@ -207,8 +240,8 @@ func TestKill9DuringPushLeavesNoGit(t *testing.T) {
 		t.Errorf("processes of the killed publish survive the next start:\n%s\n%s", strings.Join(left, "\n"), out)
 	}
 	reconciled := w.checkHistoryMatchesBranch()
-	if len(reconciled) != 1 || !strings.Contains(reconciled[0], "not published") {
-		t.Errorf("reconciled publishes: %q; want one, not published", reconciled)
+	if len(reconciled) != 1 || !strings.Contains(reconciled[0], ": published") {
+		t.Errorf("reconciled publishes: %q; want one, published", reconciled)
 	}
 }
 
@@ -246,4 +279,68 @@ func TestKill9LoopDuringPublish(t *testing.T) {
 	}
 	reconciled := w.checkHistoryMatchesBranch()
 	t.Logf("%d kills; %d runs on the branch; reconciled at restart: %d\n%s", kills, len(w.branchRuns()), len(reconciled), strings.Join(reconciled, "\n"))
+}
+
+// The record is the branch, for network remotes too: kill -9 (at a random moment of the
+// run, or while the remote's pre-receive hook holds the push) or SIGTERM during the push, to
+// a real git daemon and a real git http-backend whose receive-pack runs on after refreshd's
+// git push is gone; the next start follows at once, while that receive-pack may still be
+// about to update the branch. Once the server is done, every run's record matches the
+// branch, after every kill. Before gitpub.Reconcile finished a push the branch could still
+// take, and before a stop let the push end, a late update put commits on the branch that
+// the record called not published (kill -9) or never pushed (SIGTERM).
+func TestKillDuringNetworkPush(t *testing.T) {
+	for _, kind := range []string{overDaemon, overHTTP} {
+		t.Run(kind, func(t *testing.T) {
+			testkit.SkipShort(t, "kills refreshd during pushes to a git daemon and a git http-backend")
+			w := newPublishWorldTo(t, kind)
+			const hook = 1500 * time.Millisecond
+			w.setHookSleep(fmt.Sprint(hook.Seconds()))
+			seed := uint64(time.Now().UnixNano())
+			rng := rand.New(rand.NewPCG(seed, seed))
+			t.Logf("seed %d", seed)
+			const kills = 12
+			var term time.Duration
+			for i := range kills {
+				os.Remove(w.hookPID)
+				run := w.start(w.plan)
+				how := "kill -9 while the hook runs"
+				switch i % 4 {
+				case 0:
+					how = "kill -9 at a random moment"
+					time.Sleep(time.Duration(200+rng.IntN(2000)) * time.Millisecond)
+				case 3:
+					how = "SIGTERM while the hook runs"
+					fallthrough
+				default:
+					testkit.WaitFor(t, "the pre-receive hook to start", 30*time.Second, func() bool {
+						_, err := os.Stat(w.hookPID)
+						return err == nil
+					})
+					time.Sleep(time.Duration(rng.Int64N(int64(hook * 9 / 10))))
+				}
+				if i%4 == 3 {
+					start := time.Now()
+					run.Process.Signal(syscall.SIGTERM)
+					run.Wait()
+					term = max(term, time.Since(start))
+				} else {
+					kill9(run)
+					w.recoverState()
+				}
+				if left := w.survivors(); len(left) > 0 {
+					t.Errorf("kill %d (%s): processes of the killed run survive:\n%s", i, how, strings.Join(left, "\n"))
+				}
+				// The server's receive-pack of the cut push may still update the branch:
+				// the record must hold once it is done.
+				testkit.WaitFor(t, "the server's receive-pack to end", 30*time.Second, func() bool { return len(w.serverBusy()) == 0 })
+				if reconciled := w.checkHistoryMatchesBranch(); t.Failed() {
+					t.Fatalf("kill %d (%s): the record is not the branch; reconciled: %q", i, how, reconciled)
+				}
+			}
+			reconciled := w.checkHistoryMatchesBranch()
+			t.Logf("%s: %d kills; %d runs on the branch; reconciled at restart: %d; longest SIGTERM stop %s\n%s", kind, kills,
+				len(w.branchRuns()), len(reconciled), term.Round(time.Millisecond), strings.Join(reconciled, "\n"))
+		})
+	}
 }

@@ -216,10 +216,16 @@ func (c *clone) commit(ctx context.Context, paths []string, name, email, msg str
 // errRaced is a push rejected because the branch moved since the fetch.
 var errRaced = errors.New("branch moved on the remote")
 
+// errRefused is a push the remote refused (a protected branch, a hook).
+var errRefused = errors.New("refused by the remote (protected branch or hook)")
+
 // push sends HEAD to the branch without force. A rejection because someone else pushed
 // first is errRaced; any other failure is returned as is.
-func (c *clone) push(ctx context.Context) error {
-	out, err := c.git(ctx, "push", "--porcelain", "origin", "HEAD:refs/heads/"+c.branch)
+func (c *clone) push(ctx context.Context) error { return c.pushRev(ctx, "HEAD") }
+
+// pushRev pushes rev (HEAD, or a commit id) to the branch, never forced.
+func (c *clone) pushRev(ctx context.Context, rev string) error {
+	out, err := c.git(ctx, "push", "--porcelain", "origin", rev+":refs/heads/"+c.branch)
 	if err == nil {
 		return nil
 	}
@@ -231,7 +237,7 @@ func (c *clone) push(ctx context.Context) error {
 			return errRaced
 		}
 		if strings.Contains(text, "[remote rejected]") {
-			return fmt.Errorf("push: refused by the remote (protected branch or hook): %w", err)
+			return fmt.Errorf("push: %w: %w", errRefused, err)
 		}
 	}
 	return fmt.Errorf("push: %w", err)

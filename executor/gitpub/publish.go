@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -62,6 +63,12 @@ type Options struct {
 	// is the commit). A caller that records it durably before git push starts can tell after
 	// a crash whether the push reached the branch (Reconcile).
 	Pushing func(res *Result)
+	// PushGrace is how long a git push already under way may go on after ctx ends (a stop,
+	// a cancel, the step's timeout) before it is stopped too. A push cut short leaves the
+	// branch unknown: over a network the remote's receive-pack finishes on its own, so the
+	// branch may get the commit after refreshd recorded none. Given the time, the push
+	// ends and the result says what the remote answered. 0 stops it with ctx.
+	PushGrace time.Duration
 }
 
 // Result is what a publish did.
@@ -164,7 +171,9 @@ func publish(ctx context.Context, o Options) (*Result, error) {
 		if o.Pushing != nil {
 			o.Pushing(res)
 		}
-		err = c.push(ctx)
+		pctx, stop := outlive(ctx, o.PushGrace)
+		err = c.push(pctx)
+		stop()
 		if err == nil {
 			res.Commit = commit
 			log.Info("constraints published", "commit", commit, "summary", res.Summary, "push_attempt", attempt)
@@ -296,4 +305,29 @@ func withRedactor(r Runner, rem remote) Runner {
 		return &withRedact
 	}
 	return r
+}
+
+// outlive is a context that ends grace after ctx ends (with ctx's cause), or when the
+// returned function is called.
+func outlive(ctx context.Context, grace time.Duration) (context.Context, func()) {
+	if grace <= 0 {
+		return context.WithCancel(ctx)
+	}
+	out, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(grace, func() { cancel(context.Cause(ctx)) })
+	})
+	return out, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(context.Canceled)
+	}
 }

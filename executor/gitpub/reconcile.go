@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -20,11 +21,20 @@ type ReconcileOptions struct {
 	Log          *slog.Logger // default discards
 }
 
-// Reconcile tells whether commit reached branch: after a crash or kill -9 during a publish,
-// the push may or may not have updated the remote. It fetches the branch into the publish's
-// clone (holding the branch lock, so no publish runs meanwhile) and reports whether the
-// commit is the branch head or one of its ancestors (others may have pushed on top since).
-// A branch that does not exist holds no commit.
+// Reconcile tells whether commit reached branch: after a crash, kill -9 or a stop during a
+// publish, the push may or may not have updated the remote. It fetches the branch into the
+// publish's clone (holding the branch lock, so no publish runs meanwhile) and reports
+// whether the commit is the branch head or one of its ancestors (others may have pushed on
+// top since). A branch that does not exist holds no commit.
+//
+// Looking is not enough to know. Over a network (git daemon, smart HTTP, ssh) the remote's
+// receive-pack is not refreshd's process: it outlives the killed git push, runs its hooks
+// and may update the branch after this look. It can do so only while the branch is still
+// where the push started from (it updates the ref from the old value the push saw, or not
+// at all). So when the branch is there, at the commit's parent, Reconcile finishes the push
+// itself (never forced): then either this push or the late one puts the commit on the
+// branch, or the remote refuses both, and the second look is final. On any other head the
+// late push can no longer land and the first look is final.
 func Reconcile(ctx context.Context, o ReconcileOptions) (onBranch bool, err error) {
 	rem, err := parseRemote(o.Repo, o.Token)
 	if err != nil {
@@ -56,35 +66,69 @@ func Reconcile(ctx context.Context, o ReconcileOptions) (onBranch bool, err erro
 	if err := c.ensure(ctx); err != nil {
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
-	head, err := c.remoteHead(ctx)
+	onBranch, head, err := c.holds(ctx, o.Commit)
+	if err != nil || onBranch {
+		if err != nil {
+			err = fmt.Errorf("%s: %w", what, err)
+		}
+		return onBranch, err
+	}
+	parents, err := c.git(ctx, "rev-list", "--parents", "-n", "1", o.Commit)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", what, err)
-	}
-	if head == "" {
-		return false, nil
-	}
-	if head == o.Commit {
-		return true, nil
-	}
-	if err := c.fetch(ctx); err != nil {
-		return false, fmt.Errorf("%s: fetch: %w", what, err)
-	}
-	// The commit was made in this clone; if the clone was replaced since, a fetch brings it
-	// only if the branch holds it. Either way a missing object means not on the branch.
-	if _, err := c.git(ctx, "cat-file", "-e", o.Commit+"^{commit}"); err != nil {
 		var ee *ExitError
 		if errors.As(err, &ee) {
-			return false, nil
+			return false, nil // not in the clone (it was replaced since): nothing to finish
 		}
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
-	_, err = c.git(ctx, "merge-base", "--is-ancestor", o.Commit, "refs/remotes/origin/"+o.Branch)
+	parent := "" // a first commit on a new branch has none, and the branch is absent
+	if f := strings.Fields(string(parents)); len(f) > 1 {
+		parent = f[1]
+	}
+	if head != parent {
+		return false, nil // the branch moved on from where the push started: it can no longer land
+	}
+	log.Warn("the branch is where the interrupted push started from; finishing the push (not forced)", "commit", o.Commit)
+	perr := c.pushRev(ctx, o.Commit)
+	if onBranch, _, err = c.holds(ctx, o.Commit); err != nil || onBranch {
+		if err != nil {
+			err = fmt.Errorf("%s: after finishing the push: %w", what, err)
+		}
+		return onBranch, err
+	}
+	if perr != nil && !errors.Is(perr, errRaced) && !errors.Is(perr, errRefused) {
+		// Not an answer from the remote: the late push may still land.
+		return false, fmt.Errorf("%s: finish the interrupted push: %w", what, perr)
+	}
+	return false, nil
+}
+
+// holds reports whether commit is the remote branch's head or one of its ancestors, and
+// the head ("" when the branch does not exist).
+func (c *clone) holds(ctx context.Context, commit string) (bool, string, error) {
+	head, err := c.remoteHead(ctx)
+	if err != nil || head == "" || head == commit {
+		return err == nil && head != "" && head == commit, head, err
+	}
+	if err := c.fetch(ctx); err != nil {
+		return false, head, fmt.Errorf("fetch: %w", err)
+	}
+	// The commit was made in this clone; if the clone was replaced since, a fetch brings it
+	// only if the branch holds it. Either way a missing object means not on the branch.
+	if _, err := c.git(ctx, "cat-file", "-e", commit+"^{commit}"); err != nil {
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			return false, head, nil
+		}
+		return false, head, err
+	}
+	_, err = c.git(ctx, "merge-base", "--is-ancestor", commit, "refs/remotes/origin/"+c.branch)
 	var ee *ExitError
 	switch {
 	case err == nil:
-		return true, nil
+		return true, head, nil
 	case errors.As(err, &ee) && ee.Code == 1:
-		return false, nil
+		return false, head, nil
 	}
-	return false, fmt.Errorf("%s: %w", what, err)
+	return false, head, err
 }

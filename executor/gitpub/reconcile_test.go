@@ -62,3 +62,43 @@ func TestReconcile(t *testing.T) {
 		t.Error("Reconcile against a missing remote: no error")
 	}
 }
+
+// A push cut short while the branch is still at the commit's parent may yet land (the
+// remote's receive-pack is not refreshd's to stop): Reconcile finishes it, never forced,
+// and reports what the remote then holds. A remote that refuses the finishing push too
+// leaves the commit off the branch, and says so.
+func TestReconcileFinishesAnInterruptedPush(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	f.generate(t, "2024-02-01T00:00:00Z", append(seedPins[:3:3], "requests==2.32.0"), []string{"requests==2.32.0"})
+	if _, err := Publish(testCtx(t), o); err != nil {
+		t.Fatal(err)
+	}
+	base := f.head(t)
+	// The commit refreshd handed to git push, which never reached the remote: here the
+	// remote refuses it, which leaves it in refreshd's clone only, as a cut push does.
+	hook := filepath.Join(f.remote, "hooks", "pre-receive")
+	writeFile(t, hook, "#!/bin/sh\necho refused >&2\nexit 1\n")
+	os.Chmod(hook, 0o755)
+	f.generate(t, "2024-03-01T00:00:00Z", append(seedPins[:3:3], "requests==2.33.0"), []string{"requests==2.33.0"})
+	res, err := Publish(testCtx(t), o)
+	if err == nil || res.Pushing == "" {
+		t.Fatalf("refused publish: %+v, %v", res, err)
+	}
+	reconcile := func() bool {
+		t.Helper()
+		got, err := Reconcile(testCtx(t), ReconcileOptions{Repo: f.remote, Branch: branch, Commit: res.Pushing, StateDir: f.state, Env: testkit.GitEnv()})
+		if err != nil {
+			t.Fatalf("Reconcile: %v", err)
+		}
+		return got
+	}
+	if reconcile() || f.head(t) != base {
+		t.Fatalf("a remote still refusing: the commit is reported on the branch, or the branch moved (head %s, was %s)", f.head(t), base)
+	}
+	os.Remove(hook)
+	if !reconcile() || f.head(t) != res.Pushing {
+		t.Fatalf("the branch at the commit's parent: Reconcile did not finish the push (head %s, want %s)", f.head(t), res.Pushing)
+	}
+	assertNoForce(t, f.remote)
+}

@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -38,6 +40,32 @@ func ServeGit(t testing.TB, bare, token string) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/" + filepath.Base(bare)
+}
+
+// ServeGitDaemon serves the bare repository bare over git's own protocol (git daemon, push
+// enabled: --enable=receive-pack) on 127.0.0.1 and returns its git:// URL. The daemon stops
+// when the test ends; a receive-pack it forked for a push runs on to its end, as on a real
+// server.
+func ServeGitDaemon(t testing.TB, bare string) string {
+	t.Helper()
+	port := FreePort(t)
+	base := filepath.Dir(bare)
+	cmd := exec.Command("git", "daemon", "--reuseaddr", "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port),
+		"--base-path="+base, "--export-all", "--enable=receive-pack", "--informative-errors", base)
+	cmd.Env = append(os.Environ(), GitEnv()...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("git daemon: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitFor(t, "git daemon to listen on "+addr, 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return "git://" + addr + "/" + filepath.Base(bare)
 }
 
 // GitEnv isolates a test's own git (its bare remotes, the other clones it pushes from) from
