@@ -43,6 +43,13 @@ func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance)
 		return st
 	}
 
+	for _, e := range inst.Expects {
+		if why := e.Failed(); why != "" {
+			// A value read from the tree disagrees with the plan: nothing of this step
+			// runs, and nothing that needs it (a publish) either.
+			return finish(history.StatusFailed, why)
+		}
+	}
 	if inst.Builder != "" && !rs.spec.DryRun {
 		unlock, err := rs.holdBuilder(ctx, inst)
 		if err != nil {

@@ -274,6 +274,11 @@ func (x *expander) step(s *Step) {
 		if base.Workdir == "" {
 			base.Workdir = x.p.Workdir
 		}
+		for i, e := range s.Expect {
+			base.Expects = append(base.Expects, Expectation{Pos: e.Pos, Why: e.Why,
+				That:   x.render(s, fmt.Sprintf("expect.%d.that", i), e.That, data),
+				Equals: x.render(s, fmt.Sprintf("expect.%d.equals", i), e.Equals, data)})
+		}
 		switch {
 		case s.Run != nil:
 			argv := make([]string, len(s.Run))

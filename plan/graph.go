@@ -1,6 +1,9 @@
 package plan
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Graph is a plan expanded into concrete step instances, in a deterministic topological order.
 type Graph struct {
@@ -30,9 +33,30 @@ type Instance struct {
 	Workdir        string
 	Env            map[string]string
 	Action         Action
+	// Expects are the step's expect: checks, rendered for this instance.
+	Expects []Expectation
 	// Data is the template data the instance was rendered with (.plan, .instance, .params,
 	// .vars and its matrix values): what its run-time templates, like a commit message, add to.
 	Data map[string]any
+}
+
+// Expectation is one expect: check of an instance, rendered: That must equal Equals.
+type Expectation struct {
+	Pos          Pos
+	That, Equals string
+	Why          string
+}
+
+// Failed says why the check does not hold, naming both values; "" when it holds.
+func (e Expectation) Failed() string {
+	if e.That == e.Equals {
+		return ""
+	}
+	msg := fmt.Sprintf("expect at %s: %q, want %q", e.Pos, e.That, e.Equals)
+	if e.Why != "" {
+		msg += " (" + e.Why + ")"
+	}
+	return msg
 }
 
 // KV is one bound matrix value.

@@ -232,6 +232,12 @@ type Step struct {
 	// skip_if: before the run, or as soon as the steps whose values its refs use succeeded.
 	SkipIf []SkipCondition
 
+	// Expect are checks made before the step starts, once its templates are rendered (with
+	// run-time values too): a value read from the tree that must match what the plan or
+	// instance says. A check that does not hold fails the step without running it, naming
+	// both values; what needs the step never runs (nothing is published).
+	Expect []Expect
+
 	// Report, on a run step, is the test report it writes: the step is a test gate whose
 	// record carries the tests' outcome and whose failure names the failing tests.
 	Report *Report
@@ -316,4 +322,12 @@ type VerifyCache struct {
 // --junitxml, JUnit and most test runners write it.
 type Report struct {
 	JUnit string // template; a path relative to the step's workdir
+}
+
+// Expect is one check of a step: That, rendered, must equal Equals, rendered.
+type Expect struct {
+	Pos    Pos
+	That   string // template: usually a value a step read from the tree
+	Equals string // template: what the plan or instance says it must be
+	Why    string // what the check guards, for the failure's message
 }

@@ -83,6 +83,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		}},
 		{"outputs", func(v *yaml.Node) { s.Outputs = pd.outputs(v) }},
 		{"report", func(v *yaml.Node) { s.Report = pd.report(v, s) }},
+		{"expect", func(v *yaml.Node) { s.Expect = pd.expect(v, s) }},
 		{"skip_if", func(v *yaml.Node) { s.at["skip_if"] = pd.pos(v); s.SkipIf = pd.skipIf(v) }},
 		{"verify_cache", func(v *yaml.Node) { action("verify_cache"); s.VerifyCache = pd.verifyCache(v, s) }},
 	})
@@ -118,6 +119,29 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		pd.errorAt(s.at["builder"], "step builder %q differs from buildx_cache builder %q; a buildx_cache step uses its own builder", s.Builder, s.BuildxCache.Builder)
 	}
 	return s
+}
+
+// expect decodes expect: [{that, equals, why}].
+func (pd *planDecoder) expect(n *yaml.Node, s *Step) []Expect {
+	elems, ok := pd.list(n, "expect", "{that: TEMPLATE, equals: TEMPLATE, why: TEXT}")
+	if !ok {
+		return nil
+	}
+	var out []Expect
+	for i, e := range elems {
+		x := Expect{Pos: pd.pos(resolve(e))}
+		pd.fields(e, "expect", []field{
+			{"that", func(v *yaml.Node) { x.That = pd.tmpl(v, "that", s, fmt.Sprintf("expect.%d.that", i)) }},
+			{"equals", func(v *yaml.Node) { x.Equals = pd.tmpl(v, "equals", s, fmt.Sprintf("expect.%d.equals", i)) }},
+			{"why", func(v *yaml.Node) { x.Why = pd.str(v, "why") }},
+		})
+		if resolve(e).Kind == yaml.MappingNode && (x.That == "" || x.Equals == "") {
+			pd.errorf(e, "expect needs that: and equals: (templates that must render to the same value, e.g. that: \"{{ .vars.tree_branch }}\", equals: \"{{ .instance }}\")")
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // report decodes report: {junit: PATH}.

@@ -104,6 +104,9 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 					printSkipIf(w, p, c, "      ")
 				}
 			}
+			for _, e := range in.Expects {
+				fmt.Fprintf(w, "      expect %q == %q, or fail unrun%s\n", e.That, e.Equals, whyNote(e.Why))
+			}
 			for _, line := range executor.Describe(g.Plan, in, tools) {
 				fmt.Fprintf(w, "      %s\n", line)
 			}
@@ -254,6 +257,9 @@ func printPending(w io.Writer, g *plan.Graph) {
 		for _, c := range ps.Step.SkipIf {
 			printSkipIf(w, g.Plan, c, "    ")
 		}
+		for _, e := range ps.Step.Expect {
+			fmt.Fprintf(w, "    expect %s == %s, or fail unrun%s\n", e.That, e.Equals, whyNote(e.Why))
+		}
 	}
 }
 
@@ -267,4 +273,11 @@ func printOverrides(w io.Writer, p *plan.Plan) {
 	for _, o := range p.Overrides {
 		fmt.Fprintf(w, "  %s = %s  (%s)\n", o.Path, o.Value, o.Pos)
 	}
+}
+
+func whyNote(why string) string {
+	if why == "" {
+		return ""
+	}
+	return ": " + why
 }
