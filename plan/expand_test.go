@@ -32,9 +32,15 @@ func dumpGraph(g *Graph) string {
 		}
 		slices.Sort(env)
 		fmt.Fprintf(&b, "  env %q\n", env)
+		for _, e := range in.Expects {
+			fmt.Fprintf(&b, "  expect %q == %q\n", e.That, e.Equals)
+		}
 		switch a := in.Action.(type) {
 		case *RunAction:
 			fmt.Fprintf(&b, "  run %q\n", a.Argv)
+			if a.JUnit != "" {
+				fmt.Fprintf(&b, "  report junit %s\n", a.JUnit)
+			}
 		case *ProvisionAction:
 			fmt.Fprintf(&b, "  provision %s (%d nodes)\n", a.Builder.Name, len(a.Builder.Nodes))
 		case *BuildxCacheAction:
@@ -78,7 +84,21 @@ func expandShipped(t *testing.T, file string) (*Plan, *Graph) {
 			}
 		}
 		if s.Outputs != nil {
-			if _, err := g.Extend(s.ID, map[string]Var{"python": {List: airflowPythons, IsList: true}}); err != nil {
+			// What the shipped plans' steps read from a tree of main.
+			sample := map[string]Var{
+				"python":             {List: airflowPythons, IsList: true},
+				"airflow_branch":     {Scalar: "main"},
+				"constraints_branch": {Scalar: "constraints-main"},
+			}
+			vals := map[string]Var{}
+			for _, ov := range s.Outputs.Vars {
+				v, ok := sample[ov.Name]
+				if !ok {
+					t.Fatalf("%s: no sample value for var %s of step %s", file, ov.Name, s.ID)
+				}
+				vals[ov.Name] = v
+			}
+			if _, err := g.Extend(s.ID, vals); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -261,8 +281,8 @@ func TestShippedPlans(t *testing.T) {
 	// gave its versions: the refs are exactly the ones verify-cache checks. It is
 	// refresh-cache's, never the plan's: fresh caches say nothing about constraints.
 	conds := p.SkipConditions()
-	if len(p.SkipIf) != 0 || len(conds) != 1 || conds[0].Step != "refresh-cache" || conds[0].Tags == nil || !slices.Equal(conds[0].Tags.After, []string{"python-versions"}) {
-		t.Fatalf("airflow skip_if %+v; want one tags condition of refresh-cache decided after python-versions", conds)
+	if len(p.SkipIf) != 0 || len(conds) != 1 || conds[0].Step != "refresh-cache" || conds[0].Tags == nil || !slices.Equal(conds[0].Tags.After, []string{"python-versions", "tree-branch"}) {
+		t.Fatalf("airflow skip_if %+v; want one tags condition of refresh-cache decided after python-versions and tree-branch", conds)
 	}
 	watched, ready, err := g.SkipTagRefs(conds[0])
 	if err != nil || !ready || !slices.Equal(watched, refs) {

@@ -29,9 +29,11 @@ func TestPlanAirflow(t *testing.T) {
 		"git fetch origin main from https://github.com/apache/airflow.git into /srv/airflow/main",
 		"git fetch origin v3-3-test from https://github.com/apache/airflow.git into /srv/airflow/v3-3-test",
 		"build-ci-images: from the values of checkout, python-versions (python, source)",
-		"  refresh-cache: from the values of checkout, python-versions (python, source), matrix over python\n    once python-versions succeeded, skip step refresh-cache and what needs it if every one of these tags, for each python x platform,",
-		"      ghcr.io/apache/airflow/v3-3-test/ci/python<python>:cache-<platform>",
-		"verify-cache: from the values of python-versions (python), matrix over python x platform",
+		"  refresh-cache: from the values of checkout, python-versions (python, source), matrix over python\n    once python-versions, tree-branch succeeded, skip step refresh-cache and what needs it if every one of these tags, for each python x platform,",
+		"      ghcr.io/apache/airflow/<airflow_branch>/ci/python<python>:cache-<platform>",
+		"  install-breeze: from the values of tree-branch (airflow_branch, constraints_branch)\n    expect {{ .vars.airflow_branch }} == {{ .instance }}, or fail unrun",
+		"publish-constraints: from the values of tree-branch (airflow_branch, constraints_branch)",
+		"verify-cache: from the values of python-versions, tree-branch (airflow_branch, constraints_branch, python), matrix over python x platform",
 	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("dry run lacks %q", line)
@@ -157,8 +159,7 @@ func TestPlanOverlay(t *testing.T) {
 	dir := t.TempDir()
 	overlay := dir + "/airflow.staging.yaml"
 	writeFile(t, overlay, `overlay: airflow
-instances:
-  main: { vars: { cache: localhost:5000/airflow/main/ci } }
+vars: { registry: "localhost:5000" }
 steps:
   checkout: { checkout: { repo: /srv/staging/airflow.git } }
 `)
@@ -169,20 +170,20 @@ steps:
 	}
 	for _, line := range []string{
 		"overridden (3 values not as the plan file says):\n",
-		"  instances.main.vars.cache = localhost:5000/airflow/main/ci  (" + overlay + ":3:19)\n",
-		"  steps.checkout.checkout.repo = /srv/staging/airflow.git  (" + overlay + ":5:27)\n",
+		"  vars.registry = localhost:5000  (" + overlay + ":2:9)\n",
+		"  steps.checkout.checkout.repo = /srv/staging/airflow.git  (" + overlay + ":4:27)\n",
 		"  vars.platforms = linux/amd64  (--var)\n",
 		"git fetch origin main from /srv/staging/airflow.git into /srv/airflow/main",
-		"  localhost:5000/airflow/main/ci/python<python>:cache-<platform>\n",
+		"      localhost:5000/apache/airflow/<airflow_branch>/ci/python<python>:cache-<platform>\n",
 	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("dry run lacks %q:\n%s", line, out.String())
 		}
 	}
-	writeFile(t, overlay, "overlay: airflow\ninstances:\n  main: { vars: { cahe: x } }\n")
+	writeFile(t, overlay, "overlay: airflow\nvars: { regsitry: x }\n")
 	out.Reset()
 	errb.Reset()
-	if code := dispatch(args, &out, &errb); code == 0 || !strings.Contains(errb.String(), overlay+":3:19: overlay sets instances.main.vars.cahe, but the plan") {
+	if code := dispatch(args, &out, &errb); code == 0 || !strings.Contains(errb.String(), overlay+":2:9: overlay sets vars.regsitry, but the plan") {
 		t.Errorf("bad overlay: exit %d, stderr %s", code, errb.String())
 	}
 }
