@@ -207,7 +207,7 @@ func (b buildxCache) describe(t *Tools) []Op {
 	for _, n := range nodes {
 		slots = append(slots, fmt.Sprintf("node %s (max_parallel %d) via builder %s", n.Name, max(n.MaxParallel, 1), poolBuilderName(b.declared, n)))
 		if n.Name != nodes[0].Name {
-			others = append(others, fmt.Sprintf("--builder %s on %s", poolBuilderName(b.declared, n), n.Name))
+			others = append(others, fmt.Sprintf("--builder=%s on %s", poolBuilderName(b.declared, n), n.Name))
 		}
 	}
 	o.Builder = poolBuilderName(b.declared, nodes[0])

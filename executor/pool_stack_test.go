@@ -179,13 +179,13 @@ func TestPoolBuildsTwoPythonsAtOnceOnTwoNodes(t *testing.T) {
 		t.Errorf("built on %v, want the two Pythons on different nodes", nodes)
 	}
 	// Each build went through its node's own builder, which provisioning created.
-	for _, want := range []string{"buildx create --name pool.pool0 ", "buildx create --name pool.pool1 "} {
+	for _, want := range []string{"buildx create --name=pool.pool0 ", "buildx create --name=pool.pool1 "} {
 		if !slices.ContainsFunc(cmds, func(c string) bool { return strings.HasPrefix(c, want) }) {
 			t.Errorf("no %q among the run's docker commands", want)
 		}
 	}
 	for _, b := range builds(cmds) {
-		if !strings.Contains(b, "--builder pool.pool0 ") && !strings.Contains(b, "--builder pool.pool1 ") {
+		if !strings.Contains(b, "--builder=pool.pool0 ") && !strings.Contains(b, "--builder=pool.pool1 ") {
 			t.Errorf("build not pinned to one node's builder: %s", b)
 		}
 	}

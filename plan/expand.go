@@ -34,19 +34,21 @@ func ExpandRun(p *Plan, params map[string]string) (*Graph, error) {
 			return nil, err
 		}
 	}
-	g, errs := expand(p, params)
+	g, errs := expand(p, params, false)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-func expand(p *Plan, params map[string]string) (*Graph, ErrorList) {
+// expand expands p with params (nil: the defaults). everyValue also checks the argv fields
+// against every value of the values lists of the params they name (at load).
+func expand(p *Plan, params map[string]string, everyValue bool) (*Graph, ErrorList) {
 	if params == nil {
-		params, _ = p.ResolveParams(nil)
+		params = p.defaultParams()
 	}
 	x := &expander{p: p, params: params, runtime: make(map[string]Var), byStep: make(map[string][]string),
-		byID: make(map[string]*Instance), provisioned: make(map[string]string)}
+		byID: make(map[string]*Instance), provisioned: make(map[string]string), everyValue: everyValue}
 	x.g = &Graph{Plan: p, Params: params, x: x}
 	order, err := topoOrder(p.Steps)
 	if err != nil {
@@ -120,6 +122,7 @@ type expander struct {
 	byID        map[string]*Instance
 	provisioned map[string]string // builder -> provision instance id
 	errs        ErrorList
+	everyValue  bool // checkArg tries every value of a param's values list (at load)
 }
 
 // data is the template data of the run, plus the matrix values c.
@@ -303,7 +306,8 @@ func (x *expander) step(s *Step) {
 			pc.Branch = x.render(s, "publish_constraints.branch", pc.Branch, data)
 			pc.Files = x.render(s, "publish_constraints.files", pc.Files, data)
 			pc.Dir = x.render(s, "publish_constraints.dir", pc.Dir, data)
-			x.check(s, "publish_constraints.branch", checkBranch(pc.Branch))
+			x.checkArg(s, argPublishRepo, s.PublishConstraints.Repo, pc.Repo, data)
+			x.checkArg(s, argBranch, s.PublishConstraints.Branch, pc.Branch, data)
 			x.check(s, "publish_constraints.files", checkRelPath("files", pc.Files))
 			x.check(s, "publish_constraints.dir", checkRelPath("dir", pc.Dir))
 			base.Action = &PublishAction{PublishConstraints: pc}
@@ -312,6 +316,8 @@ func (x *expander) step(s *Step) {
 			co := *s.Checkout
 			co.Repo = x.render(s, "checkout.repo", co.Repo, data)
 			co.Ref = x.render(s, "checkout.ref", co.Ref, data)
+			x.checkArg(s, argCheckoutRepo, s.Checkout.Repo, co.Repo, data)
+			x.checkArg(s, argCheckoutRef, s.Checkout.Ref, co.Ref, data)
 			if co.Path == "" {
 				co.Path = base.Workdir
 			}
@@ -341,8 +347,16 @@ func (x *expander) buildxCache(s *Step, base *Instance, data map[string]any) {
 	}
 	var args []KV
 	for _, k := range slices.Sorted(maps.Keys(bc.BuildArgs)) {
-		args = append(args, KV{Key: k, Value: x.render(s, "buildx_cache.build_args."+k, bc.BuildArgs[k], data)})
+		v := x.render(s, "buildx_cache.build_args."+k, bc.BuildArgs[k], data)
+		x.checkArg(s, argBuildArg(k), bc.BuildArgs[k], v, data)
+		args = append(args, KV{Key: k, Value: v})
 	}
+	context := x.render(s, "buildx_cache.context", bc.Context, data)
+	file := x.render(s, "buildx_cache.file", bc.File, data)
+	target := x.render(s, "buildx_cache.target", bc.Target, data)
+	x.checkArg(s, argContext, bc.Context, context, data)
+	x.checkArg(s, argFile, bc.File, file, data)
+	x.checkArg(s, argTarget, bc.Target, target, data)
 	for i, pt := range bc.Platforms {
 		key := fmt.Sprintf("buildx_cache.platforms.%d", i)
 		platform := x.render(s, key, pt, data)
@@ -368,9 +382,7 @@ func (x *expander) buildxCache(s *Step, base *Instance, data map[string]any) {
 		inst.Needs = slices.Clone(base.Needs)
 		inst.Action = &BuildxCacheAction{
 			Builder: bc.Builder, Node: node, Platform: platform,
-			Context:   x.render(s, "buildx_cache.context", bc.Context, data),
-			File:      x.render(s, "buildx_cache.file", bc.File, data),
-			Target:    x.render(s, "buildx_cache.target", bc.Target, data),
+			Context: context, File: file, Target: target,
 			BuildArgs: args, CacheRef: repo + ":cache-" + PlatformTag(platform),
 		}
 		x.add(&inst)

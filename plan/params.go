@@ -112,7 +112,10 @@ func (e *ParamError) Error() string { return "plan " + e.Plan + ": " + e.Msg }
 
 // ResolveParams checks the parameters given for a run (NAME -> VALUE) and returns every
 // parameter of the plan with its value: the given one, else the default. An unknown name or
-// a value the plan does not allow is a *ParamError naming it and what is valid.
+// a value the plan does not allow is a *ParamError naming it and what is valid. Given values
+// other than the defaults are also rendered into the steps that expand before the run
+// starts: a value a step cannot take (one git or buildx would read as an option, a bad image
+// reference) is a *ParamError with the step's place, before anything starts.
 func (p *Plan) ResolveParams(given map[string]string) (map[string]string, error) {
 	out := make(map[string]string, len(p.Params))
 	for _, name := range slices.Sorted(maps.Keys(given)) {
@@ -128,14 +131,39 @@ func (p *Plan) ResolveParams(given map[string]string) (map[string]string, error)
 			return nil, &ParamError{Plan: p.Name, Msg: fmt.Sprintf("param %s=%q: %s", name, given[name], msg)}
 		}
 	}
+	changed := false
 	for _, x := range p.Params {
 		v, ok := given[x.Name]
 		if !ok {
 			v = x.Default
 		}
 		out[x.Name] = v
+		changed = changed || v != x.Default
+	}
+	if changed {
+		if _, errs := expand(p, out, false); len(errs) > 0 {
+			return nil, &ParamError{Plan: p.Name, Msg: fmt.Sprintf("params %s: %v", formatParams(given), errs.err())}
+		}
 	}
 	return out, nil
+}
+
+// defaultParams is every param with its default.
+func (p *Plan) defaultParams() map[string]string {
+	out := make(map[string]string, len(p.Params))
+	for _, x := range p.Params {
+		out[x.Name] = x.Default
+	}
+	return out
+}
+
+// formatParams shows given params as NAME="VALUE", sorted.
+func formatParams(given map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(given)) {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, given[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 // ParamNames lists the plan's params in file order.

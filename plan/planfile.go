@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // Defaults applied when a plan leaves a setting out.
@@ -171,7 +173,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 	pd.renderWorkdir()
 	pd.checkRuntimeVars()
 	if len(d.errs) == 0 {
-		if _, errs := expand(p, nil); len(errs) > 0 {
+		if _, errs := expand(p, nil, true); len(errs) > 0 {
 			d.errs = append(d.errs, errs...)
 		}
 	}
@@ -317,8 +319,14 @@ func (pd *planDecoder) skipIf(n *yaml.Node) []SkipCondition {
 			{"branch", func(v *yaml.Node) {
 				b := &BranchFreshness{}
 				pd.fields(v, "skip_if branch", []field{
-					{"repo", func(v *yaml.Node) { b.Repo = pd.nonEmpty(v, "repo") }},
-					{"branch", func(v *yaml.Node) { b.Branch = pd.nonEmpty(v, "branch") }},
+					{"repo", func(v *yaml.Node) {
+						b.Repo = pd.nonEmpty(v, "repo")
+						pd.argLiteral(v, argField{what: "skip_if branch repo", rule: safearg.GitRepo}, b.Repo)
+					}},
+					{"branch", func(v *yaml.Node) {
+						b.Branch = pd.nonEmpty(v, "branch")
+						pd.argLiteral(v, argField{what: "skip_if branch", rule: safearg.GitRef}, b.Branch)
+					}},
 					{"within", func(v *yaml.Node) { b.Within = pd.duration(v, "within") }},
 				})
 				if b.Repo == "" || b.Branch == "" || b.Within == 0 {
@@ -563,12 +571,24 @@ func (d *decoder) node(n *yaml.Node, b *Builder) Node {
 		}},
 		{"endpoint", func(v *yaml.Node) {
 			nd.Endpoint = d.nonEmpty(v, "endpoint")
-			if nd.Endpoint != "" && !strings.Contains(nd.Endpoint, "://") && b.Driver == "remote" {
+			if err := safearg.Operand(nd.Endpoint); nd.Endpoint != "" && err != nil {
+				d.errorf(v, "endpoint %q: %v", nd.Endpoint, err)
+			} else if nd.Endpoint != "" && !strings.Contains(nd.Endpoint, "://") && b.Driver == "remote" {
 				d.errorf(v, "endpoint %q of a remote node: want tcp://HOST:PORT or unix:///PATH", nd.Endpoint)
 			}
 		}},
 		{"platform", func(v *yaml.Node) { nd.Platform = d.platform(v) }},
-		{"driver_opts", func(v *yaml.Node) { nd.DriverOpts, _ = d.strMap(v, "driver_opts") }},
+		{"driver_opts", func(v *yaml.Node) {
+			var pos map[string]Pos
+			nd.DriverOpts, pos = d.strMap(v, "driver_opts")
+			for k, p := range pos { // each becomes --driver-opt=K=V
+				if err := safearg.Operand(k); err != nil || strings.Contains(k, "=") {
+					d.errorAt(p, "driver option name %q: want a name without \"=\", not starting with \"-\"", k)
+				} else if err := safearg.Text(nd.DriverOpts[k]); err != nil {
+					d.errorAt(p, "driver option %s: %v", k, err)
+				}
+			}
+		}},
 		{"max_parallel", func(v *yaml.Node) { nd.MaxParallel = d.integer(v, "max_parallel", 1, 100) }},
 	})
 	if nd.MaxParallel == 0 {

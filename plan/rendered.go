@@ -33,30 +33,3 @@ func checkRelPath(what, p string) string {
 	}
 	return ""
 }
-
-// checkBranch returns why b is not a branch name git accepts (git check-ref-format), or "".
-func checkBranch(b string) string {
-	bad := func(why string) string {
-		return fmt.Sprintf("branch renders to %q, which is not a git branch name: %s", b, why)
-	}
-	switch {
-	case b == "" || b == "@":
-		return bad("empty")
-	case strings.HasPrefix(b, "-"):
-		return bad("starts with -")
-	case strings.HasPrefix(b, "/") || strings.HasSuffix(b, "/") || strings.Contains(b, "//"):
-		return bad("empty path component")
-	case strings.Contains(b, "..") || strings.Contains(b, "@{"):
-		return bad(`contains ".." or "@{"`)
-	case strings.HasSuffix(b, ".") || strings.HasSuffix(b, ".lock"):
-		return bad(`ends with "." or ".lock"`)
-	case strings.ContainsFunc(b, func(r rune) bool { return r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) }):
-		return bad(`contains a space, a control character or one of ~^:?*[\`)
-	}
-	for _, c := range strings.Split(b, "/") {
-		if strings.HasPrefix(c, ".") {
-			return bad("a component starts with .")
-		}
-	}
-	return ""
-}

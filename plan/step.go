@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // actionKeys are the step keys of which exactly one must be present.
@@ -204,6 +206,25 @@ func (pd *planDecoder) tmpl(v *yaml.Node, what string, s *Step, key string) stri
 	return t
 }
 
+// argTmpl is tmpl for a field whose value reaches an outside program's argv: a value
+// without a template is checked here, so a step that expands only at run time has its
+// written values checked at load too (rendered ones are checked where they expand).
+func (pd *planDecoder) argTmpl(v *yaml.Node, s *Step, f argField) string {
+	t := pd.tmpl(v, f.key[strings.LastIndexByte(f.key, '.')+1:], s, f.key)
+	pd.argLiteral(v, f, t)
+	return t
+}
+
+// argLiteral checks a value that is not a template against f's rule.
+func (pd *planDecoder) argLiteral(v *yaml.Node, f argField, value string) {
+	if isTemplate(value) {
+		return
+	}
+	if err := f.rule(value); err != nil {
+		pd.errorf(v, "%s %q: %v", f.what, value, err)
+	}
+}
+
 func (pd *planDecoder) matrix(n *yaml.Node) []Axis {
 	pairs := pd.pairs(n, "matrix")
 	if pairs == nil && resolve(n).Kind == yaml.MappingNode {
@@ -297,15 +318,22 @@ func (pd *planDecoder) buildxCache(n *yaml.Node, s *Step) *BuildxCache {
 			bc.Builder = pd.nonEmpty(v, "builder")
 			s.at["buildx_cache.builder"] = pd.pos(v)
 		}},
-		{"context", func(v *yaml.Node) { bc.Context = pd.tmpl(v, "context", s, "buildx_cache.context") }},
-		{"file", func(v *yaml.Node) { bc.File = pd.tmpl(v, "file", s, "buildx_cache.file") }},
-		{"target", func(v *yaml.Node) { bc.Target = pd.tmpl(v, "target", s, "buildx_cache.target") }},
+		{"context", func(v *yaml.Node) { bc.Context = pd.argTmpl(v, s, argContext) }},
+		{"file", func(v *yaml.Node) { bc.File = pd.argTmpl(v, s, argFile) }},
+		{"target", func(v *yaml.Node) { bc.Target = pd.argTmpl(v, s, argTarget) }},
 		{"build_args", func(v *yaml.Node) {
 			var pos map[string]Pos
 			bc.BuildArgs, pos = pd.strMap(v, "build_args")
 			for k, p := range pos {
 				s.at["buildx_cache.build_args."+k] = p
 				pd.tmpls = append(pd.tmpls, pendingTemplate{pos: p, text: bc.BuildArgs[k], kind: tmplStep, step: s})
+				if err := safearg.Operand(k); err != nil || strings.Contains(k, "=") {
+					pd.errorAt(p, "build arg name %q: want a name without \"=\", not starting with \"-\"", k)
+				} else if !isTemplate(bc.BuildArgs[k]) {
+					if err := argBuildArg(k).rule(bc.BuildArgs[k]); err != nil {
+						pd.errorAt(p, "build arg %s %q: %v", k, bc.BuildArgs[k], err)
+					}
+				}
 			}
 		}},
 		{"platforms", func(v *yaml.Node) {
@@ -351,8 +379,8 @@ func (pd *planDecoder) buildxCache(n *yaml.Node, s *Step) *BuildxCache {
 func (pd *planDecoder) checkout(n *yaml.Node, s *Step) *Checkout {
 	co := &Checkout{}
 	pd.fields(n, "checkout", []field{
-		{"repo", func(v *yaml.Node) { co.Repo = pd.tmpl(v, "repo", s, "checkout.repo") }},
-		{"ref", func(v *yaml.Node) { co.Ref = pd.tmpl(v, "ref", s, "checkout.ref") }},
+		{"repo", func(v *yaml.Node) { co.Repo = pd.argTmpl(v, s, argCheckoutRepo) }},
+		{"ref", func(v *yaml.Node) { co.Ref = pd.argTmpl(v, s, argCheckoutRef) }},
 		{"path", func(v *yaml.Node) { co.Path = pd.absPath(v, "checkout path") }},
 		{"token", func(v *yaml.Node) {
 			co.Token = pd.nonEmpty(v, "token")
@@ -385,8 +413,8 @@ func (pd *planDecoder) publish(n *yaml.Node, s *Step) *PublishConstraints {
 		Message: DefaultMessage, MaxAttempts: DefaultPublishTry}
 	pc.IgnoreLines = mustCompileDefault()
 	pd.fields(n, "publish_constraints", []field{
-		{"repo", func(v *yaml.Node) { pc.Repo = pd.tmpl(v, "repo", s, "publish_constraints.repo") }},
-		{"branch", func(v *yaml.Node) { pc.Branch = pd.tmpl(v, "branch", s, "publish_constraints.branch") }},
+		{"repo", func(v *yaml.Node) { pc.Repo = pd.argTmpl(v, s, argPublishRepo) }},
+		{"branch", func(v *yaml.Node) { pc.Branch = pd.argTmpl(v, s, argBranch) }},
 		{"files", func(v *yaml.Node) {
 			pc.Files = pd.tmpl(v, "files", s, "publish_constraints.files")
 			if filepath.IsAbs(pc.Files) || slices.Contains(strings.Split(pc.Files, "/"), "..") {

@@ -55,8 +55,8 @@ func TestPlanQuoting(t *testing.T) {
 	}
 	for _, line := range []string{
 		`$ sh -c 'echo "$1" $HOME' sh '3.9; rm -rf /tmp/x' 'it'\''s' ''`,
-		`--build-arg 'PYTHON=3.9; rm -rf /tmp/x' `,
-		`--metadata-file STATE/runs/RUN/INSTANCE.json 'src dir'`,
+		`'--build-arg=PYTHON=3.9; rm -rf /tmp/x' `,
+		`--metadata-file=STATE/runs/RUN/INSTANCE.json -- 'src dir'`,
 	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("dry run lacks %q", line)
@@ -75,10 +75,10 @@ func TestPlanPool(t *testing.T) {
 	}
 	for _, line := range []string{
 		"wait for a free slot of builder cache's linux/amd64 pool, first come first served: node cache0 (max_parallel 1) via builder cache.cache0, node cache2 (max_parallel 2) via builder cache.cache2",
-		"$ docker buildx build --builder cache.cache0 --platform linux/amd64 ",
-		"# given cache0; --builder cache.cache2 on cache2",
+		"$ docker buildx build --builder=cache.cache0 --platform=linux/amd64 ",
+		"# given cache0; --builder=cache.cache2 on cache2",
 		"check buildx.build.ref names the node given (cache0 or cache2)",
-		"$ docker buildx build --builder cache --platform linux/arm64 ",
+		"$ docker buildx build --builder=cache --platform=linux/arm64 ",
 		"check buildx.build.ref names node cache1",
 		"$ docker buildx ls --format json  # compare builder cache and its 2 pooled nodes' own builders with the plan",
 	} {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // BuildArg is one --build-arg.
@@ -25,34 +27,68 @@ type BuildOptions struct {
 
 // BuildArgv is the exact `docker buildx build` command for o. The result only goes to the
 // build cache (--output type=cacheonly) and from there to the registry cache ref
-// (mode=max: every layer, the way Airflow's --prepare-buildx-cache does it).
+// (mode=max: every layer, the way Airflow's --prepare-buildx-cache does it). Every value
+// is bound to its flag (--flag=VALUE) and the context comes after `--`: no value is ever
+// read as an option (o.check refuses the rest before a build starts).
 func BuildArgv(docker string, o BuildOptions) []string {
 	if docker == "" {
 		docker = "docker"
 	}
-	argv := []string{docker, "buildx", "build", "--builder", o.Builder, "--platform", o.Platform, "--progress", "plain"}
+	argv := []string{docker, "buildx", "build", "--builder=" + o.Builder, "--platform=" + o.Platform, "--progress=plain"}
 	if o.File != "" {
-		argv = append(argv, "--file", o.File)
+		argv = append(argv, "--file="+o.File)
 	}
 	if o.Target != "" {
-		argv = append(argv, "--target", o.Target)
+		argv = append(argv, "--target="+o.Target)
 	}
 	for _, a := range o.BuildArgs {
-		argv = append(argv, "--build-arg", a.Key+"="+a.Value)
+		argv = append(argv, "--build-arg="+a.Key+"="+a.Value)
 	}
 	argv = append(argv,
-		"--cache-from", "type=registry,ref="+o.CacheRef,
-		"--cache-to", "type=registry,ref="+o.CacheRef+",mode=max",
-		"--output", "type=cacheonly",
+		"--cache-from=type=registry,ref="+o.CacheRef,
+		"--cache-to=type=registry,ref="+o.CacheRef+",mode=max",
+		"--output=type=cacheonly",
 	)
 	if o.MetadataFile != "" {
-		argv = append(argv, "--metadata-file", o.MetadataFile)
+		argv = append(argv, "--metadata-file="+o.MetadataFile)
 	}
-	return append(argv, o.Context)
+	return append(argv, "--", o.Context)
+}
+
+// check refuses what buildx would read as something else: a context or Dockerfile "-"
+// (standard input) or starting with "-", a build arg whose name holds "=", a cache ref that
+// adds attributes to the cache export (","), a control character anywhere.
+func (o BuildOptions) check() error {
+	for _, v := range []struct{ what, v string }{
+		{"builder", o.Builder}, {"platform", o.Platform}, {"context", o.Context},
+		{"file", o.File}, {"target", o.Target}, {"metadata file", o.MetadataFile},
+	} {
+		if v.v == "" && v.what != "context" && v.what != "builder" && v.what != "platform" {
+			continue
+		}
+		if err := safearg.Operand(v.v); err != nil {
+			return fmt.Errorf("%s %q: %w", v.what, v.v, err)
+		}
+	}
+	for _, a := range o.BuildArgs {
+		if err := safearg.Operand(a.Key); err != nil || strings.Contains(a.Key, "=") {
+			return fmt.Errorf("build arg name %q: not a name (empty, \"-\" first, \"=\" or a control character)", a.Key)
+		}
+		if err := safearg.Text(a.Value); err != nil {
+			return fmt.Errorf("build arg %s: %w", a.Key, err)
+		}
+	}
+	if err := safearg.Operand(o.CacheRef); err != nil || strings.ContainsAny(o.CacheRef, ",\"") {
+		return fmt.Errorf("cache ref %q: not an image reference for --cache-to", o.CacheRef)
+	}
+	return nil
 }
 
 // Build runs BuildArgv and reads its metadata file (when o.MetadataFile is set).
 func (c *Client) Build(ctx context.Context, o BuildOptions) (Metadata, error) {
+	if err := o.check(); err != nil {
+		return Metadata{}, fmt.Errorf("build %s cache for %s on builder %s: %w", o.Platform, o.CacheRef, o.Builder, err)
+	}
 	if err := c.run(ctx, BuildArgv(c.docker(), o)...); err != nil {
 		return Metadata{}, fmt.Errorf("build %s cache for %s on builder %s: %w", o.Platform, o.CacheRef, o.Builder, err)
 	}

@@ -48,7 +48,7 @@ func ContextLsArgv(docker string) []string {
 
 // ContextRmArgv removes the docker context name, also when it is the current one.
 func ContextRmArgv(docker, name string) []string {
-	return []string{docker, "context", "rm", "--force", name}
+	return []string{docker, "context", "rm", "--force", "--", name}
 }
 
 // Contexts reads the docker contexts of the client's DOCKER_CONFIG.

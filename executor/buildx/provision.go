@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // BuilderSpec is the builder a caller wants: its name, driver and nodes, each pinned to one
@@ -79,7 +81,7 @@ func Diff(docker string, spec BuilderSpec, cur *BuilderState) []Change {
 	case cur.Driver != spec.Driver:
 		// buildx cannot change a builder's driver in place.
 		changes = append(changes, Change{Kind: ChangeRemove, Reason: fmt.Sprintf("driver %q, want %q", cur.Driver, spec.Driver),
-			Argv: []string{docker, "buildx", "rm", "--force", "--keep-state", spec.Name}})
+			Argv: rmArgv(docker, spec.Name)})
 		fresh("recreate with driver " + spec.Driver)
 		return changes
 	}
@@ -96,14 +98,14 @@ func Diff(docker string, spec BuilderSpec, cur *BuilderState) []Change {
 	if kept == 0 {
 		// Leaving every node is refused by buildx; recreate instead.
 		changes = append(changes, Change{Kind: ChangeRemove, Reason: "no declared node exists",
-			Argv: []string{docker, "buildx", "rm", "--force", "--keep-state", spec.Name}})
+			Argv: rmArgv(docker, spec.Name)})
 		fresh("recreate with the declared nodes")
 		return changes
 	}
 	for _, n := range cur.Nodes {
 		if !want[n.Name] {
 			changes = append(changes, Change{Kind: ChangeLeave, Node: n.Name, Reason: "node not declared",
-				Argv: []string{docker, "buildx", "create", "--name", spec.Name, "--leave", "--node", n.Name}})
+				Argv: []string{docker, "buildx", "create", "--name=" + spec.Name, "--leave", "--node=" + n.Name}})
 		}
 	}
 	var appends []Change
@@ -143,22 +145,63 @@ func nodeDiff(want NodeSpec, have *NodeState) string {
 // createArgv is `docker buildx create` for one node: a new builder, or --append (which also
 // updates an existing node of that name). --driver is always passed: without it a tcp:// or
 // ssh:// endpoint silently becomes a remote builder (docker/buildx#1293).
+//
+// Every value is bound to its flag (--flag=VALUE) and the endpoint comes after `--`: none is
+// ever read as an option (BuilderSpec.check refuses the rest before provisioning starts).
 func createArgv(docker string, spec BuilderSpec, n NodeSpec, appendNode bool) []string {
-	argv := []string{docker, "buildx", "create", "--name", spec.Name, "--driver", spec.Driver}
+	argv := []string{docker, "buildx", "create", "--name=" + spec.Name, "--driver=" + spec.Driver}
 	if appendNode {
 		argv = append(argv, "--append")
 	}
-	argv = append(argv, "--node", n.Name)
+	argv = append(argv, "--node="+n.Name)
 	if n.Platform != "" {
-		argv = append(argv, "--platform", n.Platform)
+		argv = append(argv, "--platform="+n.Platform)
 	}
 	for _, k := range slices.Sorted(maps.Keys(n.DriverOpts)) {
-		argv = append(argv, "--driver-opt", k+"="+n.DriverOpts[k])
+		argv = append(argv, "--driver-opt="+k+"="+n.DriverOpts[k])
 	}
 	if n.Endpoint != "" {
-		argv = append(argv, n.Endpoint)
+		argv = append(argv, "--", n.Endpoint)
 	}
 	return argv
+}
+
+// rmArgv removes a builder, keeping its nodes' state (the build cache).
+func rmArgv(docker, name string) []string {
+	return []string{docker, "buildx", "rm", "--force", "--keep-state", "--", name}
+}
+
+// check refuses a name, driver, endpoint or driver option that buildx would read as an
+// option or that would split into more than one (a control character, "=" in an option's
+// name).
+func (spec BuilderSpec) check() error {
+	for _, v := range []struct{ what, v string }{{"name", spec.Name}, {"driver", spec.Driver}} {
+		if err := safearg.Operand(v.v); err != nil {
+			return fmt.Errorf("builder %s %q: %w", v.what, v.v, err)
+		}
+	}
+	for _, n := range spec.Nodes {
+		if err := safearg.Operand(n.Name); err != nil {
+			return fmt.Errorf("builder %s node name %q: %w", spec.Name, n.Name, err)
+		}
+		for _, v := range []struct{ what, v string }{{"endpoint", n.Endpoint}, {"platform", n.Platform}} {
+			if v.v == "" {
+				continue
+			}
+			if err := safearg.Operand(v.v); err != nil {
+				return fmt.Errorf("builder %s node %s %s %q: %w", spec.Name, n.Name, v.what, v.v, err)
+			}
+		}
+		for k, v := range n.DriverOpts {
+			if err := safearg.Operand(k); err != nil || strings.Contains(k, "=") {
+				return fmt.Errorf("builder %s node %s driver option %q: not a name (empty, \"-\" first, \"=\" or a control character)", spec.Name, n.Name, k)
+			}
+			if err := safearg.Text(v); err != nil {
+				return fmt.Errorf("builder %s node %s driver option %s: %w", spec.Name, n.Name, k, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Provision makes the builder match spec and returns the changes it made (none for a builder
@@ -178,6 +221,9 @@ func (c *Client) ProvisionAll(ctx context.Context, specs []BuilderSpec) ([]Chang
 	for i, spec := range specs {
 		if len(spec.Nodes) == 0 {
 			return nil, nil, fmt.Errorf("provision builder %s: no nodes declared", spec.Name)
+		}
+		if err := spec.check(); err != nil {
+			return nil, nil, fmt.Errorf("provision builder %s: %w", spec.Name, err)
 		}
 		names[i] = spec.Name
 	}
@@ -265,7 +311,7 @@ func (e *NodeNotRunningError) Error() string {
 
 // BootstrapArgv is the command that starts every node of builder name.
 func BootstrapArgv(docker, name string) []string {
-	return []string{docker, "buildx", "inspect", "--bootstrap", name}
+	return []string{docker, "buildx", "inspect", "--bootstrap", "--", name}
 }
 
 // WaitRunning requires every node of the builder to be running. A node that is not is

@@ -55,17 +55,18 @@ func buildctlTarget(driver string, n NodeState) (args, env []string, ok bool) {
 		case n.Endpoint != "":
 			addr += "?context=" + url.QueryEscape(n.Endpoint)
 		}
-		return []string{"--addr", addr}, env, true
+		return []string{"--addr=" + addr}, env, true
 	case "remote":
-		args = []string{"--addr", n.Endpoint}
+		args = []string{"--addr=" + n.Endpoint}
 		// The buildx remote driver's TLS options, as buildctl's flags: the guard reaches a
 		// TLS node with the same files buildx uses.
+		// Each value bound to its flag: never read as an option.
 		tls := []struct{ opt, flag string }{
-			{"cacert", "--tlscacert"}, {"cert", "--tlscert"}, {"key", "--tlskey"}, {"servername", "--tlsservername"},
+			{"cacert", "--tlscacert="}, {"cert", "--tlscert="}, {"key", "--tlskey="}, {"servername", "--tlsservername="},
 		}
 		for _, f := range tls {
 			if v := n.DriverOpts[f.opt]; v != "" {
-				args = append(args, f.flag, v)
+				args = append(args, f.flag+v)
 			}
 		}
 		return args, nil, true
@@ -117,7 +118,7 @@ func (c *Client) NativePlatform(ctx context.Context, driver string, n NodeState)
 		}
 		return native, nil
 	}
-	addr := target[1]
+	addr := strings.TrimPrefix(target[0], "--addr=")
 	argv := append(append([]string{c.buildctl()}, target...), "debug", "workers", "--format", "{{json .}}")
 	out, err := c.queryEnv(ctx, env, argv...)
 	if err != nil {

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+
+	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // CheckoutOptions says what to check out where.
@@ -41,6 +44,9 @@ type CheckoutResult struct {
 //
 // The caller holds the lock of o.Dir: two checkouts of one directory must not interleave.
 func Checkout(ctx context.Context, o CheckoutOptions) (*CheckoutResult, error) {
+	if err := checkRepoRef(o.Repo, o.Ref, "ref"); err != nil {
+		return nil, fmt.Errorf("check out %s %q: %w", RedactURLs(o.Repo), o.Ref, err)
+	}
 	r, err := parseRemote(o.Repo, o.Token)
 	if err != nil {
 		return nil, err
@@ -63,15 +69,19 @@ func Checkout(ctx context.Context, o CheckoutOptions) (*CheckoutResult, error) {
 	}
 	res.Previous, _ = git("rev-parse", "--quiet", "--verify", "HEAD^{commit}")
 	// The URL is set every run: a plan whose repo changed fetches from the new one.
-	if _, err := git("config", "remote.origin.url", url); err != nil {
+	if _, err := git("config", "--end-of-options", "remote.origin.url", url); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if _, err := git("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", o.Ref); err != nil {
+	if _, err := git(fetchArgs(o.Ref)...); err != nil {
 		return nil, fmt.Errorf("%s: fetch: %w", what, err)
 	}
 	res.Commit, err = git("rev-parse", "--verify", "FETCH_HEAD^{commit}")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	// checkout and reset take no --end-of-options before a commit: it must be an object id.
+	if !objectID.MatchString(res.Commit) {
+		return nil, fmt.Errorf("%s: git rev-parse gave %q, not a commit id", what, res.Commit)
 	}
 	// A ref of our own keeps the commit from being pruned while it is checked out detached.
 	steps := [][]string{
@@ -88,6 +98,28 @@ func Checkout(ctx context.Context, o CheckoutOptions) (*CheckoutResult, error) {
 	res.Changed = res.Previous != res.Commit
 	o.Log.Info("checked out", "repo", res.Repo, "ref", o.Ref, "commit", res.Commit, "previous", res.Previous, "changed", res.Changed)
 	return res, nil
+}
+
+// objectID is a full SHA-1 or SHA-256 object name, as rev-parse prints it.
+var objectID = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
+
+// checkRepoRef refuses a repository or ref that git would read as an option, a refspec
+// writing a local ref, or a transport running a program, before any git starts.
+// what names the ref in the error: "ref", "branch".
+func checkRepoRef(repo, ref, what string) error {
+	if err := safearg.GitRepo(repo); err != nil {
+		return fmt.Errorf("repository: %w", err)
+	}
+	if err := safearg.GitRef(ref); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// fetchArgs fetches ref from origin: the ref after --end-of-options, so it is never an
+// option, and checked by safearg.GitRef, so it is never a refspec writing a local ref.
+func fetchArgs(ref string) []string {
+	return []string{"fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "--end-of-options", "origin", ref}
 }
 
 // cleanArgs removes untracked and ignored files (build outputs included) but Keep, each

@@ -63,7 +63,7 @@ func (c *clone) ensure(ctx context.Context) error {
 		}
 		return c.fresh(ctx)
 	}
-	if _, err := c.git(ctx, "remote", "set-url", "origin", c.remote.URL); err != nil {
+	if _, err := c.git(ctx, "remote", "set-url", "--end-of-options", "origin", c.remote.URL); err != nil {
 		return fmt.Errorf("set origin of %s: %w", c.dir, err)
 	}
 	return nil
@@ -79,7 +79,7 @@ func (c *clone) fresh(ctx context.Context) error {
 	}
 	for _, args := range [][]string{
 		{"init", "--quiet"},
-		{"remote", "add", "origin", c.remote.URL},
+		{"remote", "add", "--end-of-options", "origin", c.remote.URL},
 	} {
 		if _, err := c.git(ctx, args...); err != nil {
 			os.RemoveAll(c.dir)
@@ -95,7 +95,7 @@ func (c *clone) remoteHead(ctx context.Context) (string, error) {
 	var last error
 	delay := c.fetchBackoff
 	for i := 1; i <= c.fetchAttempts; i++ {
-		out, err := c.git(ctx, "ls-remote", "--heads", "origin", "refs/heads/"+c.branch)
+		out, err := c.git(ctx, "ls-remote", "--heads", "--end-of-options", "origin", "refs/heads/"+c.branch)
 		if err == nil {
 			sha, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\t")
 			return sha, nil
@@ -155,7 +155,7 @@ func (c *clone) sync(ctx context.Context) (string, error) {
 }
 
 func (c *clone) fetch(ctx context.Context) error {
-	_, err := c.git(ctx, "fetch", "--quiet", "--no-tags", "origin",
+	_, err := c.git(ctx, "fetch", "--quiet", "--no-tags", "--end-of-options", "origin",
 		"+refs/heads/"+c.branch+":refs/remotes/origin/"+c.branch)
 	return err
 }
@@ -225,7 +225,7 @@ func (c *clone) push(ctx context.Context) error { return c.pushRev(ctx, "HEAD") 
 
 // pushRev pushes rev (HEAD, or a commit id) to the branch, never forced.
 func (c *clone) pushRev(ctx context.Context, rev string) error {
-	out, err := c.git(ctx, "push", "--porcelain", "origin", rev+":refs/heads/"+c.branch)
+	out, err := c.git(ctx, "push", "--porcelain", "--end-of-options", "origin", rev+":refs/heads/"+c.branch)
 	if err == nil {
 		return nil
 	}

@@ -16,6 +16,9 @@ import (
 // environment; env adds to git's environment (e.g. TokenEnv). procs starts the git
 // processes (nil: proc's defaults). Errors never show credentials.
 func LastCommitTime(ctx context.Context, procs *proc.Runner, repo, branch string, env []string) (time.Time, error) {
+	if err := checkRepoRef(repo, branch, "branch"); err != nil {
+		return time.Time{}, fmt.Errorf("last commit of %q on %s: %w", branch, RedactURLs(repo), err)
+	}
 	rem, err := parseRemote(repo, "")
 	if err != nil {
 		return time.Time{}, err
@@ -30,7 +33,7 @@ func LastCommitTime(ctx context.Context, procs *proc.Runner, repo, branch string
 	if _, err := run.Git(ctx, tmp, env, "init", "--quiet", "--bare"); err != nil {
 		return time.Time{}, fmt.Errorf("last commit of %s: %w", branch, err)
 	}
-	if _, err := run.Git(ctx, tmp, env, "fetch", "--quiet", "--no-tags", "--depth=1", rem.URL, "refs/heads/"+branch); err != nil {
+	if _, err := run.Git(ctx, tmp, env, "fetch", "--quiet", "--no-tags", "--depth=1", "--end-of-options", rem.URL, "refs/heads/"+branch); err != nil {
 		return time.Time{}, fmt.Errorf("last commit of %s on %s: %w", branch, rem.URL, err)
 	}
 	out, err := run.Git(ctx, tmp, env, "log", "-1", "--format=%ct", "FETCH_HEAD")

@@ -107,6 +107,9 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 }
 
 func publish(ctx context.Context, o Options) (*Result, error) {
+	if err := checkRepoRef(o.Repo, o.Branch, "branch"); err != nil {
+		return &Result{Repo: RedactURLs(o.Repo), Branch: o.Branch}, err
+	}
 	rem, err := parseRemote(o.Repo, o.Token)
 	if err != nil {
 		return &Result{Repo: RedactURLs(o.Repo), Branch: o.Branch}, err

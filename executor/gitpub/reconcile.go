@@ -44,6 +44,14 @@ func Reconcile(ctx context.Context, o ReconcileOptions) (onBranch bool, err erro
 	if o.Commit == "" || o.StateDir == "" || o.Branch == "" {
 		return false, fmt.Errorf("%s: commit, branch and state directory are required", what)
 	}
+	// The commit comes from the store and reaches rev-list, merge-base and push: an object
+	// id only, never an option.
+	if !objectID.MatchString(o.Commit) {
+		return false, fmt.Errorf("%s: %q is not a commit id", what, o.Commit)
+	}
+	if err := checkRepoRef(o.Repo, o.Branch, "branch"); err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/refreshd/refreshd/internal/safearg"
 	"github.com/refreshd/refreshd/proc"
 )
 
@@ -95,8 +96,10 @@ func (r *ExecRunner) Git(ctx context.Context, dir string, env []string, args ...
 	return stdout.Bytes(), &ExitError{Args: shown, Code: st.Code, Stderr: redact(stderr.String())}
 }
 
-// baseEnv makes git fail instead of prompting for a credential nobody will type, and keeps
-// its messages in the language the rejection checks parse.
+// baseEnv makes git fail instead of prompting for a credential nobody will type, keeps
+// its messages in the language the rejection checks parse, and allows only the transports
+// that run no program of the remote's choosing (no ext::, fd:: or other remote helper, even
+// where the user's configuration would allow one).
 func baseEnv() []string {
-	return []string{"GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "LANGUAGE=C"}
+	return []string{"GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "LANGUAGE=C", "GIT_ALLOW_PROTOCOL=" + safearg.GitProtocols}
 }
