@@ -5,13 +5,16 @@ BIN     ?= bin/refreshd
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help build test test-short check install-stack demo demo-down fuzz bench clean
+.PHONY: help build deb test test-short check install-stack demo demo-down fuzz bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/refreshd
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/refreshd
+
+deb: ## Debian package refreshd_VERSION_amd64.deb (scripts/build-deb.sh; version from git describe; DEB_OUT=dir)
+	bash scripts/build-deb.sh $(DEB_OUT)
 
 check: ## gofmt, go vet and staticcheck (make install-stack installs it)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -43,4 +46,4 @@ bench: build ## benchmarks (numbers in the README)
 	bash bench/latency.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin refreshd_*.deb

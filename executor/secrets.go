@@ -67,7 +67,7 @@ func readSecret(ctx context.Context, s plan.Secret) (v, warning string, err erro
 		}
 		data, warning, err := readSecretFile(ctx, path)
 		if s.Credential != "" && errors.Is(err, fs.ErrNotExist) {
-			return "", "", fmt.Errorf("credential %s: %w (the unit passes no credential of that name: LoadCredential=%s:/path or LoadCredentialEncrypted=%s:/path)", s.Credential, err, s.Credential, s.Credential)
+			return "", "", fmt.Errorf("credential %s: %w (the service got no credential of that name: its unit needs LoadCredential=%s with /etc/credstore/%s, LoadCredential=%s:/path or LoadCredentialEncrypted=%s:/path)", s.Credential, err, s.Credential, s.Credential, s.Credential, s.Credential)
 		}
 		if err != nil {
 			return "", "", err

@@ -23,7 +23,7 @@ log() { printf 'install-stack: %s\n' "$*" >&2; }
 need_apt=()
 for pair in runc:runc docker-registry:docker-registry htpasswd:apache2-utils \
   busybox:busybox-static git:git promtool:prometheus systemd-analyze:systemd jq:jq bc:bc \
-  python3:python3 pytest-3:python3-pytest awk:mawk; do
+  python3:python3 pytest-3:python3-pytest awk:mawk lintian:lintian make:make; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 # Headless Chromium for the dashboard's browser test (e2e/refresh TestDashboardInBrowser),

@@ -3,6 +3,7 @@ package systemd
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,18 @@ import (
 // rootfs is the Debian 12 tree scripts/install-stack.sh debootstraps (cached; never written:
 // the container boots it with --volatile=overlay, its writes going to a tmpfs).
 const rootfs = "/var/cache/refreshd-stack/sysd-rootfs-bookworm"
+
+// needContainer skips (or fails, under REFRESHD_REQUIRE_STACK) a test that boots a container
+// where it cannot: not root, or no root filesystem.
+func needContainer(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testkit.SkipOrFail(t, "booting a container needs root")
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "usr/lib/systemd/systemd")); err != nil {
+		testkit.SkipOrFail(t, "no Debian root filesystem at "+rootfs+" (run scripts/install-stack.sh)")
+	}
+}
 
 // container is a systemd-nspawn container whose PID 1 is systemd, on its own network
 // namespace (loopback only) and in a cgroup of its own.
@@ -37,7 +50,10 @@ type container struct {
 // cgroups; a container that does not power off in 30 s is killed.
 func boot(t *testing.T, binds, rwBinds []string) *container {
 	t.Helper()
-	c := &container{t: t, name: fmt.Sprintf("refreshd-e2e-%d", os.Getpid()), log: &testkit.Buffer{}}
+	// A machine name of its own per process and test: two tests never share one.
+	sum := sha256.Sum256([]byte(t.Name()))
+	name := fmt.Sprintf("refreshd-e2e-%d-%x", os.Getpid(), sum[:4])
+	c := &container{t: t, name: name, log: &testkit.Buffer{}}
 	c.cgroup = c.name
 	// nspawn without a host systemd (--keep-unit --register=no) splits the cgroup it starts
 	// in into payload/ and supervisor/: it must be one of its own, not the test's.

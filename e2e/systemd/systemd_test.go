@@ -56,12 +56,7 @@ steps:
 // stop during a long step, and the unit's exposure.
 func TestUnderSystemd(t *testing.T) {
 	testkit.Need(t, "systemd-nspawn", "nsenter", "docker", "buildkitd", "buildctl")
-	if os.Geteuid() != 0 {
-		testkit.SkipOrFail(t, "booting a container needs root")
-	}
-	if _, err := os.Stat(filepath.Join(rootfs, "usr/lib/systemd/systemd")); err != nil {
-		testkit.SkipOrFail(t, "no Debian root filesystem at "+rootfs+" (run scripts/install-stack.sh)")
-	}
+	needContainer(t)
 	plugin := "/usr/local/lib/docker/cli-plugins"
 	if _, err := os.Stat(filepath.Join(plugin, "docker-buildx")); err != nil {
 		testkit.SkipOrFail(t, "docker buildx plugin missing (run scripts/install-stack.sh)")
