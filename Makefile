@@ -16,11 +16,13 @@ build: ## build bin/refreshd
 deb: ## Debian package refreshd_VERSION_amd64.deb (scripts/build-deb.sh; version from git describe; DEB_OUT=dir)
 	bash scripts/build-deb.sh $(DEB_OUT)
 
-check: ## gofmt, go vet and staticcheck (make install-stack installs it)
+check: ## gofmt, go vet, staticcheck (make install-stack installs it) and go generate leaving no diff
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null || { echo "staticcheck not found: make install-stack installs it"; exit 1; }
 	staticcheck ./...
+	@before=$$(git diff | sha256sum); $(GO) generate ./...; after=$$(git diff | sha256sum); \
+	  if [ "$$before" != "$$after" ]; then echo "go generate changed files: commit what it wrote (git diff)"; exit 1; fi
 
 test: install-stack check ## all tests: unit, integration and end-to-end on the real stack
 	REFRESHD_REQUIRE_STACK=1 $(GO) test -count=1 -timeout 40m ./...

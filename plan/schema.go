@@ -5,6 +5,8 @@ import (
 	"slices"
 )
 
+//go:generate go run ./internal/zonegen
+
 //go:embed schema.json
 var schemaJSON []byte
 
