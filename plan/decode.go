@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -150,6 +151,23 @@ func (d *decoder) nonEmpty(n *yaml.Node, what string) string {
 	return s
 }
 
+// name reads text that names something (a plan, step, builder or node, a secret a token or
+// a step names): a YAML string. A YAML number or boolean is refused, with the quoted text
+// to write instead: an editor checking the plan against the schema sees 1.10 as the number
+// 1.1 and 1e3 as 1000, so a name spelled as a number is not the same name to both.
+func (d *decoder) name(n *yaml.Node, what string) string {
+	s := d.nonEmpty(n, what)
+	if r := resolve(n); r.Kind == yaml.ScalarNode {
+		switch r.Tag {
+		case "!!int", "!!float":
+			d.errorf(n, "%s %s is a YAML number, not text; write %s", what, r.Value, strconv.Quote(r.Value))
+		case "!!bool":
+			d.errorf(n, "%s %s is a YAML boolean, not text; write %s", what, r.Value, strconv.Quote(r.Value))
+		}
+	}
+	return s
+}
+
 // boolean reads true or false. Like every scalar, it is read by its text, quoted or not:
 // "true" is true as 4 and "4" are both 4 (YAML 1.2's spellings: true, True, TRUE).
 func (d *decoder) boolean(n *yaml.Node, what string) bool {
@@ -166,11 +184,19 @@ func (d *decoder) boolean(n *yaml.Node, what string) bool {
 	return false
 }
 
-// integer reads an int in [lo, hi].
+// integer reads an int in [lo, hi]: a whole number as text ("4", 4), or a YAML number
+// whose value is whole (4.0, 1e3, 0x10), as an editor's JSON view of the plan reads it.
 func (d *decoder) integer(n *yaml.Node, what string, lo, hi int) int {
 	n = resolve(n)
 	if n.Kind == yaml.ScalarNode {
-		if i, err := strconv.Atoi(n.Value); err == nil {
+		i, err := strconv.Atoi(n.Value)
+		if err != nil && (n.Tag == "!!int" || n.Tag == "!!float") {
+			var f float64
+			if n.Decode(&f) == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+				i, err = int(f), nil
+			}
+		}
+		if err == nil {
 			if i < lo || i > hi {
 				d.errorf(n, "%s must be between %d and %d, not %d", what, lo, hi, i)
 				return lo

@@ -361,6 +361,9 @@ func (x *expander) buildxCache(s *Step, base *Instance, data map[string]any) {
 		key := fmt.Sprintf("buildx_cache.platforms.%d", i)
 		platform := x.render(s, key, pt, data)
 		if msg := checkPlatform(platform); msg != "" {
+			if platform != pt {
+				msg += fmt.Sprintf(" (rendered from %s)", pt)
+			}
 			x.errorf(s.at[key], "%s", msg)
 			continue
 		}

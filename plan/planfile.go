@@ -93,7 +93,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 	d.fields(doc, "plan", []field{
 		{"plan", func(v *yaml.Node) {
 			hasName = true
-			p.Name = d.nonEmpty(v, "plan")
+			p.Name = d.name(v, "plan")
 			p.namePos = d.pos(v)
 			if p.Name != "" && !namePattern.MatchString(p.Name) {
 				d.errorf(v, "plan name %q: use %s", p.Name, nameRule)
@@ -260,13 +260,13 @@ func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 		pd.fields(v, "secret", []field{
 			{"file", func(v *yaml.Node) { s.File = pd.absPath(v, "secret file") }},
 			{"env", func(v *yaml.Node) {
-				s.Env = pd.nonEmpty(v, "secret env")
+				s.Env = pd.name(v, "secret env")
 				if s.Env != "" && !identPattern.MatchString(s.Env) {
 					pd.errorf(v, "secret env %q: want an environment variable name (%s)", s.Env, identRule)
 				}
 			}},
 			{"credential", func(v *yaml.Node) {
-				s.Credential = pd.nonEmpty(v, "secret credential")
+				s.Credential = pd.name(v, "secret credential")
 				if s.Credential != "" && !credentialPattern.MatchString(s.Credential) {
 					pd.errorf(v, "secret credential %q: want a systemd credential name (%s)", s.Credential, credentialRule)
 				}
@@ -420,7 +420,7 @@ func (pd *planDecoder) builders(n *yaml.Node) {
 		e = resolve(e)
 		if isRef(e) {
 			var name string
-			pd.fields(e, "builder reference", []field{{"ref", func(v *yaml.Node) { name = pd.nonEmpty(v, "ref") }}})
+			pd.fields(e, "builder reference", []field{{"ref", func(v *yaml.Node) { name = pd.name(v, "ref") }}})
 			if name != "" {
 				if _, dup := pd.refs[name]; dup {
 					pd.errorf(e, "builder %q referenced twice", name)
@@ -503,7 +503,7 @@ func (d *decoder) builder(n *yaml.Node) *Builder {
 	var nodesNode *yaml.Node
 	d.fields(n, "builder", []field{
 		{"name", func(v *yaml.Node) {
-			b.Name = d.nonEmpty(v, "builder name")
+			b.Name = d.name(v, "builder name")
 			if b.Name != "" && !namePattern.MatchString(b.Name) {
 				d.errorf(v, "builder name %q: use %s", b.Name, nameRule)
 			}
@@ -539,6 +539,10 @@ func (d *decoder) builder(n *yaml.Node) *Builder {
 	if n.Kind != yaml.MappingNode {
 		return nil
 	}
+	if b.Driver == "remote" {
+		// Checked once every key is read: driver: may come after nodes:.
+		d.remoteEndpoints(nodesNode)
+	}
 	if b.Name == "" {
 		d.errorf(n, "builder needs name:")
 	}
@@ -560,11 +564,27 @@ func (d *decoder) builder(n *yaml.Node) *Builder {
 	return b
 }
 
+// remoteEndpoints checks the endpoints of a remote builder's nodes: a URL each.
+func (d *decoder) remoteEndpoints(nodes *yaml.Node) {
+	if nodes == nil || nodes.Kind != yaml.SequenceNode {
+		return
+	}
+	for _, nd := range nodes.Content {
+		nd = resolve(nd)
+		for i := 0; nd.Kind == yaml.MappingNode && i+1 < len(nd.Content); i += 2 {
+			v := resolve(nd.Content[i+1])
+			if nd.Content[i].Value == "endpoint" && v.Kind == yaml.ScalarNode && v.Value != "" && v.Tag != "!!null" && !strings.Contains(v.Value, "://") {
+				d.errorf(v, "endpoint %q of a remote node: want tcp://HOST:PORT or unix:///PATH", v.Value)
+			}
+		}
+	}
+}
+
 func (d *decoder) node(n *yaml.Node, b *Builder) Node {
 	nd := Node{Pos: d.pos(resolve(n))}
 	d.fields(n, "node", []field{
 		{"name", func(v *yaml.Node) {
-			nd.Name = d.nonEmpty(v, "node name")
+			nd.Name = d.name(v, "node name")
 			if nd.Name != "" && !namePattern.MatchString(nd.Name) {
 				d.errorf(v, "node name %q: use %s", nd.Name, nameRule)
 			}
@@ -573,8 +593,6 @@ func (d *decoder) node(n *yaml.Node, b *Builder) Node {
 			nd.Endpoint = d.nonEmpty(v, "endpoint")
 			if err := safearg.Operand(nd.Endpoint); nd.Endpoint != "" && err != nil {
 				d.errorf(v, "endpoint %q: %v", nd.Endpoint, err)
-			} else if nd.Endpoint != "" && !strings.Contains(nd.Endpoint, "://") && b.Driver == "remote" {
-				d.errorf(v, "endpoint %q of a remote node: want tcp://HOST:PORT or unix:///PATH", nd.Endpoint)
 			}
 		}},
 		{"platform", func(v *yaml.Node) { nd.Platform = d.platform(v) }},

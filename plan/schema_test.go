@@ -107,7 +107,11 @@ func TestSchemaAjv(t *testing.T) {
 func ajvVerdicts(t *testing.T, ajv, schema string, files []string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
-	args := []string{"validate", "--spec=draft2020", "-c", "ajv-formats", "--errors=line", "-s", schema}
+	kw := filepath.Join(dir, "x-refreshd-check.js")
+	if err := os.WriteFile(kw, []byte(ajvKeywordModule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"validate", "--spec=draft2020", "-c", "ajv-formats", "-c", kw, "--errors=line", "-s", schema}
 	names := make(map[string]string)
 	verdict := make(map[string]string)
 	for _, f := range files {

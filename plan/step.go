@@ -36,7 +36,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 	ok := pd.fields(n, "step", []field{
 		{"id", func(v *yaml.Node) {
 			hasID = true
-			s.ID = pd.nonEmpty(v, "step id")
+			s.ID = pd.name(v, "step id")
 			s.at["id"] = pd.pos(v)
 			if s.ID != "" && !namePattern.MatchString(s.ID) {
 				pd.errorf(v, "step id %q: use %s", s.ID, nameRule)
@@ -55,7 +55,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		}},
 		{"env", func(v *yaml.Node) { s.Env = pd.env(v, s) }},
 		{"builder", func(v *yaml.Node) {
-			s.Builder = pd.nonEmpty(v, "builder")
+			s.Builder = pd.name(v, "builder")
 			s.at["builder"] = pd.pos(v)
 		}},
 		{"when", func(v *yaml.Node) {
@@ -70,10 +70,10 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		}},
 		{"secrets", func(v *yaml.Node) {
 			s.at["secrets"] = pd.pos(v)
-			var pos []Pos
-			s.Secrets, pos = pd.strList(v, "secrets")
-			for i := range s.Secrets {
-				s.at[fmt.Sprintf("secrets.%d", i)] = pos[i]
+			elems, _ := pd.list(v, "secrets", "secret names")
+			for i, e := range elems {
+				s.Secrets = append(s.Secrets, pd.name(e, "secrets element"))
+				s.at[fmt.Sprintf("secrets.%d", i)] = pd.pos(resolve(e))
 			}
 		}},
 		{"run", func(v *yaml.Node) { action("run"); pd.run(v, s) }},
@@ -115,7 +115,7 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 		s.SkipIf[i].Step = s.ID
 	}
 	if len(s.Secrets) > 0 && s.Run == nil && len(actions) == 1 {
-		pd.errorAt(s.at["secrets"], "secrets: is for run steps; a %s step gets its credentials through its own keys (token: NAME)", actions[0])
+		pd.errorAt(s.at["secrets"], "%s", builtinSecretsMsg(actions[0], s.Secrets))
 	}
 	if s.BuildxCache != nil && s.Builder != "" && s.Builder != s.BuildxCache.Builder {
 		pd.errorAt(s.at["builder"], "step builder %q differs from buildx_cache builder %q; a buildx_cache step uses its own builder", s.Builder, s.BuildxCache.Builder)
@@ -164,6 +164,19 @@ func (pd *planDecoder) report(v *yaml.Node, s *Step) *Report {
 		pd.errorf(v, "report needs junit: PATH (the JUnit XML the step writes, relative to its workdir, e.g. pytest --junitxml)")
 	}
 	return r
+}
+
+// builtinSecretsMsg says where a built-in step's credentials come from instead of
+// secrets:, and what to write.
+func builtinSecretsMsg(action string, secrets []string) string {
+	switch action {
+	case "checkout", "publish_constraints":
+		if len(secrets) == 1 {
+			return fmt.Sprintf("secrets: is for run steps; a %s step takes its secret as its token: remove secrets: and write token: %s in %s:", action, secrets[0], action)
+		}
+		return fmt.Sprintf("secrets: is for run steps; a %s step takes one secret, as its token (%s: {token: NAME}): remove secrets:", action, action)
+	}
+	return fmt.Sprintf("secrets: is for run steps; a %s step reads registry credentials from the daemon's docker config (DOCKER_CONFIG, as docker login writes it), never from a secret: remove secrets:", action)
 }
 
 // run decodes a step's argv: a list, never a shell string; each element a template.
@@ -315,7 +328,7 @@ func (pd *planDecoder) buildxCache(n *yaml.Node, s *Step) *BuildxCache {
 	var platformsNode *yaml.Node
 	pd.fields(n, "buildx_cache", []field{
 		{"builder", func(v *yaml.Node) {
-			bc.Builder = pd.nonEmpty(v, "builder")
+			bc.Builder = pd.name(v, "builder")
 			s.at["buildx_cache.builder"] = pd.pos(v)
 		}},
 		{"context", func(v *yaml.Node) { bc.Context = pd.argTmpl(v, s, argContext) }},
@@ -383,7 +396,7 @@ func (pd *planDecoder) checkout(n *yaml.Node, s *Step) *Checkout {
 		{"ref", func(v *yaml.Node) { co.Ref = pd.argTmpl(v, s, argCheckoutRef) }},
 		{"path", func(v *yaml.Node) { co.Path = pd.absPath(v, "checkout path") }},
 		{"token", func(v *yaml.Node) {
-			co.Token = pd.nonEmpty(v, "token")
+			co.Token = pd.name(v, "token")
 			s.at["checkout.token"] = pd.pos(v)
 		}},
 		{"keep", func(v *yaml.Node) {
@@ -443,7 +456,7 @@ func (pd *planDecoder) publish(n *yaml.Node, s *Step) *PublishConstraints {
 			pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: pc.Message, kind: tmplMessage, step: s})
 		}},
 		{"token", func(v *yaml.Node) {
-			pc.Token = pd.nonEmpty(v, "token")
+			pc.Token = pd.name(v, "token")
 			s.at["publish_constraints.token"] = pd.pos(v)
 		}},
 		{"max_attempts", func(v *yaml.Node) { pc.MaxAttempts = pd.integer(v, "max_attempts", 1, 100) }},
