@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -513,4 +514,39 @@ func TestLongLinesKeepSecretsWhole(t *testing.T) {
 func jsonString(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
+}
+
+// TestLongLinesInTheAttemptLog: a step writing one line of ~170 KB (with and without a final
+// newline) gets it in its attempt log as pieces of at most proc.MaxLine bytes, each but the
+// last ending in proc.Continued; joined without the markers they are the line, byte for byte.
+func TestLongLinesInTheAttemptLog(t *testing.T) {
+	t.Parallel()
+	var want strings.Builder
+	for i := range 30000 {
+		fmt.Fprintf(&want, "%d,", i)
+	}
+	const script = `i=0; while [ $i -lt 30000 ]; do printf '%d,' $i; i=$((i+1)); done; printf "$END"`
+	e := newEngineT(t, time.Second)
+	withNL, withoutNL := step("newline", "sh", "-c", script), step("no-newline", "sh", "-c", script)
+	withNL.Env, withoutNL.Env = map[string]string{"END": `\nnext\n`}, map[string]string{"END": ""}
+	r := e.run(t, context.Background(), graph(nil, withNL, withoutNL))
+	for id, after := range map[string]string{"newline": "\nnext\n", "no-newline": "\n"} {
+		data, err := os.ReadFile(stepOf(t, r, id).Attempts[0].Log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.SplitAfter(string(data), "\n")
+		for _, l := range lines {
+			if len(strings.TrimSuffix(l, "\n")) > proc.MaxLine+len(proc.Continued) {
+				t.Errorf("%s: a log line of %d bytes", id, len(l))
+			}
+		}
+		if got := strings.ReplaceAll(string(data), proc.Continued+"\n", ""); got != want.String()+after {
+			t.Errorf("%s: the log joined without markers is %d bytes, want %d (%d lines, %d markers)",
+				id, len(got), want.Len()+len(after), len(lines), strings.Count(string(data), proc.Continued))
+		}
+		if n := strings.Count(string(data), proc.Continued); n != want.Len()/proc.MaxLine {
+			t.Errorf("%s: %d markers, want %d", id, n, want.Len()/proc.MaxLine)
+		}
+	}
 }

@@ -9,8 +9,14 @@ import (
 // newlines, a minified file cat'ed by mistake) are broken into pieces of at most this size.
 const MaxLine = 64 << 10
 
+// Continued ends every piece of a line longer than MaxLine but the last: the line goes on
+// in the next line handed on. Every byte of the line is kept, in order, and nothing else is
+// added: a reader joins a line ending in Continued with the next, without the marker.
+const Continued = "\u21a9" // ↩
+
 // Lines splits a process's output into lines and hands each to Line, without its line end
-// ("\n", "\r\n"). It is safe for concurrent writers.
+// ("\n", "\r\n"). A line longer than MaxLine is handed on in pieces, each but the last
+// ending in Continued. It is safe for concurrent writers.
 type Lines struct {
 	Line func(line []byte) // the slice is only valid during the call
 	// SafeCut, if set, says where to break a line longer than MaxLine (e.g. not inside a
@@ -19,8 +25,9 @@ type Lines struct {
 	// CR makes a lone "\r" end a line too (git's progress output).
 	CR bool
 
-	mu  sync.Mutex
-	buf []byte
+	mu    sync.Mutex
+	buf   []byte
+	piece []byte // a piece of a long line with Continued, reused
 }
 
 func (w *Lines) Write(p []byte) (int, error) {
@@ -49,7 +56,9 @@ func (w *Lines) Write(p []byte) (int, error) {
 		if cut <= 0 || cut > MaxLine {
 			cut = MaxLine
 		}
-		w.line(w.buf[:cut])
+		// Every byte kept (a "\r" before the cut is output, not a line end), and marked.
+		w.piece = append(append(w.piece[:0], w.buf[:cut]...), Continued...)
+		w.Line(w.piece)
 		w.buf = w.buf[cut:]
 	}
 	// Compact so a long stream of short lines does not grow the backing array forever.
