@@ -475,6 +475,28 @@ func TestEnvironmentAndWorkdir(t *testing.T) {
 	}
 }
 
+// TestMissingWorkdirNamed: a plan's or a step's workdir that does not exist fails the step
+// with a reason naming the directory and the setting, not "fork/exec /usr/bin/sh: no such
+// file or directory".
+func TestMissingWorkdirNamed(t *testing.T) {
+	t.Parallel()
+	e := newEngineT(t, time.Second)
+	missing := filepath.Join(t.TempDir(), "not-there")
+	p := &plan.Plan{Name: "test", Workdir: missing}
+	fromPlan := step("plan-workdir", "sh", "-c", "pwd")
+	fromStep := step("step-workdir", "sh", "-c", "pwd")
+	fromStep.Step.Workdir, fromStep.Workdir = missing+"-step", missing+"-step"
+	r := e.run(t, context.Background(), graph(p, fromPlan, fromStep))
+	for id, want := range map[string]string{
+		"plan-workdir": "workdir " + missing + " (workdir: of plan test) does not exist",
+		"step-workdir": "workdir " + missing + "-step (workdir: of step step-workdir) does not exist",
+	} {
+		if s := stepOf(t, r, id); s.Status != history.StatusFailed || !strings.Contains(s.Reason, want) || strings.Contains(s.Reason, "fork/exec") {
+			t.Errorf("step %s: %s %q, want failed naming %q", id, s.Status, s.Reason, want)
+		}
+	}
+}
+
 func TestRetention(t *testing.T) {
 	t.Parallel()
 	e := newEngineT(t, time.Second)

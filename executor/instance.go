@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -170,6 +171,9 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 			}
 			st, err := procs.Run(ctx, c)
 			res.status = st
+			if err != nil && dir == workdir && errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("workdir %s %s does not exist (refreshd creates only the default workdir, and a checkout step its path): create it, or check out into it first", dir, workdirSetting(rs.p, inst))
+			}
 			return st, err
 		},
 	}
@@ -288,4 +292,15 @@ func statusLevel(st history.Status) slog.Level {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
+}
+
+// workdirSetting names where an instance's workdir comes from, for an error about it.
+func workdirSetting(p *plan.Plan, inst *plan.Instance) string {
+	switch {
+	case inst.Step != nil && inst.Step.Workdir != "":
+		return "(workdir: of step " + inst.Step.ID + ")"
+	case p.Workdir != "":
+		return "(workdir: of plan " + p.Name + ")"
+	}
+	return "(the plan's default)"
 }

@@ -128,6 +128,15 @@ func start(c Cmd) (*exec.Cmd, []*pipeReader, error) {
 	if env == nil {
 		env = os.Environ()
 	}
+	if c.Dir != "" {
+		// exec reports a missing directory as the program's: "fork/exec /usr/bin/sh: no
+		// such file or directory". Say which it is.
+		if fi, err := os.Stat(c.Dir); err != nil {
+			return nil, nil, fmt.Errorf("working directory of %s: %w", c.Argv[0], err)
+		} else if !fi.IsDir() {
+			return nil, nil, fmt.Errorf("working directory of %s: %s is not a directory", c.Argv[0], c.Dir)
+		}
+	}
 	path, err := LookPath(c.Argv[0], c.Dir, env)
 	if err != nil {
 		return nil, nil, err

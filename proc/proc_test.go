@@ -71,7 +71,8 @@ func TestRunStartErrors(t *testing.T) {
 	}{
 		{"empty argv", Cmd{}, "empty command"},
 		{"not in PATH", Cmd{Argv: []string{"no-such-program-x"}, Env: []string{"PATH=/nonexistent"}}, "no-such-program-x: executable not found in PATH (/nonexistent)"},
-		{"bad dir", Cmd{Argv: []string{"/bin/true"}, Dir: "/nonexistent-dir"}, "start /bin/true"},
+		{"missing dir", Cmd{Argv: []string{"/bin/true"}, Dir: "/nonexistent-dir"}, "working directory of /bin/true: stat /nonexistent-dir: no such file or directory"},
+		{"dir is a file", Cmd{Argv: []string{"/bin/true"}, Dir: "/bin/true"}, "working directory of /bin/true: /bin/true is not a directory"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st, err := (&Runner{}).Run(t.Context(), tt.c)
