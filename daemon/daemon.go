@@ -46,7 +46,14 @@ type Engine interface {
 // Store is the part of the history store the daemon uses (an adapter over history.Store).
 type Store interface {
 	Run(id string) (*history.Run, error)
-	Runs(plan string, limit int) ([]*history.Run, error) // newest first; plan "" = all
+	// Heads lists runs as headers (no steps, Summary counting them), newest first; plan
+	// "" = all. Every listing reads these: their cost does not grow with a run's size.
+	Heads(plan string, limit int) ([]*history.Run, error)
+	Head(id string) (*history.Run, error)
+	// RunPart is a run's header with its step summary and one window of its steps.
+	RunPart(id string, offset, limit int) (*history.Run, error)
+	// Step is one step instance of a run and its index.
+	Step(id, instance string) (int, *history.Step, error)
 	// SaveRun records a run the engine never ran: a skipped trigger, a queued run that was
 	// dropped, a run that panicked.
 	SaveRun(r *history.Run) error
@@ -464,7 +471,7 @@ func (d *Daemon) Reload(ctx context.Context) (*control.Reloaded, error) {
 // success and last fresh times.
 func (d *Daemon) rememberLastStatus(plans []*plan.Plan) {
 	for _, p := range plans {
-		runs, err := d.cfg.Store.Runs(p.Name, 0) // newest first, as many as retention keeps
+		runs, err := d.cfg.Store.Heads(p.Name, 0) // newest first, as many as retention keeps
 		if err != nil {
 			d.log.Warn("read last runs", "plan", p.Name, "err", err)
 			continue

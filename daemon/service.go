@@ -25,13 +25,24 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 		return nil, fmt.Errorf("read schedule: %w", mapErr(err))
 	}
 	st := &control.Status{PID: os.Getpid(), Version: d.cfg.Version, Started: d.started, PlansDir: d.cfg.PlansDir}
+	// One listing of the run headers for every plan, newest first: the first of a plan is
+	// its last run.
+	last := map[string]*history.Run{}
+	if runs, err := d.cfg.Store.Heads("", 0); err == nil {
+		for _, r := range runs {
+			if last[r.Plan] == nil {
+				last[r.Plan] = r
+			}
+		}
+	} else {
+		d.log.Warn("read the last runs for status", "err", err)
+	}
 	for _, s := range states {
 		ps := control.PlanStatus{
 			Plan: s.Plan, File: s.File, Schedule: s.Schedule, Timezone: s.Timezone, Overlap: s.Overlap,
 			Next: s.Next, Running: s.Running, Queued: s.Queued,
 		}
-		if runs, err := d.cfg.Store.Runs(s.Plan, 1); err == nil && len(runs) > 0 {
-			r := runs[0]
+		if r := last[s.Plan]; r != nil {
 			ps.Last = &control.RunSummary{ID: r.ID, Status: r.Status, End: r.End, Reason: r.Reason}
 		}
 		st.Plans = append(st.Plans, ps)
@@ -79,9 +90,10 @@ func (d *Daemon) Trigger(ctx context.Context, name string, params map[string]str
 	return &control.Triggered{Run: id, Plan: name, Queued: queued, Params: resolved}, nil
 }
 
-// Runs implements control.Service.
+// Runs implements control.Service: the runs' headers (history.Store.Heads), each with the
+// counts of its steps instead of them; RunRecord has a whole run.
 func (d *Daemon) Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error) {
-	runs, err := d.cfg.Store.Runs(plan, limit)
+	runs, err := d.cfg.Store.Heads(plan, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list runs of %q: %w", plan, err)
 	}

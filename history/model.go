@@ -49,6 +49,10 @@ type Run struct {
 	Vars []RunVar `json:"vars,omitempty"`
 	// Freshness are the skip_if decisions of the run, held or not, each with why.
 	Freshness []Freshness `json:"freshness,omitempty"`
+	// Summary counts the steps of a run read as a header (Store.Heads, RunPart), whose
+	// Steps are left out or are one window of them; nil on a whole record. Never stored
+	// with the run: the store keeps it beside.
+	Summary *StepSummary `json:"step_summary,omitempty"`
 }
 
 // Freshness is one skip_if decision: whether the condition held (what it watches was

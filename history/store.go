@@ -92,12 +92,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, openError(path, err, "is a refreshd daemon or run --local using this state directory?")
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketRuns, bucketSteps, bucketMarks, bucketTags} {
+		for _, b := range []string{bucketRuns, bucketSteps, bucketMarks, bucketTags, bucketSummaries, bucketGroups} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}
 		}
-		return nil
+		return migrateSummaries(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -171,12 +171,28 @@ func (s *Store) SaveProgress(head *Run, steps map[int]Step) error {
 		if err != nil {
 			return err
 		}
+		sum, err := loadSummaryTx(tx, head.ID)
+		if err != nil {
+			return err
+		}
 		for i, st := range steps {
+			var old *stepHead
+			if i >= 0 && i <= math.MaxUint32 {
+				if data := b.Get(stepKey(i)); data != nil {
+					old = new(stepHead)
+					if err := json.Unmarshal(data, old); err != nil {
+						return fmt.Errorf("decode run %s step %d: %w", head.ID, i, err)
+					}
+				}
+			}
 			if err := putStep(b, i, &st); err != nil {
 				return err
 			}
+			if err := sum.change(i, old, &st); err != nil {
+				return err
+			}
 		}
-		return nil
+		return sum.store()
 	})
 	if err != nil {
 		return fmt.Errorf("save progress of run %s: %w", head.ID, err)
@@ -204,12 +220,12 @@ func putRun(tx *bolt.Tx, r *Run) error {
 			return err
 		}
 	}
-	return nil
+	return putSummary(tx, r.ID, r.Steps)
 }
 
 func putHead(tx *bolt.Tx, r *Run) error {
 	head := *r
-	head.Steps = nil
+	head.Steps, head.Summary = nil, nil
 	data, err := json.Marshal(&head)
 	if err != nil {
 		return err
@@ -247,12 +263,11 @@ func getRun(tx *bolt.Tx, id string, data []byte) (*Run, error) {
 	}
 	r.Steps = nil
 	err = b.ForEach(func(k, v []byte) error {
-		var st Step
-		if err := json.Unmarshal(v, &st); err != nil {
-			return fmt.Errorf("decode run %s step %x: %w", id, k, err)
+		st, err := decodeStep(id, k, v)
+		if err == nil {
+			r.Steps = append(r.Steps, *st)
 		}
-		r.Steps = append(r.Steps, st)
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -260,8 +275,22 @@ func getRun(tx *bolt.Tx, id string, data []byte) (*Run, error) {
 	return r, nil
 }
 
+func decodeStep(id string, k, v []byte) (*Step, error) {
+	st := new(Step)
+	if err := json.Unmarshal(v, st); err != nil {
+		return nil, fmt.Errorf("decode run %s step %x: %w", id, k, err)
+	}
+	return st, nil
+}
+
 // Run returns the run with this id, or an error wrapping ErrNotFound.
 func (s *Store) Run(id string) (*Run, error) {
+	return s.viewRun(id, func(tx *bolt.Tx, data []byte) (*Run, error) { return getRun(tx, id, data) })
+}
+
+// viewRun reads run id's record with read, in a read transaction; a missing run is an
+// error wrapping ErrNotFound.
+func (s *Store) viewRun(id string, read func(tx *bolt.Tx, data []byte) (*Run, error)) (*Run, error) {
 	var r *Run
 	err := s.db.View(func(tx *bolt.Tx) error {
 		data := tx.Bucket([]byte(bucketRuns)).Get([]byte(id))
@@ -269,25 +298,39 @@ func (s *Store) Run(id string) (*Run, error) {
 			return fmt.Errorf("run %s: %w", id, ErrNotFound)
 		}
 		var err error
-		r, err = getRun(tx, id, data)
+		r, err = read(tx, data)
 		return err
 	})
 	return r, err
 }
 
 // Runs returns the runs of plan ("" for every plan), newest first, at most limit of them
-// (limit <= 0: all).
-func (s *Store) Runs(plan string, limit int) ([]*Run, error) {
+// (limit <= 0: all), whole: every step decoded. Listings read Heads.
+func (s *Store) Runs(plan string, limit int) ([]*Run, error) { return s.list(plan, limit, true) }
+
+// list returns plan's runs, newest first: whole records, or headers with their summary.
+// Only the runs of plan are decoded past their header.
+func (s *Store) list(plan string, limit int, whole bool) ([]*Run, error) {
 	var runs []*Run
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketRuns)).ForEach(func(k, v []byte) error {
-			r, ok := s.decodeListed(tx, k, v)
-			if !ok {
+			r, ok := s.decodeHeadListed(k, v)
+			if !ok || (plan != "" && r.Plan != plan) {
 				return nil
 			}
-			if plan == "" || r.Plan == plan {
-				runs = append(runs, r)
+			if whole {
+				if r, ok = s.decodeListed(tx, k, v); ok {
+					runs = append(runs, r)
+				}
+				return nil
 			}
+			sum, err := headSummary(tx, r.ID, v, false)
+			if err != nil {
+				s.log.Error("skipping a run whose step summary cannot be read", "run", r.ID, "path", s.path, "err", err)
+				return nil
+			}
+			r.Summary = sum
+			runs = append(runs, r)
 			return nil
 		})
 	})
@@ -404,7 +447,7 @@ func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
 		b := tx.Bucket([]byte(bucketRuns))
 		var runs []*Run
 		err := b.ForEach(func(k, v []byte) error {
-			r, ok := s.decodeListed(tx, k, v)
+			r, ok := s.decodeHeadListed(k, v)
 			if !ok {
 				return nil
 			}
@@ -426,6 +469,13 @@ func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
 			if r.Status == StatusRunning {
 				continue
 			}
+			// The whole record, for the caller to delete the attempts' log files.
+			full, err := getRun(tx, r.ID, b.Get([]byte(r.ID)))
+			if err != nil {
+				s.log.Error("pruning a run whose steps cannot be read; its log files stay", "run", r.ID, "path", s.path, "err", err)
+				full = r
+			}
+			r = full
 			if err := b.Delete([]byte(r.ID)); err != nil {
 				return err
 			}
@@ -433,6 +483,9 @@ func (s *Store) Prune(plan string, keep int) ([]*Run, error) {
 				if err := steps.DeleteBucket([]byte(r.ID)); err != nil {
 					return err
 				}
+			}
+			if err := deleteSummary(tx, r.ID); err != nil {
+				return err
 			}
 			removed = append(removed, r)
 		}
@@ -483,6 +536,18 @@ func (s *Store) decodeListed(tx *bolt.Tx, k, v []byte) (*Run, bool) {
 		s.log.Error("skipping an unreadable run record in the history", "run", string(k), "path", s.path, "err", err)
 		return nil, false
 	}
+	return r, true
+}
+
+// decodeHeadListed decodes the header of a run met while iterating (its steps left out);
+// an undecodable one is logged and reported as not ok.
+func (s *Store) decodeHeadListed(k, v []byte) (*Run, bool) {
+	r, err := decodeRun(string(k), v)
+	if err != nil {
+		s.log.Error("skipping an unreadable run record in the history", "run", string(k), "path", s.path, "err", err)
+		return nil, false
+	}
+	r.Steps = nil // inline in a record written before steps had their own bucket
 	return r, true
 }
 

@@ -48,7 +48,8 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// storeRuns reads the run list from the store of a state directory no daemon is using.
+// storeRuns reads the run list (headers, as the daemon lists them) from the store of a
+// state directory no daemon is using.
 // A state directory without a store yet (nothing ever ran there) has no runs.
 func storeRuns(state, plan string, limit int) ([]*history.Run, error) {
 	path := statedir.Dir{Root: state}.History()
@@ -60,5 +61,5 @@ func storeRuns(state, plan string, limit int) ([]*history.Run, error) {
 		return nil, err
 	}
 	defer store.Close()
-	return store.Runs(plan, limit)
+	return store.Heads(plan, limit)
 }

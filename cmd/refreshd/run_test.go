@@ -17,6 +17,7 @@ import (
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/proc"
+	"github.com/refreshd/refreshd/statedir"
 )
 
 // refreshd is the binary under test, built on first use: these tests kill it with signals.
@@ -82,6 +83,23 @@ func historyJSON(t *testing.T, bin, state string) []history.Run { // every run: 
 	var runs []history.Run
 	if err := json.Unmarshal(out, &runs); err != nil {
 		t.Fatalf("history -o json: %v\n%s", err, out)
+	}
+	// history lists headers (the steps counted, not listed): the tests read the steps of
+	// the whole records, from the store no process holds any more.
+	store, err := history.OpenReadOnly(statedir.Dir{Root: state}.History())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i, h := range runs {
+		full, err := store.Run(h.ID)
+		if err != nil {
+			t.Fatalf("read run %s: %v", h.ID, err)
+		}
+		if h.Summary == nil || h.Summary.Total != len(full.Steps) || h.Steps != nil {
+			t.Errorf("history -o json: run %s lists %d steps and counts %+v; want its %d steps counted, not listed", h.ID, len(h.Steps), h.Summary, len(full.Steps))
+		}
+		runs[i] = *full
 	}
 	return runs
 }

@@ -3,6 +3,8 @@ package web
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -36,6 +38,20 @@ func sse(t *testing.T, r *bufio.Reader) (name, data string) {
 	}
 }
 
+// follow opens an event stream for the rest of the test.
+func follow(t *testing.T, url string) *bufio.Reader {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return bufio.NewReader(resp.Body)
+}
+
 // TestEventsFollow: lines reach the browser as they are written, before the step ends;
 // a line with a newline stays one message; the end is an "end" event.
 func TestEventsFollow(t *testing.T) {
@@ -53,7 +69,7 @@ func TestEventsFollow(t *testing.T) {
 		return nil
 	}
 	srv := httptest.NewServer(newServer(t, src, 0).Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the streams follow() opened are closed
 	resp, err := http.Get(srv.URL + eventsURL("airflow-main-20261128T092900.000Z-ffff", "build-ci-images[python=3.9]"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +91,11 @@ func TestEventsFollow(t *testing.T) {
 	}
 }
 
-// TestEventsFlood: streams beyond MaxStreams are refused at once, and a follower that
-// leaves frees its slot and ends the daemon-side stream.
+// TestEventsFlood: clients that open streams and never read them hold no slot for
+// long: beyond MaxStreams (or a client's share) a new follower takes the slot of the
+// oldest stream of the busiest client, which gets an end event or has its writes cut
+// off, and the new follower gets its lines at once. Every follower of the stream shares
+// one reader of the source, which stops when the last one leaves.
 func TestEventsFlood(t *testing.T) {
 	src := fixture(t, 0)
 	stopped := make(chan struct{}, 4)
@@ -86,57 +105,89 @@ func TestEventsFlood(t *testing.T) {
 		stopped <- struct{}{}
 		return nil
 	}
-	s, err := New(Config{Source: src, Now: func() time.Time { return fixtureNow }, MaxStreams: 2})
+	const streams = 4
+	s, err := New(Config{Source: src, Now: func() time.Time { return fixtureNow }, MaxStreams: streams})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-	url := srv.URL + eventsURL("airflow-main-20261128T092900.000Z-ffff", "")
-	var cancels []context.CancelFunc
-	for i := range 2 {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancels = append(cancels, cancel)
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("stream %d: %v %v", i, err, resp)
+	t.Cleanup(srv.Close) // after the streams follow() opened are closed
+	path := eventsURL("airflow-main-20261128T092900.000Z-ffff", "")
+	// The flood: raw connections that send a request and never read a byte.
+	host := strings.TrimPrefix(srv.URL, "http://")
+	var flood []net.Conn
+	defer func() {
+		for _, c := range flood {
+			c.Close()
 		}
-		if _, data := sse(t, bufio.NewReader(resp.Body)); data != "started" {
-			t.Fatalf("stream %d: %q", i, data)
+	}()
+	for range 3 * streams {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
 		}
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host)
+		flood = append(flood, c)
 	}
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	resp, err := http.Get(srv.URL + path)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a follower after the flood: %v %v", err, resp)
 	}
+	r := bufio.NewReader(resp.Body)
+	if _, data := sse(t, r); data != "started" || time.Since(start) > time.Second {
+		t.Errorf("a follower after the flood: %q after %s, want started within 1s", data, time.Since(start))
+	}
+	src.mu.Lock()
+	if src.follows != 1 {
+		t.Errorf("%d readers of the source for %d followers of one stream, want 1", src.follows, 3*streams+1)
+	}
+	src.mu.Unlock()
+	// The flood's streams were ended to make room, not left holding slots.
+	s.slots.mu.Lock()
+	if n := len(s.slots.held); n > streams {
+		t.Errorf("%d streams hold slots, at most %d", n, streams)
+	}
+	s.slots.mu.Unlock()
+	for _, c := range flood {
+		c.Close()
+	}
+	flood = nil
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("third stream: %s, want 503 with Retry-After", resp.Status)
-	}
-	cancels[0]()
 	select {
 	case <-stopped:
 	case <-time.After(5 * time.Second):
-		t.Fatal("the stream of a follower that left did not end")
+		t.Fatal("the source's stream did not end after every follower left")
 	}
-	// Its slot is free again (the handler returns just after the source does).
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil && resp.StatusCode == 200 {
-			cancel()
-			break
-		}
-		cancel()
-		if time.Now().After(deadline) {
-			t.Fatalf("no slot freed: %v %v", err, resp)
-		}
-		time.Sleep(20 * time.Millisecond)
+}
+
+// TestEventsEvicted: a reading follower whose slot a newer one takes is told so with an
+// end event.
+func TestEventsEvicted(t *testing.T) {
+	src := fixture(t, 0)
+	src.live = func(ctx context.Context, id, step string, w control.LineWriter) error {
+		w.WriteLine("started")
+		<-ctx.Done()
+		return nil
 	}
-	cancels[1]()
+	s, err := New(Config{Source: src, Now: func() time.Time { return fixtureNow }, MaxStreams: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close) // after the streams follow() opened are closed
+	url := srv.URL + eventsURL("airflow-main-20261128T092900.000Z-ffff", "")
+	r1 := follow(t, url)
+	if _, data := sse(t, r1); data != "started" {
+		t.Fatalf("first follower: %q", data)
+	}
+	if _, data := sse(t, follow(t, url)); data != "started" {
+		t.Fatalf("second follower: %q", data)
+	}
+	if name, data := sse(t, r1); name != "end" || !strings.Contains(data, "needed this stream's slot") {
+		t.Errorf("first follower after the second came: %q %q, want the end event", name, data)
+	}
 }
 
 func TestSSEData(t *testing.T) {
@@ -161,20 +212,34 @@ type stepSource struct {
 	mu    sync.Mutex
 	lines []string
 	done  bool
+	steps int // RunStep calls
+	logs  int // Logs calls with follow
 }
 
-func (s *stepSource) RunRecord(ctx context.Context, id string) (*history.Run, error) {
+func (s *stepSource) RunHead(ctx context.Context, id string) (*history.Run, error) {
+	return &history.Run{ID: id, Plan: "demo", Status: history.StatusRunning, Start: fixtureNow}, nil
+}
+
+func (s *stepSource) RunStep(ctx context.Context, id, instance string) (int, *history.Step, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.steps++
 	st := history.StatusRunning
 	if s.done {
 		st = history.StatusSucceeded
 	}
-	return &history.Run{ID: id, Plan: "demo", Status: history.StatusRunning, Start: fixtureNow,
-		Steps: []history.Step{{Instance: "build", Status: st, Start: fixtureNow}}}, nil
+	if instance != "build" {
+		return -1, nil, nil
+	}
+	return 0, &history.Step{Instance: "build", Status: st, Start: fixtureNow}, nil
 }
 
 func (s *stepSource) Logs(ctx context.Context, id, step string, follow bool, w control.LineWriter) error {
+	if follow {
+		s.mu.Lock()
+		s.logs++
+		s.mu.Unlock()
+	}
 	for i := 0; ; {
 		s.mu.Lock()
 		n := len(s.lines)
@@ -204,13 +269,8 @@ func (s *stepSource) Logs(ctx context.Context, id, step string, follow bool, w c
 func TestEventsStepEnds(t *testing.T) {
 	src := &stepSource{source: fixture(t, 0), lines: []string{"one"}}
 	srv := httptest.NewServer(newServer(t, src, 0).Handler())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + eventsURL("demo-live", "build"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
+	t.Cleanup(srv.Close) // after the streams follow() opened are closed
+	r := follow(t, srv.URL+eventsURL("demo-live", "build"))
 	if _, data := sse(t, r); data != "one" {
 		t.Fatalf("first line %q", data)
 	}
@@ -232,5 +292,51 @@ func TestEventsStepEnds(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "two,three" {
 		t.Errorf("after the first line: %q, want two,three once each", got)
+	}
+}
+
+// TestEventsOneReaderPerStep: many followers of one step cost one reader of the source
+// and one look at the step every stepPoll, not one per follower; all of them get every
+// line and the end.
+func TestEventsOneReaderPerStep(t *testing.T) {
+	src := &stepSource{source: fixture(t, 0), lines: []string{"one"}}
+	srv := httptest.NewServer(newServer(t, src, 0).Handler())
+	t.Cleanup(srv.Close) // after the streams follow() opened are closed
+	const followers = 32
+	var readers []*bufio.Reader
+	for i := range followers {
+		r := follow(t, srv.URL+eventsURL("demo-live", "build"))
+		if _, data := sse(t, r); data != "one" {
+			t.Fatalf("follower %d: first line %q", i, data)
+		}
+		readers = append(readers, r)
+	}
+	time.Sleep(4 * stepPoll)
+	src.mu.Lock()
+	src.lines = append(src.lines, "two")
+	src.done = true
+	logs, steps := src.logs, src.steps
+	src.mu.Unlock()
+	if logs != 1 {
+		t.Errorf("%d readers of the source for %d followers of one step, want 1", logs, followers)
+	}
+	if steps > 8 {
+		t.Errorf("%d looks at the step in about %s for %d followers, want one per %s", steps, 4*stepPoll, followers, stepPoll)
+	}
+	for i, r := range readers {
+		var got []string
+		for {
+			name, data := sse(t, r)
+			if name == "end" {
+				if data != "the step succeeded" {
+					t.Errorf("follower %d: end %q", i, data)
+				}
+				break
+			}
+			got = append(got, data)
+		}
+		if strings.Join(got, ",") != "two" {
+			t.Errorf("follower %d after the first line: %q, want two", i, got)
+		}
 	}
 }

@@ -33,7 +33,9 @@ func (s *source) Runs(ctx context.Context, plan string, limit int) ([]*history.R
 	var out []*history.Run
 	for _, r := range s.runs {
 		if plan == "" || r.Plan == plan {
-			out = append(out, r)
+			h := header(r)
+			h.Summary.Groups = nil
+			out = append(out, h)
 		}
 	}
 	if limit > 0 && len(out) > limit {
@@ -42,13 +44,55 @@ func (s *source) Runs(ctx context.Context, plan string, limit int) ([]*history.R
 	return out, nil
 }
 
-func (s *source) RunRecord(ctx context.Context, id string) (*history.Run, error) {
+func (s *source) run(id string) (*history.Run, error) {
 	for _, r := range s.runs {
 		if r.ID == id {
 			return r, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: no run %q in history", control.ErrNotFound, id)
+}
+
+// header is r as the store lists it: no steps, its steps counted.
+func header(r *history.Run) *history.Run {
+	h := *r
+	h.Steps, h.Summary = nil, history.Summarize(r.Steps)
+	return &h
+}
+
+func (s *source) RunHead(ctx context.Context, id string) (*history.Run, error) {
+	r, err := s.run(id)
+	if err != nil {
+		return nil, err
+	}
+	h := header(r)
+	h.Summary.Groups = nil
+	return h, nil
+}
+
+func (s *source) RunPart(ctx context.Context, id string, offset, limit int) (*history.Run, error) {
+	r, err := s.run(id)
+	if err != nil {
+		return nil, err
+	}
+	h := header(r)
+	if offset < len(r.Steps) {
+		h.Steps = r.Steps[offset:min(len(r.Steps), offset+limit)]
+	}
+	return h, nil
+}
+
+func (s *source) RunStep(ctx context.Context, id, instance string) (int, *history.Step, error) {
+	r, err := s.run(id)
+	if err != nil {
+		return -1, nil, err
+	}
+	for i := range r.Steps {
+		if r.Steps[i].Instance == instance {
+			return i, &r.Steps[i], nil
+		}
+	}
+	return -1, nil, nil
 }
 
 func (s *source) Logs(ctx context.Context, id, step string, follow bool, w control.LineWriter) error {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +21,7 @@ type logPage struct {
 	RunID     string
 	Plan      string
 	Step      string
-	Anchor    string
+	RunLink   string // the step on its run's page
 	N         int
 	Attempts  []attemptLink
 	Outcome   string
@@ -48,12 +47,16 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	id, step := q.Get("run"), q.Get("step")
-	run, err := s.cfg.Source.RunRecord(ctx, id)
+	run, err := s.cfg.Source.RunHead(ctx, id)
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("read run %s: %w", id, err))
 		return
 	}
-	idx, st := findStep(run, step)
+	idx, st, err := s.cfg.Source.RunStep(ctx, id, step)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("read run %s: %w", id, err))
+		return
+	}
 	if st == nil {
 		s.fail(w, r, fmt.Errorf("%w: run %s has no step instance %q", errNotFound, id, step))
 		return
@@ -83,7 +86,7 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request) {
 	loc := s.zone(ctx, run.Plan)
 	now := s.cfg.Now()
 	p := logPage{page: s.page(fmt.Sprintf("%s attempt %d", step, a.N)), RunID: id, Plan: run.Plan, Step: step,
-		Anchor: stepAnchor(idx), N: a.N, Outcome: report.AttemptOutcome(a), Start: Time{a.Start, loc},
+		RunLink: s.runStepURL(id, idx), N: a.N, Outcome: report.AttemptOutcome(a), Start: Time{a.Start, loc},
 		Duration: duration(a.Start, a.End, now), RawURL: logURL(id, step, a.N) + "&raw=1"}
 	for _, at := range st.Attempts {
 		p.Attempts = append(p.Attempts, attemptLink{N: at.N, URL: logURL(id, step, at.N), Current: at.N == a.N})
@@ -96,15 +99,6 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request) {
 		p.ReadErr = err.Error()
 	}
 	s.render(w, r, http.StatusOK, "log", p)
-}
-
-func findStep(run *history.Run, instance string) (int, *history.Step) {
-	for i := range run.Steps {
-		if run.Steps[i].Instance == instance {
-			return i, &run.Steps[i]
-		}
-	}
-	return -1, nil
 }
 
 // tail reads at most limit bytes from the end of the log at path, starting at a line
@@ -164,27 +158,20 @@ func (s *Server) rawLog(w http.ResponseWriter, r *http.Request, a history.Attemp
 // EventSource would reconnect and replay it).
 const (
 	heartbeat    = 15 * time.Second
-	writeTimeout = 30 * time.Second // a follower that stops reading is dropped, not waited for
+	writeTimeout = 10 * time.Second // a follower that stops reading is dropped, not waited for
 )
 
 // events streams a running step's output (or a whole run's, without step) as server-sent
-// events, from the daemon's live buffer; for a run that has ended it sends the log files'
-// lines and ends.
+// events, from the feed of that step (one reader for all its followers); for a run that
+// has ended it sends the log files' lines and ends. A follower that falls behind what the
+// feed keeps, or whose slot another follower needed, gets an end event saying so.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	id, step := q.Get("run"), q.Get("step")
-	if _, err := s.cfg.Source.RunRecord(ctx, id); err != nil && !errors.Is(err, control.ErrConflict) {
+	if _, err := s.cfg.Source.RunHead(ctx, id); err != nil && !errors.Is(err, control.ErrConflict) {
 		// A conflict is a run triggered but not started yet: its stream exists already.
 		s.fail(w, r, fmt.Errorf("follow run %s: %w", id, err))
-		return
-	}
-	select {
-	case s.streams <- struct{}{}:
-		defer func() { <-s.streams }()
-	default:
-		w.Header().Set("Retry-After", "10")
-		http.Error(w, fmt.Sprintf("too many live log streams (%d); try again later", cap(s.streams)), http.StatusServiceUnavailable)
 		return
 	}
 	h := w.Header()
@@ -193,8 +180,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w)}
-	// Each write sets its own deadline; clear it for whatever the connection serves next.
-	defer sw.rc.SetWriteDeadline(time.Time{})
+	// Subscribe before taking a slot: a stream evicted to make room then never leaves
+	// the feed without followers (which would stop and restart its reader).
+	f := s.feeds.subscribe(id, step)
+	defer s.feeds.unsubscribe(f)
+	sl := s.slots.take(r, sw.rc)
+	defer s.slots.release(sl)
 	if err := sw.send(": following " + id + " " + step + "\n\n"); err != nil {
 		return
 	}
@@ -212,53 +203,34 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	// The daemon's stream of a run ends with the run. A step's ends with the step: a
-	// watcher stops following once the record says the step is no longer running, and the
-	// lines buffered until then are sent from the daemon's buffer without following.
-	follow, stopFollow := context.WithCancel(ctx)
-	defer stopFollow()
-	ended := make(chan string, 1)
-	if step != "" {
-		go s.watchStep(follow, id, step, ended, stopFollow)
-	}
-	err := s.cfg.Source.Logs(follow, id, step, true, sw)
-	end := "the run's output has ended"
-	if ctx.Err() == nil && follow.Err() != nil && !errors.Is(err, errGone) {
-		end = <-ended
-		err = s.cfg.Source.Logs(ctx, id, step, false, &skipLines{w: sw, skip: sw.lines})
-	}
-	switch {
-	case ctx.Err() != nil || errors.Is(err, errGone):
-		return // the follower left
-	case err != nil:
-		s.log.Warn("live log stream", "run", id, "step", step, "err", err)
-		sw.event("end", "the stream failed: "+err.Error())
-		return
-	}
-	sw.event("end", end)
-}
-
-// stepPoll is how often a followed step's record is read to see whether it has ended.
-const stepPoll = 500 * time.Millisecond
-
-// watchStep reads the run's record every stepPoll until step is no longer running (or ctx
-// ends), then says how it ended and calls stop.
-func (s *Server) watchStep(ctx context.Context, id, step string, ended chan<- string, stop func()) {
-	t := time.NewTicker(stepPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	for from := 0; ; {
+		c := f.read(from)
+		if c.skipped > 0 {
+			if from > 0 {
+				sw.event("end", "this follower "+errBehind.Error()+"; reload to follow again")
+				return
+			}
+			// A new follower of a long stream starts at the oldest line the feed keeps.
+			if sw.WriteLine(fmt.Sprintf("(%d lines before these are not shown here; see the attempt's log)", c.skipped)) != nil {
+				return
+			}
+		}
+		for _, line := range c.lines {
+			if sw.WriteLine(line) != nil {
+				return // the follower left, or stopped reading
+			}
+		}
+		from = c.next
+		if c.ended {
+			sw.event("end", c.end)
 			return
-		case <-t.C:
 		}
-		run, err := s.cfg.Source.RunRecord(ctx, id)
-		if err != nil {
-			continue // not started yet, or a passing error: the run's end still ends the stream
-		}
-		if _, st := findStep(run, step); st != nil && st.Status != history.StatusRunning && st.Status != history.StatusWaiting {
-			ended <- "the step " + string(st.Status)
-			stop()
+		select {
+		case <-c.more:
+		case <-sl.evicted:
+			sw.event("end", fmt.Sprintf("another follower needed this stream's slot (%d at most, %d per client); reload to follow again", s.slots.max, s.slots.perClient))
+			return
+		case <-ctx.Done():
 			return
 		}
 	}

@@ -3,8 +3,10 @@ package web
 import (
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +17,9 @@ import (
 
 type runPage struct {
 	page
-	Run       *history.Run
+	Run       *history.Run // the header and this page's steps
+	Steps     []stepView
+	StepsPage stepsPage
 	TZ        string
 	Start     Time
 	End       Time
@@ -23,13 +27,33 @@ type runPage struct {
 	Duration  string
 	Running   bool
 	Timeline  timeline
-	Steps     []stepView
 	Caches    []cacheView
 	Publishes []publishView
 	Warnings  []warningView
 	Extra     []field
 	Params    []pair
 	Vars      []pair
+}
+
+// stepsPage says which of a run's step instances a page shows: a run of more than one page
+// (StepsPerPage) gets the table of its steps with their counts, links to the pages, and
+// its timeline, steps, cache tags, constraints and warnings of the instances shown.
+type stepsPage struct {
+	Total             int
+	From, To          int // 1-based, inclusive
+	PageN, Pages      int
+	PrevURL, NextURL  string
+	FirstURL, LastURL string
+	Counts            string
+	Groups            []groupView
+	MoreGroups        int // groups not listed (StepGroups)
+}
+
+type groupView struct {
+	Step   string
+	Total  int
+	Counts string
+	URL    string // the page and anchor of its first instance
 }
 
 type stepView struct {
@@ -88,28 +112,86 @@ type warningView struct {
 // group kept for crash recovery) none worth showing; any other field (new ones such as
 // params or the source commit) is listed as it is.
 var (
-	runFields  = []string{"id", "plan", "trigger", "scheduled", "start", "end", "status", "reason", "warnings", "steps", "dry_run", "process", "source", "params", "vars"}
+	runFields  = []string{"id", "plan", "trigger", "scheduled", "start", "end", "status", "reason", "warnings", "steps", "dry_run", "process", "source", "params", "vars", "step_summary"}
 	stepFields = []string{"instance", "status", "reason", "start", "end", "attempts", "node", "caches", "publish", "warnings"}
 )
 
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	run, err := s.cfg.Source.RunRecord(ctx, id)
+	n := 1
+	if v := r.URL.Query().Get("page"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > math.MaxInt32/s.cfg.StepsPerPage {
+			s.fail(w, r, fmt.Errorf("%w: page %q: want a page number from 1", errInvalid, v))
+			return
+		}
+	}
+	size := s.cfg.StepsPerPage
+	run, err := s.cfg.Source.RunPart(ctx, id, (n-1)*size, size)
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("read run %s: %w", id, err))
 		return
 	}
-	p := s.buildRunPage(run, s.zone(ctx, run.Plan))
+	total := 0
+	if run.Summary != nil {
+		total = run.Summary.Total
+	}
+	if pages := max(1, (total+size-1)/size); n > pages {
+		s.fail(w, r, fmt.Errorf("%w: run %s has %d step instances, %d pages of %d; there is no page %d", errNotFound, id, total, pages, size, n))
+		return
+	}
+	p := s.buildRunPage(run, (n-1)*size, s.zone(ctx, run.Plan))
 	s.render(w, r, http.StatusOK, "run", p)
 }
 
-func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
+// runStepURL is the link to step instance i of a run: its anchor on the page that shows it.
+func (s *Server) runStepURL(id string, i int) string {
+	u := runURL(id)
+	if k := i/s.cfg.StepsPerPage + 1; k > 1 {
+		u += "?page=" + strconv.Itoa(k)
+	}
+	return u + "#" + stepAnchor(i)
+}
+
+// stepsPageOf says which steps run (a RunPart from offset) shows, with the links to the
+// others and the table of its steps when it has more than one page.
+func (s *Server) stepsPageOf(run *history.Run, offset int) stepsPage {
+	size := s.cfg.StepsPerPage
+	sp := stepsPage{Total: len(run.Steps), From: offset + 1, To: offset + len(run.Steps), PageN: offset/size + 1}
+	if run.Summary != nil {
+		sp.Total, sp.Counts = run.Summary.Total, run.Summary.String()
+	}
+	sp.Pages = max(1, (sp.Total+size-1)/size)
+	if sp.Pages == 1 {
+		return sp
+	}
+	pageURL := func(k int) string { return runURL(run.ID) + "?page=" + strconv.Itoa(k) + "#steps" }
+	if sp.PageN > 1 {
+		sp.PrevURL, sp.FirstURL = pageURL(sp.PageN-1), pageURL(1)
+	}
+	if sp.PageN < sp.Pages {
+		sp.NextURL, sp.LastURL = pageURL(sp.PageN+1), pageURL(sp.Pages)
+	}
+	for i, g := range run.Summary.Groups {
+		if i == s.cfg.StepGroups {
+			sp.MoreGroups = len(run.Summary.Groups) - i
+			break
+		}
+		sp.Groups = append(sp.Groups, groupView{Step: g.Step, Total: g.Total,
+			Counts: (&history.StepSummary{Counts: g.Counts}).String(), URL: s.runStepURL(run.ID, g.First)})
+	}
+	return sp
+}
+
+// buildRunPage is the page of run, a RunPart whose Steps start at index offset.
+func (s *Server) buildRunPage(run *history.Run, offset int, loc *time.Location) runPage {
 	now := s.cfg.Now()
 	p := runPage{page: s.page("Run " + run.ID), Run: run, TZ: loc.String(),
 		Start: Time{run.Start, loc}, End: Time{run.End, loc}, Scheduled: Time{run.Scheduled, loc},
 		Duration: duration(run.Start, run.End, now), Running: run.Status == history.StatusRunning,
-		Timeline: buildTimeline(run, loc, now), Extra: extras(recordOnly(*run), runFields...)}
+		Timeline: buildTimeline(run, offset, loc, now), Extra: extras(recordOnly(*run), runFields...),
+		StepsPage: s.stepsPageOf(run, offset)}
 	if p.Running {
 		p.Refresh = 5
 	}
@@ -128,7 +210,7 @@ func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
 	}
 	caches := map[string]int{} // ref -> index in p.Caches
 	for i, st := range run.Steps {
-		v := stepView{Anchor: stepAnchor(i), Instance: st.Instance, Status: st.Status, Reason: st.Reason, Node: st.Node,
+		v := stepView{Anchor: stepAnchor(offset + i), Instance: st.Instance, Status: st.Status, Reason: st.Reason, Node: st.Node,
 			Start: Time{st.Start, loc}, Duration: duration(st.Start, st.End, now), Warnings: st.Warnings,
 			Extra: extras(stepOnly(st), stepFields...)}
 		if st.Status == history.StatusRunning && len(st.Attempts) > 0 {
@@ -181,7 +263,7 @@ func (s *Server) buildRunPage(run *history.Run, loc *time.Location) runPage {
 // recordOnly and stepOnly drop what has a view of its own before extras encodes a record to
 // find its other fields: a run of 500 steps is then not encoded 501 times.
 func recordOnly(r history.Run) history.Run {
-	r.Steps, r.Warnings = nil, nil
+	r.Steps, r.Warnings, r.Summary = nil, nil, nil
 	return r
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/refreshd/refreshd/history"
@@ -66,7 +65,7 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Rows = append(p.Rows, runRow{ID: run.ID, Status: run.Status, Trigger: run.Trigger, DryRun: run.DryRun,
 			Start: Time{run.Start, loc}, Duration: duration(run.Start, run.End, now), Reason: run.Reason,
-			Steps: stepCounts(run.Steps)})
+			Steps: run.Summary.String()})
 	}
 	pageURL := func(k int) string { return planURL(name) + "?page=" + strconv.Itoa(k) }
 	if n > 1 {
@@ -76,22 +75,6 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 		p.NextURL, p.LastURL = pageURL(n+1), pageURL(p.Pages)
 	}
 	s.render(w, r, http.StatusOK, "runs", p)
-}
-
-// stepCounts is "12 succeeded, 1 failed, 3 skipped", in a fixed status order.
-func stepCounts(steps []history.Step) string {
-	counts := map[history.Status]int{}
-	for _, st := range steps {
-		counts[st.Status]++
-	}
-	var parts []string
-	for _, st := range []history.Status{history.StatusSucceeded, history.StatusFailed, history.StatusInterrupted,
-		history.StatusRunning, history.StatusWaiting, history.StatusSkipped} {
-		if c := counts[st]; c > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", c, st))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 // endOr is the end of a span, or now while it runs.

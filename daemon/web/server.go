@@ -8,7 +8,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"errors"
@@ -25,10 +24,21 @@ import (
 
 // Source is what the dashboard reads: the read-only part of control.Service, which the
 // daemon implements.
+//
+// No method hands the dashboard a whole run: a run of 10,000 instances is megabytes of
+// record, so pages read headers (the steps counted, history.StepSummary), one window of
+// steps, or one step, and a page costs what it shows.
 type Source interface {
 	Status(ctx context.Context) (*control.Status, error)
+	// Runs lists run headers (no steps, Summary counting them), newest first.
 	Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error)
-	RunRecord(ctx context.Context, id string) (*history.Run, error)
+	// RunHead is one run's header.
+	RunHead(ctx context.Context, id string) (*history.Run, error)
+	// RunPart is a run's header with Summary (its groups too) and at most limit of its
+	// steps from index offset on.
+	RunPart(ctx context.Context, id string, offset, limit int) (*history.Run, error)
+	// RunStep is one step instance of a run and its index; nil when the run has none.
+	RunStep(ctx context.Context, id, instance string) (int, *history.Step, error)
 	Logs(ctx context.Context, id, step string, follow bool, w control.LineWriter) error
 }
 
@@ -41,8 +51,14 @@ type Config struct {
 	Now func() time.Time
 	// PageSize is the number of runs on one page of a plan's runs (default 50).
 	PageSize int
-	// MaxStreams bounds the live log streams served at once (default 32); one more is
-	// answered 503, so a flood of followers cannot pile up goroutines in the daemon.
+	// StepsPerPage is the number of step instances on one page of a run, in its steps
+	// table and its timeline (default 200); StepGroups bounds the rows of the table of the
+	// run's steps that a run of more than one page shows (default 200).
+	StepsPerPage, StepGroups int
+	// MaxStreams bounds the live log streams served at once (default 64), half of them
+	// per client (remote IP; every SSH tunnel is 127.0.0.1): one more ends the oldest stream of the client holding the most, so
+	// a flood of followers can neither pile up goroutines in the daemon nor keep a new
+	// follower out.
 	MaxStreams int
 	// LogBytes bounds the attempt log shown on a page (default 2 MiB, the end of the
 	// file); the whole file is always available as text.
@@ -54,11 +70,12 @@ var assets embed.FS
 
 // Server serves the dashboard. Build it with New; it is safe for concurrent use.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	pages   map[string]*template.Template
-	static  http.Handler
-	streams chan struct{} // one token per live stream being served
+	cfg    Config
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	static http.Handler
+	slots  *streamSlots // the live streams being served
+	feeds  *feeds       // what they follow, one reader per run and step
 }
 
 // New builds a Server, parsing its embedded templates.
@@ -75,14 +92,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 50
 	}
+	if cfg.StepsPerPage <= 0 {
+		cfg.StepsPerPage = 200
+	}
+	if cfg.StepGroups <= 0 {
+		cfg.StepGroups = 200
+	}
 	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = 32
+		cfg.MaxStreams = 64
 	}
 	if cfg.LogBytes <= 0 {
 		cfg.LogBytes = 2 << 20
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, pages: map[string]*template.Template{},
-		streams: make(chan struct{}, cfg.MaxStreams)}
+		slots: newStreamSlots(cfg.MaxStreams), feeds: newFeeds(cfg.Source, cfg.Logger)}
 	for _, name := range []string{"plans", "runs", "run", "log", "error"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -135,19 +158,63 @@ func (s *Server) secure(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// render writes a page; a template error is logged and answered 500 before anything is
-// sent, because pages are rendered into memory first.
+// renderBuffer is how much of a page is held before the first byte is sent: a template
+// error within it is still answered 500; the rest of a page streams to the client as it
+// is rendered, so no page is ever whole in memory.
+const renderBuffer = 64 << 10
+
+// render writes a page, streamed (see renderBuffer). A template error after the first
+// bytes went out is logged and the connection aborted, so the client sees a cut response,
+// never a page that looks whole.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
-	var buf bytes.Buffer
-	if err := s.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
-		s.log.Error("render dashboard page", "page", name, "path", r.URL.Path, "err", err)
-		http.Error(w, "internal error rendering the page (see the daemon's log)", http.StatusInternalServerError)
+	pw := &pageWriter{w: w, status: status}
+	err := s.pages[name].ExecuteTemplate(pw, "layout", data)
+	if err == nil {
+		err = pw.flush()
+	}
+	if err == nil {
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	s.log.Error("render dashboard page", "page", name, "path", r.URL.Path, "err", err)
+	if pw.started {
+		panic(http.ErrAbortHandler)
+	}
+	http.Error(w, "internal error rendering the page (see the daemon's log)", http.StatusInternalServerError)
+}
+
+// pageWriter holds the first renderBuffer bytes of a page, then sends the headers and
+// writes through.
+type pageWriter struct {
+	w       http.ResponseWriter
+	status  int
+	buf     []byte
+	started bool
+}
+
+func (p *pageWriter) Write(b []byte) (int, error) {
+	if !p.started && len(p.buf)+len(b) <= renderBuffer {
+		p.buf = append(p.buf, b...)
+		return len(b), nil
+	}
+	if err := p.flush(); err != nil {
+		return 0, err
+	}
+	return p.w.Write(b)
+}
+
+func (p *pageWriter) flush() error {
+	if !p.started {
+		p.started = true
+		p.w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		p.w.Header().Set("Cache-Control", "no-store")
+		p.w.WriteHeader(p.status)
+	}
+	if len(p.buf) == 0 {
+		return nil
+	}
+	_, err := p.w.Write(p.buf)
+	p.buf = nil
+	return err
 }
 
 // fail answers an error page: 404 for what does not exist, 503 while the daemon stops,

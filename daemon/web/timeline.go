@@ -64,7 +64,9 @@ const (
 	axisTicks     = 4   // intervals on the axis
 )
 
-func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
+// buildTimeline charts r's steps, which are the run's from index offset on (one page of
+// them), on the span of the run and of these steps.
+func buildTimeline(r *history.Run, offset int, loc *time.Location, now time.Time) timeline {
 	start, end := r.Start, endOr(r.End, now)
 	for _, s := range r.Steps {
 		if !s.Start.IsZero() && (start.IsZero() || s.Start.Before(start)) {
@@ -89,7 +91,7 @@ func buildTimeline(r *history.Run, loc *time.Location, now time.Time) timeline {
 	}
 	lanes := map[string]*lane{}
 	for i, s := range r.Steps {
-		row := tlRow{Instance: s.Instance, Anchor: stepAnchor(i), Status: s.Status, Node: s.Node}
+		row := tlRow{Instance: s.Instance, Anchor: stepAnchor(offset + i), Status: s.Status, Node: s.Node}
 		if s.Start.IsZero() {
 			row.Note = string(s.Status)
 			if s.Reason != "" {

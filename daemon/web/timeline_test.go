@@ -13,7 +13,7 @@ import (
 
 func TestTimeline(t *testing.T) {
 	run := demoRun(t, t.TempDir())
-	tl := buildTimeline(run, time.UTC, fixtureNow)
+	tl := buildTimeline(run, 0, time.UTC, fixtureNow)
 	if tl.Bars != 8 {
 		t.Errorf("%d bars, want 8 (every instance that ran)", tl.Bars)
 	}
@@ -75,7 +75,7 @@ func TestTimelineRunning(t *testing.T) {
 		{Instance: "a", Status: history.StatusSucceeded, Start: at(0), End: at(50), Attempts: []history.Attempt{{N: 1, Start: at(0), End: at(50)}}},
 		{Instance: "b", Status: history.StatusRunning, Start: at(50), Attempts: []history.Attempt{{N: 1, Start: at(50)}}},
 	}}
-	tl := buildTimeline(run, time.UTC, now)
+	tl := buildTimeline(run, 0, time.UTC, now)
 	b := tl.Lanes[0].Rows[1]
 	if b.X != "500.00" || b.W != "500.00" || b.Segs[0].Class != "attempt running" {
 		t.Errorf("running bar %+v", b)

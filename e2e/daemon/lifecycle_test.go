@@ -47,7 +47,14 @@ func (e *env) waitRun(plan, id string, within time.Duration) *history.Run {
 		}
 		return false
 	})
-	return got
+	// The listing has headers; the whole record has the steps.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	full, err := e.client().Run(ctx, got.ID)
+	if err != nil {
+		e.t.Fatalf("read run %s: %v", id, err)
+	}
+	return full
 }
 
 // runStubborn starts plan stubborn through the CLI and waits until its step wrote the pid
