@@ -128,10 +128,10 @@ func TestFloodDoesNotDelayGoodRequests(t *testing.T) {
 			addr = l.Addr().String()
 			// Timeouts far longer than the test: only making room can let the good client in.
 			lim := Limits{MaxConns: 64, PerClient: 32, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 4096, ShutdownGrace: time.Second}
-			release := make(chan struct{})
+			release, inFlight := make(chan struct{}), make(chan struct{})
 			mux := http.NewServeMux()
 			mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
-			mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) { <-release; fmt.Fprint(w, "slow ok") })
+			mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) { close(inFlight); <-release; fmt.Fprint(w, "slow ok") })
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- Serve(ctx, l, mux, lim, "test listener") }()
@@ -159,7 +159,7 @@ func TestFloodDoesNotDelayGoodRequests(t *testing.T) {
 				resp.Body.Close()
 				slow <- string(b)
 			}()
-			time.Sleep(100 * time.Millisecond)
+			<-inFlight // its request was read: it is in flight, not a silent connection
 
 			base := openFDs(t)
 			var flood []net.Conn
