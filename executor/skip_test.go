@@ -3,12 +3,12 @@ package executor
 import (
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/internal/teststack"
 	"github.com/refreshd/refreshd/plan"
 )
@@ -27,8 +27,8 @@ func bareRepoWithCommit(t *testing.T, branch string, at time.Time) string {
 		{"-C", work, "commit", "--quiet", "--allow-empty", "-m", "constraints"},
 		{"-C", work, "push", "--quiet", bare, branch},
 	} {
-		cmd := exec.Command("git", args...)
-		cmd.Env = env
+		cmd := testkit.GitCmd(t.Context(), "", args...)
+		cmd.Env = append(cmd.Env, env...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}

@@ -49,9 +49,7 @@ func newPublishWorldTo(t *testing.T, kind string) *publishWorld {
 		plan: filepath.Join(dir, "pub.yaml"), noop: filepath.Join(dir, "noop.yaml"),
 		hookSleep: filepath.Join(dir, "hook-sleep"), hookPID: filepath.Join(dir, "hook.pid"),
 		env: append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")}
-	if out, err := exec.Command("git", "init", "--quiet", "--bare", w.remote).CombinedOutput(); err != nil {
-		t.Fatalf("git init: %v\n%s", err, out)
-	}
+	testkit.Git(t, "", "init", "--quiet", "--bare", w.remote)
 	hook := filepath.Join(w.remote, "hooks", "pre-receive")
 	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s\nsleep $(cat %s)\n", w.hookPID, w.hookSleep)
 	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
@@ -145,9 +143,7 @@ func (w *publishWorld) processesUnder(dir string, butRemote bool) []string {
 // branchRuns maps each run id named by a commit on the remote branch to its commit.
 func (w *publishWorld) branchRuns() map[string]string {
 	w.t.Helper()
-	cmd := exec.Command("git", "log", "--format=%H %B%x1e", "refs/heads/constraints")
-	cmd.Dir = w.remote
-	out, err := cmd.Output()
+	out, err := testkit.GitCmd(w.t.Context(), w.remote, "log", "--format=%H %B%x1e", "refs/heads/constraints").Output()
 	if err != nil {
 		return map[string]string{} // no branch yet
 	}

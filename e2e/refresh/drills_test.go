@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/testkit"
 )
 
 // Fault drills: each breaks one real piece of the stack at a chosen point, then checks that
@@ -176,10 +177,7 @@ func TestDrillBranchMovedByOthers(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "other")
 	gitIn := func(dir string, args ...string) {
 		t.Helper()
-		c := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=Other", "-c", "user.email=other@localhost"}, args...)...)
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		testkit.Git(t, dir, args...) // as testkit's "other" identity
 	}
 	gitIn(filepath.Dir(other), "clone", "-q", "--branch", "constraints-main", "file://"+s.repo(), other)
 	if err := os.WriteFile(filepath.Join(other, "README.md"), []byte("constraints of the sample project\n"), 0o644); err != nil {

@@ -113,11 +113,7 @@ func seedBareRepo(t *testing.T, dir string) string {
 
 func gitOut(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("git", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testkit.Git(t, "", args...)
 }
 
 // lastRun reads the newest run of a state directory with `refreshd history -o json`.

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/internal/teststack"
 )
 
@@ -182,9 +182,5 @@ func waitGone(t *testing.T, pid int) {
 
 func gitOut(t *testing.T, gitDir string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("git", append([]string{"--git-dir", gitDir}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return testkit.Git(t, "", append([]string{"--git-dir", gitDir}, args...)...)
 }

@@ -3,7 +3,6 @@ package gitpub
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -92,9 +91,7 @@ func assertNoForce(t *testing.T, remote string) {
 	t.Helper()
 	heads := strings.Fields(testkit.Git(t, remote, "reflog", "show", "--format=%H", "refs/heads/"+branch))
 	for i := 0; i+1 < len(heads); i++ { // newest first
-		cmd := exec.Command("git", "merge-base", "--is-ancestor", heads[i+1], heads[i])
-		cmd.Dir = remote
-		if err := cmd.Run(); err != nil {
+		if err := testkit.GitCmd(t.Context(), remote, "merge-base", "--is-ancestor", heads[i+1], heads[i]).Run(); err != nil {
 			t.Errorf("remote history was rewritten: %s is not an ancestor of %s", heads[i+1], heads[i])
 		}
 	}

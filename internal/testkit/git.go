@@ -76,16 +76,22 @@ func GitEnv() []string {
 		"GIT_COMMITTER_NAME=other", "GIT_COMMITTER_EMAIL=other@example.com"}
 }
 
+// GitCmd is git with args in dir ("" for the current directory) with GitEnv, bounded by
+// ctx: for a test that needs git's exit status, or more environment (commit dates).
+func GitCmd(ctx context.Context, dir string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), GitEnv()...)
+	return cmd
+}
+
 // Git runs git with args in dir ("" for the current directory) with GitEnv, for at most 30 s,
 // and returns its output trimmed; a failing git fails the test with its output.
 func Git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), GitEnv()...)
-	out, err := cmd.CombinedOutput()
+	out, err := GitCmd(ctx, dir, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
 	}
