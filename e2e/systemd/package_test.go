@@ -142,7 +142,12 @@ func TestDebianPackage(t *testing.T) {
 	}
 
 	t.Run("lintian: no errors", func(t *testing.T) {
-		out, _ := exec.Command("lintian", "--tag-display-limit", "0", first).CombinedOutput()
+		out, err := exec.Command("lintian", "--tag-display-limit", "0", first).CombinedOutput()
+		// Exit 2 is "tags of error severity" (--fail-on error, listed below); any other
+		// failure is lintian not running.
+		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 2) {
+			t.Fatalf("lintian did not run: %v\n%s", err, out)
+		}
 		for _, line := range strings.Split(string(out), "\n") {
 			if strings.HasPrefix(line, "E: ") {
 				t.Errorf("lintian: %s", line)
