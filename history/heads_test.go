@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -250,5 +252,62 @@ func TestRunPartAndStep(t *testing.T) {
 	}
 	if _, _, err := s.Step("nope", "s[0]"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Step of a missing run: %v, want not found", err)
+	}
+}
+
+// allocated is the bytes f allocates, the least of a few tries.
+func allocated(f func()) uint64 {
+	least := uint64(math.MaxUint64)
+	for range 3 {
+		var a, b runtime.MemStats
+		runtime.ReadMemStats(&a)
+		f()
+		runtime.ReadMemStats(&b)
+		least = min(least, b.TotalAlloc-a.TotalAlloc)
+	}
+	return least
+}
+
+// TestReadsCostWhatTheyShow: listing the headers of a run, reading its page of 200 steps
+// and finding one step cost about the same for a run of 10,000 instances as for one of
+// 1,000 (the whole record costs ten times more): what a page reads is bounded by what it
+// shows, not by the run.
+func TestReadsCostWhatTheyShow(t *testing.T) {
+	// Not parallel: the bytes are counted for the whole process.
+	s, err := Open(filepath.Join(t.TempDir(), "history.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, n := range []int{1000, 10000} {
+		r := newRun(fmt.Sprintf("r%d", n), n)
+		r.Plan = r.ID
+		for i := range r.Steps {
+			r.Steps[i].Attempts = []Attempt{{N: 1, Start: r.Start, End: r.Start, Log: "/var/lib/refreshd/logs/some/where.log", Error: "exit code 1: a failure of some length"}}
+		}
+		if err := s.SaveRun(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name    string
+		read    func(id string)
+		bounded bool
+	}{
+		{"Heads", func(id string) { s.Heads(id, 0) }, true},
+		{"RunPart", func(id string) { s.RunPart(id, 0, 200) }, true},
+		{"Step", func(id string) { s.Step(id, "s[700]") }, true},
+		{"Run (the whole record)", func(id string) { s.Run(id) }, false},
+	} {
+		small := allocated(func() { tt.read("r1000") })
+		large := allocated(func() { tt.read("r10000") })
+		ratio := float64(large) / float64(small)
+		t.Logf("%s: %d bytes for 1,000 steps, %d for 10,000 (x%.2f)", tt.name, small, large, ratio)
+		if tt.bounded && ratio > 1.5 {
+			t.Errorf("%s allocates %d bytes for a run of 10,000 steps, x%.1f what it does for 1,000: not bounded by what it reads", tt.name, large, ratio)
+		}
+		if !tt.bounded && ratio < 5 {
+			t.Errorf("%s: x%.1f, want about x10 (the check measures nothing)", tt.name, ratio)
+		}
 	}
 }
