@@ -26,7 +26,7 @@ type config struct {
 	http, metrics, socket, refreshd string
 	pid                             int
 	bigRun, liveRun, liveStep       string
-	readers, followers              int
+	readers, followers, streamFlood int
 }
 
 func main() {
@@ -41,6 +41,7 @@ func main() {
 	flag.StringVar(&c.liveStep, "live-step", "", "its step that prints lines")
 	flag.IntVar(&c.readers, "readers", 40, "concurrent readers of a page")
 	flag.IntVar(&c.followers, "followers", 32, "followers of the live step")
+	flag.IntVar(&c.streamFlood, "stream-flood", 64, "clients that open the live step's stream and never read it (the dashboard's stream cap)")
 	phases := flag.String("phases", "pages,follow,floods", "what to run")
 	flag.Parse()
 	for _, p := range strings.Split(*phases, ",") {
@@ -257,10 +258,10 @@ func flood(n int, open func() (net.Conn, error)) (func(), error) {
 }
 
 func (c *config) floods() {
-	// 32 clients that open a live stream and never read it.
+	// Clients that open a live stream and never read it, as many as the streams allowed.
 	if c.liveRun != "" {
 		path := "/events?" + url.Values{"run": {c.liveRun}, "step": {c.liveStep}}.Encode()
-		done, err := flood(c.followers, func() (net.Conn, error) {
+		done, err := flood(c.streamFlood, func() (net.Conn, error) {
 			conn, err := net.Dial("tcp", c.http)
 			if err == nil {
 				fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, c.http)
@@ -284,7 +285,7 @@ func (c *config) floods() {
 				first = err.Error()
 			}
 			fmt.Printf("%d non-reading followers: a new follower's first line: %s; /metrics %s; status %s\n",
-				c.followers, first, c.metricsLatency(3), c.status(3))
+				c.streamFlood, first, c.metricsLatency(3), c.status(3))
 			done()
 		} else {
 			fmt.Printf("non-reading followers: %v\n", err)
