@@ -111,8 +111,9 @@ type expander struct {
 	p           *Plan
 	g           *Graph
 	params      map[string]string
-	runtime     map[string]Var // vars steps defined at run time, so far
-	source      *Source        // what the checkout step fetched, once it has (ExtendSource)
+	runtime     map[string]Var    // vars steps defined at run time, so far
+	source      *Source           // what the checkout step fetched, once it has (ExtendSource)
+	dry         map[string]string // the values a dry run gave for the tree's (ExtendDry)
 	order       []*Step
 	pending     []*Step // deferred steps not expanded yet, in order
 	total       int     // instances so far

@@ -86,3 +86,21 @@ func addStagingFlags(fs *flagSet) *stagingFlags {
 	})
 	return s
 }
+
+// valueFlag collects --value NAME=V1,V2 for the complete dry run (plan.Graph.ExtendDry
+// checks names and values).
+type valueFlag struct{ m paramFlag }
+
+func (v valueFlag) String() string { return v.m.String() }
+
+func (v valueFlag) Set(s string) error {
+	k, val, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("--value %q: want NAME=VALUE (a list: NAME=V1,V2)", s)
+	}
+	if _, dup := v.m[k]; dup {
+		return fmt.Errorf("--value %s given twice", k)
+	}
+	v.m[k] = val
+	return nil
+}

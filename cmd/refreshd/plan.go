@@ -19,6 +19,8 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	params := paramFlag{}
 	fs.Var(params, "param", "`NAME=VALUE`: expand with this run parameter (repeatable)")
 	staging := addStagingFlags(fs)
+	values := paramFlag{}
+	fs.Var(valueFlag{values}, "value", "`NAME=V1,V2`: expand the steps that wait for values read from the tree with these instead (a list var takes V1,V2; source.commit for the checkout's commit), so every step's command shows (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -41,6 +43,11 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		g, err := plan.ExpandRun(p, resolved)
 		if err != nil {
 			return &exitError{code: exitInvalid, err: err}
+		}
+		if len(values) > 0 {
+			if err := g.ExtendDry(values); err != nil {
+				return usageErrorf("%v", err)
+			}
 		}
 		if i > 0 {
 			fmt.Fprintln(stdout)
@@ -77,8 +84,11 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 		fmt.Fprintf(w, "workdir %s\n", p.Workdir)
 	}
 	printOverrides(w, p)
+	if given := g.DryValues(); len(given) > 0 {
+		fmt.Fprintf(w, "dry run with values given for the tree's: %s\n", strings.Join(given, " "))
+	}
 	for _, c := range p.SkipIf {
-		printSkipIf(w, p, c, "")
+		printSkipIf(w, g, c, "")
 	}
 	byID := make(map[string]*plan.Instance, len(g.Instances))
 	maxLevel := 0
@@ -101,11 +111,14 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 			if in.Step != nil && !shown[in.Step.ID] {
 				shown[in.Step.ID] = true
 				for _, c := range in.Step.SkipIf {
-					printSkipIf(w, p, c, "      ")
+					printSkipIf(w, g, c, "      ")
 				}
 			}
 			for _, e := range in.Expects {
 				fmt.Fprintf(w, "      expect %q == %q, or fail unrun%s\n", e.That, e.Equals, whyNote(e.Why))
+				if e.Failed() != "" {
+					fmt.Fprintf(w, "      # does not hold with these values: the run would stop here\n")
+				}
 			}
 			for _, line := range executor.Describe(g.Plan, in, tools) {
 				fmt.Fprintf(w, "      %s\n", line)
@@ -116,7 +129,8 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 
 // printSkipIf describes a skip_if condition: the plan's (skipping the run) or a step's
 // (skipping that step and what needs it), indented by indent.
-func printSkipIf(w io.Writer, p *plan.Plan, c plan.SkipCondition, indent string) {
+func printSkipIf(w io.Writer, g *plan.Graph, c plan.SkipCondition, indent string) {
+	p := g.Plan
 	what, rest := "the run", "the rest of the run"
 	if c.Step != "" {
 		what = "step " + c.Step + " and what needs it"
@@ -128,6 +142,15 @@ func printSkipIf(w io.Writer, p *plan.Plan, c plan.SkipCondition, indent string)
 	case c.Image != nil:
 		fmt.Fprintf(w, "%sskip %s if image %s was created less than %s ago\n", indent, what, c.Image.Ref, plan.ShortDuration(c.Image.Within))
 	case c.Tags != nil && len(c.Tags.After) > 0:
+		if refs, ready, err := g.SkipTagRefs(c); ready && err == nil {
+			// The values are known (a dry run given them): the exact tags.
+			fmt.Fprintf(w, "%sonce %s succeeded, skip %s if every one of these %d tags changed digest less than %s ago (as refreshd saw it):\n",
+				indent, strings.Join(c.Tags.After, ", "), rest, len(refs), plan.ShortDuration(c.Tags.Within))
+			for _, ref := range refs {
+				fmt.Fprintf(w, "%s  %s\n", indent, ref)
+			}
+			return
+		}
 		refs, axes := c.Tags.RefPatterns(p)
 		fmt.Fprintf(w, "%sonce %s succeeded, skip %s if every one of these tags, for each %s, changed digest less than %s ago (as refreshd saw it):\n",
 			indent, strings.Join(c.Tags.After, ", "), rest, strings.Join(axes, " x "), plan.ShortDuration(c.Tags.Within))
@@ -255,7 +278,7 @@ func printPending(w io.Writer, g *plan.Graph) {
 		}
 		fmt.Fprintf(w, "  %s: %s%s\n", ps.Step.ID, from, what)
 		for _, c := range ps.Step.SkipIf {
-			printSkipIf(w, g.Plan, c, "    ")
+			printSkipIf(w, g, c, "    ")
 		}
 		for _, e := range ps.Step.Expect {
 			fmt.Fprintf(w, "    expect %s == %s, or fail unrun%s\n", e.That, e.Equals, whyNote(e.Why))

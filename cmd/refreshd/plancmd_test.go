@@ -194,3 +194,72 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestPlanAirflowFull is the complete dry run of the shipped Airflow plan, one instance at a
+// time, with the values its steps would read from that instance's tree given by --value:
+// every step instance expands and shows its exact command (nothing is left to "expands at
+// run time"), the tree's branch passes the instance's expect, and the cache tags and the
+// constraints branch are the tree's.
+func TestPlanAirflowFull(t *testing.T) {
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	for _, tc := range []struct {
+		instance, constraints string
+		lines                 []string
+	}{
+		{"main", "constraints-main", []string{
+			"git push origin HEAD:refs/heads/constraints-main (never --force",
+			"HEAD ghcr.io/apache/airflow/main/ci/python3.14:cache-linux-arm64  # must exist",
+			`expect "main" == "main", or fail unrun`,
+		}},
+		{"v3-3-test", "constraints-3-3", []string{
+			"git fetch origin v3-3-test from https://github.com/apache/airflow.git",
+			"git push origin HEAD:refs/heads/constraints-3-3 (never --force",
+			"        ghcr.io/apache/airflow/v3-3-test/ci/python3.10:cache-linux-amd64\n",
+			`expect "v3-3-test" == "v3-3-test", or fail unrun`,
+		}},
+	} {
+		t.Run(tc.instance, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := []string{"plan", "--instance", tc.instance, "--value", "python=3.10,3.11,3.12,3.13,3.14",
+				"--value", "airflow_branch=" + tc.instance, "--value", "constraints_branch=" + tc.constraints,
+				"--value", "source.commit=" + commit, "../../plans/airflow.yaml"}
+			if code := dispatch(args, &out, &errb); code != 0 {
+				t.Fatalf("refreshd plan: exit %d: %s", code, errb.String())
+			}
+			text := out.String()
+			for _, line := range append(tc.lines,
+				"breeze ci-image build --run-in-parallel --python-versions '3.10 3.11 3.12 3.13 3.14' --commit-sha "+commit,
+				"breeze testing core-tests --test-type Always --backend sqlite --python 3.14",
+				"breeze ci-image build --builder airflow_cache --prepare-buildx-cache --platform linux/amd64,linux/arm64 --python 3.14 --commit-sha "+commit,
+			) {
+				if !strings.Contains(text, line) {
+					t.Errorf("dry run lacks %q", line)
+				}
+			}
+			for _, bad := range []string{"expands at run time", "does not hold", "<python>", "before run-time expansion"} {
+				if strings.Contains(text, bad) {
+					t.Errorf("dry run holds %q: a step did not expand", bad)
+				}
+			}
+			testkit.Golden(t, "testdata/plan-airflow-"+tc.instance+"-full.golden", text)
+		})
+	}
+	// The values are checked as the steps' outputs would be, and a wrong branch shows.
+	var out, errb bytes.Buffer
+	args := []string{"plan", "--instance", "main", "--value", "python=3.12", "--value", "airflow_branch=v3-3-test",
+		"--value", "constraints_branch=constraints-3-3", "../../plans/airflow.yaml"}
+	if code := dispatch(args, &out, &errb); code != 0 || !strings.Contains(out.String(), `expect "v3-3-test" == "main", or fail unrun`) ||
+		!strings.Contains(out.String(), "# does not hold with these values: the run would stop here") {
+		t.Errorf("wrong tree: exit %d, %s", code, errb.String())
+	}
+	for _, bad := range [][]string{{"pyhton=3.12"}, {"python=3.12;rm"}, {"airflow_branch=main"}, {"airflow_branch=main", "constraints_branch=constraints-main", "python=2.7"}} {
+		args := []string{"plan"}
+		for _, v := range bad {
+			args = append(args, "--value", v)
+		}
+		errb.Reset()
+		if code := dispatch(append(args, "../../plans/airflow.yaml"), io.Discard, &errb); code != 2 {
+			t.Errorf("--value %v: exit %d (%s), want 2", bad, code, errb.String())
+		}
+	}
+}
