@@ -180,7 +180,7 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 	rs.recordHooks(a, i)
 	err = rs.dispatch(ctx, a)
 	if err == nil && inst.Step != nil && inst.Step.Outputs != nil && !rs.spec.DryRun {
-		err = rs.readOutputs(inst, workdir, stdout, lw)
+		err = rs.readOutputs(ctx, inst, workdir, stdout, lw)
 	}
 	if errors.Is(context.Cause(ctx), errStepTimeout) && rs.stepTimedOut(ctx) {
 		err = fmt.Errorf("timed out after %s (process group stopped: SIGTERM, then SIGKILL after %s)", inst.Timeout, rs.grace)

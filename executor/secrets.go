@@ -113,47 +113,60 @@ func readSecretFile(ctx context.Context, path string) (data []byte, warning stri
 	if err != nil {
 		return nil, "", fmt.Errorf("read %s: %w", path, unwrapPathError(err))
 	}
-	fi, err := f.Stat()
+	data, fi, err := readBounded(ctx, f, path, "a secret", maxSecretFile, secretReadTimeout)
+	if fi != nil {
+		if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+			warning = fmt.Sprintf("%s is readable or writable by every user (mode %04o); chmod o-rwx it", path, perm)
+		}
+	}
+	return data, warning, err
+}
+
+// readBounded reads f, which the caller opened with O_NONBLOCK (so a FIFO without a writer
+// did not block the open), by the rules of secret files, the rules of every file refreshd
+// reads from what a plan or a step wrote: a regular file (not a FIFO, a device, a socket or a
+// directory) of at most limit bytes, read within timeout or until ctx ends (a read on a hung
+// network file system cannot be interrupted: it is abandoned). It closes f. path and what
+// ("a secret") name the file and its use in errors. fi is f's, when fstat answered.
+func readBounded(ctx context.Context, f *os.File, path, what string, limit int64, timeout time.Duration) (data []byte, fi os.FileInfo, err error) {
+	fi, err = f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, "", fmt.Errorf("read %s: %w", path, unwrapPathError(err))
+		return nil, nil, fmt.Errorf("read %s: %w", path, unwrapPathError(err))
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, "", fmt.Errorf("read %s: not a regular file (%s)", path, fi.Mode().Type())
+		return nil, fi, fmt.Errorf("read %s: not a regular file (%s)", path, fi.Mode().Type())
 	}
-	if fi.Size() > maxSecretFile {
+	if fi.Size() > limit {
 		f.Close()
-		return nil, "", fmt.Errorf("read %s: %d bytes, more than a secret may hold (%d)", path, fi.Size(), maxSecretFile)
-	}
-	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
-		warning = fmt.Sprintf("%s is readable or writable by every user (mode %04o); chmod o-rwx it", path, perm)
+		return nil, fi, fmt.Errorf("read %s: %d bytes, more than %s may hold (%d)", path, fi.Size(), what, limit)
 	}
 	type result struct {
 		data []byte
 		err  error
 	}
 	done := make(chan result, 1)
-	go func() { // a read on a hung network file system cannot be interrupted; abandon it
+	go func() {
 		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+		b, err := io.ReadAll(io.LimitReader(f, limit+1))
 		done <- result{b, err}
 	}()
-	timer := time.NewTimer(secretReadTimeout)
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case r := <-done:
 		if r.err != nil {
-			return nil, warning, fmt.Errorf("read %s: %w", path, unwrapPathError(r.err))
+			return nil, fi, fmt.Errorf("read %s: %w", path, unwrapPathError(r.err))
 		}
-		if len(r.data) > maxSecretFile {
-			return nil, warning, fmt.Errorf("read %s: more than a secret may hold (%d bytes)", path, maxSecretFile)
+		if int64(len(r.data)) > limit {
+			return nil, fi, fmt.Errorf("read %s: more than %s may hold (%d bytes)", path, what, limit)
 		}
-		return r.data, warning, nil
+		return r.data, fi, nil
 	case <-timer.C:
-		return nil, warning, fmt.Errorf("read %s: no answer within %s", path, secretReadTimeout)
+		return nil, fi, fmt.Errorf("read %s: no answer within %s", path, timeout)
 	case <-ctx.Done():
-		return nil, warning, fmt.Errorf("read %s: %w", path, context.Cause(ctx))
+		return nil, fi, fmt.Errorf("read %s: %w", path, context.Cause(ctx))
 	}
 }
 

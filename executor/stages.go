@@ -2,12 +2,17 @@ package executor
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
@@ -46,7 +51,7 @@ func wantsStdout(inst *plan.Instance) bool {
 // readOutputs reads and checks the values a succeeded step defined, records them on the
 // run and keeps them for the graph's next stage. out gets the captured stdout, so the
 // attempt's log shows what the step printed.
-func (rs *runState) readOutputs(inst *plan.Instance, workdir string, stdout *capture, out io.Writer) error {
+func (rs *runState) readOutputs(ctx context.Context, inst *plan.Instance, workdir string, stdout *capture, out io.Writer) error {
 	o := inst.Step.Outputs
 	var data []byte
 	if o.From == plan.FromStdout {
@@ -59,15 +64,9 @@ func (rs *runState) readOutputs(inst *plan.Instance, workdir string, stdout *cap
 			return fmt.Errorf("outputs from stdout: more than %d bytes", outputLimit-1)
 		}
 	} else {
-		path := filepath.Join(workdir, o.From)
-		f, err := os.Open(path)
-		if err != nil {
-			return fmt.Errorf("outputs: the step succeeded but %s cannot be read: %w", o.From, unwrapPathError(err))
-		}
-		data, err = io.ReadAll(io.LimitReader(f, outputLimit))
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("outputs: read %s: %w", o.From, err)
+		var err error
+		if data, err = readOutputsFile(ctx, workdir, o.From); err != nil {
+			return fmt.Errorf("outputs: the step succeeded but %w", err)
 		}
 	}
 	vals, err := plan.ParseOutputs(o, data)
@@ -92,6 +91,55 @@ func (rs *runState) readOutputs(inst *plan.Instance, workdir string, stdout *cap
 	}
 	fmt.Fprintf(out, "refreshd: step %s defined %s\n", inst.Step.ID, strings.Join(shown, ", "))
 	return nil
+}
+
+// outputsReadTimeout bounds the read of an outputs file (a file on a hung network file
+// system); the step's and the run's timeouts and a cancel end it sooner.
+const outputsReadTimeout = 5 * time.Second
+
+// readOutputsFile reads the outputs file name (relative to workdir) by the rules of secret
+// files (readBounded: a regular file, at most outputLimit-1 bytes, read with a timeout) and
+// only inside the workdir: openat2 with RESOLVE_BENEATH refuses a path or a symlink that
+// leaves it (to /dev/zero, another user's file), and O_NONBLOCK keeps a FIFO from blocking
+// the open.
+func readOutputsFile(ctx context.Context, workdir, name string) ([]byte, error) {
+	dir, err := os.Open(workdir)
+	if err != nil {
+		return nil, fmt.Errorf("its workdir cannot be opened: %w", err)
+	}
+	defer dir.Close()
+	fd, err := unix.Openat2(int(dir.Fd()), name, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) { // Linux before 5.6: resolve, check, open
+		fd, err = openBeneath(workdir, name)
+	}
+	switch {
+	case errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP):
+		return nil, fmt.Errorf("%s cannot be read: it leaves the workdir %s (a symlink out of it); outputs are read only inside it", name, workdir)
+	case err != nil:
+		return nil, fmt.Errorf("%s cannot be read: %w", name, err)
+	}
+	data, _, err := readBounded(ctx, os.NewFile(uintptr(fd), name), name, "outputs", outputLimit-1, outputsReadTimeout)
+	return data, err
+}
+
+// openBeneath is openat2's RESOLVE_BENEATH for kernels without it: the path with its
+// symlinks resolved must lie in the workdir (EXDEV when it does not).
+func openBeneath(workdir, name string) (int, error) {
+	root, err := filepath.EvalSymlinks(workdir)
+	if err != nil {
+		return -1, err
+	}
+	path, err := filepath.EvalSymlinks(filepath.Join(workdir, name))
+	if err != nil {
+		return -1, err
+	}
+	if rel, err := filepath.Rel(root, path); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return -1, unix.EXDEV
+	}
+	return unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 }
 
 // extend expands the steps waiting for step's values (plan.Graph.Extend) and adds their

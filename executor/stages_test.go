@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
@@ -153,5 +155,93 @@ func TestStagesTooManyInstancesFailsTheRun(t *testing.T) {
 	}
 	if s := stepOf(t, r, "build"); s.Status != history.StatusSkipped || !strings.Contains(s.Reason, "more than 10000 instances") {
 		t.Errorf("build: %s %q", s.Status, s.Reason)
+	}
+}
+
+// TestOutputsFileFollowsSecretRules: an outputs file is read by the rules of secret files
+// and only inside the workdir. A FIFO (which hung the run for ever), a symlink to one, a
+// symlink out of the workdir (absolute or by ..), a symlink to /dev/zero, a directory and a
+// file past the size bound each fail the producing step at once, naming the file and why;
+// nothing downstream runs. A symlink that stays inside the workdir is read.
+func TestOutputsFileFollowsSecretRules(t *testing.T) {
+	t.Parallel()
+	outside := filepath.Join(t.TempDir(), "vars.json")
+	if err := os.WriteFile(outside, []byte(`{"python": ["3.11"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, out string) // out is the outputs file's path
+		want  string                         // "" for a run that succeeds
+	}{
+		{"fifo", func(t *testing.T, out string) { mkfifo(t, out) }, "out/vars.json: not a regular file (p---------)"},
+		{"symlink to a fifo", func(t *testing.T, out string) {
+			mkfifo(t, filepath.Join(filepath.Dir(out), "fifo"))
+			symlink(t, "fifo", out)
+		}, "out/vars.json: not a regular file (p---------)"},
+		{"symlink out, absolute", func(t *testing.T, out string) { symlink(t, outside, out) }, "it leaves the workdir"},
+		{"symlink out by ..", func(t *testing.T, out string) {
+			rel, _ := filepath.Rel(filepath.Dir(out), outside)
+			symlink(t, rel, out)
+		}, "it leaves the workdir"},
+		{"symlink to /dev/zero", func(t *testing.T, out string) { symlink(t, "/dev/zero", out) }, "it leaves the workdir"},
+		{"directory", func(t *testing.T, out string) { os.Mkdir(out, 0o755) }, "not a regular file (d---------)"},
+		{"huge", func(t *testing.T, out string) {
+			f, err := os.Create(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Truncate(8 << 30) // sparse: 8 GiB of nothing
+			f.Close()
+		}, "8589934592 bytes, more than outputs may hold (1048576)"},
+		{"symlink inside", func(t *testing.T, out string) {
+			os.WriteFile(filepath.Join(filepath.Dir(out), "real.json"), []byte(`{"python": ["3.11"]}`), 0o644)
+			symlink(t, "real.json", out)
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEngineT(t, 0)
+			dir := t.TempDir()
+			g := stagedPlan(t, dir, "out/vars.json", "unused")
+			g.Instances[0].Action.(*plan.RunAction).Argv = []string{"true"} // the file is the test's
+			if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tc.setup(t, filepath.Join(dir, "out", "vars.json"))
+			start := time.Now()
+			r := e.run(t, context.Background(), g)
+			took := time.Since(start)
+			if tc.want == "" {
+				if r.Status != history.StatusSucceeded {
+					t.Fatalf("run %s: %q", r.Status, r.Reason)
+				}
+				return
+			}
+			s := stepOf(t, r, "versions")
+			if r.Status != history.StatusFailed || s.Status != history.StatusFailed || !strings.Contains(s.Reason, tc.want) {
+				t.Errorf("run %s, step versions %s %q; want failed naming %q", r.Status, s.Status, s.Reason, tc.want)
+			}
+			if b := built(t, dir); len(b) > 0 {
+				t.Errorf("built %q", b)
+			}
+			if took > 3*time.Second {
+				t.Errorf("the run took %s", took)
+			}
+		})
+	}
+}
+
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t *testing.T, target, path string) {
+	t.Helper()
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
 	}
 }
