@@ -208,6 +208,12 @@ func (d *Daemon) checkLiveStep(id, step string) error {
 // line, never reading a whole file: a build log can be large and the client reads it as it
 // comes.
 func (d *Daemon) logFiles(id, step string, w control.LineWriter) error {
+	if step != "" {
+		// One instance (what the dashboard follows) is found without reading the run.
+		if _, st, err := d.cfg.Store.Step(id, step); err == nil && st != nil {
+			return copyAttempts(st, false, w)
+		}
+	}
 	r, err := d.RunRecord(context.Background(), id)
 	if err != nil {
 		return err
@@ -215,17 +221,26 @@ func (d *Daemon) logFiles(id, step string, w control.LineWriter) error {
 	if err := report.CheckStep(r, step); err != nil {
 		return control.Errorf(control.ErrNotFound, "%w", err)
 	}
-	for _, s := range r.Steps {
-		if !report.StepMatches(s.Instance, step) {
+	for i := range r.Steps {
+		if !report.StepMatches(r.Steps[i].Instance, step) {
 			continue
 		}
-		for _, a := range s.Attempts {
-			if a.Log == "" {
-				continue
-			}
-			if err := copyLog(a.Log, s.Instance, step == "", w); err != nil {
-				return err
-			}
+		if err := copyAttempts(&r.Steps[i], step == "", w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyAttempts writes the log files of s's attempts, each line prefixed with its instance
+// when prefix.
+func copyAttempts(s *history.Step, prefix bool, w control.LineWriter) error {
+	for _, a := range s.Attempts {
+		if a.Log == "" {
+			continue
+		}
+		if err := copyLog(a.Log, s.Instance, prefix, w); err != nil {
+			return err
 		}
 	}
 	return nil
