@@ -88,7 +88,7 @@ func (pd *planDecoder) resolveTags() {
 				anc := ancestors(s, ids)
 				for _, id := range tf.After {
 					if !anc[id] {
-						pd.errorAt(c.Pos, "skip_if of step %s uses values step %s defines at run time; add %s to its needs (directly or through a step it needs), so the condition is decided before the step starts", s.ID, id, id)
+						pd.errorAt(c.Pos, "skip_if of step %s uses values step %s defines at run time; the step must need %s (directly or through a step it needs), so the condition is decided before it starts: write %s", s.ID, id, id, needsWith(s, id))
 					}
 				}
 			}

@@ -248,7 +248,7 @@ func (pd *planDecoder) checkRuntimeVars() {
 		}
 		if bc := s.BuildxCache; bc != nil && len(bc.Platforms) == 1 {
 			if m := listRefPattern.FindStringSubmatch(bc.Platforms[0]); m != nil && pd.runtime[m[1]].step != nil {
-				pd.errorAt(s.at["buildx_cache.platforms.0"], "platforms of step %s name var %s, which step %s defines at run time; a builder's nodes are fixed, so write the platforms in the plan", s.ID, m[1], pd.runtime[m[1]].step.ID)
+				pd.errorAt(s.at["buildx_cache.platforms.0"], "platforms of step %s name var %s, which step %s defines at run time; a builder's nodes are fixed, so list the platforms in the plan", s.ID, m[1], pd.runtime[m[1]].step.ID)
 			}
 		}
 	}
@@ -264,7 +264,7 @@ func (pd *planDecoder) checkRuntimeVars() {
 			case prod == s:
 				pd.errorAt(uses[s][name], "step %s uses var %s, which it defines itself; a step's values exist only once it has succeeded", s.ID, name)
 			case !anc[prod.ID]:
-				pd.errorAt(uses[s][name], "step %s uses var %s, which step %s defines at run time; add %s to its needs (directly or through a step it needs)", s.ID, name, prod.ID, prod.ID)
+				pd.errorAt(uses[s][name], "step %s uses var %s, which step %s defines at run time; it must need %s (directly or through a step it needs): write %s", s.ID, name, prod.ID, prod.ID, needsWith(s, prod.ID))
 			default:
 				if !slices.Contains(s.waits, prod.ID) {
 					s.waits = append(s.waits, prod.ID)
@@ -276,7 +276,7 @@ func (pd *planDecoder) checkRuntimeVars() {
 			case s == checkout:
 				pd.errorAt(pos, "checkout step %s names .source, which is what it fetches; only the steps after it can use it", s.ID)
 			case !anc[checkout.ID]:
-				pd.errorAt(pos, "step %s names .source, which checkout step %s sets when it has fetched; add %s to its needs (directly or through a step it needs)", s.ID, checkout.ID, checkout.ID)
+				pd.errorAt(pos, "step %s names .source, which checkout step %s sets when it has fetched; it must need %s (directly or through a step it needs): write %s", s.ID, checkout.ID, checkout.ID, needsWith(s, checkout.ID))
 			case !slices.Contains(s.waits, checkout.ID):
 				s.waits = append(s.waits, checkout.ID)
 			}

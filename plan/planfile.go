@@ -253,7 +253,8 @@ func (pd *planDecoder) secrets(n *yaml.Node) map[string]Secret {
 		pd.badSecrets[k.Value] = true
 		if v.Kind != yaml.MappingNode {
 			// Never echo the value: it may be the secret itself.
-			pd.errorf(v, "secret %s is an inline value; plans never hold secrets: write {file: /abs/path}, {env: NAME} or {credential: NAME}", k.Value)
+			pd.errorf(v, "secret %s is an inline value; plans never hold secrets: write {file: /etc/refreshd/%s}, {env: %s} or {credential: %s}", k.Value, k.Value, k.Value, k.Value)
+			out[k.Value] = s // declared, though broken: a step naming it is not wrong too
 			continue
 		}
 		errs := len(pd.errs)

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +45,9 @@ func ParseSchedule(spec string, loc *time.Location) (sched cron.Schedule, err er
 		spec = "@daily"
 	}
 	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
-		return nil, fmt.Errorf("bad schedule %q: a TZ= or CRON_TZ= prefix would override the plan's timezone; set the zone with timezone: instead", spec)
+		zone, rest, _ := strings.Cut(spec, " ")
+		_, zone, _ = strings.Cut(zone, "=")
+		return nil, fmt.Errorf("bad schedule %q: a TZ= or CRON_TZ= prefix would override the plan's timezone; set the zone with timezone: instead: write schedule: %s, timezone: %s", spec, strconv.Quote(strings.TrimSpace(rest)), strconv.Quote(zone))
 	}
 	if arg, ok := strings.CutPrefix(spec, "@every "); ok {
 		d, err := time.ParseDuration(strings.TrimSpace(arg))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -182,7 +183,7 @@ func builtinSecretsMsg(action string, secrets []string) string {
 // run decodes a step's argv: a list, never a shell string; each element a template.
 func (pd *planDecoder) run(v *yaml.Node, s *Step) {
 	if resolve(v).Kind == yaml.ScalarNode {
-		pd.errorf(v, "run is an argv list, never a shell string: write run: [prog, arg, ...]")
+		pd.errorf(v, "run is an argv list, never a shell string: write %s", flowKey("run", strings.Fields(resolve(v).Value)))
 		return
 	}
 	var pos []Pos
@@ -262,7 +263,11 @@ func (pd *planDecoder) matrix(n *yaml.Node) []Axis {
 			seen := make(map[string]bool)
 			for i, val := range vals {
 				if isTemplate(val) {
-					pd.errorAt(pos[i], "matrix values are literal; to use a list var write %s: \"{{ .vars.NAME }}\"", k.Value)
+					if listRefPattern.MatchString(val) {
+						pd.errorAt(pos[i], "matrix values are literal; to use a list var write %s: %s", k.Value, strconv.Quote(val))
+					} else {
+						pd.errorAt(pos[i], "matrix values are literal, not templates; a list var is named by the whole axis: %s: \"{{ .vars.NAME }}\"", k.Value)
+					}
 				}
 				if seen[val] {
 					pd.errorAt(pos[i], "matrix axis %s repeats value %q", k.Value, val)
@@ -571,7 +576,7 @@ func (pd *planDecoder) checkGates() {
 		for _, g := range gates {
 			if !anc[g.ID] {
 				pd.p.Warnings = append(pd.p.Warnings, &Error{Pos: s.Pos, Msg: fmt.Sprintf(
-					"step %s publishes constraints but does not need test gate %s (directly or through a step it needs): it would publish whether or not the tests pass; add %s to its needs", s.ID, g.ID, g.ID)})
+					"step %s publishes constraints but does not need test gate %s (directly or through a step it needs): it would publish whether or not the tests pass; write %s", s.ID, g.ID, needsWith(s, g.ID))})
 			}
 		}
 	}
@@ -620,7 +625,7 @@ func (pd *planDecoder) checkStepSecrets(s *Step) {
 	check := func(key, text string) {
 		for _, name := range slices.Sorted(maps.Keys(p.Secrets)) {
 			if !named[name] && shellRef(name).MatchString(text) {
-				pd.errorAt(s.at[key], "step %s reads $%s, but a step's environment holds only the secrets it names: add secrets: [%s] to the step", s.ID, name, name)
+				pd.errorAt(s.at[key], "step %s reads $%s, but a step's environment holds only the secrets it names: write %s", s.ID, name, flowKey("secrets", append(slices.Clone(s.Secrets), name)))
 			}
 		}
 	}
