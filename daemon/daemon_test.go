@@ -336,7 +336,7 @@ func TestPlanWebhookURLs(t *testing.T) {
 	if err := os.WriteFile(urlFile, []byte("https://hooks.example/T0K3N\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("REFRESHD_TEST_HOOK_KEY", "k3y")
+	t.Setenv("REFRESHD_TEST_HOOK_KEY", "k3y-2")
 	p := parsePlan(t, dir, "p", `plan: p
 secrets:
   URL: { file: `+urlFile+` }
@@ -358,7 +358,7 @@ steps:
 	for _, tg := range targets {
 		urls = append(urls, tg.URL)
 	}
-	want := []string{"https://global.example/", "https://hooks.example/T0K3N", "https://hooks.example/x?key=k3y"}
+	want := []string{"https://global.example/", "https://hooks.example/T0K3N", "https://hooks.example/x?key=k3y-2"}
 	if strings.Join(urls, " ") != strings.Join(want, " ") {
 		t.Errorf("targets %q, want %q", urls, want)
 	}
@@ -371,7 +371,7 @@ steps:
 	if !strings.Contains(logs.String(), "GONE") || !strings.Contains(logs.String(), "REFRESHD_TEST_UNSET_HOOK_VARIABLE") {
 		t.Errorf("the log does not name the secret without a value:\n%s", logs.String())
 	}
-	for _, v := range []string{"T0K3N", "k3y"} {
+	for _, v := range []string{"T0K3N", "k3y-2"} {
 		if strings.Contains(logs.String(), v) {
 			t.Errorf("the log holds the secret value %q:\n%s", v, logs.String())
 		}

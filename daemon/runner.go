@@ -8,6 +8,7 @@ import (
 
 	"github.com/refreshd/refreshd/daemon/metrics"
 	"github.com/refreshd/refreshd/daemon/schedule"
+	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
 )
 
@@ -45,7 +46,7 @@ func (r *runner) recordFailed(f schedule.Fire, reason string) {
 	d := r.d
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
-		Start: now, End: now, Status: history.StatusFailed, Reason: reason, Params: f.Params}
+		Start: now, End: now, Status: history.StatusFailed, Reason: reason, Params: executor.RecordParams(context.Background(), f.Plan, f.Params)}
 	if prev, err := d.cfg.Store.Run(f.RunID); err == nil && prev != nil {
 		run.Start, run.Steps = prev.Start, prev.Steps
 	}
@@ -61,7 +62,7 @@ func (r *runner) recordFailed(f schedule.Fire, reason string) {
 func (r *runner) Skipped(f schedule.Fire, reason string) {
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
-		Start: now, End: now, Status: history.StatusSkipped, Reason: reason, Params: f.Params}
+		Start: now, End: now, Status: history.StatusSkipped, Reason: reason, Params: executor.RecordParams(context.Background(), f.Plan, f.Params)}
 	if err := r.d.cfg.Store.SaveRun(run); err != nil {
 		r.d.log.Error("record skipped trigger", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}
@@ -79,7 +80,7 @@ func (r *runner) Skipped(f schedule.Fire, reason string) {
 func (r *runner) Dropped(f schedule.Fire, cause error) {
 	now := time.Now()
 	run := &history.Run{ID: f.RunID, Plan: f.Plan.Name, Trigger: f.Trigger, Scheduled: f.Scheduled,
-		Start: now, End: now, Status: history.StatusInterrupted, Reason: "dropped before it started: " + cause.Error(), Params: f.Params}
+		Start: now, End: now, Status: history.StatusInterrupted, Reason: "dropped before it started: " + cause.Error(), Params: executor.RecordParams(context.Background(), f.Plan, f.Params)}
 	if err := r.d.cfg.Store.SaveRun(run); err != nil {
 		r.d.log.Error("record dropped run", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}

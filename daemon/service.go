@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -86,7 +87,8 @@ func (d *Daemon) Trigger(ctx context.Context, name string, params map[string]str
 		return nil, mapErr(err)
 	}
 	d.streams.open(id) // followers may attach before the engine starts it
-	d.log.Info("manual run requested", "plan", name, "run", id, "queued", queued, "params", params)
+	// The param names only: a value may be a secret, which the run's record shows masked.
+	d.log.Info("manual run requested", "plan", name, "run", id, "queued", queued, "params", slices.Sorted(maps.Keys(params)))
 	return &control.Triggered{Run: id, Plan: name, Queued: queued, Params: resolved}, nil
 }
 

@@ -157,8 +157,14 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		stepSkip: map[string]string{},
 	}
 	rs.registry = newRegistryBudget(e.cfg.Tools.RegistryBudget)
+	// Secrets first: their values are masked in every field of the run from the start, in
+	// its instance ids (g.Mask: the record's steps, log file names, logs, pages, the
+	// journal's step=) and its params (and, as they arrive, its vars: stages.go).
+	rs.secrets, rs.secretWarnings, rs.secretErr = ReadSecrets(ctx, p)
+	rs.red = redact.New(slices.Collect(maps.Values(rs.secrets))...)
+	g.Mask(rs.red.String)
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
-		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maps.Clone(g.Params)}
+		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maskValues(rs.red, g.Params)}
 	for i, inst := range g.Instances {
 		rs.idx[inst.ID] = i
 		st := history.Step{Instance: inst.ID, Status: history.StatusWaiting}
@@ -302,20 +308,41 @@ type runState struct {
 	stepSkip map[string]string
 	// registry is what is left of the time skip_if may wait on registries.
 	registry *registryBudget
+	// secretWarnings and secretErr are what reading the secrets said, at the run's start.
+	secretWarnings []string
+	secretErr      error
+}
+
+// maskValues is m (params) with every secret value masked, for the record.
+func maskValues(red *redact.Redactor, m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = red.String(v)
+	}
+	return out
+}
+
+// RecordParams is params as a run of p records them: every value equal to one of p's
+// secrets, or holding one, masked, as the engine records the runs it runs. The daemon
+// records the triggers it never runs (skipped, dropped) with it.
+func RecordParams(ctx context.Context, p *plan.Plan, params map[string]string) map[string]string {
+	values, _, _ := ReadSecrets(ctx, p) // the values read are masked; a missing one shows nowhere
+	return maskValues(redact.New(slices.Collect(maps.Values(values))...), params)
 }
 
 // execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
 func (rs *runState) execute(ctx context.Context) (history.Status, string) {
-	secrets, warnings, err := ReadSecrets(ctx, rs.p)
-	for _, w := range warnings {
+	for _, w := range rs.secretWarnings {
 		rs.log.Warn(w)
 	}
-	rs.warn(warnings...)
-	if err != nil {
+	rs.warn(rs.secretWarnings...)
+	if rs.secretErr != nil {
 		rs.skipAll("run failed before it started")
-		return history.StatusFailed, err.Error()
+		return history.StatusFailed, rs.secretErr.Error()
 	}
-	rs.secrets, rs.red = secrets, redact.New(slices.Collect(maps.Values(secrets))...)
 	dockerConfig, err := planDockerConfig(rs.g)
 	if err != nil {
 		rs.skipAll("run failed before it started")

@@ -26,6 +26,8 @@ import (
 // can still mask them. A secret file's final newline is not part of the value (files
 // written with echo have one).
 //
+// A value shorter than MinSecretLen is an error too.
+//
 // A secret file must be a regular file of at most maxSecretFile bytes, read within
 // secretReadTimeout (or until ctx ends): a FIFO, a device or a file on a hung network file
 // system fails the run with its name instead of hanging it. A file that users other than
@@ -43,6 +45,10 @@ func ReadSecrets(ctx context.Context, p *plan.Plan) (values map[string]string, w
 			missing = append(missing, fmt.Sprintf("secret %s (%s): %v", name, p.Secrets[name].Pos, err))
 			continue
 		}
+		if n := len(strings.TrimSpace(v)); n > 0 && n < MinSecretLen {
+			missing = append(missing, fmt.Sprintf("secret %s (%s): its value is %d characters long, too short to mask (at least %d): masked, it would hide those letters in every log line, name and page; unmasked, it would show", name, p.Secrets[name].Pos, n, MinSecretLen))
+			continue
+		}
 		out[name] = v
 	}
 	if len(missing) > 0 {
@@ -50,6 +56,13 @@ func ReadSecrets(ctx context.Context, p *plan.Plan) (values map[string]string, w
 	}
 	return out, warnings, nil
 }
+
+// MinSecretLen is the shortest secret value a run accepts (white space around it not
+// counted). A secret is masked wherever it appears, in every field; one of 1 to 3
+// characters would mask ordinary words and names, so such a value fails the run before it
+// starts, naming the secret. An empty value is not a value (a webhook whose secret is
+// empty is skipped).
+const MinSecretLen = 4
 
 const (
 	maxSecretFile     = 64 << 10 // tokens, keys and certificates are far smaller

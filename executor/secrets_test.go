@@ -42,6 +42,8 @@ func TestSecretFiles(t *testing.T) {
 		{"directory", dir, "", "not a regular file", ""},
 		{"too large", write("big", strings.Repeat("x", maxSecretFile+1), 0o600), "", "more than a secret may hold", ""},
 		{"empty", write("empty", "\n", 0o600), "", "value is empty", ""},
+		{"three characters", write("short", " ab3 \n", 0o600), "", "its value is 3 characters long, too short to mask (at least 4)", ""},
+		{"four characters", write("four", "ab3d\n", 0o600), "ab3d", "", ""},
 		{"missing", filepath.Join(dir, "nope"), "", "no such file", ""},
 	}
 	for _, tt := range tests {

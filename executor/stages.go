@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -77,7 +76,16 @@ func (rs *runState) readOutputs(ctx context.Context, inst *plan.Instance, workdi
 	rs.values[inst.Step.ID] = vals
 	for _, ov := range o.Vars {
 		v := vals[ov.Name]
-		rs.rec.Vars = append(rs.rec.Vars, history.RunVar{Name: ov.Name, Step: inst.Step.ID, Value: v.Scalar, Values: slices.Clone(v.List), List: v.IsList})
+		// The record shows a value equal to a secret, or holding one, masked, as the
+		// instance ids formed from it are (Graph.Mask); the run uses the real values.
+		list := make([]string, len(v.List))
+		for i, e := range v.List {
+			list[i] = rs.red.String(e)
+		}
+		if v.List == nil {
+			list = nil
+		}
+		rs.rec.Vars = append(rs.rec.Vars, history.RunVar{Name: ov.Name, Step: inst.Step.ID, Value: rs.red.String(v.Scalar), Values: list, List: v.IsList})
 	}
 	rs.mu.Unlock()
 	var shown []string

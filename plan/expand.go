@@ -124,6 +124,12 @@ type expander struct {
 	provisioned map[string]string // builder -> provision instance id
 	errs        ErrorList
 	everyValue  bool // checkArg tries every value of a param's values list (at load)
+	// mask hides secret values in instance ids (Graph.Mask); nil shows them. raw maps each
+	// instance id to the id it was formed as (they differ when mask changed it); formed
+	// holds the ids raw maps to.
+	mask   func(string) string
+	raw    map[string]string
+	formed map[string]bool
 }
 
 // data is the template data of the run, plus the matrix values c.
@@ -408,7 +414,7 @@ func (x *expander) provision(name string) string {
 }
 
 func (x *expander) add(inst *Instance) {
-	if _, dup := x.byID[inst.ID]; dup {
+	if x.taken(inst.ID) {
 		pos := x.p.Pos
 		if inst.Step != nil {
 			pos = inst.Step.Pos
@@ -419,6 +425,7 @@ func (x *expander) add(inst *Instance) {
 	for _, n := range inst.Needs {
 		inst.Level = max(inst.Level, x.byID[n].Level+1)
 	}
+	inst.ID = x.label(inst.ID)
 	x.byID[inst.ID] = inst
 	if inst.Step != nil {
 		x.byStep[inst.Step.ID] = append(x.byStep[inst.Step.ID], inst.ID)

@@ -103,6 +103,7 @@ func (g *Graph) Extend(step string, values map[string]Var) ([]*Instance, error) 
 		// Undo: the run fails with this error, and the graph stays what it was.
 		for _, in := range g.Instances[before:] {
 			delete(x.byID, in.ID)
+			x.forget(in.ID)
 			if in.Step != nil {
 				x.byStep[in.Step.ID] = slices.DeleteFunc(x.byStep[in.Step.ID], func(id string) bool { return id == in.ID })
 			} else {
