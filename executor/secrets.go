@@ -135,13 +135,19 @@ func readSecretFile(ctx context.Context, path string) (data []byte, warning stri
 	return data, warning, err
 }
 
+// statReader is an open file as readBounded needs it: *os.File.
+type statReader interface {
+	io.ReadCloser
+	Stat() (os.FileInfo, error)
+}
+
 // readBounded reads f, which the caller opened with O_NONBLOCK (so a FIFO without a writer
 // did not block the open), by the rules of secret files, the rules of every file refreshd
 // reads from what a plan or a step wrote: a regular file (not a FIFO, a device, a socket or a
 // directory) of at most limit bytes, read within timeout or until ctx ends (a read on a hung
 // network file system cannot be interrupted: it is abandoned). It closes f. path and what
 // ("a secret") name the file and its use in errors. fi is f's, when fstat answered.
-func readBounded(ctx context.Context, f *os.File, path, what string, limit int64, timeout time.Duration) (data []byte, fi os.FileInfo, err error) {
+func readBounded(ctx context.Context, f statReader, path, what string, limit int64, timeout time.Duration) (data []byte, fi os.FileInfo, err error) {
 	fi, err = f.Stat()
 	if err != nil {
 		f.Close()

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,5 +121,43 @@ func checkSecret(t *testing.T, got string, warns []string, err error, want, want
 	w := strings.Join(warns, "\n")
 	if (wantWarn == "") != (w == "") || !strings.Contains(w, wantWarn) {
 		t.Errorf("warnings %q, want %q", w, wantWarn)
+	}
+}
+
+// hungFile is a regular file whose read never answers, as on a hung network file system.
+type hungFile struct {
+	os.FileInfo
+	closed chan struct{}
+}
+
+func (h *hungFile) Stat() (os.FileInfo, error) { return h.FileInfo, nil }
+func (h *hungFile) Read([]byte) (int, error)   { <-h.closed; return 0, os.ErrClosed }
+func (h *hungFile) Close() error               { return nil }
+
+// TestReadBoundedEndsAHungRead: a read that never answers (secret or outputs file) ends at
+// the timeout, or at once when the step's context ends (cancel, step or run timeout).
+func TestReadBoundedEndsAHungRead(t *testing.T) {
+	t.Parallel()
+	small := filepath.Join(t.TempDir(), "vars.json")
+	if err := os.WriteFile(small, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(small) // a small regular file's info
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hungFile{FileInfo: fi, closed: make(chan struct{})}
+	defer close(h.closed) // lets the abandoned reads end with the test
+	start := time.Now()
+	if _, _, err := readBounded(context.Background(), h, "out/vars.json", "outputs", 1<<20, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "no answer within 200ms") {
+		t.Errorf("hung read: %v", err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	time.AfterFunc(100*time.Millisecond, func() { cancel(errors.New("cancelled by refreshd cancel")) })
+	if _, _, err := readBounded(ctx, h, "out/vars.json", "outputs", 1<<20, time.Hour); err == nil || !strings.Contains(err.Error(), "cancelled by refreshd cancel") {
+		t.Errorf("cancelled read: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s", took)
 	}
 }
