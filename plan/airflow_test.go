@@ -158,15 +158,15 @@ func TestAirflowPreflight(t *testing.T) {
 		uv      bool   // uv on PATH
 		config  string // DOCKER_CONFIG/config.json
 		minGB   string
-		want    string // "" passes; else the end of stderr
+		want    string // "" passes; else stderr's first line
 	}{
 		{"complete box", true, true, loggedIn, "0.001", ""},
-		{"no compose plugin", false, true, loggedIn, "0.001", "preflight: missing docker compose\n"},
-		{"no uv", true, false, loggedIn, "0.001", "preflight: missing uv\n"},
-		{"no login", true, true, `{"auths": {"docker.io": {"auth": "eA=="}}}`, "0.001", "preflight: missing docker login ghcr.io\n"},
-		{"no docker config", true, true, "", "0.001", "preflight: missing docker login ghcr.io\n"},
-		{"disk full", true, true, loggedIn, "1e9", "preflight: missing free disk\n"},
-		{"all at once", false, false, "", "1e9", "preflight: missing docker compose, uv, docker login ghcr.io, free disk\n"},
+		{"no compose plugin", false, true, loggedIn, "0.001", "error: preflight: missing docker compose\n"},
+		{"no uv", true, false, loggedIn, "0.001", "error: preflight: missing uv\n"},
+		{"no login", true, true, `{"auths": {"docker.io": {"auth": "eA=="}}}`, "0.001", "error: preflight: missing docker login ghcr.io\n"},
+		{"no docker config", true, true, "", "0.001", "error: preflight: missing docker login ghcr.io\n"},
+		{"disk full", true, true, loggedIn, "1e9", "error: preflight: missing free disk\n"},
+		{"all at once", false, false, "", "1e9", "error: preflight: missing docker compose, uv, docker login ghcr.io, free disk\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bin, config := t.TempDir(), t.TempDir()
@@ -201,8 +201,8 @@ func TestAirflowPreflight(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.HasSuffix(stderr.String(), tt.want) {
-				t.Errorf("preflight: %v, stderr %q; want a failure ending %q", err, stderr.String(), tt.want)
+			if err == nil || !strings.HasPrefix(stderr.String(), tt.want) {
+				t.Errorf("preflight: %v, stderr %q; want a failure starting %q", err, stderr.String(), tt.want)
 			}
 		})
 	}
