@@ -101,6 +101,8 @@ type Service interface {
 	Logs(ctx context.Context, id, step string, follow bool, w LineWriter) error
 	Cancel(ctx context.Context, id string) error
 	Reload(ctx context.Context) (*Reloaded, error)
+	// Pins returns the package pins runs published to constraints branches, newest first.
+	Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, error)
 }
 
 // LineWriter receives log lines; the server flushes each one to the client.
