@@ -193,7 +193,9 @@ func TestSchemaParityGenerated(t *testing.T) {
 		}
 	}
 	t.Logf("generated and loaded in %s: the loader accepts %d, rejects %d", time.Since(start).Round(time.Millisecond), accepted, len(cases)-accepted)
-	checkCoverage(t, cases)
+	if n >= 1000 {
+		checkCoverage(t, cases) // fewer plans may leave a property out by chance
+	}
 	for _, c := range cases {
 		if c.want == "" {
 			continue
