@@ -173,6 +173,12 @@ func (c *Client) Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, e
 	return pins, c.getJSON(ctx, http.MethodGet, "/v1/constraints", v, &pins)
 }
 
+// Caches returns the watched cache tags.
+func (c *Client) Caches(ctx context.Context) ([]CacheTag, error) {
+	var tags []CacheTag
+	return tags, c.getJSON(ctx, http.MethodGet, "/v1/caches", nil, &tags)
+}
+
 // Plans returns the daemon's plans with their schedules, running and last runs.
 func (c *Client) Plans(ctx context.Context) ([]PlanStatus, error) {
 	var p []PlanStatus

@@ -113,6 +113,7 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/runs/{id}/cancel", h.cancel)
 	mux.HandleFunc("POST /v1/reload", h.reload)
 	mux.HandleFunc("GET /v1/constraints", h.pins)
+	mux.HandleFunc("GET /v1/caches", h.caches)
 	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openAPIYAML)
@@ -244,6 +245,14 @@ func (h *handler) pins(w http.ResponseWriter, r *http.Request) {
 		pins = []history.Pin{}
 	}
 	h.reply(w, r, pins, err)
+}
+
+func (h *handler) caches(w http.ResponseWriter, r *http.Request) {
+	tags, err := h.svc.Caches(r.Context())
+	if tags == nil {
+		tags = []CacheTag{}
+	}
+	h.reply(w, r, tags, err)
 }
 
 func (h *handler) reload(w http.ResponseWriter, r *http.Request) {
