@@ -26,7 +26,7 @@ import (
 // The branches are listed (git ls-remote, by the BranchLister the loader is given) each
 // time the plans load: at start, on reload, and when the daemon looks again on its own.
 // Each chosen branch is an instance named after it, decoded exactly as one written under
-// instances:. A listing that fails keeps the branches last listed, with a warning saying
+// instances: (a branch instances: names itself keeps its written entry). A listing that fails keeps the branches last listed, with a warning saying
 // why; with none known, the plan has only its written instances (a warning), or does not
 // load if it has none.
 
@@ -48,7 +48,10 @@ type DerivedInstances struct {
 	Pattern  string
 	Newest   int
 	Matching []string // every listed branch the pattern matched, newest first (bounded)
-	Chosen   []string // the instances made: the Newest first of Matching
+	Chosen   []string // the Newest first of Matching
+	// Written are the chosen branches instances: declares itself: their written entry is
+	// the instance (its own settings), not the template.
+	Written  []string
 	ListedAt time.Time
 	// Warning says what went wrong: a failed listing (and whether the last known branches
 	// were kept), or no lister; "" when the listing worked.
@@ -62,7 +65,7 @@ const (
 )
 
 // derivedInstances decodes instances_from: and makes its instances' specs (nil, nil when the
-// plan has none). Names already declared under instances: are an error.
+// plan has none). A chosen branch that instances: declares itself is that entry's.
 func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written []*instanceSpec) (*DerivedInstances, []*instanceSpec) {
 	n := findKey(doc, "instances_from")
 	if n == nil {
@@ -97,7 +100,7 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 		return nil, nil
 	}
 	if lister == nil {
-		di.Warning = fmt.Sprintf("instances_from: the branches of %s were not listed here (no lister); no instance derived", di.Repo)
+		di.Warning = fmt.Sprintf("instances_from: the branches of %s were not listed (--offline); no instance derived", di.Repo)
 		return di, nil
 	}
 	got := lister(di.Repo)
@@ -128,7 +131,7 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 	var out []*instanceSpec
 	for _, b := range di.Chosen {
 		if slices.ContainsFunc(written, func(s *instanceSpec) bool { return s.name == b }) {
-			d.errorAt(di.Pos, "instances_from makes instance %s, which instances: declares too; keep one", b)
+			di.Written = append(di.Written, b)
 			continue
 		}
 		v := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
