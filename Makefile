@@ -5,7 +5,7 @@ BIN     ?= bin/refreshd
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help build deb test test-short check install-stack demo demo-down fuzz bench clean
+.PHONY: help build deb test test-short check install-stack install-demo-stack demo demo-down pristine fuzz bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,11 +30,17 @@ test: install-stack check ## all tests: unit, integration and end-to-end on the 
 test-short: ## the fast tier: every test that needs no program from outside the tree (no stack)
 	$(GO) test -short -count=1 ./...
 
-install-stack: ## install the real build stack (buildkitd, buildx, registry, git, ...); seconds once built
-	bash scripts/install-stack.sh
+install-stack: ## install the real stack and the test tooling (install-stack.sh test); seconds once built
+	bash scripts/install-stack.sh test
 
-demo: install-stack build ## the main job: a real refresh of the sample project on a local stack
+install-demo-stack: ## install only what make demo runs on (buildkitd, buildx, registry, git, ...)
+	bash scripts/install-stack.sh demo
+
+demo: install-demo-stack build ## the main job: a real refresh of the sample project on a local stack
 	bash scripts/demo.sh
+
+pristine: ## the README's two commands on a fresh Debian 12 root under systemd-nspawn (as CI does)
+	bash scripts/pristine.sh
 
 fuzz: ## fuzz the plan loader for 2 minutes
 	$(GO) test ./plan -run '^$$' -fuzz FuzzLoad -fuzztime 2m

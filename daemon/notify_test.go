@@ -73,6 +73,12 @@ func TestStatusFollowsRunsAndStop(t *testing.T) {
 	if err != nil || r.Status != history.StatusInterrupted {
 		t.Fatalf("long run after the stop: %+v %v, want interrupted", r, err)
 	}
+	// The receiver reads the datagrams in a goroutine of its own: the last ones the stop sent
+	// before it returned may not have been read yet.
+	testkit.WaitFor(t, "the stop's last status", 5*time.Second, func() bool {
+		st := statuses(n.Messages())
+		return len(st) > 0 && st[len(st)-1] == "stopping: no runs left"
+	})
 	msgs := n.Messages()
 	stop := -1
 	for i, m := range msgs {
@@ -91,8 +97,5 @@ func TestStatusFollowsRunsAndStop(t *testing.T) {
 		if strings.Contains(m, "READY=1") || strings.Contains(m, "RELOADING=1") || strings.Contains(m, "plans,") {
 			t.Errorf("after STOPPING=1: %q", m)
 		}
-	}
-	if st := statuses(msgs); st[len(st)-1] != "stopping: no runs left" {
-		t.Errorf("last status %q, want the stop's", st[len(st)-1])
 	}
 }

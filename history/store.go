@@ -97,10 +97,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 				return err
 			}
 		}
-		if err := migrateSummaries(tx); err != nil {
-			return err
-		}
-		return migratePins(tx)
+		return migrateSummaries(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -191,9 +188,6 @@ func (s *Store) SaveProgress(head *Run, steps map[int]Step) error {
 			if err := putStep(b, i, &st); err != nil {
 				return err
 			}
-			if err := indexPins(tx, head, &st); err != nil {
-				return err
-			}
 			if err := sum.change(i, old, &st); err != nil {
 				return err
 			}
@@ -223,9 +217,6 @@ func putRun(tx *bolt.Tx, r *Run) error {
 	}
 	for i := range r.Steps {
 		if err := putStep(b, i, &r.Steps[i]); err != nil {
-			return err
-		}
-		if err := indexPins(tx, r, &r.Steps[i]); err != nil {
 			return err
 		}
 	}

@@ -265,8 +265,7 @@ func TestShippedPlans(t *testing.T) {
 			t.Errorf("%s report %q", in.ID, r.JUnit)
 		}
 	}
-	// No warning but that the test did not list the remote's branches (no lister here).
-	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0].Msg, "instances_from: the branches of https://github.com/apache/airflow.git were not listed") {
+	if len(p.Warnings) != 0 {
 		t.Errorf("airflow warnings: %v", p.Warnings)
 	}
 	var refs []string

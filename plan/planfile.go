@@ -124,8 +124,7 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 		{"keep_runs", func(v *yaml.Node) { p.KeepRuns = d.integer(v, "keep_runs", 1, 100000) }},
 		{"steps", func(v *yaml.Node) { stepsNode = v; p.Steps = pd.steps(v) }},
 		{"params", func(v *yaml.Node) { p.Params = pd.params(v) }},
-		{"instances", func(v *yaml.Node) {}},      // decoded first, by instanceSpecs
-		{"instances_from", func(v *yaml.Node) {}}, // decoded first, by derivedInstances
+		{"instances", func(v *yaml.Node) {}}, // decoded first, by instanceSpecs
 	})
 	p.Base = p.Name
 	pd.overlayVars()

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,10 +15,6 @@ import (
 
 	"github.com/refreshd/refreshd/internal/testkit"
 )
-
-var refreshd testkit.Refreshd
-
-func TestMain(m *testing.M) { os.Exit(refreshd.Main(m)) }
 
 // Plans the test adds to the installed ones.
 const (
@@ -55,7 +52,7 @@ steps:
 // one keeps running, journal priorities and fields, socket permissions, watchdog pings, a
 // stop during a long step, and the unit's exposure.
 func TestUnderSystemd(t *testing.T) {
-	testkit.Need(t, "systemd-nspawn", "nsenter", "docker", "buildkitd", "buildctl")
+	testkit.Need(t, "systemd-nspawn", "nsenter", "docker", "buildkitd", "buildctl", "git", "go")
 	needContainer(t)
 	plugin := "/usr/local/lib/docker/cli-plugins"
 	if _, err := os.Stat(filepath.Join(plugin, "docker-buildx")); err != nil {
@@ -64,23 +61,30 @@ func TestUnderSystemd(t *testing.T) {
 	began := time.Now()
 	phase := func(what string, since time.Time) { t.Logf("%-44s %5.1fs", what, time.Since(since).Seconds()) }
 
-	stage := stageCheckout(t, refreshd.Path(t))
+	stage := stageCheckout(t)
 	demo := t.TempDir() // the demo stack's directory, on a real filesystem (buildkitd's snapshots)
-	binds := []string{stage + ":/root/refreshd", plugin + ":" + plugin}
+	// Go as the build box has it, and the host's module and build caches so that `make build`
+	// compiles offline (the container has no network) and from cache.
+	goroot, gomod, gocache := goEnv(t, "GOROOT"), goEnv(t, "GOMODCACHE"), goEnv(t, "GOCACHE")
+	binds := []string{plugin + ":" + plugin, goroot + ":/usr/local/go", gomod + ":/root/go/pkg/mod"}
 	for _, name := range []string{"docker", "buildkitd", "buildctl"} {
 		p, _ := exec.LookPath(name)
 		binds = append(binds, p+":/usr/local/bin/"+name)
 	}
-	c := boot(t, binds, []string{demo + ":/srv/refreshd-demo"})
+	c := boot(t, binds, []string{stage + ":/root/refreshd", gocache + ":/root/.cache/go-build", demo + ":/srv/refreshd-demo"})
 	phase("boot (systemd running)", began)
 
-	// The README's steps, verbatim.
+	// The README's install section (the manual way), verbatim, in the checkout.
 	t0 := time.Now()
-	out := c.must(2*time.Minute, "cd /root/refreshd\nset -x\n"+readmeInstallSteps(t))
-	phase("README install steps", t0)
+	out := c.must(5*time.Minute, "cd /root/refreshd\nexport GOPROXY=off PATH=$PATH:/usr/local/go/bin\nset -x\n"+readmeInstallSteps(t))
 	if !strings.Contains(out, "airflow/main") {
 		t.Errorf("refreshd status after the README's steps does not list airflow/main:\n%s", out)
 	}
+	// What the section installed: the schema for editors, the binary make build made.
+	if out := c.must(10*time.Second, "refreshd schema | cmp - /etc/refreshd/plan.schema.json && cmp /root/refreshd/bin/refreshd /usr/local/bin/refreshd && echo same"); !strings.Contains(out, "same") {
+		t.Errorf("after the README's steps: %s", out)
+	}
+	phase("README install steps", t0)
 
 	// The demo stack (registry, two buildkitd nodes, constraints repository) inside, and what
 	// `systemctl edit refreshd` would add for it: its workdirs, its plain-http registry, and a
@@ -200,16 +204,24 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 		if out, err := as("refreshd", time.Minute, "run --wait failing"); err == nil {
 			t.Errorf("refreshd run --wait failing succeeded:\n%s", out)
 		}
-		errs := c.must(10*time.Second, "journalctl -u refreshd -p err --no-pager -o cat")
+		// A failed run and its failed step are errors, each with its reason. journald stores
+		// what the daemon sent in its own time: the run may have ended a moment before.
+		wants := []*regexp.Regexp{
+			regexp.MustCompile(`step finished .*plan=failing .*step=fails status=failed .*reason="attempt 1 of 1: exit code 3"`),
+			regexp.MustCompile(`run finished .*plan=failing .*status=failed .*reason="step fails failed: attempt 1 of 1: exit code 3"`),
+		}
+		var errs string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			errs = c.must(10*time.Second, "journalctl -u refreshd -p err --no-pager -o cat")
+			if !slices.ContainsFunc(wants, func(re *regexp.Regexp) bool { return !re.MatchString(errs) }) || time.Now().After(deadline) {
+				break
+			}
+		}
 		if !strings.Contains(errs, "plan did not load") {
 			t.Errorf("journalctl -p err lacks the plan load error:\n%s", errs)
 		}
-		// A failed run and its failed step are errors, each with its reason.
-		for _, want := range []string{
-			`step finished .*plan=failing .*step=fails status=failed .*reason="attempt 1 of 1: exit code 3"`,
-			`run finished .*plan=failing .*status=failed .*reason="step fails failed: attempt 1 of 1: exit code 3"`,
-		} {
-			if !regexp.MustCompile(want).MatchString(errs) {
+		for _, want := range wants {
+			if !want.MatchString(errs) {
 				t.Errorf("journalctl -p err lacks %q:\n%s", want, errs)
 			}
 		}
@@ -330,53 +342,72 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 	phase("whole test", began)
 }
 
-// readmeInstallSteps is the README's install block, the sh block after its
-// "install-steps" marker, as an operator would paste it.
+// readmeInstallSteps is the README's install section, the manual way: its sh blocks between
+// the install-manual markers, in order, as an operator would paste them.
 func readmeInstallSteps(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(b), "<!-- install-steps:")
+	_, section, ok := strings.Cut(string(b), "<!-- install-manual -->")
 	if !ok {
-		t.Fatal("README.md has no install-steps marker")
+		t.Fatal("README.md has no <!-- install-manual --> marker")
 	}
-	_, block, ok := strings.Cut(after, "```sh\n")
+	section, _, ok = strings.Cut(section, "<!-- /install-manual -->")
 	if !ok {
-		t.Fatal("README.md: no sh block after the install-steps marker")
+		t.Fatal("README.md: the install-manual section does not end (<!-- /install-manual -->)")
 	}
-	block, _, ok = strings.Cut(block, "```")
-	if !ok {
-		t.Fatal("README.md: the install block does not end")
+	var steps strings.Builder
+	for {
+		_, rest, ok := strings.Cut(section, "```sh\n")
+		if !ok {
+			break
+		}
+		block, after, ok := strings.Cut(rest, "```")
+		if !ok {
+			t.Fatal("README.md: an sh block of the install section does not end")
+		}
+		steps.WriteString(block)
+		section = after
 	}
-	return block
+	if steps.Len() == 0 {
+		t.Fatal("README.md: no sh block between the install-manual markers")
+	}
+	return steps.String()
 }
 
-// stageCheckout makes the checkout the README's steps run in: the tree's systemd/, plans/,
-// scripts/ and e2e/sample/ (the demo stack), with bin/refreshd built as `make build` would.
-func stageCheckout(t *testing.T, bin string) string {
+// stageCheckout makes the checkout the README's steps run in: the files git tracks (and the
+// new ones it does not ignore), without bin/: `make build` in the container builds it.
+func stageCheckout(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"systemd", "plans", "scripts", "e2e/sample"} {
-		dst := filepath.Join(dir, sub)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command("cp", "-a", filepath.Join("../..", sub), dst).CombinedOutput(); err != nil {
-			t.Fatalf("stage %s: %v\n%s", sub, err, out)
+	files := testkit.Git(t, "../..", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	args := []string{"-a", "--parents"}
+	for _, f := range strings.Split(strings.TrimRight(files, "\x00"), "\x00") {
+		if _, err := os.Lstat(filepath.Join("../..", f)); err == nil { // not deleted in the work tree
+			args = append(args, f)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("install", "-m755", bin, filepath.Join(dir, "bin", "refreshd")).CombinedOutput(); err != nil {
-		t.Fatalf("stage bin/refreshd: %v\n%s", err, out)
+	cp := exec.Command("cp", append(args, dir)...)
+	cp.Dir = "../.."
+	if out, err := cp.CombinedOutput(); err != nil {
+		t.Fatalf("stage the checkout: %v\n%s", err, out)
 	}
 	return dir
+}
+
+// goEnv is `go env NAME` of the Go the tests run with.
+func goEnv(t *testing.T, name string) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", name).Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("go env %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func tail(s string, n int) string {
