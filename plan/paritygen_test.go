@@ -451,6 +451,7 @@ func generate(t testing.TB, r *rand.Rand, s *schemaModel, bases []genCase, n int
 		doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{s.genObject(r, s.pick(r, planSchema), 5)}}
 		out = append(out, genCase{name: fmt.Sprintf("schema-%d", len(out)), doc: doc})
 	}
+	out = append(out, whenByAction(t, s, bases)...)
 	for len(out) < n {
 		base := bases[r.IntN(len(bases))]
 		doc := deepCopy(base.doc)
@@ -461,6 +462,63 @@ func generate(t testing.TB, r *rand.Rand, s *schemaModel, bases []genCase, n int
 		out = append(out, genCase{name: name, doc: doc})
 	}
 	return out
+}
+
+// whenByAction sets every when: value of the schema on a step of every action (the step
+// of the first base plan that has one), with and without a skip_if of its own.
+func whenByAction(t testing.TB, s *schemaModel, bases []genCase) []genCase {
+	stepSchema := []snode{{map[string]any{"$ref": "#/$defs/step"}, ""}}
+	var whens []any
+	for _, n := range s.flatten(s.property(stepSchema, "when")) {
+		if e, ok := n.m["enum"].([]any); ok {
+			whens = append(whens, e...)
+		}
+	}
+	var out []genCase
+	for _, action := range actionKeys {
+		found := false
+		for _, b := range bases {
+			steps := resolve(mapValue(b.doc.Content[0], "steps"))
+			for i, st := range steps.Content {
+				if found || resolve(st).Kind != yaml.MappingNode || !hasKey(resolve(st), action) {
+					continue
+				}
+				found = true
+				for _, w := range whens {
+					for _, skip := range []bool{false, true} {
+						doc := deepCopy(b.doc)
+						step := resolve(mapValue(doc.Content[0], "steps")).Content[i]
+						setKey(step, "when", jsonNode(w))
+						name := fmt.Sprintf("%s .steps.%d(%s).when=%v", b.name, i, action, w)
+						if skip {
+							var cond yaml.Node
+							yaml.Unmarshal([]byte(`{image: {ref: "r.example/ci:latest", within: 1h}}`), &cond)
+							setKey(step, "skip_if", &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{cond.Content[0]}})
+							name += " +skip_if"
+						}
+						out = append(out, genCase{name: name, doc: doc})
+					}
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("no base plan has a %s step", action)
+		}
+	}
+	if len(out) < len(actionKeys)*len(whens)*2 {
+		t.Fatalf("%d when: x action cases", len(out))
+	}
+	return out
+}
+
+// mapValue is the value of key in mapping m, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // mutate changes one place of root and says what it did.
