@@ -111,7 +111,9 @@ func cpuTicks(pid int) int64 {
 	return u + k
 }
 
-var client = &http.Client{Timeout: 5 * time.Minute}
+// client opens a new connection for every request, as a scraper or a browser behind a
+// flood would: a kept-alive connection would skip the accept a flood holds up.
+var client = &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // get fetches u and returns the time it took and the bytes of the body.
 func get(u string) (time.Duration, int64, error) {
@@ -164,10 +166,12 @@ func (c *config) status(n int) string {
 		start := time.Now()
 		cmd := exec.Command(c.refreshd, "status", "--socket", c.socket)
 		cmd.Stdout = io.Discard
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		err := cmd.Run()
 		d := time.Since(start)
 		if err != nil {
-			return fmt.Sprintf("failed after %.2f s: %v", d.Seconds(), err)
+			return fmt.Sprintf("failed after %.2f s: %v: %s", d.Seconds(), err, strings.TrimSpace(stderr.String()))
 		}
 		ds = append(ds, d)
 	}
@@ -203,6 +207,10 @@ func (c *config) follow() {
 		return
 	}
 	u := "http://" + c.http + "/events?" + url.Values{"run": {c.liveRun}, "step": {c.liveStep}}.Encode()
+	// The daemon's CPU without followers first: the run itself costs some.
+	b0, bstart := cpuTicks(c.pid), time.Now()
+	time.Sleep(5 * time.Second)
+	baseline := float64(cpuTicks(c.pid)-b0) / 100 / time.Since(bstart).Seconds()
 	ctx, cancel := context.WithCancel(context.Background())
 	var lines sync.Map
 	var wg sync.WaitGroup
@@ -234,8 +242,8 @@ func (c *config) follow() {
 	wg.Wait()
 	total, reading := 0, 0
 	lines.Range(func(_, v any) bool { total += v.(int); reading++; return true })
-	fmt.Printf("%d followers of one live step for 10 s: daemon CPU %.2f cores; %d followers got %d lines; refreshd status meanwhile: %s\n",
-		c.followers, cpu, reading, total, st)
+	fmt.Printf("%d followers of one live step for 10 s: daemon CPU %.2f cores (%.2f without followers just before: the run itself); %d followers got %d lines; refreshd status meanwhile: %s\n",
+		c.followers, cpu, baseline, reading, total, st)
 }
 
 // flood opens n connections with open; they stay open until the returned func is called.
