@@ -159,10 +159,12 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	rs.registry = newRegistryBudget(e.cfg.Tools.RegistryBudget)
 	// Secrets first: their values are masked in every field of the run from the start, in
 	// its instance ids (g.Mask: the record's steps, log file names, logs, pages, the
-	// journal's step=) and its params (and, as they arrive, its vars: stages.go).
+	// journal's step=), its params (and, as they arrive, its vars: stages.go) and every
+	// value its log lines carry.
 	rs.secrets, rs.secretWarnings, rs.secretErr = ReadSecrets(ctx, p)
 	rs.red = redact.New(slices.Collect(maps.Values(rs.secrets))...)
 	g.Mask(rs.red.String)
+	rs.log = slog.New(rs.red.Handler(rs.log.Handler())) // every value logged, a client's URL too
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
 		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maskValues(rs.red, g.Params)}
 	for i, inst := range g.Instances {

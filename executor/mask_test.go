@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,10 +28,7 @@ func TestSecretMaskedInEveryField(t *testing.T) {
 	const secret = "s3cretValue42"
 	e := newEngineT(t, 0)
 	dir := t.TempDir()
-	secretFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := writeSecret(t, secret+"\n")
 	src := fmt.Sprintf(`
 plan: masked
 workdir: %s
@@ -49,22 +48,7 @@ steps:
     secrets: [TOKEN]
     run: [sh, -c, 'test "$TOKEN" = "$0"', "{{ .params.tag }}"]
 `, dir, secretFile)
-	plans, err := plan.ParsePlans(filepath.Join(dir, "masked.yaml"), []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	params, err := plans[0].ResolveParams(map[string]string{"tag": secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := plan.ExpandRun(plans[0], params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := e.run(t, context.Background(), g)
-	if r.Status != history.StatusSucceeded {
-		t.Fatalf("run %s: %s", r.Status, r.Reason)
-	}
+	r := e.runSource(t, dir, src, map[string]string{"tag": secret})
 	// The steps got the real values.
 	if used, _ := os.ReadFile(filepath.Join(dir, "used.txt")); len(strings.Fields(string(used))) != 3 || !strings.Contains(string(used), "pre-"+secret+"-post") {
 		t.Errorf("the steps did not get the real values: used.txt %q", used)
@@ -115,10 +99,7 @@ steps:
 // it would hide those letters in every name and line; unmasked, it would show.
 func TestShortSecretFailsTheRun(t *testing.T) {
 	t.Parallel()
-	secretFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(secretFile, []byte(" ab \n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := writeSecret(t, " ab \n")
 	e := newEngineT(t, 0)
 	p := &plan.Plan{Name: "test", Secrets: map[string]plan.Secret{"TOKEN": {File: secretFile}}}
 	r := e.run(t, context.Background(), graph(p, step("a", "true")))
@@ -128,4 +109,84 @@ func TestShortSecretFailsTheRun(t *testing.T) {
 	if s := stepOf(t, r, "a"); s.Status != history.StatusSkipped || len(s.Attempts) != 0 {
 		t.Errorf("step ran or was not skipped: %+v", s)
 	}
+}
+
+// A skip_if tags condition over values from the tree equal to a secret: its decision is
+// recorded and logged with the refs masked, and so are the registry client's own log lines
+// (the URLs it asks). The tag store keeps the real refs: it must look them up again.
+func TestSkipIfDecisionMasked(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cretValue42"
+	e := newEngineT(t, 0)
+	reg := httptest.NewServer(http.NotFoundHandler()) // a registry without the tags
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	e.cfg.Tools.PlainHTTPRegistries = []string{host}
+	dir := t.TempDir()
+	secretFile := writeSecret(t, secret+"\n")
+	src := fmt.Sprintf(`
+plan: masked
+workdir: %s
+secrets:
+  TOKEN: { file: %s }
+skip_if:
+  - tags:
+      refs: ["%s/ci:{{ .v }}"]
+      matrix: { v: "{{ .vars.v }}" }
+      within: 1h
+steps:
+  - id: values
+    secrets: [TOKEN]
+    run: [sh, -c, 'printf "{\"v\": [\"3.11\", \"%%s\"]}" "$TOKEN"']
+    outputs: { from: stdout, vars: { v: {} } }
+  - id: use
+    needs: [values]
+    matrix: { v: "{{ .vars.v }}" }
+    run: ["true"]
+`, dir, secretFile, host)
+	r := e.runSource(t, dir, src, nil)
+	if len(r.Freshness) != 1 || !strings.Contains(r.Freshness[0].Why, "missing in the registry: "+host+"/ci:3.11, "+host+"/ci:***") {
+		t.Errorf("recorded skip_if decisions %+v, want the missing tags, masked", r.Freshness)
+	}
+	b, _ := json.Marshal(r)
+	for where, text := range map[string]string{"the run record": string(b), "the engine's log": e.logs.String()} {
+		if strings.Contains(text, secret) {
+			t.Errorf("%s holds the secret:\n%s", where, text)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "/v2/ci/manifests/***") {
+		t.Errorf("the registry client's requests are not in the log, masked:\n%s", e.logs.String())
+	}
+}
+
+// runSource runs the plan src (written as if in dir) with params, and wants it to succeed.
+func (e *engineT) runSource(t *testing.T, dir, src string, params map[string]string) *history.Run {
+	t.Helper()
+	plans, err := plan.ParsePlans(filepath.Join(dir, "masked.yaml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := plans[0].ResolveParams(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := plan.ExpandRun(plans[0], resolved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(t, context.Background(), g)
+	if r.Status != history.StatusSucceeded {
+		t.Fatalf("run %s: %s", r.Status, r.Reason)
+	}
+	return r
+}
+
+// writeSecret writes a secret file holding data and returns its path.
+func writeSecret(t *testing.T, data string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

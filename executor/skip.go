@@ -119,6 +119,7 @@ func (rs *runState) decide(ctx context.Context, key condKey, c plan.SkipConditio
 	if ctx.Err() != nil {
 		return "", false
 	}
+	why = rs.red.String(why) // refs rendered from values that may hold a secret: logged and recorded masked
 	rs.recordFreshness(c, fresh, why)
 	scope := "the run"
 	if key.step != "" {
@@ -142,6 +143,7 @@ const maxFreshnessWhy = 2000
 
 // recordFreshness adds a skip_if decision to the run's record.
 func (rs *runState) recordFreshness(c plan.SkipCondition, fresh bool, why string) {
+	why = rs.red.String(why)
 	if len(why) > maxFreshnessWhy {
 		why = why[:maxFreshnessWhy] + fmt.Sprintf("... (%d bytes more)", len(why)-maxFreshnessWhy)
 	}
