@@ -61,6 +61,8 @@ type Store interface {
 	Recovered() *history.Recovery
 	// Tags returns the watched cache tags' records, by ref (history.Store.Tags).
 	Tags() (map[string]history.Tag, error)
+	// Pins returns published package pins, newest first (history.Store.Pins).
+	Pins(q history.PinQuery) ([]history.Pin, error)
 	schedule.Marks
 }
 

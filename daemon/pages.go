@@ -1,12 +1,17 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/plan"
 )
 
 // The dashboard reads runs in parts (daemon/web.Source): a header, one window of steps,
@@ -39,9 +44,72 @@ func (d *Daemon) storeErr(id string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, history.ErrNotFound) && d.streams.get(id) != nil:
-		return fmt.Errorf("%w: run %s has not started yet", control.ErrConflict, id)
+		return control.Errorf(control.ErrConflict, "run %s has not started yet", id)
 	case errors.Is(err, history.ErrNotFound):
-		return fmt.Errorf("%w: no run %q in history", control.ErrNotFound, id)
+		return control.Errorf(control.ErrNotFound, "no run %q in history", id)
 	}
 	return fmt.Errorf("read run %q: %w", id, err)
+}
+
+// maxCacheRows bounds the watched tags one answer lists.
+const maxCacheRows = 5000
+
+// Caches implements control.Service: the watched tags, with their plan's freshness window
+// and whether they are older than it.
+func (d *Daemon) Caches(ctx context.Context) ([]control.CacheTag, error) {
+	tags, err := d.cfg.Store.Tags()
+	if err != nil {
+		return nil, fmt.Errorf("read watched tags: %w", err)
+	}
+	now := time.Now()
+	d.mu.Lock()
+	within := map[string]time.Duration{}
+	for name, p := range d.plans {
+		if w := tagsWindow(p); w > 0 {
+			within[name] = w
+		}
+	}
+	d.mu.Unlock()
+	out := make([]control.CacheTag, 0, min(len(tags), maxCacheRows))
+	for _, t := range tags {
+		c := control.CacheTag{Ref: t.Ref, Plan: t.Plan, Digest: t.Digest, Checked: t.Checked, Changed: t.ChangedBy, PushedBy: t.PushedBy}
+		if w := within[t.Plan]; w > 0 {
+			c.Within = shortDuration(w)
+			c.Stale = t.ChangedBy.IsZero() || now.Sub(t.ChangedBy) > w
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b control.CacheTag) int { return cmp.Or(cmp.Compare(a.Plan, b.Plan), cmp.Compare(a.Ref, b.Ref)) })
+	if len(out) > maxCacheRows {
+		out = out[:maxCacheRows]
+	}
+	return out, nil
+}
+
+// tagsWindow is plan p's freshness window for its cache tags: the shortest within of its
+// skip_if tags conditions, the plan's and its steps'; 0 when it has none.
+func tagsWindow(p *plan.Plan) time.Duration {
+	var w time.Duration
+	conds := slices.Clone(p.SkipIf)
+	for _, s := range p.Steps {
+		conds = append(conds, s.SkipIf...)
+	}
+	for _, c := range conds {
+		if c.Tags != nil && (w == 0 || c.Tags.Within < w) {
+			w = c.Tags.Within
+		}
+	}
+	return w
+}
+
+// shortDuration is d as a plan writes it: 12h, 90m, 1h30m (not 12h0m0s).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -118,6 +118,11 @@ func (d *Daemon) RunRecord(ctx context.Context, id string) (*history.Run, error)
 	return nil, fmt.Errorf("read run %q: %w", id, err)
 }
 
+// Pins implements control.Service: the constraint history, from the store's index.
+func (d *Daemon) Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, error) {
+	return d.cfg.Store.Pins(q)
+}
+
 // errCancelled is the recorded reason of a run cancelled through the socket.
 var errCancelled = errors.New("cancelled by refreshd cancel")
 

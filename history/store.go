@@ -97,7 +97,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 				return err
 			}
 		}
-		return migrateSummaries(tx)
+		if err := migrateSummaries(tx); err != nil {
+			return err
+		}
+		return migratePins(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -188,6 +191,9 @@ func (s *Store) SaveProgress(head *Run, steps map[int]Step) error {
 			if err := putStep(b, i, &st); err != nil {
 				return err
 			}
+			if err := indexPins(tx, head, &st); err != nil {
+				return err
+			}
 			if err := sum.change(i, old, &st); err != nil {
 				return err
 			}
@@ -217,6 +223,9 @@ func putRun(tx *bolt.Tx, r *Run) error {
 	}
 	for i := range r.Steps {
 		if err := putStep(b, i, &r.Steps[i]); err != nil {
+			return err
+		}
+		if err := indexPins(tx, r, &r.Steps[i]); err != nil {
 			return err
 		}
 	}

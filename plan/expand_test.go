@@ -265,7 +265,8 @@ func TestShippedPlans(t *testing.T) {
 			t.Errorf("%s report %q", in.ID, r.JUnit)
 		}
 	}
-	if len(p.Warnings) != 0 {
+	// No warning but that the test did not list the remote's branches (no lister here).
+	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0].Msg, "instances_from: the branches of https://github.com/apache/airflow.git were not listed") {
 		t.Errorf("airflow warnings: %v", p.Warnings)
 	}
 	var refs []string

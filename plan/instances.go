@@ -79,7 +79,15 @@ func (d *decoder) instanceSpecs(doc *yaml.Node) []*instanceSpec {
 			d.errorf(k, "instance name %q: use %s (runs are named PLAN/INSTANCE)", k.Value, nameRule)
 			continue
 		}
-		spec := &instanceSpec{pos: d.pos(k), name: k.Value}
+		out = append(out, d.instanceSpec(pd, d.pos(k), k.Value, v))
+	}
+	return out
+}
+
+// instanceSpec decodes one instance entry (of instances:, or made by instances_from).
+func (d *decoder) instanceSpec(pd *planDecoder, pos Pos, name string, v *yaml.Node) *instanceSpec {
+	{
+		spec := &instanceSpec{pos: pos, name: name}
 		d.fields(v, "instance", []field{
 			{"vars", func(v *yaml.Node) {
 				spec.vars = pd.vars(v)
@@ -93,9 +101,8 @@ func (d *decoder) instanceSpecs(doc *yaml.Node) []*instanceSpec {
 			{"workdir", func(v *yaml.Node) { spec.workdir = v }},
 			{"params", func(v *yaml.Node) { spec.params, spec.paramsPos = d.strMap(v, "instance params") }},
 		})
-		out = append(out, spec)
+		return spec
 	}
-	return out
 }
 
 // overlayVars lays the instance's vars over the plan's. A var the plan declares keeps its
@@ -171,8 +178,14 @@ func (l *loader) overlayFailed(f *parsedFile, overlays []*parsedFile) {
 func (l *loader) decodePlans(f *parsedFile) []*Plan {
 	d := &decoder{file: f.path, known: l.known, origin: f.origin}
 	specs := d.instanceSpecs(f.doc)
+	derived, dspecs := d.derivedInstances(f.doc, l.branches, specs)
+	specs = append(specs, dspecs...)
 	l.errs = append(l.errs, d.errs...)
 	if len(d.errs) > 0 {
+		return nil
+	}
+	if specs == nil && derived != nil {
+		l.errs = append(l.errs, &Error{Pos: derived.Pos, Msg: "instances_from made no instance and the plan declares none: " + derived.Warning})
 		return nil
 	}
 	if specs == nil {
@@ -216,6 +229,12 @@ func (l *loader) decodePlans(f *parsedFile) []*Plan {
 		return nil // an instance that does not load makes the file invalid, like any error
 	}
 	l.checkInstanceWorkdirs(out, specs)
+	for _, p := range out {
+		p.Derived = derived
+		if derived != nil && derived.Warning != "" {
+			p.Warnings = append(p.Warnings, &Error{Pos: derived.Pos, Msg: derived.Warning})
+		}
+	}
 	return out
 }
 

@@ -87,7 +87,7 @@ func loadFiles(paths []string, rd *fsReader, opts LoadOptions) ([]*Plan, error) 
 	for _, dir := range dirs {
 		l := newLoader()
 		l.fs = rd
-		l.vars = opts.Vars
+		l.vars, l.branches = opts.Vars, opts.Branches
 		files, err := l.read(dir, byDir[dir])
 		if err != nil {
 			return nil, err
@@ -140,7 +140,7 @@ func LoadDirWith(dir string, opts LoadOptions) ([]*Plan, error) {
 func loadDir(dir string, rd *fsReader, opts LoadOptions) ([]*Plan, error) {
 	l := newLoader()
 	l.fs = rd
-	l.vars = opts.Vars
+	l.vars, l.branches = opts.Vars, opts.Branches
 	files, err := l.read(dir, nil)
 	if err != nil {
 		return nil, err
@@ -238,6 +238,7 @@ type loader struct {
 	// overrides.
 	overlays map[string][]*parsedFile
 	vars     []VarOverride
+	branches BranchLister
 }
 
 func newLoader() *loader {

@@ -85,6 +85,9 @@ type Plan struct {
 	Notify   []Webhook
 	KeepRuns int // history retention per plan; default 50
 	Steps    []*Step
+	// Derived says how instances_from derived instances from a remote's branches (nil
+	// without instances_from): shared by every instance of the file.
+	Derived *DerivedInstances
 	// Overrides are the values an overlay file or a --var set (plan/overlay.go), in the
 	// order applied; refreshd plan shows them.
 	Overrides []Override

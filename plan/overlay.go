@@ -50,6 +50,8 @@ type LoadOptions struct {
 	Overlays []string
 	// Vars are applied last, to every instance.
 	Vars []VarOverride
+	// Branches lists a remote's branches for instances_from (nil: not listed, a warning).
+	Branches BranchLister
 }
 
 // ParseVarArg splits one "NAME=VALUE" --var argument.

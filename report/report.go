@@ -13,6 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/refreshd/refreshd/history"
 )
@@ -243,8 +245,22 @@ func orNone(s string) string {
 }
 
 func oneLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " ..."
+	first, _, more := strings.Cut(s, "\n")
+	first = OneLine(first, 0)
+	if more {
+		return first + " ..."
 	}
-	return s
+	return first
+}
+
+// OneLine makes s fit one line of a terminal: control characters (newlines, escape
+// sequences from a step's output quoted in a reason) become spaces, runs of spaces one,
+// and past max runes (max > 0) it is cut with "…".
+func OneLine(s string, max int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if max <= 0 || utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:max-1]), " ") + "…"
 }

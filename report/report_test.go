@@ -196,3 +196,24 @@ func TestAttemptOutcome(t *testing.T) {
 		}
 	}
 }
+
+func TestOneLine(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"a\n\tb\r\n c", 10, "a b c"},
+		{"0123456789abc", 10, "012345678…"},
+		{"ünïcödé ünïcödé", 8, "ünïcödé…"},
+		{"word    word", 6, "word…"},
+		{"\x1b[31mred\x1b[0m", 20, "[31mred [0m"},
+		{"no limit \x07", 0, "no limit"},
+	}
+	for _, tt := range tests {
+		if got := OneLine(tt.in, tt.max); got != tt.want {
+			t.Errorf("OneLine(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}

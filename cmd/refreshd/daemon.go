@@ -139,7 +139,11 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	} else if !fi.IsDir() {
 		return fmt.Errorf("plans directory %s: not a directory", o.plans)
 	}
-	st, done, err := bootstrap(ctx, log, o.state, planTokens(o.plans, log))
+	branches := newRemoteBranches(ctx, log)
+	load := func(dir string) ([]*plan.Plan, error) {
+		return plan.LoadDirWith(dir, plan.LoadOptions{Branches: branches.List})
+	}
+	st, done, err := bootstrap(ctx, log, o.state, planTokens(o.plans, load, log))
 	if err != nil {
 		return err
 	}
@@ -150,7 +154,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 	b := buildInfo()
 	d, err := daemon.New(daemon.Config{
 		PlansDir:    o.plans,
-		Load:        plan.LoadDir,
+		Load:        load,
 		Engine:      eng,
 		Store:       store,
 		Logger:      log,
@@ -188,6 +192,12 @@ func runDaemon(ctx context.Context, log *slog.Logger, o daemonOptions) error {
 		go func() { defer close(watching); w.Run(wctx) }()
 		defer func() { stopWatching(); <-watching }()
 	}
+	// instances_from: look at the remotes' branches again every hour, so a release branch
+	// cut between reloads becomes an instance without anyone reloading.
+	go branches.watch(ctx, instancesWatch, log, func(ctx context.Context) error {
+		_, err := d.Reload(ctx)
+		return err
+	})
 	return d.Run(ctx)
 }
 
@@ -213,14 +223,18 @@ func webhookTargets(values []string, format string) ([]webhook.Target, error) {
 	return out, nil
 }
 
+// instancesWatch is how often the daemon lists the branches of the repositories its plans
+// derive instances from (instances_from), between reloads.
+const instancesWatch = time.Hour
+
 // planTokens resolves the publish token of a plan in dir for the reconciliation of
 // interrupted publishes at start-up; the plans are read on the first call only.
-func planTokens(dir string, log *slog.Logger) func(planName, repo string) string {
+func planTokens(dir string, load daemon.Loader, log *slog.Logger) func(planName, repo string) string {
 	var plans map[string]*plan.Plan
 	return func(planName, repo string) string {
 		if plans == nil {
 			plans = map[string]*plan.Plan{}
-			loaded, err := plan.LoadDir(dir)
+			loaded, err := load(dir)
 			if err != nil {
 				log.Warn("reading the plans for their publish tokens", "err", err)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -63,10 +64,21 @@ func instanceNames(plans []*plan.Plan) string {
 
 // stagingFlags are the overlays and var overrides a staging run lays over its plan
 // (plan.LoadOptions): --overlay FILE and --var NAME=VALUE, both repeatable.
-type stagingFlags struct{ opts plan.LoadOptions }
+type stagingFlags struct {
+	opts    plan.LoadOptions
+	offline bool
+}
+
+// lister sets the lister of instances_from: the remote's branches, unless --offline.
+func (s *stagingFlags) lister(ctx context.Context) {
+	if !s.offline {
+		s.opts.Branches = newRemoteBranches(ctx, nil).List
+	}
+}
 
 func addStagingFlags(fs *flagSet) *stagingFlags {
 	s := &stagingFlags{}
+	fs.BoolVar(&s.offline, "offline", false, "list no remote's branches: a plan's instances_from derives no instance (a warning says so)")
 	fs.Func("overlay", "`FILE`: an overlay (overlay: PLAN) laid over the plan after its directory's own (repeatable)", func(v string) error {
 		s.opts.Overlays = append(s.opts.Overlays, v)
 		return nil

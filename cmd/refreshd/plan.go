@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/plan"
@@ -24,6 +25,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	staging.lister(ctx)
 	plans, err := plan.LoadPlansWith(fs.Arg(0), staging.opts)
 	if err != nil {
 		return &exitError{code: exitInvalid, err: err}
@@ -84,6 +86,21 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 		fmt.Fprintf(w, "workdir %s\n", p.Workdir)
 	}
 	printOverrides(w, p)
+	if d := p.Derived; d != nil {
+		listed := ""
+		if !d.ListedAt.IsZero() {
+			listed = ", listed " + d.ListedAt.UTC().Format(time.RFC3339)
+		}
+		written := ""
+		if len(d.Written) > 0 {
+			written = "; declared under instances: " + strings.Join(d.Written, ", ")
+		}
+		fmt.Fprintf(w, "instances from the branches of %s matching %s, newest %d: %s (%d matching%s%s)\n",
+			d.Repo, d.Pattern, d.Newest, orNone(strings.Join(d.Chosen, ", ")), len(d.Matching), listed, written)
+		if d.Warning != "" {
+			fmt.Fprintf(w, "  warning: %s\n", d.Warning)
+		}
+	}
 	if given := g.DryValues(); len(given) > 0 {
 		fmt.Fprintf(w, "dry run with values given for the tree's: %s\n", strings.Join(given, " "))
 	}
@@ -303,4 +320,11 @@ func whyNote(why string) string {
 		return ""
 	}
 	return ": " + why
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -19,7 +19,7 @@ import (
 // Python versions the checkout defines (no version is written in the plan).
 func TestPlanAirflow(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := dispatch([]string{"plan", "../../plans/airflow.yaml"}, &out, &errb); code != 0 {
+	if code := dispatch([]string{"plan", "--offline", "../../plans/airflow.yaml"}, &out, &errb); code != 0 {
 		t.Fatalf("refreshd plan: exit %d: %s", code, errb.String())
 	}
 	for _, line := range []string{
@@ -95,8 +95,8 @@ func TestValidate(t *testing.T) {
 		args []string
 		code int
 	}{
-		{"shipped", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plans"}, 0},
-		{"bad", []string{"validate", "--from", "2026-03-28T12:00:00Z", "../../plan/testdata/bad/many-errors.yaml", "../../plans/airflow.yaml"}, 2},
+		{"shipped", []string{"validate", "--offline", "--from", "2026-03-28T12:00:00Z", "../../plans"}, 0},
+		{"bad", []string{"validate", "--offline", "--from", "2026-03-28T12:00:00Z", "../../plan/testdata/bad/many-errors.yaml", "../../plans/airflow.yaml"}, 2},
 		{"usage", []string{"validate"}, 2},
 		// Values rendered into image references, branch names and paths, per instance.
 		{"rendered", []string{"validate", "--from", "2026-03-28T12:00:00Z", "testdata/rendered-values.yaml"}, 2},
@@ -164,7 +164,7 @@ steps:
   checkout: { checkout: { repo: /srv/staging/airflow.git } }
 `)
 	var out, errb bytes.Buffer
-	args := []string{"plan", "--instance", "main", "--overlay", overlay, "--var", "platforms=linux/amd64", "../../plans/airflow.yaml"}
+	args := []string{"plan", "--offline", "--instance", "main", "--overlay", overlay, "--var", "platforms=linux/amd64", "../../plans/airflow.yaml"}
 	if code := dispatch(args, &out, &errb); code != 0 {
 		t.Fatalf("refreshd plan: exit %d: %s", code, errb.String())
 	}
@@ -220,7 +220,7 @@ func TestPlanAirflowFull(t *testing.T) {
 	} {
 		t.Run(tc.instance, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			args := []string{"plan", "--instance", tc.instance, "--value", "python=3.10,3.11,3.12,3.13,3.14",
+			args := []string{"plan", "--offline", "--instance", tc.instance, "--value", "python=3.10,3.11,3.12,3.13,3.14",
 				"--value", "airflow_branch=" + tc.instance, "--value", "constraints_branch=" + tc.constraints,
 				"--value", "source.commit=" + commit, "../../plans/airflow.yaml"}
 			if code := dispatch(args, &out, &errb); code != 0 {
@@ -246,14 +246,14 @@ func TestPlanAirflowFull(t *testing.T) {
 	}
 	// The values are checked as the steps' outputs would be, and a wrong branch shows.
 	var out, errb bytes.Buffer
-	args := []string{"plan", "--instance", "main", "--value", "python=3.12", "--value", "airflow_branch=v3-3-test",
+	args := []string{"plan", "--offline", "--instance", "main", "--value", "python=3.12", "--value", "airflow_branch=v3-3-test",
 		"--value", "constraints_branch=constraints-3-3", "../../plans/airflow.yaml"}
 	if code := dispatch(args, &out, &errb); code != 0 || !strings.Contains(out.String(), `expect "v3-3-test" == "main", or fail unrun`) ||
 		!strings.Contains(out.String(), "# does not hold with these values: the run would stop here") {
 		t.Errorf("wrong tree: exit %d, %s", code, errb.String())
 	}
 	for _, bad := range [][]string{{"pyhton=3.12"}, {"python=3.12;rm"}, {"airflow_branch=main"}, {"airflow_branch=main", "constraints_branch=constraints-main", "python=2.7"}} {
-		args := []string{"plan"}
+		args := []string{"plan", "--offline"}
 		for _, v := range bad {
 			args = append(args, "--value", v)
 		}
@@ -261,5 +261,57 @@ func TestPlanAirflowFull(t *testing.T) {
 		if code := dispatch(append(args, "../../plans/airflow.yaml"), io.Discard, &errb); code != 2 {
 			t.Errorf("--value %v: exit %d (%s), want 2", bad, code, errb.String())
 		}
+	}
+}
+
+// TestPlanAirflowReleaseBranches: the shipped airflow plan, unchanged, against a remote
+// (through an overlay on instances_from.repo) whose newest release branch is v3-4-test: it
+// becomes an instance with the release schedule and its own ref, beside the written main
+// and v3-3-test, with no edit of the plan; refreshd plan says what the listing chose. The
+// remote is listed with git ls-remote from a real git daemon.
+func TestPlanAirflowReleaseBranches(t *testing.T) {
+	testkit.Need(t, "git")
+	dir := t.TempDir()
+	work, bare := dir+"/work", dir+"/airflow.git"
+	testkit.Git(t, dir, "init", "--quiet", "--bare", bare)
+	testkit.Git(t, dir, "init", "--quiet", "-b", "main", work)
+	testkit.Git(t, work, "commit", "--quiet", "--allow-empty", "-m", "init")
+	for _, b := range []string{"main", "v3-1-test", "v3-3-test", "v3-4-test", "v3-4-stable", "v2-11-test"} {
+		testkit.Git(t, work, "push", "--quiet", bare, "HEAD:refs/heads/"+b)
+	}
+	url := testkit.ServeGitDaemon(t, bare)
+	overlay := dir + "/airflow.staging.yaml"
+	writeFile(t, overlay, "overlay: airflow\ninstances_from: { repo: \""+url+"\" }\n")
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"plan", "--overlay", overlay, "../../plans/airflow.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("refreshd plan: exit %d: %s", code, errb.String())
+	}
+	text := out.String()
+	for _, line := range []string{
+		"plan airflow/v3-4-test (../../plans/airflow.yaml)",
+		"instances from the branches of " + url + " matching v[0-9]+-[0-9]+-test, newest 1: v3-4-test (4 matching, listed ",
+		`params ref="v3-4-test" upgrade="true"`,
+		`schedule "0 5 * * *" in UTC`,
+		"git fetch origin v3-4-test from https://github.com/apache/airflow.git into /srv/airflow/v3-4-test",
+	} {
+		if !strings.Contains(text, line) {
+			t.Errorf("dry run lacks %q", line)
+		}
+	}
+	var names []string
+	for _, l := range strings.Split(text, "\n") {
+		if name, ok := strings.CutPrefix(l, "plan "); ok {
+			names = append(names, strings.Fields(name)[0])
+		}
+	}
+	if strings.Join(names, " ") != "airflow/main airflow/v3-3-test airflow/v3-4-test" {
+		t.Errorf("instances %v", names)
+	}
+	// The remote gone: the listing fails, the written instances stay, and the plan says why.
+	os.RemoveAll(bare)
+	out.Reset()
+	if code := dispatch([]string{"plan", "--overlay", overlay, "../../plans/airflow.yaml"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "failed and none were listed before") || strings.Contains(out.String(), "plan airflow/v3-4-test") {
+		t.Errorf("remote gone: exit %d, %s", code, out.String())
 	}
 }

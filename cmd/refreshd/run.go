@@ -40,6 +40,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := checkKillGrace(*grace); err != nil {
 		return err
 	}
+	staging.lister(ctx)
 	plans, err := plan.LoadPlansWith(fs.Arg(0), staging.opts)
 	if err != nil {
 		return &exitError{code: exitInvalid, err: err}

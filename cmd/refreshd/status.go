@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/report"
 )
 
 // cmdStatus shows the daemon's plans, next run times, running runs, last results and plan
@@ -79,7 +77,7 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time, loc *time.Locat
 				ended = l.End.In(loc).Format("2006-01-02 15:04:05 MST")
 			}
 			if l.Status != history.StatusSucceeded && l.Reason != "" {
-				why = oneLine(l.Reason, whyWidth)
+				why = report.OneLine(l.Reason, whyWidth)
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Plan, sched, next, running, last, ended, why)
@@ -89,15 +87,3 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time, loc *time.Locat
 
 // whyWidth is how much of a reason a status line shows.
 const whyWidth = 80
-
-// oneLine makes s fit one line of a terminal: control characters (newlines, escape
-// sequences from a step's output quoted in a reason) become spaces, runs of spaces one,
-// and past max runes it is cut with "…".
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return strings.TrimRight(string(r[:max-1]), " ") + "…"
-}

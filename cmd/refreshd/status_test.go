@@ -32,24 +32,3 @@ func TestStatusText(t *testing.T) {
 	}
 	testkit.Golden(t, "testdata/status.golden", b.String())
 }
-
-func TestOneLine(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		max  int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"a\n\tb\r\n c", 10, "a b c"},
-		{"0123456789abc", 10, "012345678…"},
-		{"ünïcödé ünïcödé", 8, "ünïcödé…"},
-		{"word    word", 6, "word…"},
-		{"\x1b[31mred\x1b[0m", 20, "[31mred [0m"},
-	}
-	for _, tt := range tests {
-		if got := oneLine(tt.in, tt.max); got != tt.want {
-			t.Errorf("oneLine(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
-		}
-	}
-}

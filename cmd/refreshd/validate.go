@@ -33,6 +33,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// for), yet a signal must still end validate at once: the work runs aside and
 	// validate returns when the context is cancelled.
 	return validateUntilDone(ctx, func() error {
+		staging.lister(ctx)
 		load := planLoaders{
 			dir:   func(dir string) ([]*plan.Plan, error) { return plan.LoadDirWith(dir, staging.opts) },
 			files: func(paths []string) ([]*plan.Plan, error) { return plan.LoadFilesWith(paths, staging.opts) },

@@ -68,6 +68,27 @@ type RunSummary struct {
 	Reason string         `json:"reason,omitempty"`
 }
 
+// CacheTag is a watched cache tag: a ref a plan's skip_if, buildx_cache or verify_cache
+// names, as refreshd last saw it in the registry.
+type CacheTag struct {
+	Ref  string `json:"ref"`
+	Plan string `json:"plan,omitempty"` // the plan whose run last asked for it
+	// Digest is the digest refreshd last saw; "" when the tag was absent.
+	Digest  string    `json:"digest,omitempty"`
+	Checked time.Time `json:"checked"` // refreshd's last look
+	// Changed is when refreshd dated the tag's last change (its digest changed between two
+	// looks); zero while it has seen one digest only.
+	Changed time.Time `json:"changed,omitzero"`
+	// PushedBy is the refreshd run that pushed the current digest; "" when it came from
+	// outside refreshd (CI, a person) or refreshd did not see it pushed.
+	PushedBy string `json:"pushed_by,omitempty"`
+	// Within is the plan's freshness window for its cache tags (its skip_if tags
+	// conditions' shortest), "" when it has none; Stale says the tag is older than that (or
+	// its age is not known).
+	Within string `json:"within,omitempty"`
+	Stale  bool   `json:"stale"`
+}
+
 // LoadError is a plan file that did not load; its plan keeps its old version, if any.
 type LoadError struct {
 	File  string `json:"file"`
@@ -101,6 +122,10 @@ type Service interface {
 	Logs(ctx context.Context, id, step string, follow bool, w LineWriter) error
 	Cancel(ctx context.Context, id string) error
 	Reload(ctx context.Context) (*Reloaded, error)
+	// Pins returns the package pins runs published to constraints branches, newest first.
+	Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, error)
+	// Caches returns the watched cache tags, by plan and ref.
+	Caches(ctx context.Context) ([]CacheTag, error)
 }
 
 // LineWriter receives log lines; the server flushes each one to the client.

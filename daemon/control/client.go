@@ -157,6 +157,28 @@ func (c *Client) getJSON(ctx context.Context, method, path string, query url.Val
 	return nil
 }
 
+// Pins returns the package pins runs published, newest first, as q selects them.
+func (c *Client) Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, error) {
+	v := url.Values{}
+	if q.Package != "" {
+		v.Set("package", q.Package)
+	}
+	if q.Branch != "" {
+		v.Set("branch", q.Branch)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var pins []history.Pin
+	return pins, c.getJSON(ctx, http.MethodGet, "/v1/constraints", v, &pins)
+}
+
+// Caches returns the watched cache tags.
+func (c *Client) Caches(ctx context.Context) ([]CacheTag, error) {
+	var tags []CacheTag
+	return tags, c.getJSON(ctx, http.MethodGet, "/v1/caches", nil, &tags)
+}
+
 // Plans returns the daemon's plans with their schedules, running and last runs.
 func (c *Client) Plans(ctx context.Context) ([]PlanStatus, error) {
 	var p []PlanStatus

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/httpserve"
 )
 
@@ -111,6 +112,8 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/runs/{id}/logs", h.logs)
 	mux.HandleFunc("POST /v1/runs/{id}/cancel", h.cancel)
 	mux.HandleFunc("POST /v1/reload", h.reload)
+	mux.HandleFunc("GET /v1/constraints", h.pins)
+	mux.HandleFunc("GET /v1/caches", h.caches)
 	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openAPIYAML)
@@ -223,6 +226,33 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request) {
 func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
 	err := h.svc.Cancel(r.Context(), r.PathValue("id"))
 	h.reply(w, r, map[string]string{"cancelled": r.PathValue("id")}, err)
+}
+
+// pins answers the constraint history: ?package= (a name or its prefix, compared as PEP 503
+// does), ?branch=, ?limit= (1 to 1,000, default 100).
+func (h *handler) pins(w http.ResponseWriter, r *http.Request) {
+	q := history.PinQuery{Package: r.URL.Query().Get("package"), Branch: r.URL.Query().Get("branch")}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("query parameter limit=%q: want a number of pins from 1 to 1000", s))
+			return
+		}
+		q.Limit = n
+	}
+	pins, err := h.svc.Pins(r.Context(), q)
+	if pins == nil {
+		pins = []history.Pin{}
+	}
+	h.reply(w, r, pins, err)
+}
+
+func (h *handler) caches(w http.ResponseWriter, r *http.Request) {
+	tags, err := h.svc.Caches(r.Context())
+	if tags == nil {
+		tags = []CacheTag{}
+	}
+	h.reply(w, r, tags, err)
 }
 
 func (h *handler) reload(w http.ResponseWriter, r *http.Request) {

@@ -25,7 +25,23 @@ type source struct {
 
 	mu      sync.Mutex
 	follows int // Logs calls with follow
+
+	pins   []history.Pin
+	caches []control.CacheTag
 }
+
+// Pins filters the fixture's pins by package prefix and branch, as the store does.
+func (s *source) Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, error) {
+	var out []history.Pin
+	for _, p := range s.pins {
+		if strings.HasPrefix(strings.ToLower(p.Package), strings.ToLower(q.Package)) && (q.Branch == "" || p.Branch == q.Branch) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (s *source) Caches(ctx context.Context) ([]control.CacheTag, error) { return s.caches, nil }
 
 func (s *source) Status(ctx context.Context) (*control.Status, error) { return s.status, nil }
 
@@ -206,6 +222,21 @@ func fixture(t testing.TB, older int) *source {
 		Trigger: history.TriggerSchedule, Start: at(-26 * 3600), End: at(-26*3600 + 60), Status: history.StatusFailed,
 		Reason: "step build-ci-images[python=3.9] failed: exit code 1"})
 	s.runs = append(s.runs, run)
+	s.pins = []history.Pin{
+		{At: at(-3600), Plan: "demo", Run: run.ID, Branch: "constraints-main", Repo: "/srv/c.git", Commit: "4f248a6d8eb5a1b2c3d4e5f6a7b8c9d0e1f2a3b4",
+			Source: "9c0ffee9c0ffee9c0ffee9c0ffee9c0ffee9c0ff", File: "constraints-3.12.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1"},
+		{At: at(-3600), Plan: "demo", Run: run.ID, Branch: "constraints-main", Repo: "/srv/c.git", Commit: "4f248a6d8eb5a1b2c3d4e5f6a7b8c9d0e1f2a3b4",
+			File: "constraints-3.12.txt", Package: "<script>alert(1)</script>", New: "1.0"},
+		{At: at(-90000), Plan: "demo", Run: "demo-20261127T030000.000Z-0000", Branch: "constraints-1-0", Repo: "/srv/c.git", Commit: "1111111111111111111111111111111111111111",
+			File: "constraints-3.11.txt", Package: "httpcore", Old: "1.0.6"},
+	}
+	s.caches = []control.CacheTag{
+		{Ref: "127.0.0.1:5000/demo/main/ci/python3.12:cache-linux-amd64", Plan: "demo", Digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+			Checked: at(-600), Changed: at(-3600), PushedBy: run.ID, Within: "12h"},
+		{Ref: "127.0.0.1:5000/demo/main/ci/python3.11:cache-linux-amd64", Plan: "demo", Digest: "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+			Checked: at(-600), Changed: at(-50 * 3600), Within: "12h", Stale: true},
+		{Ref: "127.0.0.1:5000/demo/main/ci/python3.13:cache-linux-amd64", Plan: "demo", Checked: at(-600), Within: "12h", Stale: true},
+	}
 	for i := range older {
 		start := at(-float64(i+1) * 86400)
 		status := history.StatusSucceeded

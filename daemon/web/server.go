@@ -40,6 +40,10 @@ type Source interface {
 	// RunStep is one step instance of a run and its index; nil when the run has none.
 	RunStep(ctx context.Context, id, instance string) (int, *history.Step, error)
 	Logs(ctx context.Context, id, step string, follow bool, w control.LineWriter) error
+	// Pins is the constraint history: published package pins, newest first.
+	Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, error)
+	// Caches are the watched cache tags.
+	Caches(ctx context.Context) ([]control.CacheTag, error)
 }
 
 // Config configures a Server.
@@ -106,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, pages: map[string]*template.Template{},
 		slots: newStreamSlots(cfg.MaxStreams), feeds: newFeeds(cfg.Source, cfg.Logger)}
-	for _, name := range []string{"plans", "runs", "run", "log", "error"} {
+	for _, name := range []string{"plans", "runs", "run", "log", "error", "constraints", "caches"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse dashboard template %s: %w", name, err)
@@ -128,6 +132,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("GET /plans/{plan...}", s.secure(s.runsPage))
 	mux.Handle("GET /runs/{id...}", s.secure(s.runPage))
 	mux.Handle("GET /log", s.secure(s.logPage))
+	mux.Handle("GET /constraints", s.secure(s.constraintsPage))
+	mux.Handle("GET /caches", s.secure(s.cachesPage))
 	mux.Handle("GET /events", s.secure(s.events))
 	mux.Handle("GET /static/", s.secure(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache") // assets change with the binary; revalidate

@@ -42,6 +42,9 @@ func TestPagesGolden(t *testing.T) {
 		{"log-retried", "/log?run=demo-20261128T030000.000Z-a1b2&step=build-ci-images%5Bpython%3D3.11%5D&attempt=1"},
 		{"log-running", "/log?run=airflow-main-20261128T092900.000Z-ffff&step=build-ci-images%5Bpython%3D3.9%5D"},
 		{"not-found", "/runs/nope"},
+		{"constraints", "/constraints"},
+		{"constraints-httpx", "/constraints?package=HTTP&branch=constraints-main"},
+		{"caches", "/caches"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

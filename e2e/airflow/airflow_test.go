@@ -48,7 +48,7 @@ const readToken = "github_pat_read_only_e2e" // the GITHUB_TOKEN generation step
 func (b *box) registry() string     { return b.stack.Env["REGISTRY"] }
 func (b *box) dockerConfig() string { return b.stack.Env["DOCKER_CONFIG"] }
 
-// TestAirflowPlanNights runs the shipped plans/airflow.yaml itself, unchanged, three nights in
+// TestAirflowPlanNights runs the shipped plans/airflow.yaml itself, unchanged, five nights in
 // a row on the real stack against an Airflow-shaped repository and a breeze stand-in
 // (e2e/airflow/tree); the only differences from production come from a staging overlay and
 // the box's own files (README.md, "Apache Airflow", "A staging box").
@@ -61,7 +61,13 @@ func (b *box) dockerConfig() string { return b.stack.Env["DOCKER_CONFIG"] }
 //     the constraints work is still done; nothing changed but headers, so nothing is pushed.
 //  3. An upstream release breaks a test: the gate fails naming the test, nothing is
 //     published, the caches are not touched.
+//  4. The release branch's first night (airflow/v3-3-test), with breeze's context left in
+//     use: its constraints branch and cache path come from its tree; provisioning and the
+//     cache builds go through.
+//  5. airflow/main run by hand from the release branch's tree (--param ref=v3-3-test): the
+//     tree's AIRFLOW_BRANCH is not the instance's; refused before breeze is installed.
 //
+// Provisioning runs every night, with breeze's context of the builder's name around.
 // Throughout: no unauthenticated request reaches the GitHub API stand-in (which answers those
 // with 403, as api.github.com does past 60 an hour), and no image build step ever saw the
 // token (breeze would have logged in to the registry with it).
@@ -101,7 +107,8 @@ func TestAirflowPlanNights(t *testing.T) {
 		}
 	}
 	b.wantSteps(run, map[string]history.Status{
-		"preflight": history.StatusSucceeded, "test-gate[python=3.11]": history.StatusSucceeded,
+		"provision[airflow_cache]": history.StatusSucceeded,
+		"preflight":                history.StatusSucceeded, "test-gate[python=3.11]": history.StatusSucceeded,
 		"refresh-cache[python=3.12]": history.StatusSucceeded, "verify-cache[python=3.12,platform=linux/386]": history.StatusSucceeded,
 		"publish-constraints": history.StatusSucceeded,
 	})
@@ -121,6 +128,7 @@ func TestAirflowPlanNights(t *testing.T) {
 		b.fatalRun(run, "night 2: want succeeded")
 	}
 	b.wantSteps(run, map[string]history.Status{
+		"provision[airflow_cache]":   history.StatusSucceeded,
 		"refresh-cache[python=3.11]": history.StatusSkipped, "verify-cache[python=3.11,platform=linux/amd64]": history.StatusSkipped,
 		"generate-constraints[mode=constraints-no-providers]": history.StatusSucceeded,
 		"test-gate[python=3.12]":                              history.StatusSucceeded, "publish-constraints": history.StatusSucceeded,
@@ -149,7 +157,8 @@ func TestAirflowPlanNights(t *testing.T) {
 		t.Errorf("night 3 reason %q does not name the failing test", run.Reason)
 	}
 	b.wantSteps(run, map[string]history.Status{
-		"test-gate[python=3.11]": history.StatusFailed, "publish-constraints": history.StatusSkipped,
+		"provision[airflow_cache]": history.StatusSucceeded,
+		"test-gate[python=3.11]":   history.StatusFailed, "publish-constraints": history.StatusSkipped,
 	})
 	if got := b.branchHead("constraints-main"); got != head {
 		t.Errorf("night 3 published %s after a failed test", got)
@@ -160,12 +169,47 @@ func TestAirflowPlanNights(t *testing.T) {
 		}
 	}
 
+	// The release branch's first night, with breeze's context left in use by main's nights:
+	// its constraints branch and cache path come from its tree (constraints-3-3,
+	// .../v3-3-test/ci), and the cache builds go through the same builder.
+	releaseBefore := b.branchHead("constraints-3-3")
+	run = b.nightOf("v3-3-test", 4)
+	if run.Status != history.StatusSucceeded {
+		b.fatalRun(run, "night 4 (v3-3-test): want succeeded")
+	}
+	b.wantSteps(run, map[string]history.Status{
+		"provision[airflow_cache]": history.StatusSucceeded, "refresh-cache[python=3.12]": history.StatusSucceeded,
+		"publish-constraints": history.StatusSucceeded,
+	})
+	if b.branchHead("constraints-3-3") == releaseBefore {
+		t.Errorf("night 4 published nothing to constraints-3-3")
+	}
+	if b.branchHead("constraints-main") != head {
+		t.Errorf("night 4 (v3-3-test) moved constraints-main")
+	}
+	for _, py := range []string{"3.11", "3.12"} {
+		if ref := fmt.Sprintf("%s/apache/airflow/v3-3-test/ci/python%s:cache-linux-386", b.registry(), py); b.digest(ref) == "" {
+			t.Errorf("night 4: cache tag %s missing", ref)
+		}
+	}
+
+	// A manual run of airflow/main from the release branch's tree is refused before anything
+	// is built: the tree's AIRFLOW_BRANCH is not the instance's.
+	run = b.night(5, "--param", "ref=v3-3-test")
+	if run.Status != history.StatusFailed || !strings.Contains(run.Reason, `"v3-3-test", want "main"`) {
+		b.fatalRun(run, "night 5 (airflow/main from v3-3-test): want failed naming both branches")
+	}
+	b.wantSteps(run, map[string]history.Status{"install-breeze": history.StatusFailed, "publish-constraints": history.StatusSkipped})
+	if b.branchHead("constraints-main") != head || b.branchHead("constraints-3-3") == releaseBefore {
+		t.Errorf("night 5 changed a constraints branch")
+	}
+
 	// Tokens: every download authenticated; no build saw one.
 	if n := b.api.unauthenticated(); n != 0 {
 		t.Errorf("%d unauthenticated requests reached the GitHub API stand-in", n)
 	}
-	if n := b.api.authenticated(); n != 3*3*2 {
-		t.Errorf("%d authenticated downloads, want 18 (3 nights x 3 modes x 2 Pythons)", n)
+	if n := b.api.authenticated(); n != 4*3*2 {
+		t.Errorf("%d authenticated downloads, want 24 (4 nights x 3 modes x 2 Pythons)", n)
 	}
 	if got := b.loginEntry(); got != b.login {
 		t.Errorf("the registry's docker login changed (a build step had the token): %s", got)
@@ -266,13 +310,19 @@ func (b *box) plan() string { return filepath.Join(b.plans, "airflow.yaml") }
 
 // night runs `refreshd run --local` of airflow/main, as the daemon's schedule would, and
 // returns the run it recorded.
-func (b *box) night(n int) *history.Run {
+func (b *box) night(n int, args ...string) *history.Run {
+	return b.nightOf("main", n, args...)
+}
+
+// nightOf is night for an instance of the plan, with extra arguments (--param ...).
+func (b *box) nightOf(instance string, n int, args ...string) *history.Run {
 	b.t.Helper()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(b.t.Context(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, refreshd.Path(b.t), "run", "--local", "--state", b.state, "--instance", "main",
-		"--plain-http-registry", b.registry(), b.plan())
+	argv := append([]string{"run", "--local", "--state", b.state, "--instance", instance,
+		"--plain-http-registry", b.registry()}, args...)
+	cmd := exec.CommandContext(ctx, refreshd.Path(b.t), append(argv, b.plan())...)
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+b.dockerConfig(), "CREDENTIALS_DIRECTORY="+b.creds, "TZ=UTC")
 	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "DOCKER_CONTEXT=") })
 	var out bytes.Buffer
@@ -285,7 +335,7 @@ func (b *box) night(n int) *history.Run {
 		b.t.Fatalf("night %d: %v\n%s", n, oerr, out.String())
 	}
 	defer st.Close()
-	runs, rerr := st.Runs("airflow/main", 1)
+	runs, rerr := st.Runs("airflow/"+instance, 1)
 	if rerr != nil || len(runs) == 0 {
 		b.t.Fatalf("night %d: no run recorded (%v)\n%s", n, rerr, out.String())
 	}

@@ -180,6 +180,21 @@ func TestFullFlowThenUpstreamRelease(t *testing.T) {
 	if len(diff3) != len(wantChanges) {
 		t.Errorf("release commit changed pins in %d files, want %d: %v", len(diff3), len(wantChanges), diff3)
 	}
+	// The constraint history finds that release through the daemon, newest first: every
+	// file's pin, in the release run, with its commit and the sources it was built from;
+	// the first run's own httpx pins after it.
+	pins, err := d.client().Pins(t.Context(), history.PinQuery{Package: "HTTPX"})
+	if err != nil || len(pins) <= len(wantChanges) {
+		t.Fatalf("constraint history of httpx: %d pins (%v), want the release's %d and the first run's", len(pins), err, len(wantChanges))
+	}
+	if p := pins[len(wantChanges)]; p.Run == r3.ID || p.New != "0.27.2" {
+		t.Errorf("constraint history of httpx after the release: %+v, want the first run's 0.27.2", p)
+	}
+	for _, p := range pins[:len(wantChanges)] {
+		if p.Run != r3.ID || p.Commit != pub3.Commit || p.Old != "0.27.2" || p.New != "0.28.1" || p.Branch != pub3.Branch || r3.Source != nil && p.Source != r3.Source.Commit {
+			t.Errorf("constraint history of httpx: %+v, want run %s commit %s", p, r3.ID, pub3.Commit)
+		}
+	}
 	for ref, dg := range checkCaches(t, s, r3, pythons...) {
 		if dg == first[ref] || !caches(r3)[ref].Changed {
 			t.Errorf("%s not refreshed after the release: still %s", ref, dg)

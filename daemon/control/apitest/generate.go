@@ -158,7 +158,8 @@ func unknownPathValues() []string {
 	return []string{"nosuch", "", "..", ".", "a/b", "x\x00y", "--help", "-1", "%", strings.Repeat("x", 4096), "échec", "<script>"}
 }
 
-// validSamples are values the schema accepts: its enum, its default, its bounds, or a
+// validSamples are values the schema accepts: its enum, its default, its bounds (1e5 when
+// it has no maximum), or a
 // plain value of its type.
 func validSamples(ref *openapi3.SchemaRef) []string {
 	if ref == nil || ref.Value == nil {
@@ -181,7 +182,11 @@ func validSamples(ref *openapi3.SchemaRef) []string {
 		if s.Min != nil {
 			lo = *s.Min
 		}
-		out = append(out, strconv.FormatFloat(lo, 'f', -1, 64), strconv.FormatFloat(lo+1, 'f', -1, 64), "100000")
+		hi := 100000.0
+		if s.Max != nil {
+			hi = *s.Max
+		}
+		out = append(out, strconv.FormatFloat(lo, 'f', -1, 64), strconv.FormatFloat(lo+1, 'f', -1, 64), strconv.FormatFloat(hi, 'f', -1, 64))
 		if s.Default != nil {
 			out = append(out, fmt.Sprint(s.Default))
 		}
@@ -210,6 +215,9 @@ func invalidSamples(ref *openapi3.SchemaRef) []string {
 		out = append(out, "abc", "1.5")
 		if s.Min != nil {
 			out = append(out, strconv.FormatFloat(*s.Min-1, 'f', -1, 64))
+		}
+		if s.Max != nil {
+			out = append(out, strconv.FormatFloat(*s.Max+1, 'f', -1, 64))
 		}
 	}
 	if s.Pattern != "" {
