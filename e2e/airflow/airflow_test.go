@@ -67,6 +67,8 @@ func (b *box) dockerConfig() string { return b.stack.Env["DOCKER_CONFIG"] }
 //  5. airflow/main run by hand from the release branch's tree (--param ref=v3-3-test): the
 //     tree's AIRFLOW_BRANCH is not the instance's; refused before breeze is installed.
 //
+// Then v3-4-test is cut and the plan has an instance for it without an edit.
+//
 // Provisioning runs every night, with breeze's context of the builder's name around.
 // Throughout: no unauthenticated request reaches the GitHub API stand-in (which answers those
 // with 403, as api.github.com does past 60 an hour), and no image build step ever saw the
@@ -204,6 +206,20 @@ func TestAirflowPlanNights(t *testing.T) {
 		t.Errorf("night 5 changed a constraints branch")
 	}
 
+	// The next release branch is cut: the plan has its instance without an edit
+	// (instances_from lists the repository's newest v<X>-<Y>-test), v3-3-test keeps its own.
+	b.commit("v3-3-test", "v3-4-test: branch defaults", func(dir string) {
+		path := filepath.Join(dir, "dev", "breeze", "src", "airflow_breeze", "branch_defaults.py")
+		writeFile(t, path, strings.NewReplacer(`"v3-3-test"`, `"v3-4-test"`, `"constraints-3-3"`, `"constraints-3-4"`).Replace(readFile(t, path)), 0o644)
+	}, "v3-4-test")
+	b.git("branch", "constraints-3-4", "constraints-3-3")
+	out = b.refreshd("plan", b.plan())
+	for _, want := range []string{"plan airflow/v3-4-test (", `params ref="v3-4-test"`, "plan airflow/v3-3-test (", "plan airflow/main ("} {
+		if !strings.Contains(out, want) {
+			t.Errorf("after v3-4-test was cut, refreshd plan lacks %q:\n%s", want, tail(out, 2000))
+		}
+	}
+
 	// Tokens: every download authenticated; no build saw one.
 	if n := b.api.unauthenticated(); n != 0 {
 		t.Errorf("%d unauthenticated requests reached the GitHub API stand-in", n)
@@ -299,6 +315,7 @@ vars:
   platforms: [linux/amd64, linux/386]
   registry: %[3]s
   min_free_gb: "1"
+instances_from: { repo: %[4]s }
 steps:
   checkout: { checkout: { repo: %[4]s } }
   publish-constraints: { publish_constraints: { repo: %[4]s } }
@@ -445,15 +462,20 @@ func (b *box) digest(ref string) string {
 	return resp.Header.Get("Docker-Content-Digest")
 }
 
-// commit changes a branch of the repository as a developer would: clone, edit, commit, push.
-func (b *box) commit(branch, message string, edit func(dir string)) {
+// commit changes a branch of the repository as a developer would: clone, edit, commit, push
+// (to the branch, or to the new branch named by to).
+func (b *box) commit(branch, message string, edit func(dir string), to ...string) {
 	b.t.Helper()
 	dir := b.t.TempDir()
 	testkit.Git(b.t, dir, "clone", "--quiet", "--branch", branch, b.repo, ".")
 	edit(dir)
 	testkit.Git(b.t, dir, "add", "-A")
 	testkit.Git(b.t, dir, "commit", "--quiet", "-m", message)
-	testkit.Git(b.t, dir, "push", "--quiet", "origin", "HEAD:"+branch)
+	target := branch
+	if len(to) > 0 {
+		target = to[0]
+	}
+	testkit.Git(b.t, dir, "push", "--quiet", "origin", "HEAD:refs/heads/"+target)
 }
 
 // makeRepo builds the Airflow-shaped repository: e2e/sample's project (Dockerfile.ci, its
