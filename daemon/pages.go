@@ -113,3 +113,21 @@ func shortDuration(d time.Duration) string {
 	}
 	return s
 }
+
+// StepTimeouts implements web.Source: the attempt timeout of each step of plan name (the
+// plan's run timeout for a step without its own), for the dashboard's trend charts.
+func (d *Daemon) StepTimeouts(ctx context.Context, name string) (map[string]time.Duration, error) {
+	d.mu.Lock()
+	p := d.plans[name]
+	d.mu.Unlock()
+	out := map[string]time.Duration{}
+	if p == nil {
+		return out, nil
+	}
+	for _, s := range p.Steps {
+		if t := cmp.Or(s.Timeout, p.Timeout); t > 0 {
+			out[s.ID] = t
+		}
+	}
+	return out, nil
+}

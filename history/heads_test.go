@@ -34,8 +34,15 @@ func wantSummary(r *Run) *StepSummary {
 			idx[name] = k
 			sum.Groups = append(sum.Groups, StepGroup{Step: name, First: i, Counts: map[Status]int{}})
 		}
-		sum.Groups[k].Total++
-		sum.Groups[k].Counts[st.Status]++
+		g := &sum.Groups[k]
+		g.Total++
+		g.Counts[st.Status]++
+		if !st.Start.IsZero() && (g.Start.IsZero() || st.Start.Before(g.Start)) {
+			g.Start = st.Start
+		}
+		if st.End.After(g.End) {
+			g.End = st.End
+		}
 	}
 	return sum
 }
@@ -95,6 +102,13 @@ func TestSummaryFollowsEveryChange(t *testing.T) {
 					r.Steps = append(r.Steps, Step{Instance: fmt.Sprintf("%s[new%d]", steps[rng.IntN(len(steps))], i)})
 				}
 				r.Steps[i].Status = statuses[rng.IntN(len(statuses))]
+				// Times move forward, as a run's do: the group spans follow them.
+				if r.Steps[i].Start.IsZero() {
+					r.Steps[i].Start = r.Start.Add(time.Duration(rng.IntN(600)) * time.Second)
+				}
+				if end := r.Steps[i].Start.Add(time.Duration(rng.IntN(600)) * time.Second); end.After(r.Steps[i].End) {
+					r.Steps[i].End = end
+				}
 				changed[i] = r.Steps[i]
 			}
 			if err := s.SaveProgress(&Run{ID: id, Plan: "p", Status: StatusRunning, Start: r.Start}, changed); err != nil {

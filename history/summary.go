@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -42,6 +43,10 @@ type StepGroup struct {
 	First  int            `json:"first"`
 	Total  int            `json:"total"`
 	Counts map[Status]int `json:"counts,omitempty"`
+	// Start and End span the step's instances: the first start and the last end, so
+	// End-Start is the wall time the step took in the run (the dashboard's trends).
+	Start time.Time `json:"start,omitzero"`
+	End   time.Time `json:"end,omitzero"`
 }
 
 // StepOf is the step id of an instance id: "build[3.12,linux/amd64]" is of step "build".
@@ -81,8 +86,10 @@ func countsString(counts map[Status]int) string {
 // stepHead is what a summary needs of a stored step: decoding only these fields skips the
 // attempts, caches and changes that make up most of a step's bytes.
 type stepHead struct {
-	Instance string `json:"instance"`
-	Status   Status `json:"status"`
+	Instance string    `json:"instance"`
+	Status   Status    `json:"status"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
 }
 
 func bump(counts *map[Status]int, st Status, d int) {
@@ -184,6 +191,12 @@ func (s *summaryTx) change(i int, old *stepHead, st *Step) error {
 	bump(&g.Counts, st.Status, 1)
 	if g.First < 0 || i < g.First {
 		g.First = i
+	}
+	if !st.Start.IsZero() && (g.Start.IsZero() || st.Start.Before(g.Start)) {
+		g.Start = st.Start
+	}
+	if st.End.After(g.End) {
+		g.End = st.End
 	}
 	s.dirty[g.Step] = true
 	return nil
@@ -308,7 +321,7 @@ func computeSummary(t *bolt.Tx, id string, head []byte, withGroups bool) (*StepS
 func countSteps(t *bolt.Tx, id string, head []byte) (*summaryTx, error) {
 	s := &summaryTx{tx: t, id: id, groups: map[string]*StepGroup{}, dirty: map[string]bool{}, fresh: true}
 	err := eachStepHead(t, id, head, func(i int, h stepHead) error {
-		return s.change(i, nil, &Step{Instance: h.Instance, Status: h.Status})
+		return s.change(i, nil, &Step{Instance: h.Instance, Status: h.Status, Start: h.Start, End: h.End})
 	})
 	return s, err
 }

@@ -43,6 +43,10 @@ func (s *source) Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, e
 
 func (s *source) Caches(ctx context.Context) ([]control.CacheTag, error) { return s.caches, nil }
 
+func (s *source) StepTimeouts(ctx context.Context, plan string) (map[string]time.Duration, error) {
+	return map[string]time.Duration{"build-ci-images": 20 * time.Minute, "refresh-cache": time.Hour}, nil
+}
+
 func (s *source) Status(ctx context.Context) (*control.Status, error) { return s.status, nil }
 
 func (s *source) Runs(ctx context.Context, plan string, limit int) ([]*history.Run, error) {

@@ -230,6 +230,14 @@ func (s *Server) buildRunPage(run *history.Run, offset int, loc *time.Location) 
 			}
 			v.Attempts = append(v.Attempts, av)
 		}
+		// A failed step's reason quotes its last attempt ("attempt 3 of 3: exit code 1:
+		// ERROR ..."), which the attempts list shows already: said once, not twice.
+		if n := len(st.Attempts); n > 0 {
+			last := st.Attempts[n-1]
+			if last.Error != "" && strings.Contains(st.Reason, last.Error) || strings.HasSuffix(st.Reason, report.AttemptOutcome(last)) {
+				v.Reason = ""
+			}
+		}
 		for _, c := range st.Caches {
 			k, ok := caches[c.Ref]
 			if !ok {

@@ -19,6 +19,7 @@ type runsPage struct {
 	From, To          int
 	PrevURL, NextURL  string
 	FirstURL, LastURL string
+	Trends            *trends
 }
 
 type runRow struct {
@@ -30,6 +31,7 @@ type runRow struct {
 	Duration string
 	Reason   string
 	Steps    string
+	Params   string
 }
 
 func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
@@ -65,7 +67,13 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Rows = append(p.Rows, runRow{ID: run.ID, Status: run.Status, Trigger: run.Trigger, DryRun: run.DryRun,
 			Start: Time{run.Start, loc}, Duration: duration(run.Start, run.End, now), Reason: run.Reason,
-			Steps: run.Summary.String()})
+			Steps: run.Summary.String(), Params: paramsText(run.Params)})
+	}
+	if n == 1 && len(runs) > 0 {
+		if p.Trends, err = s.planTrends(ctx, name, runs, now); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	pageURL := func(k int) string { return planURL(name) + "?page=" + strconv.Itoa(k) }
 	if n > 1 {

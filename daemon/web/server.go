@@ -44,6 +44,9 @@ type Source interface {
 	Pins(ctx context.Context, q history.PinQuery) ([]history.Pin, error)
 	// Caches are the watched cache tags.
 	Caches(ctx context.Context) ([]control.CacheTag, error)
+	// StepTimeouts are the attempt timeouts of plan's steps (the plan's own timeout for a
+	// step without one), by step id; empty for a plan not loaded.
+	StepTimeouts(ctx context.Context, plan string) (map[string]time.Duration, error)
 }
 
 // Config configures a Server.

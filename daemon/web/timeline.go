@@ -119,15 +119,21 @@ func buildTimeline(r *history.Run, offset int, loc *time.Location, now time.Time
 		if l == nil {
 			l = &lane{Node: s.Node, Label: "node " + s.Node}
 			if s.Node == "" {
-				l.Label = "no builder node recorded"
+				l.Label = "steps without a builder"
 			}
 			lanes[s.Node] = l
 		}
 		l.Rows = append(l.Rows, row)
 	}
 	for _, l := range lanes {
-		// Rows by start time, rows without a bar last; SortStableFunc keeps the graph order
-		// among equals.
+		if l.Node == "" {
+			// Steps without a builder keep the steps table's order, so a bar is found
+			// where its row is.
+			tl.Lanes = append(tl.Lanes, *l)
+			continue
+		}
+		// A node's rows by start time, rows without a bar last; SortStableFunc keeps the
+		// graph order among equals.
 		slices.SortStableFunc(l.Rows, func(a, b tlRow) int {
 			if a.Ran != b.Ran {
 				if a.Ran {
