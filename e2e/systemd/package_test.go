@@ -163,7 +163,7 @@ ls -d /run/refreshd 2>/dev/null || true`
 
 	// The README's package steps, verbatim, where the package is: make deb ran above (on the
 	// host, which has Go; the container has no network).
-	steps, ok := strings.CutPrefix(readmeBlock(t, "install-package"), "make deb ")
+	steps, ok := strings.CutPrefix(readmeBlocks(t, "install-package"), "make deb ")
 	if !ok {
 		t.Fatalf("the README's package block does not start with make deb")
 	}
@@ -291,25 +291,4 @@ systemctl daemon-reload && systemctl restart refreshd`)
 		t.Logf("lintian:\n%s", &lintian)
 	})
 	phase("whole test", began)
-}
-
-// readmeBlock is the sh block of README.md after the marker <!-- NAME: ... -->.
-func readmeBlock(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(b), "<!-- "+name+":")
-	if !ok {
-		t.Fatalf("README.md has no %s marker", name)
-	}
-	_, block, ok := strings.Cut(after, "```sh\n")
-	if ok {
-		block, _, ok = strings.Cut(block, "```")
-	}
-	if !ok {
-		t.Fatalf("README.md: no whole sh block after the %s marker", name)
-	}
-	return block
 }

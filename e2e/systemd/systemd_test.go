@@ -76,7 +76,7 @@ func TestUnderSystemd(t *testing.T) {
 
 	// The README's install section (the manual way), verbatim, in the checkout.
 	t0 := time.Now()
-	out := c.must(5*time.Minute, "cd /root/refreshd\nexport GOPROXY=off PATH=$PATH:/usr/local/go/bin\nset -x\n"+readmeInstallSteps(t))
+	out := c.must(5*time.Minute, "cd /root/refreshd\nexport GOPROXY=off PATH=$PATH:/usr/local/go/bin\nset -x\n"+readmeBlocks(t, "install-manual"))
 	if !strings.Contains(out, "airflow/main") {
 		t.Errorf("refreshd status after the README's steps does not list airflow/main:\n%s", out)
 	}
@@ -342,21 +342,22 @@ sed -i 's/^timeout: 10m/timeout: 10m\noverlap: sometimes/' /etc/refreshd/plans/h
 	phase("whole test", began)
 }
 
-// readmeInstallSteps is the README's install section, the manual way: its sh blocks between
-// the install-manual markers, in order, as an operator would paste them.
-func readmeInstallSteps(t *testing.T) string {
+// readmeBlocks is a part of the README's install section as an operator would paste it: the
+// sh blocks between the markers <!-- NAME --> and <!-- /NAME --> (install-manual: the manual
+// way; install-package: the Debian package).
+func readmeBlocks(t *testing.T, name string) string {
 	t.Helper()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "<!-- install-manual -->")
+	_, section, ok := strings.Cut(string(b), "<!-- "+name+" -->")
 	if !ok {
-		t.Fatal("README.md has no <!-- install-manual --> marker")
+		t.Fatalf("README.md has no <!-- %s --> marker", name)
 	}
-	section, _, ok = strings.Cut(section, "<!-- /install-manual -->")
+	section, _, ok = strings.Cut(section, "<!-- /"+name+" -->")
 	if !ok {
-		t.Fatal("README.md: the install-manual section does not end (<!-- /install-manual -->)")
+		t.Fatalf("README.md: the %s section does not end (<!-- /%s -->)", name, name)
 	}
 	var steps strings.Builder
 	for {
@@ -366,13 +367,13 @@ func readmeInstallSteps(t *testing.T) string {
 		}
 		block, after, ok := strings.Cut(rest, "```")
 		if !ok {
-			t.Fatal("README.md: an sh block of the install section does not end")
+			t.Fatalf("README.md: an sh block of the %s section does not end", name)
 		}
 		steps.WriteString(block)
 		section = after
 	}
 	if steps.Len() == 0 {
-		t.Fatal("README.md: no sh block between the install-manual markers")
+		t.Fatalf("README.md: no sh block between the %s markers", name)
 	}
 	return steps.String()
 }
