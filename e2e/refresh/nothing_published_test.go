@@ -116,18 +116,38 @@ func gitOut(t *testing.T, args ...string) string {
 	return testkit.Git(t, "", args...)
 }
 
-// lastRun reads the newest run of a state directory with `refreshd history -o json`.
+// lastRun reads the newest run of a state directory as the CLI documents it: `refreshd
+// history -o json --limit 1` lists run headers (step counts, no steps), so the whole
+// record, steps and attempts included, comes from `refreshd logs -o json RUN`. The
+// header's counts must agree with the record's steps.
 func lastRun(t *testing.T, state string) *history.Run {
 	t.Helper()
-	c := exec.Command(refreshd.Path(t), "history", "--state", state, "-o", "json", "--limit", "1")
+	var runs []*history.Run
+	if out := cliJSON(t, "history", "--state", state, "-o", "json", "--limit", "1"); json.Unmarshal(out, &runs) != nil || len(runs) != 1 {
+		t.Fatalf("refreshd history printed %d runs:\n%s", len(runs), out)
+	}
+	head := runs[0]
+	var logs struct {
+		Run *history.Run `json:"run"`
+	}
+	out := cliJSON(t, "logs", "--state", state, "-o", "json", head.ID)
+	if err := json.Unmarshal(out, &logs); err != nil || logs.Run == nil || logs.Run.ID != head.ID {
+		t.Fatalf("refreshd logs %s printed no record of that run (%v):\n%s", head.ID, err, out)
+	}
+	if head.Summary == nil || head.Summary.Total != len(logs.Run.Steps) {
+		t.Fatalf("refreshd history's step summary %+v, but run %s has %d steps", head.Summary, head.ID, len(logs.Run.Steps))
+	}
+	return logs.Run
+}
+
+// cliJSON is the standard output of a refreshd command that must succeed.
+func cliJSON(t *testing.T, args ...string) []byte {
+	t.Helper()
+	c := exec.Command(refreshd.Path(t), args...)
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Run(); err != nil {
-		t.Fatalf("refreshd history: %v\n%s", err, stderr.String())
+		t.Fatalf("refreshd %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	var runs []*history.Run
-	if err := json.Unmarshal(stdout.Bytes(), &runs); err != nil || len(runs) != 1 {
-		t.Fatalf("refreshd history printed %d runs (%v):\n%s", len(runs), err, stdout.String())
-	}
-	return runs[0]
+	return stdout.Bytes()
 }
