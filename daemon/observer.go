@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/refreshd/refreshd/daemon/metrics"
+	"github.com/refreshd/refreshd/daemon/web"
 	"github.com/refreshd/refreshd/daemon/webhook"
 	"github.com/refreshd/refreshd/executor"
 	"github.com/refreshd/refreshd/history"
@@ -31,11 +32,13 @@ func (o *Observer) RunStarted(r *history.Run) {
 		d.metrics.RunStarted(r.Plan)
 	}
 	d.notifyStatus("")
+	d.pagesChanged(web.RunStarted, r.Plan, r.ID)
 }
 
 // StepChanged implements executor.Observer.
 func (o *Observer) StepChanged(runID string, s *history.Step) {
 	d := o.d
+	d.pagesChanged(web.StepChanged, "", runID)
 	if d.metrics == nil || s.Start.IsZero() || s.End.IsZero() {
 		return
 	}
@@ -76,6 +79,7 @@ func (o *Observer) RunFinished(r *history.Run) {
 	p := d.plans[r.Plan]
 	d.mu.Unlock()
 	d.streams.finish(r.ID)
+	d.pagesChanged(web.RunFinished, r.Plan, r.ID)
 	if d.metrics != nil {
 		d.metrics.RunFinished(runEnd(r, ""), started)
 		verified, missing := r.CacheTags()
@@ -115,6 +119,14 @@ func (o *Observer) RunFinished(r *history.Run) {
 		}
 	}
 	d.hooks.Send(d.hookCtx, targets, ev, secrets...)
+}
+
+// pagesChanged tells the dashboard's pages (when it serves them) that a run changed; it
+// never waits on them.
+func (d *Daemon) pagesChanged(kind, plan, run string) {
+	if d.web != nil {
+		d.web.RunChanged(web.RunEvent{Kind: kind, Plan: plan, Run: run})
+	}
 }
 
 // planTargets adds the plan's own webhooks to targets, their URLs rendered by the plan's

@@ -91,6 +91,29 @@ func TestEventsFollow(t *testing.T) {
 	}
 }
 
+// flood opens n connections to host that each ask for path and never read a byte;
+// closeAll closes them (the test's end does too).
+func flood(t *testing.T, host, path string, n int) (closeAll func()) {
+	t.Helper()
+	var conns []net.Conn
+	closeAll = func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
+	t.Cleanup(closeAll)
+	for range n {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host)
+		conns = append(conns, c)
+	}
+	return closeAll
+}
+
 // TestEventsFlood: clients that open streams and never read them hold no slot for
 // long: beyond MaxStreams (or a client's share) a new follower takes the slot of the
 // oldest stream of the busiest client, which gets an end event or has its writes cut
@@ -115,20 +138,7 @@ func TestEventsFlood(t *testing.T) {
 	path := eventsURL("airflow-main-20261128T092900.000Z-ffff", "")
 	// The flood: raw connections that send a request and never read a byte.
 	host := strings.TrimPrefix(srv.URL, "http://")
-	var flood []net.Conn
-	defer func() {
-		for _, c := range flood {
-			c.Close()
-		}
-	}()
-	for range 3 * streams {
-		c, err := net.Dial("tcp", host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host)
-		flood = append(flood, c)
-	}
+	closeFlood := flood(t, host, path, 3*streams)
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	resp, err := http.Get(srv.URL + path)
@@ -150,10 +160,7 @@ func TestEventsFlood(t *testing.T) {
 		t.Errorf("%d streams hold slots, at most %d", n, streams)
 	}
 	s.slots.mu.Unlock()
-	for _, c := range flood {
-		c.Close()
-	}
-	flood = nil
+	closeFlood()
 	resp.Body.Close()
 	select {
 	case <-stopped:

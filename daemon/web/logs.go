@@ -88,6 +88,7 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request) {
 	p := logPage{page: s.page(fmt.Sprintf("%s attempt %d", step, a.N)), RunID: id, Plan: run.Plan, Step: step,
 		RunLink: s.runStepURL(id, idx), N: a.N, Outcome: report.AttemptOutcome(a), Start: Time{a.Start, loc},
 		Duration: duration(a.Start, a.End, now), RawURL: logURL(id, step, a.N) + "&raw=1"}
+	p.Live = "" // a log page follows the step's own stream
 	for _, at := range st.Attempts {
 		p.Attempts = append(p.Attempts, attemptLink{N: at.N, URL: logURL(id, step, at.N), Current: at.N == a.N})
 	}
@@ -168,18 +169,17 @@ const (
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
+	if q.Get("scope") == runsScope {
+		s.runEvents(w, r)
+		return
+	}
 	id, step := q.Get("run"), q.Get("step")
 	if _, err := s.cfg.Source.RunHead(ctx, id); err != nil && !errors.Is(err, control.ErrConflict) {
 		// A conflict is a run triggered but not started yet: its stream exists already.
 		s.fail(w, r, fmt.Errorf("follow run %s: %w", id, err))
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	sw := startEvents(w)
 	// Subscribe before taking a slot: a stream evicted to make room then never leaves
 	// the feed without followers (which would stop and restart its reader).
 	f := s.feeds.subscribe(id, step)
@@ -191,18 +191,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	done := make(chan struct{})
 	defer close(done)
-	go func() {
-		t := time.NewTicker(heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				sw.send(": keep-alive\n\n")
-			case <-done:
-				return
-			}
-		}
-	}()
+	go sw.keepAlive(done)
 	for from := 0; ; {
 		c := f.read(from)
 		if c.skipped > 0 {
@@ -228,7 +217,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-c.more:
 		case <-sl.evicted:
-			sw.event("end", fmt.Sprintf("another follower needed this stream's slot (%d at most, %d per client); reload to follow again", s.slots.max, s.slots.perClient))
+			s.evicted(sw)
 			return
 		case <-ctx.Done():
 			return

@@ -18,11 +18,17 @@ type page struct {
 	Title   string
 	Version string
 	Now     Time
-	Refresh int // seconds; a page that shows something running reloads itself (no script needed)
+	// Refresh is set (seconds) on a page that shows something running: without
+	// JavaScript, it reloads itself that often; with it, the page follows Live instead.
+	Refresh int
+	// Live is the stream of run changes the page's script follows to fetch the page again
+	// and swap its content in, with no reload; empty on a page that does not change with
+	// the runs (a log, which follows its own stream; an error).
+	Live string
 }
 
 func (s *Server) page(title string) page {
-	return page{Title: title, Version: s.cfg.Version, Now: Time{T: s.cfg.Now()}}
+	return page{Title: title, Version: s.cfg.Version, Now: Time{T: s.cfg.Now()}, Live: runsURL}
 }
 
 type errorPage struct {

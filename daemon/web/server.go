@@ -2,7 +2,10 @@
 // each run (a timeline of every step instance and attempt by builder node, the cache tags,
 // the constraints commit), the logs of any attempt, and live output over server-sent
 // events. Pages are rendered on the server with html/template and work without
-// JavaScript; the one small script (embedded, like the stylesheet) only follows live logs.
+// JavaScript; the one small script (embedded, like the stylesheet) follows live logs and
+// keeps the other pages current without reloading them: on each event of one bounded
+// stream of run changes (/events?scope=runs), it fetches the page again and swaps in its
+// content.
 // Nothing is fetched from anywhere else, and every page is built from what the daemon
 // already serves on its control socket, whose records and logs carry no secret value.
 package web
@@ -70,6 +73,10 @@ type Config struct {
 	// LogBytes bounds the attempt log shown on a page (default 2 MiB, the end of the
 	// file); the whole file is always available as text.
 	LogBytes int64
+	// LiveGap is the least time between two events of the runs stream to one follower
+	// (default 1 s): the changes within it are sent as one, so a page fetches itself again
+	// at most once per gap however busy the runs.
+	LiveGap time.Duration
 }
 
 //go:embed templates static
@@ -83,6 +90,8 @@ type Server struct {
 	static http.Handler
 	slots  *streamSlots // the live streams being served
 	feeds  *feeds       // what they follow, one reader per run and step
+	// changes are the run changes the runs stream sends.
+	changes *changes
 }
 
 // New builds a Server, parsing its embedded templates.
@@ -111,8 +120,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LogBytes <= 0 {
 		cfg.LogBytes = 2 << 20
 	}
+	if cfg.LiveGap <= 0 {
+		cfg.LiveGap = time.Second
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, pages: map[string]*template.Template{},
-		slots: newStreamSlots(cfg.MaxStreams), feeds: newFeeds(cfg.Source, cfg.Logger)}
+		slots: newStreamSlots(cfg.MaxStreams), feeds: newFeeds(cfg.Source, cfg.Logger), changes: newChanges()}
 	for _, name := range []string{"plans", "runs", "run", "log", "error", "constraints", "caches"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -242,11 +254,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		s.log.Error("dashboard request", "path", r.URL.Path, "err", err)
 	}
-	s.render(w, r, status, "error", errorPage{
-		page:    s.page(http.StatusText(status)),
-		Status:  status,
-		Message: err.Error(),
-	})
+	p := errorPage{page: s.page(http.StatusText(status)), Status: status, Message: err.Error()}
+	p.Live = ""
+	s.render(w, r, status, "error", p)
 }
 
 // Errors the dashboard's own checks wrap, mapped to 400 and 404 like the control API's.

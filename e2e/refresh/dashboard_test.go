@@ -100,15 +100,18 @@ func TestDashboardInBrowser(t *testing.T) {
 	web := "http://" + addr
 	out := artifacts(t)
 
-	tr, err := d.client().Trigger(ctx, "demo/main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	followLive(t, ctx, b, d, web, tr.Run, out)
+	runID := appearsLive(t, ctx, b, web+"/", func() string {
+		tr, err := d.client().Trigger(ctx, "demo/main")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Run
+	})
+	followLive(t, ctx, b, d, web, runID, out)
 
 	var run *history.Run
 	testkit.WaitFor(t, "the demo run to end", time.Until(deadline(ctx)), func() bool {
-		r, err := d.client().Run(ctx, tr.Run)
+		r, err := d.client().Run(ctx, runID)
 		if err == nil && r.Status != history.StatusRunning {
 			run = r
 			return true
@@ -134,7 +137,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	screenshot(t, b, out, "run.png", false)
 
 	// A phone's width: the page reflows (no horizontal scroll of the page itself).
-	err = chromedp.Do(b, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+	err := chromedp.Do(b, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 		chromedp.Navigate(web+"/runs/"+run.ID), chromedp.WaitVisible(chromedp.ID("tl")))
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +161,39 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("plans page:\n%s", plans)
 	}
 	screenshot(t, b, out, "plans.png", false)
+}
+
+// appearsLive opens page (idle: nothing runs), marks the document, starts a run and
+// waits for a link to it to appear on the page: the page's script, told by the stream of
+// run changes, swapped in the page's new content. The mark still being there shows no
+// reload happened (a reload makes a new document), and nothing but the script could
+// have changed the page: it carries no meta refresh while idle.
+func appearsLive(t *testing.T, ctx context.Context, b context.Context, page string, start func() string) string {
+	t.Helper()
+	if err := chromedp.Do(b, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`main[data-live-state="open"]`))); err != nil {
+		t.Fatalf("open %s and follow its run changes: %v", page, err)
+	}
+	if _, err := chromedp.Run(b, chromedp.Evaluate[string](`window.__marker = "before the run"`)); err != nil {
+		t.Fatal(err)
+	}
+	if refresh, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll('meta[http-equiv="refresh"]').length`)); err != nil || refresh != 0 {
+		t.Fatalf("the idle page %s has %d meta refresh (%v)", page, refresh, err)
+	}
+	began := time.Now()
+	id := start()
+	link := fmt.Sprintf(`main a[href=%q]`, "/runs/"+url.PathEscape(id))
+	if err := chromedp.Do(b, chromedp.WaitVisible(chromedp.CSS(link))); err != nil {
+		t.Fatalf("run %s did not appear on %s: %v", id, page, err)
+	}
+	state, err := chromedp.Run(b, chromedp.Evaluate[[]string](`[String(window.__marker), document.querySelector("main").dataset.liveUpdates || "0"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state[0] != "before the run" {
+		t.Fatalf("%s was reloaded to show run %s (the mark set before it is %q)", page, id, state[0])
+	}
+	t.Logf("run %s appeared on %s after %s without a reload (%s content swaps)", id, page, time.Since(began).Round(time.Millisecond), state[1])
+	return id
 }
 
 // followLive opens the log page of a step while it runs and checks that its output arrives
