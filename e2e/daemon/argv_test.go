@@ -44,8 +44,8 @@ steps:
 		{":refs/heads/evil", `(from param ref): it holds ":", which makes it a refspec writing a local ref`},
 	} {
 		out, stderr, code := e.cli("run", "p", "--param", "ref="+tt.ref)
-		if code != 1 || !strings.Contains(stderr, "p.yaml:7:") || !strings.Contains(stderr, `checkout ref renders to "`) || !strings.Contains(stderr, tt.want) {
-			t.Errorf("run p --param ref=%q: exit %d, want 1 naming the param and the field\n%s%s", tt.ref, code, out, stderr)
+		if code != 2 || !strings.Contains(stderr, "p.yaml:7:") || !strings.Contains(stderr, `checkout ref renders to "`) || !strings.Contains(stderr, tt.want) {
+			t.Errorf("run p --param ref=%q: exit %d, want 2 (invalid input, the README's exit codes) naming the param and the field\n%s%s", tt.ref, code, out, stderr)
 		}
 	}
 	if runs := e.runs("p"); len(runs) != 0 {
