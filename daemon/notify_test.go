@@ -74,12 +74,11 @@ func TestStatusFollowsRunsAndStop(t *testing.T) {
 		t.Fatalf("long run after the stop: %+v %v, want interrupted", r, err)
 	}
 	// The receiver reads the datagrams in a goroutine of its own: the last ones the stop sent
-	// before it returned may not have been read yet.
-	testkit.WaitFor(t, "the stop's last status", 5*time.Second, func() bool {
-		st := statuses(n.Messages())
-		return len(st) > 0 && st[len(st)-1] == "stopping: no runs left"
-	})
-	msgs := n.Messages()
+	// before it returned may not have been read yet; Sync reads them all.
+	msgs := n.Sync(t)
+	if st := statuses(msgs); len(st) == 0 || st[len(st)-1] != "stopping: no runs left" {
+		t.Errorf("statuses %q, want the stop's last: stopping: no runs left", st)
+	}
 	stop := -1
 	for i, m := range msgs {
 		if strings.Contains(m, "STOPPING=1") {

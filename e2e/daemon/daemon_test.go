@@ -195,7 +195,8 @@ steps:
 	}
 
 	d.Stop(syscall.SIGTERM, 10*time.Second)
-	all := notify.Messages()
+	// The daemon sent STOPPING=1 before it exited; the socket's reader may not have read it yet.
+	all := notify.Sync(t)
 	joined := strings.Join(all, "\n")
 	for _, want := range []string{"READY=1", "STATUS=1 plans, 0 running", "WATCHDOG=1", "RELOADING=1", "MONOTONIC_USEC=", "STOPPING=1"} {
 		if !strings.Contains(joined, want) {

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -77,6 +78,19 @@ func TestNotifySocketCollectsDatagrams(t *testing.T) {
 	WaitFor(t, "two datagrams", 5*time.Second, func() bool { return len(n.Messages()) == 2 })
 	if got := n.Messages(); got[0] != "READY=1\nSTATUS=up" || got[1] != "STOPPING=1" {
 		t.Errorf("messages %q", got)
+	}
+	// Sync returns every datagram sent before it, with no wait in the test: the last of
+	// many sent at once is among them, and Sync's own marker is not.
+	for round := 1; round <= 3; round++ {
+		for i := range 100 {
+			if _, err := conn.Write([]byte(fmt.Sprintf("STATUS=%d/%d", round, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := n.Sync(t)
+		if len(got) != 2+100*round || got[len(got)-1] != fmt.Sprintf("STATUS=%d/99", round) {
+			t.Fatalf("round %d: Sync returned %d messages, the last %q; want %d ending with STATUS=%d/99", round, len(got), got[len(got)-1], 2+100*round, round)
+		}
 	}
 }
 
