@@ -377,3 +377,30 @@ steps:
 		}
 	}
 }
+
+// TestWaitThenTriggerAgain is `refreshd run --wait P && refreshd run P`: a follower of a run
+// returns only once the plan takes a new trigger, so the second trigger is never refused as
+// overlapping the run it waited for (the stream used to end as the run recorded its end,
+// before the scheduler let go of it: under load, now and then, "plan is already running").
+func TestWaitThenTriggerAgain(t *testing.T) {
+	dir := t.TempDir()
+	p := parsePlan(t, dir, "again", "plan: again\nsteps:\n  - id: s\n    run: [\"true\"]\n")
+	td := startDaemon(t, dir, Config{Load: plansOf(p)})
+	c, _ := apitest.Client(t, td.sock)
+	bg, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitSocket(t, c)
+	tr, err := c.Trigger(bg, "again")
+	for i := range 30 {
+		if err != nil {
+			t.Fatalf("trigger %d, right after the follower of the run before returned: %v", i+1, err)
+		}
+		if err := c.Logs(bg, tr.Run, "", true, func(string) error { return nil }); err != nil {
+			t.Fatalf("follow %s: %v", tr.Run, err)
+		}
+		tr, err = c.Trigger(bg, "again")
+	}
+	if err != nil {
+		t.Fatalf("last trigger: %v", err)
+	}
+}

@@ -78,7 +78,7 @@ func (o *Observer) RunFinished(r *history.Run) {
 	}
 	p := d.plans[r.Plan]
 	d.mu.Unlock()
-	d.streams.finish(r.ID)
+	// The live stream ends when the scheduler releases the run (runner.Released), after this.
 	d.pagesChanged(web.RunFinished, r.Plan, r.ID)
 	if d.metrics != nil {
 		d.metrics.RunFinished(runEnd(r, ""), started)

@@ -85,4 +85,10 @@ func (r *runner) Dropped(f schedule.Fire, cause error) {
 		r.d.log.Error("record dropped run", "plan", f.Plan.Name, "run", f.RunID, "err", err)
 	}
 	r.d.Observer().RunFinished(run)
+	r.d.streams.finish(run.ID) // never started: nothing for the scheduler to release
 }
+
+// Released ends the run's live stream once the scheduler has let go of the run, so a
+// follower (`run --wait`, `logs -f`) returns only when the plan takes a new trigger; ended
+// at RunFinished, a `run --wait P && run P` was refused now and then as overlapping.
+func (r *runner) Released(f schedule.Fire) { r.d.streams.finish(f.RunID) }

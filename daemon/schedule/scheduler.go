@@ -52,6 +52,12 @@ type Runner interface {
 	// removed by a reload, or the scheduler is stopping (cause says which). Whoever waits
 	// for that run must learn that it ended.
 	Dropped(f Fire, cause error)
+	// Released says f's plan is free for another trigger: f's Run returned and the
+	// scheduler let go of it (a queued run may have taken its place). Whoever waits for f
+	// to end so as to trigger the plan again (`run --wait P && run P`) is told here, not
+	// when Run recorded the end: until Released a trigger is refused as overlapping. Called
+	// on the scheduler's goroutine: it must not wait for the scheduler.
+	Released(f Fire)
 }
 
 // Marks persists the last scheduled time per plan (history.Store satisfies it).
@@ -331,6 +337,7 @@ func (s *Scheduler) start(st *state, e *entry, f *Fire) {
 }
 
 func (s *Scheduler) finish(st *state, f *Fire) {
+	defer s.runner.Released(*f)
 	e := st.entries[f.Plan.Name]
 	if e == nil || e.running != f {
 		return

@@ -24,6 +24,7 @@ type recorder struct {
 	started  []time.Time
 	skipped  []string
 	dropped  []string
+	released []string
 	active   map[string]int
 	overlaps int
 	cancels  int
@@ -69,6 +70,12 @@ func (r *recorder) Dropped(f Fire, cause error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dropped = append(r.dropped, f.RunID+": "+cause.Error())
+}
+
+func (r *recorder) Released(f Fire) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.released = append(r.released, f.RunID)
 }
 
 func (r *recorder) droppedRuns() []string {
