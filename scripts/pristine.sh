@@ -90,6 +90,7 @@ WORK=$(mktemp -d /var/tmp/refreshd-pristine.XXXXXX)
 RUNROOT=$WORK/root
 cleanup() {
 	local rc=$?
+	trap - ERR
 	for h in systemd unified; do
 		[ -d "/sys/fs/cgroup/$h/$NAME" ] || continue
 		find "/sys/fs/cgroup/$h/$NAME" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -97,7 +98,9 @@ cleanup() {
 	if [ "${PRISTINE_KEEP:-}" = 1 ]; then
 		log "kept the root filesystem: $RUNROOT"
 	else
-		rm -rf --one-file-system "$WORK"
+		# What a container left mounted in its root (none should be) would stop the removal.
+		awk -v d="$WORK/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | xargs -r umount -l || true
+		rm -rf --one-file-system "$WORK" || log "could not remove $WORK"
 	fi
 	exit $rc
 }
