@@ -190,11 +190,16 @@ func CheckURL(raw string) error {
 	return nil
 }
 
-// Sender sends notifications in the background.
+// Sender sends notifications in the background, to each target in the order they were
+// given: a receiver sees a plan's failure before its recovery even when the failure's
+// delivery is retried or slow.
 type Sender struct {
 	client *retryablehttp.Client
 	log    *slog.Logger
 	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	tails map[string]chan struct{} // per target URL: closed when the last send queued to it is over
 }
 
 // NewSender returns a sender making up to retries+1 attempts per notification, each with
@@ -208,7 +213,7 @@ func NewSender(log *slog.Logger, retries int, timeout time.Duration) *Sender {
 	c.HTTPClient.Timeout = timeout
 	c.HTTPClient.CheckRedirect = sameHostRedirect
 	c.Logger = nil // its logger would print the URL, which may be a secret
-	return &Sender{client: c, log: log}
+	return &Sender{client: c, log: log, tails: map[string]chan struct{}{}}
 }
 
 // Send posts ev to every target subscribed to it, in the background: a slow or dead
@@ -224,15 +229,43 @@ func (s *Sender) Send(ctx context.Context, targets []Target, ev Event, secrets .
 		if !t.Wants(ev.Event) {
 			continue
 		}
+		prev, done := s.enqueue(t.URL)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.dequeue(t.URL, done)
+			if prev != nil {
+				select {
+				case <-prev: // the event before this one, to this target, is delivered or given up
+				case <-ctx.Done(): // stopping: post below fails at once and says so
+				}
+			}
 			if err := s.post(ctx, t, ev); err != nil {
 				s.log.Warn("webhook failed", "plan", ev.Plan, "run", ev.Run, "webhook", Redact(t.URL, t.Secrets), "err", redactErr(err, t))
 				return
 			}
 			s.log.Info("webhook sent", "plan", ev.Plan, "run", ev.Run, "event", ev.Event, "webhook", Redact(t.URL, t.Secrets))
 		}()
+	}
+}
+
+// enqueue makes a send to url the last in its queue: it returns the channel closed when the
+// one before it is over (nil: none) and the one this send closes.
+func (s *Sender) enqueue(url string) (prev, done chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev, done = s.tails[url], make(chan struct{})
+	s.tails[url] = done
+	return prev, done
+}
+
+// dequeue ends a send to url, letting the next one go; the last one forgets the queue.
+func (s *Sender) dequeue(url string, done chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(done)
+	if s.tails[url] == done {
+		delete(s.tails, url)
 	}
 }
 

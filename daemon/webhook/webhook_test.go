@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -347,5 +348,47 @@ func TestRetryAfterIsCapped(t *testing.T) {
 	}
 	if calls, bodies := srv.snapshot(); calls != 2 || len(bodies) != 1 || !strings.Contains(log.String(), "webhook sent") {
 		t.Errorf("%d calls, %d delivered, want the 503 then a delivery: %s", calls, len(bodies), log.String())
+	}
+}
+
+// A receiver gets a plan's events in the order they happened, even when the first one's
+// delivery is slow: the server holds the failure until the recovery arrives (or a second
+// passes), so a sender posting both at once delivers the recovery first.
+func TestSendKeepsOrderPerTarget(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	second := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if ev.Event == OnFailure {
+			select {
+			case <-second:
+			case <-time.After(time.Second):
+			}
+		} else {
+			defer once.Do(func() { close(second) })
+		}
+		mu.Lock()
+		got = append(got, ev.Event+" "+ev.Run)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	var log bytes.Buffer
+	s := testSender(&log, 0)
+	target := []Target{{URL: srv.URL + "/hook"}}
+	recovery := Event{Event: OnRecovery, Plan: "nightly", Run: "nightly-2", Status: "succeeded", Previous: "failed"}
+	s.Send(context.Background(), target, failure)
+	s.Send(context.Background(), target, recovery)
+	s.Wait()
+	if want := []string{"failure nightly-1", "recovery nightly-2"}; !slices.Equal(got, want) {
+		t.Errorf("received %q, want %q\n%s", got, want, log.String())
+	}
+	if len(s.tails) != 0 {
+		t.Errorf("%d send queues left after every send ended", len(s.tails))
 	}
 }
