@@ -99,8 +99,18 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 		d.errorf(n, "instances_from needs repo, branches (a pattern the whole branch name matches) and newest (how many of the newest matching branches, 1 to %d)", maxNewest)
 		return nil, nil
 	}
+	// probe checks the template when no instance is derived from it (not listed, or no
+	// branch matches): a mistake in it must not wait for the first matching branch.
+	probe := func() {
+		if tmpl != nil {
+			v := cloneNode(tmpl)
+			substBranch(v, "main")
+			d.instanceSpec(&planDecoder{decoder: d}, di.Pos, "main", v)
+		}
+	}
 	if lister == nil {
 		di.Warning = fmt.Sprintf("instances_from: the branches of %s were not listed (--offline); no instance derived", di.Repo)
+		probe()
 		return di, nil
 	}
 	got := lister(di.Repo)
@@ -110,6 +120,7 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 		di.Warning = fmt.Sprintf("instances_from: listing the branches of %s failed, keeping those listed at %s: %v", di.Repo, got.ListedAt.UTC().Format(time.RFC3339), got.Err)
 	case got.Err != nil:
 		di.Warning = fmt.Sprintf("instances_from: listing the branches of %s failed and none were listed before: %v", di.Repo, got.Err)
+		probe()
 		return di, nil
 	}
 	names := got.Names[:min(len(got.Names), maxListedBranches)]
@@ -126,6 +137,9 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 	}
 	if len(di.Chosen) == 0 && di.Warning == "" {
 		di.Warning = fmt.Sprintf("instances_from: no branch of %s matches %s", di.Repo, di.Pattern)
+	}
+	if len(di.Chosen) == 0 {
+		probe()
 	}
 	pd := &planDecoder{decoder: d}
 	var out []*instanceSpec
