@@ -10,7 +10,7 @@ import (
 	"github.com/refreshd/refreshd/daemon/control"
 )
 
-// Exit codes, one per kind of failure, the same in every command (the README's table):
+// Exit codes, one per kind of failure, the same in every command (docs/operations.md's table):
 //
 //	0    succeeded (a run that succeeded, or that skip_if skipped: nothing to do)
 //	1    failed: a run failed; a reload or status reports a plan that did not load; the

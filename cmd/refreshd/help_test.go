@@ -74,7 +74,7 @@ func TestTopLevelHelp(t *testing.T) {
 	}
 }
 
-// One exit code per kind of failure across commands (the README's table): every command
+// One exit code per kind of failure across commands (docs/operations.md's table): every command
 // refuses extra arguments with 2, every plan-reading command a missing or invalid plan with
 // 2, every command that talks to the daemon a named socket nobody listens on with 3.
 func TestExitCodesAcrossCommands(t *testing.T) {

@@ -26,7 +26,7 @@ var refreshd testkit.Refreshd
 
 func TestMain(m *testing.M) { os.Exit(refreshd.Main(m)) }
 
-// box is one build box set up the way README.md's Airflow section says, on the demo stack:
+// box is one build box set up the way docs/airflow.md says, on the demo stack:
 // a docker config with the compose plugin and a login for the registry, the two tokens as
 // systemd credentials, uv on PATH, the shipped plan with the site's builders file and the
 // staging overlay beside it, and the Airflow-shaped repository it refreshes.
@@ -51,7 +51,7 @@ func (b *box) dockerConfig() string { return b.stack.Env["DOCKER_CONFIG"] }
 // TestAirflowPlanNights runs the shipped plans/airflow.yaml itself, unchanged, five nights in
 // a row on the real stack against an Airflow-shaped repository and a breeze stand-in
 // (e2e/airflow/tree); the only differences from production come from a staging overlay and
-// the box's own files (README.md, "Apache Airflow", "A staging box").
+// the box's own files (docs/airflow.md, "Setting up the build box"; docs/plans.md, "Staging runs").
 //
 //  1. First refresh: breeze's docker context of the builder's name is already there (the
 //     release engineer ran breeze by hand): provisioning clears it; the constraints are

@@ -45,7 +45,7 @@ steps:
 	} {
 		out, stderr, code := e.cli("run", "p", "--param", "ref="+tt.ref)
 		if code != 2 || !strings.Contains(stderr, "p.yaml:7:") || !strings.Contains(stderr, `checkout ref renders to "`) || !strings.Contains(stderr, tt.want) {
-			t.Errorf("run p --param ref=%q: exit %d, want 2 (invalid input, the README's exit codes) naming the param and the field\n%s%s", tt.ref, code, out, stderr)
+			t.Errorf("run p --param ref=%q: exit %d, want 2 (invalid input, the exit codes of docs/operations.md) naming the param and the field\n%s%s", tt.ref, code, out, stderr)
 		}
 	}
 	if runs := e.runs("p"); len(runs) != 0 {

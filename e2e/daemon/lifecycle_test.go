@@ -96,7 +96,7 @@ func TestPlanKillGraceBeatsDaemonFlag(t *testing.T) {
 	}
 	t.Logf("cancel took %s with the plan's kill_grace 1s and --kill-grace 30s", took.Round(time.Millisecond))
 
-	// The CLI's exit codes through the daemon, one per kind (the README's table): a param
+	// The CLI's exit codes through the daemon, one per kind (docs/operations.md's table): a param
 	// the plan refuses and an unknown plan are invalid (2), as with run --local; cancelling
 	// a run that has ended is refused by its state (4).
 	for _, tc := range []struct {

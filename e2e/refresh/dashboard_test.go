@@ -130,7 +130,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	checkCacheRows(t, b, s, run)
 	checkConstraints(t, b, run)
 	screenshot(t, b, out, "run-full.png", true)
-	// The README's picture: the top of the page (summary, timeline, cache tags) on a laptop.
+	// The picture in docs/operations.md: the top of the page (summary, timeline, cache tags) on a laptop.
 	if err := chromedp.Do(b, chromedp.EmulateViewport(1280, 1180)); err != nil {
 		t.Fatal(err)
 	}

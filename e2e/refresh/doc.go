@@ -2,5 +2,5 @@
 // its control socket and CLI, refreshing the sample project (e2e/sample) with plans/demo.yaml
 // on a scripts/stack.sh stack (real buildkitd nodes, docker buildx, docker-registry, a bare
 // git repository); the full flow, a simulated upstream release, and fault drills. See the
-// README's "End-to-end drills".
+// "End-to-end drills" in docs/development.md.
 package refresh

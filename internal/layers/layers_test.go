@@ -13,12 +13,12 @@ import (
 
 const module = "github.com/refreshd/refreshd"
 
-// drawing reads the layer table of HACKING.md's "## Layers" section: "N  pkg pkg ..." with
+// drawing reads the layer table of docs/architecture.md's "## Layers" section: "N  pkg pkg ..." with
 // continuation lines indented, N a layer number, or T for packages that only tests may
 // import.
 func drawing(t *testing.T) (layer map[string]int, testOnly map[string]bool) {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "HACKING.md"))
+	f, err := os.Open(filepath.Join("..", "..", "docs", "architecture.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func drawing(t *testing.T) (layer map[string]int, testOnly map[string]bool) {
 			}
 			pkgs = m[2]
 		} else if !strings.HasPrefix(line, " ") || current < 0 && !isTest {
-			t.Fatalf("HACKING.md's layer drawing: line %q is neither a row nor its continuation", line)
+			t.Fatalf("docs/architecture.md's layer drawing: line %q is neither a row nor its continuation", line)
 		}
 		for _, p := range strings.Fields(pkgs) {
 			if isTest {
@@ -64,12 +64,12 @@ func drawing(t *testing.T) (layer map[string]int, testOnly map[string]bool) {
 			}
 		}
 	}
-	t.Fatal("HACKING.md has no code block under ## Layers")
+	t.Fatal("docs/architecture.md has no code block under ## Layers")
 	return nil, nil
 }
 
 // TestImportsFollowTheDrawing fails on any import of a package of this module that does
-// not go down HACKING.md's layers, on a package the drawing does not list, and on a
+// not go down docs/architecture.md's layers, on a package the drawing does not list, and on a
 // production package importing a test-only one.
 func TestImportsFollowTheDrawing(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
@@ -90,7 +90,7 @@ func TestImportsFollowTheDrawing(t *testing.T) {
 		}
 		l, drawn := layer[pkg]
 		if !drawn && !testOnly[pkg] {
-			t.Errorf("package %s is not in HACKING.md's layer drawing", pkg)
+			t.Errorf("package %s is not in docs/architecture.md's layer drawing", pkg)
 			continue
 		}
 		for _, imp := range f[1:] {
@@ -103,7 +103,7 @@ func TestImportsFollowTheDrawing(t *testing.T) {
 				t.Errorf("%s imports %s, which only tests may import", pkg, dep)
 			case testOnly[pkg]:
 			case !ddrawn:
-				t.Errorf("%s imports %s, which HACKING.md's layer drawing does not list", pkg, dep)
+				t.Errorf("%s imports %s, which docs/architecture.md's layer drawing does not list", pkg, dep)
 			case dl >= l:
 				t.Errorf("%s (layer %d) imports %s (layer %d): an import must go down the layers", pkg, l, dep, dl)
 			}
@@ -111,12 +111,12 @@ func TestImportsFollowTheDrawing(t *testing.T) {
 	}
 	for p := range layer {
 		if !listed[p] {
-			t.Errorf("HACKING.md's layer drawing lists %s, which is not a package", p)
+			t.Errorf("docs/architecture.md's layer drawing lists %s, which is not a package", p)
 		}
 	}
 	for p := range testOnly {
 		if !listed[p] {
-			t.Errorf("HACKING.md's layer drawing lists %s, which is not a package", p)
+			t.Errorf("docs/architecture.md's layer drawing lists %s, which is not a package", p)
 		}
 	}
 }
