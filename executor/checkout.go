@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/executor/git"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/statedir"
@@ -29,7 +29,7 @@ func (c checkout) run(ctx context.Context, t *Tools, a *Attempt) error {
 	if act.Token != "" {
 		v, ok := a.Secrets[act.Token]
 		if !ok || v == "" {
-			return fmt.Errorf("check out %s: secret %s (the token) has no value", gitpub.RedactURLs(act.Repo), act.Token)
+			return fmt.Errorf("check out %s: secret %s (the token) has no value", git.RedactURLs(act.Repo), act.Token)
 		}
 		token = v
 	}
@@ -44,9 +44,9 @@ func (c checkout) run(ctx context.Context, t *Tools, a *Attempt) error {
 			env = append(env, k+"="+a.Instance.Env[k])
 		}
 	}
-	res, err := gitpub.Checkout(ctx, gitpub.CheckoutOptions{
+	res, err := git.Checkout(ctx, git.CheckoutOptions{
 		Repo: act.Repo, Ref: act.Ref, Dir: dir, Token: token, Keep: act.Keep, Env: env, Log: a.Log,
-		Run: &gitpub.ExecRunner{Program: t.git(), Output: a.Output, Proc: a.Procs},
+		Run: &git.ExecRunner{Program: t.git(), Output: a.Output, Proc: a.Procs},
 	})
 	if err != nil {
 		return err
@@ -79,7 +79,7 @@ func (c checkout) describe(t *Tools) []Op {
 	}
 	return []Op{
 		{Text: fmt.Sprintf("lock %s (%s)", quoteArg(dir), statedir.Dir{Root: "STATE"}.CheckoutLock(dir))},
-		{Text: fmt.Sprintf("%s fetch origin %s from %s into %s (auth: %s)", t.git(), quoteArg(act.Ref), quoteArg(gitpub.RedactURLs(act.Repo)), quoteArg(dir), auth)},
+		{Text: fmt.Sprintf("%s fetch origin %s from %s into %s (auth: %s)", t.git(), quoteArg(act.Ref), quoteArg(git.RedactURLs(act.Repo)), quoteArg(dir), auth)},
 		{Text: "check out the fetched commit detached, reset --hard, clean -ffdx" + keep, Note: "records the commit: .source.commit"},
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/executor/git"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/proc"
@@ -25,8 +25,8 @@ type publish struct{ *plan.PublishAction }
 
 func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 	act := p.PublishAction
-	// The same words gitpub starts its errors with, so every publish error reads alike.
-	what := fmt.Sprintf("publish constraints to %s branch %s", gitpub.RedactURLs(act.Repo), act.Branch)
+	// The same words git starts its errors with, so every publish error reads alike.
+	what := fmt.Sprintf("publish constraints to %s branch %s", git.RedactURLs(act.Repo), act.Branch)
 	token := ""
 	if act.Token != "" {
 		v, ok := a.Secrets[act.Token]
@@ -86,32 +86,32 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 	}
 	grace := cmp.Or(procs.Grace, proc.DefaultGrace)
 	procs.Grace = grace / 2
-	o := gitpub.Options{
+	o := git.Options{
 		Repo: act.Repo, Branch: act.Branch, Token: token,
 		Workdir: a.Workdir, Files: []string{act.Files}, Dir: act.Dir, Ignore: set.IgnoreLines,
 		AuthorName: set.AuthorName, AuthorEmail: set.AuthorEmail, Message: message,
 		MaxAttempts: set.MaxAttempts, StateDir: a.StateDir, DryRun: a.DryRun, Env: env,
 		Output: a.Output, Log: a.Log,
-		Runner:    &gitpub.ExecRunner{Program: t.git(), Output: a.Output, Proc: &procs},
+		Runner:    &git.ExecRunner{Program: t.git(), Output: a.Output, Proc: &procs},
 		PushGrace: grace - procs.Grace,
 		// Recorded before git push starts (in the run's journal at once, in the store with
 		// the next save), so after a kill -9 the next start finds the commit to look for on
 		// the branch (statedir's recovery).
-		Pushing: func(res *gitpub.Result) {
+		Pushing: func(res *git.Result) {
 			a.Record(func(s *history.Step) { s.Publish = publishRecord(res) })
 		},
 	}
-	res, err := gitpub.Publish(ctx, o)
+	res, err := git.Publish(ctx, o)
 	if res != nil {
 		a.Record(func(s *history.Step) { s.Publish = publishRecord(res) })
 		for _, c := range res.Changes() {
-			if c.Kind == gitpub.Downgraded {
+			if c.Kind == git.Downgraded {
 				a.Warn(fmt.Sprintf("constraints %s: %s downgraded %s -> %s", c.File, c.Package, c.Old, c.New))
 			}
 		}
 	}
 	if err != nil {
-		return err // gitpub names the repository, the branch and the operation
+		return err // git names the repository, the branch and the operation
 	}
 	if msgErr != nil {
 		a.Warn(fmt.Sprintf("%s: message template: %v (used the default message)", what, msgErr))
@@ -161,7 +161,7 @@ func publishSettings(act *plan.PublishAction) plan.PublishConstraints {
 }
 
 // publishRecord is the history form of a publish result.
-func publishRecord(res *gitpub.Result) *history.Publish {
+func publishRecord(res *git.Result) *history.Publish {
 	p := &history.Publish{
 		Repo: res.Repo, Branch: res.Branch, Commit: res.Commit, Pushing: res.Pushing, Changed: res.Changed,
 		Summary: res.Summary, PushAttempts: res.PushAttempts,
@@ -172,7 +172,7 @@ func publishRecord(res *gitpub.Result) *history.Publish {
 	return p
 }
 
-// preview is publish's dry run: gitpub fetches the branch and computes the commit it would
+// preview is publish's dry run: git fetches the branch and computes the commit it would
 // push (a.DryRun), changing nothing outside the state directory.
 func (p publish) preview(ctx context.Context, t *Tools, a *Attempt) error {
 	return p.run(ctx, t, a)
@@ -183,7 +183,7 @@ func (p publish) preview(ctx context.Context, t *Tools, a *Attempt) error {
 // value from the plan quoted as the shell would need it.
 func (p publish) describe(t *Tools) []Op {
 	act := p.PublishAction
-	repo := gitpub.RedactURLs(act.Repo)
+	repo := git.RedactURLs(act.Repo)
 	dest := "the branch root"
 	if act.Dir != "" {
 		dest = quoteArg(act.Dir + "/")
@@ -194,7 +194,7 @@ func (p publish) describe(t *Tools) []Op {
 	if act.Token != "" {
 		auth = "the token in secret " + act.Token
 	}
-	key := gitpub.Key(act.Repo, act.Branch)
+	key := git.Key(act.Repo, act.Branch)
 	branch := quoteArg(act.Branch)
 	return []Op{
 		{Text: fmt.Sprintf("lock branch %s of %s (STATE/locks/branch-%s.lock)", branch, quoteArg(repo), key)},
@@ -212,7 +212,7 @@ func (p publish) describe(t *Tools) []Op {
 func PublishToken(p *plan.Plan, repo string) string {
 	for _, s := range p.Steps {
 		pc := s.PublishConstraints
-		if pc == nil || pc.Token == "" || gitpub.Key(pc.Repo, "") != gitpub.Key(repo, "") {
+		if pc == nil || pc.Token == "" || git.Key(pc.Repo, "") != git.Key(repo, "") {
 			continue
 		}
 		sec, ok := p.Secrets[pc.Token]
@@ -236,7 +236,7 @@ func ReconcilePublish(token func(plan, repo string) string) func(ctx context.Con
 		if token != nil {
 			tok = token(planName, p.Repo)
 		}
-		return gitpub.Reconcile(ctx, gitpub.ReconcileOptions{
+		return git.Reconcile(ctx, git.ReconcileOptions{
 			Repo: p.Repo, Branch: p.Branch, Token: tok, Commit: p.Pushing, StateDir: stateDir,
 		})
 	}

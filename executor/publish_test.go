@@ -147,7 +147,7 @@ func TestEnginePublishDefaultWorkdir(t *testing.T) {
 	}
 }
 
-// TestPublishErrorSaysItOnce checks that the executor adds nothing to gitpub's error: the
+// TestPublishErrorSaysItOnce checks that the executor adds nothing to git's error: the
 // repository and branch are named once, followed by the failed operation.
 func TestPublishErrorSaysItOnce(t *testing.T) {
 	testkit.Need(t, "git")

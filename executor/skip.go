@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/executor/git"
 	"github.com/refreshd/refreshd/executor/registry"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/plan"
@@ -41,8 +41,8 @@ func (t *Tools) checkCond(ctx context.Context, g *plan.Graph, c plan.SkipConditi
 	case c.Tags != nil:
 		return t.checkTags(ctx, c, refs, tags, now, budget, log)
 	case c.Branch != nil:
-		env := append([]string{"GIT_TERMINAL_PROMPT=0"}, gitpub.TokenEnv(branchToken(g, c.Branch.Repo, secrets))...)
-		at, err = gitpub.LastCommitTime(ctx, procs, c.Branch.Repo, c.Branch.Branch, env)
+		env := append([]string{"GIT_TERMINAL_PROMPT=0"}, git.TokenEnv(branchToken(g, c.Branch.Repo, secrets))...)
+		at, err = git.LastCommitTime(ctx, procs, c.Branch.Repo, c.Branch.Branch, env)
 		within, what, how = c.Branch.Within, "branch "+c.Branch.Branch, "last commit"
 	case c.Image != nil:
 		bctx, spent := budget.within(ctx)

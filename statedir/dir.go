@@ -8,8 +8,8 @@
 //	DIR/history.db                 the run store (bbolt)
 //	DIR/logs/RUN/INSTANCE.N.log    one file per attempt
 //	DIR/runs/RUN/                  per-run scratch (buildx metadata files)
-//	DIR/locks/                     flock files: builder-NAME.lock, branch-KEY.lock (gitpub)
-//	DIR/git/KEY/                   the constraints clone of one repo+branch (gitpub)
+//	DIR/locks/                     flock files: builder-NAME.lock, branch-KEY.lock (git)
+//	DIR/git/KEY/                   the constraints clone of one repo+branch (git)
 //	DIR/work/PLAN/                 default workdir of a plan
 package statedir
 
@@ -79,7 +79,7 @@ func (d Dir) CheckoutLock(dir string) string {
 	return filepath.Join(d.Locks(), "checkout-"+hex.EncodeToString(sum[:8])+".lock")
 }
 
-// Git is DIR/git, where gitpub keeps one clone per repository and branch. gitpub is given
+// Git is DIR/git, where git keeps one clone per repository and branch. git is given
 // the root (Options.StateDir) and names DIR/git/KEY and DIR/locks/branch-KEY.lock itself.
 func (d Dir) Git() string { return filepath.Join(d.Root, "git") }
 

@@ -15,10 +15,10 @@ const reconcileTimeout = 30 * time.Second
 // reconcilePublishes makes the record of each interrupted run's publish say what the
 // branch says: a commit handed to git push before the kill or stop (Publish.Pushing) is
 // looked up on the remote branch (and the push finished when the branch could still take
-// it: gitpub.Reconcile). Found, it is recorded as the publish's commit; absent, as not
+// it: git.Reconcile). Found, it is recorded as the publish's commit; absent, as not
 // published; in both cases, and when the remote cannot tell, Publish.Reconciled says so.
 // The process groups of the killed refreshd are already stopped, so no git push of it is
-// still on its way; the remote's receive-pack may be, which gitpub.Reconcile settles.
+// still on its way; the remote's receive-pack may be, which git.Reconcile settles.
 func (d Dir) reconcilePublishes(ctx context.Context, store *history.Store, ids []string, o Options) {
 	for _, id := range ids {
 		r, err := store.Run(id)

@@ -70,7 +70,7 @@ func (d Dir) Recover(ctx context.Context, store *history.Store, o Options) ([]st
 }
 
 // cutPushes are the runs a stop interrupted during a push that did not end in the time it
-// was given (gitpub.Options.PushGrace): recorded interrupted, with a commit handed to git
+// was given (git.Options.PushGrace): recorded interrupted, with a commit handed to git
 // push, none recorded published and no reconciliation yet. The remote may have taken the
 // commit after the stop; the next start settles them like the runs a kill left running.
 func cutPushes(runs []*history.Run) []string {

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/executor/git"
 	"github.com/refreshd/refreshd/plan"
 	"github.com/refreshd/refreshd/proc"
 )
@@ -35,7 +35,7 @@ func newRemoteBranches(ctx context.Context, log *slog.Logger) *remoteBranches {
 func (r *remoteBranches) List(repo string) plan.BranchListing {
 	ctx, cancel := context.WithTimeout(r.ctx, listTimeout)
 	defer cancel()
-	names, err := gitpub.ListBranches(ctx, r.procs, repo, nil)
+	names, err := git.ListBranches(ctx, r.procs, repo, nil)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
@@ -72,11 +72,11 @@ func (r *remoteBranches) watch(ctx context.Context, interval time.Duration, log 
 		for _, repo := range slices.Sorted(maps.Keys(before)) {
 			got := r.List(repo)
 			if got.Err != nil {
-				log.Warn("instances_from: listing the branches failed; keeping the last known", "repo", gitpub.RedactURLs(repo), "err", got.Err)
+				log.Warn("instances_from: listing the branches failed; keeping the last known", "repo", git.RedactURLs(repo), "err", got.Err)
 				continue
 			}
 			if !slices.Equal(got.Names, before[repo].Names) {
-				log.Info("instances_from: the remote's branches changed; reloading the plans", "repo", gitpub.RedactURLs(repo))
+				log.Info("instances_from: the remote's branches changed; reloading the plans", "repo", git.RedactURLs(repo))
 				changed = true
 			}
 		}

@@ -209,7 +209,7 @@ func kill9(cmd *exec.Cmd) {
 // A kill -9 of refreshd while git push waits on a slow remote: git push dies with it
 // (Pdeathsig), what it started (receive-pack and its hook) is stopped by the next start
 // (the group was recorded). The branch is still where the push started from, so the next
-// start finishes the push (gitpub.Reconcile) and the run is recorded published, as the
+// start finishes the push (git.Reconcile) and the run is recorded published, as the
 // branch then says.
 func TestKill9DuringPushLeavesNoGit(t *testing.T) {
 	w := newPublishWorld(t)
@@ -282,7 +282,7 @@ func TestKill9LoopDuringPublish(t *testing.T) {
 // a real git daemon and a real git http-backend whose receive-pack runs on after refreshd's
 // git push is gone; the next start follows at once, while that receive-pack may still be
 // about to update the branch. Once the server is done, every run's record matches the
-// branch, after every kill. Before gitpub.Reconcile finished a push the branch could still
+// branch, after every kill. Before git.Reconcile finished a push the branch could still
 // take, and before a stop let the push end, a late update put commits on the branch that
 // the record called not published (kill -9) or never pushed (SIGTERM).
 func TestKillDuringNetworkPush(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/refreshd/refreshd/executor/gitpub"
+	"github.com/refreshd/refreshd/executor/git"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/report"
 )
@@ -101,7 +101,7 @@ type publishView struct {
 
 type changeView struct {
 	history.PackageChange
-	Kind gitpub.Kind
+	Kind git.Kind
 }
 
 type warningView struct {
@@ -256,7 +256,7 @@ func (s *Server) buildRunPage(run *history.Run, offset int, loc *time.Location) 
 		if st.Publish != nil {
 			pv := publishView{Step: st.Instance, Anchor: v.Anchor, Publish: st.Publish}
 			for _, c := range st.Publish.Changes {
-				pv.Changes = append(pv.Changes, changeView{PackageChange: c, Kind: gitpub.ChangeKind(c.Old, c.New)})
+				pv.Changes = append(pv.Changes, changeView{PackageChange: c, Kind: git.ChangeKind(c.Old, c.New)})
 			}
 			p.Publishes = append(p.Publishes, pv)
 		}

@@ -1,4 +1,4 @@
-package gitpub
+package git
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package gitpub publishes generated constraint files to a git branch with the real git CLI,
+// Package git publishes generated constraint files to a git branch with the real git CLI,
 // so that the user's credential helpers and SSH keys work exactly as for their own git.
 //
 // Each repository and branch has its own clone under the state directory, fetched and reset
@@ -9,7 +9,7 @@
 // become one commit, pushed without force; when someone else pushed first, the publish
 // fetches, re-applies and tries again, so the remote keeps both commits. A lock per
 // repository and branch keeps two plans or two daemons from publishing it at once.
-package gitpub
+package git
 
 import (
 	"context"
