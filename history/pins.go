@@ -93,19 +93,26 @@ func migratePins(tx *bolt.Tx) error {
 	})
 }
 
-// indexPins records the pins step st of run r published, if it published a commit.
+// indexPins records the pins step st of run r published, if it published a commit, once
+// the step has ended: its end is the pins' time and part of their keys, the same in every
+// later save. The publish action records what it pushed while its step still runs; keyed
+// then (by the run's start), the same pins were indexed twice. A step of an ended run
+// without an end of its own (an old record) is keyed by the run's start.
 func indexPins(tx *bolt.Tx, r *Run, st *Step) error {
 	p := st.Publish
 	if p == nil || !p.Changed || p.Commit == "" || len(p.Changes) == 0 {
 		return nil
 	}
+	at := st.End
+	if at.IsZero() {
+		if r.Status == StatusRunning {
+			return nil // indexed when the step ends
+		}
+		at = r.Start
+	}
 	b, err := tx.CreateBucketIfNotExists([]byte(bucketPins))
 	if err != nil {
 		return err
-	}
-	at := st.End
-	if at.IsZero() {
-		at = r.Start
 	}
 	source := ""
 	if r.Source != nil {

@@ -10,7 +10,8 @@ import (
 
 // The constraint history: every pin a run published, newest first, found by package name
 // as PEP 503 compares them (case, - _ . alike; a prefix finds the family), by branch, with
-// its commit, run and source commit; a run saved again as it progresses is indexed once; an
+// its commit, run and source commit; a run saved again as it progresses (its publish step
+// recorded running, then ended) is indexed once; an
 // unchanged publish or a dry run adds nothing.
 func TestPins(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "history.db"))
@@ -36,6 +37,16 @@ func TestPins(t *testing.T) {
 			PackageChange{File: "constraints-3.12.txt", Package: "httpx", Old: "0.28.1"}),
 	}
 	for _, r := range runs {
+		// As the engine saves it: the publish step still running with what it pushed
+		// recorded, then the step's end, then the run's.
+		head, running := *r, r.Steps[0]
+		head.Status, head.Steps, running.Status, running.End = StatusRunning, nil, StatusRunning, time.Time{}
+		if err := s.SaveProgress(&head, map[int]Step{0: running}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveProgress(&head, map[int]Step{0: r.Steps[0]}); err != nil {
+			t.Fatal(err)
+		}
 		for range 2 { // saved twice, as progress does
 			if err := s.SaveRun(r); err != nil {
 				t.Fatal(err)
