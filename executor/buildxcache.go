@@ -30,6 +30,9 @@ func (b buildxCache) run(ctx context.Context, t *Tools, a *Attempt) error {
 	if err != nil {
 		return fmt.Errorf("read cache %s before the build: %w", act.CacheRef, err)
 	}
+	// The look before the push is recorded too ("" when absent): the push that follows is
+	// then a change dated between the two looks, even for a tag this run creates.
+	a.observeTag(act.CacheRef, before, false)
 	// Absolute: buildx runs in the instance's workdir, not ours.
 	mdFile, err := filepath.Abs(metadataFile(a))
 	if err != nil {

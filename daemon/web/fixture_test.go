@@ -91,6 +91,9 @@ func (s *source) RunHead(ctx context.Context, id string) (*history.Run, error) {
 }
 
 func (s *source) RunPart(ctx context.Context, id string, offset, limit int) (*history.Run, error) {
+	if offset < 0 || limit <= 0 { // as the store (history.Store.RunPart) answers
+		return nil, fmt.Errorf("read run %s: steps from %d, %d of them: want offset >= 0 and limit > 0", id, offset, limit)
+	}
 	r, err := s.run(id)
 	if err != nil {
 		return nil, err

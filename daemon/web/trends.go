@@ -81,8 +81,9 @@ func (s *Server) planTrends(ctx context.Context, plan string, runs []*history.Ru
 		t.Strip = append(t.Strip, stripCell{ID: run.ID, Status: run.Status, Duration: duration(run.Start, run.End, now),
 			Trigger: run.Trigger, Params: paramsText(run.Params)})
 		var groups []history.StepGroup
-		// A run gone since the listing, or without a summary, has no point.
-		if part, err := s.cfg.Source.RunPart(ctx, run.ID, 0, 0); err == nil && part.Summary != nil {
+		// A run gone since the listing, or without a summary, has no point. The header
+		// with its groups is a RunPart of one step: the store answers none for a limit of 0.
+		if part, err := s.cfg.Source.RunPart(ctx, run.ID, 0, 1); err == nil && part.Summary != nil {
 			groups = part.Summary.Groups
 		}
 		for _, g := range groups {

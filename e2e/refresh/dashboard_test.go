@@ -100,24 +100,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	web := "http://" + addr
 	out := artifacts(t)
 
-	runID := appearsLive(t, ctx, b, web+"/", func() string {
-		tr, err := d.client().Trigger(ctx, "demo/main")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr.Run
-	})
+	runID := appearsLive(t, ctx, b, d, web+"/", "demo/main")
 	followLive(t, ctx, b, d, web, runID, out)
-
-	var run *history.Run
-	testkit.WaitFor(t, "the demo run to end", time.Until(deadline(ctx)), func() bool {
-		r, err := d.client().Run(ctx, runID)
-		if err == nil && r.Status != history.StatusRunning {
-			run = r
-			return true
-		}
-		return false
-	})
+	run := ended(t, ctx, d, runID)
 	if run.Status != history.StatusSucceeded {
 		logFailed(t, run)
 		t.Fatalf("run %s: %s: %s\n%s", run.ID, run.Status, run.Reason, describe(run))
@@ -163,12 +148,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	screenshot(t, b, out, "plans.png", false)
 }
 
-// appearsLive opens page (idle: nothing runs), marks the document, starts a run and
-// waits for a link to it to appear on the page: the page's script, told by the stream of
-// run changes, swapped in the page's new content. The mark still being there shows no
-// reload happened (a reload makes a new document), and nothing but the script could
-// have changed the page: it carries no meta refresh while idle.
-func appearsLive(t *testing.T, ctx context.Context, b context.Context, page string, start func() string) string {
+// appearsLive opens page (idle: nothing runs), marks the document, starts a run of plan
+// and waits for a link to it to appear on the page: the page's script, told by the
+// stream of run changes, swapped in the page's new content. The mark still being there
+// shows no reload happened (a reload makes a new document), and nothing but the script
+// could have changed the page: it carries no meta refresh while idle.
+func appearsLive(t *testing.T, ctx context.Context, b context.Context, d *daemon, page, plan string) string {
 	t.Helper()
 	if err := chromedp.Do(b, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`main[data-live-state="open"]`))); err != nil {
 		t.Fatalf("open %s and follow its run changes: %v", page, err)
@@ -180,7 +165,11 @@ func appearsLive(t *testing.T, ctx context.Context, b context.Context, page stri
 		t.Fatalf("the idle page %s has %d meta refresh (%v)", page, refresh, err)
 	}
 	began := time.Now()
-	id := start()
+	tr, err := d.client().Trigger(ctx, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := tr.Run
 	link := fmt.Sprintf(`main a[href=%q]`, "/runs/"+url.PathEscape(id))
 	if err := chromedp.Do(b, chromedp.WaitVisible(chromedp.CSS(link))); err != nil {
 		t.Fatalf("run %s did not appear on %s: %v", id, page, err)
@@ -194,6 +183,21 @@ func appearsLive(t *testing.T, ctx context.Context, b context.Context, page stri
 	}
 	t.Logf("run %s appeared on %s after %s without a reload (%s content swaps)", id, page, time.Since(began).Round(time.Millisecond), state[1])
 	return id
+}
+
+// ended waits for run id to end and returns its record.
+func ended(t *testing.T, ctx context.Context, d *daemon, id string) *history.Run {
+	t.Helper()
+	var run *history.Run
+	testkit.WaitFor(t, "run "+id+" to end", time.Until(deadline(ctx)), func() bool {
+		r, err := d.client().Run(ctx, id)
+		if err == nil && r.Status != history.StatusRunning {
+			run = r
+			return true
+		}
+		return false
+	})
+	return run
 }
 
 // followLive opens the log page of a step while it runs and checks that its output arrives
