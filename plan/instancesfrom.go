@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -105,7 +106,14 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 		if tmpl != nil {
 			v := cloneNode(tmpl)
 			substBranch(v, "main")
-			d.instanceSpec(&planDecoder{decoder: d}, di.Pos, "main", v)
+			spec := d.instanceSpec(&planDecoder{decoder: d}, di.Pos, "main", v)
+			// What no param value may hold, as a derived instance's would be refused
+			// (the declared params and their rules are checked per instance plan).
+			for _, name := range slices.Sorted(maps.Keys(spec.params)) {
+				if msg := checkParamChars(spec.params[name]); msg != "" {
+					d.errorAt(spec.paramsPos[name], "instances_from instance param %s: %s", name, msg)
+				}
+			}
 		}
 	}
 	if lister == nil {
