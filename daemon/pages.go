@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
@@ -74,7 +73,7 @@ func (d *Daemon) Caches(ctx context.Context) ([]control.CacheTag, error) {
 	for _, t := range tags {
 		c := control.CacheTag{Ref: t.Ref, Plan: t.Plan, Digest: t.Digest, Checked: t.Checked, Changed: t.ChangedBy, PushedBy: t.PushedBy}
 		if w := within[t.Plan]; w > 0 {
-			c.Within = shortDuration(w)
+			c.Within = plan.ShortDuration(w)
 			c.Stale = t.ChangedBy.IsZero() || now.Sub(t.ChangedBy) > w
 		}
 		out = append(out, c)
@@ -100,18 +99,6 @@ func tagsWindow(p *plan.Plan) time.Duration {
 		}
 	}
 	return w
-}
-
-// shortDuration is d as a plan writes it: 12h, 90m, 1h30m (not 12h0m0s).
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // StepTimeouts implements web.Source: the attempt timeout of each step of plan name (the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/plan"
 )
 
 // trendRuns is how many of a plan's newest runs its trends show.
@@ -144,7 +145,7 @@ func chart(step string, ds []time.Duration, timeout time.Duration, window []*his
 	st.Line = strings.Join(pts, " ")
 	st.Points = len(ran)
 	if timeout > 0 {
-		st.Timeout, st.TimeoutY = compactDuration(timeout), y(timeout)
+		st.Timeout, st.TimeoutY = plan.ShortDuration(timeout), y(timeout)
 	}
 	if len(ran) == 0 {
 		return st
@@ -162,19 +163,6 @@ func chart(step string, ds []time.Duration, timeout time.Duration, window []*his
 		st.Flag = fmt.Sprintf("near its timeout: %s of %s", roundDuration(last), roundDuration(timeout))
 	}
 	return st
-}
-
-// compactDuration is d as a plan writes a timeout: 20m, 1h30m, not 20m0s.
-func compactDuration(d time.Duration) string {
-	s := roundDuration(d)
-	s = strings.TrimSuffix(s, "0s")
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	if s == "" {
-		return "0s"
-	}
-	return s
 }
 
 func median(ds []time.Duration) time.Duration {
