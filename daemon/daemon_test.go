@@ -77,7 +77,11 @@ func startDaemon(t *testing.T, dir string, cfg Config) *testDaemon {
 		t.Fatal(err)
 	}
 	attach(d)
-	return &testDaemon{Daemon: d, store: store, sock: cfg.Socket, shutdown: serve(t, d)}
+	td := &testDaemon{Daemon: d, store: store, sock: cfg.Socket, shutdown: serve(t, d)}
+	// The daemon loads its plans before it listens: a test that calls its methods directly
+	// must not see it half started (TestCaches once read the windows of no plan).
+	waitSocket(t, control.NewClient(cfg.Socket))
+	return td
 }
 
 // plansOf is a Config.Load that always loads plans.
