@@ -47,43 +47,57 @@ func (g *Graph) ExtendDry(given map[string]string) error {
 	}
 	vals := map[*Step]map[string]Var{}
 	for _, s := range g.Plan.Steps {
-		if s.Outputs == nil {
-			continue
-		}
-		obj := map[string]any{}
-		var missing []string
-		for _, ov := range s.Outputs.Vars {
-			v, ok := given[ov.Name]
-			switch {
-			case !ok:
-				missing = append(missing, ov.Name)
-			case ov.List:
-				obj[ov.Name] = strings.Split(v, ",")
-			default:
-				obj[ov.Name] = v
-			}
-		}
-		if len(obj) == 0 {
-			continue // the step stays pending
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("--value: step %s defines %s; give %s too", s.ID, strings.Join(outputNames(s.Outputs), ", "), strings.Join(missing, ", "))
-		}
-		data, err := json.Marshal(obj)
+		out, err := dryOutputs(s, given)
 		if err != nil {
 			return err
 		}
-		out, err := ParseOutputs(&Outputs{From: "--value", Vars: s.Outputs.Vars}, data)
-		if err != nil {
-			return err
+		if out != nil {
+			vals[s] = out
 		}
-		vals[s] = out
 	}
 	commit, ok := given[SourceCommitValue]
 	if !ok {
 		commit = DryRunCommit
 	}
-	// Deliver in rounds: a producer expands only once what it waits for has delivered.
+	return g.deliverDry(vals, commit)
+}
+
+// dryOutputs is what step s would define at run time, from the given values and checked
+// as its outputs are; nil when s defines nothing or none of its vars is given (it stays
+// pending), an error when only some are.
+func dryOutputs(s *Step, given map[string]string) (map[string]Var, error) {
+	if s.Outputs == nil {
+		return nil, nil
+	}
+	obj := map[string]any{}
+	var missing []string
+	for _, ov := range s.Outputs.Vars {
+		v, ok := given[ov.Name]
+		switch {
+		case !ok:
+			missing = append(missing, ov.Name)
+		case ov.List:
+			obj[ov.Name] = strings.Split(v, ",")
+		default:
+			obj[ov.Name] = v
+		}
+	}
+	if len(obj) == 0 {
+		return nil, nil
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("--value: step %s defines %s; give %s too", s.ID, strings.Join(outputNames(s.Outputs), ", "), strings.Join(missing, ", "))
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOutputs(&Outputs{From: "--value", Vars: s.Outputs.Vars}, data)
+}
+
+// deliverDry extends g with each producer's values (vals) and each checkout's fetch of
+// commit, in rounds: a producer expands only once what it waits for has delivered.
+func (g *Graph) deliverDry(vals map[*Step]map[string]Var, commit string) error {
 	for delivered := map[string]bool{}; ; {
 		progress := false
 		for _, s := range g.Plan.Steps {

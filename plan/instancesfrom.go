@@ -73,9 +73,55 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 		return nil, nil
 	}
 	n = resolve(n)
-	di := &DerivedInstances{Pos: d.pos(n)}
-	var re *regexp.Regexp
-	var tmpl *yaml.Node
+	di, re, tmpl := d.instancesFrom(n)
+	if n.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	if di.Repo == "" || re == nil || di.Newest == 0 {
+		d.errorf(n, "instances_from needs repo, branches (a pattern the whole branch name matches) and newest (how many of the newest matching branches, 1 to %d)", maxNewest)
+		return nil, nil
+	}
+	if lister == nil {
+		di.Warning = fmt.Sprintf("instances_from: the branches of %s were not listed (--offline); no instance derived", di.Repo)
+		d.probeInstanceTemplate(di, tmpl)
+		return di, nil
+	}
+	got := lister(di.Repo)
+	di.ListedAt = got.ListedAt
+	switch {
+	case got.Err != nil && got.Names != nil:
+		di.Warning = fmt.Sprintf("instances_from: listing the branches of %s failed, keeping those listed at %s: %v", di.Repo, got.ListedAt.UTC().Format(time.RFC3339), got.Err)
+	case got.Err != nil:
+		di.Warning = fmt.Sprintf("instances_from: listing the branches of %s failed and none were listed before: %v", di.Repo, got.Err)
+		d.probeInstanceTemplate(di, tmpl)
+		return di, nil
+	}
+	di.choose(got.Names, re)
+	if len(di.Chosen) == 0 {
+		d.probeInstanceTemplate(di, tmpl)
+	}
+	pd := &planDecoder{decoder: d}
+	var out []*instanceSpec
+	for _, b := range di.Chosen {
+		if slices.ContainsFunc(written, func(s *instanceSpec) bool { return s.name == b }) {
+			di.Written = append(di.Written, b)
+			continue
+		}
+		v := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
+		if tmpl != nil {
+			v = cloneNode(tmpl)
+			substBranch(v, b)
+		}
+		out = append(out, d.instanceSpec(pd, di.Pos, b, v))
+	}
+	return di, out
+}
+
+// instancesFrom decodes the fields of instances_from n: its repo and newest into di, the
+// branches pattern compiled to match whole names (nil when missing or invalid) and the
+// instance template (nil when absent).
+func (d *decoder) instancesFrom(n *yaml.Node) (di *DerivedInstances, re *regexp.Regexp, tmpl *yaml.Node) {
+	di = &DerivedInstances{Pos: d.pos(n)}
 	d.fields(n, "instances_from", []field{
 		{"repo", func(v *yaml.Node) { di.Repo = d.nonEmpty(v, "instances_from repo") }},
 		{"branches", func(v *yaml.Node) {
@@ -93,46 +139,32 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 			tmpl = resolve(v)
 		}},
 	})
-	if n.Kind != yaml.MappingNode {
-		return nil, nil
+	return di, re, tmpl
+}
+
+// probeInstanceTemplate checks the instance template tmpl (when there is one) when no
+// instance is derived from it (not listed, or no branch matches): a mistake in it must
+// not wait for the first matching branch.
+func (d *decoder) probeInstanceTemplate(di *DerivedInstances, tmpl *yaml.Node) {
+	if tmpl == nil {
+		return
 	}
-	if di.Repo == "" || re == nil || di.Newest == 0 {
-		d.errorf(n, "instances_from needs repo, branches (a pattern the whole branch name matches) and newest (how many of the newest matching branches, 1 to %d)", maxNewest)
-		return nil, nil
-	}
-	// probe checks the template when no instance is derived from it (not listed, or no
-	// branch matches): a mistake in it must not wait for the first matching branch.
-	probe := func() {
-		if tmpl != nil {
-			v := cloneNode(tmpl)
-			substBranch(v, "main")
-			spec := d.instanceSpec(&planDecoder{decoder: d}, di.Pos, "main", v)
-			// What no param value may hold, as a derived instance's would be refused
-			// (the declared params and their rules are checked per instance plan).
-			for _, name := range slices.Sorted(maps.Keys(spec.params)) {
-				if msg := checkParamChars(spec.params[name]); msg != "" {
-					d.errorAt(spec.paramsPos[name], "instances_from instance param %s: %s", name, msg)
-				}
-			}
+	v := cloneNode(tmpl)
+	substBranch(v, "main")
+	spec := d.instanceSpec(&planDecoder{decoder: d}, di.Pos, "main", v)
+	// What no param value may hold, as a derived instance's would be refused (the
+	// declared params and their rules are checked per instance plan).
+	for _, name := range slices.Sorted(maps.Keys(spec.params)) {
+		if msg := checkParamChars(spec.params[name]); msg != "" {
+			d.errorAt(spec.paramsPos[name], "instances_from instance param %s: %s", name, msg)
 		}
 	}
-	if lister == nil {
-		di.Warning = fmt.Sprintf("instances_from: the branches of %s were not listed (--offline); no instance derived", di.Repo)
-		probe()
-		return di, nil
-	}
-	got := lister(di.Repo)
-	di.ListedAt = got.ListedAt
-	switch {
-	case got.Err != nil && got.Names != nil:
-		di.Warning = fmt.Sprintf("instances_from: listing the branches of %s failed, keeping those listed at %s: %v", di.Repo, got.ListedAt.UTC().Format(time.RFC3339), got.Err)
-	case got.Err != nil:
-		di.Warning = fmt.Sprintf("instances_from: listing the branches of %s failed and none were listed before: %v", di.Repo, got.Err)
-		probe()
-		return di, nil
-	}
-	names := got.Names[:min(len(got.Names), maxListedBranches)]
-	for _, b := range names {
+}
+
+// choose sets di's Matching (the listed branches re matches, newest first, at most 100
+// kept) and Chosen (the Newest of them), warning when none matches.
+func (di *DerivedInstances) choose(listed []string, re *regexp.Regexp) {
+	for _, b := range listed[:min(len(listed), maxListedBranches)] {
 		if re.MatchString(b) && namePattern.MatchString(b) {
 			di.Matching = append(di.Matching, b)
 		}
@@ -146,24 +178,6 @@ func (d *decoder) derivedInstances(doc *yaml.Node, lister BranchLister, written 
 	if len(di.Chosen) == 0 && di.Warning == "" {
 		di.Warning = fmt.Sprintf("instances_from: no branch of %s matches %s", di.Repo, di.Pattern)
 	}
-	if len(di.Chosen) == 0 {
-		probe()
-	}
-	pd := &planDecoder{decoder: d}
-	var out []*instanceSpec
-	for _, b := range di.Chosen {
-		if slices.ContainsFunc(written, func(s *instanceSpec) bool { return s.name == b }) {
-			di.Written = append(di.Written, b)
-			continue
-		}
-		v := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
-		if tmpl != nil {
-			v = cloneNode(tmpl)
-			substBranch(v, b)
-		}
-		out = append(out, d.instanceSpec(pd, di.Pos, b, v))
-	}
-	return di, out
 }
 
 // substBranch replaces {{ .branch }} in every scalar under n (the only name an

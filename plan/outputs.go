@@ -212,23 +212,49 @@ func (pd *planDecoder) checkRuntimeVars() {
 	if len(pd.runtime) == 0 && checkout == nil {
 		return
 	}
+	pd.checkRuntimePlatforms()
+	uses := pd.collectRuntimeUses(checkout)
+	order, err := topoOrder(p.Steps)
+	if err != nil {
+		return // reported by checkSteps
+	}
 	ids := make(map[string]*Step, len(p.Steps))
 	for _, s := range p.Steps {
 		ids[s.ID] = s
 	}
-	uses := make(map[*Step]map[string]Pos)
+	for _, s := range order {
+		anc := ancestors(s, ids)
+		pd.waitForVars(s, anc, uses.vars[s])
+		if pos, ok := uses.source[s]; ok {
+			pd.waitForSource(s, checkout, anc, pos)
+		}
+		s.deferred = len(s.waits) > 0 || slices.ContainsFunc(s.Needs, func(n string) bool { return ids[n] != nil && ids[n].deferred })
+		slices.Sort(s.waits)
+	}
+}
+
+// runtimeUses is where steps name what is known only at run time, the first place each
+// names it: a run-time var (vars, by step and name) or, when the plan has a checkout, .source.
+type runtimeUses struct {
+	vars   map[*Step]map[string]Pos
+	source map[*Step]Pos
+}
+
+// collectRuntimeUses finds the run-time vars and .source that each step's templates and matrix
+// axes name.
+func (pd *planDecoder) collectRuntimeUses(checkout *Step) runtimeUses {
+	u := runtimeUses{vars: make(map[*Step]map[string]Pos), source: make(map[*Step]Pos)}
 	use := func(s *Step, name string, pos Pos) {
 		if _, ok := pd.runtime[name]; !ok {
 			return
 		}
-		if uses[s] == nil {
-			uses[s] = make(map[string]Pos)
+		if u.vars[s] == nil {
+			u.vars[s] = make(map[string]Pos)
 		}
-		if _, seen := uses[s][name]; !seen {
-			uses[s][name] = pos
+		if _, seen := u.vars[s][name]; !seen {
+			u.vars[s][name] = pos
 		}
 	}
-	sourceUse := make(map[*Step]Pos)
 	for _, t := range pd.tmpls {
 		if t.step == nil {
 			continue
@@ -236,58 +262,60 @@ func (pd *planDecoder) checkRuntimeVars() {
 		for _, name := range templateVars(t.text) {
 			use(t.step, name, t.pos)
 		}
-		if _, seen := sourceUse[t.step]; !seen && t.kind == tmplStep && checkout != nil && templateUsesSource(t.text) {
-			sourceUse[t.step] = t.pos
+		if _, seen := u.source[t.step]; !seen && t.kind == tmplStep && checkout != nil && templateUsesSource(t.text) {
+			u.source[t.step] = t.pos
 		}
 	}
-	for _, s := range p.Steps {
+	for _, s := range pd.p.Steps {
 		for _, ax := range s.Matrix {
 			if ax.ref != "" {
 				use(s, ax.ref, ax.refPos)
 			}
 		}
-		if bc := s.BuildxCache; bc != nil && len(bc.Platforms) == 1 {
-			if m := listRefPattern.FindStringSubmatch(bc.Platforms[0]); m != nil && pd.runtime[m[1]].step != nil {
-				pd.errorAt(s.at["buildx_cache.platforms.0"], "platforms of step %s name var %s, which step %s defines at run time; a builder's nodes are fixed, so list the platforms in the plan", s.ID, m[1], pd.runtime[m[1]].step.ID)
-			}
+	}
+	return u
+}
+
+// checkRuntimePlatforms refuses a buildx_cache step whose platforms name a run-time var: a
+// builder's nodes are provisioned for platforms the plan lists.
+func (pd *planDecoder) checkRuntimePlatforms() {
+	for _, s := range pd.p.Steps {
+		bc := s.BuildxCache
+		if bc == nil || len(bc.Platforms) != 1 {
+			continue
+		}
+		if m := listRefPattern.FindStringSubmatch(bc.Platforms[0]); m != nil && pd.runtime[m[1]].step != nil {
+			pd.errorAt(s.at["buildx_cache.platforms.0"], "platforms of step %s name var %s, which step %s defines at run time; a builder's nodes are fixed, so list the platforms in the plan", s.ID, m[1], pd.runtime[m[1]].step.ID)
 		}
 	}
-	order, err := topoOrder(p.Steps)
-	if err != nil {
-		return // reported by checkSteps
+}
+
+// waitForVars makes step s wait for the steps defining the run-time vars it uses (where
+// each is first named), which it must need (anc: every step it needs, directly or not).
+func (pd *planDecoder) waitForVars(s *Step, anc map[string]bool, uses map[string]Pos) {
+	for _, name := range slices.Sorted(maps.Keys(uses)) {
+		prod := pd.runtime[name].step
+		switch {
+		case prod == s:
+			pd.errorAt(uses[name], "step %s uses var %s, which it defines itself; a step's values exist only once it has succeeded", s.ID, name)
+		case !anc[prod.ID]:
+			pd.errorAt(uses[name], "step %s uses var %s, which step %s defines at run time; it must need %s (directly or through a step it needs): write %s", s.ID, name, prod.ID, prod.ID, needsWith(s, prod.ID))
+		case !slices.Contains(s.waits, prod.ID):
+			s.waits = append(s.waits, prod.ID)
+		}
 	}
-	for _, s := range order {
-		anc := ancestors(s, ids)
-		for _, name := range slices.Sorted(maps.Keys(uses[s])) {
-			prod := pd.runtime[name].step
-			switch {
-			case prod == s:
-				pd.errorAt(uses[s][name], "step %s uses var %s, which it defines itself; a step's values exist only once it has succeeded", s.ID, name)
-			case !anc[prod.ID]:
-				pd.errorAt(uses[s][name], "step %s uses var %s, which step %s defines at run time; it must need %s (directly or through a step it needs): write %s", s.ID, name, prod.ID, prod.ID, needsWith(s, prod.ID))
-			default:
-				if !slices.Contains(s.waits, prod.ID) {
-					s.waits = append(s.waits, prod.ID)
-				}
-			}
-		}
-		if pos, ok := sourceUse[s]; ok {
-			switch {
-			case s == checkout:
-				pd.errorAt(pos, "checkout step %s names .source, which is what it fetches; only the steps after it can use it", s.ID)
-			case !anc[checkout.ID]:
-				pd.errorAt(pos, "step %s names .source, which checkout step %s sets when it has fetched; it must need %s (directly or through a step it needs): write %s", s.ID, checkout.ID, checkout.ID, needsWith(s, checkout.ID))
-			case !slices.Contains(s.waits, checkout.ID):
-				s.waits = append(s.waits, checkout.ID)
-			}
-		}
-		s.deferred = len(s.waits) > 0
-		for _, n := range s.Needs {
-			if ids[n] != nil && ids[n].deferred {
-				s.deferred = true
-			}
-		}
-		slices.Sort(s.waits)
+}
+
+// waitForSource makes step s, which names .source at pos, wait for the checkout, which it
+// must need (anc: every step it needs, directly or not).
+func (pd *planDecoder) waitForSource(s, checkout *Step, anc map[string]bool, pos Pos) {
+	switch {
+	case s == checkout:
+		pd.errorAt(pos, "checkout step %s names .source, which is what it fetches; only the steps after it can use it", s.ID)
+	case !anc[checkout.ID]:
+		pd.errorAt(pos, "step %s names .source, which checkout step %s sets when it has fetched; it must need %s (directly or through a step it needs): write %s", s.ID, checkout.ID, checkout.ID, needsWith(s, checkout.ID))
+	case !slices.Contains(s.waits, checkout.ID):
+		s.waits = append(s.waits, checkout.ID)
 	}
 }
 

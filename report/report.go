@@ -119,6 +119,25 @@ func Run(w io.Writer, r *history.Run, filter string, output bool) {
 // step writes one step of Run: status, attempts, caches, publish, warnings and with output
 // its attempts' logs.
 func step(w io.Writer, s history.Step, output bool) {
+	stepHeader(w, s)
+	for _, a := range s.Attempts {
+		fmt.Fprintf(w, "  attempt %d: %s, %s", a.N, AttemptOutcome(a), duration(a.Start, a.End))
+		if a.Error != "" && a.Error != AttemptOutcome(a) {
+			fmt.Fprintf(w, ", %s", a.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	stepResults(w, s)
+	for _, warn := range s.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+	if output {
+		stepOutput(w, s)
+	}
+}
+
+// stepHeader writes a step's status line and why it ran or did not: reason, when, node.
+func stepHeader(w io.Writer, s history.Step) {
 	fmt.Fprintf(w, "\n%s %s: %s", symbol(s.Status), s.Instance, s.Status)
 	if !s.Start.IsZero() {
 		fmt.Fprintf(w, " in %s", duration(s.Start, s.End))
@@ -137,13 +156,10 @@ func step(w io.Writer, s history.Step, output bool) {
 	if s.Node != "" {
 		fmt.Fprintf(w, "  built on node: %s\n", s.Node)
 	}
-	for _, a := range s.Attempts {
-		fmt.Fprintf(w, "  attempt %d: %s, %s", a.N, AttemptOutcome(a), duration(a.Start, a.End))
-		if a.Error != "" && a.Error != AttemptOutcome(a) {
-			fmt.Fprintf(w, ", %s", a.Error)
-		}
-		fmt.Fprintln(w)
-	}
+}
+
+// stepResults writes what a step's action recorded: cache refs, a publish, a test report.
+func stepResults(w io.Writer, s history.Step) {
 	for _, c := range s.Caches {
 		state := "unchanged"
 		switch {
@@ -173,12 +189,10 @@ func step(w io.Writer, s history.Step, output bool) {
 			fmt.Fprintf(w, "    failed: %s\n", id)
 		}
 	}
-	for _, warn := range s.Warnings {
-		fmt.Fprintf(w, "  warning: %s\n", warn)
-	}
-	if !output {
-		return
-	}
+}
+
+// stepOutput writes the log of each of a step's attempts, prefixed.
+func stepOutput(w io.Writer, s history.Step) {
 	for _, a := range s.Attempts {
 		if a.Log == "" {
 			continue

@@ -59,7 +59,37 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// printGraph prints expanded graph g: the plan's settings, then level by level each
+// instance with its skip_if conditions, expectations and the exact commands it would run.
 func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
+	printGraphHeader(w, g)
+	maxLevel := 0
+	for _, in := range g.Instances {
+		maxLevel = max(maxLevel, in.Level)
+	}
+	byID := make(map[string]*plan.Instance, len(g.Instances))
+	for _, in := range g.Instances {
+		byID[in.ID] = in
+	}
+	shown := map[string]bool{} // steps whose skip_if is printed
+	for level := 0; level <= maxLevel; level++ {
+		fmt.Fprintf(w, "\nlevel %d: may run in parallel\n", level)
+		for _, note := range concurrencyNotes(g, level) {
+			fmt.Fprintf(w, "  %s\n", note)
+		}
+		for _, in := range g.Instances {
+			if in.Level == level {
+				printInstance(w, g, in, byID, shown, tools)
+			}
+		}
+	}
+	printPending(w, g)
+}
+
+// printGraphHeader prints what holds for the whole of g: the plan line, its params,
+// schedule, workdir, overrides, derived instances, the dry run's values and the plan's
+// skip_if conditions.
+func printGraphHeader(w io.Writer, g *plan.Graph) {
 	p := g.Plan
 	fmt.Fprintf(w, "plan %s (%s): %d steps, %d instances", p.Name, p.File, len(p.Steps), len(g.Instances))
 	if pending := g.Pending(); len(pending) > 0 {
@@ -87,19 +117,7 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 	}
 	printOverrides(w, p)
 	if d := p.Derived; d != nil {
-		listed := ""
-		if !d.ListedAt.IsZero() {
-			listed = ", listed " + d.ListedAt.UTC().Format(time.RFC3339)
-		}
-		written := ""
-		if len(d.Written) > 0 {
-			written = "; declared under instances: " + strings.Join(d.Written, ", ")
-		}
-		fmt.Fprintf(w, "instances from the branches of %s matching %s, newest %d: %s (%d matching%s%s)\n",
-			d.Repo, d.Pattern, d.Newest, orNone(strings.Join(d.Chosen, ", ")), len(d.Matching), listed, written)
-		if d.Warning != "" {
-			fmt.Fprintf(w, "  warning: %s\n", d.Warning)
-		}
+		printDerived(w, d)
 	}
 	if given := g.DryValues(); len(given) > 0 {
 		fmt.Fprintf(w, "dry run with values given for the tree's: %s\n", strings.Join(given, " "))
@@ -107,40 +125,43 @@ func printGraph(w io.Writer, g *plan.Graph, tools *executor.Tools) {
 	for _, c := range p.SkipIf {
 		printSkipIf(w, g, c, "")
 	}
-	byID := make(map[string]*plan.Instance, len(g.Instances))
-	maxLevel := 0
-	for _, in := range g.Instances {
-		byID[in.ID] = in
-		maxLevel = max(maxLevel, in.Level)
+}
+
+// printDerived says which instances instances_from chose, from which listing.
+func printDerived(w io.Writer, d *plan.DerivedInstances) {
+	listed := ""
+	if !d.ListedAt.IsZero() {
+		listed = ", listed " + d.ListedAt.UTC().Format(time.RFC3339)
 	}
-	defer printPending(w, g)
-	shown := map[string]bool{} // steps whose skip_if is printed
-	for level := 0; level <= maxLevel; level++ {
-		fmt.Fprintf(w, "\nlevel %d: may run in parallel\n", level)
-		for _, note := range concurrencyNotes(g, level) {
-			fmt.Fprintf(w, "  %s\n", note)
+	written := ""
+	if len(d.Written) > 0 {
+		written = "; declared under instances: " + strings.Join(d.Written, ", ")
+	}
+	fmt.Fprintf(w, "instances from the branches of %s matching %s, newest %d: %s (%d matching%s%s)\n",
+		d.Repo, d.Pattern, d.Newest, orNone(strings.Join(d.Chosen, ", ")), len(d.Matching), listed, written)
+	if d.Warning != "" {
+		fmt.Fprintf(w, "  warning: %s\n", d.Warning)
+	}
+}
+
+// printInstance prints one instance of a level: its line, its step's skip_if conditions
+// (the first time the step is shown), its expectations and the commands it would run.
+func printInstance(w io.Writer, g *plan.Graph, in *plan.Instance, byID map[string]*plan.Instance, shown map[string]bool, tools *executor.Tools) {
+	fmt.Fprintf(w, "  %s%s\n", in.ID, details(in, byID))
+	if in.Step != nil && !shown[in.Step.ID] {
+		shown[in.Step.ID] = true
+		for _, c := range in.Step.SkipIf {
+			printSkipIf(w, g, c, "      ")
 		}
-		for _, in := range g.Instances {
-			if in.Level != level {
-				continue
-			}
-			fmt.Fprintf(w, "  %s%s\n", in.ID, details(in, byID))
-			if in.Step != nil && !shown[in.Step.ID] {
-				shown[in.Step.ID] = true
-				for _, c := range in.Step.SkipIf {
-					printSkipIf(w, g, c, "      ")
-				}
-			}
-			for _, e := range in.Expects {
-				fmt.Fprintf(w, "      expect %q == %q, or fail unrun%s\n", e.That, e.Equals, whyNote(e.Why))
-				if e.Failed() != "" {
-					fmt.Fprintf(w, "      # does not hold with these values: the run would stop here\n")
-				}
-			}
-			for _, line := range executor.Describe(g.Plan, in, tools) {
-				fmt.Fprintf(w, "      %s\n", line)
-			}
+	}
+	for _, e := range in.Expects {
+		fmt.Fprintf(w, "      expect %q == %q, or fail unrun%s\n", e.That, e.Equals, whyNote(e.Why))
+		if e.Failed() != "" {
+			fmt.Fprintf(w, "      # does not hold with these values: the run would stop here\n")
 		}
+	}
+	for _, line := range executor.Describe(g.Plan, in, tools) {
+		fmt.Fprintf(w, "      %s\n", line)
 	}
 }
 

@@ -41,15 +41,7 @@ func Reconcile(ctx context.Context, o ReconcileOptions) (onBranch bool, err erro
 		return false, err
 	}
 	what := fmt.Sprintf("find commit %s on %s branch %s", o.Commit, rem.URL, o.Branch)
-	if o.Commit == "" || o.StateDir == "" || o.Branch == "" {
-		return false, fmt.Errorf("%s: commit, branch and state directory are required", what)
-	}
-	// The commit comes from the store and reaches rev-list, merge-base and push: an object
-	// id only, never an option.
-	if !objectID.MatchString(o.Commit) {
-		return false, fmt.Errorf("%s: %q is not a commit id", what, o.Commit)
-	}
-	if err := checkRepoRef(o.Repo, o.Branch, "branch"); err != nil {
+	if err := o.check(); err != nil {
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
 	if o.Log == nil {
@@ -75,19 +67,38 @@ func Reconcile(ctx context.Context, o ReconcileOptions) (onBranch bool, err erro
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
 	onBranch, head, err := c.holds(ctx, o.Commit)
-	if err != nil || onBranch {
-		if err != nil {
-			err = fmt.Errorf("%s: %w", what, err)
-		}
-		return onBranch, err
+	if err == nil && !onBranch {
+		onBranch, err = c.finishPush(ctx, o.Commit, head)
 	}
-	parents, err := c.git(ctx, "rev-list", "--parents", "-n", "1", o.Commit)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return onBranch, nil
+}
+
+// check refuses options Reconcile cannot act on. The commit comes from the store and
+// reaches rev-list, merge-base and push: an object id only, never an option.
+func (o *ReconcileOptions) check() error {
+	if o.Commit == "" || o.StateDir == "" || o.Branch == "" {
+		return errors.New("commit, branch and state directory are required")
+	}
+	if !objectID.MatchString(o.Commit) {
+		return fmt.Errorf("%q is not a commit id", o.Commit)
+	}
+	return checkRepoRef(o.Repo, o.Branch, "branch")
+}
+
+// finishPush pushes commit, which the branch (at head) does not hold, when the branch is
+// still where the interrupted push started from (the commit's parent), and looks again:
+// see Reconcile. It reports whether the branch holds the commit.
+func (c *clone) finishPush(ctx context.Context, commit, head string) (onBranch bool, err error) {
+	parents, err := c.git(ctx, "rev-list", "--parents", "-n", "1", commit)
 	if err != nil {
 		var ee *ExitError
 		if errors.As(err, &ee) {
 			return false, nil // not in the clone (it was replaced since): nothing to finish
 		}
-		return false, fmt.Errorf("%s: %w", what, err)
+		return false, err
 	}
 	parent := "" // a first commit on a new branch has none, and the branch is absent
 	if f := strings.Fields(string(parents)); len(f) > 1 {
@@ -96,17 +107,17 @@ func Reconcile(ctx context.Context, o ReconcileOptions) (onBranch bool, err erro
 	if head != parent {
 		return false, nil // the branch moved on from where the push started: it can no longer land
 	}
-	log.Warn("the branch is where the interrupted push started from; finishing the push (not forced)", "commit", o.Commit)
-	perr := c.pushRev(ctx, o.Commit)
-	if onBranch, _, err = c.holds(ctx, o.Commit); err != nil || onBranch {
-		if err != nil {
-			err = fmt.Errorf("%s: after finishing the push: %w", what, err)
-		}
-		return onBranch, err
+	c.log.Warn("the branch is where the interrupted push started from; finishing the push (not forced)", "commit", commit)
+	perr := c.pushRev(ctx, commit)
+	if onBranch, _, err = c.holds(ctx, commit); err != nil {
+		return false, fmt.Errorf("after finishing the push: %w", err)
+	}
+	if onBranch {
+		return true, nil
 	}
 	if perr != nil && !errors.Is(perr, errRaced) && !errors.Is(perr, errRefused) {
 		// Not an answer from the remote: the late push may still land.
-		return false, fmt.Errorf("%s: finish the interrupted push: %w", what, perr)
+		return false, fmt.Errorf("finish the interrupted push: %w", perr)
 	}
 	return false, nil
 }
