@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/refreshd/refreshd/daemon/control"
 	"github.com/refreshd/refreshd/daemon/control/apitest"
@@ -48,6 +49,21 @@ steps:
 	c, checked := apitest.Client(t, td.sock)
 	waitSocket(t, c)
 	ctx := t.Context()
+
+	// The constraint history holds a pin a run published and one changed outside refreshd
+	// (no plan, no run, an author), so the answer is checked with both in it.
+	at := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	if err := td.store.SaveRun(&history.Run{ID: "pub-1", Plan: "echo", Trigger: history.TriggerManual, Start: at, End: at, Status: history.StatusSucceeded,
+		Steps: []history.Step{{Instance: "publish", Status: history.StatusSucceeded, End: at, Publish: &history.Publish{
+			Repo: "/srv/c.git", Branch: "constraints-main", Commit: "c0ffee", Changed: true,
+			Changes: []history.PackageChange{{File: "constraints-3.12.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1"}},
+			Outside: []history.OutsideCommit{{Commit: "0a7517de", Author: "Jane <j@example.com>", At: at.Add(-time.Hour),
+				Changes: []history.PackageChange{{File: "constraints-3.12.txt", Package: "httpx", Old: "0.27.0", New: "0.27.2"}}}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if pins, err := c.Pins(ctx, history.PinQuery{Package: "httpx"}); err != nil || len(pins) != 2 || !pins[1].Outside || pins[1].Run != "" {
+		t.Errorf("constraints: %+v %v, want the run's pin and the outside one", pins, err)
+	}
 
 	tr := triggerAndFollow(t, c, "echo", "say | one\nsay | two")
 	if err := c.Logs(ctx, tr.Run, "say", false, func(string) error { return nil }); err != nil {

@@ -167,9 +167,21 @@ func publishRecord(res *git.Result) *history.Publish {
 		Summary: res.Summary, PushAttempts: res.PushAttempts,
 	}
 	for _, c := range res.Changes() {
-		p.Changes = append(p.Changes, history.PackageChange{File: c.File, Package: c.Package, Old: c.Old, New: c.New})
+		p.Changes = append(p.Changes, packageChange(c))
 	}
+	for _, oc := range res.Outside {
+		rec := history.OutsideCommit{Commit: oc.Commit, Author: oc.Author, At: oc.At}
+		for _, c := range oc.Changes {
+			rec.Changes = append(rec.Changes, packageChange(c))
+		}
+		p.Outside = append(p.Outside, rec)
+	}
+	p.OutsideNote = res.OutsideNote
 	return p
+}
+
+func packageChange(c git.Change) history.PackageChange {
+	return history.PackageChange{File: c.File, Package: c.Package, Old: c.Old, New: c.New}
 }
 
 // preview is publish's dry run: git fetches the branch and computes the commit it would

@@ -170,6 +170,19 @@ type Publish struct {
 	Summary      string          `json:"summary"` // "14 upgraded, 2 added, 1 removed"
 	Changes      []PackageChange `json:"changes,omitempty"`
 	PushAttempts int             `json:"push_attempts"`
+	// Outside are the commits others pushed to the branch since refreshd last saw it that
+	// changed a published file's pins; OutsideNote says when that look was cut short.
+	Outside     []OutsideCommit `json:"outside,omitempty"`
+	OutsideNote string          `json:"outside_note,omitempty"`
+}
+
+// OutsideCommit is a commit made outside refreshd on a constraints branch, as a publish
+// found it: its author is the committer's text (bounded, escaped wherever shown).
+type OutsideCommit struct {
+	Commit  string          `json:"commit"`
+	Author  string          `json:"author"`
+	At      time.Time       `json:"at"` // the committer's date
+	Changes []PackageChange `json:"changes"`
 }
 
 // PackageChange is one package pin that changed in one constraints file.

@@ -16,11 +16,12 @@ import (
 // worth knowing about for as long as the branch holds it.
 const bucketPins = "pins"
 
-// Pin is one package pin a run published to a constraints branch.
+// Pin is one package pin a run published to a constraints branch, or that someone else
+// changed there (Outside) and a publish found when it fetched the branch.
 type Pin struct {
-	At      time.Time `json:"at"` // when the run recorded the publish
-	Plan    string    `json:"plan"`
-	Run     string    `json:"run"`
+	At      time.Time `json:"at"`   // when the run recorded the publish; an outside commit's date
+	Plan    string    `json:"plan"` // "" outside refreshd
+	Run     string    `json:"run"`  // "" outside refreshd
 	Branch  string    `json:"branch"`
 	Repo    string    `json:"repo"`
 	Commit  string    `json:"commit"`           // the constraints commit
@@ -29,6 +30,10 @@ type Pin struct {
 	Package string    `json:"package"`
 	Old     string    `json:"old,omitempty"` // "" when added
 	New     string    `json:"new,omitempty"` // "" when removed
+	// Outside marks a change made outside refreshd: Commit is that commit, Author its
+	// author as git gave it (hostile text, bounded by the publish).
+	Outside bool   `json:"outside,omitempty"`
+	Author  string `json:"author,omitempty"`
 }
 
 // PinQuery selects pins: Package matches a package name by its normalized prefix (PEP 503:
@@ -54,9 +59,15 @@ func normalizePackage(name string) string {
 var pkgSeparators = regexp.MustCompile(`[-_.]+`)
 
 // pinKey orders pins by time (then run, file and package, so a save repeated by the run's
-// progress overwrites its own entries).
+// progress overwrites its own entries). An outside change has its commit in place of the
+// run: two runs that both saw it (a dry run's preview, a publish that failed to push and
+// its retry) index it once.
 func pinKey(p *Pin) []byte {
-	return []byte(p.At.UTC().Format("20060102T150405.000000000Z") + "\x00" + p.Run + "\x00" + p.File + "\x00" + p.Package)
+	by := p.Run
+	if p.Outside {
+		by = "outside " + p.Commit
+	}
+	return []byte(p.At.UTC().Format("20060102T150405.000000000Z") + "\x00" + by + "\x00" + p.File + "\x00" + p.Package)
 }
 
 // migratePins builds the pin index of a store written before it existed, from every run
@@ -97,10 +108,17 @@ func migratePins(tx *bolt.Tx) error {
 // the step has ended: its end is the pins' time and part of their keys, the same in every
 // later save. The publish action records what it pushed while its step still runs; keyed
 // then (by the run's start), the same pins were indexed twice. A step of an ended run
-// without an end of its own (an old record) is keyed by the run's start.
+// without an end of its own (an old record) is keyed by the run's start. The changes others
+// made on the branch that the publish found are indexed too, at their commits' dates.
 func indexPins(tx *bolt.Tx, r *Run, st *Step) error {
 	p := st.Publish
-	if p == nil || !p.Changed || p.Commit == "" || len(p.Changes) == 0 {
+	if p == nil {
+		return nil
+	}
+	if err := indexOutside(tx, p); err != nil {
+		return err
+	}
+	if !p.Changed || p.Commit == "" || len(p.Changes) == 0 {
 		return nil
 	}
 	at := st.End
@@ -110,26 +128,50 @@ func indexPins(tx *bolt.Tx, r *Run, st *Step) error {
 		}
 		at = r.Start
 	}
-	b, err := tx.CreateBucketIfNotExists([]byte(bucketPins))
-	if err != nil {
-		return err
-	}
 	source := ""
 	if r.Source != nil {
 		source = r.Source.Commit
 	}
-	for _, c := range p.Changes {
-		pin := Pin{At: at.UTC(), Plan: r.Plan, Run: r.ID, Branch: p.Branch, Repo: p.Repo, Commit: p.Commit, Source: source,
+	pins := make([]Pin, len(p.Changes))
+	for i, c := range p.Changes {
+		pins[i] = Pin{At: at.UTC(), Plan: r.Plan, Run: r.ID, Branch: p.Branch, Repo: p.Repo, Commit: p.Commit, Source: source,
 			File: c.File, Package: c.Package, Old: c.Old, New: c.New}
-		data, err := json.Marshal(&pin)
+	}
+	return putPins(tx, pins)
+}
+
+// putPins writes pins into the index, each under its key.
+func putPins(tx *bolt.Tx, pins []Pin) error {
+	if len(pins) == 0 {
+		return nil
+	}
+	b, err := tx.CreateBucketIfNotExists([]byte(bucketPins))
+	if err != nil {
+		return err
+	}
+	for i := range pins {
+		data, err := json.Marshal(&pins[i])
 		if err != nil {
 			return err
 		}
-		if err := b.Put(pinKey(&pin), data); err != nil {
+		if err := b.Put(pinKey(&pins[i]), data); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// indexOutside records the pin changes of the commits made outside refreshd that publish p
+// found on its branch.
+func indexOutside(tx *bolt.Tx, p *Publish) error {
+	var pins []Pin
+	for _, oc := range p.Outside {
+		for _, c := range oc.Changes {
+			pins = append(pins, Pin{At: oc.At.UTC(), Branch: p.Branch, Repo: p.Repo, Commit: oc.Commit, File: c.File, Package: c.Package,
+				Old: c.Old, New: c.New, Outside: true, Author: oc.Author})
+		}
+	}
+	return putPins(tx, pins)
 }
 
 // Pins returns the published pins q selects, newest first.

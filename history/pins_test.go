@@ -116,3 +116,34 @@ func TestPinsMigrated(t *testing.T) {
 		t.Errorf("pins after reopening a store without the index: %+v (%v)", pins, err)
 	}
 }
+
+// The changes others made on a constraints branch, found by a publish that changed nothing
+// itself, are in the history as made outside refreshd (no plan, no run: their commit,
+// author and date); two publishes that both found the same commit index it once.
+func TestPinsOutside(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "history.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	human := OutsideCommit{Commit: "h1", Author: "Jane <j@x>", At: t0.Add(-time.Hour),
+		Changes: []PackageChange{{File: "constraints-3.12.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1"}}}
+	for i, id := range []string{"r1", "r2"} {
+		r := &Run{ID: id, Plan: "demo/main", Start: t0.Add(time.Duration(i) * time.Hour), Status: StatusSucceeded,
+			Steps: []Step{{Instance: "publish", Status: StatusSucceeded, End: t0.Add(time.Duration(i) * time.Hour),
+				Publish: &Publish{Repo: "/srv/c.git", Branch: "constraints-main", Summary: "no change", Outside: []OutsideCommit{human}}}}}
+		if err := s.SaveRun(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pins, err := s.Pins(PinQuery{Package: "httpx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Pin{At: t0.Add(-time.Hour), Branch: "constraints-main", Repo: "/srv/c.git", Commit: "h1", File: "constraints-3.12.txt",
+		Package: "httpx", Old: "0.27.2", New: "0.28.1", Outside: true, Author: "Jane <j@x>"}
+	if len(pins) != 1 || pins[0] != want {
+		t.Errorf("pins = %+v\nwant [%+v]", pins, want)
+	}
+}

@@ -234,6 +234,8 @@ func fixture(t testing.TB, older int) *source {
 			Source: "9c0ffee9c0ffee9c0ffee9c0ffee9c0ffee9c0ff", File: "constraints-3.12.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1"},
 		{At: at(-3600), Plan: "demo", Run: run.ID, Branch: "constraints-main", Repo: "/srv/c.git", Commit: "4f248a6d8eb5a1b2c3d4e5f6a7b8c9d0e1f2a3b4",
 			File: "constraints-3.12.txt", Package: "<script>alert(1)</script>", New: "1.0"},
+		{At: at(-7200), Branch: "constraints-main", Repo: "/srv/c.git", Commit: "0a7517de0a7517de0a7517de0a7517de0a7517de", File: "constraints-3.12.txt",
+			Package: "httpx", Old: "0.27.0", New: "0.27.2", Outside: true, Author: `Mallory "><img src=x onerror=alert(1)> <m@example.com>`},
 		{At: at(-90000), Plan: "demo", Run: "demo-20261127T030000.000Z-0000", Branch: "constraints-1-0", Repo: "/srv/c.git", Commit: "1111111111111111111111111111111111111111",
 			File: "constraints-3.11.txt", Package: "httpcore", Old: "1.0.6"},
 	}

@@ -83,6 +83,12 @@ type Result struct {
 	Summary      string // "14 upgraded, 2 added, 1 removed across 3 files" or "no change"
 	Files        []FileChange
 	PushAttempts int
+	// Outside are the commits others pushed to the branch since this refreshd last saw it
+	// that changed a pin in a published file, newest first (none in a dry run, or the first
+	// time this state directory looks at the branch). OutsideNote says when the look was cut
+	// short (more than MaxOutsideCommits, a rewritten branch) or failed.
+	Outside     []OutsideCommit
+	OutsideNote string
 }
 
 // Changes lists every package change of every file.
@@ -134,14 +140,19 @@ func publish(ctx context.Context, o Options) (*Result, error) {
 		env:           append(append([]string(nil), o.Env...), rem.env()...),
 		fetchAttempts: o.FetchAttempts, fetchBackoff: o.FetchBackoff,
 	}
+	seen := c.lastSeen(ctx)
 	for attempt := 1; ; attempt++ {
-		if _, err := c.sync(ctx); err != nil {
+		head, err := c.sync(ctx)
+		if err != nil {
 			return res, fmt.Errorf("update the constraints clone: %w", err)
 		}
 		// Read the sources on every attempt: a race retry compares against the new head.
 		sources, err := collect(o.Workdir, o.Files)
 		if err != nil {
 			return res, err
+		}
+		if !o.DryRun {
+			o.lookOutside(ctx, c, res, seen, head, publishedPaths(o.Dir, sources))
 		}
 		files, err := apply(c.dir, o.Dir, sources, o.Ignore)
 		if err != nil {
@@ -171,6 +182,11 @@ func publish(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.PushAttempts = attempt
 		res.Pushing = commit
+		// Seen before it is pushed: its parent is the head just fetched, so whether or not
+		// the push lands, what is reachable from it was seen or made here.
+		if err := c.markSeen(ctx, commit); err != nil {
+			return res, err
+		}
 		if o.Pushing != nil {
 			o.Pushing(res)
 		}
@@ -191,6 +207,34 @@ func publish(ctx context.Context, o Options) (*Result, error) {
 		}
 		log.Warn("constraints branch moved during publish; fetching and re-applying", "push_attempt", attempt)
 		fmt.Fprintf(o.Output, "branch %s moved on the remote; fetching and re-applying (attempt %d of %d)\n", o.Branch, attempt+1, o.MaxAttempts)
+	}
+}
+
+// lookOutside records in res the commits others made on the branch from seen to head (see
+// Result.Outside) and marks head seen. A failure to read them does not fail the publish: it
+// is logged and noted, and head stays unseen so the next publish looks again.
+func (o *Options) lookOutside(ctx context.Context, c *clone, res *Result, seen, head string, paths []string) {
+	commits, note, err := c.outside(ctx, seen, head, paths, time.Now())
+	if err != nil {
+		c.log.Warn("could not read the commits others made on the constraints branch", "err", err)
+		res.Outside, res.OutsideNote = nil, "could not read the commits made outside refreshd: "+err.Error()
+		return
+	}
+	res.Outside, res.OutsideNote = commits, note
+	if note != "" {
+		c.log.Warn("commits made outside refreshd on the constraints branch: "+note, "read", MaxOutsideCommits)
+	}
+	for _, oc := range commits {
+		c.log.Info("constraints changed outside refreshd", "commit", oc.Commit, "author", oc.Author, "pins", len(oc.Changes))
+		fmt.Fprintf(o.Output, "outside refreshd: commit %.12s by %s changed %d pins\n", oc.Commit, oc.Author, len(oc.Changes))
+		for _, ch := range oc.Changes {
+			fmt.Fprintf(o.Output, "  %s: %s\n", ch.File, ch)
+		}
+	}
+	if head != "" {
+		if err := c.markSeen(ctx, head); err != nil {
+			c.log.Warn("could not record the constraints branch head as seen", "err", err)
+		}
 	}
 }
 

@@ -1,0 +1,204 @@
+package git
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// OutsideCommit is a commit on a constraints branch that this refreshd (its state
+// directory's clone) did not make, found when a publish fetched the branch, with the pin
+// changes it made to the files refreshd publishes there. Its author is whatever the
+// committer wrote: text to escape wherever it is shown, cut to MaxAuthorBytes.
+type OutsideCommit struct {
+	Commit  string
+	Author  string    // "Name <email>" as git gives it, bounded and without control characters
+	At      time.Time // the committer's date, never later than when refreshd saw it
+	Changes []Change
+}
+
+// Bounds of the look at commits made by others.
+const (
+	// MaxOutsideCommits is how many first-parent commits since refreshd last saw the branch
+	// one publish reads, newest first: a rewritten branch or thousands of commits cost the
+	// same as fifty. The result's OutsideNote says when there were more.
+	MaxOutsideCommits = 50
+	// MaxAuthorBytes bounds an outside commit's author as recorded.
+	MaxAuthorBytes = 200
+)
+
+// seenRef, in refreshd's clone of a branch, is the last branch head refreshd saw there (or
+// the commit it last handed to git push): what a later fetch brings beyond it was made by
+// others. A commit refreshd pushed has the head it fetched as its parent, so the commits
+// reachable from seenRef are what refreshd saw or made, whether or not that push landed.
+const seenRef = "refs/refreshd/seen"
+
+// lastSeen is the clone's seenRef, or, in a clone from before it existed, the remote-tracking
+// branch its last fetch left; "" when the clone has neither (refreshd never looked at the
+// branch from this state directory: nothing before now counts as made by others).
+func (c *clone) lastSeen(ctx context.Context) string {
+	if _, err := os.Stat(filepath.Join(c.dir, ".git", "HEAD")); err != nil {
+		return ""
+	}
+	for _, ref := range []string{seenRef, "refs/remotes/origin/" + c.branch} {
+		out, err := c.git(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}")
+		if err == nil {
+			return strings.TrimSpace(string(out))
+		}
+	}
+	return ""
+}
+
+// markSeen records commit as seen (seenRef).
+func (c *clone) markSeen(ctx context.Context, commit string) error {
+	if _, err := c.git(ctx, "update-ref", "--no-deref", seenRef, commit); err != nil {
+		return fmt.Errorf("record the branch head seen: %w", err)
+	}
+	return nil
+}
+
+// outside reads the first-parent commits from seen (exclusive) to head, newest first, at
+// most MaxOutsideCommits, and returns those that changed a package pin in one of paths
+// (slash-separated, in the branch), with a note when the walk stopped short or the branch
+// was rewritten. seen == "" (first look) or seen == head finds nothing.
+func (c *clone) outside(ctx context.Context, seen, head string, paths []string, now time.Time) ([]OutsideCommit, string, error) {
+	if seen == "" || head == "" || seen == head || len(paths) == 0 {
+		return nil, "", nil
+	}
+	note := ""
+	if _, err := c.git(ctx, "merge-base", "--is-ancestor", "--end-of-options", seen, head); err != nil {
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Code != 1 {
+			return nil, "", fmt.Errorf("compare the branch with the head seen before: %w", err)
+		}
+		note = fmt.Sprintf("the branch was rewritten since refreshd last saw it (%.12s is no longer on it)", seen)
+	}
+	out, err := c.git(ctx, "rev-list", "--first-parent", fmt.Sprintf("--max-count=%d", MaxOutsideCommits+1), "--end-of-options", head, "^"+seen)
+	if err != nil {
+		return nil, "", fmt.Errorf("list the commits made since refreshd last saw the branch: %w", err)
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) > MaxOutsideCommits {
+		ids = ids[:MaxOutsideCommits]
+		note = strings.TrimPrefix(note+fmt.Sprintf("; more than %d commits since refreshd last saw the branch: read the newest %d", MaxOutsideCommits, MaxOutsideCommits), "; ")
+	}
+	if len(ids) == 0 {
+		return nil, note, nil
+	}
+	// One git for all of them: each commit's header, then its diff against its first
+	// parent (a merge's too), without context, of the published files only.
+	args := []string{"-c", "core.quotePath=false", "show", "--no-color", "--no-ext-diff", "--no-renames", "--no-textconv",
+		"--diff-merges=first-parent", "--unified=0", "--format=%x00%H%x1f%ct%x1f%an <%ae>", "--end-of-options"}
+	args = append(append(append(args, ids...), "--"), paths...)
+	out, err = c.git(ctx, args...)
+	if err != nil {
+		return nil, note, fmt.Errorf("read the commits made since refreshd last saw the branch: %w", err)
+	}
+	return parseOutside(out, paths, now), note, nil
+}
+
+// parseOutside reads git show's output as outside asks for it: for each commit a NUL, its
+// id, committer time and author separated by 0x1f, then its zero-context diff.
+func parseOutside(out []byte, paths []string, now time.Time) []OutsideCommit {
+	var commits []OutsideCommit
+	for _, chunk := range bytes.Split(out, []byte{0})[1:] {
+		header, diff, _ := bytes.Cut(chunk, []byte{'\n'})
+		fields := strings.SplitN(string(header), "\x1f", 3)
+		if len(fields) != 3 {
+			continue
+		}
+		oc := OutsideCommit{Commit: fields[0], Author: boundAuthor(fields[2])}
+		if sec, err := strconv.ParseInt(fields[1], 10, 64); err == nil {
+			oc.At = time.Unix(sec, 0).UTC()
+		}
+		if oc.At.IsZero() || oc.At.After(now) {
+			oc.At = now.UTC() // a date in the future would stay at the top of the history
+		}
+		for _, f := range diffFiles(diff, paths) {
+			oc.Changes = append(oc.Changes, diffPins(f.path, parsePins(f.old.Bytes()), parsePins(f.new.Bytes()))...)
+		}
+		if len(oc.Changes) > 0 {
+			commits = append(commits, oc)
+		}
+	}
+	return commits
+}
+
+type fileDiff struct {
+	path     string
+	old, new bytes.Buffer // the removed and the added lines
+}
+
+// diffFiles splits a zero-context diff into the lines each of paths lost and gained. A
+// section of a file not in paths (or whose name git had to quote) is skipped.
+func diffFiles(diff []byte, paths []string) []*fileDiff {
+	var files []*fileDiff
+	var cur *fileDiff
+	inHunks := false
+	for _, line := range strings.Split(string(diff), "\n") {
+		if rest, ok := strings.CutPrefix(line, "diff --git a/"); ok {
+			cur, inHunks = nil, false
+			for _, p := range paths {
+				if rest == p+" b/"+p {
+					cur = &fileDiff{path: p}
+					files = append(files, cur)
+				}
+			}
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		if strings.HasPrefix(line, "@@") {
+			inHunks = true
+			continue
+		}
+		if !inHunks || line == "" {
+			continue // the "--- a/..." and "+++ b/..." headers come before the first hunk
+		}
+		switch line[0] {
+		case '-':
+			cur.old.WriteString(line[1:] + "\n")
+		case '+':
+			cur.new.WriteString(line[1:] + "\n")
+		}
+	}
+	return files
+}
+
+// boundAuthor is an author as recorded: valid UTF-8, control characters as spaces, at most
+// MaxAuthorBytes (cut at a character, marked with an ellipsis).
+func boundAuthor(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) <= MaxAuthorBytes {
+		return s
+	}
+	cut := MaxAuthorBytes - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// publishedPaths are the paths in the branch that sources are copied to.
+func publishedPaths(dir string, sources []source) []string {
+	paths := make([]string, len(sources))
+	for i, s := range sources {
+		paths[i] = filepath.ToSlash(filepath.Join(dir, s.Name))
+	}
+	return slices.Sorted(slices.Values(paths))
+}

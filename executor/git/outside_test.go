@@ -1,0 +1,192 @@
+package git
+
+import (
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/refreshd/refreshd/internal/testkit"
+)
+
+// otherClone is someone else's clone of the fixture's remote, pushing to the constraints
+// branch between refreshd's publishes.
+type otherClone struct {
+	t   *testing.T
+	dir string
+}
+
+func (f *fixture) other(t *testing.T) *otherClone {
+	o := &otherClone{t: t, dir: t.TempDir()}
+	testkit.Git(t, o.dir, "clone", "--quiet", "--branch", branch, f.remote, ".")
+	return o
+}
+
+// commit writes name and commits it as author, returning the commit.
+func (o *otherClone) commit(name, data, author string) string {
+	o.t.Helper()
+	testkit.Git(o.t, o.dir, "pull", "--quiet", "--ff-only")
+	writeFile(o.t, filepath.Join(o.dir, name), data)
+	testkit.Git(o.t, o.dir, "add", name)
+	testkit.Git(o.t, o.dir, "-c", "user.name="+author, "-c", "user.email=human@example.com",
+		"commit", "--quiet", "--author", author+" <human@example.com>", "-m", "edit "+name)
+	return testkit.Git(o.t, o.dir, "rev-parse", "HEAD")
+}
+
+func (o *otherClone) push(args ...string) {
+	o.t.Helper()
+	testkit.Git(o.t, o.dir, append([]string{"push", "--quiet"}, append(args, "origin", "HEAD:refs/heads/"+branch)...)...)
+}
+
+// Someone else pushes a pin change between two publishes: the second publish reports it as
+// made outside refreshd, with its commit, author and date and only its pin changes; it never
+// reports refreshd's own commit, a commit that touched no published file, or (on the next
+// publish) the same commit again. The first publish from a state directory reports nothing:
+// what came before it was never seen.
+func TestPublishSeesCommitsMadeOutside(t *testing.T) {
+	f := newFixture(t)
+	f.generate(t, "2025-06-01T02:00:00Z", []string{"apache-beam==2.51.0", "boto3==1.28.0", "celery==5.3.1", "requests==2.31.0"}, []string{"requests==2.31.0"})
+	res, err := Publish(testCtx(t), f.options())
+	if err != nil || !res.Changed || len(res.Outside) != 0 || res.OutsideNote != "" {
+		t.Fatalf("first publish: %+v %v, want a change and nothing from outside", res, err)
+	}
+
+	other := f.other(t)
+	before := time.Now().Add(-time.Second)
+	human := other.commit("constraints-3.11.txt", constraints("2025-06-01T05:00:00Z", "apache-beam==2.51.0", "boto3==1.28.0", "celery==5.4.0", "httpx==0.28.1", "requests==2.31.0"), "Jane Human")
+	other.commit("README.md", "edited by a human\n", "Jane Human")
+	other.push()
+
+	f.generate(t, "2025-06-02T02:00:00Z", []string{"apache-beam==2.52.0", "boto3==1.28.0", "celery==5.4.0", "httpx==0.28.1", "requests==2.31.0"}, []string{"requests==2.31.0"})
+	res, err = Publish(testCtx(t), f.options())
+	if err != nil || !res.Changed || res.Summary != "1 upgraded in 1 file" {
+		t.Fatalf("second publish: %+v %v", res, err)
+	}
+	if len(res.Outside) != 1 {
+		t.Fatalf("outside = %+v, want exactly the human's pin change", res.Outside)
+	}
+	oc := res.Outside[0]
+	if oc.Commit != human || oc.Author != "Jane Human <human@example.com>" || oc.At.Before(before.Truncate(time.Second)) || oc.At.After(time.Now()) {
+		t.Errorf("outside commit = %+v, want %s by Jane Human, dated now", oc, human)
+	}
+	want := []Change{
+		{File: "constraints-3.11.txt", Package: "celery", Old: "5.3.1", New: "5.4.0", Kind: Upgraded},
+		{File: "constraints-3.11.txt", Package: "httpx", New: "0.28.1", Kind: Added},
+	}
+	if !reflect.DeepEqual(oc.Changes, want) {
+		t.Errorf("outside changes = %+v\nwant %+v", oc.Changes, want)
+	}
+
+	f.generate(t, "2025-06-03T02:00:00Z", []string{"apache-beam==2.53.0", "boto3==1.28.0", "celery==5.4.0", "httpx==0.28.1", "requests==2.31.0"}, []string{"requests==2.31.0"})
+	res, err = Publish(testCtx(t), f.options())
+	if err != nil || !res.Changed || len(res.Outside) != 0 || res.OutsideNote != "" {
+		t.Errorf("third publish: %+v %v, want refreshd's own commit and the human's, seen before, not reported", res, err)
+	}
+}
+
+// A push that raced refreshd's is an outside commit too, reported by the publish that
+// fetched it on its retry.
+func TestPublishSeesTheCommitItRacedWith(t *testing.T) {
+	f := newFixture(t)
+	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
+	if _, err := Publish(testCtx(t), f.options()); err != nil { // unchanged: refreshd has seen the seed
+		t.Fatal(err)
+	}
+	other := f.other(t)
+	var raced string
+	o := f.options()
+	o.Runner = &racingRunner{t: t, races: 1, other: func(int) {
+		raced = other.commit("constraints-no-providers-3.11.txt", constraints("x", "requests==2.32.0"), "Racer")
+		other.push()
+	}}
+	f.generate(t, "2025-06-02T02:00:00Z", []string{"apache-beam==2.51.0", "boto3==1.28.0", "celery==5.3.1", "requests==2.31.0"}, []string{"requests==2.32.0"})
+	res, err := Publish(testCtx(t), o)
+	if err != nil || res.PushAttempts != 2 {
+		t.Fatalf("publish: %+v %v, want it pushed on the second attempt", res, err)
+	}
+	if len(res.Outside) != 1 || res.Outside[0].Commit != raced || res.Outside[0].Author != "Racer <human@example.com>" {
+		t.Errorf("outside = %+v, want the racing commit %s", res.Outside, raced)
+	}
+}
+
+// The look at outside commits is bounded: more than MaxOutsideCommits since the last
+// publish reads the newest MaxOutsideCommits and says so; a rewritten branch is said too.
+func TestPublishOutsideCommitsBounded(t *testing.T) {
+	f := newFixture(t)
+	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
+	if _, err := Publish(testCtx(t), f.options()); err != nil {
+		t.Fatal(err)
+	}
+	other := f.other(t)
+	n := MaxOutsideCommits + 10
+	for i := 1; i <= n; i++ {
+		writeFile(t, filepath.Join(other.dir, "constraints-no-providers-3.11.txt"), constraints("x", fmt.Sprintf("requests==2.%d.0", 40+i)))
+		testkit.Git(t, other.dir, "commit", "--quiet", "-am", fmt.Sprint("bump ", i))
+	}
+	other.push()
+	res, err := Publish(testCtx(t), f.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outside) != MaxOutsideCommits || !strings.Contains(res.OutsideNote, fmt.Sprintf("more than %d commits", MaxOutsideCommits)) {
+		t.Fatalf("outside: %d commits, note %q; want the newest %d and a note", len(res.Outside), res.OutsideNote, MaxOutsideCommits)
+	}
+	if c := res.Outside[0].Changes; len(c) != 1 || c[0].New != fmt.Sprintf("2.%d.0", 40+n) {
+		t.Errorf("newest outside commit changes %+v, want requests -> 2.%d.0", c, 40+n)
+	}
+
+	// Someone rewrites the branch: a new root commit with other pins, force-pushed.
+	testkit.Git(t, other.dir, "checkout", "--quiet", "--orphan", "rewritten")
+	writeFile(t, filepath.Join(other.dir, "constraints-no-providers-3.11.txt"), constraints("x", "requests==9.9.9"))
+	testkit.Git(t, other.dir, "commit", "--quiet", "-am", "rewrite")
+	other.push("--force")
+	res, err = Publish(testCtx(t), f.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A root commit's pins are all added.
+	if !strings.Contains(res.OutsideNote, "rewritten") || len(res.Outside) != 1 || !strings.Contains(fmt.Sprint(res.Outside[0].Changes), "+ requests 9.9.9") {
+		t.Errorf("after a rewrite: outside %+v, note %q", res.Outside, res.OutsideNote)
+	}
+}
+
+// An author is hostile text: what git gives is recorded without control characters, as
+// valid UTF-8, cut at a character boundary.
+func TestBoundAuthor(t *testing.T) {
+	long := strings.Repeat("é", MaxAuthorBytes)
+	for _, tc := range []struct{ in, want string }{
+		{"Jane <j@x>", "Jane <j@x>"},
+		{"\x1b[31mred\x1b[0m <a@b>", " [31mred [0m <a@b>"},
+		{"bad \xff utf8", "bad   utf8"},
+		{`"><script>alert(1)</script>`, `"><script>alert(1)</script>`}, // escaped where shown
+		{long, long[:MaxAuthorBytes-3-1] + "…"},
+	} {
+		got := boundAuthor(tc.in)
+		if got != tc.want || len(got) > MaxAuthorBytes || !utf8.ValidString(got) {
+			t.Errorf("boundAuthor(%q) = %q (%d bytes), want %q", tc.in, got, len(got), tc.want)
+		}
+	}
+}
+
+// parseOutside reads only the published files' sections, pins in removed and added lines,
+// a pip option or comment line starting with "--" or "++" included as content, and a
+// commit date in the future as now.
+func TestParseOutside(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	out := "\x00aaaa\x1f1700000000\x1fA <a@x>\n\n" +
+		"diff --git a/c.txt b/c.txt\nindex 1..2 100644\n--- a/c.txt\n+++ b/c.txt\n@@ -2,2 +2,2 @@\n-httpx==0.27.2\n---index-url x\n+httpx==0.28.1\n+++extra\n" +
+		"diff --git a/other.txt b/other.txt\n--- a/other.txt\n+++ b/other.txt\n@@ -1 +1 @@\n-flask==1\n+flask==2\n" +
+		"\x00bbbb\x1f99999999999\x1fB <b@x>\n\ndiff --git a/c.txt b/c.txt\nnew file mode 100644\n--- /dev/null\n+++ b/c.txt\n@@ -0,0 +1 @@\n+a==1\n" +
+		"\x00cccc\x1f1700000000\x1fC\n\ndiff --git a/c.txt b/c.txt\n@@ -1 +1 @@\n-# header 1\n+# header 2\n"
+	got := parseOutside([]byte(out), []string{"c.txt"}, now)
+	want := []OutsideCommit{
+		{Commit: "aaaa", Author: "A <a@x>", At: time.Unix(1700000000, 0).UTC(), Changes: []Change{{File: "c.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1", Kind: Upgraded}}},
+		{Commit: "bbbb", Author: "B <b@x>", At: now, Changes: []Change{{File: "c.txt", Package: "a", New: "1", Kind: Added}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parseOutside:\n got %+v\nwant %+v", got, want)
+	}
+}
