@@ -63,6 +63,8 @@ type Engine struct {
 	slots *slotManager
 	// provisions lets runs provisioning the same builder at the same time share it.
 	provisions *provisionShare
+	// outMu serialises writes to cfg.Output, which every run of the engine writes to.
+	outMu sync.Mutex
 }
 
 // DefaultKillGrace is the grace when neither the plan nor the Config sets one.
@@ -145,26 +147,16 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 		spec.Trigger = history.TriggerManual
 	}
 	rs := &runState{
-		e: e, g: g, p: p, spec: spec,
-		log:      e.log.With("plan", p.Name, "run", spec.ID),
-		red:      redact.New(),
+		runEnv:   newRunEnv(ctx, e, g, spec),
+		g:        g,
 		idx:      make(map[string]int, len(g.Instances)),
 		dirty:    make(chan struct{}, 1),
 		changed:  map[int]bool{},
-		grace:    e.grace(p),
 		values:   map[string]map[string]plan.Var{},
 		decided:  map[condKey]bool{},
 		stepSkip: map[string]string{},
+		registry: newRegistryBudget(e.cfg.Tools.RegistryBudget),
 	}
-	rs.registry = newRegistryBudget(e.cfg.Tools.RegistryBudget)
-	// Secrets first: their values are masked in every field of the run from the start, in
-	// its instance ids (g.Mask: the record's steps, log file names, logs, pages, the
-	// journal's step=), its params (and, as they arrive, its vars: stages.go) and every
-	// value its log lines carry.
-	rs.secrets, rs.secretWarnings, rs.secretErr = ReadSecrets(ctx, p)
-	rs.red = redact.New(slices.Collect(maps.Values(rs.secrets))...)
-	g.Mask(rs.red.String)
-	rs.log = slog.New(rs.red.Handler(rs.log.Handler())) // every value logged, a client's URL too
 	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
 		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maskValues(rs.red, g.Params)}
 	for i, inst := range g.Instances {
@@ -270,18 +262,10 @@ func (e *Engine) prune(p *plan.Plan) {
 	}
 }
 
-// runState is one run in progress. mu guards rec and builders.
+// runState is one run in progress. Its runEnv is read-only; mu guards rec and builders.
 type runState struct {
-	e       *Engine
-	g       *plan.Graph
-	p       *plan.Plan
-	spec    RunSpec
-	log     *slog.Logger
-	red     *redact.Redactor
-	secrets map[string]string
-	workdir string // the plan's default workdir
-	tools   *Tools // the engine's, or for a plan whose env sets DOCKER_CONFIG, with that one
-	grace   time.Duration
+	*runEnv
+	g *plan.Graph
 
 	mu     sync.Mutex
 	rec    *history.Run
@@ -290,7 +274,6 @@ type runState struct {
 
 	prev previousDigests // cache digests recorded by earlier runs, read once when first asked
 
-	outMu   sync.Mutex // serialises writes to Config.Output
 	dirty   chan struct{}
 	changed map[int]bool      // steps changed since the last save (under mu)
 	journal *statedir.Journal // every step change, as it happens (under mu); nil if it failed
@@ -310,9 +293,6 @@ type runState struct {
 	stepSkip map[string]string
 	// registry is what is left of the time skip_if may wait on registries.
 	registry *registryBudget
-	// secretWarnings and secretErr are what reading the secrets said, at the run's start.
-	secretWarnings []string
-	secretErr      error
 }
 
 // maskValues is m (params) with every secret value masked, for the record.
@@ -335,29 +315,15 @@ func RecordParams(ctx context.Context, p *plan.Plan, params map[string]string) m
 	return maskValues(redact.New(slices.Collect(maps.Values(values))...), params)
 }
 
-// execute does the run: secrets, workdir, skip_if, the graph. It returns the run's status.
+// execute does the run: what preparing its environment said, skip_if, the graph. It returns the run's status.
 func (rs *runState) execute(ctx context.Context) (history.Status, string) {
-	for _, w := range rs.secretWarnings {
+	for _, w := range rs.startWarnings {
 		rs.log.Warn(w)
 	}
-	rs.warn(rs.secretWarnings...)
-	if rs.secretErr != nil {
+	rs.warn(rs.startWarnings...)
+	if rs.startErr != nil {
 		rs.skipAll("run failed before it started")
-		return history.StatusFailed, rs.secretErr.Error()
-	}
-	dockerConfig, err := planDockerConfig(rs.g)
-	if err != nil {
-		rs.skipAll("run failed before it started")
-		return history.StatusFailed, err.Error()
-	}
-	rs.tools = rs.e.cfg.Tools.forDockerConfig(dockerConfig)
-	rs.workdir = rs.p.Workdir
-	if rs.workdir == "" {
-		rs.workdir = rs.e.dir.Work(rs.p.Name)
-		if err := os.MkdirAll(rs.workdir, 0o750); err != nil {
-			rs.skipAll("run failed before it started")
-			return history.StatusFailed, fmt.Sprintf("create workdir %s: %v", rs.workdir, err)
-		}
+		return history.StatusFailed, rs.startErr.Error()
 	}
 	if rs.p.Timeout > 0 {
 		var cancel context.CancelFunc

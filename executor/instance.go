@@ -215,9 +215,9 @@ func (rs *runState) lineSink(inst *plan.Instance, logFile *attemptLog, log *slog
 		}
 		log.LogAttrs(context.Background(), slog.LevelInfo, "output", slog.String("line", line))
 		if out != nil {
-			rs.outMu.Lock()
+			rs.e.outMu.Lock()
 			fmt.Fprintf(out, "%s | %s\n", inst.ID, line)
-			rs.outMu.Unlock()
+			rs.e.outMu.Unlock()
 		}
 		if obs != nil {
 			obs.Line(rs.spec.ID, inst.ID, line)
