@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/refreshd/refreshd/history"
@@ -110,8 +112,7 @@ func (rs *runState) attempt(ctx context.Context, i int, inst *plan.Instance, n i
 	rs.update(i, func(s *history.Step) {
 		s.Attempts = append(s.Attempts, history.Attempt{N: n, Start: start, ExitCode: -1, Log: logPath})
 	})
-	var res attemptResult
-	err := rs.runAttempt(ctx, i, inst, n, logPath, pats, log, &res)
+	res, err := rs.runAttempt(ctx, i, inst, n, logPath, pats, log)
 	end := time.Now().UTC()
 	rs.update(i, func(s *history.Step) {
 		a := &s.Attempts[len(s.Attempts)-1]
@@ -123,34 +124,80 @@ func (rs *runState) attempt(ctx context.Context, i int, inst *plan.Instance, n i
 	return res, err
 }
 
-func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, n int, logPath string, pats []*regexp.Regexp, log *slog.Logger, res *attemptResult) error {
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
-		return fmt.Errorf("create log directory: %w", err)
-	}
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+// runAttempt does attempt n of instance i within the step's timeout: the action, then, for
+// a step that defines values, reading them (stages.go), every output line into the log at
+// logPath.
+func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, n int, logPath string, pats []*regexp.Regexp, log *slog.Logger) (attemptResult, error) {
+	logFile, err := createAttemptLog(logPath)
 	if err != nil {
-		return fmt.Errorf("create attempt log: %w", err)
+		return attemptResult{status: ExitStatus{Code: 1}}, err
 	}
-	defer f.Close()
-	logFile := &attemptLog{f: f, path: logPath}
+	defer logFile.f.Close()
 	lw := newLineWriter(rs.red, pats, rs.lineSink(inst, logFile, log))
-	defer func() { res.line = lw.Matched() }()
-	defer lw.Flush()
-
-	workdir := inst.Workdir
-	if workdir == "" {
-		workdir = rs.workdir
-	}
 	if inst.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, inst.Timeout, errStepTimeout)
 		defer cancel()
 	}
-	procs := rs.attemptProcs(i, log)
+	var last lastExit
 	var stdout *capture
 	if wantsStdout(inst) && !rs.spec.DryRun {
 		stdout = &capture{}
 	}
+	a := rs.newAttempt(i, inst, n, log, lw, stdout, &last)
+	err = rs.dispatch(ctx, a)
+	if err == nil && inst.Step != nil && inst.Step.Outputs != nil && !rs.spec.DryRun {
+		err = rs.readOutputs(ctx, inst, a.Workdir, stdout, lw)
+	}
+	err = rs.attemptError(ctx, inst, err, lw, logFile)
+	res := attemptResult{status: last.get(), line: lw.Matched()}
+	if err == nil {
+		res.status = ExitStatus{}
+	} else if res.status == (ExitStatus{}) {
+		res.status = ExitStatus{Code: 1} // a built-in action failed outside any process
+	}
+	return res, err
+}
+
+// createAttemptLog creates the attempt's log file (and the run's log directory).
+func createAttemptLog(path string) (*attemptLog, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create log directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("create attempt log: %w", err)
+	}
+	return &attemptLog{f: f, path: path}, nil
+}
+
+// lastExit is the exit status of the latest process of an attempt to end. An action may
+// run processes of one attempt at once (provisioning waits for every node together), so it
+// has a lock of its own.
+type lastExit struct {
+	mu sync.Mutex
+	st ExitStatus
+}
+
+func (l *lastExit) set(st ExitStatus) {
+	l.mu.Lock()
+	l.st = st
+	l.mu.Unlock()
+}
+
+func (l *lastExit) get() ExitStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st
+}
+
+// newAttempt is the Attempt an action does attempt n of instance i through: its workdir,
+// output (lw), secrets and process runner, Exec for its processes (each one's status into
+// last, standard output into stdout when the step's values come from it) and the hooks
+// it records through.
+func (rs *runState) newAttempt(i int, inst *plan.Instance, n int, log *slog.Logger, lw *lineWriter, stdout *capture, last *lastExit) *Attempt {
+	workdir := cmp.Or(inst.Workdir, rs.workdir)
+	procs := rs.attemptProcs(i, log)
 	a := &Attempt{
 		RunID: rs.spec.ID, Plan: rs.p, Instance: inst, Workdir: workdir, N: n, Log: log, Output: lw,
 		Secrets: rs.secrets, StateDir: rs.e.cfg.StateDir, DryRun: rs.spec.DryRun, Procs: procs,
@@ -161,16 +208,14 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 			}
 		},
 		Exec: func(ctx context.Context, dir string, argv []string, extraEnv ...string) (ExitStatus, error) {
-			if dir == "" {
-				dir = workdir
-			}
+			dir = cmp.Or(dir, workdir)
 			env := stepEnv(inst, rs.secrets, rs.tools.DockerConfig, append(rs.sourceEnv(), extraEnv...))
 			c := proc.Cmd{Argv: argv, Dir: dir, Env: env, Output: lw}
 			if stdout != nil {
 				c.Stdout = stdout // a nil *capture must not become a non-nil io.Writer
 			}
 			st, err := procs.Run(ctx, c)
-			res.status = st
+			last.set(st)
 			if err != nil && dir == workdir && errors.Is(err, fs.ErrNotExist) {
 				err = fmt.Errorf("workdir %s %s does not exist (refreshd creates only the default workdir, and a checkout step its path): create it, or check out into it first", dir, workdirSetting(rs.p, inst))
 			}
@@ -178,10 +223,13 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 		},
 	}
 	rs.recordHooks(a, i)
-	err = rs.dispatch(ctx, a)
-	if err == nil && inst.Step != nil && inst.Step.Outputs != nil && !rs.spec.DryRun {
-		err = rs.readOutputs(ctx, inst, workdir, stdout, lw)
-	}
+	return a
+}
+
+// attemptError is the attempt's error as recorded, from err, what the action returned: a
+// timeout of the step's own said as such, a log that could not keep the output, and the
+// output line that says why a process failed.
+func (rs *runState) attemptError(ctx context.Context, inst *plan.Instance, err error, lw *lineWriter, logFile *attemptLog) error {
 	if errors.Is(context.Cause(ctx), errStepTimeout) && rs.stepTimedOut(ctx) {
 		err = fmt.Errorf("timed out after %s (process group stopped: SIGTERM, then SIGKILL after %s)", inst.Timeout, rs.grace)
 	}
@@ -196,11 +244,6 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 		if line := strings.TrimSpace(lw.ErrorLine()); line != "" && !strings.Contains(err.Error(), line) {
 			err = fmt.Errorf("%w: %s", err, line)
 		}
-	}
-	if err == nil {
-		res.status = ExitStatus{}
-	} else if res.status == (ExitStatus{}) {
-		res.status = ExitStatus{Code: 1} // a built-in action failed outside any process
 	}
 	return err
 }
