@@ -563,7 +563,7 @@ func startGitHubAPI(t *testing.T, repo, token string) *githubAPI {
 			http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
 			return
 		}
-		out, err := exec.Command("git", "--git-dir", repo, "show", "refs/heads/"+ref+":"+file).Output()
+		out, err := testkit.GitCmd(r.Context(), "", "--git-dir", repo, "show", "refs/heads/"+ref+":"+file).Output()
 		if err != nil {
 			http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
 			return
