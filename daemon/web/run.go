@@ -75,7 +75,7 @@ type attemptView struct {
 	Start    Time
 	Duration string
 	Outcome  string
-	OK       bool
+	Class    string // ok, failed or running (outcomeClass)
 	Error    string
 	Backoff  string // the wait before this attempt
 	LogURL   string
@@ -210,55 +210,12 @@ func (s *Server) buildRunPage(run *history.Run, offset int, loc *time.Location) 
 	}
 	caches := map[string]int{} // ref -> index in p.Caches
 	for i, st := range run.Steps {
-		v := stepView{Anchor: stepAnchor(offset + i), Instance: st.Instance, Status: st.Status, Reason: st.Reason, Node: st.Node,
-			Start: Time{st.Start, loc}, Duration: duration(st.Start, st.End, now), Warnings: st.Warnings,
-			Extra: extras(stepOnly(st), stepFields...)}
-		if st.Status == history.StatusRunning && len(st.Attempts) > 0 {
-			v.LiveURL = logURL(run.ID, st.Instance, st.Attempts[len(st.Attempts)-1].N)
-		}
-		for j, a := range st.Attempts {
-			av := attemptView{N: a.N, Start: Time{a.Start, loc}, Duration: duration(a.Start, a.End, now),
-				Outcome: report.AttemptOutcome(a), OK: outcomeClass(a) == "ok", Error: a.Error}
-			if av.Error == av.Outcome {
-				av.Error = ""
-			}
-			if j > 0 && !st.Attempts[j-1].End.IsZero() && a.Start.After(st.Attempts[j-1].End) {
-				av.Backoff = roundDuration(a.Start.Sub(st.Attempts[j-1].End))
-			}
-			if a.Log != "" {
-				av.LogURL = logURL(run.ID, st.Instance, a.N)
-			}
-			v.Attempts = append(v.Attempts, av)
-		}
-		// A failed step's reason quotes its last attempt ("attempt 3 of 3: exit code 1:
-		// ERROR ..."), which the attempts list shows already: said once, not twice.
-		if n := len(st.Attempts); n > 0 {
-			last := st.Attempts[n-1]
-			if last.Error != "" && strings.Contains(st.Reason, last.Error) || strings.HasSuffix(st.Reason, report.AttemptOutcome(last)) {
-				v.Reason = ""
-			}
-		}
+		v := stepViewOf(run.ID, &st, offset+i, loc, now)
 		for _, c := range st.Caches {
-			k, ok := caches[c.Ref]
-			if !ok {
-				k = len(p.Caches)
-				caches[c.Ref] = k
-				p.Caches = append(p.Caches, cacheView{Ref: c.Ref, Before: c.Before})
-			}
-			cv := &p.Caches[k]
-			if c.After != "" {
-				cv.After = c.After
-			}
-			cv.Changed = cv.Changed || c.Changed
-			cv.Verified = c.Verified // as the last step in graph order saw it (history.Run.CacheTags)
-			cv.Steps = append(cv.Steps, st.Instance)
+			p.addCache(caches, st.Instance, c)
 		}
 		if st.Publish != nil {
-			pv := publishView{Step: st.Instance, Anchor: v.Anchor, Publish: st.Publish}
-			for _, c := range st.Publish.Changes {
-				pv.Changes = append(pv.Changes, changeView{PackageChange: c, Kind: git.ChangeKind(c.Old, c.New)})
-			}
-			p.Publishes = append(p.Publishes, pv)
+			p.Publishes = append(p.Publishes, publishViewOf(&st, v.Anchor))
 		}
 		for _, w := range st.Warnings {
 			p.Warnings = append(p.Warnings, warningView{Step: st.Instance, Anchor: v.Anchor, Text: w})
@@ -266,6 +223,66 @@ func (s *Server) buildRunPage(run *history.Run, offset int, loc *time.Location) 
 		p.Steps = append(p.Steps, v)
 	}
 	return p
+}
+
+// stepViewOf is the row of step st, instance i of run id, in the steps table.
+func stepViewOf(id string, st *history.Step, i int, loc *time.Location, now time.Time) stepView {
+	v := stepView{Anchor: stepAnchor(i), Instance: st.Instance, Status: st.Status, Reason: st.Reason, Node: st.Node,
+		Start: Time{st.Start, loc}, Duration: duration(st.Start, st.End, now), Warnings: st.Warnings,
+		Extra: extras(stepOnly(*st), stepFields...)}
+	if st.Status == history.StatusRunning && len(st.Attempts) > 0 {
+		v.LiveURL = logURL(id, st.Instance, st.Attempts[len(st.Attempts)-1].N)
+	}
+	for j, a := range st.Attempts {
+		av := attemptView{N: a.N, Start: Time{a.Start, loc}, Duration: duration(a.Start, a.End, now),
+			Outcome: report.AttemptOutcome(a), Class: outcomeClass(a), Error: a.Error}
+		if av.Error == av.Outcome {
+			av.Error = ""
+		}
+		if j > 0 && !st.Attempts[j-1].End.IsZero() && a.Start.After(st.Attempts[j-1].End) {
+			av.Backoff = roundDuration(a.Start.Sub(st.Attempts[j-1].End))
+		}
+		if a.Log != "" {
+			av.LogURL = logURL(id, st.Instance, a.N)
+		}
+		v.Attempts = append(v.Attempts, av)
+	}
+	// A failed step's reason quotes its last attempt ("attempt 3 of 3: exit code 1:
+	// ERROR ..."), which the attempts list shows already: said once, not twice.
+	if n := len(st.Attempts); n > 0 {
+		last := st.Attempts[n-1]
+		if last.Error != "" && strings.Contains(st.Reason, last.Error) || strings.HasSuffix(st.Reason, report.AttemptOutcome(last)) {
+			v.Reason = ""
+		}
+	}
+	return v
+}
+
+// addCache adds what step instance recorded of cache ref c to the page's cache table, in
+// the row of c's ref (caches maps a ref to its row).
+func (p *runPage) addCache(caches map[string]int, instance string, c history.Cache) {
+	k, ok := caches[c.Ref]
+	if !ok {
+		k = len(p.Caches)
+		caches[c.Ref] = k
+		p.Caches = append(p.Caches, cacheView{Ref: c.Ref, Before: c.Before})
+	}
+	cv := &p.Caches[k]
+	if c.After != "" {
+		cv.After = c.After
+	}
+	cv.Changed = cv.Changed || c.Changed
+	cv.Verified = c.Verified // as the last step in graph order saw it (history.Run.CacheTags)
+	cv.Steps = append(cv.Steps, instance)
+}
+
+// publishViewOf is what publish step st (at anchor) did, its changes classified.
+func publishViewOf(st *history.Step, anchor string) publishView {
+	pv := publishView{Step: st.Instance, Anchor: anchor, Publish: st.Publish}
+	for _, c := range st.Publish.Changes {
+		pv.Changes = append(pv.Changes, changeView{PackageChange: c, Kind: git.ChangeKind(c.Old, c.New)})
+	}
+	return pv
 }
 
 // recordOnly and stepOnly drop what has a view of its own before extras encodes a record to

@@ -16,43 +16,12 @@ import (
 
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/internal/testkit/browser"
 )
 
 // ArtifactsEnv names the directory the browser test saves its screenshots in (default: the
 // test's temporary directory, removed after it).
 const ArtifactsEnv = "REFRESHD_E2E_ARTIFACTS"
-
-// browser is a headless Chromium driven over the DevTools protocol (chromedp), with a fresh
-// profile, nothing fetched but what the page asks of the dashboard.
-func browser(t *testing.T, ctx context.Context) context.Context {
-	t.Helper()
-	chromium := testkit.Need(t, "chromium")[0]
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox refuses to start
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc() // ends the Chromium process and waits for it
-	})
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	return bctx
-}
 
 func artifacts(t *testing.T) string {
 	dir := os.Getenv(ArtifactsEnv)
@@ -94,7 +63,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// machine, minutes when other test packages load the cores (4 on a load of 30).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	b := browser(t, ctx)
+	b := browser.Start(t, ctx)
 	addr := testkit.FreeAddr(t)
 	d := startDaemon(t, s, filepath.Join(s.Dir, "state"), "--http", addr)
 	web := "http://" + addr

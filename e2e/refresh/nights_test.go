@@ -13,6 +13,7 @@ import (
 
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
+	"github.com/refreshd/refreshd/internal/testkit/browser"
 )
 
 // TestDashboardAfterThreeNights runs three nights of demo/main (one Python) through a
@@ -36,7 +37,7 @@ func TestDashboardAfterThreeNights(t *testing.T) {
 	addr := testkit.FreeAddr(t)
 	d := startDaemon(t, s, filepath.Join(s.Dir, "state"), "--http", addr)
 	web := "http://" + addr
-	b := browser(t, ctx)
+	b := browser.Start(t, ctx)
 	out := artifacts(t)
 
 	// Night 1: the release reaches the constraints and rebuilds the caches.

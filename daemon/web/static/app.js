@@ -44,12 +44,47 @@
     es.addEventListener("end", function (e) {
       es.close();
       pre.setAttribute("data-ended", "1");
-      say("The step has ended (" + e.data + "). Reload for its final status.");
+      say("The step has ended (" + e.data + ").");
+      final(e.data);
     });
     es.onerror = function () {
       es.close();
       say("The live stream was interrupted; reload the page to follow again.");
     };
+    // final fetches the page again once the step has ended and puts its outcome line (how
+    // the attempt ended, its duration) and the attempts in place of the running ones; the
+    // output followed live stays.
+    function final(why) {
+      if (!window.fetch || !window.DOMParser) {
+        return;
+      }
+      fetch(window.location.href, { cache: "no-store", credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) {
+          if ((r.headers.get("Content-Type") || "").indexOf("text/html") !== 0) {
+            throw new Error("not a page");
+          }
+          return r.text();
+        })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          ["outcome", "attempts"].forEach(function (id) {
+            var fresh = doc.getElementById(id), old = document.getElementById(id);
+            if (fresh && old) {
+              old.replaceWith(document.adoptNode(fresh));
+            } else if (fresh && id === "attempts") {
+              document.getElementById("outcome").after(document.adoptNode(fresh));
+            }
+          });
+          var o = document.getElementById("outcome");
+          say("The step has ended: " + (o ? o.textContent.split(" · ")[0] : why) + ".");
+          if (status) {
+            status.setAttribute("data-final", "1");
+          }
+        })
+        .catch(function () {
+          say("The step has ended (" + why + "). Reload for its final status.");
+        });
+    }
   }
 
   function followRuns(main) {
