@@ -9,9 +9,8 @@ import (
 )
 
 // action is a step instance's built-in action as the executor does it. Each kind lives in
-// its own file (command.go, checkout.go, provision.go, buildxcache.go, verify.go, publish.go) and builds
-// the argv it runs with the same function describe uses, so the dry run prints exactly what
-// a real run executes.
+// its own file, named in builtin below, and builds the argv it runs with the same function
+// describe uses, so the dry run prints exactly what a real run executes.
 type action interface {
 	// run does the action for one attempt.
 	run(ctx context.Context, t *Tools, a *Attempt) error
@@ -26,7 +25,8 @@ type previewer interface {
 }
 
 // builtin is the executor's action for a plan action of plan p (nil: outside a plan): the
-// one place that maps the plan's action types to the files that do them.
+// one place that maps the plan's action types (plan/action.go) to the files that do them,
+// one case per action. TestBuiltinCoversPlan fails when a plan action has none.
 func builtin(act plan.Action, p *plan.Plan) (action, error) {
 	switch act := act.(type) {
 	case *plan.RunAction:

@@ -5,8 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-
-	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // Values become arguments of git, docker buildx and buildctl. The executor ends their options
@@ -154,23 +152,6 @@ func (p *Plan) param(name string) *Param {
 		}
 	}
 	return nil
-}
-
-// The fields of each action whose value reaches an argv, and their rules.
-var (
-	argCheckoutRepo = argField{"checkout.repo", "checkout repo", safearg.GitRepo}
-	argCheckoutRef  = argField{"checkout.ref", "checkout ref", safearg.GitRef}
-	argPublishRepo  = argField{"publish_constraints.repo", "publish_constraints repo", safearg.GitRepo}
-	argBranch       = argField{"publish_constraints.branch", "branch", safearg.GitRef}
-	argContext      = argField{"buildx_cache.context", "buildx_cache context", safearg.Operand}
-	argFile         = argField{"buildx_cache.file", "buildx_cache file", optional(safearg.Operand)}
-	argTarget       = argField{"buildx_cache.target", "buildx_cache target", optional(safearg.Operand)}
-)
-
-// argBuildArg is the field of one build arg's value: bound to its flag (--build-arg=K=V),
-// so any text but a control character.
-func argBuildArg(k string) argField {
-	return argField{"buildx_cache.build_args." + k, "build arg " + k, safearg.Text}
 }
 
 // optional accepts "" (the field is left out of the argv) and checks anything else.

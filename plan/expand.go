@@ -86,8 +86,8 @@ func (x *expander) count(s *Step) bool {
 			break
 		}
 	}
-	if s.BuildxCache != nil {
-		n *= max(len(s.BuildxCache.Platforms), 1)
+	if f, ok := s.action().spec.(fanOutSpec); ok {
+		n *= f.instances()
 	}
 	x.total += n
 	if n > MaxInstances || x.total > MaxInstances {
@@ -245,21 +245,19 @@ func combos(axes []Axis) [][]KV {
 	return out
 }
 
+// step adds the instances of step s: one per matrix combination (per platform for a
+// buildx build), after the provision instance of the builder it uses.
 func (x *expander) step(s *Step) {
 	builder := s.Builder
-	if s.BuildxCache != nil {
-		builder = s.BuildxCache.Builder
-	}
-	provision := ""
-	if builder != "" {
-		provision = x.provision(builder)
+	if b, ok := s.action().spec.(builderSpec); ok {
+		builder = b.builder()
 	}
 	var needs []string
 	for _, n := range s.Needs {
 		needs = append(needs, x.byStep[n]...)
 	}
-	if provision != "" {
-		needs = append(needs, provision)
+	if builder != "" {
+		needs = append(needs, x.provision(builder))
 	}
 	axes := make([]Axis, len(s.Matrix))
 	for i, ax := range s.Matrix {
@@ -268,16 +266,8 @@ func (x *expander) step(s *Step) {
 	}
 	for _, c := range combos(axes) {
 		data := x.data(c)
-		id := s.ID
-		if len(c) > 0 {
-			parts := make([]string, len(c))
-			for i, kv := range c {
-				parts[i] = kv.Key + "=" + kv.Value
-			}
-			id += "[" + strings.Join(parts, ",") + "]"
-		}
 		base := &Instance{
-			ID: id, Step: s, Values: c, Needs: slices.Clone(needs), ConcurrencyKey: s.ID,
+			ID: instanceID(s.ID, c), Step: s, Values: c, Needs: slices.Clone(needs), ConcurrencyKey: s.ID,
 			Builder: builder, Timeout: s.Timeout, Retry: s.Retry, Workdir: s.Workdir,
 			Env: x.env(s, data), Data: data,
 		}
@@ -289,128 +279,20 @@ func (x *expander) step(s *Step) {
 				That:   x.render(s, fmt.Sprintf("expect.%d.that", i), e.That, data),
 				Equals: x.render(s, fmt.Sprintf("expect.%d.equals", i), e.Equals, data)})
 		}
-		switch {
-		case s.Run != nil:
-			argv := make([]string, len(s.Run))
-			for i, a := range s.Run {
-				argv[i] = x.render(s, fmt.Sprintf("run.%d", i), a, data)
-			}
-			act := &RunAction{Argv: argv}
-			if s.Report != nil {
-				act.JUnit = x.render(s, "report.junit", s.Report.JUnit, data)
-				x.check(s, "report.junit", checkRelPath("report junit", act.JUnit))
-				if act.JUnit == "" {
-					x.check(s, "report.junit", "report junit renders to an empty path")
-				}
-			}
-			base.Action = act
-			x.add(base)
-		case s.BuildxCache != nil:
-			x.buildxCache(s, base, data)
-		case s.PublishConstraints != nil:
-			pc := *s.PublishConstraints
-			pc.Repo = x.render(s, "publish_constraints.repo", pc.Repo, data)
-			pc.Branch = x.render(s, "publish_constraints.branch", pc.Branch, data)
-			pc.Files = x.render(s, "publish_constraints.files", pc.Files, data)
-			pc.Dir = x.render(s, "publish_constraints.dir", pc.Dir, data)
-			x.checkArg(s, argPublishRepo, s.PublishConstraints.Repo, pc.Repo, data)
-			x.checkArg(s, argBranch, s.PublishConstraints.Branch, pc.Branch, data)
-			x.check(s, "publish_constraints.files", checkRelPath("files", pc.Files))
-			x.check(s, "publish_constraints.dir", checkRelPath("dir", pc.Dir))
-			base.Action = &PublishAction{PublishConstraints: pc}
-			x.add(base)
-		case s.Checkout != nil:
-			co := *s.Checkout
-			co.Repo = x.render(s, "checkout.repo", co.Repo, data)
-			co.Ref = x.render(s, "checkout.ref", co.Ref, data)
-			x.checkArg(s, argCheckoutRepo, s.Checkout.Repo, co.Repo, data)
-			x.checkArg(s, argCheckoutRef, s.Checkout.Ref, co.Ref, data)
-			if co.Path == "" {
-				co.Path = base.Workdir
-			}
-			base.Action = &CheckoutAction{Checkout: co}
-			x.add(base)
-		case s.VerifyCache != nil:
-			ref := x.render(s, "verify_cache.ref", s.VerifyCache.Ref, data)
-			if !hasTag(ref) {
-				x.errorf(s.at["verify_cache.ref"], "verify_cache ref renders to %q, which has no :TAG or @DIGEST", ref)
-			} else {
-				x.check(s, "verify_cache.ref", checkImageRef("verify_cache ref", ref))
-			}
-			base.Action = &VerifyAction{Refs: []string{ref}}
-			x.add(base)
-		}
+		s.action().spec.expand(x, s, base, data)
 	}
 }
 
-func (x *expander) buildxCache(s *Step, base *Instance, data map[string]any) {
-	bc := s.BuildxCache
-	b := x.p.Builders[bc.Builder]
-	repo := x.render(s, "buildx_cache.ref", bc.Ref, data)
-	if hasTag(repo) {
-		x.errorf(s.at["buildx_cache.ref"], "buildx_cache ref %q must be a repository without a tag; refreshd adds cache-<os>-<arch> per platform", repo)
-	} else {
-		x.check(s, "buildx_cache.ref", checkImageRef("buildx_cache ref", repo))
-	}
-	var args []KV
-	for _, k := range slices.Sorted(maps.Keys(bc.BuildArgs)) {
-		v := x.render(s, "buildx_cache.build_args."+k, bc.BuildArgs[k], data)
-		x.checkArg(s, argBuildArg(k), bc.BuildArgs[k], v, data)
-		args = append(args, KV{Key: k, Value: v})
-	}
-	context := x.render(s, "buildx_cache.context", bc.Context, data)
-	file := x.render(s, "buildx_cache.file", bc.File, data)
-	target := x.render(s, "buildx_cache.target", bc.Target, data)
-	x.checkArg(s, argContext, bc.Context, context, data)
-	x.checkArg(s, argFile, bc.File, file, data)
-	x.checkArg(s, argTarget, bc.Target, target, data)
-	for i, pt := range bc.Platforms {
-		key := fmt.Sprintf("buildx_cache.platforms.%d", i)
-		platform := x.render(s, key, pt, data)
-		if msg := checkPlatform(platform); msg != "" {
-			if platform != pt {
-				msg += fmt.Sprintf(" (rendered from %s)", pt)
-			}
-			x.errorf(s.at[key], "%s", msg)
-			continue
-		}
-		node := ""
-		var nodes []string
-		for _, n := range b.Nodes {
-			nodes = append(nodes, n.Name+" ("+n.Platform+")")
-			if n.Platform == platform {
-				node = n.Name
-			}
-		}
-		if node == "" {
-			x.errorf(s.at[key], "no node of builder %s is pinned to %s, so it would build in emulation or not at all; nodes: %s", b.Name, platform, strings.Join(nodes, ", "))
-			continue
-		}
-		inst := *base
-		inst.ID = base.ID + "[" + platform + "]"
-		inst.ConcurrencyKey = s.ID + "[" + platform + "]"
-		inst.Needs = slices.Clone(base.Needs)
-		inst.Action = &BuildxCacheAction{
-			Builder: bc.Builder, Node: node, Platform: platform,
-			Context: context, File: file, Target: target,
-			BuildArgs: args, CacheRef: repo + ":cache-" + PlatformTag(platform),
-		}
-		x.add(&inst)
-	}
-}
-
-// provision returns the provision instance of a builder, adding it on first use.
-func (x *expander) provision(name string) string {
-	if id, ok := x.provisioned[name]; ok {
+// instanceID is the id of step id's instance for matrix values c: "id[k=v,...]".
+func instanceID(id string, c []KV) string {
+	if len(c) == 0 {
 		return id
 	}
-	id := "provision[" + name + "]"
-	x.provisioned[name] = id
-	x.add(&Instance{
-		ID: id, ConcurrencyKey: id, Builder: name, Retry: defaultRetry(), Workdir: x.p.Workdir,
-		Env: maps.Clone(x.planEnv), Action: &ProvisionAction{Builder: x.p.Builders[name]},
-	})
-	return id
+	parts := make([]string, len(c))
+	for i, kv := range c {
+		parts[i] = kv.Key + "=" + kv.Value
+	}
+	return id + "[" + strings.Join(parts, ",") + "]"
 }
 
 func (x *expander) add(inst *Instance) {
@@ -481,11 +363,3 @@ func hasTag(ref string) bool {
 	last := ref[strings.LastIndex(ref, "/")+1:]
 	return strings.Contains(last, ":")
 }
-
-// Kind names of the actions, as shown by the dry run and stored in history.
-func (*RunAction) Kind() string         { return "run" }
-func (*ProvisionAction) Kind() string   { return "provision" }
-func (*BuildxCacheAction) Kind() string { return "buildx_cache" }
-func (*PublishAction) Kind() string     { return "publish_constraints" }
-func (*VerifyAction) Kind() string      { return "verify_cache" }
-func (*CheckoutAction) Kind() string    { return "checkout" }

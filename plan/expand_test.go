@@ -53,6 +53,8 @@ func dumpGraph(g *Graph) string {
 			fmt.Fprintf(&b, "  verify %q\n", a.Refs)
 		case *CheckoutAction:
 			fmt.Fprintf(&b, "  checkout %s %s path=%s token=%s keep=%q\n", a.Repo, a.Ref, a.Path, a.Token, a.Keep)
+		default:
+			fmt.Fprintf(&b, "  %s %+v\n", a.Kind(), a)
 		}
 	}
 	return b.String()

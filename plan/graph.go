@@ -65,50 +65,11 @@ type KV struct {
 	Value string
 }
 
-// Action is what an instance does: one of *RunAction, *CheckoutAction, *ProvisionAction,
-// *BuildxCacheAction, *PublishAction, *VerifyAction. The exact commands each performs are the executor's to say
-// (the dry run), since they depend on the outside programs it drives.
+// Action is what an instance does: one type per built-in action, each in the action's file
+// (plan/action.go lists them), and ProvisionAction, which the expansion adds per builder.
+// Its Kind is the action's step key ("provision"). The exact commands each performs are
+// the executor's to say (the dry run), since they depend on the outside programs it
+// drives.
 type Action interface {
 	Kind() string
-}
-
-// RunAction executes an argv directly, never through a shell.
-type RunAction struct {
-	Argv []string
-	// JUnit is the test report the step writes (report: junit:), relative to its
-	// workdir; "" for a step that is not a test gate.
-	JUnit string
-}
-
-// ProvisionAction makes a buildx builder match its declaration and checks its nodes
-// (running, native platform). Expansion adds one before the first instance using a builder.
-type ProvisionAction struct {
-	Builder *Builder
-}
-
-// BuildxCacheAction is one `docker buildx build` for one platform with registry cache.
-type BuildxCacheAction struct {
-	Builder   string
-	Node      string // the node pinned to Platform: the one expected to build
-	Platform  string
-	Context   string
-	File      string
-	Target    string
-	BuildArgs []KV   // sorted by key
-	CacheRef  string // repository:cache-<os>-<arch>[-<variant>]
-}
-
-// PublishAction publishes constraint files to a branch.
-type PublishAction struct {
-	PublishConstraints
-}
-
-// CheckoutAction brings Path (the instance's workdir when "") to Ref of Repo.
-type CheckoutAction struct {
-	Checkout
-}
-
-// VerifyAction checks cache refs in the registry.
-type VerifyAction struct {
-	Refs []string
 }

@@ -223,7 +223,8 @@ type Step struct {
 	// no other secret; built-in actions name theirs through their own keys (token:).
 	Secrets []string
 
-	// Exactly one action.
+	// Exactly one action (plan/action.go), as written. The built-in actions other code
+	// reads have their field here; every action, these too, is also in actions.
 	Run                []string // argv templates, one element each
 	BuildxCache        *BuildxCache
 	PublishConstraints *PublishConstraints
@@ -249,6 +250,7 @@ type Step struct {
 	// stdout or in a file it writes): steps using those vars expand once it has succeeded.
 	Outputs *Outputs
 
+	actions  []stepAction   // the action keys the step names, decoded: one in a valid plan
 	at       map[string]Pos // places of templated values ("run.2", "buildx_cache.ref", ...)
 	needsPos []Pos
 	// waits are the steps whose run-time vars this step uses (sorted); deferred says it
@@ -277,48 +279,6 @@ type Retry struct {
 	// pattern. Empty means the default transient patterns (TransientPatterns).
 	ExitCodes []int
 	Output    []*regexp.Regexp
-}
-
-// BuildxCache is the built-in per-platform registry cache refresh of a plain buildx project.
-type BuildxCache struct {
-	Builder   string
-	Context   string // relative to the workdir
-	File      string
-	Target    string
-	BuildArgs map[string]string
-	Platforms []string // templates; each renders to one os/arch[/variant]
-	// Ref is the cache repository (templated); the tag is cache-<os>-<arch>[-<variant>].
-	Ref string
-}
-
-// PublishConstraints publishes generated constraint files to a git branch.
-type PublishConstraints struct {
-	Repo        string
-	Branch      string
-	Files       string // glob relative to the workdir
-	Dir         string // subdirectory of the branch; default the root
-	IgnoreLines *regexp.Regexp
-	AuthorName  string
-	AuthorEmail string
-	Message     string // template over .run, .plan, .summary
-	Token       string // name of a plan secret holding an HTTPS token
-	MaxAttempts int    // push attempts on a non-fast-forward, default 5
-}
-
-// Checkout brings a directory to a commit of a repository: fetch Ref, reset to the fetched
-// commit, clean what is untracked except Keep. The run records the commit; templates of a
-// publish_constraints message see it as .source.commit (.source.ref, .source.repo).
-type Checkout struct {
-	Repo  string   // template; https://, ssh://, git@host:path or a local path
-	Ref   string   // template: a branch, a tag or a commit id
-	Path  string   // absolute; default the step's workdir (the plan's)
-	Token string   // name of a plan secret holding an HTTPS token
-	Keep  []string // paths relative to the checkout that clean leaves alone
-}
-
-// VerifyCache checks that cache refs exist in the registry.
-type VerifyCache struct {
-	Ref string // template
 }
 
 // Report is the test report a run step writes (a test gate): JUnit XML, as pytest

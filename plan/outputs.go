@@ -129,7 +129,7 @@ func (pd *planDecoder) collectOutputs() {
 		if s.Outputs == nil {
 			continue
 		}
-		if s.Run == nil && (s.BuildxCache != nil || s.PublishConstraints != nil || s.VerifyCache != nil || s.Checkout != nil) {
+		if len(s.actions) > 0 && !s.anyAction(func(k *actionKind) bool { return k.outputs }) {
 			pd.errorAt(s.Outputs.Pos, "step %s: outputs is for run steps (a program that prints or writes the values)", s.ID)
 		}
 		if len(s.Matrix) > 0 {

@@ -475,7 +475,7 @@ func whenByAction(t testing.TB, s *schemaModel, bases []genCase) []genCase {
 		}
 	}
 	var out []genCase
-	for _, action := range actionKeys {
+	for _, action := range actionKeys() {
 		found := false
 		for _, b := range bases {
 			steps := resolve(mapValue(b.doc.Content[0], "steps"))
@@ -505,7 +505,7 @@ func whenByAction(t testing.TB, s *schemaModel, bases []genCase) []genCase {
 			t.Fatalf("no base plan has a %s step", action)
 		}
 	}
-	if len(out) < len(actionKeys)*len(whens)*2 {
+	if len(out) < len(actionKeys())*len(whens)*2 {
 		t.Fatalf("%d when: x action cases", len(out))
 	}
 	return out

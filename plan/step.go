@@ -3,19 +3,13 @@ package plan
 import (
 	"fmt"
 	"maps"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/refreshd/refreshd/internal/safearg"
 )
-
-// actionKeys are the step keys of which exactly one must be present.
-var actionKeys = [...]string{"run", "checkout", "buildx_cache", "publish_constraints", "verify_cache"}
 
 func (pd *planDecoder) steps(n *yaml.Node) []*Step {
 	var out []*Step
@@ -31,18 +25,9 @@ func (pd *planDecoder) steps(n *yaml.Node) []*Step {
 func (pd *planDecoder) step(n *yaml.Node) *Step {
 	n = resolve(n)
 	s := &Step{Pos: pd.pos(n), at: make(map[string]Pos), Retry: defaultRetry(), When: WhenSuccess}
-	var actions []string
-	action := func(name string) { actions = append(actions, name) }
 	hasID := false
-	ok := pd.fields(n, "step", []field{
-		{"id", func(v *yaml.Node) {
-			hasID = true
-			s.ID = pd.name(v, "step id")
-			s.at["id"] = pd.pos(v)
-			if s.ID != "" && !namePattern.MatchString(s.ID) {
-				pd.errorf(v, "step id %q: use %s", s.ID, nameRule)
-			}
-		}},
+	fields := []field{
+		{"id", func(v *yaml.Node) { hasID = true; pd.stepID(v, s) }},
 		{"needs", func(v *yaml.Node) {
 			s.Needs, s.needsPos = pd.strList(v, "needs")
 		}},
@@ -59,69 +44,83 @@ func (pd *planDecoder) step(n *yaml.Node) *Step {
 			s.Builder = pd.name(v, "builder")
 			s.at["builder"] = pd.pos(v)
 		}},
-		{"when", func(v *yaml.Node) {
-			s.at["when"] = pd.pos(v)
-			w := When(pd.str(v, "when"))
-			switch w {
-			case WhenSuccess, WhenFailure, WhenAlways:
-				s.When = w
-			default:
-				pd.errorf(v, "when %q: want success (the default: run when every need succeeded), failure (run only after something failed or the run was cancelled) or always (cleanup: run whatever happened)", string(w))
-			}
-		}},
-		{"secrets", func(v *yaml.Node) {
-			s.at["secrets"] = pd.pos(v)
-			elems, _ := pd.list(v, "secrets", "secret names")
-			for i, e := range elems {
-				s.Secrets = append(s.Secrets, pd.name(e, "secrets element"))
-				s.at[fmt.Sprintf("secrets.%d", i)] = pd.pos(resolve(e))
-			}
-		}},
-		{"run", func(v *yaml.Node) { action("run"); pd.run(v, s) }},
-		{"checkout", func(v *yaml.Node) { action("checkout"); s.Checkout = pd.checkout(v, s) }},
-		{"buildx_cache", func(v *yaml.Node) { action("buildx_cache"); s.BuildxCache = pd.buildxCache(v, s) }},
-		{"publish_constraints", func(v *yaml.Node) {
-			action("publish_constraints")
-			s.PublishConstraints = pd.publish(v, s)
-		}},
-		{"outputs", func(v *yaml.Node) { s.Outputs = pd.outputs(v) }},
-		{"report", func(v *yaml.Node) { s.Report = pd.report(v, s) }},
-		{"expect", func(v *yaml.Node) { s.Expect = pd.expect(v, s) }},
-		{"skip_if", func(v *yaml.Node) { s.at["skip_if"] = pd.pos(v); s.SkipIf = pd.skipIf(v) }},
-		{"verify_cache", func(v *yaml.Node) { action("verify_cache"); s.VerifyCache = pd.verifyCache(v, s) }},
-	})
-	if !ok {
+		{"when", func(v *yaml.Node) { pd.when(v, s) }},
+		{"secrets", func(v *yaml.Node) { pd.stepSecrets(v, s) }},
+	}
+	for _, k := range builtinActions() {
+		fields = append(fields, field{k.key, func(v *yaml.Node) {
+			s.actions = append(s.actions, stepAction{kind: k, spec: k.decode(pd, v, s)})
+		}})
+	}
+	fields = append(fields,
+		field{"outputs", func(v *yaml.Node) { s.Outputs = pd.outputs(v) }},
+		field{"report", func(v *yaml.Node) { s.Report = pd.report(v, s) }},
+		field{"expect", func(v *yaml.Node) { s.Expect = pd.expect(v, s) }},
+		field{"skip_if", func(v *yaml.Node) { s.at["skip_if"] = pd.pos(v); s.SkipIf = pd.skipIf(v) }},
+	)
+	if !pd.fields(n, "step", fields) {
 		return nil
 	}
 	if !hasID {
 		pd.errorf(n, "step needs id:")
 	}
-	switch len(actions) {
+	pd.checkStep(n, s)
+	return s
+}
+
+// stepID decodes a step's id:.
+func (pd *planDecoder) stepID(v *yaml.Node, s *Step) {
+	s.ID = pd.name(v, "step id")
+	s.at["id"] = pd.pos(v)
+	if s.ID != "" && !namePattern.MatchString(s.ID) {
+		pd.errorf(v, "step id %q: use %s", s.ID, nameRule)
+	}
+}
+
+// when decodes a step's when:.
+func (pd *planDecoder) when(v *yaml.Node, s *Step) {
+	s.at["when"] = pd.pos(v)
+	w := When(pd.str(v, "when"))
+	switch w {
+	case WhenSuccess, WhenFailure, WhenAlways:
+		s.When = w
+	default:
+		pd.errorf(v, "when %q: want success (the default: run when every need succeeded), failure (run only after something failed or the run was cancelled) or always (cleanup: run whatever happened)", string(w))
+	}
+}
+
+// stepSecrets decodes a step's secrets: (names of plan secrets).
+func (pd *planDecoder) stepSecrets(v *yaml.Node, s *Step) {
+	s.at["secrets"] = pd.pos(v)
+	elems, _ := pd.list(v, "secrets", "secret names")
+	for i, e := range elems {
+		s.Secrets = append(s.Secrets, pd.name(e, "secrets element"))
+		s.at[fmt.Sprintf("secrets.%d", i)] = pd.pos(resolve(e))
+	}
+}
+
+// checkStep checks what a decoded step says of itself: one action, and the keys that go
+// with it and with its when:.
+func (pd *planDecoder) checkStep(n *yaml.Node, s *Step) {
+	keys := strings.Join(actionKeys(), ", ")
+	switch len(s.actions) {
 	case 0:
-		pd.errorf(n, "step %s has no action; want exactly one of %s", s.ID, strings.Join(actionKeys[:], ", "))
+		pd.errorf(n, "step %s has no action; want exactly one of %s", s.ID, keys)
 	case 1:
 	default:
-		pd.errorf(n, "step %s has %d actions (%s); want exactly one of %s", s.ID, len(actions), strings.Join(actions, ", "), strings.Join(actionKeys[:], ", "))
+		var names []string
+		for _, a := range s.actions {
+			names = append(names, a.kind.key)
+		}
+		pd.errorf(n, "step %s has %d actions (%s); want exactly one of %s", s.ID, len(s.actions), strings.Join(names, ", "), keys)
 	}
-	if s.PublishConstraints != nil && s.When != WhenSuccess {
-		pd.errorAt(s.at["when"], "step %s publishes constraints with when: %s; constraints are published only from a run whose steps succeeded (when: success), never after a failure", s.ID, s.When)
-	}
-	if s.Report != nil && s.Run == nil && len(actions) == 1 {
-		pd.errorAt(s.at["report"], "report: is for run steps (a test command writing a JUnit report); a %s step has its own record", actions[0])
-	}
+	pd.checkStepAction(s)
 	if len(s.SkipIf) > 0 && s.When.Cleanup() {
 		pd.errorAt(s.at["skip_if"], "step %s has skip_if and when: %s; a cleanup step runs whatever happened, so freshness cannot skip it", s.ID, s.When)
 	}
 	for i := range s.SkipIf {
 		s.SkipIf[i].Step = s.ID
 	}
-	if len(s.Secrets) > 0 && s.Run == nil && len(actions) == 1 {
-		pd.errorAt(s.at["secrets"], "%s", builtinSecretsMsg(actions[0], s.Secrets))
-	}
-	if s.BuildxCache != nil && s.Builder != "" && s.Builder != s.BuildxCache.Builder {
-		pd.errorAt(s.at["builder"], "step builder %q differs from buildx_cache builder %q; a buildx_cache step uses its own builder", s.Builder, s.BuildxCache.Builder)
-	}
-	return s
 }
 
 // expect decodes expect: [{that, equals, why}].
@@ -165,51 +164,6 @@ func (pd *planDecoder) report(v *yaml.Node, s *Step) *Report {
 		pd.errorf(v, "report needs junit: PATH (the JUnit XML the step writes, relative to its workdir, e.g. pytest --junitxml)")
 	}
 	return r
-}
-
-// builtinSecretsMsg says where a built-in step's credentials come from instead of
-// secrets:, and what to write.
-func builtinSecretsMsg(action string, secrets []string) string {
-	switch action {
-	case "checkout", "publish_constraints":
-		if len(secrets) == 1 {
-			return fmt.Sprintf("secrets: is for run steps; a %s step takes its secret as its token: remove secrets: and write token: %s in %s:", action, secrets[0], action)
-		}
-		return fmt.Sprintf("secrets: is for run steps; a %s step takes one secret, as its token (%s: {token: NAME}): remove secrets:", action, action)
-	}
-	return fmt.Sprintf("secrets: is for run steps; a %s step reads registry credentials from the daemon's docker config (DOCKER_CONFIG, as docker login writes it), never from a secret: remove secrets:", action)
-}
-
-// run decodes a step's argv: a list, never a shell string; each element a template.
-func (pd *planDecoder) run(v *yaml.Node, s *Step) {
-	if resolve(v).Kind == yaml.ScalarNode {
-		pd.errorf(v, "run is an argv list, never a shell string: write %s", flowKey("run", strings.Fields(resolve(v).Value)))
-		return
-	}
-	var pos []Pos
-	s.Run, pos = pd.strList(v, "run")
-	if len(s.Run) == 0 && resolve(v).Kind == yaml.SequenceNode {
-		pd.errorf(v, "run is empty; want [program, args...]")
-	}
-	for i, a := range s.Run {
-		key := fmt.Sprintf("run.%d", i)
-		s.at[key] = pos[i]
-		pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pos[i], text: a, kind: tmplStep, step: s})
-	}
-	if len(s.Run) > 0 && s.Run[0] == "" {
-		pd.errorAt(pos[0], "run's program (first element) is empty")
-	}
-}
-
-func (pd *planDecoder) verifyCache(v *yaml.Node, s *Step) *VerifyCache {
-	vc := &VerifyCache{}
-	pd.fields(v, "verify_cache", []field{
-		{"ref", func(v *yaml.Node) { vc.Ref = pd.tmpl(v, "ref", s, "verify_cache.ref") }},
-	})
-	if vc.Ref == "" && resolve(v).Kind == yaml.MappingNode {
-		pd.errorf(v, "verify_cache needs ref: REPOSITORY:TAG (a template)")
-	}
-	return vc
 }
 
 // tmpl reads a non-empty string that may be a template over the step's names.
@@ -328,160 +282,28 @@ func defaultRetry() Retry {
 	return Retry{Attempts: DefaultAttempts, Backoff: DefaultBackoff, MaxBackoff: DefaultMaxBackoff, Jitter: DefaultJitter}
 }
 
-func (pd *planDecoder) buildxCache(n *yaml.Node, s *Step) *BuildxCache {
-	bc := &BuildxCache{Context: "."}
-	var platformsNode *yaml.Node
-	pd.fields(n, "buildx_cache", []field{
-		{"builder", func(v *yaml.Node) {
-			bc.Builder = pd.name(v, "builder")
-			s.at["buildx_cache.builder"] = pd.pos(v)
-		}},
-		{"context", func(v *yaml.Node) { bc.Context = pd.argTmpl(v, s, argContext) }},
-		{"file", func(v *yaml.Node) { bc.File = pd.argTmpl(v, s, argFile) }},
-		{"target", func(v *yaml.Node) { bc.Target = pd.argTmpl(v, s, argTarget) }},
-		{"build_args", func(v *yaml.Node) {
-			var pos map[string]Pos
-			bc.BuildArgs, pos = pd.strMap(v, "build_args")
-			for k, p := range pos {
-				s.at["buildx_cache.build_args."+k] = p
-				pd.tmpls = append(pd.tmpls, pendingTemplate{pos: p, text: bc.BuildArgs[k], kind: tmplStep, step: s})
-				if err := safearg.Operand(k); err != nil || strings.Contains(k, "=") {
-					pd.errorAt(p, "build arg name %q: want a name without \"=\", not starting with \"-\"", k)
-				} else if !isTemplate(bc.BuildArgs[k]) {
-					if err := argBuildArg(k).rule(bc.BuildArgs[k]); err != nil {
-						pd.errorAt(p, "build arg %s %q: %v", k, bc.BuildArgs[k], err)
-					}
-				}
-			}
-		}},
-		{"platforms", func(v *yaml.Node) {
-			platformsNode = v
-			v = resolve(v)
-			if v.Kind == yaml.ScalarNode {
-				if m := listRefPattern.FindStringSubmatch(v.Value); m != nil {
-					bc.Platforms = []string{v.Value}
-					s.at["buildx_cache.platforms.0"] = pd.pos(v)
-					return
-				}
-			}
-			var pos []Pos
-			bc.Platforms, pos = pd.strList(v, "platforms")
-			for i, p := range bc.Platforms {
-				s.at[fmt.Sprintf("buildx_cache.platforms.%d", i)] = pos[i]
-				if isTemplate(p) {
-					pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pos[i], text: p, kind: tmplStep, step: s})
-				} else if msg := checkPlatform(p); msg != "" {
-					pd.errorAt(pos[i], "%s", msg)
-				}
-			}
-		}},
-		{"ref", func(v *yaml.Node) { bc.Ref = pd.tmpl(v, "ref", s, "buildx_cache.ref") }},
-	})
-	if resolve(n).Kind != yaml.MappingNode {
-		return bc
-	}
-	if bc.Builder == "" {
-		pd.errorf(n, "buildx_cache needs builder: NAME (a builder of the plan)")
-	}
-	if bc.Ref == "" {
-		pd.errorf(n, "buildx_cache needs ref: REPOSITORY (the cache tag is added per platform)")
-	}
-	if platformsNode == nil {
-		pd.errorf(n, "buildx_cache needs platforms: [linux/amd64, ...]")
-	} else if len(bc.Platforms) == 0 && resolve(platformsNode).Kind == yaml.SequenceNode {
-		pd.errorf(platformsNode, "platforms is empty; want at least one, like [linux/amd64, linux/arm64]")
-	}
-	return bc
-}
-
-func (pd *planDecoder) checkout(n *yaml.Node, s *Step) *Checkout {
-	co := &Checkout{}
-	pd.fields(n, "checkout", []field{
-		{"repo", func(v *yaml.Node) { co.Repo = pd.argTmpl(v, s, argCheckoutRepo) }},
-		{"ref", func(v *yaml.Node) { co.Ref = pd.argTmpl(v, s, argCheckoutRef) }},
-		{"path", func(v *yaml.Node) { co.Path = pd.absPath(v, "checkout path") }},
-		{"token", func(v *yaml.Node) {
-			co.Token = pd.name(v, "token")
-			s.at["checkout.token"] = pd.pos(v)
-		}},
-		{"keep", func(v *yaml.Node) {
-			var pos []Pos
-			co.Keep, pos = pd.strList(v, "keep")
-			for i, k := range co.Keep {
-				clean := filepath.Clean(k)
-				if k == "" || filepath.IsAbs(k) || clean == "." || clean == ".git" || slices.Contains(strings.Split(clean, "/"), "..") {
-					pd.errorAt(pos[i], "keep %q must be a path inside the checkout, like files/ or .venv", k)
-				}
-			}
-		}},
-	})
-	if resolve(n).Kind == yaml.MappingNode {
-		if co.Repo == "" {
-			pd.errorf(n, "checkout needs repo: URL (https://, ssh://, git@host:path or an absolute path)")
-		}
-		if co.Ref == "" {
-			pd.errorf(n, "checkout needs ref: a branch, tag or commit id (a template, e.g. \"{{ .params.ref }}\")")
-		}
-	}
-	return co
-}
-
-func (pd *planDecoder) publish(n *yaml.Node, s *Step) *PublishConstraints {
-	pc := &PublishConstraints{AuthorName: DefaultAuthorName, AuthorEmail: DefaultAuthorEmail,
-		Message: DefaultMessage, MaxAttempts: DefaultPublishTry}
-	pc.IgnoreLines = mustCompileDefault()
-	pd.fields(n, "publish_constraints", []field{
-		{"repo", func(v *yaml.Node) { pc.Repo = pd.argTmpl(v, s, argPublishRepo) }},
-		{"branch", func(v *yaml.Node) { pc.Branch = pd.argTmpl(v, s, argBranch) }},
-		{"files", func(v *yaml.Node) {
-			pc.Files = pd.tmpl(v, "files", s, "publish_constraints.files")
-			if filepath.IsAbs(pc.Files) || slices.Contains(strings.Split(pc.Files, "/"), "..") {
-				pd.errorf(v, "files %q must be a glob relative to the workdir, like files/constraints-*/constraints*.txt", pc.Files)
-			} else if _, err := filepath.Match(pc.Files, ""); err != nil {
-				pd.errorf(v, "files %q: bad glob: %v", pc.Files, err)
-			}
-		}},
-		{"dir", func(v *yaml.Node) {
-			pc.Dir = pd.tmpl(v, "dir", s, "publish_constraints.dir")
-			if filepath.IsAbs(pc.Dir) || slices.Contains(strings.Split(pc.Dir, "/"), "..") {
-				pd.errorf(v, "dir %q must be a relative directory of the branch", pc.Dir)
-			}
-		}},
-		{"ignore_lines", func(v *yaml.Node) { pc.IgnoreLines = pd.regex(v, "ignore_lines") }},
-		{"author_name", func(v *yaml.Node) {
-			pc.AuthorName = pd.nonEmpty(v, "author_name")
-			pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: pc.AuthorName, kind: tmplMessage, step: s})
-		}},
-		{"author_email", func(v *yaml.Node) {
-			pc.AuthorEmail = pd.nonEmpty(v, "author_email")
-			pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: pc.AuthorEmail, kind: tmplMessage, step: s})
-		}},
-		{"message", func(v *yaml.Node) {
-			pc.Message = pd.nonEmpty(v, "message")
-			pd.tmpls = append(pd.tmpls, pendingTemplate{pos: pd.pos(v), text: pc.Message, kind: tmplMessage, step: s})
-		}},
-		{"token", func(v *yaml.Node) {
-			pc.Token = pd.name(v, "token")
-			s.at["publish_constraints.token"] = pd.pos(v)
-		}},
-		{"max_attempts", func(v *yaml.Node) { pc.MaxAttempts = pd.integer(v, "max_attempts", 1, 100) }},
-	})
-	if resolve(n).Kind == yaml.MappingNode {
-		for _, req := range []struct{ v, k string }{{pc.Repo, "repo"}, {pc.Branch, "branch"}, {pc.Files, "files"}} {
-			if req.v == "" {
-				pd.errorf(n, "publish_constraints needs %s:", req.k)
-			}
-		}
-	}
-	return pc
-}
-
 // checkSteps checks what spans steps: unique ids, needs, cycles, builders, list vars of
-// matrix axes and secrets named by steps.
+// matrix axes, what each action needs of the plan and secrets named by steps.
 func (pd *planDecoder) checkSteps() {
-	p := pd.p
+	ids := pd.stepIDs()
+	valid := strings.Join(slices.Sorted(maps.Keys(ids)), ", ")
+	for _, s := range pd.p.Steps {
+		pd.checkNeeds(s, ids, valid)
+		pd.checkBuilder(s, s.Builder, "builder")
+		pd.checkActionPlan(s)
+		pd.resolveAxes(s)
+		pd.checkStepSecrets(s)
+	}
+	pd.checkSecretsUsed()
+	if cycle := findCycle(pd.p.Steps, ids); cycle != nil {
+		pd.errorAt(ids[cycle[0]].Pos, "needs form a cycle: %s", strings.Join(cycle, " -> "))
+	}
+}
+
+// stepIDs maps each step id to its step, refusing a repeated id.
+func (pd *planDecoder) stepIDs() map[string]*Step {
 	ids := make(map[string]*Step)
-	for _, s := range p.Steps {
+	for _, s := range pd.p.Steps {
 		if s.ID == "" {
 			continue
 		}
@@ -491,68 +313,55 @@ func (pd *planDecoder) checkSteps() {
 		}
 		ids[s.ID] = s
 	}
-	valid := strings.Join(slices.Sorted(maps.Keys(ids)), ", ")
-	for _, s := range p.Steps {
-		seen := make(map[string]bool)
-		for i, need := range s.Needs {
-			switch {
-			case need == s.ID:
-				pd.errorAt(s.needsPos[i], "step %s needs itself", s.ID)
-			case ids[need] == nil:
-				pd.errorAt(s.needsPos[i], "step %s needs unknown step %q; steps: %s", s.ID, need, valid)
-			case seen[need]:
-				pd.errorAt(s.needsPos[i], "step %s needs %q twice", s.ID, need)
-			}
-			seen[need] = true
+	return ids
+}
+
+// checkNeeds checks that each need of s names another step, once; valid lists the ids.
+func (pd *planDecoder) checkNeeds(s *Step, ids map[string]*Step, valid string) {
+	seen := make(map[string]bool)
+	for i, need := range s.Needs {
+		switch {
+		case need == s.ID:
+			pd.errorAt(s.needsPos[i], "step %s needs itself", s.ID)
+		case ids[need] == nil:
+			pd.errorAt(s.needsPos[i], "step %s needs unknown step %q; steps: %s", s.ID, need, valid)
+		case seen[need]:
+			pd.errorAt(s.needsPos[i], "step %s needs %q twice", s.ID, need)
 		}
-		pd.checkBuilder(s, s.Builder, "builder")
-		if s.BuildxCache != nil {
-			pd.checkBuilder(s, s.BuildxCache.Builder, "buildx_cache.builder")
-			pd.resolvePlatforms(s)
-		}
-		for i := range s.Matrix {
-			ax := &s.Matrix[i]
-			if ax.ref == "" {
-				continue
-			}
-			if _, late := pd.runtime[ax.ref]; late {
-				continue // values come from a step at run time (checkRuntimeVars)
-			}
-			v, ok := p.Vars[ax.ref]
-			switch {
-			case !ok:
-				pd.errorAt(ax.refPos, "matrix axis %s names unknown var %q; vars: %s", ax.Name, ax.ref, scope{vars: p.Vars}.valid())
-			case !v.IsList:
-				pd.errorAt(ax.refPos, "matrix axis %s names var %q, which is not a list", ax.Name, ax.ref)
-			case len(v.List) == 0:
-				pd.errorAt(ax.refPos, "matrix axis %s: var %q is an empty list; an empty matrix runs nothing", ax.Name, ax.ref)
-			default:
-				ax.Values = v.List
-				seen := make(map[string]bool)
-				for _, val := range v.List {
-					if seen[val] {
-						pd.errorAt(ax.refPos, "matrix axis %s: var %q repeats value %q", ax.Name, ax.ref, val)
-					}
-					seen[val] = true
-				}
-			}
-		}
-		if pc := s.PublishConstraints; pc != nil && pc.Token != "" {
-			if _, ok := p.Secrets[pc.Token]; !ok {
-				pd.errorAt(s.at["publish_constraints.token"], "token %q is not a secret of the plan; secrets: %s", pc.Token, secretNames(p.Secrets))
-			}
-		}
-		if co := s.Checkout; co != nil && co.Token != "" && !hasSecret(p.Secrets, co.Token) {
-			pd.errorAt(s.at["checkout.token"], "token %q is not a secret of the plan; secrets: %s", co.Token, secretNames(p.Secrets))
-		}
-		if s.Checkout != nil && len(s.Matrix) > 0 {
-			pd.errorAt(s.Pos, "checkout step %s has a matrix; a run has one source: use one checkout step per directory", s.ID)
-		}
-		pd.checkStepSecrets(s)
+		seen[need] = true
 	}
-	pd.checkSecretsUsed()
-	if cycle := findCycle(p.Steps, ids); cycle != nil {
-		pd.errorAt(ids[cycle[0]].Pos, "needs form a cycle: %s", strings.Join(cycle, " -> "))
+}
+
+// resolveAxes gives each matrix axis of s naming a list var the var's values, checked.
+// An axis over a var defined at run time gets its values when the step expands.
+func (pd *planDecoder) resolveAxes(s *Step) {
+	vars := pd.p.Vars
+	for i := range s.Matrix {
+		ax := &s.Matrix[i]
+		if ax.ref == "" {
+			continue
+		}
+		if _, late := pd.runtime[ax.ref]; late {
+			continue // values come from a step at run time (checkRuntimeVars)
+		}
+		v, ok := vars[ax.ref]
+		switch {
+		case !ok:
+			pd.errorAt(ax.refPos, "matrix axis %s names unknown var %q; vars: %s", ax.Name, ax.ref, scope{vars: vars}.valid())
+		case !v.IsList:
+			pd.errorAt(ax.refPos, "matrix axis %s names var %q, which is not a list", ax.Name, ax.ref)
+		case len(v.List) == 0:
+			pd.errorAt(ax.refPos, "matrix axis %s: var %q is an empty list; an empty matrix runs nothing", ax.Name, ax.ref)
+		default:
+			ax.Values = v.List
+			seen := make(map[string]bool)
+			for _, val := range v.List {
+				if seen[val] {
+					pd.errorAt(ax.refPos, "matrix axis %s: var %q repeats value %q", ax.Name, ax.ref, val)
+				}
+				seen[val] = true
+			}
+		}
 	}
 }
 
@@ -652,11 +461,8 @@ func (pd *planDecoder) checkSecretsUsed() {
 		for _, name := range s.Secrets {
 			used[name] = true
 		}
-		if pc := s.PublishConstraints; pc != nil && pc.Token != "" {
-			used[pc.Token] = true
-		}
-		if co := s.Checkout; co != nil && co.Token != "" {
-			used[co.Token] = true
+		for _, name := range s.tokens() {
+			used[name] = true
 		}
 	}
 	for _, t := range pd.tmpls {
@@ -696,37 +502,6 @@ func (pd *planDecoder) checkBuilder(s *Step, name, key string) {
 			valid = "builders: " + strings.Join(slices.Sorted(maps.Keys(pd.p.Builders)), ", ")
 		}
 		pd.errorAt(s.at[key], "step %s uses undeclared builder %q; %s", s.ID, name, valid)
-	}
-}
-
-// resolvePlatforms replaces a "{{ .vars.LIST }}" platforms value by the list and checks it.
-func (pd *planDecoder) resolvePlatforms(s *Step) {
-	bc := s.BuildxCache
-	if len(bc.Platforms) != 1 {
-		return
-	}
-	m := listRefPattern.FindStringSubmatch(bc.Platforms[0])
-	if m == nil {
-		return
-	}
-	pos := s.at["buildx_cache.platforms.0"]
-	if _, late := pd.runtime[m[1]]; late {
-		return // refused by checkRuntimeVars, which says why
-	}
-	v, ok := pd.p.Vars[m[1]]
-	if !ok || !v.IsList {
-		pd.errorAt(pos, "platforms names %q, which is not a list var; vars: %s", m[1], scope{vars: pd.p.Vars}.valid())
-		return
-	}
-	bc.Platforms = slices.Clone(v.List)
-	for i, p := range bc.Platforms {
-		s.at[fmt.Sprintf("buildx_cache.platforms.%d", i)] = pos
-		if msg := checkPlatform(p); msg != "" {
-			pd.errorAt(pos, "%s (from var %s)", msg, m[1])
-		}
-	}
-	if len(bc.Platforms) == 0 {
-		pd.errorAt(pos, "platforms: var %q is an empty list", m[1])
 	}
 }
 

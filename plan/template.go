@@ -125,6 +125,7 @@ func checkTemplate(s string, sc scope) []string {
 
 const allowedForms = "use {{ .name }}, {{ join .vars.LIST \"SEP\" }} or {{ platformTag .name }}"
 
+// checkAction checks one {{ ... }} of a template: a field, a string, join or platformTag.
 func checkAction(a *parse.ActionNode, sc scope) []string {
 	p := a.Pipe
 	if len(p.Decl) > 0 || len(p.Cmds) != 1 {
@@ -133,17 +134,9 @@ func checkAction(a *parse.ActionNode, sc scope) []string {
 	args := p.Cmds[0].Args
 	switch first := args[0].(type) {
 	case *parse.FieldNode:
-		if len(args) != 1 {
-			break
+		if len(args) == 1 {
+			return checkValueField(first, sc)
 		}
-		list, msg := checkField(first.Ident, sc)
-		if msg != "" {
-			return []string{msg}
-		}
-		if list {
-			return []string{fmt.Sprintf("template: %s is a list; use {{ join %s \" \" }} to make it one value", first, first)}
-		}
-		return nil
 	case *parse.StringNode:
 		if len(args) == 1 {
 			return nil
@@ -151,87 +144,123 @@ func checkAction(a *parse.ActionNode, sc scope) []string {
 	case *parse.IdentifierNode:
 		switch first.Ident {
 		case "join":
-			if len(args) != 3 {
-				return []string{fmt.Sprintf("template: %s: join takes a list var and a separator string: {{ join .vars.LIST \" \" }}", a)}
-			}
-			f, ok := args[1].(*parse.FieldNode)
-			if !ok {
-				return []string{fmt.Sprintf("template: %s: join's first argument must be a list var like .vars.python", a)}
-			}
-			list, msg := checkField(f.Ident, sc)
-			if msg != "" {
-				return []string{msg}
-			}
-			if !list {
-				return []string{fmt.Sprintf("template: %s: %s is not a list", a, f)}
-			}
-			if _, ok := args[2].(*parse.StringNode); !ok {
-				return []string{fmt.Sprintf("template: %s: join's separator must be a quoted string", a)}
-			}
-			return nil
+			return checkJoin(a, args, sc)
 		case "platformTag":
-			if len(args) != 2 {
-				return []string{fmt.Sprintf("template: %s: platformTag takes one platform: {{ platformTag .platform }}", a)}
-			}
-			switch arg := args[1].(type) {
-			case *parse.StringNode:
-				return nil
-			case *parse.FieldNode:
-				list, msg := checkField(arg.Ident, sc)
-				if msg != "" {
-					return []string{msg}
-				}
-				if list {
-					return []string{fmt.Sprintf("template: %s: %s is a list, platformTag takes one platform", a, arg)}
-				}
-				return nil
+			if msgs, ok := checkPlatformTag(a, args, sc); ok {
+				return msgs
 			}
 		}
 	}
 	return []string{fmt.Sprintf("template: %s is not allowed; %s", a, allowedForms)}
 }
 
+// checkValueField checks {{ .name }}: a name of the scope holding one value.
+func checkValueField(f *parse.FieldNode, sc scope) []string {
+	list, msg := checkField(f.Ident, sc)
+	if msg != "" {
+		return []string{msg}
+	}
+	if list {
+		return []string{fmt.Sprintf("template: %s is a list; use {{ join %s \" \" }} to make it one value", f, f)}
+	}
+	return nil
+}
+
+// checkJoin checks {{ join .vars.LIST "SEP" }}.
+func checkJoin(a *parse.ActionNode, args []parse.Node, sc scope) []string {
+	if len(args) != 3 {
+		return []string{fmt.Sprintf("template: %s: join takes a list var and a separator string: {{ join .vars.LIST \" \" }}", a)}
+	}
+	f, ok := args[1].(*parse.FieldNode)
+	if !ok {
+		return []string{fmt.Sprintf("template: %s: join's first argument must be a list var like .vars.python", a)}
+	}
+	list, msg := checkField(f.Ident, sc)
+	if msg != "" {
+		return []string{msg}
+	}
+	if !list {
+		return []string{fmt.Sprintf("template: %s: %s is not a list", a, f)}
+	}
+	if _, ok := args[2].(*parse.StringNode); !ok {
+		return []string{fmt.Sprintf("template: %s: join's separator must be a quoted string", a)}
+	}
+	return nil
+}
+
+// checkPlatformTag checks {{ platformTag .platform }} (or a quoted platform); false when
+// its argument is neither a field nor a string.
+func checkPlatformTag(a *parse.ActionNode, args []parse.Node, sc scope) ([]string, bool) {
+	if len(args) != 2 {
+		return []string{fmt.Sprintf("template: %s: platformTag takes one platform: {{ platformTag .platform }}", a)}, true
+	}
+	switch arg := args[1].(type) {
+	case *parse.StringNode:
+		return nil, true
+	case *parse.FieldNode:
+		list, msg := checkField(arg.Ident, sc)
+		if msg != "" {
+			return []string{msg}, true
+		}
+		if list {
+			return []string{fmt.Sprintf("template: %s: %s is a list, platformTag takes one platform", a, arg)}, true
+		}
+		return nil, true
+	}
+	return nil, false
+}
+
 // checkField checks a field reference and says whether it is a list.
 func checkField(ident []string, sc scope) (list bool, msg string) {
 	name := "." + strings.Join(ident, ".")
-	unknown := func() (bool, string) {
-		return false, fmt.Sprintf("template: unknown name %s; valid here: %s", name, sc.valid())
-	}
+	unknown := func() string { return fmt.Sprintf("template: unknown name %s; valid here: %s", name, sc.valid()) }
 	switch {
 	case len(ident) == 2 && ident[0] == "vars" && sc.vars != nil:
-		v, ok := sc.vars[ident[1]]
-		if !ok {
-			rv, late := sc.runtime[ident[1]]
-			switch {
-			case late && sc.runtimeOK:
-				return rv.out.List, ""
-			case late:
-				return false, fmt.Sprintf("template: %s is set at run time by step %s; only steps (not plan-level values) can use it", name, rv.step.ID)
-			}
-			return unknown()
-		}
-		return v.IsList, ""
-	case len(ident) == 2 && ident[0] == "source" && sc.source.ok:
-		if !slices.Contains(SourceFields, ident[1]) {
-			return false, fmt.Sprintf("template: unknown name %s; .source has .source.commit, .source.ref, .source.repo", name)
-		}
-		return false, ""
-	case len(ident) >= 1 && ident[0] == "source" && sc.source.why != "":
-		return false, fmt.Sprintf("template: %s is the commit a checkout step fetched, but %s", name, sc.source.why)
+		return checkVar(name, ident[1], sc, unknown)
+	case len(ident) >= 1 && ident[0] == "source" && (sc.source.ok && len(ident) == 2 || sc.source.why != ""):
+		return false, checkSource(name, ident, sc)
 	case len(ident) == 2 && ident[0] == "params" && sc.params != nil:
 		if !slices.Contains(sc.params, ident[1]) {
-			return unknown()
+			return false, unknown()
 		}
 		return false, ""
 	case len(ident) == 2 && ident[0] == "secrets" && sc.secrets != nil:
 		if _, ok := sc.secrets[ident[1]]; !ok {
-			return unknown()
+			return false, unknown()
 		}
 		return false, ""
 	case len(ident) == 1 && slices.Contains(sc.names, ident[0]):
 		return false, ""
 	}
-	return unknown()
+	return false, unknown()
+}
+
+// checkSource checks .source.FIELD (name as written): what the run's checkout fetched,
+// where the scope has it, or why not.
+func checkSource(name string, ident []string, sc scope) string {
+	if !sc.source.ok || len(ident) != 2 {
+		return fmt.Sprintf("template: %s is the commit a checkout step fetched, but %s", name, sc.source.why)
+	}
+	if !slices.Contains(SourceFields, ident[1]) {
+		return fmt.Sprintf("template: unknown name %s; .source has .source.commit, .source.ref, .source.repo", name)
+	}
+	return ""
+}
+
+// checkVar checks .vars.NAME (name as written): a var of the plan, or one a step defines
+// at run time where the scope may use those; unknown is the message for neither.
+func checkVar(name, v string, sc scope, unknown func() string) (list bool, msg string) {
+	if pv, ok := sc.vars[v]; ok {
+		return pv.IsList, ""
+	}
+	rv, late := sc.runtime[v]
+	switch {
+	case late && sc.runtimeOK:
+		return rv.out.List, ""
+	case late:
+		return false, fmt.Sprintf("template: %s is set at run time by step %s; only steps (not plan-level values) can use it", name, rv.step.ID)
+	}
+	return false, unknown()
 }
 
 // render executes a checked template with data. Values without "{{" are returned as is.
