@@ -42,7 +42,7 @@ type actionKind struct {
 	successOnly, doing string
 }
 
-// actionSpec is a step's action as the plan writes it, decoded (Step.spec).
+// actionSpec is a step's action as the plan writes it, decoded (kept in Step.actions).
 type actionSpec interface {
 	// expand renders the action for one matrix combination of step s (data is its
 	// template data) and adds base to the graph with its Action set, or the instances
