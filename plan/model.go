@@ -228,7 +228,6 @@ type Step struct {
 	Run                []string // argv templates, one element each
 	BuildxCache        *BuildxCache
 	PublishConstraints *PublishConstraints
-	VerifyCache        *VerifyCache
 	Checkout           *Checkout
 
 	// SkipIf skips this step, and the steps that need it, when a condition holds (the

@@ -29,7 +29,6 @@ func (pd *planDecoder) verifyCache(v *yaml.Node, s *Step) actionSpec {
 	if vc.Ref == "" && resolve(v).Kind == yaml.MappingNode {
 		pd.errorf(v, "verify_cache needs ref: REPOSITORY:TAG (a template)")
 	}
-	s.VerifyCache = vc
 	return vc
 }
 
