@@ -83,24 +83,3 @@ func (c checkout) describe(t *Tools) []Op {
 		{Text: "check out the fetched commit detached, reset --hard, clean -ffdx" + keep, Note: "records the commit: .source.commit"},
 	}
 }
-
-// source is the run's checkout so far, or nil.
-func (rs *runState) source() *history.Source {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.rec.Source == nil {
-		return nil
-	}
-	src := *rs.rec.Source
-	return &src
-}
-
-// sourceEnv tells a run step what the run's checkout fetched: REFRESHD_SOURCE_COMMIT, _REF
-// and _REPO once a checkout of this run succeeded.
-func (rs *runState) sourceEnv() []string {
-	src := rs.source()
-	if src == nil {
-		return nil
-	}
-	return []string{"REFRESHD_SOURCE_COMMIT=" + src.Commit, "REFRESHD_SOURCE_REF=" + src.Ref, "REFRESHD_SOURCE_REPO=" + src.Repo}
-}

@@ -146,62 +146,45 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	if spec.Trigger == "" {
 		spec.Trigger = history.TriggerManual
 	}
+	env := newRunEnv(ctx, e, g, spec)
+	rec := &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
+		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maskValues(env.red, g.Params)}
 	rs := &runState{
-		runEnv:   newRunEnv(ctx, e, g, spec),
+		runEnv:   env,
 		g:        g,
+		rec:      newRecorder(e.cfg.Store, e.cfg.Observer, env.red, env.log, rec),
 		idx:      make(map[string]int, len(g.Instances)),
-		dirty:    make(chan struct{}, 1),
-		changed:  map[int]bool{},
-		values:   map[string]map[string]plan.Var{},
 		decided:  map[condKey]bool{},
 		stepSkip: map[string]string{},
 		registry: newRegistryBudget(e.cfg.Tools.RegistryBudget),
 	}
-	rs.rec = &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
-		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maskValues(rs.red, g.Params)}
 	for i, inst := range g.Instances {
 		rs.idx[inst.ID] = i
 		st := history.Step{Instance: inst.ID, Status: history.StatusWaiting}
 		if w := when(inst); w.Cleanup() {
 			st.When = string(w)
 		}
-		rs.rec.Steps = append(rs.rec.Steps, st)
+		rec.Steps = append(rec.Steps, st)
 	}
-	// Recorded before anything runs: a crash from here on leaves a run the next start-up
-	// marks interrupted.
-	if err := e.cfg.Store.SaveRun(rs.rec); err != nil {
+	if err := rs.rec.begin(); err != nil {
 		return nil, fmt.Errorf("start run %s of %s: %w", spec.ID, p.Name, err)
 	}
-	rs.saved = len(rs.rec.Steps)
 	dir := e.dir
-	if j, err := dir.OpenJournal(spec.ID); err != nil {
+	journal, err := dir.OpenJournal(spec.ID)
+	if err != nil {
 		rs.log.Warn("no run journal: each step change waits for the store", "err", err)
-	} else {
-		rs.journal = j
 	}
 	if err := dir.ReserveOutcome(spec.ID); err != nil {
 		rs.log.Warn("no outcome file: if the store cannot record this run's end, a restart will call it interrupted", "err", err)
 	}
 	if o := e.cfg.Observer; o != nil {
-		o.RunStarted(copyRun(rs.rec))
+		rs.rec.view(func(r *history.Run) { o.RunStarted(copyRun(r)) })
 	}
 	rs.log.Info("run started", "trigger", spec.Trigger, "instances", len(g.Instances), "dry_run", spec.DryRun)
 
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	go rs.persistLoop(stop, stopped)
+	rs.rec.start(journal)
 	status, reason := rs.execute(ctx)
-	close(stop)
-	<-stopped
-
-	rs.mu.Lock()
-	rs.rec.Status, rs.rec.Reason, rs.rec.End = status, rs.red.String(reason), time.Now().UTC()
-	final := rs.snapshot()
-	if rs.journal != nil {
-		rs.journal.Close()
-		rs.journal = nil
-	}
-	rs.mu.Unlock()
-	err := e.cfg.Store.SaveRun(final)
+	final, err := rs.rec.finish(status, reason)
 	if err != nil {
 		err = fmt.Errorf("record the end of run %s of %s: %w", spec.ID, p.Name, err)
 		o := statedir.Outcome{Status: final.Status, Reason: final.Reason, End: final.End, StoreError: err.Error()}
@@ -262,32 +245,31 @@ func (e *Engine) prune(p *plan.Plan) {
 	}
 }
 
-// runState is one run in progress. Its runEnv is read-only; mu guards rec and builders.
+// runState is one run in progress: what runs its instances (instance.go) and ties the
+// parts of a run together. Each part says what it owns and what guards it:
+//   - runEnv: what the run works with, read-only from its start;
+//   - rec: the record, its journal and its saves, behind the recorder's own lock;
+//   - g, idx, stageErr and the skip_if decisions (decided, skipped, stepSkip, registry):
+//     the run's goroutine's (execute, and schedule, which it calls), never read by the
+//     goroutines running instances, which are handed their *plan.Instance and report back
+//     on a channel;
+//   - health (nodes found down) and prev (earlier runs' digests): locked or built once by
+//     themselves, shared by the run's attempts.
 type runState struct {
 	*runEnv
-	g *plan.Graph
+	g   *plan.Graph
+	rec *recorder
 
-	mu     sync.Mutex
-	rec    *history.Run
-	idx    map[string]int // instance id -> index in rec.Steps and g.Instances
+	idx    map[string]int // instance id -> index in the record's steps and g.Instances
 	health nodeHealth     // nodes of the run's builders found down
 
 	prev previousDigests // cache digests recorded by earlier runs, read once when first asked
 
-	dirty   chan struct{}
-	changed map[int]bool      // steps changed since the last save (under mu)
-	journal *statedir.Journal // every step change, as it happens (under mu); nil if it failed
-	saved   int               // steps the store holds (under mu); later ones are new
-	saveMu  sync.Mutex        // serialises saves, so a later snapshot is never overwritten by an earlier one
-
-	// values are the run-time vars each step with outputs: defined (guarded by mu); stageErr
-	// is a stage that could not expand (the run fails with it).
-	values   map[string]map[string]plan.Var
+	// stageErr is a stage that could not expand (the run fails with it).
 	stageErr error
 	// decided are the skip_if conditions decided at run time (lateSkip) already checked;
 	// skipped is why the run skipped its rest, when a plan condition held; stepSkip is why
-	// each step whose own condition held is skipped (with what needs it). Owned by the
-	// goroutine deciding (execute, then the scheduler's).
+	// each step whose own condition held is skipped (with what needs it).
 	decided  map[condKey]bool
 	skipped  string
 	stepSkip map[string]string
@@ -320,7 +302,7 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 	for _, w := range rs.startWarnings {
 		rs.log.Warn(w)
 	}
-	rs.warn(rs.startWarnings...)
+	rs.rec.warn(rs.startWarnings...)
 	if rs.startErr != nil {
 		rs.skipAll("run failed before it started")
 		return history.StatusFailed, rs.startErr.Error()
@@ -348,17 +330,23 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 	if rs.stageErr != nil {
 		return history.StatusFailed, rs.stageErr.Error()
 	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	for _, s := range rs.rec.Steps {
-		if s.Status == history.StatusFailed {
-			return history.StatusFailed, fmt.Sprintf("step %s failed: %s", s.Instance, s.Reason)
+	var failed string
+	rs.rec.view(func(r *history.Run) {
+		for _, s := range r.Steps {
+			if s.Status == history.StatusFailed {
+				failed = fmt.Sprintf("step %s failed: %s", s.Instance, s.Reason)
+				return
+			}
 		}
-	}
-	for i, s := range rs.rec.Steps {
-		if i < len(bad) && bad[i] { // past bad: steps that never expanded (stages.go)
-			return history.StatusFailed, fmt.Sprintf("step %s %s: %s", s.Instance, s.Status, s.Reason)
+		for i, s := range r.Steps {
+			if i < len(bad) && bad[i] { // past bad: steps that never expanded (stages.go)
+				failed = fmt.Sprintf("step %s %s: %s", s.Instance, s.Status, s.Reason)
+				return
+			}
 		}
+	})
+	if failed != "" {
+		return history.StatusFailed, failed
 	}
 	if rs.skipped != "" {
 		return history.StatusSkipped, rs.skipped
@@ -382,149 +370,13 @@ func (rs *runState) ended(ctx context.Context) (history.Status, string) {
 // expanded at run time too.
 func (rs *runState) skipAll(reason string) {
 	for i := range rs.g.Instances {
-		rs.update(i, func(s *history.Step) {
+		rs.rec.update(i, func(s *history.Step) {
 			if s.Status == history.StatusWaiting {
 				s.Status, s.Reason = history.StatusSkipped, reason
 			}
 		})
 	}
 	rs.recordPending(reason)
-}
-
-// update changes step i of the record under the lock, tells the observer and schedules a save.
-func (rs *runState) update(i int, f func(*history.Step)) {
-	rs.mu.Lock()
-	s := &rs.rec.Steps[i]
-	f(s)
-	rs.changed[i] = true
-	if rs.journal != nil {
-		if err := rs.journal.Step(i, copyStep(s, rs.red)); err != nil {
-			rs.log.Error("journal the step change", "step", s.Instance, "err", err)
-			rs.journal.Close()
-			rs.journal = nil // the store's saves go on; a kill -9 now loses what they lag
-		}
-	}
-	if o := rs.e.cfg.Observer; o != nil {
-		o.StepChanged(rs.rec.ID, copyStep(s, rs.red))
-	}
-	rs.mu.Unlock()
-	select {
-	case rs.dirty <- struct{}{}:
-	default:
-	}
-}
-
-// persistLoop saves the record whenever it changed, coalescing changes that come while a
-// save is in progress: the store's fsync then costs a run nothing per step, and the record
-// on disk is never more than one save behind.
-func (rs *runState) persistLoop(stop <-chan struct{}, stopped chan<- struct{}) {
-	defer close(stopped)
-	for {
-		select {
-		case <-rs.dirty:
-			rs.persist()
-		case <-stop:
-			return
-		}
-	}
-}
-
-// persist saves what changed since the last save: the run's header and the changed steps
-// only, so a long run's saves cost the same at its end as at its start. Steps a failed save
-// did not record stay marked, for the next save.
-func (rs *runState) persist() {
-	rs.saveMu.Lock()
-	defer rs.saveMu.Unlock()
-	rs.mu.Lock()
-	head := rs.header()
-	steps := make(map[int]history.Step, len(rs.changed))
-	for i := range rs.changed {
-		steps[i] = *copyStep(&rs.rec.Steps[i], rs.red)
-	}
-	for i := rs.saved; i < len(rs.rec.Steps); i++ {
-		steps[i] = *copyStep(&rs.rec.Steps[i], rs.red)
-	}
-	clear(rs.changed)
-	rs.saved = len(rs.rec.Steps)
-	rs.mu.Unlock()
-	if err := rs.e.cfg.Store.SaveProgress(head, steps); err != nil {
-		rs.log.Error("record run progress", "err", err)
-		rs.mu.Lock()
-		for i := range steps {
-			rs.changed[i] = true
-		}
-		rs.mu.Unlock()
-	}
-}
-
-// header is a copy of the record without its steps, free text redacted. Caller holds mu.
-func (rs *runState) header() *history.Run {
-	h := *rs.rec
-	h.Steps = nil
-	h.Vars = append([]history.RunVar(nil), rs.rec.Vars...)
-	h.Reason = rs.red.String(h.Reason)
-	h.Warnings = make([]string, len(rs.rec.Warnings))
-	for i, w := range rs.rec.Warnings {
-		h.Warnings[i] = rs.red.String(w)
-	}
-	return &h
-}
-
-// snapshot is a deep copy of the record with every free-text field redacted. Caller holds mu.
-func (rs *runState) snapshot() *history.Run {
-	r := copyRun(rs.rec)
-	r.Reason = rs.red.String(r.Reason)
-	for i, w := range r.Warnings {
-		r.Warnings[i] = rs.red.String(w)
-	}
-	for i := range r.Steps {
-		r.Steps[i] = *copyStep(&r.Steps[i], rs.red)
-	}
-	return r
-}
-
-func copyRun(r *history.Run) *history.Run {
-	c := *r
-	c.Warnings = append([]string(nil), r.Warnings...)
-	if r.Source != nil {
-		src := *r.Source
-		c.Source = &src
-	}
-	c.Params = maps.Clone(r.Params)
-	c.Vars = append([]history.RunVar(nil), r.Vars...)
-	c.Steps = make([]history.Step, len(r.Steps))
-	for i := range r.Steps {
-		c.Steps[i] = *copyStep(&r.Steps[i], nil)
-	}
-	return &c
-}
-
-// copyStep deep-copies s, redacting free text when red is not nil.
-func copyStep(s *history.Step, red *redact.Redactor) *history.Step {
-	c := *s
-	c.Attempts = append([]history.Attempt(nil), s.Attempts...)
-	c.Caches = append([]history.Cache(nil), s.Caches...)
-	c.Warnings = append([]string(nil), s.Warnings...)
-	if s.Publish != nil {
-		p := *s.Publish
-		p.Changes = append([]history.PackageChange(nil), s.Publish.Changes...)
-		c.Publish = &p
-	}
-	if red != nil {
-		c.Reason = red.String(c.Reason)
-		c.After = red.String(c.After)
-		for i := range c.Attempts {
-			c.Attempts[i].Error = red.String(c.Attempts[i].Error)
-		}
-		for i := range c.Warnings {
-			c.Warnings[i] = red.String(c.Warnings[i])
-		}
-		if c.Publish != nil {
-			c.Publish.Repo = red.String(c.Publish.Repo)
-			c.Publish.Summary = red.String(c.Publish.Summary)
-		}
-	}
-	return &c
 }
 
 // holdBuilder takes what instance inst needs of its builder, for the instance only, so two

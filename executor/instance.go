@@ -27,23 +27,23 @@ func stepConcurrency(inst *plan.Instance) int {
 	return inst.Step.Concurrency
 }
 
-// runInstance runs instance i with its retry policy and returns its final status.
-// inst is passed rather than read from the graph: the graph's instance list grows while
-// instances run (stages.go).
-func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance) history.Status {
+// runInstance runs instance i with its retry policy and returns its end: its final status
+// and, when it succeeded, the values it defined (outputs:). inst is passed rather than read
+// from the graph: the graph's instance list grows while instances run (stages.go).
+func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance) finished {
 	log := rs.log.With("step", inst.ID)
 	start := time.Now().UTC()
-	rs.update(i, func(s *history.Step) { s.Status, s.Start = history.StatusRunning, start })
+	rs.rec.update(i, func(s *history.Step) { s.Status, s.Start = history.StatusRunning, start })
 
-	finish := func(st history.Status, reason string) history.Status {
+	finish := func(st history.Status, reason string) finished {
 		end := time.Now().UTC()
-		rs.update(i, func(s *history.Step) { s.Status, s.Reason, s.End = st, reason, end })
+		rs.rec.update(i, func(s *history.Step) { s.Status, s.Reason, s.End = st, reason, end })
 		attrs := []any{"status", st, "duration", end.Sub(start).Round(time.Millisecond)}
 		if reason != "" {
 			attrs = append(attrs, "reason", rs.red.String(reason))
 		}
 		log.Log(ctx, statusLevel(st), "step finished", attrs...)
-		return st
+		return finished{i: i, status: st}
 	}
 
 	for _, e := range inst.Expects {
@@ -71,7 +71,9 @@ func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance)
 	for n := 1; ; n++ {
 		matched, err := rs.attempt(ctx, i, inst, n, pats, log.With("attempt", n))
 		if err == nil {
-			return finish(history.StatusSucceeded, "")
+			f := finish(history.StatusSucceeded, "")
+			f.values = matched.values
+			return f
 		}
 		if ctx.Err() != nil {
 			st, why := rs.ended(ctx)
@@ -102,6 +104,8 @@ func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance)
 type attemptResult struct {
 	status ExitStatus // of the last process the attempt ran
 	line   string     // first output line that matched a retry pattern
+	// values are what a step with outputs: defined, read when the attempt succeeded.
+	values map[string]plan.Var
 }
 
 // attempt runs one attempt of instance i: its log file, its Attempt for the action, its
@@ -109,12 +113,12 @@ type attemptResult struct {
 func (rs *runState) attempt(ctx context.Context, i int, inst *plan.Instance, n int, pats []*regexp.Regexp, log *slog.Logger) (attemptResult, error) {
 	logPath := rs.e.dir.Log(rs.spec.ID, inst.ID, n)
 	start := time.Now().UTC()
-	rs.update(i, func(s *history.Step) {
+	rs.rec.update(i, func(s *history.Step) {
 		s.Attempts = append(s.Attempts, history.Attempt{N: n, Start: start, ExitCode: -1, Log: logPath})
 	})
 	res, err := rs.runAttempt(ctx, i, inst, n, logPath, pats, log)
 	end := time.Now().UTC()
-	rs.update(i, func(s *history.Step) {
+	rs.rec.update(i, func(s *history.Step) {
 		a := &s.Attempts[len(s.Attempts)-1]
 		a.End, a.ExitCode, a.Signal = end, res.status.Code, res.status.Signal
 		if err != nil {
@@ -146,11 +150,12 @@ func (rs *runState) runAttempt(ctx context.Context, i int, inst *plan.Instance, 
 	}
 	a := rs.newAttempt(i, inst, n, log, lw, stdout, &last)
 	err = rs.dispatch(ctx, a)
+	var values map[string]plan.Var
 	if err == nil && inst.Step != nil && inst.Step.Outputs != nil && !rs.spec.DryRun {
-		err = rs.readOutputs(ctx, inst, a.Workdir, stdout, lw)
+		values, err = rs.readOutputs(ctx, inst, a.Workdir, stdout, lw)
 	}
 	err = rs.attemptError(ctx, inst, err, lw, logFile)
-	res := attemptResult{status: last.get(), line: lw.Matched()}
+	res := attemptResult{status: last.get(), line: lw.Matched(), values: values}
 	if err == nil {
 		res.status = ExitStatus{}
 	} else if res.status == (ExitStatus{}) {
@@ -272,15 +277,13 @@ func (rs *runState) lineSink(inst *plan.Instance, logFile *attemptLog, log *slog
 // record, the digests of earlier runs, the run's source, watched tags and warnings.
 func (rs *runState) recordHooks(a *Attempt, i int) {
 	inst, log := a.Instance, a.Log
-	a.Record = func(f func(*history.Step)) { rs.update(i, f) }
+	a.Record = func(f func(*history.Step)) { rs.rec.update(i, f) }
 	a.Previous = func(ref string) (string, bool) { return rs.previousDigest(inst.ID, ref) }
 	a.SetSource = func(src history.Source) {
-		rs.mu.Lock()
-		rs.rec.Source = &src
-		rs.mu.Unlock()
-		rs.update(i, func(*history.Step) {}) // saves the record
+		rs.rec.setSource(src)
+		rs.rec.update(i, func(*history.Step) {}) // saves the record
 	}
-	a.Source = rs.source
+	a.Source = rs.rec.source
 	a.ObserveTag = func(ref, digest string, pushed bool) {
 		if rs.spec.DryRun {
 			return
@@ -292,11 +295,19 @@ func (rs *runState) recordHooks(a *Attempt, i int) {
 	a.Warn = func(msg string) {
 		msg = rs.red.String(msg)
 		log.Warn(msg)
-		rs.mu.Lock()
-		rs.rec.Warnings = append(rs.rec.Warnings, inst.ID+": "+msg)
-		rs.mu.Unlock()
-		rs.update(i, func(s *history.Step) { s.Warnings = append(s.Warnings, msg) })
+		rs.rec.warn(inst.ID + ": " + msg)
+		rs.rec.update(i, func(s *history.Step) { s.Warnings = append(s.Warnings, msg) })
 	}
+}
+
+// sourceEnv tells a run step what the run's checkout fetched: REFRESHD_SOURCE_COMMIT, _REF
+// and _REPO once a checkout of this run succeeded.
+func (rs *runState) sourceEnv() []string {
+	src := rs.rec.source()
+	if src == nil {
+		return nil
+	}
+	return []string{"REFRESHD_SOURCE_COMMIT=" + src.Commit, "REFRESHD_SOURCE_REF=" + src.Ref, "REFRESHD_SOURCE_REPO=" + src.Repo}
 }
 
 // stepTimedOut reports whether the attempt's own timeout (not the run's end) stopped it.

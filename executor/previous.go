@@ -20,19 +20,9 @@ type previousDigests struct {
 // when something outside refreshd pushed the ref since the last run; without one, the
 // latest earlier run that recorded the ref says what it was.
 func (rs *runState) previousDigest(self, ref string) (string, bool) {
-	rs.mu.Lock()
-	for _, s := range rs.rec.Steps {
-		if s.Instance == self {
-			continue // an earlier attempt of this very step is no "before"
-		}
-		for _, c := range s.Caches {
-			if c.Ref == ref {
-				rs.mu.Unlock()
-				return c.Before, true
-			}
-		}
+	if d, ok := rs.rec.cacheBefore(self, ref); ok {
+		return d, true
 	}
-	rs.mu.Unlock()
 
 	rs.prev.once.Do(func() { rs.prev.digests = rs.loadPreviousDigests() })
 	d, ok := rs.prev.digests[ref]

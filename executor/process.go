@@ -20,7 +20,7 @@ func (rs *runState) attemptProcs(i int, log *slog.Logger) *proc.Runner {
 	return &proc.Runner{Grace: rs.grace, Log: log, Started: func(g proc.Group) {
 		// The change is in the run's journal when update returns: the recovery after a
 		// kill -9 finds the group before the process runs on.
-		rs.update(i, func(s *history.Step) {
+		rs.rec.update(i, func(s *history.Step) {
 			a := &s.Attempts[len(s.Attempts)-1]
 			a.PGID, a.StartTicks, a.BootID = g.PGID, g.StartTicks, g.BootID
 		})
@@ -31,9 +31,7 @@ func (rs *runState) attemptProcs(i int, log *slog.Logger) *proc.Runner {
 // each group is recorded on the run itself, for the same recovery.
 func (rs *runState) runProcs() *proc.Runner {
 	return &proc.Runner{Grace: rs.grace, Log: rs.log, Started: func(g proc.Group) {
-		rs.mu.Lock()
-		rs.rec.Process = &history.ProcessGroup{PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID}
-		rs.mu.Unlock()
-		rs.persist() // the run's own group is not a step's: saved before git runs on
+		// the run's own group is not a step's: saved before git runs on
+		rs.rec.setProcess(history.ProcessGroup{PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID})
 	}}
 }

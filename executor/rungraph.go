@@ -47,7 +47,7 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 	for i := range sc.insts {
 		if sc.state[i] == waiting {
 			sc.bad[i] = true
-			rs.update(i, func(s *history.Step) {
+			rs.rec.update(i, func(s *history.Step) {
 				s.Status, s.Reason = history.StatusInterrupted, "run ended before the step started"
 			})
 		}
@@ -56,9 +56,7 @@ func (rs *runState) schedule(ctx context.Context) (bad []bool) {
 	switch {
 	case sc.skipRest != "":
 		why = sc.skipRest
-		rs.mu.Lock()
 		rs.skipped = sc.skipRest
-		rs.mu.Unlock()
 	case rs.stageErr != nil:
 		why = "not expanded: " + rs.stageErr.Error()
 	case ctx.Err() != nil:
@@ -77,10 +75,12 @@ const (
 	done
 )
 
-// finished is an instance's end, sent back by the goroutine that ran it.
+// finished is an instance's end, sent back by the goroutine that ran it: its status and,
+// for a step with outputs: that succeeded, the values it defined.
 type finished struct {
 	i      int
 	status history.Status
+	values map[string]plan.Var
 }
 
 // scheduler is the scheduling state of one run, owned by the goroutine in schedule: the
@@ -196,7 +196,7 @@ func (sc *scheduler) after(i int) string {
 func (sc *scheduler) settle(i int, status history.Status, reason string, bad bool) {
 	sc.state[i], sc.result[i], sc.bad[i] = done, status, bad
 	sc.remaining--
-	sc.rs.update(i, func(s *history.Step) { s.Status, s.Reason = status, reason })
+	sc.rs.rec.update(i, func(s *history.Step) { s.Status, s.Reason = status, reason })
 }
 
 // startReady settles what can no longer run and starts what may, in passes until nothing
@@ -258,16 +258,16 @@ func (sc *scheduler) start(i int) {
 	sc.nRunning++
 	sc.perKey[inst.ConcurrencyKey]++
 	if !when(inst).Cleanup() {
-		go func() { sc.results <- finished{i, rs.runInstance(sc.ctx, i, inst)} }()
+		go func() { sc.results <- rs.runInstance(sc.ctx, i, inst) }()
 		return
 	}
 	why := sc.after(i)
-	rs.update(i, func(s *history.Step) { s.After = why })
+	rs.rec.update(i, func(s *history.Step) { s.After = why })
 	rs.log.Info("cleanup step starting", "step", inst.ID, "when", when(inst), "after", rs.red.String(why))
 	cctx, cancel := rs.cleanupContext(sc.ctx, inst)
 	go func() {
 		defer cancel()
-		sc.results <- finished{i, rs.runInstance(cctx, i, inst)}
+		sc.results <- rs.runInstance(cctx, i, inst)
 	}()
 }
 
@@ -285,7 +285,7 @@ func (sc *scheduler) finish(f finished) {
 	if f.status != history.StatusSucceeded || st == nil || (st.Outputs == nil && st.Checkout == nil) || rs.stageErr != nil {
 		return
 	}
-	n, err := rs.extend(st)
+	n, err := rs.extend(st, f.values)
 	if err != nil {
 		rs.stageErr = err
 		rs.log.Error("run-time expansion failed", "from", st.ID, "err", err)

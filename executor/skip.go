@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +114,7 @@ func (rs *runState) decide(ctx context.Context, key condKey, c plan.SkipConditio
 		return "", false
 	}
 	fresh, why, warn := rs.tools.checkCond(ctx, rs.g, c, refs, rs.secrets, rs.runProcs(), runTags{rs.e.cfg.Store, rs.sighting(false)}, rs.registry, rs.log)
-	rs.warn(warn)
+	rs.rec.warn(warn)
 	if ctx.Err() != nil {
 		return "", false
 	}
@@ -137,19 +136,9 @@ func (rs *runState) decide(ctx context.Context, key condKey, c plan.SkipConditio
 	return "", false
 }
 
-// maxFreshnessWhy bounds the recorded reason of one decision (a condition watches up to
-// 1,000 tags, each of which may be named).
-const maxFreshnessWhy = 2000
-
 // recordFreshness adds a skip_if decision to the run's record.
 func (rs *runState) recordFreshness(c plan.SkipCondition, fresh bool, why string) {
-	why = rs.red.String(why)
-	if len(why) > maxFreshnessWhy {
-		why = why[:maxFreshnessWhy] + fmt.Sprintf("... (%d bytes more)", len(why)-maxFreshnessWhy)
-	}
-	rs.mu.Lock()
-	rs.rec.Freshness = append(rs.rec.Freshness, history.Freshness{Pos: c.Pos.String(), Step: c.Step, Fresh: fresh, Why: why})
-	rs.mu.Unlock()
+	rs.rec.addFreshness(history.Freshness{Pos: c.Pos.String(), Step: c.Step, Fresh: fresh, Why: why})
 }
 
 // lateSkip decides each tags condition whose refs name run-time values, as soon as the
@@ -170,7 +159,7 @@ func (rs *runState) lateSkip(ctx context.Context) (why string, skip bool) {
 		}
 		rs.decided[keys[k]] = true
 		if err != nil {
-			rs.warn(fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: %v", c.Pos, err))
+			rs.rec.warn(fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: %v", c.Pos, err))
 			rs.recordFreshness(c, false, "cannot tell: "+err.Error())
 			continue
 		}
@@ -179,17 +168,6 @@ func (rs *runState) lateSkip(ctx context.Context) (why string, skip bool) {
 		}
 	}
 	return "", false
-}
-
-// warn adds warnings to the run's record.
-func (rs *runState) warn(warnings ...string) {
-	warnings = slices.DeleteFunc(warnings, func(w string) bool { return w == "" })
-	if len(warnings) == 0 {
-		return
-	}
-	rs.mu.Lock()
-	rs.rec.Warnings = append(rs.rec.Warnings, warnings...)
-	rs.mu.Unlock()
 }
 
 // branchToken is the token for reading a skip_if branch: that of a publish_constraints step

@@ -48,9 +48,10 @@ func wantsStdout(inst *plan.Instance) bool {
 }
 
 // readOutputs reads and checks the values a succeeded step defined, records them on the
-// run and keeps them for the graph's next stage. out gets the captured stdout, so the
-// attempt's log shows what the step printed.
-func (rs *runState) readOutputs(ctx context.Context, inst *plan.Instance, workdir string, stdout *capture, out io.Writer) error {
+// run and returns them, for the graph's next stage (they travel to the scheduling goroutine
+// with the instance's end). out gets the captured stdout, so the attempt's log shows what
+// the step printed.
+func (rs *runState) readOutputs(ctx context.Context, inst *plan.Instance, workdir string, stdout *capture, out io.Writer) (map[string]plan.Var, error) {
 	o := inst.Step.Outputs
 	var data []byte
 	if o.From == plan.FromStdout {
@@ -60,20 +61,19 @@ func (rs *runState) readOutputs(ctx context.Context, inst *plan.Instance, workdi
 			out.Write([]byte{'\n'})
 		}
 		if stdout.truncated {
-			return fmt.Errorf("outputs from stdout: more than %d bytes", outputLimit-1)
+			return nil, fmt.Errorf("outputs from stdout: more than %d bytes", outputLimit-1)
 		}
 	} else {
 		var err error
 		if data, err = readOutputsFile(ctx, workdir, o.From); err != nil {
-			return fmt.Errorf("outputs: the step succeeded but %w", err)
+			return nil, fmt.Errorf("outputs: the step succeeded but %w", err)
 		}
 	}
 	vals, err := plan.ParseOutputs(o, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rs.mu.Lock()
-	rs.values[inst.Step.ID] = vals
+	recorded := make([]history.RunVar, 0, len(o.Vars))
 	for _, ov := range o.Vars {
 		v := vals[ov.Name]
 		// The record shows a value equal to a secret, or holding one, masked, as the
@@ -85,9 +85,9 @@ func (rs *runState) readOutputs(ctx context.Context, inst *plan.Instance, workdi
 		if v.List == nil {
 			list = nil
 		}
-		rs.rec.Vars = append(rs.rec.Vars, history.RunVar{Name: ov.Name, Step: inst.Step.ID, Value: rs.red.String(v.Scalar), Values: list, List: v.IsList})
+		recorded = append(recorded, history.RunVar{Name: ov.Name, Step: inst.Step.ID, Value: rs.red.String(v.Scalar), Values: list, List: v.IsList})
 	}
-	rs.mu.Unlock()
+	rs.rec.addVars(recorded...)
 	var shown []string
 	for _, ov := range o.Vars {
 		v := vals[ov.Name]
@@ -98,7 +98,7 @@ func (rs *runState) readOutputs(ctx context.Context, inst *plan.Instance, workdi
 		}
 	}
 	fmt.Fprintf(out, "refreshd: step %s defined %s\n", inst.Step.ID, strings.Join(shown, ", "))
-	return nil
+	return vals, nil
 }
 
 // outputsReadTimeout bounds the read of an outputs file (a file on a hung network file
@@ -150,37 +150,32 @@ func openBeneath(workdir, name string) (int, error) {
 	return unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 }
 
-// extend expands the steps waiting for step's values (plan.Graph.Extend) and adds their
-// instances to the run's record. It returns how many were added. It runs on the scheduling
-// goroutine, the only one that reads the graph's instance list while a run goes on.
-func (rs *runState) extend(st *plan.Step) (int, error) {
+// extend expands the steps waiting for step's values (vals, nil for a checkout:
+// plan.Graph.Extend) or for the source it fetched, and adds their instances to the run's
+// record. It returns how many were added. It runs on the scheduling goroutine, the only one
+// that reads the graph's instance list while a run goes on.
+func (rs *runState) extend(st *plan.Step, vals map[string]plan.Var) (int, error) {
 	step := st.ID
 	var added []*plan.Instance
 	var err error
 	if st.Checkout != nil {
 		// What it fetched: the steps whose templates name .source expand now.
-		if src := rs.source(); src != nil {
+		if src := rs.rec.source(); src != nil {
 			if added, err = rs.g.ExtendSource(step, plan.Source{Repo: src.Repo, Ref: src.Ref, Commit: src.Commit}); err != nil {
 				return 0, err
 			}
 		}
 	}
-	rs.mu.Lock()
-	vals, ok := rs.values[step]
-	rs.mu.Unlock()
-	if st.Outputs != nil && ok {
+	if st.Outputs != nil && vals != nil {
 		more, err := rs.g.Extend(step, vals)
 		if err != nil {
 			return 0, err
 		}
 		added = append(added, more...)
 	}
-	rs.mu.Lock()
 	for _, inst := range added {
-		rs.idx[inst.ID] = len(rs.rec.Steps)
-		rs.rec.Steps = append(rs.rec.Steps, history.Step{Instance: inst.ID, Status: history.StatusWaiting})
+		rs.idx[inst.ID] = rs.rec.appendStep(history.Step{Instance: inst.ID, Status: history.StatusWaiting})
 	}
-	rs.mu.Unlock()
 	if len(added) > 0 {
 		ids := make([]string, len(added))
 		for i, in := range added {
@@ -199,11 +194,8 @@ func (rs *runState) recordPending(why string) {
 		if why != "" {
 			reason = why
 		}
-		rs.mu.Lock()
-		rs.idx[ps.Step.ID] = len(rs.rec.Steps)
-		rs.rec.Steps = append(rs.rec.Steps, history.Step{Instance: ps.Step.ID, Status: history.StatusSkipped, Reason: reason})
-		i := len(rs.rec.Steps) - 1
-		rs.mu.Unlock()
-		rs.update(i, func(*history.Step) {})
+		i := rs.rec.appendStep(history.Step{Instance: ps.Step.ID, Status: history.StatusSkipped, Reason: reason})
+		rs.idx[ps.Step.ID] = i
+		rs.rec.update(i, func(*history.Step) {})
 	}
 }
