@@ -2,7 +2,6 @@ package plan
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"testing"
 )
@@ -19,7 +18,6 @@ func TestSchemaActions(t *testing.T) {
 		t.Fatalf("schema is not JSON: %v", err)
 	}
 	step := schema.Defs["step"]
-	kinds := builtinActions()
 	keys := actionKeys()
 
 	var oneOf []string
@@ -40,14 +38,24 @@ func TestSchemaActions(t *testing.T) {
 			t.Errorf("$defs/step property %s refers to %s; want #/$defs/%s, defined", k, ref, k)
 		}
 	}
-
-	// allowed returns the actions an allOf rule "if KEY then ..." lets a step have with KEY.
-	rules := map[string]map[string]any{} // if's required key -> then
+	rules := map[string]map[string]any{} // the if's one required key -> the then
 	for _, r := range jsonList(step["allOf"]) {
 		if req := jsonStrings(jsonObj(jsonObj(r)["if"])["required"]); len(req) == 1 {
 			rules[req[0]] = jsonObj(jsonObj(r)["then"])
 		}
 	}
+	for key := range rules {
+		if !slices.Contains(keys, key) && props[key] == nil {
+			t.Errorf("$defs/step has an allOf rule for %s, which is neither an action nor a step key", key)
+		}
+	}
+	checkKeyRules(t, rules)
+	checkActionRules(t, rules)
+}
+
+// checkKeyRules compares the schema's rules "a step with secrets: (report:, outputs:) has
+// one of these actions" with the actions builtinActions lets have them.
+func checkKeyRules(t *testing.T, rules map[string]map[string]any) {
 	for _, tc := range []struct {
 		key string
 		has func(actionKind) bool
@@ -57,7 +65,7 @@ func TestSchemaActions(t *testing.T) {
 		{"outputs", func(k actionKind) bool { return k.outputs }},
 	} {
 		var want []string
-		for _, k := range kinds {
+		for _, k := range builtinActions() {
 			if tc.has(k) {
 				want = append(want, k.key)
 			}
@@ -71,7 +79,12 @@ func TestSchemaActions(t *testing.T) {
 			t.Errorf("schema lets a step with %s: have the actions %q; builtinActions says %q", tc.key, got, want)
 		}
 	}
-	for _, k := range kinds {
+}
+
+// checkActionRules compares the schema's rules "a step with ACTION has no matrix (runs
+// only with when: success)" with builtinActions.
+func checkActionRules(t *testing.T, rules map[string]map[string]any) {
+	for _, k := range builtinActions() {
 		then := rules[k.key]
 		noMatrix := slices.Equal(jsonStrings(jsonObj(then["not"])["required"]), []string{"matrix"})
 		if noMatrix != (k.noMatrix != "") {
@@ -81,12 +94,6 @@ func TestSchemaActions(t *testing.T) {
 		if successOnly != (k.successOnly != "") {
 			t.Errorf("schema says a %s step runs only with when: success: %v; builtinActions: %v", k.key, successOnly, k.successOnly != "")
 		}
-	}
-	for key := range maps.Keys(rules) {
-		if slices.Contains(keys, key) || props[key] != nil {
-			continue
-		}
-		t.Errorf("$defs/step has an allOf rule for %s, which is neither an action nor a step key", key)
 	}
 }
 
