@@ -45,7 +45,7 @@ pristine: ## the README's two commands on a fresh Debian 12 root under systemd-n
 fuzz: ## fuzz the plan loader for 2 minutes
 	$(GO) test ./plan -run '^$$' -fuzz FuzzLoad -fuzztime 2m
 
-bench: build ## benchmarks (numbers in the README)
+bench: build ## benchmarks (numbers in docs/development.md)
 	$(GO) test ./plan -run '^$$' -bench BenchmarkLoad -benchmem
 	bash bench/overhead.sh
 	bash bench/fanout.sh
