@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,10 +94,11 @@ type cacheView struct {
 }
 
 type publishView struct {
-	Step    string
-	Anchor  string
-	Publish *history.Publish
-	Changes []changeView
+	Step       string
+	Anchor     string
+	Publish    *history.Publish
+	Changes    []changeView
+	HistoryURL string // the constraint history of the branch
 }
 
 type changeView struct {
@@ -278,7 +280,8 @@ func (p *runPage) addCache(caches map[string]int, instance string, c history.Cac
 
 // publishViewOf is what publish step st (at anchor) did, its changes classified.
 func publishViewOf(st *history.Step, anchor string) publishView {
-	pv := publishView{Step: st.Instance, Anchor: anchor, Publish: st.Publish}
+	pv := publishView{Step: st.Instance, Anchor: anchor, Publish: st.Publish,
+		HistoryURL: "/constraints?" + url.Values{"branch": {st.Publish.Branch}}.Encode()}
 	for _, c := range st.Publish.Changes {
 		pv.Changes = append(pv.Changes, changeView{PackageChange: c, Kind: git.ChangeKind(c.Old, c.New)})
 	}
