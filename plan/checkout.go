@@ -90,3 +90,14 @@ func (co *Checkout) expand(x *expander, s *Step, base *Instance, data map[string
 	base.Action = &CheckoutAction{Checkout: out}
 	x.add(base)
 }
+
+// drySource is what checkout step id is taken to fetch in a dry run (ExtendDry): its
+// rendered repo and ref, at commit.
+func (g *Graph) drySource(id, commit string) Source {
+	for _, in := range g.Instances {
+		if a, ok := in.Action.(*CheckoutAction); ok && in.Step != nil && in.Step.ID == id {
+			return Source{Repo: a.Repo, Ref: a.Ref, Commit: commit}
+		}
+	}
+	return Source{Commit: commit}
+}

@@ -107,7 +107,7 @@ func (g *Graph) deliverDry(vals map[*Step]map[string]Var, commit string) error {
 			var err error
 			switch {
 			case s.Checkout != nil:
-				_, err = g.ExtendSource(s.ID, Source{Repo: g.checkoutValue(s.ID, "repo"), Ref: g.checkoutValue(s.ID, "ref"), Commit: commit})
+				_, err = g.ExtendSource(s.ID, g.drySource(s.ID, commit))
 			case vals[s] != nil:
 				_, err = g.Extend(s.ID, vals[s])
 			default:
@@ -127,19 +127,6 @@ func (g *Graph) deliverDry(vals map[*Step]map[string]Var, commit string) error {
 // expanded reports whether step id has instances in the graph.
 func (g *Graph) expanded(id string) bool {
 	return slices.ContainsFunc(g.Instances, func(in *Instance) bool { return in.Step != nil && in.Step.ID == id })
-}
-
-// checkoutValue is the rendered repo or ref of checkout step id.
-func (g *Graph) checkoutValue(id, what string) string {
-	for _, in := range g.Instances {
-		if a, ok := in.Action.(*CheckoutAction); ok && in.Step != nil && in.Step.ID == id {
-			if what == "repo" {
-				return a.Repo
-			}
-			return a.Ref
-		}
-	}
-	return ""
 }
 
 // DryValues lists the values ExtendDry was given, NAME=VALUE sorted; nil for a real run.
