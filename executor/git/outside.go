@@ -75,12 +75,16 @@ func (c *clone) outside(ctx context.Context, seen, head string, paths []string, 
 		return nil, "", nil
 	}
 	note := ""
-	if _, err := c.git(ctx, "merge-base", "--is-ancestor", "--end-of-options", seen, head); err != nil {
-		var ee *ExitError
-		if !errors.As(err, &ee) || ee.Code != 1 {
-			return nil, "", fmt.Errorf("compare the branch with the head seen before: %w", err)
+	onBranch, err := c.isAncestor(ctx, seen, head)
+	if err != nil {
+		return nil, "", fmt.Errorf("compare the branch with the head seen before: %w", err)
+	}
+	if !onBranch {
+		// A commit refreshd made whose push did not land (refused, or lost in a race) is
+		// not on the branch, but its parent, the head refreshd fetched, is: no rewrite.
+		if parentOn, err := c.isAncestor(ctx, seen+"^", head); err != nil || !parentOn {
+			note = fmt.Sprintf("the branch was rewritten since refreshd last saw it (%.12s is no longer on it)", seen)
 		}
-		note = fmt.Sprintf("the branch was rewritten since refreshd last saw it (%.12s is no longer on it)", seen)
 	}
 	out, err := c.git(ctx, "rev-list", "--first-parent", fmt.Sprintf("--max-count=%d", MaxOutsideCommits+1), "--end-of-options", head, "^"+seen)
 	if err != nil {
@@ -104,6 +108,19 @@ func (c *clone) outside(ctx context.Context, seen, head string, paths []string, 
 		return nil, note, fmt.Errorf("read the commits made since refreshd last saw the branch: %w", err)
 	}
 	return parseOutside(out, paths, now), note, nil
+}
+
+// isAncestor reports whether commit a is an ancestor of (or is) commit b.
+func (c *clone) isAncestor(ctx context.Context, a, b string) (bool, error) {
+	_, err := c.git(ctx, "merge-base", "--is-ancestor", "--end-of-options", a, b)
+	var ee *ExitError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ee) && ee.Code == 1:
+		return false, nil
+	}
+	return false, err
 }
 
 // parseOutside reads git show's output as outside asks for it: for each commit a NUL, its

@@ -2,6 +2,7 @@ package git
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -188,5 +189,35 @@ func TestParseOutside(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("parseOutside:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// A push the remote refused leaves refreshd's commit off the branch: the next publish
+// neither calls the branch rewritten nor reports anything but what others pushed since.
+func TestPublishOutsideAfterRefusedPush(t *testing.T) {
+	f := newFixture(t)
+	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
+	if _, err := Publish(testCtx(t), f.options()); err != nil { // unchanged: the seed is seen
+		t.Fatal(err)
+	}
+	hook := filepath.Join(f.remote, "hooks", "pre-receive")
+	writeFile(t, hook, "#!/bin/sh\necho protected >&2\nexit 1\n")
+	if err := os.Chmod(hook, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.generate(t, "2025-06-02T02:00:00Z", []string{"apache-beam==2.51.0", "boto3==1.28.0", "celery==5.3.1", "requests==2.31.0"}, []string{"requests==2.31.0"})
+	if _, err := Publish(testCtx(t), f.options()); err == nil {
+		t.Fatal("publish succeeded through a refusing hook")
+	}
+	os.Remove(hook)
+	other := f.other(t)
+	human := other.commit("constraints-3.11.txt", constraints("x", "apache-beam==2.50.0", "boto3==1.28.0", "celery==5.3.2", "requests==2.31.0"), "Jane Human")
+	other.push()
+	res, err := Publish(testCtx(t), f.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OutsideNote != "" || len(res.Outside) != 1 || res.Outside[0].Commit != human {
+		t.Errorf("after a refused push: outside %+v, note %q; want only the human commit %s, no rewrite", res.Outside, res.OutsideNote, human)
 	}
 }
