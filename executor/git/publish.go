@@ -142,64 +142,8 @@ func publish(ctx context.Context, o Options) (*Result, error) {
 	}
 	seen := c.lastSeen(ctx)
 	for attempt := 1; ; attempt++ {
-		head, err := c.sync(ctx)
-		if err != nil {
-			return res, fmt.Errorf("update the constraints clone: %w", err)
-		}
-		// Read the sources on every attempt: a race retry compares against the new head.
-		sources, err := collect(o.Workdir, o.Files)
-		if err != nil {
-			return res, err
-		}
-		if !o.DryRun {
-			o.lookOutside(ctx, c, res, seen, head, publishedPaths(o.Dir, sources))
-		}
-		files, err := apply(c.dir, o.Dir, sources, o.Ignore)
-		if err != nil {
-			return res, err
-		}
-		res.Files = files
-		res.Changed = len(files) > 0
-		res.Summary = summarize(res.Changes(), len(files))
-		if attempt == 1 || !res.Changed {
-			o.report(res)
-		}
-		if !res.Changed {
-			log.Info("constraints unchanged", "files", len(sources))
-			return res, nil
-		}
-		if o.DryRun {
-			fmt.Fprintf(o.Output, "dry run: would commit and push to %s branch %s\n", rem.URL, o.Branch)
-			return res, nil
-		}
-		paths := make([]string, len(files))
-		for i, f := range files {
-			paths[i] = f.Path
-		}
-		commit, err := c.commit(ctx, paths, o.AuthorName, o.AuthorEmail, o.Message(res.Summary))
-		if err != nil {
-			return res, err
-		}
-		res.PushAttempts = attempt
-		res.Pushing = commit
-		// Seen before it is pushed: its parent is the head just fetched, so whether or not
-		// the push lands, what is reachable from it was seen or made here.
-		if err := c.markSeen(ctx, commit); err != nil {
-			return res, err
-		}
-		if o.Pushing != nil {
-			o.Pushing(res)
-		}
-		pctx, stop := outlive(ctx, o.PushGrace)
-		err = c.push(pctx)
-		stop()
-		if err == nil {
-			res.Commit = commit
-			log.Info("constraints published", "commit", commit, "summary", res.Summary, "push_attempt", attempt)
-			fmt.Fprintf(o.Output, "pushed %s to %s branch %s: %s\n", commit, rem.URL, o.Branch, res.Summary)
-			return res, nil
-		}
-		if !errors.Is(err, errRaced) {
+		raced, err := o.publishOnce(ctx, c, res, seen, attempt)
+		if err != nil || !raced {
 			return res, err
 		}
 		if attempt >= o.MaxAttempts {
@@ -208,6 +152,79 @@ func publish(ctx context.Context, o Options) (*Result, error) {
 		log.Warn("constraints branch moved during publish; fetching and re-applying", "push_attempt", attempt)
 		fmt.Fprintf(o.Output, "branch %s moved on the remote; fetching and re-applying (attempt %d of %d)\n", o.Branch, attempt+1, o.MaxAttempts)
 	}
+}
+
+// publishOnce is one attempt of a publish: it brings the clone to the branch's head, reads
+// the sources again (a retry compares against the new head), applies them, and commits and
+// pushes when something meaningful changed. raced: the branch moved between the fetch and
+// the push, so the caller tries again.
+func (o *Options) publishOnce(ctx context.Context, c *clone, res *Result, seen string, attempt int) (raced bool, err error) {
+	head, err := c.sync(ctx)
+	if err != nil {
+		return false, fmt.Errorf("update the constraints clone: %w", err)
+	}
+	sources, err := collect(o.Workdir, o.Files)
+	if err != nil {
+		return false, err
+	}
+	if !o.DryRun {
+		o.lookOutside(ctx, c, res, seen, head, publishedPaths(o.Dir, sources))
+	}
+	files, err := apply(c.dir, o.Dir, sources, o.Ignore)
+	if err != nil {
+		return false, err
+	}
+	res.Files = files
+	res.Changed = len(files) > 0
+	res.Summary = summarize(res.Changes(), len(files))
+	if attempt == 1 || !res.Changed {
+		o.report(res)
+	}
+	if !res.Changed {
+		c.log.Info("constraints unchanged", "files", len(sources))
+		return false, nil
+	}
+	if o.DryRun {
+		fmt.Fprintf(o.Output, "dry run: would commit and push to %s branch %s\n", c.remote.URL, o.Branch)
+		return false, nil
+	}
+	return o.commitAndPush(ctx, c, res, attempt)
+}
+
+// commitAndPush commits res.Files in the clone and pushes the commit (never forced).
+// raced: the branch moved since the fetch and the push was refused for it.
+func (o *Options) commitAndPush(ctx context.Context, c *clone, res *Result, attempt int) (raced bool, err error) {
+	paths := make([]string, len(res.Files))
+	for i, f := range res.Files {
+		paths[i] = f.Path
+	}
+	commit, err := c.commit(ctx, paths, o.AuthorName, o.AuthorEmail, o.Message(res.Summary))
+	if err != nil {
+		return false, err
+	}
+	res.PushAttempts = attempt
+	res.Pushing = commit
+	// Seen before it is pushed: its parent is the head just fetched, so whether or not
+	// the push lands, what is reachable from it was seen or made here.
+	if err := c.markSeen(ctx, commit); err != nil {
+		return false, err
+	}
+	if o.Pushing != nil {
+		o.Pushing(res)
+	}
+	pctx, stop := outlive(ctx, o.PushGrace)
+	err = c.push(pctx)
+	stop()
+	switch {
+	case err == nil:
+		res.Commit = commit
+		c.log.Info("constraints published", "commit", commit, "summary", res.Summary, "push_attempt", attempt)
+		fmt.Fprintf(o.Output, "pushed %s to %s branch %s: %s\n", commit, c.remote.URL, o.Branch, res.Summary)
+		return false, nil
+	case errors.Is(err, errRaced):
+		return true, nil
+	}
+	return false, err
 }
 
 // lookOutside records in res the commits others made on the branch from seen to head (see
