@@ -64,6 +64,9 @@ steps:
 	if pins, err := c.Pins(ctx, history.PinQuery{Package: "httpx"}); err != nil || len(pins) != 2 || !pins[1].Outside || pins[1].Run != "" {
 		t.Errorf("constraints: %+v %v, want the run's pin and the outside one", pins, err)
 	}
+	if r, err := c.Run(ctx, "pub-1"); err != nil || len(r.Steps) != 1 || len(r.Steps[0].Publish.Outside) != 1 {
+		t.Errorf("run pub-1: %+v %v, want its publish with the commit found outside refreshd", r, err)
+	}
 
 	tr := triggerAndFollow(t, c, "echo", "say | one\nsay | two")
 	if err := c.Logs(ctx, tr.Run, "say", false, func(string) error { return nil }); err != nil {

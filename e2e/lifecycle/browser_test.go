@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -171,6 +172,18 @@ steps:
 	if y := evaluate[int](t, b, `Math.round(window.scrollY)`); y != 60 {
 		t.Fatalf("the constraints page does not scroll to 60 at 240 px high (scrollY %d)", y)
 	}
+	// Between the two runs someone else pins httpx on the constraints branch: the live
+	// update brings it as a change made outside refreshd, with its commit and author.
+	other := t.TempDir()
+	testkit.Git(t, other, "clone", "--quiet", "--branch", "constraints", remote, ".")
+	testkit.Git(t, other, "rm", "--quiet", "constraints.txt")
+	if err := os.WriteFile(filepath.Join(other, "constraints.txt"), []byte("httpx==0.28.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Git(t, other, "add", "constraints.txt")
+	testkit.Git(t, other, "commit", "--quiet", "-m", "pin httpx", "--author", `Jane "&" Human <jane@example.com>`)
+	testkit.Git(t, other, "push", "--quiet", "origin", "HEAD:refs/heads/constraints")
+	human := testkit.Git(t, other, "rev-parse", "HEAD")
 	tr2, err := e.client().Trigger(ctx, "web")
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +192,16 @@ steps:
 	if _, err := chromedp.Run(b, chromedp.Poll[bool](fmt.Sprintf(`document.querySelectorAll("table.pins tbody tr").length > %d`, before),
 		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		t.Fatalf("the constraints page did not show run %s's pin: %v", tr2.Run, err)
+	}
+	outside := evaluate[[]string](t, b, `[...document.querySelectorAll("table.pins tbody tr")].filter(tr => tr.querySelector(".outside")).map(tr => tr.innerText)`)
+	// The commit replaced the file: pkg removed, httpx added.
+	if len(outside) != 2 || !strings.Contains(outside[0]+outside[1], "\thttpx\tadded 0.28.1\t") {
+		t.Errorf("rows made outside refreshd on the constraints page: %q; want pkg removed and httpx added by commit %s", outside, human)
+	}
+	for _, row := range outside {
+		if !strings.Contains(row, human[:12]) || !strings.Contains(row, `outside refreshd by Jane "&" Human <jane@example.com>`) {
+			t.Errorf("row made outside refreshd %q: want commit %.12s by Jane", row, human)
+		}
 	}
 	type kept struct {
 		Name, Value, Mark string
