@@ -163,6 +163,24 @@ func (s *stack) git(args ...string) string {
 
 func (s *stack) head() string { return s.git("rev-parse", "refs/heads/constraints-main") }
 
+// pinByHand replaces old with new in file on the constraints branch, as a release manager
+// would by hand (outside refreshd), and returns the commit it pushed.
+func (s *stack) pinByHand(file, old, new string) string {
+	s.t.Helper()
+	dir := s.t.TempDir()
+	testkit.Git(s.t, dir, "clone", "--quiet", "--branch", "constraints-main", s.repo(), ".")
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil || !strings.Contains(string(b), old+"\n") {
+		s.t.Fatalf("%s on constraints-main has no line %q (%v)", file, old, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(strings.Replace(string(b), old+"\n", new+"\n", 1)), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	testkit.Git(s.t, dir, "commit", "--quiet", "-am", "pin "+new+" by hand", "--author", "Release Manager <rm@sample-project.example.org>")
+	testkit.Git(s.t, dir, "push", "--quiet", "origin", "HEAD:constraints-main")
+	return testkit.Git(s.t, dir, "rev-parse", "HEAD")
+}
+
 // daemon is a real `refreshd daemon` process on the stack.
 type daemon struct {
 	*testkit.Daemon

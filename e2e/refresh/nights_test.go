@@ -19,10 +19,13 @@ import (
 // TestDashboardAfterThreeNights runs three nights of demo/main (one Python) through a
 // daemon with the dashboard on, and reads the questions of the morning after in headless
 // Chromium: night 1 after a release added to the tree's package index (httpx 0.28.1),
-// night 2 with nothing new (the caches reused, as they were), night 3 with the gate made
+// night 2 with nothing new in the sources (the caches reused, as they were) after a release
+// manager pinned httpx back to 0.28.0 by hand on the constraints branch (night 2 finds
+// that commit, outside refreshd, and puts 0.28.1 back), night 3 with the gate made
 // stricter than what the generator gives, started while the plan's page is open (it fails
 // at check-constraints and publishes nothing). Then the constraints page, searched by
-// package name through its form, finds night 1's httpx change with its commit and run;
+// package name through its form, finds night 1's httpx change with its commit and run, and
+// the hand-made one as outside refreshd with its commit and author;
 // the caches page shows for every tag of the plan the registry's own digest
 // (Docker-Content-Digest), pushed by night 1 and dated within it; the plan's page has one
 // strip cell per run and, in each step's chart, one point per run that ran the step.
@@ -52,8 +55,14 @@ func TestDashboardAfterThreeNights(t *testing.T) {
 	if !pub.Changed || httpx == nil {
 		t.Fatalf("night 1 published %+v, want httpx 0.28.1 among its changes", pub)
 	}
-	// Night 2: nothing new; every cache tag is the one night 1 pushed.
+	// Between the nights someone pins httpx back to 0.28.0 by hand on the constraints
+	// branch: night 2's publish finds that commit (outside refreshd) and puts 0.28.1 back.
+	human := s.pinByHand(httpx.File, "httpx==0.28.1", "httpx==0.28.0")
+	// Night 2: nothing new in the sources; every cache tag is the one night 1 pushed.
 	r2 := d.mustSucceed()
+	if p2 := publishOf(t, r2); len(p2.Outside) != 1 || p2.Outside[0].Commit != human {
+		t.Errorf("night 2's publish found outside refreshd %+v, want the hand-made commit %s", p2.Outside, human)
+	}
 	for ref, c := range caches(r2) {
 		if c.After == "" || c.After != caches(r1)[ref].After {
 			t.Errorf("night 2 changed cache %s: %+v after night 1's %+v", ref, c, caches(r1)[ref])
@@ -70,14 +79,15 @@ func TestDashboardAfterThreeNights(t *testing.T) {
 		t.Fatalf("night 3: %s %q, branch %s -> %s; want failed at the gate, nothing published\n%s", r3.Status, r3.Reason, head, s.head(), describe(r3))
 	}
 
-	checkHistoryPage(t, b, web, out, pub, httpx, r1)
+	checkHistoryPage(t, b, web, out, pub, httpx, r1, human)
 	checkCachesPage(t, b, s, web, out, r1)
 	checkTrends(t, b, web, out, []*history.Run{r1, r2, r3})
 }
 
 // checkHistoryPage searches the constraints page for httpx through its form, as a person
-// would, and finds night 1's change with its commit and run.
-func checkHistoryPage(t *testing.T, b context.Context, web, out string, pub *history.Publish, c *history.PackageChange, r1 *history.Run) {
+// would, and finds night 1's change with its commit and run, and the change made by hand
+// between the nights as made outside refreshd, with its commit and author.
+func checkHistoryPage(t *testing.T, b context.Context, web, out string, pub *history.Publish, c *history.PackageChange, r1 *history.Run, human string) {
 	t.Helper()
 	err := chromedp.Do(b, chromedp.Navigate(web+"/constraints"), chromedp.WaitVisible(chromedp.CSS(`input[name="package"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name="package"]`), "httpx"), chromedp.Submit(chromedp.CSS(`form.search`)))
@@ -92,7 +102,7 @@ func checkHistoryPage(t *testing.T, b context.Context, web, out string, pub *his
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	found, byHand := false, false
 	for _, r := range rows {
 		if r.Package != "httpx" {
 			t.Errorf("a search for httpx shows %+v", r)
@@ -100,6 +110,12 @@ func checkHistoryPage(t *testing.T, b context.Context, web, out string, pub *his
 		if r.Run == r1.ID && r.Commit == pub.Commit && r.Branch == pub.Branch && strings.HasSuffix(r.Change, c.New) {
 			found = true
 		}
+		if r.Run == "outside refreshd by Release Manager <rm@sample-project.example.org>" && r.Commit == human && r.Change == "0.28.1 → 0.28.0" {
+			byHand = true
+		}
+	}
+	if !byHand {
+		t.Errorf("the constraints page searched for httpx shows %+v; want httpx 0.28.1 -> 0.28.0 made outside refreshd in commit %s", rows, human)
 	}
 	if !found {
 		t.Errorf("the constraints page searched for httpx shows %+v; want httpx %s -> %s in commit %s of run %s", rows, c.Old, c.New, pub.Commit, r1.ID)
