@@ -149,23 +149,17 @@ func (e *Engine) Run(ctx context.Context, g *plan.Graph, spec RunSpec) (*history
 	env := newRunEnv(ctx, e, g, spec)
 	rec := &history.Run{ID: spec.ID, Plan: p.Name, Trigger: spec.Trigger, Scheduled: spec.Scheduled,
 		Start: time.Now().UTC(), Status: history.StatusRunning, DryRun: spec.DryRun, Params: maskValues(env.red, g.Params)}
-	rs := &runState{
-		runEnv:   env,
-		g:        g,
-		rec:      newRecorder(e.cfg.Store, e.cfg.Observer, env.red, env.log, rec),
-		idx:      make(map[string]int, len(g.Instances)),
-		decided:  map[condKey]bool{},
-		stepSkip: map[string]string{},
-		registry: newRegistryBudget(e.cfg.Tools.RegistryBudget),
-	}
-	for i, inst := range g.Instances {
-		rs.idx[inst.ID] = i
+	for _, inst := range g.Instances {
 		st := history.Step{Instance: inst.ID, Status: history.StatusWaiting}
 		if w := when(inst); w.Cleanup() {
 			st.When = string(w)
 		}
 		rec.Steps = append(rec.Steps, st)
 	}
+	rs := &runState{runEnv: env, rec: newRecorder(e.cfg.Store, e.cfg.Observer, env.red, env.log, rec)}
+	rs.prev = newPreviousDigests(env, rs.rec)
+	rs.skips = newSkipDecider(env, g, rs.rec)
+	rs.sched = newScheduler(env, g, rs.rec, rs.skips, rs.runInstance)
 	if err := rs.rec.begin(); err != nil {
 		return nil, fmt.Errorf("start run %s of %s: %w", spec.ID, p.Name, err)
 	}
@@ -245,36 +239,24 @@ func (e *Engine) prune(p *plan.Plan) {
 	}
 }
 
-// runState is one run in progress: what runs its instances (instance.go) and ties the
-// parts of a run together. Each part says what it owns and what guards it:
-//   - runEnv: what the run works with, read-only from its start;
+// runState is one run in progress: it runs the run (execute) and its instances
+// (instance.go), and ties the parts of a run together, each of which says what it owns and
+// what guards it:
+//   - runEnv (embedded): what the run works with, read-only from its start;
 //   - rec: the record, its journal and its saves, behind the recorder's own lock;
-//   - g, idx, stageErr and the skip_if decisions (decided, skipped, stepSkip, registry):
-//     the run's goroutine's (execute, and schedule, which it calls), never read by the
-//     goroutines running instances, which are handed their *plan.Instance and report back
-//     on a channel;
-//   - health (nodes found down) and prev (earlier runs' digests): locked or built once by
-//     themselves, shared by the run's attempts.
+//   - sched: the graph and where each instance is, and skips: the skip_if decisions, both
+//     the run's goroutine's (execute, and the scheduler it runs on it), without a lock;
+//   - health (nodes found down, its own lock) and prev (earlier runs' digests, read once),
+//     shared by the run's attempts.
+//
+// runState's own fields are set by Run before anything runs and never reassigned.
 type runState struct {
 	*runEnv
-	g   *plan.Graph
-	rec *recorder
-
-	idx    map[string]int // instance id -> index in the record's steps and g.Instances
-	health nodeHealth     // nodes of the run's builders found down
-
-	prev previousDigests // cache digests recorded by earlier runs, read once when first asked
-
-	// stageErr is a stage that could not expand (the run fails with it).
-	stageErr error
-	// decided are the skip_if conditions decided at run time (lateSkip) already checked;
-	// skipped is why the run skipped its rest, when a plan condition held; stepSkip is why
-	// each step whose own condition held is skipped (with what needs it).
-	decided  map[condKey]bool
-	skipped  string
-	stepSkip map[string]string
-	// registry is what is left of the time skip_if may wait on registries.
-	registry *registryBudget
+	rec    *recorder
+	sched  *scheduler
+	skips  *skipDecider
+	health nodeHealth
+	prev   *previousDigests
 }
 
 // maskValues is m (params) with every secret value masked, for the record.
@@ -297,14 +279,15 @@ func RecordParams(ctx context.Context, p *plan.Plan, params map[string]string) m
 	return maskValues(redact.New(slices.Collect(maps.Values(values))...), params)
 }
 
-// execute does the run: what preparing its environment said, skip_if, the graph. It returns the run's status.
+// execute does the run: what preparing its environment said, skip_if, the graph. It
+// returns the run's status.
 func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 	for _, w := range rs.startWarnings {
 		rs.log.Warn(w)
 	}
 	rs.rec.warn(rs.startWarnings...)
 	if rs.startErr != nil {
-		rs.skipAll("run failed before it started")
+		rs.sched.skipAll("run failed before it started")
 		return history.StatusFailed, rs.startErr.Error()
 	}
 	if rs.p.Timeout > 0 {
@@ -313,22 +296,22 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 		defer cancel()
 	}
 	if len(rs.p.SkipConditions()) > 0 {
-		skip, why := rs.decideSkip(ctx)
+		skip, why := rs.skips.decideSkip(ctx)
 		switch {
 		case ctx.Err() != nil:
-			rs.skipAll("run interrupted before the step started")
+			rs.sched.skipAll("run interrupted before the step started")
 			return rs.ended(ctx)
 		case skip:
-			rs.skipAll(SkipIfReasonPrefix + why)
+			rs.sched.skipAll(SkipIfReasonPrefix + why)
 			return history.StatusSkipped, SkipIfReasonPrefix + why
 		}
 	}
-	bad := rs.schedule(ctx)
+	bad := rs.sched.run(ctx)
 	if ctx.Err() != nil {
 		return rs.ended(ctx)
 	}
-	if rs.stageErr != nil {
-		return history.StatusFailed, rs.stageErr.Error()
+	if err := rs.sched.stageErr; err != nil {
+		return history.StatusFailed, err.Error()
 	}
 	var failed string
 	rs.rec.view(func(r *history.Run) {
@@ -348,35 +331,10 @@ func (rs *runState) execute(ctx context.Context) (history.Status, string) {
 	if failed != "" {
 		return history.StatusFailed, failed
 	}
-	if rs.skipped != "" {
-		return history.StatusSkipped, rs.skipped
+	if why := rs.sched.skipRest; why != "" {
+		return history.StatusSkipped, why
 	}
 	return history.StatusSucceeded, ""
-}
-
-// ended is the status of a run whose context ended: failed on the plan's timeout,
-// interrupted when cancelled (Ctrl-C, daemon shutdown, refreshd cancel).
-func (rs *runState) ended(ctx context.Context) (history.Status, string) {
-	if errors.Is(context.Cause(ctx), errPlanTimeout) {
-		return history.StatusFailed, fmt.Sprintf("plan timeout %s exceeded", rs.p.Timeout)
-	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return history.StatusInterrupted, cause.Error() // the canceller's why: "cancelled by refreshd cancel"
-	}
-	return history.StatusInterrupted, "interrupted"
-}
-
-// skipAll marks every waiting step skipped with reason, and the steps that would have
-// expanded at run time too.
-func (rs *runState) skipAll(reason string) {
-	for i := range rs.g.Instances {
-		rs.rec.update(i, func(s *history.Step) {
-			if s.Status == history.StatusWaiting {
-				s.Status, s.Reason = history.StatusSkipped, reason
-			}
-		})
-	}
-	rs.recordPending(reason)
 }
 
 // holdBuilder takes what instance inst needs of its builder, for the instance only, so two

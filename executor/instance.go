@@ -278,7 +278,7 @@ func (rs *runState) lineSink(inst *plan.Instance, logFile *attemptLog, log *slog
 func (rs *runState) recordHooks(a *Attempt, i int) {
 	inst, log := a.Instance, a.Log
 	a.Record = func(f func(*history.Step)) { rs.rec.update(i, f) }
-	a.Previous = func(ref string) (string, bool) { return rs.previousDigest(inst.ID, ref) }
+	a.Previous = func(ref string) (string, bool) { return rs.prev.digest(inst.ID, ref) }
 	a.SetSource = func(src history.Source) {
 		rs.rec.setSource(src)
 		rs.rec.update(i, func(*history.Step) {}) // saves the record

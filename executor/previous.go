@@ -7,42 +7,49 @@ import (
 )
 
 // previousDigests is what earlier runs of a plan last recorded for each cache ref. It is
-// read from the store once per run, on the first question: a plan verifies many refs and
-// listing runs decodes them all.
+// read from the store once per run, on the first question (once: safe for the run's
+// attempts to ask at once): a plan verifies many refs and listing runs decodes them all.
 type previousDigests struct {
+	env *runEnv
+	rec *recorder
+
 	once    sync.Once
 	digests map[string]string // ref -> digest after the latest earlier run that recorded it ("" = absent)
 }
 
-// previousDigest is Attempt.Previous for instance self: the digest ref had before this
-// run. Another step of this run that recorded the ref read its "before" from the registry
+func newPreviousDigests(env *runEnv, rec *recorder) *previousDigests {
+	return &previousDigests{env: env, rec: rec}
+}
+
+// digest is Attempt.Previous for instance self: the digest ref had before this run.
+// Another step of this run that recorded the ref read its "before" from the registry
 // itself (a cache build does, ahead of the build), which is the truth for this run even
 // when something outside refreshd pushed the ref since the last run; without one, the
 // latest earlier run that recorded the ref says what it was.
-func (rs *runState) previousDigest(self, ref string) (string, bool) {
-	if d, ok := rs.rec.cacheBefore(self, ref); ok {
+func (p *previousDigests) digest(self, ref string) (string, bool) {
+	if d, ok := p.rec.cacheBefore(self, ref); ok {
 		return d, true
 	}
-
-	rs.prev.once.Do(func() { rs.prev.digests = rs.loadPreviousDigests() })
-	d, ok := rs.prev.digests[ref]
+	p.once.Do(func() { p.digests = p.load() })
+	d, ok := p.digests[ref]
 	return d, ok
 }
 
-// loadPreviousDigests reads the plan's earlier runs, newest first, and keeps for each ref
-// the digest of the newest run that recorded it; within a run the last step to record a
-// ref (graph order: a verify after the build) has the final word. Dry runs record nothing.
-// A store that cannot be read leaves every ref without a previous record (logged): the
-// verify still checks the registry, it just cannot say what changed.
-func (rs *runState) loadPreviousDigests() map[string]string {
-	runs, err := rs.e.cfg.Store.Runs(rs.p.Name, 0)
+// load reads the plan's earlier runs, newest first, and keeps for each ref the digest of
+// the newest run that recorded it; within a run the last step to record a ref (graph
+// order: a verify after the build) has the final word. Dry runs record nothing. A store
+// that cannot be read leaves every ref without a previous record (logged): the verify
+// still checks the registry, it just cannot say what changed.
+func (p *previousDigests) load() map[string]string {
+	env := p.env
+	runs, err := env.e.cfg.Store.Runs(env.p.Name, 0)
 	if err != nil {
-		rs.log.Error("read earlier runs for previous cache digests", "err", err)
+		env.log.Error("read earlier runs for previous cache digests", "err", err)
 		return nil
 	}
 	digests := map[string]string{}
 	for _, r := range runs {
-		if r.ID == rs.spec.ID || r.DryRun {
+		if r.ID == env.spec.ID || r.DryRun {
 			continue
 		}
 		for ref, d := range lastCacheDigests(r) {

@@ -27,11 +27,11 @@ func (rs *runState) attemptProcs(i int, log *slog.Logger) *proc.Runner {
 	}}
 }
 
-// runProcs is the runner of the processes the run starts outside any step (skip_if's git):
+// procs is the runner of the processes the run starts outside any step (skip_if's git):
 // each group is recorded on the run itself, for the same recovery.
-func (rs *runState) runProcs() *proc.Runner {
-	return &proc.Runner{Grace: rs.grace, Log: rs.log, Started: func(g proc.Group) {
+func (d *skipDecider) procs() *proc.Runner {
+	return &proc.Runner{Grace: d.env.grace, Log: d.env.log, Started: func(g proc.Group) {
 		// the run's own group is not a step's: saved before git runs on
-		rs.rec.setProcess(history.ProcessGroup{PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID})
+		d.rec.setProcess(history.ProcessGroup{PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID})
 	}}
 }

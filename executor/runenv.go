@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/redact"
 	"github.com/refreshd/refreshd/plan"
 )
@@ -68,4 +70,21 @@ func newRunEnv(ctx context.Context, e *Engine, g *plan.Graph, spec RunSpec) *run
 		}
 	}
 	return env
+}
+
+// ended is the status of a run whose context ended: failed on the plan's timeout,
+// interrupted when cancelled (Ctrl-C, daemon shutdown, refreshd cancel).
+func (env *runEnv) ended(ctx context.Context) (history.Status, string) {
+	if errors.Is(context.Cause(ctx), errPlanTimeout) {
+		return history.StatusFailed, fmt.Sprintf("plan timeout %s exceeded", env.p.Timeout)
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return history.StatusInterrupted, cause.Error() // the canceller's why: "cancelled by refreshd cancel"
+	}
+	return history.StatusInterrupted, "interrupted"
+}
+
+// sighting is this run as the one looking at a tag.
+func (env *runEnv) sighting(pushed bool) history.Sighting {
+	return history.Sighting{Plan: env.p.Name, Run: env.spec.ID, Pushed: pushed}
 }

@@ -86,17 +86,42 @@ func keyedConds(p *plan.Plan) (keys []condKey, conds []plan.SkipCondition) {
 	return keys, conds
 }
 
+// skipDecider decides a run's skip_if conditions and keeps what it decided: the
+// conditions over run-time values already decided (decided), why each step whose own
+// condition held is skipped (stepSkip), and what is left of the time the conditions may
+// wait on registries (registry, which has its own lock). It belongs to the run's
+// goroutine: execute decides before the graph starts (decideSkip), the scheduler on the
+// same goroutine after each stage (lateSkip), and reads stepSkip; so it has no lock. What
+// it decides goes on the record through the recorder.
+type skipDecider struct {
+	env *runEnv
+	g   *plan.Graph
+	rec *recorder
+
+	decided  map[condKey]bool
+	stepSkip map[string]string
+	registry *registryBudget
+}
+
+func newSkipDecider(env *runEnv, g *plan.Graph, rec *recorder) *skipDecider {
+	return &skipDecider{env: env, g: g, rec: rec, decided: map[condKey]bool{}, stepSkip: map[string]string{},
+		registry: newRegistryBudget(env.e.cfg.Tools.RegistryBudget)}
+}
+
+// stepSkipped is why step's own skip_if held, or "".
+func (d *skipDecider) stepSkipped(step string) string { return d.stepSkip[step] }
+
 // decideSkip checks the skip_if conditions that can be decided before any step runs (all
 // but tags conditions over values a step defines at run time: lateSkip decides those). A
 // plan condition that holds skips the run (skip, why); a step's marks that step skipped
 // (stepSkip). Each decision is recorded on the run, held or not, with why.
-func (rs *runState) decideSkip(ctx context.Context) (skip bool, why string) {
-	keys, conds := keyedConds(rs.p)
+func (d *skipDecider) decideSkip(ctx context.Context) (skip bool, why string) {
+	keys, conds := keyedConds(d.g.Plan)
 	for k, c := range conds {
 		if c.Tags != nil && len(c.Tags.After) > 0 {
 			continue // lateSkip's
 		}
-		if why, skip := rs.decide(ctx, keys[k], c, c.Tags.RefsIfKnown()); skip {
+		if why, skip := d.decide(ctx, keys[k], c, c.Tags.RefsIfKnown()); skip {
 			return true, why
 		}
 		if ctx.Err() != nil {
@@ -109,36 +134,37 @@ func (rs *runState) decideSkip(ctx context.Context) (skip bool, why string) {
 // decide checks one condition (unless its step is already skipped), records the decision
 // and, for a step's condition that held, marks the step skipped. It reports a plan
 // condition that held.
-func (rs *runState) decide(ctx context.Context, key condKey, c plan.SkipCondition, refs []string) (why string, skipRun bool) {
-	if key.step != "" && rs.stepSkip[key.step] != "" {
+func (d *skipDecider) decide(ctx context.Context, key condKey, c plan.SkipCondition, refs []string) (why string, skipRun bool) {
+	if key.step != "" && d.stepSkip[key.step] != "" {
 		return "", false
 	}
-	fresh, why, warn := rs.tools.checkCond(ctx, rs.g, c, refs, rs.secrets, rs.runProcs(), runTags{rs.e.cfg.Store, rs.sighting(false)}, rs.registry, rs.log)
-	rs.rec.warn(warn)
+	env := d.env
+	fresh, why, warn := env.tools.checkCond(ctx, d.g, c, refs, env.secrets, d.procs(), runTags{env.e.cfg.Store, env.sighting(false)}, d.registry, env.log)
+	d.rec.warn(warn)
 	if ctx.Err() != nil {
 		return "", false
 	}
-	why = rs.red.String(why) // refs rendered from values that may hold a secret: logged and recorded masked
-	rs.recordFreshness(c, fresh, why)
+	why = env.red.String(why) // refs rendered from values that may hold a secret: logged and recorded masked
+	d.recordFreshness(c, fresh, why)
 	scope := "the run"
 	if key.step != "" {
 		scope = "step " + key.step + " and what needs it"
 	}
 	if !fresh {
-		rs.log.Info("skip_if: not fresh", "pos", c.Pos.String(), "step", key.step, "why", why)
+		env.log.Info("skip_if: not fresh", "pos", c.Pos.String(), "step", key.step, "why", why)
 		return "", false
 	}
-	rs.log.Info("skip_if: fresh; skipping "+scope, "pos", c.Pos.String(), "step", key.step, "why", why)
+	env.log.Info("skip_if: fresh; skipping "+scope, "pos", c.Pos.String(), "step", key.step, "why", why)
 	if key.step == "" {
 		return why, true
 	}
-	rs.stepSkip[key.step] = why
+	d.stepSkip[key.step] = why
 	return "", false
 }
 
 // recordFreshness adds a skip_if decision to the run's record.
-func (rs *runState) recordFreshness(c plan.SkipCondition, fresh bool, why string) {
-	rs.rec.addFreshness(history.Freshness{Pos: c.Pos.String(), Step: c.Step, Fresh: fresh, Why: why})
+func (d *skipDecider) recordFreshness(c plan.SkipCondition, fresh bool, why string) {
+	d.rec.addFreshness(history.Freshness{Pos: c.Pos.String(), Step: c.Step, Fresh: fresh, Why: why})
 }
 
 // lateSkip decides each tags condition whose refs name run-time values, as soon as the
@@ -147,23 +173,23 @@ func (rs *runState) recordFreshness(c plan.SkipCondition, fresh bool, why string
 // is fresh; a step's condition that holds marks its step skipped (stepSkip). A condition
 // whose refs cannot be made from the values cannot be checked: a warning, and the run goes
 // on, as for any skip_if it cannot check.
-func (rs *runState) lateSkip(ctx context.Context) (why string, skip bool) {
-	keys, conds := keyedConds(rs.p)
+func (d *skipDecider) lateSkip(ctx context.Context) (why string, skip bool) {
+	keys, conds := keyedConds(d.g.Plan)
 	for k, c := range conds {
-		if rs.decided[keys[k]] || c.Tags == nil || len(c.Tags.After) == 0 {
+		if d.decided[keys[k]] || c.Tags == nil || len(c.Tags.After) == 0 {
 			continue
 		}
-		refs, ready, err := rs.g.SkipTagRefs(c)
+		refs, ready, err := d.g.SkipTagRefs(c)
 		if !ready {
 			continue
 		}
-		rs.decided[keys[k]] = true
+		d.decided[keys[k]] = true
 		if err != nil {
-			rs.rec.warn(fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: %v", c.Pos, err))
-			rs.recordFreshness(c, false, "cannot tell: "+err.Error())
+			d.rec.warn(fmt.Sprintf("skip_if at %s: cannot tell whether the tags are fresh, refreshing: %v", c.Pos, err))
+			d.recordFreshness(c, false, "cannot tell: "+err.Error())
 			continue
 		}
-		if why, skip := rs.decide(ctx, keys[k], c, refs); skip || ctx.Err() != nil {
+		if why, skip := d.decide(ctx, keys[k], c, refs); skip || ctx.Err() != nil {
 			return why, skip
 		}
 	}
@@ -195,11 +221,6 @@ type runTags struct {
 
 func (r runTags) ObserveTag(ref, digest string, at time.Time) (history.Tag, error) {
 	return r.store.ObserveTagBy(ref, digest, at, r.by)
-}
-
-// sighting is this run as the one looking at a tag.
-func (rs *runState) sighting(pushed bool) history.Sighting {
-	return history.Sighting{Plan: rs.g.Plan.Name, Run: rs.spec.ID, Pushed: pushed}
 }
 
 // checkTags looks up every ref of a tags condition in the registry, records its digest in

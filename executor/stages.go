@@ -154,48 +154,48 @@ func openBeneath(workdir, name string) (int, error) {
 // plan.Graph.Extend) or for the source it fetched, and adds their instances to the run's
 // record. It returns how many were added. It runs on the scheduling goroutine, the only one
 // that reads the graph's instance list while a run goes on.
-func (rs *runState) extend(st *plan.Step, vals map[string]plan.Var) (int, error) {
+func (sc *scheduler) extend(st *plan.Step, vals map[string]plan.Var) (int, error) {
 	step := st.ID
 	var added []*plan.Instance
 	var err error
 	if st.Checkout != nil {
 		// What it fetched: the steps whose templates name .source expand now.
-		if src := rs.rec.source(); src != nil {
-			if added, err = rs.g.ExtendSource(step, plan.Source{Repo: src.Repo, Ref: src.Ref, Commit: src.Commit}); err != nil {
+		if src := sc.rec.source(); src != nil {
+			if added, err = sc.g.ExtendSource(step, plan.Source{Repo: src.Repo, Ref: src.Ref, Commit: src.Commit}); err != nil {
 				return 0, err
 			}
 		}
 	}
 	if st.Outputs != nil && vals != nil {
-		more, err := rs.g.Extend(step, vals)
+		more, err := sc.g.Extend(step, vals)
 		if err != nil {
 			return 0, err
 		}
 		added = append(added, more...)
 	}
 	for _, inst := range added {
-		rs.idx[inst.ID] = rs.rec.appendStep(history.Step{Instance: inst.ID, Status: history.StatusWaiting})
+		sc.idx[inst.ID] = sc.rec.appendStep(history.Step{Instance: inst.ID, Status: history.StatusWaiting})
 	}
 	if len(added) > 0 {
 		ids := make([]string, len(added))
 		for i, in := range added {
 			ids[i] = in.ID
 		}
-		rs.log.Info("steps expanded from run-time values", "from", step, "instances", len(added), "ids", strings.Join(ids, " "))
+		sc.env.log.Info("steps expanded from run-time values", "from", step, "instances", len(added), "ids", strings.Join(ids, " "))
 	}
 	return len(added), nil
 }
 
 // recordPending records the steps that never expanded (their producer failed, was skipped,
 // or the run ended first) as skipped, one record per step, with why.
-func (rs *runState) recordPending(why string) {
-	for _, ps := range rs.g.Pending() {
-		reason := rs.g.PendingReason(ps)
+func (sc *scheduler) recordPending(why string) {
+	for _, ps := range sc.g.Pending() {
+		reason := sc.g.PendingReason(ps)
 		if why != "" {
 			reason = why
 		}
-		i := rs.rec.appendStep(history.Step{Instance: ps.Step.ID, Status: history.StatusSkipped, Reason: reason})
-		rs.idx[ps.Step.ID] = i
-		rs.rec.update(i, func(*history.Step) {})
+		i := sc.rec.appendStep(history.Step{Instance: ps.Step.ID, Status: history.StatusSkipped, Reason: reason})
+		sc.idx[ps.Step.ID] = i
+		sc.rec.update(i, func(*history.Step) {})
 	}
 }
