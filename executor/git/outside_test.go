@@ -128,9 +128,15 @@ func TestPublishOutsideCommitsBounded(t *testing.T) {
 		testkit.Git(t, other.dir, "commit", "--quiet", "-am", fmt.Sprint("bump ", i))
 	}
 	other.push()
-	res, err := Publish(testCtx(t), f.options())
+	var out strings.Builder
+	o := f.options()
+	o.Output = &out
+	res, err := Publish(testCtx(t), o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("commits made outside refreshd: more than %d commits", MaxOutsideCommits)) {
+		t.Errorf("the publish's output does not say the look was cut short:\n%s", out.String())
 	}
 	if len(res.Outside) != MaxOutsideCommits || !strings.Contains(res.OutsideNote, fmt.Sprintf("more than %d commits", MaxOutsideCommits)) {
 		t.Fatalf("outside: %d commits, note %q; want the newest %d and a note", len(res.Outside), res.OutsideNote, MaxOutsideCommits)

@@ -240,6 +240,7 @@ func (o *Options) lookOutside(ctx context.Context, c *clone, res *Result, seen, 
 	res.Outside, res.OutsideNote = commits, note
 	if note != "" {
 		c.log.Warn("commits made outside refreshd on the constraints branch: "+note, "read", MaxOutsideCommits)
+		fmt.Fprintf(o.Output, "commits made outside refreshd: %s\n", note)
 	}
 	for _, oc := range commits {
 		c.log.Info("constraints changed outside refreshd", "commit", oc.Commit, "author", oc.Author, "pins", len(oc.Changes))
