@@ -14,8 +14,10 @@ type ExitStatus = proc.Status
 // argv, git for publishing, docker buildx and buildctl): the step's kill grace, and each new
 // process group recorded on the attempt and saved before the process runs on, so a kill -9
 // of refreshd from then on leaves a record the next start stops the group from
-// (statedir.Dir.Recover). An attempt runs its processes one after another, so the attempt's
-// record holds the one that may be running.
+// (statedir.Dir.Recover). The attempt's record holds one group, the latest: an attempt
+// runs its processes one after another, except provisioning, which waits for every node
+// of a builder at once (buildx.Client.WaitRunningAll), so a kill -9 then leaves all but
+// one of those groups unrecorded (each leader still dies by Pdeathsig).
 func (rs *runState) attemptProcs(i int, log *slog.Logger) *proc.Runner {
 	return &proc.Runner{Grace: rs.grace, Log: log, Started: func(g proc.Group) {
 		// The change is in the run's journal when update returns: the recovery after a
@@ -24,14 +26,5 @@ func (rs *runState) attemptProcs(i int, log *slog.Logger) *proc.Runner {
 			a := &s.Attempts[len(s.Attempts)-1]
 			a.PGID, a.StartTicks, a.BootID = g.PGID, g.StartTicks, g.BootID
 		})
-	}}
-}
-
-// procs is the runner of the processes the run starts outside any step (skip_if's git):
-// each group is recorded on the run itself, for the same recovery.
-func (d *skipDecider) procs() *proc.Runner {
-	return &proc.Runner{Grace: d.env.grace, Log: d.env.log, Started: func(g proc.Group) {
-		// the run's own group is not a step's: saved before git runs on
-		d.rec.setProcess(history.ProcessGroup{PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID})
 	}}
 }

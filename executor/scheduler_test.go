@@ -144,7 +144,7 @@ func TestScheduler(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			g := graph(&plan.Plan{Name: "sched", Concurrency: c.concurrency}, c.insts...)
-			fake := &fakeInstances{sleep: 2 * time.Millisecond, fail: map[string]bool{}}
+			fake := &fakeInstances{sleep: 20 * time.Millisecond, fail: map[string]bool{}} // long enough to overlap under load
 			for _, f := range c.fail {
 				fake.fail[f] = true
 			}

@@ -111,6 +111,15 @@ func newSkipDecider(env *runEnv, g *plan.Graph, rec *recorder) *skipDecider {
 // stepSkipped is why step's own skip_if held, or "".
 func (d *skipDecider) stepSkipped(step string) string { return d.stepSkip[step] }
 
+// procs is the runner of the processes the run starts outside any step (skip_if's git):
+// each group is recorded on the run itself, for the same recovery.
+func (d *skipDecider) procs() *proc.Runner {
+	return &proc.Runner{Grace: d.env.grace, Log: d.env.log, Started: func(g proc.Group) {
+		// the run's own group is not a step's: saved before git runs on
+		d.rec.setProcess(history.ProcessGroup{PGID: g.PGID, StartTicks: g.StartTicks, BootID: g.BootID})
+	}}
+}
+
 // decideSkip checks the skip_if conditions that can be decided before any step runs (all
 // but tags conditions over values a step defines at run time: lateSkip decides those). A
 // plan condition that holds skips the run (skip, why); a step's marks that step skipped
