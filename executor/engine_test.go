@@ -497,6 +497,20 @@ func TestMissingWorkdirNamed(t *testing.T) {
 	}
 }
 
+// TestMissingProgramNamed: a program that does not exist, in a workdir that does, fails the
+// step naming the program, not the workdir.
+func TestMissingProgramNamed(t *testing.T) {
+	t.Parallel()
+	e := newEngineT(t, time.Second)
+	prog := filepath.Join(t.TempDir(), "no-such-prog")
+	r := e.run(t, context.Background(), graph(&plan.Plan{Name: "test"}, step("a", prog), step("b", "no-such-prog-on-path")))
+	for id, want := range map[string]string{"a": prog, "b": "no-such-prog-on-path"} {
+		if s := stepOf(t, r, id); s.Status != history.StatusFailed || !strings.Contains(s.Reason, want) || strings.Contains(s.Reason, "workdir") {
+			t.Errorf("step %s: %s %q, want failed naming %q and no workdir", id, s.Status, s.Reason, want)
+		}
+	}
+}
+
 func TestRetention(t *testing.T) {
 	t.Parallel()
 	e := newEngineT(t, time.Second)

@@ -221,7 +221,9 @@ func (rs *runState) newAttempt(i int, inst *plan.Instance, n int, log *slog.Logg
 			}
 			st, err := procs.Run(ctx, c)
 			last.set(st)
-			if err != nil && dir == workdir && errors.Is(err, fs.ErrNotExist) {
+			// A missing program and a missing directory both fail the start with ENOENT:
+			// only the directory's own absence is said as such.
+			if err != nil && dir == workdir && errors.Is(err, fs.ErrNotExist) && !dirExists(dir) {
 				err = fmt.Errorf("workdir %s %s does not exist (refreshd creates only the default workdir, and a checkout step its path): create it, or check out into it first", dir, workdirSetting(rs.p, inst))
 			}
 			return st, err
@@ -357,4 +359,10 @@ func workdirSetting(p *plan.Plan, inst *plan.Instance) string {
 		return "(workdir: of plan " + p.Name + ")"
 	}
 	return "(the plan's default)"
+}
+
+// dirExists says whether dir is there and a directory.
+func dirExists(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err == nil && fi.IsDir()
 }
