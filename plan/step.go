@@ -431,9 +431,14 @@ func (pd *planDecoder) checkStepSecrets(s *Step) {
 	if s.Run == nil {
 		return
 	}
+	secrets := slices.Sorted(maps.Keys(p.Secrets))
 	check := func(key, text string) {
-		for _, name := range slices.Sorted(maps.Keys(p.Secrets)) {
-			if !named[name] && shellRef(name).MatchString(text) {
+		refs := shellRefs(text)
+		if len(refs) == 0 {
+			return
+		}
+		for _, name := range secrets {
+			if !named[name] && refs[name] {
 				pd.errorAt(s.at[key], "step %s reads $%s, but a step's environment holds only the secrets it names: write %s", s.ID, name, flowKey("secrets", append(slices.Clone(s.Secrets), name)))
 			}
 		}
@@ -446,9 +451,34 @@ func (pd *planDecoder) checkStepSecrets(s *Step) {
 	}
 }
 
-// shellRef matches $NAME and ${NAME...} of one variable in a string.
-func shellRef(name string) *regexp.Regexp {
-	return regexp.MustCompile(`\$(` + name + `\b|\{` + name + `\b)`)
+// shellRefs are the variables text names as $NAME or ${NAME...}. One scan of the text
+// serves every secret: a regexp compiled per secret and string was most of a plan's load.
+func shellRefs(text string) map[string]bool {
+	var refs map[string]bool
+	for i := strings.IndexByte(text, '$'); i >= 0; {
+		rest := strings.TrimPrefix(text[i+1:], "{")
+		n := 0
+		for n < len(rest) && isIdentByte(rest[n], n == 0) {
+			n++
+		}
+		if n > 0 {
+			if refs == nil {
+				refs = make(map[string]bool)
+			}
+			refs[rest[:n]] = true
+		}
+		j := strings.IndexByte(text[i+1:], '$')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return refs
+}
+
+// isIdentByte says whether c may stand in a shell variable's name (first: at its start).
+func isIdentByte(c byte, first bool) bool {
+	return c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || !first && '0' <= c && c <= '9'
 }
 
 // checkSecretsUsed makes a secret that nothing receives an error. Under the old rule every
