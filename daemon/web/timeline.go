@@ -119,7 +119,8 @@ func buildTimeline(r *history.Run, offset int, loc *time.Location, now time.Time
 		if l == nil {
 			l = &lane{Node: s.Node, Label: "node " + s.Node}
 			if s.Node == "" {
-				l.Label = "steps without a builder"
+				// Not "without a builder": a run step may use one whose node buildx picks.
+				l.Label = "steps not tied to a node"
 			}
 			lanes[s.Node] = l
 		}

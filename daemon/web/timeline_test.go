@@ -35,7 +35,7 @@ func TestTimeline(t *testing.T) {
 	for _, r := range tl.Lanes[0].Rows {
 		order = append(order, r.Instance)
 	}
-	// The lane of steps without a builder in the steps table's order, so a bar is found
+	// The lane of steps not tied to a node in the steps table's order, so a bar is found
 	// where its row is.
 	if want := "[provision[demo_cache] build-ci-images[python=3.11] generate-constraints[python=3.11,mode=constraints] publish-constraints verify-cache[python=3.11,platform=linux/amd64] notify-release cleanup]"; fmt.Sprint(order) != want {
 		t.Errorf("lane order\n got %v\nwant %s", order, want)

@@ -24,7 +24,7 @@ const brokenError = "exit code 37"
 // Chromium and checks, in the browser's DOM and computed styles, what an operator saw wrong:
 // an idle page shows a run that starts later (without a reload); "running" is not in the
 // failure colour; the log page of a step that ends shows its final status without a reload;
-// the run list has a params column; the lane of steps without a builder is titled so, in the
+// the run list has a params column; the lane of steps not tied to a node is titled so, in the
 // steps table's order; a failed step's error is said once; and a page's live update keeps
 // the focused field, what was typed in it and the scroll position. The plan needs only git
 // (its constraints go to a bare repository), so every run of it changes the constraint
@@ -116,7 +116,7 @@ steps:
 	if run.Status != history.StatusFailed {
 		t.Fatalf("run %s: %s, want failed (step broken)", id, run.Status)
 	}
-	// The run page: the lane of steps without a builder, its bars in the steps table's
+	// The run page: the lane of steps not tied to a node, its bars in the steps table's
 	// order; the broken step's error once on its row.
 	if err := chromedp.Do(b, chromedp.Navigate(web+"/runs/"+url.PathEscape(id)), chromedp.WaitVisible(chromedp.ID("tl"))); err != nil {
 		t.Fatal(err)
@@ -133,8 +133,8 @@ steps:
 		rows: [...document.querySelectorAll("table.steps tbody tr")].map(tr => tr.querySelector("th").firstChild.textContent),
 		broken: [...document.querySelectorAll("table.steps tbody tr")].find(tr => tr.querySelector("th").firstChild.textContent === "broken").innerText,
 	}))()`)
-	if len(got.Titles) != 1 || got.Titles[0] != "steps without a builder" {
-		t.Errorf("timeline lanes %q, want one, \"steps without a builder\"", got.Titles)
+	if len(got.Titles) != 1 || got.Titles[0] != "steps not tied to a node" {
+		t.Errorf("timeline lanes %q, want one, \"steps not tied to a node\"", got.Titles)
 	}
 	if strings.Join(got.Bars, " ") != strings.Join(got.Rows, " ") || len(got.Rows) != 4 {
 		t.Errorf("bars of the lane in order %q, steps table %q: want the same order", got.Bars, got.Rows)
