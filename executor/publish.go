@@ -98,12 +98,12 @@ func (p publish) run(ctx context.Context, t *Tools, a *Attempt) error {
 		// the next save), so after a kill -9 the next start finds the commit to look for on
 		// the branch (statedir's recovery).
 		Pushing: func(res *git.Result) {
-			a.Record(func(s *history.Step) { s.Publish = publishRecord(res) })
+			a.Record(func(s *history.Step) { s.Publish = publishRecord(res, s.Publish) })
 		},
 	}
 	res, err := git.Publish(ctx, o)
 	if res != nil {
-		a.Record(func(s *history.Step) { s.Publish = publishRecord(res) })
+		a.Record(func(s *history.Step) { s.Publish = publishRecord(res, s.Publish) })
 		for _, c := range res.Changes() {
 			if c.Kind == git.Downgraded {
 				a.Warn(fmt.Sprintf("constraints %s: %s downgraded %s -> %s", c.File, c.Package, c.Old, c.New))
@@ -160,8 +160,11 @@ func publishSettings(act *plan.PublishAction) plan.PublishConstraints {
 	return pc
 }
 
-// publishRecord is the history form of a publish result.
-func publishRecord(res *git.Result) *history.Publish {
+// publishRecord is the history form of a publish result, in place of prev, what an earlier
+// attempt of the step (or this one, before its push) recorded. The commits made outside
+// refreshd that prev found stay: the attempt that found them marked the branch head seen,
+// so a retry of the step does not find them again.
+func publishRecord(res *git.Result, prev *history.Publish) *history.Publish {
 	p := &history.Publish{
 		Repo: res.Repo, Branch: res.Branch, Commit: res.Commit, Pushing: res.Pushing, Changed: res.Changed,
 		Summary: res.Summary, PushAttempts: res.PushAttempts,
@@ -177,6 +180,14 @@ func publishRecord(res *git.Result) *history.Publish {
 		p.Outside = append(p.Outside, rec)
 	}
 	p.OutsideNote = res.OutsideNote
+	if prev != nil {
+		for _, oc := range prev.Outside {
+			if !slices.ContainsFunc(p.Outside, func(o history.OutsideCommit) bool { return o.Commit == oc.Commit }) {
+				p.Outside = append(p.Outside, oc) // older than what this attempt found
+			}
+		}
+		p.OutsideNote = cmp.Or(p.OutsideNote, prev.OutsideNote)
+	}
 	return p
 }
 

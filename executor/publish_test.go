@@ -26,12 +26,10 @@ func writeT(t *testing.T, path, data string) {
 	}
 }
 
-// TestPublishGlue runs the publish action through the Attempt contract against a real bare
-// remote: the history record, the rendered message, the downgrade warning, the dry run, and
-// the plan token never reaching output, record or warnings.
-func TestPublishGlue(t *testing.T) {
-	testkit.Need(t, "git")
-	const secret = "glue-s3cret-token"
+// seededRemote is a bare remote whose branch constraints-main holds constraints-3.12.txt
+// pinning a==1.0 and b==2.0.
+func seededRemote(t *testing.T) string {
+	t.Helper()
 	remote := filepath.Join(t.TempDir(), "c.git")
 	testkit.Git(t, "", "init", "--quiet", "--bare", remote)
 	seed := t.TempDir()
@@ -40,6 +38,16 @@ func TestPublishGlue(t *testing.T) {
 	testkit.Git(t, seed, "add", ".")
 	testkit.Git(t, seed, "commit", "--quiet", "-m", "seed")
 	testkit.Git(t, seed, "push", "--quiet", remote, "HEAD:refs/heads/constraints-main")
+	return remote
+}
+
+// TestPublishGlue runs the publish action through the Attempt contract against a real bare
+// remote: the history record, the rendered message, the downgrade warning, the dry run, and
+// the plan token never reaching output, record or warnings.
+func TestPublishGlue(t *testing.T) {
+	testkit.Need(t, "git")
+	const secret = "glue-s3cret-token"
+	remote := seededRemote(t)
 	seedHead := testkit.Git(t, remote, "rev-parse", "constraints-main")
 
 	work, state := t.TempDir(), t.TempDir()
@@ -164,5 +172,55 @@ func TestPublishErrorSaysItOnce(t *testing.T) {
 		" (the generation produced nothing to publish)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant   %s", err, want)
+	}
+}
+
+// A publish step retried after a failed push keeps, on its record, the commits made outside
+// refreshd that its first attempt found: the first attempt marked the branch head seen, so
+// the retry finds none, and its record must not drop what the first one found.
+func TestPublishRetryKeepsOutsideCommits(t *testing.T) {
+	testkit.Need(t, "git")
+	remote := seededRemote(t)
+
+	e := newEngineT(t, time.Second)
+	work := t.TempDir()
+	p := &plan.Plan{Name: "outside", Workdir: work}
+	pub := func(retry plan.Retry) *plan.Graph {
+		return graph(p, &plan.Instance{ID: "publish", Step: &plan.Step{ID: "publish"}, ConcurrencyKey: "publish", Retry: retry,
+			Env: map[string]string{"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"},
+			Action: &plan.PublishAction{PublishConstraints: plan.PublishConstraints{
+				Repo: remote, Branch: "constraints-main", Files: "files/constraints-*.txt"}}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	writeT(t, filepath.Join(work, "files/constraints-3.12.txt"), "# 2025\na==1.1\nb==2.0\n")
+	if r := e.run(t, ctx, pub(plan.Retry{})); r.Status != history.StatusSucceeded {
+		t.Fatalf("first run %s %q\n%s", r.Status, r.Reason, e.out.String())
+	}
+
+	// Someone pins b by hand; then the remote refuses refreshd's next push once, with an
+	// error the default retry patterns take as transient.
+	other := t.TempDir()
+	testkit.Git(t, other, "clone", "--quiet", "--branch", "constraints-main", remote, ".")
+	writeT(t, filepath.Join(other, "constraints-3.12.txt"), "# 2025\na==1.1\nb==2.1\n")
+	testkit.Git(t, other, "commit", "--quiet", "--author", "Jane Human <jane@example.com>", "-am", "pin b")
+	testkit.Git(t, other, "push", "--quiet", "origin", "HEAD:constraints-main")
+	human := testkit.Git(t, other, "rev-parse", "HEAD")
+	marker := filepath.Join(t.TempDir(), "refused")
+	hook := filepath.Join(remote, "hooks", "pre-receive")
+	writeT(t, hook, "#!/bin/sh\nif [ ! -e "+marker+" ]; then : > "+marker+"; echo '503 Service Unavailable' >&2; exit 1; fi\n")
+	if err := os.Chmod(hook, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	writeT(t, filepath.Join(work, "files/constraints-3.12.txt"), "# 2026\na==1.2\nb==2.1\n")
+	r := e.run(t, ctx, pub(plan.Retry{Attempts: 2, Backoff: 10 * time.Millisecond}))
+	st := stepOf(t, r, "publish")
+	if r.Status != history.StatusSucceeded || len(st.Attempts) != 2 {
+		t.Fatalf("second run %s %q, %d attempts; want it pushed on its second attempt\n%s", r.Status, r.Reason, len(st.Attempts), e.out.String())
+	}
+	if st.Publish == nil || len(st.Publish.Outside) != 1 || st.Publish.Outside[0].Commit != human ||
+		st.Publish.Outside[0].Author != "Jane Human <jane@example.com>" {
+		t.Errorf("publish record %+v: want the outside commit %s the first attempt found", st.Publish, human)
 	}
 }
