@@ -33,6 +33,10 @@ func (r *recorder) Git(ctx context.Context, dir string, env []string, args ...st
 	return nil, nil
 }
 
+func (r *recorder) GitBounded(ctx context.Context, dir string, env []string, _ int, args ...string) ([]byte, error) {
+	return r.Git(ctx, dir, env, args...)
+}
+
 // gitVocabulary is every subcommand and flag the builders may put before the end of options.
 var gitVocabulary = []string{
 	"init", "rev-parse", "config", "fetch", "update-ref", "checkout", "reset", "clean", "remote",

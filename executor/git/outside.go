@@ -34,6 +34,13 @@ const (
 	MaxOutsideCommits = 50
 	// MaxAuthorBytes bounds an outside commit's author as recorded.
 	MaxAuthorBytes = 200
+	// MaxOutsideDiffBytes bounds the diffs of those commits read (git is stopped past it):
+	// a commit that rewrites a published file with gigabytes costs no more memory than
+	// this. The newest commits whose diffs fit are read, and OutsideNote says so.
+	MaxOutsideDiffBytes = 8 << 20
+	// MaxOutsidePins bounds the pin changes recorded of them all (each is kept on the run's
+	// record and indexed in the constraint history), newest commits first.
+	MaxOutsidePins = 2000
 )
 
 // seenRef, in refreshd's clone of a branch, is the last branch head refreshd saw there (or
@@ -93,7 +100,7 @@ func (c *clone) outside(ctx context.Context, seen, head string, paths []string, 
 	ids := strings.Fields(string(out))
 	if len(ids) > MaxOutsideCommits {
 		ids = ids[:MaxOutsideCommits]
-		note = strings.TrimPrefix(note+fmt.Sprintf("; more than %d commits since refreshd last saw the branch: read the newest %d", MaxOutsideCommits, MaxOutsideCommits), "; ")
+		note = addNote(note, fmt.Sprintf("more than %d commits since refreshd last saw the branch: read the newest %d", MaxOutsideCommits, MaxOutsideCommits))
 	}
 	if len(ids) == 0 {
 		return nil, note, nil
@@ -103,11 +110,50 @@ func (c *clone) outside(ctx context.Context, seen, head string, paths []string, 
 	args := []string{"-c", "core.quotePath=false", "show", "--no-color", "--no-ext-diff", "--no-renames", "--no-textconv",
 		"--diff-merges=first-parent", "--unified=0", "--format=%x00%H%x1f%ct%x1f%an <%ae>", "--end-of-options"}
 	args = append(append(append(args, ids...), "--"), paths...)
-	out, err = c.git(ctx, args...)
-	if err != nil {
+	out, err = c.run.GitBounded(ctx, c.dir, c.env, MaxOutsideDiffBytes, args...)
+	cut := errors.Is(err, ErrOutputLimit)
+	if err != nil && !cut {
 		return nil, note, fmt.Errorf("read the commits made since refreshd last saw the branch: %w", err)
 	}
-	return parseOutside(out, paths, now), note, nil
+	commits, read := parseOutside(out, paths, now, !cut)
+	if cut {
+		note = addNote(note, fmt.Sprintf("the changes of the %d commits since refreshd last saw the branch are more than %d bytes: read the newest %d", len(ids), MaxOutsideDiffBytes, read))
+	}
+	if n := pinCount(commits); n > MaxOutsidePins {
+		commits = boundPins(commits, MaxOutsidePins)
+		note = addNote(note, fmt.Sprintf("those commits changed %d pins: recorded the newest %d", n, MaxOutsidePins))
+	}
+	return commits, note, nil
+}
+
+// addNote adds more to note, "; " between them.
+func addNote(note, more string) string {
+	if note == "" {
+		return more
+	}
+	return note + "; " + more
+}
+
+// pinCount is how many pin changes commits made.
+func pinCount(commits []OutsideCommit) int {
+	n := 0
+	for _, oc := range commits {
+		n += len(oc.Changes)
+	}
+	return n
+}
+
+// boundPins keeps the first limit pin changes of commits (newest first): the commit that
+// crosses the bound keeps what fits, the older ones are left out.
+func boundPins(commits []OutsideCommit, limit int) []OutsideCommit {
+	for i := range commits {
+		if len(commits[i].Changes) >= limit {
+			commits[i].Changes = commits[i].Changes[:limit]
+			return commits[:i+1]
+		}
+		limit -= len(commits[i].Changes)
+	}
+	return commits
 }
 
 // isAncestor reports whether commit a is an ancestor of (or is) commit b.
@@ -124,10 +170,15 @@ func (c *clone) isAncestor(ctx context.Context, a, b string) (bool, error) {
 }
 
 // parseOutside reads git show's output as outside asks for it: for each commit a NUL, its
-// id, committer time and author separated by 0x1f, then its zero-context diff.
-func parseOutside(out []byte, paths []string, now time.Time) []OutsideCommit {
-	var commits []OutsideCommit
-	for _, chunk := range bytes.Split(out, []byte{0})[1:] {
+// id, committer time and author separated by 0x1f, then its zero-context diff. complete
+// is false when the output was cut: its last commit is left out. It returns the commits
+// that changed a pin and how many commits it read.
+func parseOutside(out []byte, paths []string, now time.Time, complete bool) (commits []OutsideCommit, read int) {
+	chunks := bytes.Split(out, []byte{0})[1:]
+	if !complete && len(chunks) > 0 {
+		chunks = chunks[:len(chunks)-1]
+	}
+	for _, chunk := range chunks {
 		header, diff, _ := bytes.Cut(chunk, []byte{'\n'})
 		fields := strings.SplitN(string(header), "\x1f", 3)
 		if len(fields) != 3 {
@@ -147,7 +198,7 @@ func parseOutside(out []byte, paths []string, now time.Time) []OutsideCommit {
 			commits = append(commits, oc)
 		}
 	}
-	return commits
+	return commits, len(chunks)
 }
 
 type fileDiff struct {

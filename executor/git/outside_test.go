@@ -188,13 +188,13 @@ func TestParseOutside(t *testing.T) {
 		"diff --git a/other.txt b/other.txt\n--- a/other.txt\n+++ b/other.txt\n@@ -1 +1 @@\n-flask==1\n+flask==2\n" +
 		"\x00bbbb\x1f99999999999\x1fB <b@x>\n\ndiff --git a/c.txt b/c.txt\nnew file mode 100644\n--- /dev/null\n+++ b/c.txt\n@@ -0,0 +1 @@\n+a==1\n" +
 		"\x00cccc\x1f1700000000\x1fC\n\ndiff --git a/c.txt b/c.txt\n@@ -1 +1 @@\n-# header 1\n+# header 2\n"
-	got := parseOutside([]byte(out), []string{"c.txt"}, now)
+	got, read := parseOutside([]byte(out), []string{"c.txt"}, now, true)
 	want := []OutsideCommit{
 		{Commit: "aaaa", Author: "A <a@x>", At: time.Unix(1700000000, 0).UTC(), Changes: []Change{{File: "c.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1", Kind: Upgraded}}},
 		{Commit: "bbbb", Author: "B <b@x>", At: now, Changes: []Change{{File: "c.txt", Package: "a", New: "1", Kind: Added}}},
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("parseOutside:\n got %+v\nwant %+v", got, want)
+	if !reflect.DeepEqual(got, want) || read != 3 {
+		t.Errorf("parseOutside: %d commits read\n got %+v\nwant %+v", read, got, want)
 	}
 }
 
@@ -225,5 +225,56 @@ func TestPublishOutsideAfterRefusedPush(t *testing.T) {
 	}
 	if res.OutsideNote != "" || len(res.Outside) != 1 || res.Outside[0].Commit != human {
 		t.Errorf("after a refused push: outside %+v, note %q; want only the human commit %s, no rewrite", res.Outside, res.OutsideNote, human)
+	}
+}
+
+// manyPins is n pins, pkg0==1.0.0 to pkgN-1==1.0.0, each line padded to width bytes.
+func manyPins(n, width int) []string {
+	pins := make([]string, n)
+	for i := range pins {
+		pins[i] = fmt.Sprintf("pkg%0*d==1.0.0", width-len("pkg==1.0.0"), i)
+	}
+	return pins
+}
+
+// What others push is hostile in size too: a commit that changes thousands of pins is
+// recorded with the newest MaxOutsidePins of them, and diffs bigger than
+// MaxOutsideDiffBytes are not read past it (git is stopped there); the newer commits
+// whose diffs fit are, and the note says both.
+func TestPublishOutsideCommitsSizeBounded(t *testing.T) {
+	f := newFixture(t)
+	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
+	if _, err := Publish(testCtx(t), f.options()); err != nil { // unchanged: the seed is seen
+		t.Fatal(err)
+	}
+	other := f.other(t)
+	small := other.commit("constraints-no-providers-3.11.txt", constraints("x", "requests==2.32.0"), "Jane Human")
+	other.commit("constraints-3.11.txt", constraints("x", manyPins(MaxOutsidePins+1000, 20)...), "Mallory")
+	other.push()
+	res, err := Publish(testCtx(t), f.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pinCount(res.Outside); n != MaxOutsidePins || !strings.Contains(res.OutsideNote, fmt.Sprintf("pins: recorded the newest %d", MaxOutsidePins)) {
+		t.Errorf("%d pin changes recorded of %d commits (note %q), want %d and a note", n, len(res.Outside), res.OutsideNote, MaxOutsidePins)
+	}
+	for _, oc := range res.Outside {
+		if oc.Commit == small {
+			t.Errorf("the older commit %s is recorded past the bound", small)
+		}
+	}
+
+	// A diff of more than MaxOutsideDiffBytes, then a small commit on top of it.
+	lines := MaxOutsideDiffBytes/32 + 1000
+	other.commit("constraints-3.11.txt", constraints("x", manyPins(lines, 32)...), "Mallory")
+	newest := other.commit("constraints-no-providers-3.11.txt", constraints("x", "requests==2.33.0"), "Jane Human")
+	other.push()
+	res, err = Publish(testCtx(t), f.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("the changes of the 2 commits since refreshd last saw the branch are more than %d bytes: read the newest 1", MaxOutsideDiffBytes)
+	if len(res.Outside) != 1 || res.Outside[0].Commit != newest || res.OutsideNote != want {
+		t.Errorf("after a huge diff: outside %d commits, note %q; want only %s and the note %q", len(res.Outside), res.OutsideNote, newest, want)
 	}
 }

@@ -229,7 +229,10 @@ func (o *Options) commitAndPush(ctx context.Context, c *clone, res *Result, atte
 
 // lookOutside records in res the commits others made on the branch from seen to head (see
 // Result.Outside) and marks head seen. A failure to read them does not fail the publish: it
-// is logged and noted, and head stays unseen so the next publish looks again.
+// is logged and noted, and head is not marked seen, so the next publish looks again; but a
+// commit this publish then makes has head as its parent and is marked seen before its push,
+// so once it lands what the look could not read is never read (the note is all that says
+// it).
 func (o *Options) lookOutside(ctx context.Context, c *clone, res *Result, seen, head string, paths []string) {
 	commits, note, err := c.outside(ctx, seen, head, paths, time.Now())
 	if err != nil {

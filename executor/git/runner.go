@@ -3,6 +3,7 @@ package git
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,7 +20,14 @@ type Runner interface {
 	// Git runs `git args...` in dir with the process environment plus env ("K=V") and
 	// returns its standard output. A non-zero exit is an *ExitError carrying stderr.
 	Git(ctx context.Context, dir string, env []string, args ...string) (stdout []byte, err error)
+	// GitBounded is Git keeping at most limit bytes of standard output: a command that
+	// writes more is stopped, and the error wraps ErrOutputLimit, with what was kept.
+	GitBounded(ctx context.Context, dir string, env []string, limit int, args ...string) (stdout []byte, err error)
 }
+
+// ErrOutputLimit is the error of a command stopped because its standard output went past
+// the limit GitBounded was given.
+var ErrOutputLimit = errors.New("standard output past its limit")
 
 // ExitError is a git command that ran and failed.
 type ExitError struct {
@@ -54,6 +62,11 @@ type ExecRunner struct {
 
 // Git implements Runner.
 func (r *ExecRunner) Git(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
+	return r.GitBounded(ctx, dir, env, 0, args...)
+}
+
+// GitBounded implements Runner; limit 0 keeps everything.
+func (r *ExecRunner) GitBounded(ctx context.Context, dir string, env []string, limit int, args ...string) ([]byte, error) {
 	redact := r.Redact
 	if redact == nil {
 		redact = RedactURLs
@@ -77,23 +90,49 @@ func (r *ExecRunner) Git(ctx context.Context, dir string, env []string, args ...
 			io.WriteString(output, redact(string(b))+"\n")
 		}
 	}}
-	var stdout, stderr bytes.Buffer
-	st, err := r.Proc.Run(ctx, proc.Cmd{
+	var stderr bytes.Buffer
+	gctx, stop := context.WithCancel(ctx)
+	defer stop()
+	stdout := &boundedBuffer{limit: limit, stop: stop}
+	st, err := r.Proc.Run(gctx, proc.Cmd{
 		Argv: append([]string{bin}, args...), Dir: dir,
 		Env:    append(append(os.Environ(), baseEnv()...), env...),
-		Stdout: &stdout, Output: io.MultiWriter(&stderr, lines),
+		Stdout: stdout, Output: io.MultiWriter(&stderr, lines),
 	})
 	lines.Flush()
 	failed := err != nil || st.Code != 0 || st.Signal != ""
 	switch {
+	case stdout.over && ctx.Err() == nil:
+		return stdout.buf.Bytes(), fmt.Errorf("git %s: %w (%d bytes)", strings.Join(shown, " "), ErrOutputLimit, limit)
 	case !failed:
-		return stdout.Bytes(), nil
+		return stdout.buf.Bytes(), nil
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("git %s: %w", strings.Join(shown, " "), ctx.Err())
 	case err != nil:
 		return nil, fmt.Errorf("git %s: %s", strings.Join(shown, " "), redact(err.Error()))
 	}
-	return stdout.Bytes(), &ExitError{Args: shown, Code: st.Code, Stderr: redact(stderr.String())}
+	return stdout.buf.Bytes(), &ExitError{Args: shown, Code: st.Code, Stderr: redact(stderr.String())}
+}
+
+// boundedBuffer keeps a command's standard output up to limit bytes (0: all of it); past
+// it, it calls stop once (which stops the command) and drops the rest.
+type boundedBuffer struct {
+	buf   bytes.Buffer
+	limit int
+	over  bool
+	stop  func()
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if b.limit > 0 && b.buf.Len()+len(p) > b.limit {
+		b.buf.Write(p[:b.limit-b.buf.Len()])
+		if !b.over {
+			b.over = true
+			b.stop()
+		}
+		return len(p), nil
+	}
+	return b.buf.Write(p)
 }
 
 // baseEnv makes git fail instead of prompting for a credential nobody will type, keeps
