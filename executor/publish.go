@@ -187,6 +187,10 @@ func publishRecord(res *git.Result, prev *history.Publish) *history.Publish {
 			}
 		}
 		p.OutsideNote = cmp.Or(p.OutsideNote, prev.OutsideNote)
+		if len(p.Outside) > git.MaxOutsideCommits { // attempts that each found some
+			p.Outside = p.Outside[:git.MaxOutsideCommits]
+			p.OutsideNote = cmp.Or(p.OutsideNote, fmt.Sprintf("the attempts found more than %d commits: recorded the newest %d", git.MaxOutsideCommits, git.MaxOutsideCommits))
+		}
 	}
 	return p
 }

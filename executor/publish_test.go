@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refreshd/refreshd/executor/git"
 	"github.com/refreshd/refreshd/history"
 	"github.com/refreshd/refreshd/internal/testkit"
 	"github.com/refreshd/refreshd/plan"
@@ -222,5 +224,42 @@ func TestPublishRetryKeepsOutsideCommits(t *testing.T) {
 	if st.Publish == nil || len(st.Publish.Outside) != 1 || st.Publish.Outside[0].Commit != human ||
 		st.Publish.Outside[0].Author != "Jane Human <jane@example.com>" {
 		t.Errorf("publish record %+v: want the outside commit %s the first attempt found", st.Publish, human)
+	}
+}
+
+// The commits made outside refreshd that a step's attempts found are merged on its record
+// (the newest first, each once) and stay within the API's bound, MaxOutsideCommits.
+func TestPublishRecordMergesOutside(t *testing.T) {
+	commits := func(from, n int) []git.OutsideCommit {
+		out := make([]git.OutsideCommit, n)
+		for i := range out {
+			out[i] = git.OutsideCommit{Commit: fmt.Sprint("c", from+i), Author: "a <a@x>"}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name            string
+		earlier, later  []git.OutsideCommit
+		wantN           int
+		wantFirst, note string
+	}{
+		{"retry found none", commits(10, 3), nil, 3, "c10", ""},
+		{"both found some, one twice", commits(10, 3), commits(12, 2), 4, "c12", ""},
+		{"more than the bound", commits(100, 40), commits(200, 20), git.MaxOutsideCommits, "c200", "the attempts found more than 50 commits"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prev := publishRecord(&git.Result{Outside: tc.earlier}, nil)
+			p := publishRecord(&git.Result{Outside: tc.later}, prev)
+			seen := map[string]bool{}
+			for _, oc := range p.Outside {
+				if seen[oc.Commit] {
+					t.Errorf("%s recorded twice", oc.Commit)
+				}
+				seen[oc.Commit] = true
+			}
+			if len(p.Outside) != tc.wantN || p.Outside[0].Commit != tc.wantFirst || !strings.HasPrefix(p.OutsideNote, tc.note) {
+				t.Errorf("%d commits, first %s, note %q; want %d, %s, %q", len(p.Outside), p.Outside[0].Commit, p.OutsideNote, tc.wantN, tc.wantFirst, tc.note)
+			}
+		})
 	}
 }
