@@ -106,8 +106,10 @@ func (c *clone) outside(ctx context.Context, seen, head string, paths []string, 
 		return nil, note, nil
 	}
 	// One git for all of them: each commit's header, then its diff against its first
-	// parent (a merge's too), without context, of the published files only.
+	// parent (a merge's too), without context, of the published files only. The prefixes
+	// diffFiles reads are set here: the user's diff.noprefix would drop them.
 	args := []string{"-c", "core.quotePath=false", "show", "--no-color", "--no-ext-diff", "--no-renames", "--no-textconv",
+		"--src-prefix=a/", "--dst-prefix=b/",
 		"--diff-merges=first-parent", "--unified=0", "--format=%x00%H%x1f%ct%x1f%an <%ae>", "--end-of-options"}
 	args = append(append(append(args, ids...), "--"), paths...)
 	out, err = c.run.GitBounded(ctx, c.dir, c.env, MaxOutsideDiffBytes, args...)

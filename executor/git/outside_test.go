@@ -278,3 +278,37 @@ func TestPublishOutsideCommitsSizeBounded(t *testing.T) {
 		t.Errorf("after a huge diff: outside %d commits, note %q; want only %s and the note %q", len(res.Outside), res.OutsideNote, newest, want)
 	}
 }
+
+// The look at outside commits reads git's diff whatever the daemon user's git configuration
+// says about diffs: prefixes (diff.noprefix, diff.mnemonicPrefix), colours, an external diff
+// program, renames, quoted paths.
+func TestPublishSeesOutsideCommitsWhateverTheUsersGitConfig(t *testing.T) {
+	for _, config := range []string{
+		"[diff]\n\tnoprefix = true\n",
+		"[diff]\n\tmnemonicPrefix = true\n",
+		"[color]\n\tui = always\n",
+		"[diff]\n\texternal = /bin/false\n\trenames = copies\n[core]\n\tquotePath = true\n",
+	} {
+		t.Run(strings.Fields(config)[1], func(t *testing.T) {
+			f := newFixture(t)
+			f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
+			gitconfig := filepath.Join(t.TempDir(), "gitconfig")
+			writeFile(t, gitconfig, config)
+			o := f.options()
+			o.Env = append(o.Env, "GIT_CONFIG_GLOBAL="+gitconfig)
+			if _, err := Publish(testCtx(t), o); err != nil {
+				t.Fatal(err)
+			}
+			other := f.other(t)
+			human := other.commit("constraints-no-providers-3.11.txt", constraints("x", "requests==2.32.0"), "Jane Human")
+			other.push()
+			res, err := Publish(testCtx(t), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Outside) != 1 || res.Outside[0].Commit != human || res.OutsideNote != "" {
+				t.Errorf("with %q: outside %+v, note %q; want the human's commit %s", config, res.Outside, res.OutsideNote, human)
+			}
+		})
+	}
+}
