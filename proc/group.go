@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -174,7 +175,13 @@ func readStat(pid int) (procStat, error) {
 }
 
 // BootID identifies the running boot; "" if unreadable.
-func BootID() string {
+func BootID() string { return bootID() }
+
+// bootID reads the boot's id once per process (every step's group is recorded with it): a
+// process lives within one boot, so what it holds never changes.
+var bootID = sync.OnceValue(readBootID)
+
+func readBootID() string {
 	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""

@@ -26,6 +26,8 @@ func TestMain(m *testing.M) {
 		helperPdeathsig()
 	case "reap", "noreap":
 		helperReap(os.Getenv(helperEnv) == "reap")
+	case "behind-owned":
+		helperBehindOwned()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(2)

@@ -2,17 +2,18 @@ package proc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,17 +102,71 @@ func ReapOrphans(ctx context.Context, log *slog.Logger) {
 
 // reapUnowned reaps every exited child not in the table. Holding starting for writing, no
 // child can be between fork and entry: a pid not in the table is nobody's Cmd.
+//
+// Every step's exit sends SIGCHLD, almost always for a child its Cmd reaps itself, so the
+// reaper first asks the kernel which child has exited (peekExited, which reaps nothing):
+// none, and there is nothing to do; one not in the table, and it is reaped and the kernel
+// asked again. Only when the exited child it names is a Cmd's, which may hide others
+// behind it, are all children listed from /proc (children), as every time before.
 func reapUnowned(log *slog.Logger) {
 	owned.starting.Lock()
 	defer owned.starting.Unlock()
+	for {
+		pid := peekExited()
+		if pid == 0 {
+			return
+		}
+		if pid < 0 || isOwned(pid) || !reapOne(log, pid) {
+			break
+		}
+	}
 	for _, pid := range children() {
-		if isOwned(pid) {
+		if !isOwned(pid) {
+			reapOne(log, pid)
+		}
+	}
+}
+
+// reapOne reaps child pid if it has exited, and says whether it did.
+func reapOne(log *slog.Logger, pid int) bool {
+	var ws syscall.WaitStatus
+	got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+	if got != pid || err != nil {
+		return false
+	}
+	if log != nil {
+		log.Debug("reaped an orphaned process", "pid", pid, "status", ws.ExitStatus(), "signal", signalName(ws))
+	}
+	return true
+}
+
+// childInfo is the start of the siginfo_t waitid fills in for a child: si_signo, si_errno
+// and si_code, then (in a union aligned for a pointer) si_pid.
+type childInfo struct {
+	signo, errno, code int32
+	_                  [unsafe.Sizeof(uintptr(0)) / 8]int32
+	pid                int32
+}
+
+// peekExited returns the pid of a child that has exited and is not reaped yet, leaving it
+// so (WNOWAIT: its Cmd, if it has one, still gets its exit status), or 0 if there is none.
+// The kernel names the first it finds, so while that one stays unreaped others that exited
+// are not seen; an error is said as "maybe one" (-1): the caller then lists them all.
+func peekExited() int {
+	var si unix.Siginfo
+	info := (*childInfo)(unsafe.Pointer(&si))
+	for {
+		info.pid = 0 // POSIX leaves it unspecified when nothing has exited
+		err := unix.Waitid(unix.P_ALL, 0, &si, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		switch {
+		case err == nil:
+			return int(info.pid)
+		case errors.Is(err, syscall.ECHILD):
+			return 0 // no child at all
+		case errors.Is(err, syscall.EINTR):
 			continue
 		}
-		var ws syscall.WaitStatus
-		if got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid && err == nil && log != nil {
-			log.Debug("reaped an orphaned process", "pid", pid, "status", ws.ExitStatus(), "signal", signalName(ws))
-		}
+		return -1
 	}
 }
 
@@ -126,11 +181,13 @@ func signalName(ws syscall.WaitStatus) string {
 // own), or, on a kernel without that file, by scanning /proc for processes whose parent is
 // this one.
 func children() []int {
-	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	// The task directory's names, then each thread's file: a glob would also list every
+	// thread's directory to find "children" in it.
+	tasks := readDirNames("/proc/self/task")
 	var pids []int
 	found := false
-	for _, f := range tasks {
-		data, err := os.ReadFile(f)
+	for _, tid := range tasks {
+		data, err := os.ReadFile("/proc/self/task/" + tid + "/children")
 		if err != nil {
 			continue
 		}
@@ -156,4 +213,15 @@ func children() []int {
 		}
 	}
 	return pids
+}
+
+// readDirNames lists the names in dir, nil if it cannot be read.
+func readDirNames(dir string) []string {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(-1)
+	return names
 }

@@ -69,3 +69,53 @@ func TestReapOrphansDetached(t *testing.T) {
 		})
 	}
 }
+
+// helperBehindOwned is a subreaper without the orphan reaper. It leaves an exited child of
+// its own (a Cmd's, entered in the table and not waited for yet) ahead of an orphan that
+// exited, reaps once (reapUnowned) and prints the zombies left and how the Cmd's child
+// ended, as its Cmd sees it.
+func helperBehindOwned() {
+	if err := BecomeSubreaper(); err != nil {
+		fmt.Println("subreaper:", err)
+		os.Exit(1)
+	}
+	own := exec.Command("sh", "-c", "exit 3")
+	if err := startOwned(own); err != nil {
+		fmt.Println("start:", err)
+		os.Exit(1)
+	}
+	if !waitGone(own.Process.Pid, 5*time.Second) {
+		fmt.Println("the Cmd's child did not exit")
+		os.Exit(1)
+	}
+	st, err := (&Runner{}).Run(context.Background(), Cmd{Argv: []string{"sh", "-c", detach}})
+	if err != nil || st.Code != 0 {
+		fmt.Println("step:", st, err)
+		os.Exit(1)
+	}
+	time.Sleep(time.Second) // the orphan exits 0.3 s after the step
+	before := len(zombieChildren())
+	reapUnowned(nil)
+	left := zombieChildren()
+	werr := own.Wait()
+	fmt.Printf("zombies %d, left %v (own %d), own: %v\n", before, left, own.Process.Pid, werr)
+	os.Exit(0)
+}
+
+// The reaper leaves a Cmd's exited child to its Cmd (which gets its exit status), and still
+// reaps an orphan that exited behind it: the kernel, asked which child exited, names one
+// (here the older), so the reaper must then look at every child.
+func TestReapUnownedBehindOwned(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=behind-owned")
+	out, err := cmd.CombinedOutput()
+	got := strings.TrimSpace(string(out))
+	var before, own int
+	var left, status string
+	if _, serr := fmt.Sscanf(got, "zombies %d, left %s (own %d), own: %s", &before, &left, &own, &status); serr != nil || err != nil {
+		t.Fatalf("helper: %q, %v", got, err)
+	}
+	if before != 2 || left != fmt.Sprintf("[%d]", own) || !strings.Contains(got, "own: exit status 3") {
+		t.Errorf("helper: %q; want 2 zombies before, only the Cmd's (%d) left after, and its Cmd to see exit status 3", got, own)
+	}
+}
