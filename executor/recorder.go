@@ -37,6 +37,9 @@ type recorder struct {
 	changed map[int]bool      // steps changed since the last save
 	saved   int               // steps the store holds; later ones are new
 	journal *statedir.Journal // nil before start, and once a write to it failed
+	// unjournalled is set when the run has no journal (it could not be opened, or a write
+	// to it failed): each step change is then saved to the store before update returns.
+	unjournalled bool
 
 	dirty         chan struct{}
 	stop, stopped chan struct{}
@@ -67,10 +70,12 @@ func (r *recorder) begin() error {
 	return nil
 }
 
-// start journals every step change into j (nil: none) from now on, and starts the writer.
+// start journals every step change into j from now on, and starts the writer. Without a
+// journal (j nil) every step change is saved before update returns.
 func (r *recorder) start(j *statedir.Journal) {
 	r.mu.Lock()
 	r.journal = j
+	r.unjournalled = j == nil
 	r.mu.Unlock()
 	go r.persistLoop()
 }
@@ -94,6 +99,8 @@ func (r *recorder) finish(status history.Status, reason string) (*history.Run, e
 }
 
 // update changes step i, journals the change, tells the observer and schedules a save.
+// When it returns, the change survives a kill -9: it is in the journal, or, in a run
+// without one, in the store.
 func (r *recorder) update(i int, f func(*history.Step)) {
 	r.mu.Lock()
 	s := &r.rec.Steps[i]
@@ -101,15 +108,21 @@ func (r *recorder) update(i int, f func(*history.Step)) {
 	r.changed[i] = true
 	if r.journal != nil {
 		if err := r.journal.Step(i, copyStep(s, r.red)); err != nil {
-			r.log.Error("journal the step change", "step", s.Instance, "err", err)
+			r.log.Error("journal the step change; each step change now waits for the store", "step", s.Instance, "err", err)
 			r.journal.Close()
-			r.journal = nil // the store's saves go on; a kill -9 now loses what they lag
+			r.journal = nil
+			r.unjournalled = true
 		}
 	}
 	if r.obs != nil {
 		r.obs.StepChanged(r.rec.ID, copyStep(s, r.red))
 	}
+	saveNow := r.unjournalled
 	r.mu.Unlock()
+	if saveNow {
+		r.persist()
+		return
+	}
 	select {
 	case r.dirty <- struct{}{}:
 	default:
@@ -210,15 +223,33 @@ func (r *recorder) view(f func(*history.Run)) {
 	f(r.rec)
 }
 
-// persistLoop saves the record whenever it changed, coalescing changes that come while a
-// save is in progress: the store's fsync then costs a run nothing per step, and the record
-// on disk is never more than one save behind. It returns when finish stops it.
+// saveEvery is the least time between two saves of the writer (persistLoop). What the
+// saves are for is not a kill -9, which the journal covers as each change is made, but the
+// readers of a running run (the daemon's pages, refreshd history) and a power loss, after
+// which the store's last save is what remains: neither needs every change at once. Without
+// the pause a run of short steps paid two store commits, each with its fdatasync, for
+// every step; with it a run pays at most 1/saveEvery commits a second, however fast its
+// steps go.
+const saveEvery = 100 * time.Millisecond
+
+// persistLoop saves the record when it changed: at once after a quiet spell, and at most
+// once every saveEvery, the changes made meanwhile together in the next save. The store
+// then lags the record by at most saveEvery and one save. It returns when finish stops it
+// (finish saves the whole record).
 func (r *recorder) persistLoop() {
 	defer close(r.stopped)
+	pause := time.NewTimer(saveEvery)
+	defer pause.Stop()
 	for {
 		select {
 		case <-r.dirty:
-			r.persist()
+		case <-r.stop:
+			return
+		}
+		r.persist()
+		pause.Reset(saveEvery)
+		select {
+		case <-pause.C:
 		case <-r.stop:
 			return
 		}

@@ -201,6 +201,77 @@ func TestRecorderSavesInOrder(t *testing.T) {
 	}
 }
 
+// countingStore counts the saves of progress made through it.
+type countingStore struct {
+	*history.Store
+	saves atomic.Int32
+}
+
+func (s *countingStore) SaveProgress(head *history.Run, steps map[int]history.Step) error {
+	s.saves.Add(1)
+	return s.Store.SaveProgress(head, steps)
+}
+
+// TestRecorderSavesAtMostEverySaveEvery: a run changing its steps every millisecond, as a
+// run of short steps does, costs the store at most one save per saveEvery (plus the first),
+// not one per change; and the store has every change once the run is finished. Without the
+// writer's pause it saves after nearly every change.
+func TestRecorderSavesAtMostEverySaveEvery(t *testing.T) {
+	t.Parallel()
+	counting := &countingStore{}
+	r, store, _ := newTestRecorder(t, 1, nil, func(s *history.Store) runStore { counting.Store = s; return counting })
+	r.start(nil)
+	r.mu.Lock()
+	r.unjournalled = false // as in a journalled run: the test is about the writer alone
+	r.mu.Unlock()
+	start := time.Now()
+	changes := 0
+	for time.Since(start) < 3*saveEvery {
+		r.update(0, func(s *history.Step) { s.Attempts = append(s.Attempts, history.Attempt{N: len(s.Attempts) + 1}) })
+		changes++
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	saves := int(counting.saves.Load())
+	if most := int(elapsed/saveEvery) + 2; saves > most {
+		t.Errorf("%d changes in %s made %d saves; want at most %d (one per %s and the first)", changes, elapsed, saves, most, saveEvery)
+	}
+	if _, err := r.finish(history.StatusSucceeded, ""); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := store.Run("r-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(stored.Steps[0].Attempts); got != changes {
+		t.Errorf("store has %d attempts after the run, want %d", got, changes)
+	}
+}
+
+// TestRecorderWithoutJournal: a run whose journal could not be opened has each step change
+// in the store when update returns (what the journal would otherwise keep through a kill
+// -9, such as a process group about to run on), not only with the writer's next save.
+func TestRecorderWithoutJournal(t *testing.T) {
+	t.Parallel()
+	r, store, _ := newTestRecorder(t, 1, nil, func(s *history.Store) runStore { return s })
+	r.start(nil)
+	for n := range 3 {
+		// The first change wakes the writer, which then pauses: the later ones are in the
+		// store only if update saved them itself.
+		r.update(0, func(s *history.Step) { s.Attempts = append(s.Attempts, history.Attempt{N: n + 1, PGID: 4242 + n}) })
+		stored, err := store.Run("r-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := stored.Steps[0].Attempts; len(a) != n+1 || a[n].PGID != 4242+n {
+			t.Fatalf("after change %d the store has attempts %+v; want %d, the last with its group", n+1, a, n+1)
+		}
+	}
+	if _, err := r.finish(history.StatusSucceeded, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // journalCounts is the number of attempts of step i in each of its lines in the journal.
 func journalCounts(t *testing.T, path string, i int) []int {
 	t.Helper()
