@@ -116,7 +116,7 @@ func flood(t *testing.T, host, path string, n int) (closeAll func()) {
 
 // TestEventsFlood: clients that open streams and never read them hold no slot for
 // long: beyond MaxStreams (or a client's share) a new follower takes the slot of the
-// oldest stream of the busiest client, which gets an end event or has its writes cut
+// oldest stream of the busiest client, which gets a stop event or has its writes cut
 // off, and the new follower gets its lines at once. Every follower of the stream shares
 // one reader of the source, which stops when the last one leaves.
 func TestEventsFlood(t *testing.T) {
@@ -169,8 +169,8 @@ func TestEventsFlood(t *testing.T) {
 	}
 }
 
-// TestEventsEvicted: a reading follower whose slot a newer one takes is told so with an
-// end event.
+// TestEventsEvicted: a reading follower whose slot a newer one takes is told so with
+// a stop event (what it followed goes on, as an end event would deny).
 func TestEventsEvicted(t *testing.T) {
 	src := fixture(t, 0)
 	src.live = func(ctx context.Context, id, step string, w control.LineWriter) error {
@@ -192,8 +192,8 @@ func TestEventsEvicted(t *testing.T) {
 	if _, data := sse(t, follow(t, url)); data != "started" {
 		t.Fatalf("second follower: %q", data)
 	}
-	if name, data := sse(t, r1); name != "end" || !strings.Contains(data, "needed this stream's slot") {
-		t.Errorf("first follower after the second came: %q %q, want the end event", name, data)
+	if name, data := sse(t, r1); name != "stop" || !strings.Contains(data, "needed this stream's slot") {
+		t.Errorf("first follower after the second came: %q %q, want the stop event", name, data)
 	}
 }
 

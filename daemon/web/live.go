@@ -68,7 +68,7 @@ func (s *Server) RunChanged(ev RunEvent) { s.changes.bump(ev) }
 
 // runEvents streams run changes as server-sent "runs" events (data: the latest change, as
 // JSON, with the count of changes so far), coalesced to one per Config.LiveGap. It takes a
-// slot like a log stream, under the same limits, and ends with an "end" event when another
+// slot like a log stream, under the same limits, and ends with a "stop" event when another
 // follower needs the slot.
 func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -119,8 +119,10 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// evicted tells a follower that its stream is dropped for another's (a "stop" event: what
+// it followed has not ended, as an "end" event would say).
 func (s *Server) evicted(sw *sseWriter) {
-	sw.event("end", fmt.Sprintf("another follower needed this stream's slot (%d at most, %d per client); reload to follow again", s.slots.max, s.slots.perClient))
+	sw.event("stop", fmt.Sprintf("another follower needed this stream's slot (%d at most, %d per client); reload to follow again", s.slots.max, s.slots.perClient))
 }
 
 // startEvents answers the headers of a server-sent events stream.

@@ -81,8 +81,8 @@ func TestRunsStreamBounded(t *testing.T) {
 	r1 := follow(t, url)
 	flood(t, host, runsURL, 3*streams)
 	// The first follower's slot went to the flood (one client, the oldest stream first).
-	if name, data := sse(t, r1); name != "end" || !strings.Contains(data, "needed this stream's slot") {
-		t.Errorf("first follower after the flood: %q %q, want the end event", name, data)
+	if name, data := sse(t, r1); name != "stop" || !strings.Contains(data, "needed this stream's slot") {
+		t.Errorf("first follower after the flood: %q %q, want the stop event", name, data)
 	}
 	start := time.Now()
 	const changes = 100_000

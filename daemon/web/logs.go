@@ -155,8 +155,9 @@ func (s *Server) rawLog(w http.ResponseWriter, r *http.Request, a history.Attemp
 
 // Server-sent events of a live log: every line as a message, a comment every
 // heartbeat so proxies and the browser see the connection alive, and an "end" event when
-// the run's output has ended, after which the script closes the stream (a plain
-// EventSource would reconnect and replay it).
+// the run's output has ended, or a "stop" event when the follower is dropped while it goes
+// on (it fell behind, or another follower needed its slot), after either of which the
+// script closes the stream (a plain EventSource would reconnect and replay it).
 const (
 	heartbeat    = 15 * time.Second
 	writeTimeout = 10 * time.Second // a follower that stops reading is dropped, not waited for
@@ -165,7 +166,7 @@ const (
 // events streams a running step's output (or a whole run's, without step) as server-sent
 // events, from the feed of that step (one reader for all its followers); for a run that
 // has ended it sends the log files' lines and ends. A follower that falls behind what the
-// feed keeps, or whose slot another follower needed, gets an end event saying so.
+// feed keeps, or whose slot another follower needed, gets a stop event saying so.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -196,7 +197,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		c := f.read(from)
 		if c.skipped > 0 {
 			if from > 0 {
-				sw.event("end", "this follower "+errBehind.Error()+"; reload to follow again")
+				sw.event("stop", "this follower "+errBehind.Error()+"; reload to follow again")
 				return
 			}
 			// A new follower of a long stream starts at the oldest line the feed keeps.

@@ -52,7 +52,7 @@ func newStreamSlots(limit int) *streamSlots {
 	return &streamSlots{max: limit, perClient: max(1, limit/2), held: map[*slot]struct{}{}}
 }
 
-// evictGrace is how long an evicted stream has to send its end event before its
+// evictGrace is how long an evicted stream has to send its stop event before its
 // connection's writes are cut off (a follower that does not read would block them).
 const evictGrace = time.Second
 

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -255,4 +256,53 @@ func waitEnded(t *testing.T, ctx context.Context, e *env, id string) *history.Ru
 		return false
 	})
 	return run
+}
+
+// TestLogPageDroppedFollowerInBrowser: a log page whose live stream the daemon drops (its
+// slot needed by other followers of the same client) says it stopped following and asks for
+// a reload; it does not say the step ended, nor show the running attempt as its final status.
+func TestLogPageDroppedFollowerInBrowser(t *testing.T) {
+	e := newEnv(t)
+	e.writePlan("long", "plan: long\nsteps:\n  - id: long\n    run: [sh, -c, \"for i in $(seq 1 120); do echo line $i; sleep 0.5; done\"]\n")
+	addr := testkit.FreeAddr(t)
+	e.start(nil, "--http", addr)
+	web := "http://" + addr
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := browser.Start(t, ctx)
+	tr, err := e.client().Trigger(ctx, "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.client().Cancel(context.Background(), tr.Run)
+	waitStep(t, ctx, e, tr.Run, "long", history.StatusRunning)
+	testkit.WaitFor(t, "the step's first attempt", 30*time.Second, func() bool {
+		r, err := e.client().Run(ctx, tr.Run)
+		return err == nil && len(r.Steps) == 1 && len(r.Steps[0].Attempts) == 1
+	})
+	logPage := web + "/log?" + url.Values{"run": {tr.Run}, "step": {"long"}, "attempt": {"1"}}.Encode()
+	if err := chromedp.Do(b, chromedp.Navigate(logPage)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(b, chromedp.Poll[bool](`document.getElementById("live-status").textContent === "Following the output live."`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("the log page does not follow the step: %v", err)
+	}
+	// The daemon's default: 64 streams, 32 a client. The browser's is the client's oldest.
+	for range 32 {
+		resp, err := http.Get(web + "/events?scope=runs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+	}
+	status, err := chromedp.Run(b, chromedp.Poll[string](`(() => { const s = document.getElementById("live-status").textContent; return s.startsWith("Following") ? null : s; })()`,
+		chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		t.Fatalf("the log page's stream was not dropped: %v", err)
+	}
+	final := evaluate[bool](t, b, `document.getElementById("live-status").hasAttribute("data-final")`)
+	if strings.Contains(status, "has ended") || final || !strings.Contains(status, "needed this stream's slot") || !strings.Contains(status, "reload") {
+		t.Errorf("log page of a running step whose stream was dropped: status %q (final mark %v); want it to say it stopped following, and to reload", status, final)
+	}
 }

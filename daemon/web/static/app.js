@@ -47,6 +47,12 @@
       say("The step has ended (" + e.data + ").");
       final(e.data);
     });
+    es.addEventListener("stop", function (e) {
+      // The daemon dropped this follower (it fell behind, or its slot went to another):
+      // the step goes on.
+      es.close();
+      say("Stopped following: " + e.data + ".");
+    });
     es.onerror = function () {
       es.close();
       say("The live stream was interrupted; reload the page to follow again.");
@@ -99,7 +105,7 @@
       opened = true;
     };
     es.addEventListener("runs", update);
-    es.addEventListener("end", function () {
+    es.addEventListener("stop", function () {
       // The daemon needed this stream's slot for another follower: stay as we are.
       es.close();
       main.setAttribute("data-live-state", "ended");
