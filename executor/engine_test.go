@@ -33,7 +33,7 @@ type engineT struct {
 	out   *testkit.Buffer
 }
 
-func newEngineT(t *testing.T, grace time.Duration) *engineT {
+func newEngineT(t testing.TB, grace time.Duration) *engineT {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := history.Open(filepath.Join(dir, "history.db"))

@@ -67,7 +67,12 @@ func (rs *runState) runInstance(ctx context.Context, i int, inst *plan.Instance)
 	log.Info("step started")
 
 	attempts := max(inst.Retry.Attempts, 1)
-	pats := retryPatterns(inst.Retry)
+	var pats []*regexp.Regexp
+	if attempts > 1 {
+		// Only a failed attempt with another after it asks whether its output matched: a
+		// step with one attempt neither compiles the patterns nor holds every line to them.
+		pats = retryPatterns(inst.Retry)
+	}
 	for n := 1; ; n++ {
 		matched, err := rs.attempt(ctx, i, inst, n, pats, log.With("attempt", n))
 		if err == nil {
