@@ -60,8 +60,9 @@ var pkgSeparators = regexp.MustCompile(`[-_.]+`)
 
 // pinKey orders pins by time (then run, file and package, so a save repeated by the run's
 // progress overwrites its own entries). An outside change has its commit in place of the
-// run: two runs that both saw it (a dry run's preview, a publish that failed to push and
-// its retry) index it once.
+// run: every save of the run that found it, and of a later run that found it again (one
+// whose clone could not record the head as seen), indexes it under the same key. A dry
+// run never looks outside.
 func pinKey(p *Pin) []byte {
 	by := p.Run
 	if p.Outside {

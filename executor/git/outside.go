@@ -34,6 +34,9 @@ const (
 	MaxOutsideCommits = 50
 	// MaxAuthorBytes bounds an outside commit's author as recorded.
 	MaxAuthorBytes = 200
+	// MaxPinBytes bounds each package name (with its marker) and version read from a
+	// constraints file (parsePins): what is on the branch is whatever its committers wrote.
+	MaxPinBytes = 512
 	// MaxOutsideDiffBytes bounds the diffs of those commits read (git is stopped past it):
 	// a commit that rewrites a published file with gigabytes costs no more memory than
 	// this. The newest commits whose diffs fit are read, and OutsideNote says so.
@@ -247,17 +250,21 @@ func diffFiles(diff []byte, paths []string) []*fileDiff {
 
 // boundAuthor is an author as recorded: valid UTF-8, control characters as spaces, at most
 // MaxAuthorBytes (cut at a character, marked with an ellipsis).
-func boundAuthor(s string) string {
+func boundAuthor(s string) string { return boundText(s, MaxAuthorBytes) }
+
+// boundText is text from a commit as recorded: valid UTF-8, control characters as
+// spaces, at most limit bytes (cut at a character, marked with an ellipsis).
+func boundText(s string, limit int) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == utf8.RuneError {
 			return ' '
 		}
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) <= MaxAuthorBytes {
+	if len(s) <= limit {
 		return s
 	}
-	cut := MaxAuthorBytes - len("…")
+	cut := limit - len("…")
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/refreshd/refreshd/internal/testkit"
@@ -310,5 +311,39 @@ func TestPublishSeesOutsideCommitsWhateverTheUsersGitConfig(t *testing.T) {
 				t.Errorf("with %q: outside %+v, note %q; want the human's commit %s", config, res.Outside, res.OutsideNote, human)
 			}
 		})
+	}
+}
+
+// The pins of an outside commit are hostile text too: a version carrying terminal escapes
+// or thousands of bytes is recorded, and written to the step's output, without control
+// characters and bounded.
+func TestPublishOutsidePinTextBounded(t *testing.T) {
+	f := newFixture(t)
+	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
+	if _, err := Publish(testCtx(t), f.options()); err != nil {
+		t.Fatal(err)
+	}
+	other := f.other(t)
+	other.commit("constraints-no-providers-3.11.txt", constraints("x", "requests==2.32.0\x1b]0;pwned\x07\x1b[2J", "boto3=="+strings.Repeat("9", 5000)), "Mallory")
+	other.push()
+	var out strings.Builder
+	o := f.options()
+	o.Output = &out
+	res, err := Publish(testCtx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outside) != 1 || len(res.Outside[0].Changes) < 2 {
+		t.Fatalf("outside %+v, want one commit changing pins", res.Outside)
+	}
+	for _, c := range res.Outside[0].Changes {
+		for _, s := range []string{c.Package, c.Old, c.New} {
+			if len(s) > MaxPinBytes || strings.ContainsFunc(s, unicode.IsControl) {
+				t.Errorf("recorded pin change %+v: %q is over %d bytes or holds control characters", c, s, MaxPinBytes)
+			}
+		}
+	}
+	if strings.ContainsAny(out.String(), "\x1b\x07") || len(out.String()) > 10_000 {
+		t.Errorf("the publish's output holds the commit's escapes or its 5,000-byte version:\n%q", out.String())
 	}
 }

@@ -75,7 +75,9 @@ func parsePins(data []byte) map[string]string {
 		if v, ok := strings.CutPrefix(spec, "=="); ok {
 			spec = strings.TrimSpace(v)
 		}
-		pins[name] = spec
+		// The marker and the version are free text: bounded, without control characters,
+		// before they reach output, logs, the record and pages.
+		pins[boundText(name, MaxPinBytes)] = boundText(spec, MaxPinBytes)
 	}
 	return pins
 }
