@@ -21,6 +21,18 @@ type otherClone struct {
 	dir string
 }
 
+// seenFixture is a fixture whose seed refreshd has published once (unchanged), so it has
+// seen the branch: what others push from now on is outside refreshd.
+func seenFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
+	if _, err := Publish(testCtx(t), f.options()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func (f *fixture) other(t *testing.T) *otherClone {
 	o := &otherClone{t: t, dir: t.TempDir()}
 	testkit.Git(t, o.dir, "clone", "--quiet", "--branch", branch, f.remote, ".")
@@ -92,11 +104,7 @@ func TestPublishSeesCommitsMadeOutside(t *testing.T) {
 // A push that raced refreshd's is an outside commit too, reported by the publish that
 // fetched it on its retry.
 func TestPublishSeesTheCommitItRacedWith(t *testing.T) {
-	f := newFixture(t)
-	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
-	if _, err := Publish(testCtx(t), f.options()); err != nil { // unchanged: refreshd has seen the seed
-		t.Fatal(err)
-	}
+	f := seenFixture(t)
 	other := f.other(t)
 	var raced string
 	o := f.options()
@@ -117,11 +125,7 @@ func TestPublishSeesTheCommitItRacedWith(t *testing.T) {
 // The look at outside commits is bounded: more than MaxOutsideCommits since the last
 // publish reads the newest MaxOutsideCommits and says so; a rewritten branch is said too.
 func TestPublishOutsideCommitsBounded(t *testing.T) {
-	f := newFixture(t)
-	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
-	if _, err := Publish(testCtx(t), f.options()); err != nil {
-		t.Fatal(err)
-	}
+	f := seenFixture(t)
 	other := f.other(t)
 	n := MaxOutsideCommits + 10
 	for i := 1; i <= n; i++ {
@@ -202,11 +206,7 @@ func TestParseOutside(t *testing.T) {
 // A push the remote refused leaves refreshd's commit off the branch: the next publish
 // neither calls the branch rewritten nor reports anything but what others pushed since.
 func TestPublishOutsideAfterRefusedPush(t *testing.T) {
-	f := newFixture(t)
-	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
-	if _, err := Publish(testCtx(t), f.options()); err != nil { // unchanged: the seed is seen
-		t.Fatal(err)
-	}
+	f := seenFixture(t)
 	hook := filepath.Join(f.remote, "hooks", "pre-receive")
 	writeFile(t, hook, "#!/bin/sh\necho protected >&2\nexit 1\n")
 	if err := os.Chmod(hook, 0o755); err != nil {
@@ -243,11 +243,7 @@ func manyPins(n, width int) []string {
 // MaxOutsideDiffBytes are not read past it (git is stopped there); the newer commits
 // whose diffs fit are, and the note says both.
 func TestPublishOutsideCommitsSizeBounded(t *testing.T) {
-	f := newFixture(t)
-	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
-	if _, err := Publish(testCtx(t), f.options()); err != nil { // unchanged: the seed is seen
-		t.Fatal(err)
-	}
+	f := seenFixture(t)
 	other := f.other(t)
 	small := other.commit("constraints-no-providers-3.11.txt", constraints("x", "requests==2.32.0"), "Jane Human")
 	other.commit("constraints-3.11.txt", constraints("x", manyPins(MaxOutsidePins+1000, 20)...), "Mallory")
@@ -318,11 +314,7 @@ func TestPublishSeesOutsideCommitsWhateverTheUsersGitConfig(t *testing.T) {
 // or thousands of bytes is recorded, and written to the step's output, without control
 // characters and bounded.
 func TestPublishOutsidePinTextBounded(t *testing.T) {
-	f := newFixture(t)
-	f.generate(t, "2025-06-01T02:00:00Z", seedPins, []string{"requests==2.31.0"})
-	if _, err := Publish(testCtx(t), f.options()); err != nil {
-		t.Fatal(err)
-	}
+	f := seenFixture(t)
 	other := f.other(t)
 	other.commit("constraints-no-providers-3.11.txt", constraints("x", "requests==2.32.0\x1b]0;pwned\x07\x1b[2J", "boto3=="+strings.Repeat("9", 5000)), "Mallory")
 	other.push()
