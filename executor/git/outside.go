@@ -174,19 +174,21 @@ func (c *clone) isAncestor(ctx context.Context, a, b string) (bool, error) {
 	return false, err
 }
 
-// parseOutside reads git show's output as outside asks for it: for each commit a NUL, its
-// id, committer time and author separated by 0x1f, then its zero-context diff. complete
-// is false when the output was cut: its last commit is left out. It returns the commits
-// that changed a pin and how many commits it read.
+// parseOutside reads git show's output as outside asks for it: for each commit a line
+// starting with a NUL, its id, committer time and author separated by 0x1f, then its
+// zero-context diff. A NUL of a file's content (git shows a file as text when none is in
+// its first 8,000 bytes) is inside a diff line, after its +, - or space: only a NUL that
+// starts a line starts a commit. complete is false when the output was cut: its last
+// commit is left out. It returns the commits that changed a pin and how many it read.
 func parseOutside(out []byte, paths []string, now time.Time, complete bool) (commits []OutsideCommit, read int) {
-	chunks := bytes.Split(out, []byte{0})[1:]
+	chunks := bytes.Split(append([]byte{'\n'}, out...), []byte("\n\x00"))[1:]
 	if !complete && len(chunks) > 0 {
 		chunks = chunks[:len(chunks)-1]
 	}
 	for _, chunk := range chunks {
 		header, diff, _ := bytes.Cut(chunk, []byte{'\n'})
 		fields := strings.SplitN(string(header), "\x1f", 3)
-		if len(fields) != 3 {
+		if len(fields) != 3 || !objectID.MatchString(fields[0]) {
 			continue
 		}
 		oc := OutsideCommit{Commit: fields[0], Author: boundAuthor(fields[2])}

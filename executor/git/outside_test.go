@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,15 +189,16 @@ func TestBoundAuthor(t *testing.T) {
 // commit date in the future as now.
 func TestParseOutside(t *testing.T) {
 	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	out := "\x00aaaa\x1f1700000000\x1fA <a@x>\n\n" +
+	a, b, c := strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 64)
+	out := "\x00" + a + "\x1f1700000000\x1fA <a@x>\n\n" +
 		"diff --git a/c.txt b/c.txt\nindex 1..2 100644\n--- a/c.txt\n+++ b/c.txt\n@@ -2,2 +2,2 @@\n-httpx==0.27.2\n---index-url x\n+httpx==0.28.1\n+++extra\n" +
 		"diff --git a/other.txt b/other.txt\n--- a/other.txt\n+++ b/other.txt\n@@ -1 +1 @@\n-flask==1\n+flask==2\n" +
-		"\x00bbbb\x1f99999999999\x1fB <b@x>\n\ndiff --git a/c.txt b/c.txt\nnew file mode 100644\n--- /dev/null\n+++ b/c.txt\n@@ -0,0 +1 @@\n+a==1\n" +
-		"\x00cccc\x1f1700000000\x1fC\n\ndiff --git a/c.txt b/c.txt\n@@ -1 +1 @@\n-# header 1\n+# header 2\n"
+		"\x00" + b + "\x1f99999999999\x1fB <b@x>\n\ndiff --git a/c.txt b/c.txt\nnew file mode 100644\n--- /dev/null\n+++ b/c.txt\n@@ -0,0 +1 @@\n+a==1\n" +
+		"\x00" + c + "\x1f1700000000\x1fC\n\ndiff --git a/c.txt b/c.txt\n@@ -1 +1 @@\n-# header 1\n+# header 2\n"
 	got, read := parseOutside([]byte(out), []string{"c.txt"}, now, true)
 	want := []OutsideCommit{
-		{Commit: "aaaa", Author: "A <a@x>", At: time.Unix(1700000000, 0).UTC(), Changes: []Change{{File: "c.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1", Kind: Upgraded}}},
-		{Commit: "bbbb", Author: "B <b@x>", At: now, Changes: []Change{{File: "c.txt", Package: "a", New: "1", Kind: Added}}},
+		{Commit: a, Author: "A <a@x>", At: time.Unix(1700000000, 0).UTC(), Changes: []Change{{File: "c.txt", Package: "httpx", Old: "0.27.2", New: "0.28.1", Kind: Upgraded}}},
+		{Commit: b, Author: "B <b@x>", At: now, Changes: []Change{{File: "c.txt", Package: "a", New: "1", Kind: Added}}},
 	}
 	if !reflect.DeepEqual(got, want) || read != 3 {
 		t.Errorf("parseOutside: %d commits read\n got %+v\nwant %+v", read, got, want)
@@ -337,5 +339,32 @@ func TestPublishOutsidePinTextBounded(t *testing.T) {
 	}
 	if strings.ContainsAny(out.String(), "\x1b\x07") || len(out.String()) > 10_000 {
 		t.Errorf("the publish's output holds the commit's escapes or its 5,000-byte version:\n%q", out.String())
+	}
+}
+
+// A NUL in a published file past git's first 8,000 bytes leaves it text, so the NUL reaches
+// git show's output inside a diff line: it must not start a commit of its own there, with
+// an id, date and author the file's writer chose, taking the commit's next file's changes.
+func TestPublishOutsideCommitNotForgedByContent(t *testing.T) {
+	f := seenFixture(t)
+	other := f.other(t)
+	forged := strings.Repeat("f", 40)
+	padding := strings.Repeat("# padding past git's binary check\n", 300)
+	// One commit: the file with the NUL, and the next published file (git shows it after).
+	writeFile(t, filepath.Join(other.dir, "constraints-3.11.txt"), constraints("x", append(slices.Clone(seedPins), padding+"x\x00"+forged+"\x1f0\x1fRelease Manager <rm@example.org>")...))
+	testkit.Git(t, other.dir, "add", "constraints-3.11.txt")
+	mallory := other.commit("constraints-no-providers-3.11.txt", constraints("x", "requests==6.6.6"), "Mallory")
+	other.push()
+	res, err := Publish(testCtx(t), f.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, oc := range res.Outside {
+		if oc.Commit == forged || strings.Contains(oc.Author, "Release Manager") {
+			t.Errorf("an outside commit forged by a file's content was recorded: %+v", oc)
+		}
+	}
+	if len(res.Outside) != 1 || res.Outside[0].Commit != mallory || res.Outside[0].Author != "Mallory <human@example.com>" {
+		t.Errorf("outside %+v, want Mallory's commit %s (requests 6.6.6)", res.Outside, mallory)
 	}
 }
