@@ -76,11 +76,48 @@ func (c *clone) markSeen(ctx context.Context, commit string) error {
 	return nil
 }
 
+// madeRefs, in refreshd's clone of a branch, name the commits refreshd made there while a
+// look at outside commits could not read them: seenRef stays where it was, so the next
+// look reads them, and leaves out refreshd's own (refs/refreshd/made/COMMIT).
+const madeRefs = "refs/refreshd/made/"
+
+// markMade records commit as made by refreshd and not seen (madeRefs).
+func (c *clone) markMade(ctx context.Context, commit string) error {
+	if _, err := c.git(ctx, "update-ref", "--no-deref", madeRefs+commit, commit); err != nil {
+		return fmt.Errorf("record the commit made: %w", err)
+	}
+	return nil
+}
+
+// made lists the commits madeRefs name.
+func (c *clone) made(ctx context.Context) (map[string]bool, error) {
+	out, err := c.git(ctx, "for-each-ref", "--format=%(objectname)", madeRefs)
+	if err != nil {
+		return nil, fmt.Errorf("list the commits made while the branch was not read: %w", err)
+	}
+	made := map[string]bool{}
+	for _, id := range strings.Fields(string(out)) {
+		made[id] = true
+	}
+	return made, nil
+}
+
+// forgetMade removes the madeRefs of own, once a look read past them.
+func (c *clone) forgetMade(ctx context.Context, own map[string]bool) error {
+	for id := range own {
+		if _, err := c.git(ctx, "update-ref", "-d", madeRefs+id); err != nil {
+			return fmt.Errorf("forget the commit made: %w", err)
+		}
+	}
+	return nil
+}
+
 // outside reads the first-parent commits from seen (exclusive) to head, newest first, at
-// most MaxOutsideCommits, and returns those that changed a package pin in one of paths
-// (slash-separated, in the branch), with a note when the walk stopped short or the branch
-// was rewritten. seen == "" (first look) or seen == head finds nothing.
-func (c *clone) outside(ctx context.Context, seen, head string, paths []string, now time.Time) ([]OutsideCommit, string, error) {
+// most MaxOutsideCommits, but for refreshd's own (own: made while an earlier look failed),
+// and returns those that changed a package pin in one of paths (slash-separated, in the
+// branch), with a note when the walk stopped short or the branch was rewritten. seen ==
+// "" (first look) or seen == head finds nothing.
+func (c *clone) outside(ctx context.Context, seen, head string, paths []string, own map[string]bool, now time.Time) ([]OutsideCommit, string, error) {
 	if seen == "" || head == "" || seen == head || len(paths) == 0 {
 		return nil, "", nil
 	}
@@ -96,11 +133,11 @@ func (c *clone) outside(ctx context.Context, seen, head string, paths []string, 
 			note = fmt.Sprintf("the branch was rewritten since refreshd last saw it (%.12s is no longer on it)", seen)
 		}
 	}
-	out, err := c.git(ctx, "rev-list", "--first-parent", fmt.Sprintf("--max-count=%d", MaxOutsideCommits+1), "--end-of-options", head, "^"+seen)
+	out, err := c.git(ctx, "rev-list", "--first-parent", fmt.Sprintf("--max-count=%d", MaxOutsideCommits+1+len(own)), "--end-of-options", head, "^"+seen)
 	if err != nil {
 		return nil, "", fmt.Errorf("list the commits made since refreshd last saw the branch: %w", err)
 	}
-	ids := strings.Fields(string(out))
+	ids := slices.DeleteFunc(strings.Fields(string(out)), func(id string) bool { return own[id] })
 	if len(ids) > MaxOutsideCommits {
 		ids = ids[:MaxOutsideCommits]
 		note = addNote(note, fmt.Sprintf("more than %d commits since refreshd last saw the branch: read the newest %d", MaxOutsideCommits, MaxOutsideCommits))

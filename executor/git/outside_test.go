@@ -1,6 +1,8 @@
 package git
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -366,5 +368,47 @@ func TestPublishOutsideCommitNotForgedByContent(t *testing.T) {
 	}
 	if len(res.Outside) != 1 || res.Outside[0].Commit != mallory || res.Outside[0].Author != "Mallory <human@example.com>" {
 		t.Errorf("outside %+v, want Mallory's commit %s (requests 6.6.6)", res.Outside, mallory)
+	}
+}
+
+// failingShow is git, except that its first `git show` fails: a look at outside commits
+// that could not read them.
+type failingShow struct {
+	ExecRunner
+	failed bool
+}
+
+func (r *failingShow) GitBounded(ctx context.Context, dir string, env []string, limit int, args ...string) ([]byte, error) {
+	if !r.failed && slices.Contains(args, "show") {
+		r.failed = true
+		return nil, errors.New("show failed by the test")
+	}
+	return r.ExecRunner.GitBounded(ctx, dir, env, limit, args...)
+}
+
+// A look at outside commits that fails, in a publish that then pushes, is made again by the
+// next publish: what it could not read is reported then (and refreshd's own commit, pushed
+// in between, is not taken for an outside one).
+func TestPublishOutsideLookRetriedAfterAFailure(t *testing.T) {
+	f := seenFixture(t)
+	other := f.other(t)
+	human := other.commit("constraints-3.11.txt", constraints("x", "apache-beam==2.50.0", "boto3==1.28.0", "celery==5.4.0", "requests==2.31.0"), "Jane Human")
+	other.push()
+
+	f.generate(t, "2025-06-02T02:00:00Z", seedPins, []string{"requests==2.32.0"})
+	o := f.options()
+	o.Runner = &failingShow{}
+	res, err := Publish(testCtx(t), o)
+	if err != nil || res.Commit == "" || !strings.Contains(res.OutsideNote, "could not read") {
+		t.Fatalf("publish with a failing look: %+v %v; want it pushed, the look's failure noted", res, err)
+	}
+
+	f.generate(t, "2025-06-03T02:00:00Z", seedPins, []string{"requests==2.33.0"})
+	res, err = Publish(testCtx(t), f.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outside) != 1 || res.Outside[0].Commit != human || res.OutsideNote != "" {
+		t.Errorf("the publish after the failed look: outside %+v, note %q; want the human's commit %s, read now", res.Outside, res.OutsideNote, human)
 	}
 }

@@ -167,8 +167,9 @@ func (o *Options) publishOnce(ctx context.Context, c *clone, res *Result, seen s
 	if err != nil {
 		return false, err
 	}
+	looked := false
 	if !o.DryRun {
-		o.lookOutside(ctx, c, res, seen, head, publishedPaths(o.Dir, sources))
+		looked = o.lookOutside(ctx, c, res, seen, head, publishedPaths(o.Dir, sources))
 	}
 	files, err := apply(c.dir, o.Dir, sources, o.Ignore)
 	if err != nil {
@@ -188,12 +189,13 @@ func (o *Options) publishOnce(ctx context.Context, c *clone, res *Result, seen s
 		fmt.Fprintf(o.Output, "dry run: would commit and push to %s branch %s\n", c.remote.URL, o.Branch)
 		return false, nil
 	}
-	return o.commitAndPush(ctx, c, res, attempt)
+	return o.commitAndPush(ctx, c, res, attempt, looked)
 }
 
 // commitAndPush commits res.Files in the clone and pushes the commit (never forced).
+// looked says the look at outside commits read the branch up to the commit's parent.
 // raced: the branch moved since the fetch and the push was refused for it.
-func (o *Options) commitAndPush(ctx context.Context, c *clone, res *Result, attempt int) (raced bool, err error) {
+func (o *Options) commitAndPush(ctx context.Context, c *clone, res *Result, attempt int, looked bool) (raced bool, err error) {
 	paths := make([]string, len(res.Files))
 	for i, f := range res.Files {
 		paths[i] = f.Path
@@ -205,8 +207,13 @@ func (o *Options) commitAndPush(ctx context.Context, c *clone, res *Result, atte
 	res.PushAttempts = attempt
 	res.Pushing = commit
 	// Seen before it is pushed: its parent is the head just fetched, so whether or not
-	// the push lands, what is reachable from it was seen or made here.
-	if err := c.markSeen(ctx, commit); err != nil {
+	// the push lands, what is reachable from it was seen or made here. Unless the look
+	// failed: then it is marked made, and the next look reads what this one could not.
+	mark := c.markSeen
+	if !looked {
+		mark = c.markMade
+	}
+	if err := mark(ctx, commit); err != nil {
 		return false, err
 	}
 	if o.Pushing != nil {
@@ -228,17 +235,20 @@ func (o *Options) commitAndPush(ctx context.Context, c *clone, res *Result, atte
 }
 
 // lookOutside records in res the commits others made on the branch from seen to head (see
-// Result.Outside) and marks head seen. A failure to read them does not fail the publish: it
-// is logged and noted, and head is not marked seen, so the next publish looks again; but a
-// commit this publish then makes has head as its parent and is marked seen before its push,
-// so once it lands what the look could not read is never read (the note is all that says
-// it).
-func (o *Options) lookOutside(ctx context.Context, c *clone, res *Result, seen, head string, paths []string) {
-	commits, note, err := c.outside(ctx, seen, head, paths, time.Now())
+// Result.Outside), marks head seen and reports true. A failure to read them does not fail
+// the publish: it is logged and noted, nothing is marked seen (a commit this publish makes
+// is marked made instead: commitAndPush), and the next publish reads them.
+func (o *Options) lookOutside(ctx context.Context, c *clone, res *Result, seen, head string, paths []string) bool {
+	own, err := c.made(ctx)
+	var commits []OutsideCommit
+	var note string
+	if err == nil {
+		commits, note, err = c.outside(ctx, seen, head, paths, own, time.Now())
+	}
 	if err != nil {
 		c.log.Warn("could not read the commits others made on the constraints branch", "err", err)
 		res.Outside, res.OutsideNote = nil, "could not read the commits made outside refreshd: "+err.Error()
-		return
+		return false
 	}
 	res.Outside, res.OutsideNote = commits, note
 	if note != "" {
@@ -255,8 +265,13 @@ func (o *Options) lookOutside(ctx context.Context, c *clone, res *Result, seen, 
 	if head != "" {
 		if err := c.markSeen(ctx, head); err != nil {
 			c.log.Warn("could not record the constraints branch head as seen", "err", err)
+			return false
 		}
 	}
+	if err := c.forgetMade(ctx, own); err != nil {
+		c.log.Warn("could not forget the commits made while the branch was not read", "err", err)
+	}
+	return true
 }
 
 func (o *Options) validate() error {
