@@ -86,7 +86,8 @@ type Result struct {
 	// Outside are the commits others pushed to the branch since this refreshd last saw it
 	// that changed a pin in a published file, newest first (none in a dry run, or the first
 	// time this state directory looks at the branch). OutsideNote says when the look was cut
-	// short (more than MaxOutsideCommits, a rewritten branch) or failed.
+	// short (more than MaxOutsideCommits, MaxOutsideDiffBytes or MaxOutsidePins, a rewritten
+	// branch) or failed (the next publish then reads them).
 	Outside     []OutsideCommit
 	OutsideNote string
 }
