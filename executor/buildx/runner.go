@@ -6,7 +6,6 @@
 package buildx
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,14 +26,14 @@ type Runner func(ctx context.Context, argv []string, env []string, stdout io.Wri
 // group, stopped as a whole when ctx ends (SIGTERM, grace, SIGKILL), with Pdeathsig, its
 // group handed to procs.Started for the recovery after a kill -9 of the caller. The
 // environment is this process's plus env. Output not captured goes to out (nil discards it);
-// stderr is also kept (its last 4 KiB) for the error.
+// stderr is also kept (its last 4 KiB, proc.HeadTail) for the error.
 func ExecRunner(procs *proc.Runner, out io.Writer) Runner {
 	return func(ctx context.Context, argv []string, env []string, stdout io.Writer) error {
 		if out == nil {
 			out = io.Discard
 		}
-		var stderr tailBuffer
-		c := proc.Cmd{Argv: argv, Env: append(os.Environ(), env...), Output: io.MultiWriter(out, &stderr)}
+		stderr := &proc.HeadTail{Tail: 4 << 10}
+		c := proc.Cmd{Argv: argv, Env: append(os.Environ(), env...), Output: io.MultiWriter(out, stderr)}
 		if stdout != nil {
 			c.Stdout = stdout
 		}
@@ -53,27 +52,4 @@ func ExecRunner(procs *proc.Runner, out io.Writer) Runner {
 		}
 		return fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
-}
-
-// tailBuffer keeps the last 4 KiB written to it.
-type tailBuffer struct{ b bytes.Buffer }
-
-const tailMax = 4096
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b.Write(p)
-	if t.b.Len() > 2*tailMax {
-		keep := append([]byte(nil), t.b.Bytes()[t.b.Len()-tailMax:]...)
-		t.b.Reset()
-		t.b.Write(keep)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	b := t.b.Bytes()
-	if len(b) > tailMax {
-		b = b[len(b)-tailMax:]
-	}
-	return string(b)
 }

@@ -1,6 +1,9 @@
 package git
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,5 +72,30 @@ func TestPublishErrors(t *testing.T) {
 				t.Errorf("result = %+v, want repository %s and branch %s", res, wantRepo, branch)
 			}
 		})
+	}
+}
+
+// A hook that prints megabytes before refusing a push costs the daemon a bounded error:
+// git's stderr is kept at its first and last MaxStderrKept bytes, and the error still names
+// the hook's last line, which says why.
+func TestPushRefusedByNoisyHook(t *testing.T) {
+	f := newFixture(t)
+	hook := filepath.Join(f.remote, "hooks", "pre-receive")
+	const noise = 4 << 20
+	writeFile(t, hook, fmt.Sprintf("#!/bin/sh\nyes 'noise from the hook' | head -c %d >&2\necho >&2\necho 'refused: branch is frozen' >&2\nexit 1\n", noise))
+	if err := os.Chmod(hook, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.generate(t, "2025-06-02T02:00:00Z", []string{"apache-beam==2.51.0", "boto3==1.28.0", "celery==5.3.1", "requests==2.31.0"}, []string{"requests==2.31.0"})
+	_, err := Publish(testCtx(t), f.options())
+	var ee *ExitError
+	if !errors.Is(err, errRefused) || !errors.As(err, &ee) {
+		t.Fatalf("publish through a noisy refusing hook: %v; want a refusal carrying git's exit", err)
+	}
+	if len(ee.Stderr) > 2*MaxStderrKept+100 {
+		t.Errorf("the error keeps %d bytes of git's stderr (the hook printed %d); want at most about %d", len(ee.Stderr), noise, 2*MaxStderrKept)
+	}
+	if !strings.Contains(err.Error(), "remote: refused: branch is frozen") || !strings.Contains(ee.Stderr, " bytes left out ...]\n") {
+		t.Errorf("the error does not end with the hook's last line or does not say what it left out: ...%s", err.Error()[max(0, len(err.Error())-300):])
 	}
 }

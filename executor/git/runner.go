@@ -29,11 +29,16 @@ type Runner interface {
 // the limit GitBounded was given.
 var ErrOutputLimit = errors.New("standard output past its limit")
 
+// MaxStderrKept bounds what an ExitError keeps of git's stderr, at each end: a remote or
+// hook that prints megabytes (pre-receive's "remote:" lines) costs the daemon at most
+// about twice this, and the error still has the last lines, which say why git failed.
+const MaxStderrKept = 64 << 10
+
 // ExitError is a git command that ran and failed.
 type ExitError struct {
 	Args   []string // redacted
 	Code   int
-	Stderr string // redacted
+	Stderr string // redacted; its first and last MaxStderrKept bytes (proc.HeadTail)
 }
 
 func (e *ExitError) Error() string {
@@ -90,14 +95,14 @@ func (r *ExecRunner) GitBounded(ctx context.Context, dir string, env []string, l
 			io.WriteString(output, redact(string(b))+"\n")
 		}
 	}}
-	var stderr bytes.Buffer
+	stderr := &proc.HeadTail{Head: MaxStderrKept, Tail: MaxStderrKept}
 	gctx, stop := context.WithCancel(ctx)
 	defer stop()
 	stdout := &boundedBuffer{limit: limit, stop: stop}
 	st, err := r.Proc.Run(gctx, proc.Cmd{
 		Argv: append([]string{bin}, args...), Dir: dir,
 		Env:    append(append(os.Environ(), baseEnv()...), env...),
-		Stdout: stdout, Output: io.MultiWriter(&stderr, lines),
+		Stdout: stdout, Output: io.MultiWriter(stderr, lines),
 	})
 	lines.Flush()
 	failed := err != nil || st.Code != 0 || st.Signal != ""
