@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/refreshd/refreshd/history"
+	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // Runs writes the run list, newest first as given.
@@ -268,10 +269,11 @@ func oneLine(s string) string {
 }
 
 // OneLine makes s fit one line of a terminal: control characters (newlines, escape
-// sequences from a step's output quoted in a reason) become spaces, runs of spaces one,
+// sequences from a step's output quoted in a reason) and format characters (a bidi
+// override that would make the line read other than it is: safearg.Hidden) become spaces, runs of spaces one,
 // and past max runes (max > 0) it is cut with "…".
 func OneLine(s string, max int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || safearg.Hidden(r) }), " ")
 	if max <= 0 || utf8.RuneCountInString(s) <= max {
 		return s
 	}

@@ -210,6 +210,13 @@ func TestOneLine(t *testing.T) {
 		{"word    word", 6, "word…"},
 		{"\x1b[31mred\x1b[0m", 20, "[31mred [0m"},
 		{"no limit \x07", 0, "no limit"},
+		// Format characters ("Trojan Source"): the line shows what it holds, in its order.
+		{"ok \u202enuf.exe", 0, "ok nuf.exe"},             // RIGHT-TO-LEFT OVERRIDE
+		{"a\u202ab\u202bc\u202cd\u202de", 0, "a b c d e"}, // embeddings, pop, LRO
+		{"x\u2066y\u2067z\u2068w\u2069v", 0, "x y z w v"}, // isolates
+		{"mark\u200eed\u200f", 0, "mark ed"},              // LRM, RLM
+		{"zero\u200bwidth\ufeff", 0, "zero width"},        // ZWSP, BOM
+		{"\u202e\u2066\u200f", 0, ""},
 	}
 	for _, tt := range tests {
 		if got := OneLine(tt.in, tt.max); got != tt.want {

@@ -11,8 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // OutsideCommit is a commit on a constraints branch that this refreshd (its state
@@ -21,7 +22,7 @@ import (
 // committer wrote: text to escape wherever it is shown, cut to MaxAuthorBytes.
 type OutsideCommit struct {
 	Commit  string
-	Author  string    // "Name <email>" as git gives it, bounded and without control characters
+	Author  string    // "Name <email>" as git gives it, bounded, without control or format characters
 	At      time.Time // the committer's date, never later than when refreshd saw it
 	Changes []Change
 }
@@ -287,15 +288,15 @@ func diffFiles(diff []byte, paths []string) []*fileDiff {
 	return files
 }
 
-// boundAuthor is an author as recorded: valid UTF-8, control characters as spaces, at most
-// MaxAuthorBytes (cut at a character, marked with an ellipsis).
+// boundAuthor is an author as recorded: valid UTF-8, control and format characters as
+// spaces, at most MaxAuthorBytes (cut at a character, marked with an ellipsis).
 func boundAuthor(s string) string { return boundText(s, MaxAuthorBytes) }
 
-// boundText is text from a commit as recorded: valid UTF-8, control characters as
-// spaces, at most limit bytes (cut at a character, marked with an ellipsis).
+// boundText is text from a commit as recorded: valid UTF-8, control and format characters
+// (safearg.Hidden: a bidi override would make the history read other than it is) as spaces, at most limit bytes (cut at a character, marked with an ellipsis).
 func boundText(s string, limit int) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
+		if safearg.Hidden(r) || r == utf8.RuneError {
 			return ' '
 		}
 		return r

@@ -176,6 +176,9 @@ func TestBoundAuthor(t *testing.T) {
 		{"Jane <j@x>", "Jane <j@x>"},
 		{"\x1b[31mred\x1b[0m <a@b>", " [31mred [0m <a@b>"},
 		{"bad \xff utf8", "bad   utf8"},
+		// Bidi and other format characters would make the history read other than it is.
+		{"Eve \u202e>moc.liam@evil<", "Eve  >moc.liam@evil<"},
+		{"a\u2066b\u2067c\u2068d\u2069e\u200ef\u200fg\u202ah\u200bi", "a b c d e f g h i"},
 		{`"><script>alert(1)</script>`, `"><script>alert(1)</script>`}, // escaped where shown
 		{long, long[:MaxAuthorBytes-3-1] + "…"},
 	} {

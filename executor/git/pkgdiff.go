@@ -75,7 +75,7 @@ func parsePins(data []byte) map[string]string {
 		if v, ok := strings.CutPrefix(spec, "=="); ok {
 			spec = strings.TrimSpace(v)
 		}
-		// The marker and the version are free text: bounded, without control characters,
+		// The marker and the version are free text: bounded, without control or format characters,
 		// before they reach output, logs, the record and pages.
 		pins[boundText(name, MaxPinBytes)] = boundText(spec, MaxPinBytes)
 	}

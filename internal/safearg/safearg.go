@@ -6,7 +6,8 @@
 // that writes a local ref (":"), a transport that runs a program ("ext::"), a control
 // character that forges a log line. The plan loader applies them where a value is rendered,
 // naming where it came from (a param, a var, a value from the tree); the packages that
-// build the argv apply them again just before the process starts.
+// build the argv apply them again just before the process starts. Hidden is the same care
+// for text from outside shown on a line: which characters are replaced there.
 package safearg
 
 import (
@@ -31,6 +32,15 @@ func Operand(v string) error {
 	}
 	return Text(v)
 }
+
+// Hidden reports whether r changes how the text around it reads instead of showing itself:
+// a control character (a newline forges a line, ESC starts a terminal sequence) or a format
+// character (Unicode Cf: the bidi embeddings and overrides U+202A–U+202E, the isolates
+// U+2066–U+2069, the marks U+200E and U+200F, zero-width characters), which make a terminal
+// line or a page read other than what it holds ("Trojan Source"). Text from outside that
+// refreshd shows on one line (an outside commit's author and pins, a status or history
+// line) has these replaced.
+func Hidden(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 // Text checks a value bound to its option (--build-arg=K=V): no control character.
 func Text(v string) error {

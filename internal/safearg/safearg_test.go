@@ -60,3 +60,23 @@ func TestRules(t *testing.T) {
 		}
 	}
 }
+
+// Hidden is true of control and format characters (the "Trojan Source" bidi set among
+// them) and of nothing a line shows as itself.
+func TestHidden(t *testing.T) {
+	for _, tc := range []struct {
+		r    rune
+		want bool
+	}{
+		{'\n', true}, {'\x1b', true}, {'\x00', true}, {'\u0085', true}, // control
+		{'\u202a', true}, {'\u202b', true}, {'\u202c', true}, {'\u202d', true}, {'\u202e', true}, // embeddings, overrides
+		{'\u2066', true}, {'\u2067', true}, {'\u2068', true}, {'\u2069', true}, // isolates
+		{'\u200e', true}, {'\u200f', true}, {'\u061c', true}, // LRM, RLM, ALM
+		{'\u200b', true}, {'\ufeff', true}, {'\u00ad', true}, // zero width space, BOM, soft hyphen
+		{'a', false}, {' ', false}, {'é', false}, {'\u05d0', false}, {'…', false}, {'\ufffd', false},
+	} {
+		if got := Hidden(tc.r); got != tc.want {
+			t.Errorf("Hidden(%U) = %v, want %v", tc.r, got, tc.want)
+		}
+	}
+}
