@@ -90,17 +90,49 @@ func (c *clone) markMade(ctx context.Context, commit string) error {
 	return nil
 }
 
+// MaxMadeRefs bounds the madeRefs of a clone: while the look keeps failing, each publish
+// adds one, and a look reads past (and forgets) them all. Past the bound, capMade forgets
+// the oldest and moves seenRef to the newest forgotten: the look starts from there.
+const MaxMadeRefs = 100
+
+// capMade keeps the newest MaxMadeRefs madeRefs (by commit date) and, when there were more,
+// marks the newest of the others seen (what is reachable from it was seen or made here,
+// as for any commit refreshd handed to git push), and returns a note saying what the next
+// look will not read.
+func (c *clone) capMade(ctx context.Context) (string, error) {
+	out, err := c.git(ctx, "for-each-ref", "--sort=-committerdate", "--format=%(objectname)", madeRefs)
+	if err != nil {
+		return "", fmt.Errorf("list the commits made while the branch was not read: %w", err)
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) <= MaxMadeRefs {
+		return "", nil
+	}
+	drop := ids[MaxMadeRefs:]
+	if err := c.markSeen(ctx, drop[0]); err != nil {
+		return "", err
+	}
+	if err := c.forgetMade(ctx, toSet(drop)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("more than %d commits made while the look kept failing: the next look starts from %.12s (what others pushed before it is not read)", MaxMadeRefs, drop[0]), nil
+}
+
+func toSet(ids []string) map[string]bool {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
+}
+
 // made lists the commits madeRefs name.
 func (c *clone) made(ctx context.Context) (map[string]bool, error) {
 	out, err := c.git(ctx, "for-each-ref", "--format=%(objectname)", madeRefs)
 	if err != nil {
 		return nil, fmt.Errorf("list the commits made while the branch was not read: %w", err)
 	}
-	made := map[string]bool{}
-	for _, id := range strings.Fields(string(out)) {
-		made[id] = true
-	}
-	return made, nil
+	return toSet(strings.Fields(string(out))), nil
 }
 
 // forgetMade removes the madeRefs of own, once a look read past them.

@@ -389,15 +389,13 @@ func (r *failingShow) GitBounded(ctx context.Context, dir string, env []string, 
 	return r.ExecRunner.GitBounded(ctx, dir, env, limit, args...)
 }
 
-// A look at outside commits that fails, in a publish that then pushes, is made again by the
-// next publish: what it could not read is reported then (and refreshd's own commit, pushed
-// in between, is not taken for an outside one).
-func TestPublishOutsideLookRetriedAfterAFailure(t *testing.T) {
-	f := seenFixture(t)
+// publishWithAFailingLook has someone else push a pin change (human), then publishes with a
+// look at outside commits that fails, which must still push and note the failure.
+func (f *fixture) publishWithAFailingLook(t *testing.T) (human string, res *Result) {
+	t.Helper()
 	other := f.other(t)
-	human := other.commit("constraints-3.11.txt", constraints("x", "apache-beam==2.50.0", "boto3==1.28.0", "celery==5.4.0", "requests==2.31.0"), "Jane Human")
+	human = other.commit("constraints-3.11.txt", constraints("x", "apache-beam==2.50.0", "boto3==1.28.0", "celery==5.4.0", "requests==2.31.0"), "Jane Human")
 	other.push()
-
 	f.generate(t, "2025-06-02T02:00:00Z", seedPins, []string{"requests==2.32.0"})
 	o := f.options()
 	o.Runner = &failingShow{}
@@ -405,13 +403,86 @@ func TestPublishOutsideLookRetriedAfterAFailure(t *testing.T) {
 	if err != nil || res.Commit == "" || !strings.Contains(res.OutsideNote, "could not read") {
 		t.Fatalf("publish with a failing look: %+v %v; want it pushed, the look's failure noted", res, err)
 	}
+	return human, res
+}
+
+// A look at outside commits that fails, in a publish that then pushes, is made again by the
+// next publish: what it could not read is reported then (and refreshd's own commit, pushed
+// in between, is not taken for an outside one).
+func TestPublishOutsideLookRetriedAfterAFailure(t *testing.T) {
+	f := seenFixture(t)
+	human, _ := f.publishWithAFailingLook(t)
 
 	f.generate(t, "2025-06-03T02:00:00Z", seedPins, []string{"requests==2.33.0"})
-	res, err = Publish(testCtx(t), f.options())
+	res, err := Publish(testCtx(t), f.options())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Outside) != 1 || res.Outside[0].Commit != human || res.OutsideNote != "" {
 		t.Errorf("the publish after the failed look: outside %+v, note %q; want the human's commit %s, read now", res.Outside, res.OutsideNote, human)
+	}
+}
+
+// While the look keeps failing, the commits refreshd makes are remembered (madeRefs) at most
+// MaxMadeRefs at a time: past that the oldest is forgotten and marked seen, the publish says
+// so, and the next look starts from it, reading what others pushed and none of refreshd's own.
+func TestPublishCapsCommitsMadeWhileTheLookFails(t *testing.T) {
+	f := seenFixture(t)
+	dir := clonePath(f.state, Key(f.remote, branch))
+	// MaxMadeRefs earlier commits refreshd made while the look failed (pushes the remote
+	// refused: off the branch), one a day from 2020 on, oldest first.
+	var script strings.Builder
+	for i := range MaxMadeRefs {
+		fmt.Fprintf(&script, "commit refs/heads/made-earlier\ncommitter refreshd <r@example.com> %d +0000\ndata 7\nmade %02d\n", 1577836800+i*86400, i)
+		if i == 0 {
+			fmt.Fprintf(&script, "from %s\n", f.seed)
+		}
+		script.WriteString("\n")
+	}
+	gitStdin(t, dir, script.String(), "fast-import", "--quiet")
+	earlier := strings.Fields(testkit.Git(t, dir, "rev-list", "--reverse", "refs/heads/made-earlier", "^"+f.seed))
+	var refs strings.Builder
+	for _, id := range earlier {
+		fmt.Fprintf(&refs, "create %s%s %s\n", madeRefs, id, id)
+	}
+	refs.WriteString("delete refs/heads/made-earlier\n")
+	gitStdin(t, dir, refs.String(), "update-ref", "--stdin")
+
+	human, res := f.publishWithAFailingLook(t)
+	wantNote := fmt.Sprintf("more than %d commits made while the look kept failing: the next look starts from %.12s", MaxMadeRefs, earlier[0])
+	if !strings.Contains(res.OutsideNote, wantNote) {
+		t.Errorf("note %q; want it to say %q", res.OutsideNote, wantNote)
+	}
+	made := strings.Fields(testkit.Git(t, dir, "for-each-ref", "--format=%(objectname)", madeRefs))
+	want := append(slices.Clone(earlier[1:]), res.Commit)
+	slices.Sort(made)
+	slices.Sort(want)
+	if !slices.Equal(made, want) {
+		t.Errorf("%d commits remembered as made; want the newest %d (all but %.12s)", len(made), MaxMadeRefs, earlier[0])
+	}
+	if seen := testkit.Git(t, dir, "rev-parse", seenRef); seen != earlier[0] {
+		t.Errorf("seen %s; want the forgotten commit %s", seen, earlier[0])
+	}
+
+	f.generate(t, "2025-06-03T02:00:00Z", seedPins, []string{"requests==2.33.0"})
+	res, err := Publish(testCtx(t), f.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outside) != 1 || res.Outside[0].Commit != human || res.OutsideNote != "" {
+		t.Errorf("the publish after: outside %+v, note %q; want only the human's commit %s", res.Outside, res.OutsideNote, human)
+	}
+	if left := testkit.Git(t, dir, "for-each-ref", madeRefs); left != "" {
+		t.Errorf("made refs left after a look read past them:\n%s", left)
+	}
+}
+
+// gitStdin runs git args in dir with stdin as its standard input.
+func gitStdin(t *testing.T, dir, stdin string, args ...string) {
+	t.Helper()
+	cmd := testkit.GitCmd(testCtx(t), dir, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }

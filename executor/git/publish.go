@@ -87,7 +87,8 @@ type Result struct {
 	// that changed a pin in a published file, newest first (none in a dry run, or the first
 	// time this state directory looks at the branch). OutsideNote says when the look was cut
 	// short (more than MaxOutsideCommits, MaxOutsideDiffBytes or MaxOutsidePins, a rewritten
-	// branch) or failed (the next publish then reads them).
+	// branch) or failed (the next publish then reads them, unless refreshd made more than
+	// MaxMadeRefs commits while it kept failing: then it starts later and says so).
 	Outside     []OutsideCommit
 	OutsideNote string
 }
@@ -216,6 +217,17 @@ func (o *Options) commitAndPush(ctx context.Context, c *clone, res *Result, atte
 	}
 	if err := mark(ctx, commit); err != nil {
 		return false, err
+	}
+	if !looked {
+		note, err := c.capMade(ctx)
+		if err != nil {
+			return false, err
+		}
+		if note != "" {
+			c.log.Warn("commits made outside refreshd on the constraints branch: " + note)
+			fmt.Fprintf(o.Output, "commits made outside refreshd: %s\n", note)
+			res.OutsideNote = addNote(res.OutsideNote, note)
+		}
 	}
 	if o.Pushing != nil {
 		o.Pushing(res)
