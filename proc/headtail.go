@@ -7,8 +7,9 @@ import (
 
 // HeadTail keeps the first Head and the last Tail bytes written to it (a command's stderr
 // kept for its error): a command, hook or remote that writes megabytes costs at most
-// Head+2*Tail bytes, and what String returns still has the first lines (what was started)
-// and the last ones (usually why it failed). Not safe for concurrent writers.
+// Head+2*(Tail+1) bytes while it runs, and String returns at most Head+Tail of them and a
+// marker line: the first lines (what was started) and the last ones (usually why it
+// failed). Not safe for concurrent writers.
 type HeadTail struct {
 	Head, Tail int
 

@@ -30,8 +30,9 @@ type Runner interface {
 var ErrOutputLimit = errors.New("standard output past its limit")
 
 // MaxStderrKept bounds what an ExitError keeps of git's stderr, at each end: a remote or
-// hook that prints megabytes (pre-receive's "remote:" lines) costs the daemon at most
-// about twice this, and the error still has the last lines, which say why git failed.
+// hook that prints megabytes (pre-receive's "remote:" lines) costs the daemon at most three
+// times this while git runs and twice this in the error, which still has the last lines:
+// they say why git failed.
 const MaxStderrKept = 64 << 10
 
 // ExitError is a git command that ran and failed.
