@@ -10,7 +10,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode"
+
+	"github.com/refreshd/refreshd/internal/safearg"
 )
 
 // Limits on what a report may cost: its size, the failing ids kept, and an id's length.
@@ -106,14 +107,15 @@ func Parse(r io.Reader) (*Report, error) {
 }
 
 // id is a test's id as the report names it, made safe for a log line or a message: no
-// control characters (a newline would forge a line), at most maxID bytes.
+// control or format characters (a newline would forge a line, a bidi override make it
+// read other than it is: safearg.Hidden), at most maxID bytes.
 func id(tc testcase) string {
 	s := tc.Name
 	if tc.Classname != "" {
 		s = tc.Classname + "::" + tc.Name
 	}
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if safearg.Hidden(r) {
 			return ' '
 		}
 		return r

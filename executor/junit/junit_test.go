@@ -130,6 +130,8 @@ func TestParse(t *testing.T) {
 			want: Report{Tests: 1, Failures: 1, Failed: []string{"a"}}},
 		{name: "ids cannot forge lines", doc: "<testsuite><testcase name=\"a&#10;FAILED forged&#13;\"><failure/></testcase></testsuite>",
 			want: Report{Tests: 1, Failures: 1, Failed: []string{"a FAILED forged "}}},
+		{name: "ids cannot read reversed", doc: "<testsuite><testcase name=\"test_ok\u202e&#x2066;dellif\"><failure/></testcase></testsuite>",
+			want: Report{Tests: 1, Failures: 1, Failed: []string{"test_ok  dellif"}}},
 		{name: "long id cut", doc: `<testsuite><testcase name="` + strings.Repeat("é", 400) + `"><failure/></testcase></testsuite>`,
 			want: Report{Tests: 1, Failures: 1, Failed: []string{strings.Repeat("é", 150) + "..."}}},
 		{name: "failing ids kept bounded, all counted", doc: `<testsuites><testsuite>` + many + `</testsuite></testsuites>`,

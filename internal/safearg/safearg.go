@@ -38,8 +38,8 @@ func Operand(v string) error {
 // character (Unicode Cf: the bidi embeddings and overrides U+202A–U+202E, the isolates
 // U+2066–U+2069, the marks U+200E and U+200F, zero-width characters), which make a terminal
 // line or a page read other than what it holds ("Trojan Source"). Text from outside that
-// refreshd shows on one line (an outside commit's author and pins, a status or history
-// line) has these replaced.
+// refreshd shows on one line (an outside commit's author and pins, a failing test's id, a
+// status or history line) has these replaced.
 func Hidden(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 // Text checks a value bound to its option (--build-arg=K=V): no control character.
