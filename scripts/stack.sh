@@ -95,8 +95,18 @@ start() {
 	shift 2
 	port_busy "$port" && die "port $port (for $name) is taken by another program; see: ss -ltnp 'sport = :$port'"
 	setsid "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
-	echo $! >"$DIR/pids/$name.pid"
+	local pid=$! i cmdline
+	echo "$pid" >"$DIR/pids/$name.pid"
 	STARTED=("$name" "${STARTED[@]}")
+	# Until the child has exec'd, its command line is this script's, which alive does not
+	# take for NAME: wait (at most 5 s) for the exec or the child's end, or a slow fork reads
+	# as "exited" and stop leaves the real process running (it then holds its port and lock).
+	for ((i = 0; i < 100; i++)); do
+		cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || break
+		[ -z "$cmdline" ] && break # a zombie: it ended
+		[[ $cmdline == *"$DIR/"* ]] && break
+		sleep 0.05
+	done
 }
 STARTED=() # what this call started, newest first
 
